@@ -1,0 +1,329 @@
+// Boot, hypercalls, system calls and exceptions of a unifn function VM.
+#include "guest/function_vm.h"
+
+#include <sys/random.h>
+#include <x86intrin.h>
+
+#include <array>
+#include <cstring>
+#include <fmt/format.h>
+#include <unifn/abi.h>
+
+#include "x86/cpu.h"
+#include "x86/layout.h"
+#include "x86/long_mode.h"
+
+namespace unifn::vmm {
+
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t k2M = 2ull << 20;
+constexpr std::uint64_t page_up(std::uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
+constexpr std::uint64_t kStackBytes = 1ull << 20;
+
+const char* vector_name(unsigned v) {
+  static const char* names[] = {"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
+                                "#BR bound range", "#UD invalid opcode", "#NM device not available",
+                                "#DF double fault", "coprocessor overrun", "#TS invalid TSS",
+                                "#NP segment not present", "#SS stack fault", "#GP general protection",
+                                "#PF page fault", "reserved", "#MF x87 floating point", "#AC alignment check",
+                                "#MC machine check", "#XM SIMD floating point", "#VE virtualization",
+                                "#CP control protection"};
+  return v < std::size(names) ? names[v] : "reserved exception";
+}
+
+bool has_error_code(unsigned v) { return v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 29 || v == 30; }
+
+}  // namespace
+
+BootError::BootError(Stop s, const std::string& image)
+    : std::runtime_error(fmt::format("{}: the function did not initialise: {}", image, s.message)), stop(std::move(s)) {}
+
+FunctionVm::Layout FunctionVm::plan(const FunctionImage& image, const FunctionVmConfig& cfg) {
+  Layout l;
+  l.ram = (cfg.memory_bytes + k2M - 1) / k2M * k2M;
+  if (l.ram > UNIFN_RAM_MAX_BYTES)
+    throw ImageError(fmt::format("{}: {} MiB of guest RAM is more than the {} MiB a unifn VM can have", image.path,
+                                 l.ram >> 20, UNIFN_RAM_MAX_BYTES >> 20));
+  l.io_size = std::min(page_up(2 * std::max<std::uint64_t>(cfg.max_body_bytes, kPage)), page_up(l.ram / 4));
+  l.io_buf = l.ram - l.io_size;
+  l.stack_top = l.io_buf;
+  l.heap_end = l.stack_top - kStackBytes;
+  l.heap_start = page_up(image.elf.end);
+  if (image.elf.end > l.heap_end || l.heap_end - l.heap_start < (1u << 20))
+    throw ImageError(fmt::format("{}: the image ends at {:#x}, which leaves less than 1 MiB of heap in {} MiB of RAM",
+                                 image.path, image.elf.end, l.ram >> 20));
+  return l;
+}
+
+FunctionVm::FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console)
+    : image_(std::move(image)),
+      cfg_(cfg),
+      layout_(plan(*image_, cfg_)),
+      console_(std::move(console)),
+      machine_(std::make_unique<Machine>(Kvm::instance(), std::make_unique<GuestMemory>(layout_.ram))),
+      syscalls_(layout_.heap_start, layout_.heap_end, console_) {
+  syscalls_.on_unknown = [this](std::string_view what) {
+    console_.flush();
+    std::string line = fmt::format("[unifn] {}\n", what);
+    console_.write(std::span(reinterpret_cast<const std::uint8_t*>(line.data()), line.size()));  // Safe: chars as bytes.
+  };
+}
+
+FunctionVm::~FunctionVm() = default;
+
+std::unique_ptr<FunctionVm> FunctionVm::boot(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
+                                             Console::Sink console) {
+  std::unique_ptr<FunctionVm> vm(new FunctionVm(std::move(image), cfg, std::move(console)));
+  auto& mem = vm->machine_->memory();
+  load_segments(vm->image_->elf, vm->image_->bytes, mem, vm->image_->path);
+  write_ring3_structures(mem);
+  vm->write_boot_info();
+  vm->wire_ports();
+  enter_ring3(vm->machine_->vcpu(), vm->image_->elf.entry, vm->layout_.stack_top, layout::kBootInfo);
+  Stop s = vm->machine_->run(std::chrono::steady_clock::now() + cfg.init_timeout);
+  vm->console_.flush();
+  if (s.kind != StopKind::Parked) throw BootError(std::move(s), vm->image_->path);
+  return vm;
+}
+
+void FunctionVm::write_boot_info() {
+  auto& mem = machine_->memory();
+  unifn_boot_info bi{};
+  bi.magic = UNIFN_BOOT_MAGIC;
+  bi.abi_version = UNIFN_ABI_VERSION;
+  bi.ram_bytes = layout_.ram;
+  bi.tsc_khz = tsc_khz(machine_->vcpu());
+
+  std::string cmdline = cfg_.cmdline.substr(0, layout::kCmdlineMax - 1);
+  mem.fill(GuestAddr(layout::kCmdline), 0, layout::kCmdlineMax);
+  mem.write(GuestAddr(layout::kCmdline), std::span(reinterpret_cast<const std::uint8_t*>(cmdline.data()), cmdline.size()));  // Safe: chars as bytes.
+  bi.cmdline = layout::kCmdline;
+
+  std::string env;
+  for (const auto& [k, v] : cfg_.env) env += k + "=" + v + '\0';
+  env += '\0';
+  if (env.size() > layout::kEnvMax)
+    throw ImageError(fmt::format("{}: the environment is {} bytes, more than the {} a function may have", image_->path,
+                                 env.size(), layout::kEnvMax));
+  mem.write(GuestAddr(layout::kEnv), std::span(reinterpret_cast<const std::uint8_t*>(env.data()), env.size()));  // Safe: chars as bytes.
+  bi.env = layout::kEnv;
+
+  const auto& phdrs = image_->elf.phdrs;
+  if (phdrs.size() > layout::kPhdrsMax) throw ImageError(fmt::format("{}: too many program headers", image_->path));
+  mem.write(GuestAddr(layout::kPhdrs), phdrs);
+  bi.phdr = layout::kPhdrs;
+  bi.phnum = image_->elf.phnum;
+  bi.phent = image_->elf.phentsize;
+
+  std::uint8_t seed[16];
+  if (getrandom(seed, sizeof seed, 0) != sizeof seed) throw std::runtime_error("getrandom failed");
+  mem.write(GuestAddr(layout::kRandom), seed);
+  bi.random = layout::kRandom;
+
+  bi.io_buf = layout_.io_buf;
+  bi.io_buf_size = layout_.io_size;
+  bi.heap_start = layout_.heap_start;
+  bi.heap_end = layout_.heap_end;
+  bi.stack_top = layout_.stack_top;
+  mem.write_obj(GuestAddr(layout::kBootInfo), bi);
+}
+
+void FunctionVm::wire_ports() {
+  machine_->on_ports(UNIFN_HC_BASE, UNIFN_HC_COUNT, [this](Machine&, PortAccess& a) {
+    if (!a.write || a.data.size() != 4)
+      return IoResult::halt({StopKind::Fault, 0, fmt::format("hypercall port {:#x} used with a {}-byte {} (outl expected) at {}",
+                                                              a.port, a.data.size(), a.write ? "write" : "read", machine_->where())});
+    std::uint32_t gpa;
+    std::memcpy(&gpa, a.data.data(), 4);
+    try {
+      return on_hypercall(a.port - UNIFN_HC_BASE, gpa);
+    } catch (const GuestMemoryError& e) {
+      return IoResult::halt({StopKind::Fault, 0, fmt::format("hypercall {}: {} ({})", a.port - UNIFN_HC_BASE, e.what(), machine_->where())});
+    }
+  });
+  machine_->on_ports(layout::kSyscallPort, 1, [this](Machine&, PortAccess&) { return on_syscall(); });
+  machine_->on_ports(layout::kExceptionPortBase, 32, [this](Machine&, PortAccess& a) {
+    return on_exception(a.port - layout::kExceptionPortBase);
+  });
+}
+
+IoResult FunctionVm::park(std::uint64_t next_gpa) {
+  auto& mem = machine_->memory();
+  mem.check(GuestAddr(next_gpa), sizeof(unifn_hc_next), "NEXT_REQUEST argument");
+  auto next = mem.read_obj<unifn_hc_next>(GuestAddr(next_gpa));
+  if (!mem.contains(GuestAddr(next.buf), next.buf_cap))
+    return IoResult::halt({StopKind::Fault, 0, fmt::format("NEXT_REQUEST names a buffer of {} bytes at {:#x} outside guest RAM",
+                                                            next.buf_cap, next.buf)});
+  parked_at_ = next_gpa;
+  return IoResult::halt({StopKind::Parked, 0, "waiting for a request"});
+}
+
+IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
+  auto& mem = machine_->memory();
+  switch (nr) {
+    case UNIFN_HC_CONSOLE_WRITE: {
+      auto b = mem.read_obj<unifn_hc_buf>(GuestAddr(gpa));
+      console_.write(mem.span(GuestAddr(b.data), b.len, "console buffer"));
+      return IoResult::next();
+    }
+    case UNIFN_HC_LOG: {
+      auto l = mem.read_obj<unifn_hc_log>(GuestAddr(gpa));
+      console_.write(mem.span(GuestAddr(l.data), std::min<std::uint64_t>(l.len, 4096), "log buffer"));
+      console_.write(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>("\n"), 1));  // Safe: literal as bytes.
+      return IoResult::next();
+    }
+    case UNIFN_HC_NEXT_REQUEST:
+      if (current_)
+        return IoResult::halt({StopKind::Fault, 0, "the guest asked for the next request without answering the current one"});
+      return park(gpa);
+    case UNIFN_HC_RESPOND: {
+      auto r = mem.read_obj<unifn_hc_respond>(GuestAddr(gpa));
+      if (!current_) return IoResult::halt({StopKind::Fault, 0, "RESPOND outside of a request"});
+      if (r.status < 100 || r.status > 599)
+        return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with HTTP status {} (100-599 expected)", r.status)});
+      if (r.content_type_len > 255)
+        return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with a {}-byte content type (255 at most)", r.content_type_len)});
+      auto ct = mem.span(GuestAddr(r.content_type), r.content_type_len, "content type");
+      auto body = mem.span(GuestAddr(r.body), r.body_len, "response body");
+      current_->status = r.status;
+      current_->content_type.assign(ct.begin(), ct.end());
+      current_->body.assign(body.begin(), body.end());
+      current_->handler_tsc = r.handler_tsc;
+      current_ = nullptr;
+      if (r.next) return park(r.next);
+      return IoResult::next();
+    }
+    case UNIFN_HC_ABORT: {
+      auto b = mem.read_obj<unifn_hc_buf>(GuestAddr(gpa));
+      auto reason = mem.span(GuestAddr(b.data), std::min<std::uint64_t>(b.len, 1024), "abort reason");
+      console_.flush();
+      return IoResult::halt({StopKind::Aborted, 0, fmt::format("the function aborted: {}", std::string(reason.begin(), reason.end()))});
+    }
+    case UNIFN_HC_EXIT: {
+      auto e = mem.read_obj<unifn_hc_exit>(GuestAddr(gpa));
+      console_.flush();
+      return IoResult::halt({StopKind::Exited, e.status, fmt::format("the guest exited with status {}", e.status)});
+    }
+    default:
+      return IoResult::halt({StopKind::Fault, 0, fmt::format("unknown hypercall {} at {}", nr, machine_->where())});
+  }
+}
+
+IoResult FunctionVm::on_syscall() {
+  kvm_regs r = machine_->vcpu().regs();
+  if (r.rip < layout::kSyscallStub || r.rip > layout::kSyscallStub + 2)
+    return IoResult::halt({StopKind::Fault, 0, fmt::format("the guest wrote to the VMM's syscall port at rip {:#x}", r.rip)});
+  return serve_syscall(r, r.rsp);
+}
+
+void FunctionVm::return_to_user(kvm_regs r, std::uint64_t rip, std::uint64_t rsp, std::uint64_t flags) {
+  auto& vcpu = machine_->vcpu();
+  r.rip = rip;
+  r.rsp = rsp;
+  // IOPL 3 so that `out` can exit directly where the host honours it; RF and TF cleared.
+  r.rflags = (flags & ~(rflags::kTF | (1ull << 16))) | rflags::kIopl3 | rflags::kFixed;
+  kvm_sregs s = vcpu.sregs();
+  set_user_segments(s);
+  vcpu.set_sregs(s);
+  vcpu.set_regs(r);
+}
+
+IoResult FunctionVm::serve_syscall(kvm_regs r, std::uint64_t user_rsp) {
+  auto out = syscalls_.handle(*machine_, r);
+  if (out.stop) return IoResult::halt(std::move(*out.stop));
+  // Back to ring 3 the way sysret would: rip from rcx, rflags from r11.
+  r.rax = static_cast<std::uint64_t>(out.ret);
+  return_to_user(r, r.rcx, user_rsp, r.r11);
+  return IoResult::next();
+}
+
+IoResult FunctionVm::on_exception(unsigned vector) {
+  auto& vcpu = machine_->vcpu();
+  kvm_regs r = vcpu.regs();
+  const std::uint64_t stub = layout::kExceptionStubs + 8 * vector;
+  if (r.rip < stub || r.rip > stub + 2)
+    return IoResult::halt({StopKind::Fault, 0, fmt::format("the guest wrote to the VMM's exception port {:#x} at rip {:#x}",
+                                                            layout::kExceptionPortBase + vector, r.rip)});
+  auto& mem = machine_->memory();
+  // Under PVM, `syscall` from ring 3 lands at LSTAR still in ring 3 with IOPL cleared, so the
+  // stub's `out` raises #GP there (KVM-NOTES.md). The registers still hold the system call
+  // (rcx = return rip, r11 = rflags), so serve it from here; on VT-x the port path serves it.
+  if (vector == 13 && mem.contains(GuestAddr(r.rsp), 48)) {
+    auto f = mem.read_obj<std::array<std::uint64_t, 6>>(GuestAddr(r.rsp));  // error, rip, cs, rflags, rsp, ss
+    if (f[1] == layout::kSyscallStub && (f[2] & 3) == 3) return serve_syscall(r, f[4]);
+    // PVM also ignores IOPL, so a hypercall's `out %eax, %dx` from ring 3 raises #GP: decode it
+    // and serve it as the direct port exit would have been.
+    if ((f[2] & 3) == 3 && f[0] == 0 && mem.contains(GuestAddr(f[1]), 1) &&
+        mem.read_obj<std::uint8_t>(GuestAddr(f[1])) == 0xEF) {
+      const std::uint16_t port = r.rdx & 0xFFFF;
+      if (port >= UNIFN_HC_BASE && port < UNIFN_HC_BASE + UNIFN_HC_COUNT) {
+        return_to_user(r, f[1] + 1, f[4], f[3]);
+        try {
+          return on_hypercall(port - UNIFN_HC_BASE, static_cast<std::uint32_t>(r.rax));
+        } catch (const GuestMemoryError& e) {
+          return IoResult::halt({StopKind::Fault, 0, fmt::format("hypercall {}: {} (rip {:#x})", port - UNIFN_HC_BASE, e.what(), f[1])});
+        }
+      }
+    }
+  }
+  std::uint64_t frame = r.rsp, error = 0;
+  std::string detail;
+  try {
+    if (has_error_code(vector)) {
+      error = mem.read_obj<std::uint64_t>(GuestAddr(frame));
+      frame += 8;
+    }
+    std::uint64_t rip = mem.read_obj<std::uint64_t>(GuestAddr(frame));
+    detail = fmt::format("at rip {:#x}", rip);
+    if (getenv("UNIFN_DEBUG")) detail += fmt::format(" cs {:#x} rflags {:#x} rsp {:#x} ss {:#x} | cur cs {:#x}",
+        mem.read_obj<std::uint64_t>(GuestAddr(frame+8)), mem.read_obj<std::uint64_t>(GuestAddr(frame+16)),
+        mem.read_obj<std::uint64_t>(GuestAddr(frame+24)), mem.read_obj<std::uint64_t>(GuestAddr(frame+32)), vcpu.sregs().cs.selector);
+  } catch (const GuestMemoryError&) {
+    detail = "with an unreadable exception frame";
+  }
+  std::string msg = fmt::format("guest exception {} (vector {}) {}", vector_name(vector), vector, detail);
+  if (has_error_code(vector)) msg += fmt::format(", error code {:#x}", error);
+  if (vector == 14) msg += fmt::format(", address {:#x}", vcpu.sregs().cr2);
+  console_.flush();
+  return IoResult::halt({StopKind::Fault, 0, std::move(msg)});
+}
+
+std::uint64_t FunctionVm::guest_tsc_now() const { return __rdtsc() + static_cast<std::uint64_t>(tsc_offset_); }
+
+Outcome FunctionVm::invoke(std::span<const std::uint8_t> body, std::string_view content_type,
+                           std::chrono::steady_clock::time_point deadline) {
+  Outcome out;
+  if (!parked_at_) {
+    out.stop = {StopKind::Fault, 0, "the function VM is not waiting for a request"};
+    return out;
+  }
+  auto& mem = machine_->memory();
+  auto next = mem.read_obj<unifn_hc_next>(GuestAddr(parked_at_));
+  if (body.size() > next.buf_cap || !mem.contains(GuestAddr(next.buf), next.buf_cap)) {
+    out.stop = {StopKind::Parked, 0, ""};
+    out.too_large = true;
+    out.status = 413;
+    out.body = fmt::format("the request body of {} bytes is larger than the function's buffer of {} bytes", body.size(),
+                           next.buf_cap);
+    return out;
+  }
+  mem.write(GuestAddr(next.buf), body);
+  next.len = body.size();
+  next.request_id = ++requests_;
+  out.deliver_tsc = next.deliver_tsc = guest_tsc_now();
+  std::memset(next.content_type, 0, sizeof next.content_type);
+  std::memcpy(next.content_type, content_type.data(), std::min(content_type.size(), sizeof next.content_type - 1));
+  mem.write_obj(GuestAddr(parked_at_), next);
+  parked_at_ = 0;
+  current_ = &out;
+  out.stop = machine_->run(deadline);
+  current_ = nullptr;
+  console_.flush();
+  if (out.stop.kind == StopKind::Parked && out.status == 0)
+    out.stop = {StopKind::Fault, 0, "the guest parked without answering"};
+  return out;
+}
+
+}  // namespace unifn::vmm

@@ -1,0 +1,94 @@
+// A unifn function running in its own VM: boot to the first NEXT_REQUEST, then one invoke per request.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "devices/console.h"
+#include "guest/function_image.h"
+#include "guest/linux_syscalls.h"
+#include "machine.h"
+
+namespace unifn::vmm {
+
+struct FunctionVmConfig {
+  std::size_t memory_bytes = 64ull << 20;
+  std::size_t max_body_bytes = 6ull << 20;  // the request/response area holds twice this
+  std::string cmdline;
+  std::vector<std::pair<std::string, std::string>> env;
+  std::chrono::milliseconds init_timeout{10000};
+};
+
+// The answer to one invocation. When stop.kind is Parked the function answered (status,
+// content_type, body) and the VM is ready for the next request; any other kind means the VM
+// is finished and stop.message says why.
+struct Outcome {
+  Stop stop;
+  bool too_large = false;  // the body did not fit the guest's buffer; nothing was delivered
+  std::uint32_t status = 0;
+  std::string content_type;
+  std::string body;
+  std::uint64_t deliver_tsc = 0;  // guest TSC when the request was handed over
+  std::uint64_t handler_tsc = 0;  // guest TSC when the handler started (from the guest)
+  bool ok() const { return stop.kind == StopKind::Parked && !too_large; }
+};
+
+// Thrown by boot when the guest never reaches its first NEXT_REQUEST.
+class BootError : public std::runtime_error {
+ public:
+  BootError(Stop s, const std::string& image);
+  Stop stop;
+};
+
+class FunctionVm {
+ public:
+  // Creates the VM, loads the image, runs it until its first NEXT_REQUEST (initialised).
+  static std::unique_ptr<FunctionVm> boot(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
+                                          Console::Sink console);
+  ~FunctionVm();
+
+  Outcome invoke(std::span<const std::uint8_t> body, std::string_view content_type,
+                 std::chrono::steady_clock::time_point deadline);
+
+  bool parked() const { return parked_at_ != 0; }
+  Machine& machine() { return *machine_; }
+  const FunctionImage& image() const { return *image_; }
+  std::uint64_t requests() const { return requests_; }
+  std::uint64_t guest_tsc_now() const;  // host TSC translated to the guest's
+  std::uint64_t syscalls() const { return syscalls_.count(); }
+
+ private:
+  FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console);
+  void write_boot_info();
+  void wire_ports();
+  IoResult on_hypercall(std::uint32_t nr, std::uint32_t gpa);
+  IoResult on_syscall();
+  IoResult serve_syscall(kvm_regs regs, std::uint64_t user_rsp);
+  void return_to_user(kvm_regs regs, std::uint64_t rip, std::uint64_t rsp, std::uint64_t flags);
+  IoResult on_exception(unsigned vector);
+  IoResult park(std::uint64_t next_gpa);
+
+  // Where the heap, the stack and the request/response area sit in this VM's RAM.
+  struct Layout {
+    std::uint64_t ram = 0, heap_start = 0, heap_end = 0, stack_top = 0, io_buf = 0, io_size = 0;
+  };
+  static Layout plan(const FunctionImage& image, const FunctionVmConfig& cfg);
+
+  std::shared_ptr<const FunctionImage> image_;
+  FunctionVmConfig cfg_;
+  Layout layout_;
+  Console console_;
+  std::unique_ptr<Machine> machine_;
+  LinuxSyscalls syscalls_;
+  std::uint64_t parked_at_ = 0;  // gpa of the unifn_hc_next the guest waits in, 0 when running
+  std::uint64_t requests_ = 0;
+  std::int64_t tsc_offset_ = 0;
+  Outcome* current_ = nullptr;  // the invocation being served
+};
+
+}  // namespace unifn::vmm

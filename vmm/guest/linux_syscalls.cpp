@@ -1,0 +1,184 @@
+// Linux system calls for musl: console writes, brk/mmap over the guest heap, clocks, randomness.
+#include "guest/linux_syscalls.h"
+
+#include <asm/unistd.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <cerrno>
+#include <fmt/format.h>
+
+#include "kvm/kvm.h"
+
+namespace unifn::vmm {
+
+namespace {
+constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t page_up(std::uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
+
+constexpr std::uint64_t kMapAnonymous = 0x20, kMapFixed = 0x10;
+constexpr std::uint64_t kArchSetFs = 0x1002, kArchGetFs = 0x1003;
+}  // namespace
+
+LinuxSyscalls::LinuxSyscalls(std::uint64_t heap_start, std::uint64_t heap_end, Console& console) : console_(console) {
+  heap_.start = heap_.brk = page_up(heap_start);
+  heap_.end = heap_.mmap_low = heap_end & ~(kPage - 1);
+}
+
+std::int64_t LinuxSyscalls::sys_brk(std::uint64_t addr) {
+  if (addr >= heap_.start && addr <= heap_.mmap_low) heap_.brk = addr;
+  return static_cast<std::int64_t>(heap_.brk);  // Linux answers the current break on failure
+}
+
+std::int64_t LinuxSyscalls::sys_mmap(Machine& m, std::uint64_t addr, std::uint64_t len, std::uint64_t, std::uint64_t flags,
+                                     std::int64_t fd) {
+  if (!(flags & kMapAnonymous) || fd != -1) return -ENODEV;  // no files in a unikernel
+  if (flags & kMapFixed) return addr ? -EINVAL : -EINVAL;
+  if (len == 0 || len > heap_.end) return -EINVAL;
+  len = page_up(len);
+  for (auto it = heap_.free.begin(); it != heap_.free.end(); ++it) {
+    if (it->second < len) continue;
+    std::uint64_t at = it->first, rest = it->second - len;
+    heap_.free.erase(it);
+    if (rest) heap_.free[at + len] = rest;
+    m.memory().discard(GuestAddr(at), len);  // mmap'd memory reads as zero
+    return static_cast<std::int64_t>(at);
+  }
+  if (heap_.mmap_low - heap_.brk < len) return -ENOMEM;
+  heap_.mmap_low -= len;
+  return static_cast<std::int64_t>(heap_.mmap_low);
+}
+
+std::int64_t LinuxSyscalls::sys_munmap(Machine& m, std::uint64_t addr, std::uint64_t len) {
+  len = page_up(len);
+  if (addr % kPage || len == 0 || addr < heap_.mmap_low || addr > heap_.end || len > heap_.end - addr) return -EINVAL;
+  m.memory().discard(GuestAddr(addr), len);
+  auto [it, inserted] = heap_.free.emplace(addr, len);
+  if (!inserted) return 0;  // already free
+  if (auto next = std::next(it); next != heap_.free.end() && it->first + it->second == next->first) {
+    it->second += next->second;
+    heap_.free.erase(next);
+  }
+  if (it != heap_.free.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + prev->second == it->first) {
+      prev->second += it->second;
+      heap_.free.erase(it);
+      it = prev;
+    }
+  }
+  if (it->first == heap_.mmap_low) {  // give the lowest free range back to brk
+    heap_.mmap_low += it->second;
+    heap_.free.erase(it);
+  }
+  return 0;
+}
+
+std::int64_t LinuxSyscalls::sys_write(Machine& m, std::uint64_t fd, std::uint64_t buf, std::uint64_t len) {
+  if (fd != 1 && fd != 2) return -EBADF;
+  if (!m.memory().contains(GuestAddr(buf), len)) return -EFAULT;
+  console_.write(m.memory().span(GuestAddr(buf), len));
+  return static_cast<std::int64_t>(len);
+}
+
+std::int64_t LinuxSyscalls::sys_writev(Machine& m, std::uint64_t fd, std::uint64_t iov, std::uint64_t cnt) {
+  if (fd != 1 && fd != 2) return -EBADF;
+  if (cnt > 1024) return -EINVAL;
+  if (!m.memory().contains(GuestAddr(iov), cnt * 16)) return -EFAULT;
+  std::int64_t total = 0;
+  for (std::uint64_t i = 0; i < cnt; ++i) {
+    auto base = m.memory().read_obj<std::uint64_t>(GuestAddr(iov + 16 * i));
+    auto len = m.memory().read_obj<std::uint64_t>(GuestAddr(iov + 16 * i + 8));
+    auto r = sys_write(m, fd, base, len);
+    if (r < 0) return total ? total : r;
+    total += r;
+  }
+  return total;
+}
+
+LinuxSyscalls::Outcome LinuxSyscalls::handle(Machine& m, const kvm_regs& r) {
+  ++count_;
+  std::uint64_t a0 = r.rdi, a1 = r.rsi, a2 = r.rdx, a3 = r.r10, a4 = r.r8;
+  auto& mem = m.memory();
+  switch (r.rax) {
+    case __NR_read: return {a0 == 0 ? 0 : -EBADF};
+    case __NR_write: return {sys_write(m, a0, a1, a2)};
+    case __NR_writev: return {sys_writev(m, a0, a1, a2)};
+    case __NR_brk: return {sys_brk(a0)};
+    case __NR_mmap: return {sys_mmap(m, a0, a1, a2, a3, static_cast<std::int64_t>(a4))};
+    case __NR_munmap: return {sys_munmap(m, a0, a1)};
+    case __NR_mremap: return {-ENOMEM};  // musl falls back to malloc + copy
+    case __NR_mprotect:
+    case __NR_madvise:
+    case __NR_rt_sigprocmask:
+    case __NR_rt_sigaction:
+    case __NR_sched_yield:
+    case __NR_close:
+      return {0};
+    case __NR_ioctl: return {-ENOTTY};  // no terminals: stdout is fully buffered
+    case __NR_lseek: return {-ESPIPE};
+    case __NR_open:
+    case __NR_openat: return {-ENOENT};
+    case __NR_getpid:
+    case __NR_gettid:
+    case __NR_set_tid_address: return {1};
+    case __NR_getuid:
+    case __NR_geteuid:
+    case __NR_getgid:
+    case __NR_getegid: return {0};
+    case __NR_arch_prctl: {
+      if (a0 == kArchSetFs) {
+        auto s = m.vcpu().sregs();
+        s.fs.base = a1;
+        m.vcpu().set_sregs(s);
+        return {0};
+      }
+      if (a0 == kArchGetFs) {
+        if (!mem.contains(GuestAddr(a1), 8)) return {-EFAULT};
+        mem.write_obj<std::uint64_t>(GuestAddr(a1), m.vcpu().sregs().fs.base);
+        return {0};
+      }
+      return {-EINVAL};
+    }
+    case __NR_clock_gettime: {
+      timespec ts{};
+      if (clock_gettime(static_cast<clockid_t>(a0), &ts) != 0) return {-EINVAL};
+      if (!mem.contains(GuestAddr(a1), 16)) return {-EFAULT};
+      std::int64_t v[2] = {ts.tv_sec, ts.tv_nsec};
+      mem.write_obj(GuestAddr(a1), v);
+      return {0};
+    }
+    case __NR_gettimeofday: {
+      timespec ts{};
+      clock_gettime(CLOCK_REALTIME, &ts);
+      if (a0) {
+        if (!mem.contains(GuestAddr(a0), 16)) return {-EFAULT};
+        std::int64_t v[2] = {ts.tv_sec, ts.tv_nsec / 1000};
+        mem.write_obj(GuestAddr(a0), v);
+      }
+      return {0};
+    }
+    case __NR_getrandom: {
+      if (a1 > (1u << 20)) a1 = 1u << 20;
+      if (!mem.contains(GuestAddr(a0), a1)) return {-EFAULT};
+      auto out = mem.span(GuestAddr(a0), a1);
+      std::size_t done = 0;
+      while (done < out.size()) {
+        ssize_t n = getrandom(out.data() + done, out.size() - done, 0);
+        if (n <= 0) return {-EIO};
+        done += static_cast<std::size_t>(n);
+      }
+      return {static_cast<std::int64_t>(a1)};
+    }
+    case __NR_exit:
+    case __NR_exit_group:
+      console_.flush();
+      return {0, Stop{StopKind::Exited, static_cast<int>(a0), fmt::format("the guest exited with status {}", static_cast<int>(a0))}};
+    default:
+      if (reported_.insert(r.rax).second && on_unknown)
+        on_unknown(fmt::format("system call {} is not implemented (answered ENOSYS)", r.rax));
+      return {-ENOSYS};
+  }
+}
+
+}  // namespace unifn::vmm

@@ -1,0 +1,60 @@
+// The small set of Linux system calls that musl needs, served by the VMM for unifn guests.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "devices/console.h"
+#include "machine.h"
+
+namespace unifn::vmm {
+
+// The guest's heap: brk grows up from start, anonymous mmap takes pages down from end.
+struct HeapState {
+  std::uint64_t start = 0;
+  std::uint64_t end = 0;
+  std::uint64_t brk = 0;
+  std::uint64_t mmap_low = 0;                  // lowest page handed out by mmap
+  std::map<std::uint64_t, std::uint64_t> free;  // munmapped ranges above mmap_low: start -> len
+  bool operator==(const HeapState&) const = default;
+};
+
+class LinuxSyscalls {
+ public:
+  LinuxSyscalls(std::uint64_t heap_start, std::uint64_t heap_end, Console& console);
+
+  // Serves the system call in regs (rax = number, rdi, rsi, rdx, r10, r8, r9) and returns
+  // the value for rax, or a Stop when the guest exits.
+  struct Outcome {
+    std::int64_t ret = 0;
+    std::optional<Stop> stop;
+  };
+  Outcome handle(Machine& m, const kvm_regs& regs);
+
+  const HeapState& heap() const { return heap_; }
+  void set_heap(const HeapState& h) { heap_ = h; }
+  std::uint64_t count() const { return count_; }
+  // Called with the name of a system call the VMM does not implement, once per number.
+  std::function<void(std::string_view)> on_unknown;
+
+ private:
+  std::int64_t sys_brk(std::uint64_t addr);
+  std::int64_t sys_mmap(Machine& m, std::uint64_t addr, std::uint64_t len, std::uint64_t prot, std::uint64_t flags,
+                        std::int64_t fd);
+  std::int64_t sys_munmap(Machine& m, std::uint64_t addr, std::uint64_t len);
+  std::int64_t sys_write(Machine& m, std::uint64_t fd, std::uint64_t buf, std::uint64_t len);
+  std::int64_t sys_writev(Machine& m, std::uint64_t fd, std::uint64_t iov, std::uint64_t cnt);
+
+  HeapState heap_;
+  Console& console_;
+  std::set<std::uint64_t> reported_;
+  std::uint64_t count_ = 0;
+};
+
+}  // namespace unifn::vmm

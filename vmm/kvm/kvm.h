@@ -1,0 +1,91 @@
+// RAII wrappers for the KVM system, VM and vCPU file descriptors.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kvm/fd.h"
+
+namespace unifn::vmm {
+
+class GuestMemory;
+
+// /dev/kvm: opened once per process and shared by every VM.
+class Kvm {
+ public:
+  Kvm();  // throws with a sentence when /dev/kvm is missing, inaccessible or too old
+  static const Kvm& instance();
+
+  int fd() const { return fd_.get(); }
+  int vcpu_mmap_size() const { return vcpu_mmap_size_; }
+  bool has(long cap) const;  // KVM_CHECK_EXTENSION
+  // KVM_GET_SUPPORTED_CPUID, fetched once.
+  const std::vector<kvm_cpuid_entry2>& supported_cpuid() const { return cpuid_; }
+  // The MSR indices this host's KVM saves and restores (KVM_GET_MSR_INDEX_LIST).
+  const std::vector<std::uint32_t>& msr_indices() const { return msrs_; }
+
+ private:
+  Fd fd_;
+  int vcpu_mmap_size_ = 0;
+  std::vector<kvm_cpuid_entry2> cpuid_;
+  std::vector<std::uint32_t> msrs_;
+};
+
+class Vcpu;
+
+class Vm {
+ public:
+  explicit Vm(const Kvm& kvm);
+  int fd() const { return fd_.get(); }
+  const Kvm& kvm() const { return *kvm_; }
+  // Maps guest RAM at guest-physical 0 as memory slot 0.
+  void map_memory(const GuestMemory& mem);
+  // Creates the in-kernel LAPIC-less setup we use: no irqchip, one vCPU.
+  std::unique_ptr<Vcpu> create_vcpu(int id);
+
+ private:
+  const Kvm* kvm_;
+  Fd fd_;
+};
+
+class Vcpu {
+ public:
+  Vcpu(const Vm& vm, int id);
+  ~Vcpu();
+  Vcpu(const Vcpu&) = delete;
+  Vcpu& operator=(const Vcpu&) = delete;
+
+  int fd() const { return fd_.get(); }
+  kvm_run& run_state() { return *run_; }
+
+  // One KVM_RUN; returns false when it was interrupted by a signal (EINTR) or immediate_exit.
+  bool enter();
+
+  kvm_regs regs() const;
+  void set_regs(const kvm_regs& r);
+  kvm_sregs sregs() const;
+  void set_sregs(const kvm_sregs& s);
+  kvm_fpu fpu() const;
+  void set_fpu(const kvm_fpu& f);
+  void set_cpuid(const std::vector<kvm_cpuid_entry2>& entries);
+  void set_msrs(const std::vector<kvm_msr_entry>& msrs);
+  std::vector<kvm_msr_entry> msrs(const std::vector<std::uint32_t>& indices) const;
+  std::vector<std::uint8_t> xsave() const;  // raw struct kvm_xsave
+  void set_xsave(const std::vector<std::uint8_t>& raw);
+  kvm_xcrs xcrs() const;
+  void set_xcrs(const kvm_xcrs& x);
+  kvm_vcpu_events events() const;
+  void set_events(const kvm_vcpu_events& e);
+
+ private:
+  void ioctl_or_throw(unsigned long req, void* arg, const char* what) const;
+  Fd fd_;
+  kvm_run* run_ = nullptr;
+  int mmap_size_ = 0;
+};
+
+}  // namespace unifn::vmm

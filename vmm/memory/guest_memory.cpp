@@ -1,0 +1,112 @@
+// Guest RAM mapping and its bounds-checked accessors.
+#include "memory/guest_memory.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
+#include <fmt/format.h>
+
+namespace unifn::vmm {
+
+std::string to_string(GuestAddr addr) { return fmt::format("{:#x}", addr.value); }
+
+namespace {
+constexpr std::size_t kPage = 4096;
+
+void require_pages(std::size_t bytes) {
+  if (bytes == 0 || bytes % kPage != 0)
+    throw std::invalid_argument(fmt::format("guest RAM of {} bytes is not a whole number of 4 KiB pages", bytes));
+}
+}  // namespace
+
+GuestMemory::GuestMemory(std::size_t bytes) : size_(bytes) {
+  require_pages(bytes);
+  // Safe: a fresh private anonymous mapping that only this object owns and unmaps.
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), fmt::format("mmap of {} bytes of guest RAM", bytes));
+  base_ = static_cast<std::uint8_t*>(p);
+}
+
+GuestMemory::GuestMemory(std::size_t bytes, int fd, std::size_t file_bytes) : size_(bytes) {
+  require_pages(bytes);
+  if (file_bytes > bytes) throw std::invalid_argument("snapshot RAM file is larger than guest RAM");
+  // Safe: reserve the whole range privately first, then overlay the file's pages with
+  // MAP_FIXED inside the range we own; writes never reach the file (MAP_PRIVATE).
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap of guest RAM");
+  base_ = static_cast<std::uint8_t*>(p);
+  std::size_t mapped = (file_bytes + kPage - 1) / kPage * kPage;
+  if (mapped > 0) {
+    // Safe: fixed mapping over the first `mapped` bytes of the range reserved above.
+    void* q = mmap(base_, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    if (q == MAP_FAILED) {
+      int e = errno;
+      munmap(base_, size_);
+      throw std::system_error(e, std::generic_category(), "mmap of the snapshot RAM file");
+    }
+  }
+}
+
+GuestMemory::~GuestMemory() {
+  if (base_) munmap(base_, size_);
+}
+
+std::uint64_t GuestMemory::host_base_for_kvm() const {
+  // Safe: KVM wants the host virtual address as an integer; it is never dereferenced as one.
+  return reinterpret_cast<std::uint64_t>(base_);
+}
+
+void GuestMemory::check(GuestAddr addr, std::uint64_t len, const char* what) const {
+  if (!contains(addr, len))
+    throw GuestMemoryError(fmt::format("guest {} of {} bytes at {} is outside guest RAM (0x0-{:#x})", what, len,
+                                       to_string(addr), size_));
+}
+
+std::span<std::uint8_t> GuestMemory::span(GuestAddr addr, std::uint64_t len, const char* what) {
+  check(addr, len, what);
+  return {base_ + addr.value, static_cast<std::size_t>(len)};
+}
+
+std::span<const std::uint8_t> GuestMemory::span(GuestAddr addr, std::uint64_t len, const char* what) const {
+  check(addr, len, what);
+  return {base_ + addr.value, static_cast<std::size_t>(len)};
+}
+
+void GuestMemory::read(GuestAddr addr, std::span<std::uint8_t> out) const {
+  auto src = span(addr, out.size(), "read");
+  if (!out.empty()) std::memcpy(out.data(), src.data(), out.size());
+}
+
+void GuestMemory::write(GuestAddr addr, std::span<const std::uint8_t> in) {
+  auto dst = span(addr, in.size(), "write");
+  if (!in.empty()) std::memcpy(dst.data(), in.data(), in.size());
+}
+
+void GuestMemory::fill(GuestAddr addr, std::uint8_t byte, std::uint64_t len) {
+  auto dst = span(addr, len, "fill");
+  if (len) std::memset(dst.data(), byte, len);
+}
+
+std::string GuestMemory::read_cstr(GuestAddr addr, std::size_t max) const {
+  check(addr, 1, "string read");
+  std::size_t avail = std::min<std::size_t>(max, size_ - addr.value);
+  const auto* p = base_ + addr.value;
+  const void* nul = std::memchr(p, 0, avail);
+  std::size_t n = nul ? static_cast<std::size_t>(static_cast<const std::uint8_t*>(nul) - p) : avail;
+  return std::string(reinterpret_cast<const char*>(p), n);  // Safe: bytes viewed as chars.
+}
+
+void GuestMemory::discard(GuestAddr addr, std::uint64_t len) {
+  check(addr, len, "discard");
+  if (addr.value % kPage || len % kPage)
+    throw std::invalid_argument(fmt::format("discard of {} bytes at {} is not page-aligned", len, to_string(addr)));
+  if (len == 0) return;
+  // Safe: a range inside our own private mapping; MADV_DONTNEED on MAP_PRIVATE restores the
+  // file's (or zero) contents.
+  if (madvise(base_ + addr.value, len, MADV_DONTNEED) != 0)
+    throw std::system_error(errno, std::generic_category(), "madvise(MADV_DONTNEED) on guest RAM");
+}
+
+}  // namespace unifn::vmm

@@ -1,0 +1,86 @@
+// Guest RAM: one host mapping, accessed only through checked guest-physical addresses.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace unifn::vmm {
+
+// A guest-physical address. A distinct type so that a host pointer or a length can never be
+// passed where a guest address is expected.
+struct GuestAddr {
+  std::uint64_t value = 0;
+  constexpr GuestAddr() = default;
+  constexpr explicit GuestAddr(std::uint64_t v) : value(v) {}
+  constexpr GuestAddr operator+(std::uint64_t off) const { return GuestAddr(value + off); }
+  constexpr auto operator<=>(const GuestAddr&) const = default;
+};
+
+std::string to_string(GuestAddr addr);  // "0x1234"
+
+// Thrown when a guest hands an address or length outside its RAM; the message names both.
+class GuestMemoryError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class GuestMemory {
+ public:
+  // Anonymous zeroed RAM of `bytes` (a multiple of 4 KiB).
+  explicit GuestMemory(std::size_t bytes);
+  // RAM whose first file_bytes come from fd, mapped copy-on-write (MAP_PRIVATE): pages load on
+  // demand and stay shared with every other mapping of the same file until written.
+  GuestMemory(std::size_t bytes, int fd, std::size_t file_bytes);
+  ~GuestMemory();
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
+
+  std::size_t size() const { return size_; }
+  // Host address of guest-physical 0, for KVM_SET_USER_MEMORY_REGION only.
+  std::uint64_t host_base_for_kvm() const;
+
+  // True when [addr, addr+len) lies inside RAM, with no overflow.
+  bool contains(GuestAddr addr, std::uint64_t len) const {
+    return addr.value <= size_ && len <= size_ - addr.value;
+  }
+  // Throws GuestMemoryError naming `what` unless [addr, addr+len) is inside RAM.
+  void check(GuestAddr addr, std::uint64_t len, const char* what = "access") const;
+
+  // A checked view of guest bytes; valid while this GuestMemory lives.
+  std::span<std::uint8_t> span(GuestAddr addr, std::uint64_t len, const char* what = "access");
+  std::span<const std::uint8_t> span(GuestAddr addr, std::uint64_t len, const char* what = "access") const;
+
+  void read(GuestAddr addr, std::span<std::uint8_t> out) const;
+  void write(GuestAddr addr, std::span<const std::uint8_t> in);
+  void fill(GuestAddr addr, std::uint8_t byte, std::uint64_t len);
+
+  template <typename T>
+  T read_obj(GuestAddr addr) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    T out;
+    std::memcpy(&out, span(addr, sizeof(T), "read").data(), sizeof(T));
+    return out;
+  }
+  template <typename T>
+  void write_obj(GuestAddr addr, const T& obj) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    std::memcpy(span(addr, sizeof(T), "write").data(), &obj, sizeof(T));
+  }
+  // A NUL-terminated string of at most max bytes starting at addr.
+  std::string read_cstr(GuestAddr addr, std::size_t max) const;
+
+  // Returns [addr, addr+len) to its initial contents (zero, or the backing file's bytes) and lets
+  // the kernel drop the private pages; both ends must be page-aligned.
+  void discard(GuestAddr addr, std::uint64_t len);
+
+ private:
+  std::uint8_t* base_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace unifn::vmm
