@@ -127,7 +127,26 @@ void FunctionVm::write_boot_info() {
   bi.heap_start = layout_.heap_start;
   bi.heap_end = layout_.heap_end;
   bi.stack_top = layout_.stack_top;
+  attach_devices(bi);
   mem.write_obj(GuestAddr(layout::kBootInfo), bi);
+}
+
+void FunctionVm::attach_devices(unifn_boot_info& bi) {
+  if (cfg_.devices.size() > UNIFN_MAX_VIRTIO)
+    throw std::invalid_argument(fmt::format("{} devices asked for; a function VM has room for {}", cfg_.devices.size(), UNIFN_MAX_VIRTIO));
+  std::uint64_t base = kMmioWindowBase;
+  for (const auto& make : cfg_.devices) {
+    auto dev = make();
+    const std::uint64_t size = dev->window_size();
+    if (size == 0 || size % kPage || base + size > kMmioWindowBase + kMmioWindowSize)
+      throw std::invalid_argument("an MMIO device does not fit the MMIO window");
+    dev->attach(*machine_, base);
+    MmioDevice* raw = dev.get();
+    machine_->on_mmio(base, size, [raw](Machine& m, MmioAccess& a) { return raw->access(m, a); });
+    bi.virtio[bi.virtio_count++] = unifn_virtio_mmio{base, size, dev->device_id(), 0};
+    devices_.push_back(std::move(dev));
+    base += size;
+  }
 }
 
 void FunctionVm::wire_ports() {

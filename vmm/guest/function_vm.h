@@ -10,9 +10,12 @@
 #include <vector>
 
 #include "devices/console.h"
+#include "devices/mmio_device.h"
 #include "guest/function_image.h"
 #include "guest/linux_syscalls.h"
 #include "machine.h"
+
+struct unifn_boot_info;
 
 namespace unifn::vmm {
 
@@ -22,6 +25,8 @@ struct FunctionVmConfig {
   std::string cmdline;
   std::vector<std::pair<std::string, std::string>> env;
   std::chrono::milliseconds init_timeout{10000};
+  // Devices on the MMIO bus (virtio-accel, ...), created per VM and announced in the boot info.
+  std::vector<MmioDeviceFactory> devices;
 };
 
 // The answer to one invocation. When stop.kind is Parked the function answered (status,
@@ -57,6 +62,7 @@ class FunctionVm {
 
   bool parked() const { return parked_at_ != 0; }
   Machine& machine() { return *machine_; }
+  const std::vector<std::unique_ptr<MmioDevice>>& devices() const { return devices_; }
   const FunctionImage& image() const { return *image_; }
   std::uint64_t requests() const { return requests_; }
   std::uint64_t guest_tsc_now() const;  // host TSC translated to the guest's
@@ -66,6 +72,7 @@ class FunctionVm {
   FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console);
   void write_boot_info();
   void wire_ports();
+  void attach_devices(unifn_boot_info& bi);
   IoResult on_hypercall(std::uint32_t nr, std::uint32_t gpa);
   IoResult on_syscall();
   IoResult serve_syscall(kvm_regs regs, std::uint64_t user_rsp);
@@ -85,6 +92,7 @@ class FunctionVm {
   Console console_;
   std::unique_ptr<Machine> machine_;
   LinuxSyscalls syscalls_;
+  std::vector<std::unique_ptr<MmioDevice>> devices_;
   std::uint64_t parked_at_ = 0;  // gpa of the unifn_hc_next the guest waits in, 0 when running
   std::uint64_t requests_ = 0;
   std::int64_t tsc_offset_ = 0;

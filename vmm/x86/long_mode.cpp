@@ -16,6 +16,10 @@ using namespace layout;
 constexpr std::uint64_t kPresent = 1, kWrite = 2, kUser = 4, kHuge = 0x80;
 constexpr std::uint64_t k2M = 2ull << 20;
 
+// The MMIO window for devices (mmio_device.h): one 2 MiB page at 0xD0000000, in PD page 3,
+// which RAM (at most 3 GiB) never uses.
+constexpr std::uint64_t kMmioWindow = 0xD0000000ull;
+
 void write_page_tables(GuestMemory& mem) {
   const std::uint64_t ram = mem.size();
   mem.fill(GuestAddr(kPml4), 0, 0x7000);
@@ -23,6 +27,9 @@ void write_page_tables(GuestMemory& mem) {
   const std::uint64_t chunks = (ram + k2M - 1) / k2M;  // RAM < 4 GiB: at most 2048 entries
   for (std::uint64_t g = 0; g < (chunks + 511) / 512; ++g)
     mem.write_obj<std::uint64_t>(GuestAddr(kPdpt + 8 * g), (kPd + 0x1000 * g) | kPresent | kWrite | kUser);
+  mem.write_obj<std::uint64_t>(GuestAddr(kPdpt + 8 * 3), (kPd + 0x3000) | kPresent | kWrite | kUser);
+  mem.write_obj<std::uint64_t>(GuestAddr(kPd + 0x3000 + 8 * ((kMmioWindow - 0xC0000000ull) / k2M)),
+                               kMmioWindow | kPresent | kWrite | kUser | kHuge);
   for (std::uint64_t i = 1; i < chunks; ++i)
     mem.write_obj<std::uint64_t>(GuestAddr(kPd + 8 * i), (i * k2M) | kPresent | kWrite | kUser | kHuge);
   // The first 2 MiB in 4 KiB pages, page 0 absent so that NULL faults. The VMM's pages keep

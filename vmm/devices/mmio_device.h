@@ -1,0 +1,34 @@
+// A device on the MMIO bus of a function VM (virtio-mmio transports), with its snapshot state.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "machine.h"
+
+namespace unifn::vmm {
+
+class MmioDevice {
+ public:
+  virtual ~MmioDevice() = default;
+  virtual std::uint32_t device_id() const = 0;  // the virtio device id the boot info announces
+  virtual std::uint64_t window_size() const { return 0x1000; }
+  // Called once the device has its place: base is the gpa of its register window.
+  virtual void attach(Machine& machine, std::uint64_t base) { (void)machine; (void)base; }
+  // One guest access inside the window (addr is absolute).
+  virtual IoResult access(Machine& machine, MmioAccess& a) = 0;
+  // Device state for snapshots: restore(save()) must give back the same device.
+  virtual std::vector<std::uint8_t> save() const = 0;
+  virtual void restore(std::span<const std::uint8_t> state) = 0;
+};
+
+using MmioDeviceFactory = std::function<std::unique_ptr<MmioDevice>()>;
+
+// Where function VMs place their MMIO devices: one 2 MiB window above guest RAM.
+inline constexpr std::uint64_t kMmioWindowBase = 0xD0000000ull;
+inline constexpr std::uint64_t kMmioWindowSize = 2ull << 20;
+
+}  // namespace unifn::vmm
