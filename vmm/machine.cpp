@@ -50,9 +50,10 @@ void install_deadline_handler() {
 
 }  // namespace
 
-Machine::Machine(const Kvm& kvm, std::unique_ptr<GuestMemory> memory) : mem_(std::move(memory)), vm_(kvm) {
+Machine::Machine(const Kvm& kvm, std::unique_ptr<GuestMemory> memory, bool log_dirty)
+    : mem_(std::move(memory)), vm_(kvm) {
   install_deadline_handler();
-  vm_.map_memory(*mem_);
+  vm_.map_memory(*mem_, log_dirty);
   vcpu_ = vm_.create_vcpu(0);
 }
 

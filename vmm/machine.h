@@ -57,7 +57,8 @@ using MmioHandler = std::function<IoResult(Machine&, MmioAccess&)>;
 
 class Machine {
  public:
-  Machine(const Kvm& kvm, std::unique_ptr<GuestMemory> memory);
+  // log_dirty: track the pages the guest writes (for reset-in-place).
+  Machine(const Kvm& kvm, std::unique_ptr<GuestMemory> memory, bool log_dirty = false);
   ~Machine();
   Machine(const Machine&) = delete;
   Machine& operator=(const Machine&) = delete;

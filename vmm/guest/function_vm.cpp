@@ -4,7 +4,10 @@
 #include <sys/random.h>
 #include <x86intrin.h>
 
+#include <algorithm>
 #include <array>
+#include <system_error>
+#include <unistd.h>
 #include <cstring>
 #include <fmt/format.h>
 #include <unifn/abi.h>
@@ -57,13 +60,25 @@ FunctionVm::Layout FunctionVm::plan(const FunctionImage& image, const FunctionVm
   return l;
 }
 
+namespace {
+std::unique_ptr<GuestMemory> ram_for(const GuestLayout& l, const Snapshot* snap) {
+  if (!snap) return std::make_unique<GuestMemory>(l.ram);
+  return std::make_unique<GuestMemory>(l.ram, snap->ram.get(), l.ram);
+}
+}  // namespace
+
 FunctionVm::FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console)
+    : FunctionVm(std::move(image), cfg, std::move(console), nullptr) {}
+
+FunctionVm::FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console,
+                       std::shared_ptr<const Snapshot> snap)
     : image_(std::move(image)),
       cfg_(cfg),
-      layout_(plan(*image_, cfg_)),
+      layout_(snap ? snap->layout : plan(*image_, cfg_)),
       console_(std::move(console)),
-      machine_(std::make_unique<Machine>(Kvm::instance(), std::make_unique<GuestMemory>(layout_.ram))),
-      syscalls_(layout_.heap_start, layout_.heap_end, console_) {
+      machine_(std::make_unique<Machine>(Kvm::instance(), ram_for(layout_, snap.get()), snap != nullptr)),
+      syscalls_(layout_.heap_start, layout_.heap_end, console_),
+      snap_(std::move(snap)) {
   syscalls_.on_unknown = [this](std::string_view what) {
     console_.flush();
     std::string line = fmt::format("[unifn] {}\n", what);
@@ -85,7 +100,79 @@ std::unique_ptr<FunctionVm> FunctionVm::boot(std::shared_ptr<const FunctionImage
   Stop s = vm->machine_->run(std::chrono::steady_clock::now() + cfg.init_timeout);
   vm->console_.flush();
   if (s.kind != StopKind::Parked) throw BootError(std::move(s), vm->image_->path);
+  vm->calibrate_tsc();
   return vm;
+}
+
+std::unique_ptr<FunctionVm> FunctionVm::restore(std::shared_ptr<const Snapshot> snap,
+                                                std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
+                                                Console::Sink console) {
+  if (cfg.devices.size() != snap->devices.size())
+    throw std::invalid_argument(fmt::format("{}: the snapshot has {} devices, the config {}", image->path,
+                                            snap->devices.size(), cfg.devices.size()));
+  std::unique_ptr<FunctionVm> vm(new FunctionVm(std::move(image), cfg, std::move(console), snap));
+  vm->wire_ports();
+  unifn_boot_info bi = vm->machine_->memory().read_obj<unifn_boot_info>(GuestAddr(layout::kBootInfo));
+  bi.virtio_count = 0;
+  vm->attach_devices(bi);  // same factories, same order: same windows as at snapshot time
+  vm->machine_->vcpu().set_cpuid(guest_cpuid(vm->machine_->vcpu()));
+  vm->machine_->memory().track_host_writes(true);
+  vm->reset();
+  vm->reseed();
+  vm->tsc_khz_ = std::max<std::uint64_t>(1, tsc_khz(vm->machine_->vcpu()));
+  vm->calibrate_tsc();
+  return vm;
+}
+
+std::shared_ptr<Snapshot> FunctionVm::snapshot(Fd ram_file) {
+  if (!parked_at_) throw std::logic_error("only a VM waiting for a request can be snapshotted");
+  auto snap = std::make_shared<Snapshot>();
+  const auto& mem = machine_->memory();
+  static const std::uint8_t zero[kPage] = {};
+  for (std::uint64_t off = 0; off < layout_.ram; off += kPage) {
+    auto page = mem.span(GuestAddr(off), kPage, "snapshot");
+    if (std::memcmp(page.data(), zero, kPage) == 0) continue;  // holes read back as zero
+    // Safe: writes our own buffer to the caller's file at the page's offset.
+    if (::pwrite(ram_file.get(), page.data(), kPage, static_cast<off_t>(off)) != static_cast<ssize_t>(kPage))
+      throw std::system_error(errno, std::generic_category(), "writing the snapshot RAM file");
+  }
+  if (::ftruncate(ram_file.get(), static_cast<off_t>(layout_.ram)) != 0)
+    throw std::system_error(errno, std::generic_category(), "sizing the snapshot RAM file");
+  snap->ram = std::move(ram_file);
+  snap->cpu = CpuState::capture(machine_->vcpu());
+  snap->layout = layout_;
+  snap->heap = syscalls_.heap();
+  snap->parked_at = parked_at_;
+  for (const auto& d : devices_) snap->devices.push_back(d->save());
+  return snap;
+}
+
+void FunctionVm::reset() {
+  if (!snap_) throw std::logic_error("reset() needs a VM restored from a snapshot");
+  auto& mem = machine_->memory();
+  auto pages = machine_->vm().take_dirty_log();
+  auto host = mem.take_host_dirty();
+  pages.insert(pages.end(), host.begin(), host.end());
+  std::sort(pages.begin(), pages.end());
+  pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
+  last_reset_pages_ = pages.size();
+  for (std::size_t i = 0; i < pages.size();) {  // one madvise per run of consecutive pages
+    std::size_t j = i + 1;
+    while (j < pages.size() && pages[j] == pages[j - 1] + 1) ++j;
+    mem.discard(GuestAddr(pages[i] * kPage), (j - i) * kPage);
+    i = j;
+  }
+  snap_->cpu.apply(machine_->vcpu());
+  for (std::size_t i = 0; i < devices_.size(); ++i) devices_[i]->restore(snap_->devices[i]);
+  syscalls_.set_heap(snap_->heap);
+  parked_at_ = snap_->parked_at;
+  current_ = nullptr;
+}
+
+void FunctionVm::reseed() {
+  std::uint8_t seed[16];
+  if (getrandom(seed, sizeof seed, 0) != sizeof seed) throw std::runtime_error("getrandom failed");
+  machine_->memory().write(GuestAddr(layout::kRandom), seed);
 }
 
 void FunctionVm::write_boot_info() {
@@ -94,7 +181,7 @@ void FunctionVm::write_boot_info() {
   bi.magic = UNIFN_BOOT_MAGIC;
   bi.abi_version = UNIFN_ABI_VERSION;
   bi.ram_bytes = layout_.ram;
-  bi.tsc_khz = tsc_khz(machine_->vcpu());
+  bi.tsc_khz = tsc_khz_ = std::max<std::uint64_t>(1, tsc_khz(machine_->vcpu()));
 
   std::string cmdline = cfg_.cmdline.substr(0, layout::kCmdlineMax - 1);
   mem.fill(GuestAddr(layout::kCmdline), 0, layout::kCmdlineMax);
@@ -307,6 +394,13 @@ IoResult FunctionVm::on_exception(unsigned vector) {
   if (vector == 14) msg += fmt::format(", address {:#x}", vcpu.sregs().cr2);
   console_.flush();
   return IoResult::halt({StopKind::Fault, 0, std::move(msg)});
+}
+
+void FunctionVm::calibrate_tsc() {
+  auto before = __rdtsc();
+  auto m = machine_->vcpu().msrs({msr::kTsc});
+  auto after = __rdtsc();
+  if (m.size() == 1) tsc_offset_ = static_cast<std::int64_t>(m[0].data - (before / 2 + after / 2));
 }
 
 std::uint64_t FunctionVm::guest_tsc_now() const { return __rdtsc() + static_cast<std::uint64_t>(tsc_offset_); }

@@ -14,6 +14,7 @@
 #include "guest/function_image.h"
 #include "guest/linux_syscalls.h"
 #include "machine.h"
+#include "snapshot/snapshot.h"
 
 struct unifn_boot_info;
 
@@ -55,6 +56,19 @@ class FunctionVm {
   // Creates the VM, loads the image, runs it until its first NEXT_REQUEST (initialised).
   static std::unique_ptr<FunctionVm> boot(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
                                           Console::Sink console);
+  // A new VM from a snapshot: RAM mapped copy-on-write from the snapshot's file, state reloaded,
+  // the guest's random seed refreshed. Ready for invoke() and reset().
+  static std::unique_ptr<FunctionVm> restore(std::shared_ptr<const Snapshot> snap,
+                                             std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
+                                             Console::Sink console);
+
+  // Freezes this parked VM: writes its non-zero RAM pages into ram_file (an empty regular
+  // file or memfd) and captures vCPU, device and guest state.
+  std::shared_ptr<Snapshot> snapshot(Fd ram_file);
+  // Returns a restored VM to its snapshot exactly: drops the pages written since (by the guest
+  // or the VMM), reloads vCPU, device and guest state. Cost grows with the pages dirtied.
+  void reset();
+  std::uint64_t last_reset_pages() const { return last_reset_pages_; }
   ~FunctionVm();
 
   Outcome invoke(std::span<const std::uint8_t> body, std::string_view content_type,
@@ -67,6 +81,8 @@ class FunctionVm {
   std::uint64_t requests() const { return requests_; }
   std::uint64_t guest_tsc_now() const;  // host TSC translated to the guest's
   std::uint64_t syscalls() const { return syscalls_.count(); }
+  // Guest TSC ticks to microseconds.
+  double tsc_to_us(std::uint64_t ticks) const { return static_cast<double>(ticks) * 1000.0 / static_cast<double>(tsc_khz_); }
 
  private:
   FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console);
@@ -80,11 +96,12 @@ class FunctionVm {
   IoResult on_exception(unsigned vector);
   IoResult park(std::uint64_t next_gpa);
 
-  // Where the heap, the stack and the request/response area sit in this VM's RAM.
-  struct Layout {
-    std::uint64_t ram = 0, heap_start = 0, heap_end = 0, stack_top = 0, io_buf = 0, io_size = 0;
-  };
+  using Layout = GuestLayout;
   static Layout plan(const FunctionImage& image, const FunctionVmConfig& cfg);
+  FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console,
+             std::shared_ptr<const Snapshot> snap);
+  void reseed();
+  void calibrate_tsc();
 
   std::shared_ptr<const FunctionImage> image_;
   FunctionVmConfig cfg_;
@@ -96,7 +113,10 @@ class FunctionVm {
   std::uint64_t parked_at_ = 0;  // gpa of the unifn_hc_next the guest waits in, 0 when running
   std::uint64_t requests_ = 0;
   std::int64_t tsc_offset_ = 0;
+  std::uint64_t tsc_khz_ = 1;
   Outcome* current_ = nullptr;  // the invocation being served
+  std::shared_ptr<const Snapshot> snap_;  // set when restored: what reset() returns to
+  std::uint64_t last_reset_pages_ = 0;
 };
 
 }  // namespace unifn::vmm

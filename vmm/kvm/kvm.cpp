@@ -82,14 +82,30 @@ Vm::Vm(const Kvm& kvm) : kvm_(&kvm) {
   fd_ = Fd(fd);
 }
 
-void Vm::map_memory(const GuestMemory& mem) {
+void Vm::map_memory(const GuestMemory& mem, bool log_dirty) {
   kvm_userspace_memory_region region{};
   region.slot = 0;
+  region.flags = log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+  if (log_dirty) bitmap_.assign((mem.size() / 4096 + 63) / 64, 0);
   region.guest_phys_addr = 0;
   region.memory_size = mem.size();
   region.userspace_addr = mem.host_base_for_kvm();
   // Safe: the region describes a mapping that GuestMemory keeps alive longer than this VM.
   if (::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) fail("KVM_SET_USER_MEMORY_REGION");
+}
+
+std::vector<std::uint64_t> Vm::take_dirty_log() {
+  std::vector<std::uint64_t> pages;
+  if (bitmap_.empty()) return pages;
+  kvm_dirty_log log{};
+  log.slot = 0;
+  log.dirty_bitmap = bitmap_.data();
+  // Safe: the bitmap holds one bit per page of slot 0, as sized in map_memory.
+  if (::ioctl(fd_.get(), KVM_GET_DIRTY_LOG, &log) < 0) fail("KVM_GET_DIRTY_LOG");
+  for (std::size_t w = 0; w < bitmap_.size(); ++w)
+    for (std::uint64_t bits = bitmap_[w]; bits; bits &= bits - 1)
+      pages.push_back(w * 64 + static_cast<std::uint64_t>(__builtin_ctzll(bits)));
+  return pages;
 }
 
 std::unique_ptr<Vcpu> Vm::create_vcpu(int id) { return std::make_unique<Vcpu>(*this, id); }

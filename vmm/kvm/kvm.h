@@ -42,14 +42,17 @@ class Vm {
   explicit Vm(const Kvm& kvm);
   int fd() const { return fd_.get(); }
   const Kvm& kvm() const { return *kvm_; }
-  // Maps guest RAM at guest-physical 0 as memory slot 0.
-  void map_memory(const GuestMemory& mem);
+  // Maps guest RAM at guest-physical 0 as memory slot 0, with KVM's dirty-page log if asked.
+  void map_memory(const GuestMemory& mem, bool log_dirty = false);
+  // Page numbers the guest wrote since the last call (KVM_GET_DIRTY_LOG clears the log).
+  std::vector<std::uint64_t> take_dirty_log();
   // Creates the in-kernel LAPIC-less setup we use: no irqchip, one vCPU.
   std::unique_ptr<Vcpu> create_vcpu(int id);
 
  private:
   const Kvm* kvm_;
   Fd fd_;
+  std::vector<std::uint64_t> bitmap_;  // sized when dirty logging is on
 };
 
 class Vcpu {

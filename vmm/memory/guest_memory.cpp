@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <system_error>
+#include <utility>
 #include <fmt/format.h>
 
 namespace unifn::vmm {
@@ -64,8 +65,28 @@ void GuestMemory::check(GuestAddr addr, std::uint64_t len, const char* what) con
                                        to_string(addr), size_));
 }
 
+void GuestMemory::track_host_writes(bool on) {
+  tracking_ = on;
+  host_dirty_.assign((size_ / kPage + 63) / 64, 0);
+}
+
+void GuestMemory::mark(std::uint64_t addr, std::uint64_t len) {
+  if (!tracking_ || len == 0) return;
+  for (std::uint64_t p = addr / kPage; p <= (addr + len - 1) / kPage; ++p) host_dirty_[p / 64] |= 1ull << (p % 64);
+}
+
+std::vector<std::uint64_t> GuestMemory::take_host_dirty() {
+  std::vector<std::uint64_t> pages;
+  for (std::size_t w = 0; w < host_dirty_.size(); ++w) {
+    for (std::uint64_t bits = std::exchange(host_dirty_[w], 0); bits; bits &= bits - 1)
+      pages.push_back(w * 64 + static_cast<std::uint64_t>(__builtin_ctzll(bits)));
+  }
+  return pages;
+}
+
 std::span<std::uint8_t> GuestMemory::span(GuestAddr addr, std::uint64_t len, const char* what) {
   check(addr, len, what);
+  mark(addr.value, len);
   return {base_ + addr.value, static_cast<std::size_t>(len)};
 }
 

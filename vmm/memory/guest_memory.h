@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace unifn::vmm {
 
@@ -52,6 +53,7 @@ class GuestMemory {
   void check(GuestAddr addr, std::uint64_t len, const char* what = "access") const;
 
   // A checked view of guest bytes; valid while this GuestMemory lives.
+  // Writable view; the pages it covers count as written by the host (see take_host_dirty).
   std::span<std::uint8_t> span(GuestAddr addr, std::uint64_t len, const char* what = "access");
   std::span<const std::uint8_t> span(GuestAddr addr, std::uint64_t len, const char* what = "access") const;
 
@@ -71,6 +73,11 @@ class GuestMemory {
     static_assert(std::is_trivially_copyable_v<T>);
     std::memcpy(span(addr, sizeof(T), "write").data(), &obj, sizeof(T));
   }
+
+  // Pages the host (the VMM) wrote since the last call, as page numbers; KVM's dirty log only
+  // sees the guest's own writes, so a reset needs both.
+  void track_host_writes(bool on);
+  std::vector<std::uint64_t> take_host_dirty();
   // A NUL-terminated string of at most max bytes starting at addr.
   std::string read_cstr(GuestAddr addr, std::size_t max) const;
 
@@ -79,8 +86,11 @@ class GuestMemory {
   void discard(GuestAddr addr, std::uint64_t len);
 
  private:
+  void mark(std::uint64_t addr, std::uint64_t len);
   std::uint8_t* base_ = nullptr;
   std::size_t size_ = 0;
+  bool tracking_ = false;
+  std::vector<std::uint64_t> host_dirty_;  // bitmap, one bit per page
 };
 
 }  // namespace unifn::vmm

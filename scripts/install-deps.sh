@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages unifn needs to build, test and benchmark (run as root).
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config git curl
+      libboost-dev libyaml-cpp-dev libfmt-dev catch2 libsystemd-dev prometheus-cpp-dev
+      musl-dev musl-tools libopenblas-dev libopencv-imgproc-dev libstb-dev
+      clang libclang-rt-14-dev wrk lighttpd qemu-system-x86 hyperfine)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: these packages are missing and installing them needs root: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+if [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
+  echo "install-deps: warning: /dev/kvm is not usable by $(id -un); unifnd needs KVM" >&2
+fi

@@ -1,0 +1,28 @@
+// A pre-warmed function VM frozen at its first NEXT_REQUEST: RAM file, vCPU, devices, guest state.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "guest/linux_syscalls.h"
+#include "kvm/fd.h"
+#include "snapshot/cpu_state.h"
+
+namespace unifn::vmm {
+
+// Where the heap, the stack and the request/response area sit in a function VM's RAM.
+struct GuestLayout {
+  std::uint64_t ram = 0, heap_start = 0, heap_end = 0, stack_top = 0, io_buf = 0, io_size = 0;
+  bool operator==(const GuestLayout&) const = default;
+};
+
+struct Snapshot {
+  Fd ram;  // RAM contents, file-sized to the whole RAM; zero pages are holes
+  CpuState cpu;
+  GuestLayout layout;
+  HeapState heap;
+  std::uint64_t parked_at = 0;  // gpa of the unifn_hc_next the guest waits in
+  std::vector<std::vector<std::uint8_t>> devices;  // MmioDevice::save() of each, in order
+};
+
+}  // namespace unifn::vmm
