@@ -1,0 +1,196 @@
+// Instance pools: snapshot once, restore per instance, one vCPU thread per instance, bounded queue.
+#include "runtime/instance_pool.h"
+
+#include <sys/mman.h>
+
+#include <fmt/format.h>
+
+namespace unifn::runtime {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+InvocationResult failure(int status, std::string error) {
+  InvocationResult r;
+  r.status = status;
+  r.error = std::move(error);
+  return r;
+}
+
+vmm::Fd snapshot_file(const std::string& name) {
+  int fd = memfd_create(("unifn-" + name).c_str(), MFD_CLOEXEC);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "memfd_create for a snapshot");
+  return vmm::Fd(fd);
+}
+
+}  // namespace
+
+InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
+  image_ = vmm::FunctionImage::load(cfg_.image_path);
+  cfg_.vm.env = cfg_.env;
+  auto sink = [this](std::string_view line) {
+    if (cfg_.log) cfg_.log(cfg_.name, "init", line);
+  };
+  auto vm = vmm::FunctionVm::boot(image_, cfg_.vm, sink);
+  snapshot_ = vm->snapshot(snapshot_file(cfg_.name));
+  if (cfg_.min_warm == 0) cold_ = std::move(vm);
+  std::lock_guard lock(mu_);
+  for (unsigned i = 0; i < cfg_.min_warm && i < cfg_.max_instances; ++i) {
+    ++instances_;
+    threads_.emplace_back([this] { worker(); });
+  }
+}
+
+InstancePool::~InstancePool() { drain(std::chrono::milliseconds(0)); }
+
+std::unique_ptr<vmm::FunctionVm> InstancePool::fresh_instance() {
+  auto sink = [this](std::string_view line) {
+    if (cfg_.log) cfg_.log(cfg_.name, "", line);
+  };
+  {
+    std::lock_guard lock(mu_);
+    if (cold_) return std::move(cold_);
+  }
+  return vmm::FunctionVm::restore(snapshot_, image_, cfg_.vm, sink);
+}
+
+void InstancePool::submit(Invocation call, Completion done) {
+  std::unique_lock lock(mu_);
+  if (stopping_) {
+    lock.unlock();
+    done(failure(503, fmt::format("function {} is shutting down", cfg_.name)));
+    return;
+  }
+  if (queue_.size() >= cfg_.max_queue) {
+    lock.unlock();
+    done(failure(429, fmt::format("function {}: the queue is full ({} calls waiting)", cfg_.name, cfg_.max_queue)));
+    return;
+  }
+  queue_.push_back(Job{std::move(call), std::move(done), Clock::now()});
+  if (queue_.size() > idle_ && instances_ < cfg_.max_instances) {
+    ++instances_;
+    threads_.emplace_back([this] { worker(); });
+  }
+  cv_.notify_one();
+}
+
+InvocationResult InstancePool::serve(vmm::FunctionVm& vm, Job& job, StartKind start) {
+  const auto& body = job.call.body;
+  auto deadline = Clock::now() + cfg_.timeout;
+  auto out = vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()),  // Safe: chars as bytes.
+                       job.call.content_type, deadline);
+  InvocationResult r;
+  r.start = start;
+  if (out.too_large) return failure(413, out.body);
+  switch (out.stop.kind) {
+    case vmm::StopKind::Parked:
+      r.status = static_cast<int>(out.status);
+      r.content_type = std::move(out.content_type);
+      r.body = std::move(out.body);
+      return r;
+    case vmm::StopKind::Timeout:
+      return failure(504, fmt::format("function {} did not answer within {} ms", cfg_.name, cfg_.timeout.count()));
+    default:
+      return failure(502, fmt::format("function {} failed: {}", cfg_.name, out.stop.message));
+  }
+}
+
+void InstancePool::worker() {
+  std::unique_ptr<vmm::FunctionVm> vm;
+  bool fresh = true;
+  StartKind start = StartKind::Restored;
+  for (;;) {
+    if (!vm) {
+      try {
+        bool was_cold = false;
+        {
+          std::lock_guard lock(mu_);
+          was_cold = cold_ != nullptr;
+        }
+        vm = fresh_instance();
+        start = was_cold ? StartKind::Cold : StartKind::Restored;
+        fresh = true;
+      } catch (const std::exception& e) {
+        if (cfg_.log) cfg_.log(cfg_.name, "", fmt::format("[unifn] cannot restore an instance: {}", e.what()));
+        std::lock_guard lock(mu_);
+        --instances_;
+        idle_cv_.notify_all();
+        return;
+      }
+    }
+    std::unique_lock lock(mu_);
+    ++idle_;
+    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    --idle_;
+    if (queue_.empty()) {  // stopping with nothing left to do
+      --instances_;
+      idle_cv_.notify_all();
+      return;
+    }
+    Job job = std::move(queue_.front());
+    queue_.pop_front();
+    idle_cv_.notify_all();
+    lock.unlock();
+    if (job.call.cancelled && job.call.cancelled->load()) {  // the client left while queued
+      job.done(failure(499, "the client went away"));
+      continue;
+    }
+    auto t0 = Clock::now();
+    InvocationResult r = serve(*vm, job, fresh ? start : StartKind::Warm);
+    r.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
+    fresh = false;
+    ++invocations_;
+    const bool healthy = r.error.empty() || r.status == 413;
+    if (!healthy) {
+      vm.reset();  // crashed, aborted or timed out: never reused
+    } else if (cfg_.per_request) {
+      try {
+        vm->reset();
+      } catch (const std::exception& e) {
+        if (cfg_.log) cfg_.log(cfg_.name, job.call.call_id, fmt::format("[unifn] reset failed: {}", e.what()));
+        vm.reset();
+      }
+    }
+    job.done(std::move(r));
+  }
+}
+
+void InstancePool::drain(std::chrono::milliseconds grace) {
+  std::vector<std::thread> threads;
+  {
+    std::unique_lock lock(mu_);
+    if (!stopping_) {
+      idle_cv_.wait_for(lock, grace, [this] { return queue_.empty(); });
+      stopping_ = true;
+      for (auto& job : queue_) {
+        auto done = std::move(job.done);
+        lock.unlock();
+        done(failure(503, fmt::format("function {} is shutting down", cfg_.name)));
+        lock.lock();
+      }
+      queue_.clear();
+      cv_.notify_all();
+    }
+    threads.swap(threads_);
+  }
+  for (auto& t : threads) t.join();
+}
+
+FunctionStatus InstancePool::status() const {
+  std::lock_guard lock(mu_);
+  FunctionStatus s;
+  s.name = cfg_.name;
+  s.image = cfg_.image_path;
+  s.isolation = cfg_.per_request ? "per-request" : "reuse";
+  s.accel = cfg_.accel;
+  s.invocations = invocations_.load();
+  s.instances = instances_;
+  s.idle_instances = idle_;
+  s.max_instances = cfg_.max_instances;
+  s.queued = static_cast<unsigned>(queue_.size());
+  s.env = cfg_.env;
+  return s;
+}
+
+}  // namespace unifn::runtime

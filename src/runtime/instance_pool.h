@@ -1,0 +1,76 @@
+// The instances of one function: restored from its snapshot, fed from a bounded queue by vCPU threads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "guest/function_vm.h"
+#include "runtime/dispatcher.h"
+
+namespace unifn::runtime {
+
+struct PoolConfig {
+  std::string name;
+  std::string image_path;
+  vmm::FunctionVmConfig vm;
+  unsigned min_warm = 1;
+  unsigned max_instances = 4;
+  bool per_request = true;  // isolation: per-request (reset after each call) or reuse
+  std::chrono::milliseconds timeout{5000};
+  std::size_t max_queue = 1024;
+  std::vector<std::string> accel;
+  std::vector<std::pair<std::string, std::string>> env;
+  // Where console lines of the guest go: (function, call id, line).
+  std::function<void(const std::string&, const std::string&, std::string_view)> log;
+};
+
+class InstancePool {
+ public:
+  // Boots the function cold once, snapshots it, and restores min_warm instances; throws
+  // (ImageError, BootError) when the image cannot be booted.
+  explicit InstancePool(PoolConfig cfg);
+  ~InstancePool();  // drains: queued calls get 503, running ones finish
+  InstancePool(const InstancePool&) = delete;
+  InstancePool& operator=(const InstancePool&) = delete;
+
+  // Never blocks: queues the call, or completes it at once with 429 when the queue is full.
+  void submit(Invocation call, Completion done);
+  // Stops taking calls; waits up to grace for running and queued calls to finish.
+  void drain(std::chrono::milliseconds grace);
+  FunctionStatus status() const;
+  const PoolConfig& config() const { return cfg_; }
+
+ private:
+  struct Job {
+    Invocation call;
+    Completion done;
+    std::chrono::steady_clock::time_point queued;
+  };
+  void worker();
+  std::unique_ptr<vmm::FunctionVm> fresh_instance();
+  InvocationResult serve(vmm::FunctionVm& vm, Job& job, StartKind start);
+
+  PoolConfig cfg_;
+  std::shared_ptr<const vmm::FunctionImage> image_;
+  std::shared_ptr<const vmm::Snapshot> snapshot_;
+  std::unique_ptr<vmm::FunctionVm> cold_;  // the cold-booted VM, used for the first call when min_warm is 0
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable idle_cv_;
+  std::deque<Job> queue_;
+  std::vector<std::thread> threads_;
+  unsigned instances_ = 0, idle_ = 0;
+  bool stopping_ = false;
+  std::atomic<std::uint64_t> invocations_{0};
+};
+
+}  // namespace unifn::runtime

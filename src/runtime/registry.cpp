@@ -1,0 +1,75 @@
+// Name -> pool lookup and the function listing for /system/functions.
+#include "runtime/registry.h"
+
+#include <fmt/format.h>
+
+namespace unifn::runtime {
+
+void Registry::load(std::vector<PoolConfig> configs, std::vector<std::string>& errors) {
+  std::map<std::string, std::shared_ptr<InstancePool>, std::less<>> next;
+  for (auto& cfg : configs) {
+    std::string name = cfg.name;
+    try {
+      next[name] = std::make_shared<InstancePool>(std::move(cfg));
+    } catch (const std::exception& e) {
+      errors.push_back(fmt::format("function {}: {}", name, e.what()));
+    }
+  }
+  std::map<std::string, std::shared_ptr<InstancePool>, std::less<>> old;
+  {
+    std::lock_guard lock(mu_);
+    old.swap(pools_);
+    pools_ = std::move(next);
+  }
+  for (auto& [name, pool] : old) pool->drain(std::chrono::seconds(10));
+}
+
+void Registry::invoke(Invocation call, Completion done) {
+  std::shared_ptr<InstancePool> pool;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+      InvocationResult r;
+      r.status = 503;
+      r.error = "unifnd is shutting down";
+      done(std::move(r));
+      return;
+    }
+    auto it = pools_.find(call.function);
+    if (it != pools_.end()) pool = it->second;
+  }
+  if (!pool) {
+    InvocationResult r;
+    r.status = 404;
+    r.error = fmt::format("no function named '{}'", call.function);
+    done(std::move(r));
+    return;
+  }
+  pool->submit(std::move(call), std::move(done));
+}
+
+std::vector<FunctionStatus> Registry::functions() const {
+  std::lock_guard lock(mu_);
+  std::vector<FunctionStatus> out;
+  for (const auto& [name, pool] : pools_) out.push_back(pool->status());
+  return out;
+}
+
+std::optional<FunctionStatus> Registry::function(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  auto it = pools_.find(name);
+  if (it == pools_.end()) return std::nullopt;
+  return it->second->status();
+}
+
+void Registry::shutdown(std::chrono::milliseconds grace) {
+  std::map<std::string, std::shared_ptr<InstancePool>, std::less<>> pools;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    pools.swap(pools_);
+  }
+  for (auto& [name, pool] : pools) pool->drain(grace);
+}
+
+}  // namespace unifn::runtime

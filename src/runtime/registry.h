@@ -1,0 +1,31 @@
+// The functions the daemon serves, by name: the Dispatcher that the HTTP layer calls.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "runtime/dispatcher.h"
+#include "runtime/instance_pool.h"
+
+namespace unifn::runtime {
+
+class Registry : public Dispatcher {
+ public:
+  // Starts a pool per config; a function that fails to boot is reported through errors and
+  // left out, the others serve.
+  void load(std::vector<PoolConfig> configs, std::vector<std::string>& errors);
+  void invoke(Invocation call, Completion done) override;
+  std::vector<FunctionStatus> functions() const override;
+  std::optional<FunctionStatus> function(std::string_view name) const override;
+  void shutdown(std::chrono::milliseconds grace);
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<InstancePool>, std::less<>> pools_;
+  bool stopping_ = false;
+};
+
+}  // namespace unifn::runtime
