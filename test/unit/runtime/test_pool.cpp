@@ -1,0 +1,83 @@
+// Instance pools: isolation modes, queue bound, crashed instances replaced, timeouts.
+#include <catch2/catch.hpp>
+
+#include <future>
+
+#include "guest_helpers.h"
+#include "runtime/instance_pool.h"
+
+using namespace unifn;
+using namespace unifn::test;
+
+namespace {
+runtime::InvocationResult invoke(runtime::InstancePool& pool, const std::string& body) {
+  std::promise<runtime::InvocationResult> p;
+  auto f = p.get_future();
+  runtime::Invocation call;
+  call.function = pool.config().name;
+  call.body = body;
+  pool.submit(std::move(call), [&p](runtime::InvocationResult r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+runtime::PoolConfig config(const std::string& name, const std::string& path, bool per_request) {
+  runtime::PoolConfig c;
+  c.name = name;
+  c.image_path = path;
+  c.per_request = per_request;
+  c.max_instances = 2;
+  c.timeout = std::chrono::milliseconds(300);
+  return c;
+}
+}  // namespace
+
+TEST_CASE("a per-request pool answers counter=1 every time, a reuse pool counts") {
+  runtime::InstancePool fresh(config("counter", example("counter"), true));
+  for (int i = 0; i < 4; ++i) CHECK(invoke(fresh, "").body == "1\n");
+  runtime::InstancePool reuse(config("counter", example("counter"), false));
+  CHECK(invoke(reuse, "").body == "1\n");
+  CHECK(invoke(reuse, "").body == "2\n");
+}
+
+TEST_CASE("the first call on an instance is 'restored', later ones 'warm'") {
+  runtime::InstancePool pool(config("echo", example("echo"), true));
+  CHECK(invoke(pool, "a").start == runtime::StartKind::Restored);
+  CHECK(invoke(pool, "b").start == runtime::StartKind::Warm);
+}
+
+TEST_CASE("crashes answer 502, timeouts 504, and the pool keeps serving") {
+  runtime::InstancePool pool(config("misbehave", guest("misbehave"), true));
+  auto crash = invoke(pool, "null");
+  CHECK(crash.status == 502);
+  CHECK_THAT(crash.error, Catch::Contains("page fault"));
+  auto slow = invoke(pool, "loop");
+  CHECK(slow.status == 504);
+  auto ok = invoke(pool, "fine");
+  CHECK(ok.status == 200);
+  CHECK(ok.body == "ok");
+}
+
+TEST_CASE("past the queue bound calls get 429 and nothing is lost") {
+  auto cfg = config("misbehave", guest("misbehave"), true);
+  cfg.max_instances = 1;
+  cfg.max_queue = 2;
+  cfg.timeout = std::chrono::milliseconds(200);
+  runtime::InstancePool pool(cfg);
+  std::vector<std::future<runtime::InvocationResult>> calls;
+  std::vector<std::shared_ptr<std::promise<runtime::InvocationResult>>> ps;
+  for (int i = 0; i < 6; ++i) {
+    auto p = std::make_shared<std::promise<runtime::InvocationResult>>();
+    calls.push_back(p->get_future());
+    runtime::Invocation call;
+    call.body = "loop";
+    pool.submit(std::move(call), [p](runtime::InvocationResult r) { p->set_value(std::move(r)); });
+  }
+  int timeouts = 0, rejected = 0;
+  for (auto& f : calls) {
+    auto r = f.get();
+    if (r.status == 504) ++timeouts;
+    if (r.status == 429) ++rejected;
+  }
+  CHECK(timeouts + rejected == 6);
+  CHECK(rejected >= 3);
+}
