@@ -8,6 +8,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
+#include <array>
 #include <optional>
 
 namespace unifn::http {
@@ -39,6 +40,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_header(beast::error_code ec) {
     if (ec == bhttp::error::header_limit) return fail(431, "the request headers are larger than the limit");
+    if (ec == bhttp::error::body_limit)  // Content-Length alone is over the limit: answer before the body
+      return fail(413, fmt::format("the request body is larger than the limit of {} bytes", opts_.max_body_bytes));
     if (ec) return close();
     first_ = false;
     auto len = parser_->content_length();
@@ -65,7 +68,8 @@ class Session : public std::enable_shared_from_this<Session> {
     auto sp = std::make_shared<Response>(std::move(res));
     stream_.expires_after(opts_.read_timeout);
     bhttp::async_write(stream_, *sp, [self = shared_from_this(), sp](beast::error_code ec, std::size_t) {
-      if (ec || !sp->keep_alive()) return self->close();
+      if (ec) return self->close();
+      if (!sp->keep_alive()) return self->linger();
       self->read_header();
     });
   }
@@ -74,6 +78,22 @@ class Session : public std::enable_shared_from_this<Session> {
     auto res = json_error(status, why);
     res.keep_alive(false);
     write(std::move(res));
+  }
+
+  // Half-close and drain what the client is still sending, so that it reads our answer
+  // (a 413 sent before the body) instead of a connection reset.
+  void linger() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(2));
+    drain_ = std::make_shared<std::array<char, 16384>>();
+    drain_more();
+  }
+  void drain_more() {
+    stream_.async_read_some(asio::buffer(*drain_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->close();
+      self->drain_more();
+    });
   }
 
   void close() {
@@ -88,6 +108,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const ServerOptions& opts_;
   Api& api_;
   bool first_ = true;
+  std::shared_ptr<std::array<char, 16384>> drain_;
 };
 
 }  // namespace

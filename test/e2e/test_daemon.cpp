@@ -1,0 +1,91 @@
+// The real daemon on a free loopback port, driven with curl.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "process.h"
+
+using unifn::test::sh;
+
+namespace {
+
+class Daemon {
+ public:
+  explicit Daemon(const std::string& args = "") {
+    log_ = "/tmp/unifn-e2e-" + std::to_string(getpid()) + ".log";
+    auto r = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd --listen 127.0.0.1:0 " + args + " >" + log_ + " 2>&1 & echo $!");
+    pid_ = std::stoi(r.out);
+    for (int i = 0; i < 200 && port_.empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      std::ifstream f(log_);
+      std::string text((std::istreambuf_iterator<char>(f)), {});
+      std::smatch m;
+      if (std::regex_search(text, m, std::regex("listening on http://127.0.0.1:([0-9]+)"))) port_ = m[1];
+    }
+    REQUIRE(!port_.empty());
+  }
+  ~Daemon() {
+    kill(pid_, SIGKILL);
+    unlink(log_.c_str());
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + port_ + path; }
+  int stop() {
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 200; ++i) {
+      if (kill(pid_, 0) != 0) return 0;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = 0;
+  std::string port_, log_;
+};
+
+std::string curl(const std::string& args) { return sh("curl -s --max-time 10 " + args).out; }
+
+}  // namespace
+
+TEST_CASE("the daemon serves the examples over HTTP with the invocation headers") {
+  Daemon d;
+  auto r = curl("-i -X POST --data-binary hi " + d.url("/function/echo"));
+  CHECK_THAT(r, Catch::StartsWith("HTTP/1.1 200"));
+  CHECK_THAT(r, Catch::Contains("X-Call-Id: ") && Catch::Contains("X-Duration-Seconds: ") &&
+                    Catch::Contains("X-Unifn-Start: "));
+  CHECK_THAT(r, Catch::EndsWith("\r\n\r\nhi"));
+  CHECK(curl("-X POST --data-binary unifn " + d.url("/function/hello")) == "Hello, unifn!\n");
+  for (int i = 0; i < 3; ++i) CHECK(curl("-X POST " + d.url("/function/counter")) == "1\n");
+  CHECK(curl("-X POST " + d.url("/function/random")) != curl("-X POST " + d.url("/function/random")));
+}
+
+TEST_CASE("the daemon answers errors as JSON with honest codes") {
+  Daemon d;
+  CHECK(curl("-o /dev/null -w '%{http_code}' -X POST " + d.url("/function/nope")) == "404");
+  CHECK(curl("-X POST " + d.url("/function/nope")) == "{\"error\":\"no function named 'nope'\"}\n");
+  CHECK(curl("-o /dev/null -w '%{http_code}' " + d.url("/function/echo")) == "405");
+  CHECK(curl("-o /dev/null -w '%{http_code}' " + d.url("/nothing")) == "404");
+  CHECK(curl(d.url("/healthz")) == "OK\n");
+  CHECK_THAT(curl(d.url("/system/functions")), Catch::Contains("\"name\":\"echo\""));
+  CHECK_THAT(curl(d.url("/system/function/counter")), Catch::Contains("\"unifn.isolation\":\"per-request\""));
+}
+
+TEST_CASE("a body of exactly the limit is served and one byte more is refused with 413") {
+  Daemon d("--max-body-bytes 1000");
+  sh("head -c 1000 /dev/zero > /tmp/unifn-1000 && head -c 1001 /dev/zero > /tmp/unifn-1001");
+  CHECK(curl("-o /dev/null -w '%{http_code}' -X POST --data-binary @/tmp/unifn-1000 " + d.url("/function/echo")) == "200");
+  CHECK(curl("-o /dev/null -w '%{http_code}' -X POST --data-binary @/tmp/unifn-1001 " + d.url("/function/echo")) == "413");
+  CHECK(curl("-X POST --data-binary ok " + d.url("/function/echo")) == "ok");
+}
+
+TEST_CASE("SIGTERM stops the daemon cleanly") {
+  Daemon d;
+  CHECK(curl("-X POST --data-binary x " + d.url("/function/echo")) == "x");
+  CHECK(d.stop() == 0);
+}
