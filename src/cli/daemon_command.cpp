@@ -27,7 +27,19 @@ struct DaemonOptions {
   std::string isolation = "per-request";
   std::size_t max_body_bytes = 6291456;
   unsigned max_instances = 4;
+  std::string state_dir;
 };
+
+// The embedded default state directory: systemd's, the system one, the user's, or /tmp.
+std::string default_state_dir() {
+  if (const char* s = getenv("STATE_DIRECTORY")) return s;
+  std::error_code ec;
+  fs::create_directories("/var/lib/unifn", ec);
+  if (!ec && access("/var/lib/unifn", W_OK) == 0) return "/var/lib/unifn";
+  if (const char* x = getenv("XDG_STATE_HOME")) return std::string(x) + "/unifn";
+  if (const char* h = getenv("HOME")) return std::string(h) + "/.local/state/unifn";
+  return fmt::format("/tmp/unifn-{}", getuid());
+}
 
 std::uint16_t parse_port(const std::string& s) {
   std::size_t end = 0;
@@ -60,6 +72,7 @@ std::vector<runtime::PoolConfig> discover(const DaemonOptions& o) {
       c.per_request = o.isolation == "per-request";
       c.max_instances = o.max_instances;
       c.vm.max_body_bytes = o.max_body_bytes;
+      c.state_dir = o.state_dir;
       c.log = [](const std::string& fn, const std::string& call, std::string_view line) {
         fmt::print(stderr, "{}[{}]: {}\n", fn, call.empty() ? "-" : call, line);
       };
@@ -95,6 +108,8 @@ int daemon_command(const char* argv0, std::span<char*> args) {
           throw std::invalid_argument("--isolation is per-request or reuse");
       } else if (a == "--max-body-bytes") {
         o.max_body_bytes = std::stoul(value());
+      } else if (a == "--state-dir") {
+        o.state_dir = value();
       } else if (a == "--max-instances") {
         o.max_instances = static_cast<unsigned>(std::stoul(value()));
       } else {
@@ -112,6 +127,7 @@ int daemon_command(const char* argv0, std::span<char*> args) {
     o.function_dirs.emplace_back("/usr/lib/unifn/functions");
   }
   (void)argv0;
+  if (o.state_dir.empty()) o.state_dir = default_state_dir();
 
   // Signals are taken synchronously by this thread; every other thread inherits the mask.
   sigset_t sigs;

@@ -13,6 +13,7 @@
 
 #include "guest/function_vm.h"
 #include "kernel_boot.h"
+#include "snapshot/snapshot_store.h"
 
 namespace unifn::cli {
 
@@ -24,10 +25,11 @@ struct RunOptions {
   std::size_t memory_mb = 64;
   long timeout_ms = 10000;
   std::string cmdline;
+  std::optional<std::string> state_dir;  // use and create snapshots there
 };
 
 const char* kUsage =
-    "usage: unifnd run IMAGE [--input FILE|-] [--memory MB] [--timeout-ms N] [--cmdline STR]\n";
+    "usage: unifnd run IMAGE [--input FILE|-] [--memory MB] [--timeout-ms N] [--cmdline STR] [--state-dir DIR]\n";
 
 RunOptions parse(std::span<char*> args) {
   RunOptions o;
@@ -51,6 +53,7 @@ RunOptions parse(std::span<char*> args) {
     else if (a == "--memory") o.memory_mb = static_cast<std::size_t>(number(value()));
     else if (a == "--timeout-ms") o.timeout_ms = number(value());
     else if (a == "--cmdline") o.cmdline = value();
+    else if (a == "--state-dir") o.state_dir = value();
     else if (!a.empty() && a[0] == '-' && a != "-") throw std::invalid_argument(fmt::format("unknown option {}", a));
     else if (o.image.empty()) o.image = a;
     else throw std::invalid_argument(fmt::format("unexpected argument {}", a));
@@ -76,7 +79,17 @@ int run_function(const RunOptions& o, std::shared_ptr<const vmm::FunctionImage> 
   cfg.max_body_bytes = std::max<std::size_t>(cfg.max_body_bytes, body.size());
   auto console = [](std::string_view line) { fmt::print(stderr, "{}\n", line); };
   auto t0 = std::chrono::steady_clock::now();
-  auto vm = vmm::FunctionVm::boot(image, cfg, console);
+  std::unique_ptr<vmm::FunctionVm> vm;
+  if (o.state_dir) {
+    vmm::SnapshotStore store(*o.state_dir);
+    auto got = store.get_or_build(image, cfg, console);
+    if (!got.warning.empty()) fmt::print(stderr, "unifnd run: {}: warning: {}\n", o.image, got.warning);
+    fmt::print(stderr, "unifnd run: {}: {} ({})\n", o.image, got.from_disk ? "restored from snapshot" : "booted cold, snapshot saved",
+               store.state_path(vmm::SnapshotStore::key(*image, cfg)).string());
+    vm = vmm::FunctionVm::restore(got.snapshot, image, cfg, console);
+  } else {
+    vm = vmm::FunctionVm::boot(image, cfg, console);
+  }
   auto outcome = vm->invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()),  // Safe: chars as bytes.
                             "", t0 + std::chrono::milliseconds(o.timeout_ms));
   if (outcome.too_large) {

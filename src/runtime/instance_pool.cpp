@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "snapshot/snapshot_store.h"
+
 namespace unifn::runtime {
 
 namespace {
@@ -32,12 +34,21 @@ InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
   auto sink = [this](std::string_view line) {
     if (cfg_.log) cfg_.log(cfg_.name, "init", line);
   };
-  auto vm = vmm::FunctionVm::boot(image_, cfg_.vm, sink);
-  snapshot_ = vm->snapshot(snapshot_file(cfg_.name));
-  if (cfg_.min_warm == 0) cold_ = std::move(vm);
+  if (!cfg_.state_dir.empty()) {
+    vmm::SnapshotStore store(cfg_.state_dir);
+    auto got = store.get_or_build(image_, cfg_.vm, sink);
+    if (!got.warning.empty() && cfg_.log) cfg_.log(cfg_.name, "", fmt::format("[unifn] warning: {}", got.warning));
+    snapshot_ = got.snapshot;
+    snapshot_from_disk_ = got.from_disk;
+  } else {
+    auto vm = vmm::FunctionVm::boot(image_, cfg_.vm, sink);
+    snapshot_ = vm->snapshot(snapshot_file(cfg_.name));
+    if (cfg_.min_warm == 0) cold_ = std::move(vm);
+  }
   std::lock_guard lock(mu_);
   for (unsigned i = 0; i < cfg_.min_warm && i < cfg_.max_instances; ++i) {
     ++instances_;
+    ++starting_;
     threads_.emplace_back([this] { worker(); });
   }
 }
@@ -68,8 +79,9 @@ void InstancePool::submit(Invocation call, Completion done) {
     return;
   }
   queue_.push_back(Job{std::move(call), std::move(done), Clock::now()});
-  if (queue_.size() > idle_ && instances_ < cfg_.max_instances) {
+  if (queue_.size() > idle_ + starting_ && instances_ < cfg_.max_instances) {
     ++instances_;
+    ++starting_;
     threads_.emplace_back([this] { worker(); });
   }
   cv_.notify_one();
@@ -100,6 +112,8 @@ void InstancePool::worker() {
   std::unique_ptr<vmm::FunctionVm> vm;
   bool fresh = true;
   StartKind start = StartKind::Restored;
+  bool counted_idle = false;  // already counted in idle_ (set before the last completion ran)
+  bool starting = true;       // counted in starting_ until it first becomes idle
   for (;;) {
     if (!vm) {
       try {
@@ -115,12 +129,16 @@ void InstancePool::worker() {
         if (cfg_.log) cfg_.log(cfg_.name, "", fmt::format("[unifn] cannot restore an instance: {}", e.what()));
         std::lock_guard lock(mu_);
         --instances_;
+        if (starting) --starting_;
         idle_cv_.notify_all();
         return;
       }
     }
     std::unique_lock lock(mu_);
-    ++idle_;
+    if (!counted_idle) ++idle_;
+    if (starting) --starting_;
+    starting = false;
+    counted_idle = false;
     cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
     --idle_;
     if (queue_.empty()) {  // stopping with nothing left to do
@@ -151,6 +169,11 @@ void InstancePool::worker() {
         if (cfg_.log) cfg_.log(cfg_.name, job.call.call_id, fmt::format("[unifn] reset failed: {}", e.what()));
         vm.reset();
       }
+    }
+    if (vm) {  // ready again before the caller hears back, so its next call finds us idle
+      std::lock_guard relock(mu_);
+      ++idle_;
+      counted_idle = true;
     }
     job.done(std::move(r));
   }

@@ -26,6 +26,7 @@ struct PoolConfig {
   bool per_request = true;  // isolation: per-request (reset after each call) or reuse
   std::chrono::milliseconds timeout{5000};
   std::size_t max_queue = 1024;
+  std::string state_dir;  // snapshots are kept there; empty: in memory only
   std::vector<std::string> accel;
   std::vector<std::pair<std::string, std::string>> env;
   // Where console lines of the guest go: (function, call id, line).
@@ -47,6 +48,7 @@ class InstancePool {
   void drain(std::chrono::milliseconds grace);
   FunctionStatus status() const;
   const PoolConfig& config() const { return cfg_; }
+  bool snapshot_from_disk() const { return snapshot_from_disk_; }
 
  private:
   struct Job {
@@ -61,14 +63,15 @@ class InstancePool {
   PoolConfig cfg_;
   std::shared_ptr<const vmm::FunctionImage> image_;
   std::shared_ptr<const vmm::Snapshot> snapshot_;
-  std::unique_ptr<vmm::FunctionVm> cold_;  // the cold-booted VM, used for the first call when min_warm is 0
+  std::unique_ptr<vmm::FunctionVm> cold_;
+  bool snapshot_from_disk_ = false;  // the cold-booted VM, used for the first call when min_warm is 0
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable idle_cv_;
   std::deque<Job> queue_;
   std::vector<std::thread> threads_;
-  unsigned instances_ = 0, idle_ = 0;
+  unsigned instances_ = 0, idle_ = 0, starting_ = 0;  // starting: being restored, soon idle
   bool stopping_ = false;
   std::atomic<std::uint64_t> invocations_{0};
 };

@@ -19,7 +19,9 @@ class Daemon {
  public:
   explicit Daemon(const std::string& args = "") {
     log_ = "/tmp/unifn-e2e-" + std::to_string(getpid()) + ".log";
-    auto r = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd --listen 127.0.0.1:0 " + args + " >" + log_ + " 2>&1 & echo $!");
+    state_ = "/tmp/unifn-e2e-state-" + std::to_string(getpid());
+    auto r = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd --listen 127.0.0.1:0 --state-dir " + state_ + " " + args + " >" + log_ +
+                " 2>&1 & echo $!");
     pid_ = std::stoi(r.out);
     for (int i = 0; i < 200 && port_.empty(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
@@ -33,6 +35,7 @@ class Daemon {
   ~Daemon() {
     kill(pid_, SIGKILL);
     unlink(log_.c_str());
+    sh("rm -rf " + state_);
   }
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + port_ + path; }
   int stop() {
@@ -46,7 +49,7 @@ class Daemon {
 
  private:
   pid_t pid_ = 0;
-  std::string port_, log_;
+  std::string port_, log_, state_;
 };
 
 std::string curl(const std::string& args) { return sh("curl -s --max-time 10 " + args).out; }

@@ -53,6 +53,13 @@ class ByteReader {
     pos_ += n;
     return v;
   }
+  // Exactly n bytes: the rest of a payload whose length the header gave.
+  std::vector<std::uint8_t> blob_rest(std::uint64_t n) {
+    need(n);
+    std::vector<std::uint8_t> v(in_.begin() + static_cast<std::ptrdiff_t>(pos_), in_.begin() + static_cast<std::ptrdiff_t>(pos_ + n));
+    pos_ += n;
+    return v;
+  }
   std::string str(std::uint64_t max) {
     auto b = blob(max);
     return std::string(b.begin(), b.end());

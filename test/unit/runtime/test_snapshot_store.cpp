@@ -1,0 +1,129 @@
+// Snapshot files: reused when valid; corrupted, truncated, foreign or stale ones set aside and rebuilt.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "guest_helpers.h"
+#include "snapshot/snapshot_store.h"
+
+using namespace unifn;
+using namespace unifn::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("unifn-snap-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
+  TempDir() { fs::create_directories(path); }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+std::string answer(vmm::SnapshotStore::Result& got, std::shared_ptr<const vmm::FunctionImage> image, const std::string& body) {
+  vmm::FunctionVmConfig cfg;
+  auto vm = vmm::FunctionVm::restore(got.snapshot, image, cfg, quiet);
+  auto out = call(*vm, body);
+  REQUIRE(out.ok());
+  return out.body;
+}
+
+void poke(const fs::path& file, std::uint64_t offset, char byte) {
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.put(byte);
+}
+
+}  // namespace
+
+TEST_CASE("a snapshot is written once and restored from disk afterwards") {
+  TempDir dir;
+  vmm::SnapshotStore store(dir.path);
+  auto image = vmm::FunctionImage::load(example("hello"));
+  vmm::FunctionVmConfig cfg;
+  auto first = store.get_or_build(image, cfg, quiet);
+  CHECK_FALSE(first.from_disk);
+  auto second = store.get_or_build(image, cfg, quiet);
+  CHECK(second.from_disk);
+  CHECK(second.warning.empty());
+  CHECK(answer(second, image, "disk") == "Hello, disk!\n");
+  // The RAM file holds only non-zero pages: far less on disk than the VM's RAM.
+  auto key = vmm::SnapshotStore::key(*image, cfg);
+  CHECK(fs::file_size(store.ram_path(key)) == second.snapshot->layout.ram);
+  CHECK(fs::exists(store.state_path(key)));
+  CHECK_FALSE(fs::exists(store.state_path(key).string() + ".tmp"));
+}
+
+TEST_CASE("damaged snapshot files are detected, set aside and rebuilt") {
+  TempDir dir;
+  vmm::SnapshotStore store(dir.path);
+  auto image = vmm::FunctionImage::load(example("hello"));
+  vmm::FunctionVmConfig cfg;
+  store.get_or_build(image, cfg, quiet);
+  auto key = vmm::SnapshotStore::key(*image, cfg);
+  auto state = store.state_path(key), ram = store.ram_path(key);
+
+  SECTION("a flipped byte in the state file") {
+    poke(state, fs::file_size(state) - 20, 'X');
+    auto got = store.get_or_build(image, cfg, quiet);
+    CHECK_FALSE(got.from_disk);
+    CHECK_THAT(got.warning, Catch::Contains("checksum mismatch"));
+    CHECK(answer(got, image, "again") == "Hello, again!\n");
+  }
+  SECTION("a truncated state file") {
+    fs::resize_file(state, 40);
+    auto got = store.get_or_build(image, cfg, quiet);
+    CHECK_FALSE(got.from_disk);
+    CHECK_THAT(got.warning, Catch::Contains("truncated"));
+  }
+  SECTION("a changed page in the RAM file") {
+    poke(ram, 0x100000 + 64, 0x5A);  // inside the image's first page
+    auto got = store.get_or_build(image, cfg, quiet);
+    CHECK_FALSE(got.from_disk);
+    CHECK_THAT(got.warning, Catch::Contains(".ram") && Catch::Contains("checksum mismatch"));
+    CHECK(answer(got, image, "ram") == "Hello, ram!\n");
+  }
+  SECTION("another function's snapshot under this key") {
+    auto other = vmm::FunctionImage::load(example("echo"));
+    store.get_or_build(other, cfg, quiet);
+    auto other_key = vmm::SnapshotStore::key(*other, cfg);
+    fs::copy_file(store.state_path(other_key), state, fs::copy_options::overwrite_existing);
+    auto got = store.get_or_build(image, cfg, quiet);
+    CHECK_FALSE(got.from_disk);
+    CHECK_THAT(got.warning, Catch::Contains("another image"));
+  }
+  SECTION("not a snapshot at all") {
+    std::ofstream(state, std::ios::trunc) << "garbage garbage garbage garbage garbage garbage";
+    auto got = store.get_or_build(image, cfg, quiet);
+    CHECK_FALSE(got.from_disk);
+    CHECK_THAT(got.warning, Catch::Contains("bad magic"));
+  }
+  CHECK(store.get_or_build(image, cfg, quiet).from_disk);  // the rebuilt one is trusted next time
+}
+
+TEST_CASE("an image changed on disk gets a new snapshot") {
+  TempDir dir;
+  vmm::SnapshotStore store(dir.path);
+  vmm::FunctionVmConfig cfg;
+  auto copy = dir.path / "fn.elf";
+  fs::copy_file(example("hello"), copy);
+  auto before = vmm::FunctionImage::load(copy.string());
+  CHECK_FALSE(store.get_or_build(before, cfg, quiet).from_disk);
+  std::ofstream(copy, std::ios::app) << "trailing bytes change the image";
+  auto after = vmm::FunctionImage::load(copy.string());
+  CHECK(vmm::SnapshotStore::key(*before, cfg) != vmm::SnapshotStore::key(*after, cfg));
+  CHECK_FALSE(store.get_or_build(after, cfg, quiet).from_disk);
+  cfg.memory_bytes = 32 << 20;  // settings that shape the VM are part of the key too
+  CHECK(vmm::SnapshotStore::key(*after, cfg) != vmm::SnapshotStore::key(*before, vmm::FunctionVmConfig{}));
+}
+
+TEST_CASE("vCPU state survives a round trip through bytes, and truncated bytes are refused") {
+  auto image = vmm::FunctionImage::load(example("echo"));
+  vmm::FunctionVmConfig cfg;
+  auto vm = vmm::FunctionVm::boot(image, cfg, quiet);
+  auto snap = vm->snapshot(memfd());
+  auto bytes = snap->cpu.to_bytes();
+  auto back = vmm::CpuState::from_bytes(bytes);
+  CHECK(back.to_bytes() == bytes);
+  CHECK(back.regs.rip == snap->cpu.regs.rip);
+  CHECK_THROWS_WITH(vmm::CpuState::from_bytes(std::span(bytes).first(bytes.size() - 1)), Catch::Contains("truncated"));
+}
