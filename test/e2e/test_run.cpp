@@ -1,6 +1,8 @@
 // `unifnd run`: every example answers byte for byte; bad images and guests give one clear line.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <fstream>
 
 #include "process.h"
@@ -50,4 +52,15 @@ TEST_CASE("unifnd run stops a guest that loops forever") {
               tmpfile("loop", "loop") + " 2>&1");
   CHECK(r.status == 124);
   CHECK_THAT(r.out, Catch::Contains("deadline"));
+}
+
+TEST_CASE("unifnd run --state-dir boots cold once, then restores from the snapshot") {
+  std::string dir = "/tmp/unifn-run-state-" + std::to_string(getpid());
+  sh("rm -rf " + dir);
+  auto cmd = kUnifnd + " run " + fn("hello") + " --state-dir " + dir + " --input " + tmpfile("who", "disk") + " 2>&1";
+  auto first = sh(cmd);
+  CHECK_THAT(first.out, Catch::Contains("booted cold, snapshot saved") && Catch::Contains("Hello, disk!"));
+  auto second = sh(cmd);
+  CHECK_THAT(second.out, Catch::Contains("restored from snapshot") && Catch::Contains("Hello, disk!"));
+  sh("rm -rf " + dir);
 }
