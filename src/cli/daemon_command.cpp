@@ -1,4 +1,4 @@
-// The daemon: functions found on the embedded default paths, pools warmed, HTTP served, systemd told.
+// The daemon: configuration and drop-ins loaded, pools warmed, HTTP served, systemd told; and check-config.
 #include "cli/daemon_command.h"
 
 #include <signal.h>
@@ -7,9 +7,11 @@
 
 #include <filesystem>
 #include <fmt/format.h>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "runtime/registry.h"
@@ -20,114 +22,111 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct DaemonOptions {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 8080;
-  std::vector<fs::path> function_dirs;
-  std::string isolation = "per-request";
-  std::size_t max_body_bytes = 6291456;
-  unsigned max_instances = 4;
-  std::string state_dir;
+struct Overrides {
+  std::optional<fs::path> config;
+  std::optional<std::string> listen, state_dir;
+  std::vector<std::string> functions_dirs;
 };
 
-// The embedded default state directory: systemd's, the system one, the user's, or /tmp.
-std::string default_state_dir() {
-  if (const char* s = getenv("STATE_DIRECTORY")) return s;
+Overrides parse(std::span<char*> args) {
+  Overrides o;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--config") o.config = value();
+    else if (a == "--listen") o.listen = value();
+    else if (a == "--state-dir") o.state_dir = value();
+    else if (a == "--functions-dir") o.functions_dirs.push_back(value());
+    else throw std::invalid_argument(fmt::format("unknown option {}", a));
+  }
+  return o;
+}
+
+fs::path exe_dir() {
   std::error_code ec;
-  fs::create_directories("/var/lib/unifn", ec);
-  if (!ec && access("/var/lib/unifn", W_OK) == 0) return "/var/lib/unifn";
-  if (const char* x = getenv("XDG_STATE_HOME")) return std::string(x) + "/unifn";
-  if (const char* h = getenv("HOME")) return std::string(h) + "/.local/state/unifn";
-  return fmt::format("/tmp/unifn-{}", getuid());
+  auto exe = fs::canonical("/proc/self/exe", ec);
+  return ec ? fs::path() : exe.parent_path();
 }
 
-std::uint16_t parse_port(const std::string& s) {
-  std::size_t end = 0;
-  int p = -1;
-  try {
-    p = std::stoi(s, &end);
-  } catch (const std::exception&) {
+config::DaemonConfig daemon_config(const Overrides& o) {
+  auto c = config::resolve(o.config, exe_dir());
+  if (o.listen) {
+    auto colon = o.listen->rfind(':');
+    if (colon == std::string::npos) throw config::ConfigError("--listen takes HOST:PORT");
+    c.host = o.listen->substr(0, colon);
+    if (c.host.size() > 2 && c.host.front() == '[') c.host = c.host.substr(1, c.host.size() - 2);
+    c.port = static_cast<std::uint16_t>(std::stoul(o.listen->substr(colon + 1)));
   }
-  if (end != s.size() || p < 0 || p > 65535) throw std::invalid_argument(fmt::format("'{}' is not a port number", s));
-  return static_cast<std::uint16_t>(p);
+  if (o.state_dir) c.state_dir = *o.state_dir;
+  if (!o.functions_dirs.empty()) c.functions_dirs = o.functions_dirs;
+  return c;
 }
 
-// Every NAME.elf in the directories becomes function NAME (the embedded default).
-std::vector<runtime::PoolConfig> discover(const DaemonOptions& o) {
+runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::DaemonConfig& d) {
+  runtime::PoolConfig c;
+  c.name = f.name;
+  c.image_path = f.image;
+  c.vm.memory_bytes = f.memory_mb << 20;
+  c.vm.max_body_bytes = d.limits.max_body_bytes;
+  c.vm.cmdline = f.cmdline;
+  c.env = f.env;
+  c.min_warm = static_cast<unsigned>(f.min_warm);
+  c.max_instances = static_cast<unsigned>(f.max_instances);
+  c.per_request = f.isolation == "per-request";
+  c.timeout = std::chrono::milliseconds(f.timeout_ms);
+  c.max_queue = d.limits.max_queue;
+  c.accel = f.accel;
+  c.state_dir = d.state_dir;
+  std::string env;
+  for (const auto& [k, v] : f.env) env += k + "=" + v + ";";
+  c.fingerprint = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", f.image, f.memory_mb, f.timeout_ms, f.min_warm,
+                              f.max_instances, f.isolation, fmt::join(f.accel, ","), env, f.cmdline,
+                              d.limits.max_body_bytes, d.limits.max_queue);
+  c.log = [](const std::string& fn, const std::string& call, std::string_view line) {
+    fmt::print(stderr, "{}[{}]: {}\n", fn, call.empty() ? "-" : call, line);
+  };
+  return c;
+}
+
+std::vector<runtime::PoolConfig> pool_configs(const config::DropinSet& set, const config::DaemonConfig& d) {
   std::vector<runtime::PoolConfig> out;
-  std::vector<std::string> seen;
-  for (const auto& dir : o.function_dirs) {
-    std::error_code ec;
-    std::vector<fs::path> images;
-    for (const auto& e : fs::directory_iterator(dir, ec))
-      if (e.path().extension() == ".elf") images.push_back(e.path());
-    std::sort(images.begin(), images.end());
-    for (const auto& p : images) {
-      std::string name = p.stem().string();
-      if (std::find(seen.begin(), seen.end(), name) != seen.end()) continue;
-      seen.push_back(name);
-      runtime::PoolConfig c;
-      c.name = name;
-      c.image_path = p.string();
-      c.per_request = o.isolation == "per-request";
-      c.max_instances = o.max_instances;
-      c.vm.max_body_bytes = o.max_body_bytes;
-      c.state_dir = o.state_dir;
-      c.log = [](const std::string& fn, const std::string& call, std::string_view line) {
-        fmt::print(stderr, "{}[{}]: {}\n", fn, call.empty() ? "-" : call, line);
-      };
-      out.push_back(std::move(c));
-    }
-  }
+  for (const auto& f : set.functions) out.push_back(pool_config(f, d));
   return out;
 }
 
 }  // namespace
 
-int daemon_command(const char* argv0, std::span<char*> args) {
-  DaemonOptions o;
+int check_config_command(std::span<char*> args) {
   try {
-    for (std::size_t i = 0; i < args.size(); ++i) {
-      std::string a = args[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
-        return args[++i];
-      };
-      if (a == "--listen") {
-        std::string v = value();
-        auto colon = v.rfind(':');
-        if (colon == std::string::npos) throw std::invalid_argument("--listen takes HOST:PORT");
-        o.host = v.substr(0, colon);
-        if (o.host.size() > 2 && o.host.front() == '[') o.host = o.host.substr(1, o.host.size() - 2);
-        o.port = parse_port(v.substr(colon + 1));
-      } else if (a == "--functions-dir") {
-        o.function_dirs.emplace_back(value());
-      } else if (a == "--isolation") {
-        o.isolation = value();
-        if (o.isolation != "per-request" && o.isolation != "reuse")
-          throw std::invalid_argument("--isolation is per-request or reuse");
-      } else if (a == "--max-body-bytes") {
-        o.max_body_bytes = std::stoul(value());
-      } else if (a == "--state-dir") {
-        o.state_dir = value();
-      } else if (a == "--max-instances") {
-        o.max_instances = static_cast<unsigned>(std::stoul(value()));
-      } else {
-        throw std::invalid_argument(fmt::format("unknown option {}", a));
-      }
-    }
+    auto d = daemon_config(parse(args));
+    auto set = config::load_dropins(d.functions_dirs);
+    auto errors = config::check_set(set);
+    for (const auto& e : errors) fmt::print(stderr, "unifnd check-config: {}\n", e);
+    if (!errors.empty()) return 1;
+    fmt::print("{}: {} functions, all valid\n", d.source, set.functions.size());
+    return 0;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "unifnd: {}\nusage: unifnd [--listen HOST:PORT] [--functions-dir DIR]... [--isolation per-request|reuse]\n", e.what());
+    fmt::print(stderr, "unifnd check-config: {}\n", e.what());
+    return 1;
+  }
+}
+
+int daemon_command(const char*, std::span<char*> args) {
+  config::DaemonConfig cfg;
+  Overrides overrides;
+  try {
+    overrides = parse(args);
+    cfg = daemon_config(overrides);
+  } catch (const std::invalid_argument& e) {
+    fmt::print(stderr, "unifnd: {}\nusage: unifnd [--config FILE] [--listen HOST:PORT] [--state-dir DIR] [--functions-dir DIR]...\n", e.what());
     return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "unifnd: {}\n", e.what());
+    return 1;
   }
-  if (o.function_dirs.empty()) {
-    std::error_code ec;
-    fs::path exe = fs::canonical(fs::path("/proc/self/exe"), ec);
-    if (!ec) o.function_dirs.push_back(exe.parent_path() / "functions");
-    o.function_dirs.emplace_back("/usr/lib/unifn/functions");
-  }
-  (void)argv0;
-  if (o.state_dir.empty()) o.state_dir = default_state_dir();
 
   // Signals are taken synchronously by this thread; every other thread inherits the mask.
   sigset_t sigs;
@@ -138,14 +137,21 @@ int daemon_command(const char* argv0, std::span<char*> args) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   runtime::Registry registry;
+  auto set = config::load_dropins(cfg.functions_dirs);
+  for (const auto& e : set.errors) fmt::print(stderr, "unifnd: skipped: {}\n", e);  // the others serve
   std::vector<std::string> errors;
-  registry.load(discover(o), errors);
-  for (const auto& e : errors) fmt::print(stderr, "unifnd: {}\n", e);
+  registry.load(pool_configs(set, cfg), errors);
+  for (const auto& e : errors) fmt::print(stderr, "unifnd: skipped: {}\n", e);
+
   http::Api api(registry);
   http::ServerOptions so;
-  so.host = o.host;
-  so.port = o.port;
-  so.max_body_bytes = o.max_body_bytes;
+  so.host = cfg.host;
+  so.port = cfg.port;
+  so.max_body_bytes = cfg.limits.max_body_bytes;
+  so.max_header_bytes = cfg.limits.max_header_bytes;
+  so.read_timeout = std::chrono::milliseconds(cfg.limits.read_timeout_ms);
+  so.idle_timeout = std::chrono::milliseconds(cfg.limits.idle_timeout_ms);
+  so.io_threads = static_cast<unsigned>(cfg.io_threads);
   http::Server server(so, api);
   try {
     server.start();
@@ -154,26 +160,45 @@ int daemon_command(const char* argv0, std::span<char*> args) {
     return 1;
   }
   auto fns = registry.functions();
-  fmt::print(stderr, "unifnd: listening on http://{}:{} with {} functions:", o.host, server.port(), fns.size());
+  fmt::print(stderr, "unifnd: {} ; state in {}\n", cfg.source, cfg.state_dir);
+  fmt::print(stderr, "unifnd: listening on http://{}:{} with {} functions:", cfg.host, server.port(), fns.size());
   for (const auto& f : fns) fmt::print(stderr, " {}", f.name);
   fmt::print(stderr, "\n");
-  sd_notifyf(0, "READY=1\nSTATUS=serving %zu functions on %s:%u", fns.size(), o.host.c_str(), server.port());
+  sd_notifyf(0, "READY=1\nSTATUS=serving %zu functions on %s:%u", fns.size(), cfg.host.c_str(), server.port());
 
   for (;;) {
     int sig = 0;
     if (sigwait(&sigs, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      sd_notify(0, "RELOADING=1");
+      sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", static_cast<unsigned long long>(
+                     std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count()));
+      // The whole new set is checked first; on any error the old set keeps serving.
+      std::vector<std::string> problems;
+      config::DropinSet next;
+      try {
+        auto next_cfg = daemon_config(overrides);
+        next = config::load_dropins(cfg.functions_dirs);
+        problems = config::check_set(next);
+      } catch (const std::exception& e) {
+        problems.push_back(e.what());
+      }
+      if (!problems.empty()) {
+        for (const auto& p : problems) fmt::print(stderr, "unifnd: reload refused: {}\n", p);
+        sd_notifyf(0, "READY=1\nSTATUS=reload refused (%zu errors), still serving the old set: %s", problems.size(),
+                   problems.front().c_str());
+        continue;
+      }
       std::vector<std::string> errs;
-      registry.load(discover(o), errs);
+      registry.load(pool_configs(next, cfg), errs);
       for (const auto& e : errs) fmt::print(stderr, "unifnd: reload: {}\n", e);
+      fmt::print(stderr, "unifnd: reloaded: {} functions\n", registry.functions().size());
       sd_notifyf(0, "READY=1\nSTATUS=serving %zu functions", registry.functions().size());
       continue;
     }
     fmt::print(stderr, "unifnd: {} received, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     sd_notify(0, "STOPPING=1");
     api.set_shutting_down();
-    registry.shutdown(std::chrono::seconds(10));
+    registry.shutdown(std::chrono::milliseconds(cfg.limits.shutdown_grace_ms));
     server.stop();
     return 0;
   }

@@ -1,4 +1,4 @@
-// `unifnd [--listen HOST:PORT] [--functions-dir DIR]...`: the HTTP daemon.
+// `unifnd [--config FILE]`: the HTTP daemon; `unifnd check-config`: validate without serving.
 #pragma once
 
 #include <span>
@@ -6,5 +6,6 @@
 namespace unifn::cli {
 
 int daemon_command(const char* argv0, std::span<char*> args);
+int check_config_command(std::span<char*> args);
 
 }  // namespace unifn::cli

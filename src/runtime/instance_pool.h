@@ -27,6 +27,7 @@ struct PoolConfig {
   std::chrono::milliseconds timeout{5000};
   std::size_t max_queue = 1024;
   std::string state_dir;  // snapshots are kept there; empty: in memory only
+  std::string fingerprint;  // equal fingerprints: the same function (a reload keeps its pool)
   std::vector<std::string> accel;
   std::vector<std::pair<std::string, std::string>> env;
   // Where console lines of the guest go: (function, call id, line).

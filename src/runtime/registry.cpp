@@ -9,19 +9,30 @@ void Registry::load(std::vector<PoolConfig> configs, std::vector<std::string>& e
   std::map<std::string, std::shared_ptr<InstancePool>, std::less<>> next;
   for (auto& cfg : configs) {
     std::string name = cfg.name;
+    {
+      std::lock_guard lock(mu_);
+      auto it = pools_.find(name);
+      if (it != pools_.end() && !cfg.fingerprint.empty() && it->second->config().fingerprint == cfg.fingerprint) {
+        next[name] = it->second;
+        continue;
+      }
+    }
     try {
       next[name] = std::make_shared<InstancePool>(std::move(cfg));
     } catch (const std::exception& e) {
       errors.push_back(fmt::format("function {}: {}", name, e.what()));
     }
   }
-  std::map<std::string, std::shared_ptr<InstancePool>, std::less<>> old;
+  std::vector<std::shared_ptr<InstancePool>> retired;
   {
     std::lock_guard lock(mu_);
-    old.swap(pools_);
+    for (auto& [name, pool] : pools_) {
+      auto it = next.find(name);
+      if (it == next.end() || it->second != pool) retired.push_back(pool);
+    }
     pools_ = std::move(next);
   }
-  for (auto& [name, pool] : old) pool->drain(std::chrono::seconds(10));
+  for (auto& pool : retired) pool->drain(std::chrono::seconds(10));  // finishes what it holds
 }
 
 void Registry::invoke(Invocation call, Completion done) {

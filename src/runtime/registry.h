@@ -14,8 +14,10 @@ namespace unifn::runtime {
 
 class Registry : public Dispatcher {
  public:
-  // Starts a pool per config; a function that fails to boot is reported through errors and
-  // left out, the others serve.
+  // Makes the set of functions exactly configs: pools whose fingerprint is unchanged keep
+  // serving, new and changed functions get new pools (snapshotted and warmed before they
+  // replace the old), removed ones drain. A function that fails to boot is reported through
+  // errors and left out; the others serve.
   void load(std::vector<PoolConfig> configs, std::vector<std::string>& errors);
   void invoke(Invocation call, Completion done) override;
   std::vector<FunctionStatus> functions() const override;

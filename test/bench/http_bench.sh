@@ -17,7 +17,7 @@ done
 here=$(dirname "$(realpath "$0")")
 mkdir -p "$work/www" "$work/fns"
 musl-gcc -static -O2 -o "$work/www/echo.cgi" "$here/cgi_echo.c"
-cp "$build/functions/echo.elf" "$work/fns/"
+cp "$build/functions/echo.elf" "$work/"
 cat > "$work/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = "hello, unifn"
@@ -61,8 +61,11 @@ wait_up "http://127.0.0.1:$lport/echo.cgi"
 run_unifnd() {
   local isolation=$1 port
   port=$(free_port)
-  "$build/unifnd" --listen "127.0.0.1:$port" --functions-dir "$work/fns" --state-dir "$work/state" \
-    --isolation "$isolation" --max-instances 2 >/dev/null 2>"$work/unifnd-$isolation.log" & pids+=($!)
+  mkdir -p "$work/fns-$isolation"
+  printf 'name: echo\nimage: %s\nisolation: %s\nmin_warm: 2\nmax_instances: 2\n' "$work/echo.elf" "$isolation" \
+    > "$work/fns-$isolation/echo.yaml"
+  "$build/unifnd" --listen "127.0.0.1:$port" --functions-dir "$work/fns-$isolation" --state-dir "$work/state" \
+    >/dev/null 2>"$work/unifnd-$isolation.log" & pids+=($!)
   url="http://127.0.0.1:$port/function/echo"
   wait_up "$url"
 }

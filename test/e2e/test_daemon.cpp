@@ -80,11 +80,15 @@ TEST_CASE("the daemon answers errors as JSON with honest codes") {
 }
 
 TEST_CASE("a body of exactly the limit is served and one byte more is refused with 413") {
-  Daemon d("--max-body-bytes 1000");
+  std::string cfg = "/tmp/unifn-e2e-limit-" + std::to_string(getpid()) + ".yaml";
+  std::ofstream(cfg) << "listen: 127.0.0.1:0\nfunctions_dirs: [" << UNIFN_BUILD_DIR << "/functions.d]\n"
+                     << "limits: {max_body_bytes: 1000}\n";
+  Daemon d("--config " + cfg);
   sh("head -c 1000 /dev/zero > /tmp/unifn-1000 && head -c 1001 /dev/zero > /tmp/unifn-1001");
   CHECK(curl("-o /dev/null -w '%{http_code}' -X POST --data-binary @/tmp/unifn-1000 " + d.url("/function/echo")) == "200");
   CHECK(curl("-o /dev/null -w '%{http_code}' -X POST --data-binary @/tmp/unifn-1001 " + d.url("/function/echo")) == "413");
   CHECK(curl("-X POST --data-binary ok " + d.url("/function/echo")) == "ok");
+  unlink(cfg.c_str());
 }
 
 TEST_CASE("SIGTERM stops the daemon cleanly") {
