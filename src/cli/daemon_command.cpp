@@ -5,7 +5,10 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 #include <fmt/format.h>
 #include <optional>
 #include <string>
@@ -14,6 +17,7 @@
 #include "config/config.h"
 #include "http/api.h"
 #include "http/server.h"
+#include "metrics/metrics.h"
 #include "runtime/registry.h"
 
 namespace unifn::cli {
@@ -65,7 +69,7 @@ config::DaemonConfig daemon_config(const Overrides& o) {
   return c;
 }
 
-runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::DaemonConfig& d) {
+runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::DaemonConfig& d, metrics::Metrics& m) {
   runtime::PoolConfig c;
   c.name = f.name;
   c.image_path = f.image;
@@ -85,17 +89,45 @@ runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::D
   c.fingerprint = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", f.image, f.memory_mb, f.timeout_ms, f.min_warm,
                               f.max_instances, f.isolation, fmt::join(f.accel, ","), env, f.cmdline,
                               d.limits.max_body_bytes, d.limits.max_queue);
+  c.on_snapshot = [&m, name = f.name](bool from_disk) { m.record_snapshot(name, from_disk); };
   c.log = [](const std::string& fn, const std::string& call, std::string_view line) {
     fmt::print(stderr, "{}[{}]: {}\n", fn, call.empty() ? "-" : call, line);
   };
   return c;
 }
 
-std::vector<runtime::PoolConfig> pool_configs(const config::DropinSet& set, const config::DaemonConfig& d) {
+std::vector<runtime::PoolConfig> pool_configs(const config::DropinSet& set, const config::DaemonConfig& d, metrics::Metrics& m) {
   std::vector<runtime::PoolConfig> out;
-  for (const auto& f : set.functions) out.push_back(pool_config(f, d));
+  for (const auto& f : set.functions) out.push_back(pool_config(f, d, m));
   return out;
 }
+
+// Sends WATCHDOG=1 at half the interval systemd asked for (WATCHDOG_USEC), while it lives.
+class Watchdog {
+ public:
+  Watchdog() {
+    std::uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+    thread_ = std::thread([this, period = std::chrono::microseconds(usec / 2)] {
+      std::unique_lock lock(mu_);
+      while (!cv_.wait_for(lock, period, [this] { return stop_; })) sd_notify(0, "WATCHDOG=1");
+    });
+  }
+  ~Watchdog() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -136,14 +168,17 @@ int daemon_command(const char*, std::span<char*> args) {
   sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
+  metrics::Metrics metrics;
   runtime::Registry registry;
   auto set = config::load_dropins(cfg.functions_dirs);
   for (const auto& e : set.errors) fmt::print(stderr, "unifnd: skipped: {}\n", e);  // the others serve
   std::vector<std::string> errors;
-  registry.load(pool_configs(set, cfg), errors);
+  registry.load(pool_configs(set, cfg, metrics), errors);
   for (const auto& e : errors) fmt::print(stderr, "unifnd: skipped: {}\n", e);
 
-  http::Api api(registry);
+  http::CallStore calls(cfg.limits.async_results_max, std::chrono::seconds(cfg.limits.async_results_ttl_s));
+  http::Callbacks callbacks;
+  http::Api api(registry, metrics, calls, callbacks);
   http::ServerOptions so;
   so.host = cfg.host;
   so.port = cfg.port;
@@ -165,6 +200,7 @@ int daemon_command(const char*, std::span<char*> args) {
   for (const auto& f : fns) fmt::print(stderr, " {}", f.name);
   fmt::print(stderr, "\n");
   sd_notifyf(0, "READY=1\nSTATUS=serving %zu functions on %s:%u", fns.size(), cfg.host.c_str(), server.port());
+  Watchdog watchdog;
 
   for (;;) {
     int sig = 0;
@@ -189,7 +225,7 @@ int daemon_command(const char*, std::span<char*> args) {
         continue;
       }
       std::vector<std::string> errs;
-      registry.load(pool_configs(next, cfg), errs);
+      registry.load(pool_configs(next, cfg, metrics), errs);
       for (const auto& e : errs) fmt::print(stderr, "unifnd: reload: {}\n", e);
       fmt::print(stderr, "unifnd: reloaded: {} functions\n", registry.functions().size());
       sd_notifyf(0, "READY=1\nSTATUS=serving %zu functions", registry.functions().size());

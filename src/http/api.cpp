@@ -75,6 +75,21 @@ void Api::handle(Request req, Reply reply) {
     if (!only(bhttp::verb::post, "POST")) return;
     return invoke(req, name, std::move(reply));
   }
+  if (target.starts_with("/async-function/")) {
+    std::string name = target.substr(16);
+    if (!name.empty() && name.back() == '/') name.pop_back();
+    if (!only(bhttp::verb::post, "POST")) return;
+    return invoke_async(req, name, std::move(reply));
+  }
+  if (target.starts_with("/v1/calls/")) {
+    if (!only(bhttp::verb::get, "GET")) return;
+    std::string full(req.target());
+    return reply(call_status(req, target.substr(10), full.find("result=raw") != std::string::npos));
+  }
+  if (target == "/metrics") {
+    if (!only(bhttp::verb::get, "GET")) return;
+    return reply(metrics_text(req));
+  }
   if (target == "/healthz") {
     if (!only(bhttp::verb::get, "GET")) return;
     return reply(shutting_down_ ? text(503, "shutting down\n", req.version()) : text(200, "OK\n", req.version()));
@@ -97,17 +112,25 @@ void Api::handle(Request req, Reply reply) {
   reply(json_error(404, fmt::format("no route for {}", target), req.version()));
 }
 
-void Api::invoke(Request& req, const std::string& name, Reply reply) {
-  if (shutting_down_) return reply(json_error(503, "unifnd is shutting down", req.version()));
+runtime::Invocation Api::make_call(Request& req, const std::string& name) {
   runtime::Invocation call;
   call.function = name;
   call.body = std::move(req.body());
   call.content_type = std::string(req[bhttp::field::content_type]);
   call.call_id = req["X-Call-Id"].empty() ? new_call_id() : std::string(req["X-Call-Id"]);
+  return call;
+}
+
+void Api::invoke(Request& req, const std::string& name, Reply reply) {
+  if (shutting_down_) return reply(json_error(503, "unifnd is shutting down", req.version()));
+  auto call = make_call(req, name);
   const unsigned version = req.version();
   const bool keep_alive = req.keep_alive();
   std::string id = call.call_id;
-  dispatcher_.invoke(std::move(call), [reply = std::move(reply), version, keep_alive, id](runtime::InvocationResult r) {
+  auto* metrics = &metrics_;
+  dispatcher_.invoke(std::move(call), [reply = std::move(reply), version, keep_alive, id, metrics, name](runtime::InvocationResult r) {
+    metrics->record_invocation(name, r.status, std::chrono::duration<double>(r.duration).count(),
+                               std::string(runtime::to_string(r.start)));
     Response res = r.error.empty() ? text(static_cast<unsigned>(r.status), std::move(r.body), version,
                                           r.content_type.empty() ? "application/octet-stream" : r.content_type)
                                    : json_error(static_cast<unsigned>(r.status), r.error, version);
@@ -117,6 +140,55 @@ void Api::invoke(Request& req, const std::string& name, Reply reply) {
     res.keep_alive(keep_alive);
     reply(std::move(res));
   });
+}
+
+void Api::invoke_async(Request& req, const std::string& name, Reply reply) {
+  if (shutting_down_) return reply(json_error(503, "unifnd is shutting down", req.version()));
+  if (!dispatcher_.function(name)) return reply(json_error(404, fmt::format("no function named '{}'", name), req.version()));
+  std::string callback(req["X-Callback-Url"]);
+  if (!callback.empty() && !Callbacks::valid_url(callback))
+    return reply(json_error(400, fmt::format("X-Callback-Url '{}' is not an http://host:port/path URL", callback), req.version()));
+  auto call = make_call(req, name);
+  const std::string id = call.call_id;
+  calls_.add(id, name);
+  auto* calls = &calls_;
+  auto* callbacks = &callbacks_;
+  auto* metrics = &metrics_;
+  dispatcher_.invoke(std::move(call), [calls, callbacks, metrics, id, name, callback](runtime::InvocationResult r) {
+    metrics->record_invocation(name, r.status, std::chrono::duration<double>(r.duration).count(),
+                               std::string(runtime::to_string(r.start)));
+    if (!callback.empty()) callbacks->post(callback, id, r);
+    calls->finish(id, std::move(r));
+  });
+  Response res = text(202, fmt::format("{{\"id\":\"{}\"}}\n", id), req.version(), "application/json");
+  res.set("X-Call-Id", id);
+  reply(std::move(res));
+}
+
+Response Api::call_status(const Request& req, const std::string& id, bool raw) {
+  auto rec = calls_.get(id);
+  if (!rec) return json_error(404, fmt::format("no call with id '{}' (unknown or expired)", id), req.version());
+  const auto& r = rec->result;
+  if (raw && rec->done) {
+    if (!r.error.empty()) return json_error(static_cast<unsigned>(r.status), r.error, req.version());
+    return text(static_cast<unsigned>(r.status), r.body, req.version(), r.content_type.empty() ? "application/octet-stream" : r.content_type);
+  }
+  std::string body = fmt::format("{{\"id\":\"{}\",\"function\":\"{}\",\"state\":\"{}\"", json_escape(rec->id),
+                                 json_escape(rec->function), rec->done ? "done" : "queued");
+  if (rec->done) {
+    body += fmt::format(",\"status\":{},\"duration_seconds\":{:.6f},\"start\":\"{}\",\"content_type\":\"{}\"", r.status,
+                        std::chrono::duration<double>(r.duration).count(), runtime::to_string(r.start), json_escape(r.content_type));
+    body += r.error.empty() ? fmt::format(",\"body_base64\":\"{}\"", base64(r.body)) : fmt::format(",\"error\":\"{}\"", json_escape(r.error));
+  }
+  return text(200, body + "}\n", req.version(), "application/json");
+}
+
+Response Api::metrics_text(const Request& req) {
+  for (const auto& f : dispatcher_.functions()) {
+    metrics_.set_queue_depth(f.name, f.queued);
+    metrics_.set_instances(f.name, f.idle_instances, f.instances - f.idle_instances);
+  }
+  return text(200, metrics_.serialize(), req.version(), "text/plain; version=0.0.4");
 }
 
 Response Api::functions(const Request& req) const {

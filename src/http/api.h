@@ -5,6 +5,8 @@
 #include <functional>
 #include <string>
 
+#include "http/calls.h"
+#include "metrics/metrics.h"
 #include "runtime/dispatcher.h"
 
 namespace unifn::http {
@@ -20,16 +22,24 @@ std::string json_escape(std::string_view s);
 
 class Api {
  public:
-  explicit Api(runtime::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
+  Api(runtime::Dispatcher& dispatcher, metrics::Metrics& metrics, CallStore& calls, Callbacks& callbacks)
+      : dispatcher_(dispatcher), metrics_(metrics), calls_(calls), callbacks_(callbacks) {}
   // Answers through reply, at once or (for invocations) from whichever thread completes the call.
   void handle(Request req, Reply reply);
   void set_shutting_down() { shutting_down_ = true; }
 
  private:
   void invoke(Request& req, const std::string& name, Reply reply);
+  void invoke_async(Request& req, const std::string& name, Reply reply);
+  Response call_status(const Request& req, const std::string& id, bool raw);
+  Response metrics_text(const Request& req);
+  runtime::Invocation make_call(Request& req, const std::string& name);
   Response functions(const Request& req) const;
   Response function(const Request& req, const std::string& name) const;
   runtime::Dispatcher& dispatcher_;
+  metrics::Metrics& metrics_;
+  CallStore& calls_;
+  Callbacks& callbacks_;
   std::atomic<bool> shutting_down_{false};
 };
 

@@ -45,6 +45,7 @@ InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
     snapshot_ = vm->snapshot(snapshot_file(cfg_.name));
     if (cfg_.min_warm == 0) cold_ = std::move(vm);
   }
+  if (cfg_.on_snapshot) cfg_.on_snapshot(snapshot_from_disk_);
   std::lock_guard lock(mu_);
   for (unsigned i = 0; i < cfg_.min_warm && i < cfg_.max_instances; ++i) {
     ++instances_;

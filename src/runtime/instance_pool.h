@@ -30,6 +30,8 @@ struct PoolConfig {
   std::string fingerprint;  // equal fingerprints: the same function (a reload keeps its pool)
   std::vector<std::string> accel;
   std::vector<std::pair<std::string, std::string>> env;
+  // Told once how the snapshot was had: loaded from disk (true) or built by a cold boot.
+  std::function<void(bool from_disk)> on_snapshot;
   // Where console lines of the guest go: (function, call id, line).
   std::function<void(const std::string&, const std::string&, std::string_view)> log;
 };

@@ -9,52 +9,11 @@
 #include <regex>
 #include <thread>
 
-#include "process.h"
+#include "daemon_fixture.h"
 
 using unifn::test::sh;
 
-namespace {
-
-class Daemon {
- public:
-  explicit Daemon(const std::string& args = "") {
-    log_ = "/tmp/unifn-e2e-" + std::to_string(getpid()) + ".log";
-    state_ = "/tmp/unifn-e2e-state-" + std::to_string(getpid());
-    auto r = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd --listen 127.0.0.1:0 --state-dir " + state_ + " " + args + " >" + log_ +
-                " 2>&1 & echo $!");
-    pid_ = std::stoi(r.out);
-    for (int i = 0; i < 200 && port_.empty(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-      std::ifstream f(log_);
-      std::string text((std::istreambuf_iterator<char>(f)), {});
-      std::smatch m;
-      if (std::regex_search(text, m, std::regex("listening on http://127.0.0.1:([0-9]+)"))) port_ = m[1];
-    }
-    REQUIRE(!port_.empty());
-  }
-  ~Daemon() {
-    kill(pid_, SIGKILL);
-    unlink(log_.c_str());
-    sh("rm -rf " + state_);
-  }
-  std::string url(const std::string& path) const { return "http://127.0.0.1:" + port_ + path; }
-  int stop() {
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 200; ++i) {
-      if (kill(pid_, 0) != 0) return 0;
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    return -1;
-  }
-
- private:
-  pid_t pid_ = 0;
-  std::string port_, log_, state_;
-};
-
-std::string curl(const std::string& args) { return sh("curl -s --max-time 10 " + args).out; }
-
-}  // namespace
+using namespace unifn::test;
 
 TEST_CASE("the daemon serves the examples over HTTP with the invocation headers") {
   Daemon d;

@@ -1,0 +1,86 @@
+// The real unifnd on a free loopback port, for end-to-end tests; and a temporary directory.
+#pragma once
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "process.h"
+
+namespace unifn::test {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/unifn-e2e-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() { sh("rm -rf " + path); }
+};
+
+
+class Daemon {
+ public:
+  explicit Daemon(const std::string& args = "", const std::string& env = "") {
+    log_ = "/tmp/unifn-e2e-" + std::to_string(getpid()) + ".log";
+    state_ = "/tmp/unifn-e2e-state-" + std::to_string(getpid());
+    auto r = sh(env + " " + std::string(UNIFN_BUILD_DIR) + "/unifnd --listen 127.0.0.1:0 --state-dir " + state_ + " " + args + " >" + log_ +
+                " 2>&1 & echo $!");
+    pid_ = std::stoi(r.out);
+    for (int i = 0; i < 200 && port_.empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      std::ifstream f(log_);
+      std::string text((std::istreambuf_iterator<char>(f)), {});
+      std::smatch m;
+      if (std::regex_search(text, m, std::regex("listening on http://127.0.0.1:([0-9]+)"))) port_ = m[1];
+    }
+    REQUIRE(!port_.empty());
+  }
+  ~Daemon() {
+    kill(pid_, SIGKILL);
+    unlink(log_.c_str());
+    sh("rm -rf " + state_);
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + port_ + path; }
+  void signal(int sig) const { kill(pid_, sig); }
+  std::string log() const {
+    std::ifstream f(log_);
+    return std::string((std::istreambuf_iterator<char>(f)), {});
+  }
+  // Waits until the log has grown a line containing text after its first `skip` bytes.
+  bool wait_log(const std::string& text, std::size_t skip = 0) const {
+    for (int i = 0; i < 400; ++i) {
+      auto l = log();
+      if (l.size() > skip && l.find(text, skip) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return false;
+  }
+  int stop() {
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 200; ++i) {
+      if (kill(pid_, 0) != 0) return 0;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = 0;
+  std::string port_, log_, state_;
+};
+
+inline std::string curl(const std::string& args) { return sh("curl -s --max-time 10 " + args).out; }
+
+
+}  // namespace unifn::test
