@@ -58,7 +58,7 @@ Response json_error(unsigned status, const std::string& message, unsigned versio
   return text(status, fmt::format("{{\"error\":\"{}\"}}\n", json_escape(message)), version, "application/json");
 }
 
-void Api::handle(Request req, Reply reply) {
+void Api::handle(Request req, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled) {
   std::string target(req.target());
   if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
   const auto method = req.method();
@@ -73,7 +73,7 @@ void Api::handle(Request req, Reply reply) {
     std::string name = target.substr(10);
     if (!name.empty() && name.back() == '/') name.pop_back();
     if (!only(bhttp::verb::post, "POST")) return;
-    return invoke(req, name, std::move(reply));
+    return invoke(req, name, std::move(reply), std::move(cancelled));
   }
   if (target.starts_with("/async-function/")) {
     std::string name = target.substr(16);
@@ -121,9 +121,10 @@ runtime::Invocation Api::make_call(Request& req, const std::string& name) {
   return call;
 }
 
-void Api::invoke(Request& req, const std::string& name, Reply reply) {
+void Api::invoke(Request& req, const std::string& name, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled) {
   if (shutting_down_) return reply(json_error(503, "unifnd is shutting down", req.version()));
   auto call = make_call(req, name);
+  if (cancelled) call.cancelled = std::move(cancelled);
   const unsigned version = req.version();
   const bool keep_alive = req.keep_alive();
   std::string id = call.call_id;

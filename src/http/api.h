@@ -25,11 +25,12 @@ class Api {
   Api(runtime::Dispatcher& dispatcher, metrics::Metrics& metrics, CallStore& calls, Callbacks& callbacks)
       : dispatcher_(dispatcher), metrics_(metrics), calls_(calls), callbacks_(callbacks) {}
   // Answers through reply, at once or (for invocations) from whichever thread completes the call.
-  void handle(Request req, Reply reply);
+  // cancelled, when given, is set by the connection if the client goes away meanwhile.
+  void handle(Request req, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled = nullptr);
   void set_shutting_down() { shutting_down_ = true; }
 
  private:
-  void invoke(Request& req, const std::string& name, Reply reply);
+  void invoke(Request& req, const std::string& name, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled);
   void invoke_async(Request& req, const std::string& name, Reply reply);
   Response call_status(const Request& req, const std::string& id, bool raw);
   Response metrics_text(const Request& req);

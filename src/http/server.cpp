@@ -59,8 +59,26 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return close();
     stream_.expires_never();  // the function has its own deadline
     auto self = shared_from_this();
+    auto cancelled = std::make_shared<std::atomic<bool>>(false);
+    waiting_ = true;
+    watch_peer(cancelled);
     api_.handle(parser_->release(), [self](Response res) {
-      asio::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
+      asio::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
+        self->waiting_ = false;
+        self->write(std::move(res));
+      });
+    }, cancelled);
+  }
+
+  // While a call runs, notice a client that hangs up: its queued call is dropped and its result
+  // discarded. Bytes that arrive meanwhile are a pipelined request and are left for the parser.
+  void watch_peer(std::shared_ptr<std::atomic<bool>> cancelled) {
+    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(), cancelled](beast::error_code ec) {
+      if (ec || !self->waiting_) return;
+      char byte;
+      beast::error_code peek_ec;
+      auto n = self->stream_.socket().receive(asio::buffer(&byte, 1), tcp::socket::message_peek, peek_ec);
+      if (peek_ec || n == 0) cancelled->store(true);  // EOF or reset: the client is gone
     });
   }
 
@@ -108,6 +126,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const ServerOptions& opts_;
   Api& api_;
   bool first_ = true;
+  bool waiting_ = false;  // a call is running for this connection
   std::shared_ptr<std::array<char, 16384>> drain_;
 };
 

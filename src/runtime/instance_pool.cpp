@@ -56,9 +56,9 @@ InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
 
 InstancePool::~InstancePool() { drain(std::chrono::milliseconds(0)); }
 
-std::unique_ptr<vmm::FunctionVm> InstancePool::fresh_instance() {
-  auto sink = [this](std::string_view line) {
-    if (cfg_.log) cfg_.log(cfg_.name, "", line);
+std::unique_ptr<vmm::FunctionVm> InstancePool::fresh_instance(std::shared_ptr<const std::string> tag) {
+  auto sink = [this, tag](std::string_view line) {
+    if (cfg_.log) cfg_.log(cfg_.name, *tag, line);
   };
   {
     std::lock_guard lock(mu_);
@@ -115,6 +115,7 @@ void InstancePool::worker() {
   StartKind start = StartKind::Restored;
   bool counted_idle = false;  // already counted in idle_ (set before the last completion ran)
   bool starting = true;       // counted in starting_ until it first becomes idle
+  auto tag = std::make_shared<std::string>();  // the call being served, for console lines
   for (;;) {
     if (!vm) {
       try {
@@ -123,7 +124,7 @@ void InstancePool::worker() {
           std::lock_guard lock(mu_);
           was_cold = cold_ != nullptr;
         }
-        vm = fresh_instance();
+        vm = fresh_instance(tag);
         start = was_cold ? StartKind::Cold : StartKind::Restored;
         fresh = true;
       } catch (const std::exception& e) {
@@ -155,6 +156,7 @@ void InstancePool::worker() {
       job.done(failure(499, "the client went away"));
       continue;
     }
+    *tag = job.call.call_id;
     auto t0 = Clock::now();
     InvocationResult r = serve(*vm, job, fresh ? start : StartKind::Warm);
     r.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);

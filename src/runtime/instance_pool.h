@@ -60,7 +60,8 @@ class InstancePool {
     std::chrono::steady_clock::time_point queued;
   };
   void worker();
-  std::unique_ptr<vmm::FunctionVm> fresh_instance();
+  // tag: the call id the instance serves now, for its console lines.
+  std::unique_ptr<vmm::FunctionVm> fresh_instance(std::shared_ptr<const std::string> tag);
   InvocationResult serve(vmm::FunctionVm& vm, Job& job, StartKind start);
 
   PoolConfig cfg_;

@@ -185,3 +185,20 @@ TEST_CASE("systemd's notify protocol: READY, WATCHDOG, RELOADING, STOPPING on a 
   }
   close(s);
 }
+
+TEST_CASE("a client that hangs up while its call waits frees its place; the daemon keeps serving") {
+  TempDir fns;
+  std::ofstream(fns.path + "/m.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
+                                      << "/test/guests/misbehave.elf\nmin_warm: 1\nmax_instances: 1\ntimeout_ms: 1500\n";
+  Daemon d("--functions-dir " + fns.path);
+  auto busy = std::async(std::launch::async, [&] {
+    return curl("-o /dev/null -w '%{http_code}' -X POST --data-binary loop " + d.url("/function/misbehave"));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Queued behind the loop; the client gives up after 0.3 s.
+  CHECK(curl("--max-time 0.3 -o /dev/null -w '%{http_code}' -X POST --data-binary fine " + d.url("/function/misbehave")) == "000");
+  CHECK(busy.get() == "504");
+  CHECK(curl("-X POST --data-binary fine " + d.url("/function/misbehave")) == "ok");
+  // The abandoned call never ran: the loop and the last call are the only invocations.
+  CHECK_THAT(curl(d.url("/system/function/misbehave")), Catch::Contains("\"invocationCount\":2"));
+}
