@@ -135,11 +135,14 @@ int check_config_command(std::span<char*> args) {
   try {
     auto d = daemon_config(parse(args));
     auto set = config::load_dropins(d.functions_dirs);
-    auto errors = config::check_set(set);
+    auto errors = config::validate_strict(config::FullConfig{d, set});
     for (const auto& e : errors) fmt::print(stderr, "unifnd check-config: {}\n", e);
     if (!errors.empty()) return 1;
     fmt::print("{}: {} functions, all valid\n", d.source, set.functions.size());
     return 0;
+  } catch (const config::ConfigError& e) {
+    for (const auto& line : e.errors()) fmt::print(stderr, "unifnd check-config: {}\n", line);
+    return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "unifnd check-config: {}\n", e.what());
     return 1;
@@ -211,10 +214,13 @@ int daemon_command(const char*, std::span<char*> args) {
       // The whole new set is checked first; on any error the old set keeps serving.
       std::vector<std::string> problems;
       config::DropinSet next;
+      config::DaemonConfig next_cfg = cfg;
       try {
-        auto next_cfg = daemon_config(overrides);
-        next = config::load_dropins(cfg.functions_dirs);
-        problems = config::check_set(next);
+        next_cfg = daemon_config(overrides);  // a changed unifn.yaml is picked up too
+        next = config::load_dropins(next_cfg.functions_dirs);
+        problems = config::validate_strict(config::FullConfig{next_cfg, next});
+      } catch (const config::ConfigError& e) {
+        problems = e.errors();
       } catch (const std::exception& e) {
         problems.push_back(e.what());
       }
@@ -225,6 +231,8 @@ int daemon_command(const char*, std::span<char*> args) {
         continue;
       }
       std::vector<std::string> errs;
+      cfg.functions_dirs = next_cfg.functions_dirs;  // the listener and limits stay until a restart
+      cfg.state_dir = next_cfg.state_dir;
       registry.load(pool_configs(next, cfg, metrics), errs);
       for (const auto& e : errs) fmt::print(stderr, "unifnd: reload: {}\n", e);
       fmt::print(stderr, "unifnd: reloaded: {} functions\n", registry.functions().size());

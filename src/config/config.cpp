@@ -1,14 +1,13 @@
-// The daemon file, function drop-ins under systemd's rules, and the checks a whole set must pass.
+// The daemon file, the embedded default, and which of them a start uses.
 #include "config/config.h"
 
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
+#include <cstdlib>
 #include <fmt/format.h>
-#include <map>
-#include <regex>
 
+#include "config/checks.h"
 #include "config/yaml_reader.h"
 
 namespace unifn::config {
@@ -17,161 +16,162 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kBackends = {"cuda", "cpu"};
+const std::vector<std::string> kInstalledDropinDirs = {"/usr/lib/unifn/functions.d", "/etc/unifn/functions.d"};
 
-void check_backends(MapReader& r, const YAML::Node& node, const std::string& key, const std::vector<std::string>& names) {
-  for (const auto& b : names)
-    if (std::find(kBackends.begin(), kBackends.end(), b) == kBackends.end())
-      r.fail(node, key, fmt::format("unknown accelerator backend '{}' (cuda or cpu)", b));
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
 }
 
-void parse_listen(MapReader& r, const YAML::Node& node, const std::string& text, DaemonConfig& c) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon + 1 == text.size()) r.fail(node, "listen", "must be HOST:PORT");
-  std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  const std::string port = text.substr(colon + 1);
-  if (host.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 || std::stoul(port) > 65535)
-    r.fail(node, "listen", fmt::format("'{}' is not HOST:PORT", text));
-  c.host = host;
-  c.port = static_cast<std::uint16_t>(std::stoul(port));
+// True when dir exists and is writable, or could be created by us (its nearest existing parent is).
+bool usable_dir(const fs::path& dir) {
+  std::error_code ec;
+  for (fs::path p = dir; !p.empty(); p = p.parent_path()) {
+    if (fs::exists(p, ec)) return fs::is_directory(p, ec) && ::access(p.c_str(), W_OK | X_OK) == 0;
+    if (p == p.parent_path()) break;
+  }
+  return false;
 }
 
 std::string default_state_dir() {
-  if (const char* s = getenv("STATE_DIRECTORY")) return s;
+  // systemd's StateDirectory= passes a colon-separated list; ours is the first.
+  if (auto s = env_or_empty("STATE_DIRECTORY"); !s.empty()) return s.substr(0, s.find(':'));
+  if (usable_dir("/var/lib/unifn")) return "/var/lib/unifn";
+  // XDG wants absolute paths; a relative one is to be ignored.
+  if (auto x = env_or_empty("XDG_STATE_HOME"); !x.empty() && x[0] == '/') return (fs::path(x) / "unifn").string();
+  if (auto h = env_or_empty("HOME"); !h.empty() && h[0] == '/') return (fs::path(h) / ".local/state/unifn").string();
+  return fmt::format("/tmp/unifn-{}", ::getuid());
+}
+
+// Relative paths in a file mean "next to this file", as they do for a drop-in's image.
+std::string beside(const fs::path& file, const std::string& path) {
+  if (fs::path(path).is_absolute()) return fs::path(path).lexically_normal().string();
   std::error_code ec;
-  fs::create_directories("/var/lib/unifn", ec);
-  if (!ec && access("/var/lib/unifn", W_OK) == 0) return "/var/lib/unifn";
-  if (const char* x = getenv("XDG_STATE_HOME")) return std::string(x) + "/unifn";
-  if (const char* h = getenv("HOME")) return std::string(h) + "/.local/state/unifn";
-  return fmt::format("/tmp/unifn-{}", getuid());
+  auto dir = fs::absolute(file, ec).parent_path();
+  if (ec) dir = file.parent_path();
+  return (dir / path).lexically_normal().string();
+}
+
+void read_number(MapReader& r, const std::string& key, checks::Range range, std::uint64_t& out) {
+  if (auto v = r.num(key, range.lo, range.hi)) out = *v;
 }
 
 }  // namespace
 
-bool FunctionConfig::same_function(const FunctionConfig& o) const {
-  return name == o.name && image == o.image && memory_mb == o.memory_mb && timeout_ms == o.timeout_ms &&
-         min_warm == o.min_warm && max_instances == o.max_instances && isolation == o.isolation && accel == o.accel &&
-         env == o.env && cmdline == o.cmdline;
+ConfigError::ConfigError(const std::string& message) : std::runtime_error(message), errors_{message} {}
+
+ConfigError::ConfigError(std::vector<std::string> errors)
+    : std::runtime_error(fmt::format("{}", fmt::join(errors, "\n"))), errors_(std::move(errors)) {}
+
+std::string DaemonConfig::listen() const {
+  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
 }
 
 DaemonConfig load_daemon_config(const fs::path& file) {
-  auto root = load_map_file(file.string());
-  MapReader r(root, file.string());
-  DaemonConfig c = embedded_default({});
-  c.source = file.string();
-  if (r.has("listen")) parse_listen(r, root["listen"], r.str("listen", ""), c);
-  c.state_dir = r.str("state_dir", c.state_dir);
-  c.functions_dirs = r.list("functions_dirs", {"/usr/lib/unifn/functions.d", "/etc/unifn/functions.d"});
-  auto limits = r.sub("limits");
-  c.limits.max_body_bytes = limits.num("max_body_bytes", c.limits.max_body_bytes, 1, 1ull << 30);
-  c.limits.max_queue = limits.num("max_queue", c.limits.max_queue, 0, 1u << 20);
-  c.limits.max_header_bytes = limits.num("max_header_bytes", c.limits.max_header_bytes, 1024, 1u << 20);
-  c.limits.read_timeout_ms = limits.num("read_timeout_ms", c.limits.read_timeout_ms, 1, 3600000);
-  c.limits.idle_timeout_ms = limits.num("idle_timeout_ms", c.limits.idle_timeout_ms, 1, 3600000);
-  c.limits.shutdown_grace_ms = limits.num("shutdown_grace_ms", c.limits.shutdown_grace_ms, 0, 3600000);
-  c.limits.async_results_max = limits.num("async_results_max", c.limits.async_results_max, 1, 1u << 20);
-  c.limits.async_results_ttl_s = limits.num("async_results_ttl_s", c.limits.async_results_ttl_s, 1, 86400 * 7);
-  limits.reject_unknown();
-  auto accel = r.sub("accel");
-  c.accel_backends = accel.list("backends", c.accel_backends);
-  if (root["accel"]) check_backends(accel, root["accel"], "backends", c.accel_backends);
-  accel.reject_unknown();
-  c.log_level = r.str("log_level", c.log_level);
-  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" && c.log_level != "error")
-    r.fail(root["log_level"], "log_level", fmt::format("'{}' is not debug, info, warning or error", c.log_level));
-  c.io_threads = r.num("io_threads", c.io_threads, 1, 64);
-  r.reject_unknown();
+  const std::string name = file.string();
+  const auto root = load_map_file(name);
+  std::vector<std::string> errors;
+  MapReader r(root, name, errors);
+  DaemonConfig c;
+  c.source = name;
+  c.state_dir = default_state_dir();
+  c.functions_dirs = kInstalledDropinDirs;
+
+  if (r.has("listen") && root["listen"].IsSequence()) {
+    // An unquoted [::1]:8080 reads as a YAML list.
+    r.str("listen");
+    r.error("listen", "an IPv6 address must be quoted, as in listen: '[::1]:8080'");
+  } else if (auto v = r.str("listen")) {
+    if (auto bad = checks::listen(*v)) {
+      r.error("listen", *bad);
+    } else {
+      auto a = parse_listen(*v);
+      c.host = a->host;
+      c.port = a->port;
+    }
+  }
+  if (auto v = r.str("state_dir")) {
+    if (v->empty()) r.error("state_dir", "must not be empty");
+    else c.state_dir = beside(file, *v);
+  }
+  std::vector<int> lines;
+  if (auto v = r.list("functions_dirs", &lines)) {
+    c.functions_dirs.clear();
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      if ((*v)[i].empty()) r.error("functions_dirs", "an item is empty; each must be a directory", lines[i]);
+      else c.functions_dirs.push_back(beside(file, (*v)[i]));
+    }
+  }
+  if (auto limits = r.sub("limits")) {
+    read_number(*limits, "max_body_bytes", checks::kMaxBodyBytes, c.limits.max_body_bytes);
+    read_number(*limits, "max_queue", checks::kMaxQueue, c.limits.max_queue);
+    read_number(*limits, "max_header_bytes", checks::kMaxHeaderBytes, c.limits.max_header_bytes);
+    read_number(*limits, "read_timeout_ms", checks::kTimeoutMsLong, c.limits.read_timeout_ms);
+    read_number(*limits, "idle_timeout_ms", checks::kTimeoutMsLong, c.limits.idle_timeout_ms);
+    read_number(*limits, "shutdown_grace_ms", checks::kShutdownGraceMs, c.limits.shutdown_grace_ms);
+    read_number(*limits, "async_results_max", checks::kAsyncResultsMax, c.limits.async_results_max);
+    read_number(*limits, "async_results_ttl_s", checks::kAsyncResultsTtlS, c.limits.async_results_ttl_s);
+    limits->finish();
+  }
+  if (auto accel = r.sub("accel")) {
+    lines.clear();
+    if (auto v = accel->list("backends", &lines)) {
+      bool ok = true;
+      for (std::size_t i = 0; i < v->size(); ++i)
+        if (auto bad = checks::backend((*v)[i])) accel->error("backends", *bad, lines[i]), ok = false;
+      if (ok) {
+        if (auto bad = checks::backend_list(*v)) accel->error("backends", *bad);
+        else c.accel_backends = *v;
+      }
+    }
+    accel->finish();
+  }
+  if (auto v = r.str("log_level")) {
+    if (auto bad = checks::log_level(*v)) r.error("log_level", *bad);
+    else c.log_level = *v;
+  }
+  read_number(r, "io_threads", checks::kIoThreads, c.io_threads);
+  r.finish();
+  if (!errors.empty()) {
+    sort_by_line(errors, name);
+    throw ConfigError(std::move(errors));
+  }
   return c;
 }
 
 DaemonConfig embedded_default(const fs::path& exe_dir) {
   DaemonConfig c;
-  c.source = "(embedded default)";
+  c.source = kEmbeddedSource;
   c.state_dir = default_state_dir();
   std::error_code ec;
-  if (!exe_dir.empty() && fs::is_directory(exe_dir / "functions.d", ec)) c.functions_dirs.push_back((exe_dir / "functions.d").string());
-  c.functions_dirs.push_back("/usr/lib/unifn/functions.d");
-  c.functions_dirs.push_back("/etc/unifn/functions.d");
+  // A build tree: the example drop-ins sit next to the unifnd binary.
+  if (!exe_dir.empty() && fs::is_directory(exe_dir / "functions.d", ec))
+    c.functions_dirs.push_back((exe_dir / "functions.d").lexically_normal().string());
+  c.functions_dirs.insert(c.functions_dirs.end(), kInstalledDropinDirs.begin(), kInstalledDropinDirs.end());
   return c;
 }
 
-DaemonConfig resolve(const std::optional<fs::path>& cli, const fs::path& exe_dir) {
-  if (cli) {
-    if (!fs::exists(*cli)) throw ConfigError(fmt::format("{}: no such configuration file", cli->string()));
-    return load_daemon_config(*cli);
+fs::path current_exe_dir() {
+  std::error_code ec;
+  auto exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path() : exe.parent_path();
+}
+
+DaemonConfig resolve_config(const std::optional<fs::path>& cli_path, const fs::path& exe_dir, const fs::path& system_file) {
+  std::error_code ec;
+  if (cli_path) {
+    if (fs::status(*cli_path, ec).type() == fs::file_type::not_found)
+      throw ConfigError(fmt::format("{}: no such configuration file (given with --config)", cli_path->string()));
+    return load_daemon_config(*cli_path);
   }
-  if (fs::exists("/etc/unifn/unifn.yaml")) return load_daemon_config("/etc/unifn/unifn.yaml");
+  // Present but unreadable is an error, not a reason to run on the default.
+  if (fs::status(system_file, ec).type() != fs::file_type::not_found) return load_daemon_config(system_file);
   return embedded_default(exe_dir);
 }
 
-FunctionConfig load_function(const fs::path& file) {
-  auto root = load_map_file(file.string());
-  MapReader r(root, file.string());
-  FunctionConfig f;
-  f.source = file.string();
-  f.name = r.str("name", "", true);
-  static const std::regex kName("[a-z0-9][a-z0-9_-]{0,62}");
-  if (!std::regex_match(f.name, kName))
-    r.fail(root["name"], "name", fmt::format("'{}' is not a function name (a-z, 0-9, - and _, up to 63)", f.name));
-  f.image = r.str("image", "", true);
-  if (f.image.empty()) r.fail(root["image"], "image", "must not be empty");
-  if (fs::path(f.image).is_relative()) f.image = (file.parent_path() / f.image).lexically_normal().string();
-  f.memory_mb = r.num("memory_mb", f.memory_mb, 8, 3072);
-  f.timeout_ms = r.num("timeout_ms", f.timeout_ms, 1, 600000);
-  f.max_instances = r.num("max_instances", f.max_instances, 1, 256);
-  f.min_warm = r.num("min_warm", f.min_warm, 0, 256);
-  if (f.min_warm > f.max_instances)
-    r.fail(root["min_warm"], "min_warm", fmt::format("{} is more than max_instances ({})", f.min_warm, f.max_instances));
-  f.isolation = r.str("isolation", f.isolation);
-  if (f.isolation != "per-request" && f.isolation != "reuse")
-    r.fail(root["isolation"], "isolation", fmt::format("'{}' is not per-request or reuse", f.isolation));
-  f.accel = r.list("accel", f.accel);
-  check_backends(r, root["accel"], "accel", f.accel);
-  f.env = r.string_map("env");
-  static const std::regex kEnv("[A-Za-z_][A-Za-z0-9_]*");
-  for (const auto& [k, v] : f.env)
-    if (!std::regex_match(k, kEnv)) r.fail(root["env"], "env." + k, "is not a valid environment variable name");
-  f.cmdline = r.str("cmdline", "");
-  r.reject_unknown();
-  return f;
-}
-
-DropinSet load_dropins(const std::vector<std::string>& dirs) {
-  std::map<std::string, fs::path> by_name;  // file name -> path; later directories win
-  for (const auto& dir : dirs) {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      const auto name = e.path().filename().string();
-      if (name.empty() || name[0] == '.' || e.path().extension() != ".yaml" || !e.is_regular_file(ec)) continue;
-      by_name[name] = e.path();
-    }
-  }
-  DropinSet set;
-  std::map<std::string, std::string> defined;  // function name -> file
-  for (const auto& [file, path] : by_name) {
-    try {
-      auto f = load_function(path);
-      if (auto it = defined.find(f.name); it != defined.end()) {
-        set.errors.push_back(fmt::format("{}: function '{}' is already defined in {}", path.string(), f.name, it->second));
-        continue;
-      }
-      defined[f.name] = path.string();
-      set.functions.push_back(std::move(f));
-    } catch (const ConfigError& e) {
-      set.errors.push_back(e.what());
-    }
-  }
-  return set;
-}
-
-std::vector<std::string> check_set(const DropinSet& set) {
-  std::vector<std::string> errors = set.errors;
-  for (const auto& f : set.functions) {
-    if (access(f.image.c_str(), R_OK) != 0)
-      errors.push_back(fmt::format("{}: image: {} cannot be read ({})", f.source, f.image, std::strerror(errno)));
-  }
-  return errors;
+DaemonConfig resolve(const std::optional<fs::path>& cli, const fs::path& exe_dir) {
+  return resolve_config(cli, exe_dir);
 }
 
 }  // namespace unifn::config

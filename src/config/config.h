@@ -1,21 +1,35 @@
 // Typed configuration: the daemon file and one YAML drop-in per function, with checked values.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace unifn::config {
 
-// A configuration error; the message names the file, the line and the key.
+// A configuration error. Each message is a sentence "<file>:<line>: <key>: <what is wrong>";
+// what() holds them all, one a line, and errors() each on its own.
 class ConfigError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit ConfigError(const std::string& message);
+  explicit ConfigError(std::vector<std::string> errors);
+  const std::vector<std::string>& errors() const { return errors_; }
+
+ private:
+  std::vector<std::string> errors_;
 };
+
+inline constexpr const char* kSystemConfigFile = "/etc/unifn/unifn.yaml";
+inline constexpr const char* kEmbeddedSource = "(embedded default)";
+// The accelerator backends the daemon knows, in its default order of preference.
+inline constexpr std::array<std::string_view, 2> kKnownBackends = {"cuda", "cpu"};
 
 struct Limits {
   std::uint64_t max_body_bytes = 6291456;
@@ -30,52 +44,98 @@ struct Limits {
 };
 
 struct DaemonConfig {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 8080;
-  std::string state_dir;
-  std::vector<std::string> functions_dirs;
+  std::string host = "127.0.0.1";  // an IP address literal, without brackets for IPv6
+  std::uint16_t port = 8080;       // 0: any free port
+  std::string state_dir;           // absolute
+  std::vector<std::string> functions_dirs;  // absolute, in override order (later wins)
   Limits limits;
-  std::vector<std::string> accel_backends = {"cuda", "cpu"};
-  std::string log_level = "info";
+  std::vector<std::string> accel_backends = {"cuda", "cpu"};  // in order of preference
+  std::string log_level = "info";  // debug, info, warning or error
   std::uint64_t io_threads = 2;
-  std::string source;  // the file it came from, or "(embedded default)"
+  std::string source = kEmbeddedSource;  // the file it came from
+
+  // host:port as a user writes it: "[::1]:8080" for IPv6.
+  std::string listen() const;
 };
 
 struct FunctionConfig {
   std::string name;
-  std::string image;  // absolute, or resolved against the drop-in's directory
+  std::string image;  // absolute, or as written when the drop-in's own path was relative
   std::uint64_t memory_mb = 64;
   std::uint64_t timeout_ms = 5000;
   std::uint64_t min_warm = 1;
   std::uint64_t max_instances = 4;
-  std::string isolation = "per-request";
-  std::vector<std::string> accel = {"cpu"};
-  std::vector<std::pair<std::string, std::string>> env;
+  std::string isolation = "per-request";  // or "reuse"
+  std::vector<std::string> accel = {"cpu"};  // in order of preference
+  std::vector<std::pair<std::string, std::string>> env;  // in file order, keys unique
   std::string cmdline;
-  std::string source;  // the drop-in file
-  // Equal when everything that shapes the function is equal (the source file may differ).
+  std::string source;             // the drop-in file
+  std::map<std::string, int> lines;  // the line of each key written in `source`, for messages
+
+  // Equal when everything that shapes the function is equal (source and lines may differ).
   bool same_function(const FunctionConfig& o) const;
 };
 
-// Parses and checks a daemon file; throws ConfigError naming file, line and key.
+struct ListenAddress {
+  std::string host;
+  std::uint16_t port = 0;
+};
+// "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:0"; nullopt for anything else (host names included:
+// the listener binds IP addresses only).
+std::optional<ListenAddress> parse_listen(std::string_view text);
+
+// Parses and checks a daemon file; throws ConfigError with every problem found. Keys left out
+// take the defaults of embedded_default() (functions_dirs: /usr/lib/unifn/functions.d and
+// /etc/unifn/functions.d). Relative paths are resolved against the file's directory.
 DaemonConfig load_daemon_config(const std::filesystem::path& file);
-// The configuration unifnd runs on with no file at all.
+
+// What unifnd runs on with no file: 127.0.0.1:8080, a state directory it can write, and the
+// drop-ins of a build tree (<exe_dir>/functions.d, if present) then of the installed system.
 DaemonConfig embedded_default(const std::filesystem::path& exe_dir);
-// --config FILE if given (it must exist), else /etc/unifn/unifn.yaml if present, else the default.
+
+// The directory of the running executable, or empty if /proc/self/exe cannot be read.
+std::filesystem::path current_exe_dir();
+
+// --config FILE if given (it must exist), else system_file if it exists, else embedded_default().
+// Throws ConfigError.
+DaemonConfig resolve_config(const std::optional<std::filesystem::path>& cli_path,
+                            const std::filesystem::path& exe_dir = current_exe_dir(),
+                            const std::filesystem::path& system_file = kSystemConfigFile);
+// The earlier name of resolve_config().
 DaemonConfig resolve(const std::optional<std::filesystem::path>& cli, const std::filesystem::path& exe_dir);
 
-// One drop-in file; throws ConfigError.
+// One drop-in file; throws ConfigError with every problem found in it.
 FunctionConfig load_function(const std::filesystem::path& file);
 
 struct DropinSet {
-  std::vector<FunctionConfig> functions;
-  std::vector<std::string> errors;  // each a sentence naming the file; those files were skipped
+  std::vector<FunctionConfig> functions;  // in file-name order
+  std::vector<std::string> errors;  // sentences naming file, line and key; those files were skipped
 };
-// systemd's drop-in rules: *.yaml files of every directory, a later directory's file replacing a
-// same-named earlier one, processed in file-name order; a name defined twice is an error naming
-// both files (the first stays). Missing directories are fine.
+
+// systemd's drop-in rules over `dirs`: every *.yaml file (dotfiles, backups, other extensions and
+// directories are ignored); a file in a later directory replaces a same-named one in an earlier
+// directory, and a symlink to /dev/null masks it; the union is loaded in file-name order. A broken
+// file is reported and skipped; a function name defined again is reported naming both files, and
+// the first file stays. Missing directories are fine.
+DropinSet load_dropins(const std::vector<std::filesystem::path>& dirs);
 DropinSet load_dropins(const std::vector<std::string>& dirs);
-// Everything else a set must satisfy before it may serve: images readable, backends known.
+
+struct FullConfig {
+  DaemonConfig daemon;
+  DropinSet dropins;
+};
+// The drop-ins of daemon.functions_dirs, next to the daemon configuration.
+FullConfig load_full(const DaemonConfig& daemon);
+// resolve_config() then its drop-ins. Throws ConfigError when the daemon file is wrong; drop-in
+// problems land in dropins.errors.
+FullConfig load_full(const std::optional<std::filesystem::path>& cli_path,
+                     const std::filesystem::path& exe_dir = current_exe_dir());
+
+// Every error that keeps a set from serving (for check-config, and for a reload, which must
+// change nothing unless this is empty): the drop-in errors, then images that are missing,
+// unreadable or not ELF files, unknown or repeated backends, names defined twice, bad ranges.
+std::vector<std::string> validate_strict(const FullConfig& full);
+// validate_strict() of a drop-in set alone (the earlier name).
 std::vector<std::string> check_set(const DropinSet& set);
 
 }  // namespace unifn::config

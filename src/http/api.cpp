@@ -1,207 +1,422 @@
-// Routes of the OpenFaaS-compatible API: /function/{name}, /system/*, /healthz.
+// Routes of the OpenFaaS-compatible API: invocations, async calls, /system/*, /healthz, /metrics.
 #include "http/api.h"
 
 #include <sys/random.h>
 
+#include <array>
 #include <fmt/format.h>
+
+#include "http/json.h"
 
 namespace unifn::http {
 
 namespace {
 
-std::string new_call_id() {
-  unsigned char b[16];
-  if (getrandom(b, sizeof b, 0) != sizeof b) return "0";
-  std::string id;
-  for (auto c : b) id += fmt::format("{:02x}", c);
-  return id;
+#ifdef UNIFN_VERSION
+constexpr const char* kVersion = UNIFN_VERSION;
+#else
+constexpr const char* kVersion = "dev";
+#endif
+#ifdef UNIFN_GIT_SHA
+constexpr const char* kSha = UNIFN_GIT_SHA;
+#else
+constexpr const char* kSha = "";
+#endif
+#if defined(__x86_64__)
+constexpr const char* kArch = "x86_64";
+#elif defined(__aarch64__)
+constexpr const char* kArch = "arm64";
+#else
+constexpr const char* kArch = "unknown";
+#endif
+
+// Beast 1.74 takes boost::string_view.
+boost::beast::string_view bsv(std::string_view s) { return {s.data(), s.size()}; }
+
+// Content-Length set, and no body where HTTP forbids one (Beast refuses to frame those).
+void finish(Response& r) {
+  auto s = r.result_int();
+  if (s < 200 || s == 204 || s == 304) r.body().clear();
+  r.prepare_payload();
 }
 
-Response text(unsigned status, std::string body, unsigned version, std::string type = "text/plain") {
+Response make(unsigned status, std::string body, std::string_view type, unsigned version) {
   Response r{static_cast<bhttp::status>(status), version};
-  r.set(bhttp::field::content_type, type);
+  if (!type.empty()) r.set(bhttp::field::content_type, bsv(type));
   r.body() = std::move(body);
-  r.prepare_payload();
+  finish(r);
   return r;
 }
 
-std::string status_json(const runtime::FunctionStatus& f) {
-  std::string env;
-  for (const auto& [k, v] : f.env) env += fmt::format("{}\"{}\":\"{}\"", env.empty() ? "" : ",", json_escape(k), json_escape(v));
-  return fmt::format(
-      "{{\"name\":\"{}\",\"image\":\"{}\",\"invocationCount\":{},\"replicas\":{},\"availableReplicas\":{},"
-      "\"maxReplicas\":{},\"queued\":{},\"envVars\":{{{}}},\"labels\":{{\"unifn.isolation\":\"{}\"}}}}",
-      json_escape(f.name), json_escape(f.image), f.invocations, f.instances, f.idle_instances, f.max_instances,
-      f.queued, env, f.isolation);
+Response json(unsigned status, std::string body, unsigned version) {
+  return make(status, std::move(body) + "\n", "application/json", version);
+}
+
+struct Target {
+  std::string_view path, query;
+};
+
+Target split(std::string_view target) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return {target, {}};
+  return {target.substr(0, q), target.substr(q + 1)};
+}
+
+// The value of key in an application/x-www-form-urlencoded query (no decoding: our keys and
+// values are plain words).
+std::optional<std::string_view> query_param(std::string_view query, std::string_view key) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto part = query.substr(0, amp);
+    auto eq = part.find('=');
+    if (part.substr(0, eq) == key) return eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+// {name} of prefix{name} or prefix{name}/; nullopt when the rest is not one path segment.
+std::optional<std::string> segment(std::string_view path, std::string_view prefix) {
+  if (!path.starts_with(prefix)) return std::nullopt;
+  path.remove_prefix(prefix.size());
+  if (path.ends_with('/')) path.remove_suffix(1);
+  if (path.empty() || path.find('/') != std::string_view::npos) return std::nullopt;
+  return std::string(path);
+}
+
+double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
+
+// The runtime ran an instance for this call (it answered, crashed, or overran its deadline).
+bool instance_ran(const runtime::InvocationResult& r) {
+  return r.error.empty() || r.status == 502 || r.status == 504;
+}
+
+// The function's own answer, or {"error": ...} with the runtime's status.
+Response result_response(const runtime::InvocationResult& r, unsigned version) {
+  if (!r.error.empty()) return json_error(static_cast<unsigned>(r.status), r.error, version);
+  if (r.status < 200 || r.status > 599)
+    return json_error(502, fmt::format("the function answered with an invalid HTTP status {}", r.status), version);
+  auto type = !r.content_type.empty() ? std::string_view(r.content_type)
+              : r.body.empty()        ? std::string_view()
+                                      : std::string_view("application/octet-stream");
+  return make(static_cast<unsigned>(r.status), r.body, type, version);
+}
+
+void invocation_headers(Response& res, const std::string& id, const runtime::InvocationResult& r) {
+  res.set("X-Call-Id", id);
+  res.set("X-Duration-Seconds", fmt::format("{:.6f}", seconds(r.duration)));
+  if (instance_ran(r)) res.set("X-Unifn-Start", bsv(start_kind_name(r.start)));
+}
+
+void record(metrics::Metrics& m, const std::string& name, const runtime::InvocationResult& r) {
+  // A 404 from the runtime names a function that does not exist: no series for it, or any client
+  // could grow the registry without bound by inventing names.
+  if (r.status == 404 && !r.error.empty()) return;
+  m.record_invocation(name, r.status, seconds(r.duration), instance_ran(r) ? start_kind_name(r.start) : "");
+}
+
+void write_status(JsonWriter& w, const runtime::FunctionStatus& f) {
+  w.begin_object();
+  w.key("name").value(f.name);
+  w.key("image").value(f.image);
+  w.key("invocationCount").value(f.invocations);
+  w.key("replicas").value(f.instances);
+  w.key("availableReplicas").value(f.idle_instances);
+  w.key("maxReplicas").value(f.max_instances);
+  w.key("queued").value(f.queued);
+  w.key("envVars").begin_object();
+  for (const auto& [k, v] : f.env) w.key(k).value(v);
+  w.end_object();
+  w.key("labels").begin_object().key("unifn.isolation").value(f.isolation).end_object();
+  std::string accel;
+  for (const auto& a : f.accel) accel += (accel.empty() ? "" : ",") + a;
+  w.key("annotations").begin_object().key("unifn.accel").value(accel).end_object();
+  w.end_object();
 }
 
 }  // namespace
 
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
-    }
-  }
-  return out;
+Response json_error(unsigned status, std::string_view message, unsigned version) {
+  return json(status, "{\"error\":" + json_quote(message) + "}", version);
 }
 
-Response json_error(unsigned status, const std::string& message, unsigned version) {
-  return text(status, fmt::format("{{\"error\":\"{}\"}}\n", json_escape(message)), version, "application/json");
+std::string new_call_id() {
+  std::array<unsigned char, 16> b{};
+  std::size_t got = 0;
+  while (got < b.size()) {
+    auto n = getrandom(b.data() + got, b.size() - got, 0);
+    if (n > 0) got += static_cast<std::size_t>(n);
+  }
+  return fmt::format("{:02x}", fmt::join(b, ""));
+}
+
+bool valid_call_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+          c == '.' || c == '~' || c == ':'))
+      return false;
+  return true;
+}
+
+std::string_view start_kind_name(runtime::StartKind kind) {
+  switch (kind) {
+    case runtime::StartKind::Warm: return "warm";
+    case runtime::StartKind::Restored: return "restored";
+    case runtime::StartKind::Cold: return "cold";
+  }
+  return "warm";
 }
 
 void Api::handle(Request req, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled) {
-  std::string target(req.target());
-  if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
+  const unsigned version = req.version();
+  const std::string target(req.target());
+  const Target t = split(target);
+  const std::string_view path = t.path;
   const auto method = req.method();
-  auto only = [&](bhttp::verb v, const char* allow) {
-    if (method == v) return true;
-    auto r = json_error(405, fmt::format("{} is not allowed on {}", std::string(req.method_string()), target), req.version());
-    r.set(bhttp::field::allow, allow);
+  const bool head = method == bhttp::verb::head;
+  bool handed = false;  // reply was called or handed on: exceptions past that point must not answer again
+
+  // Only these methods on a known path; otherwise 405 and Allow.
+  auto allow = [&](bool post) {
+    if (post ? method == bhttp::verb::post : (method == bhttp::verb::get || head)) return true;
+    auto r = json_error(405, fmt::format("{} is not allowed on {}", std::string(req.method_string()), path), version);
+    r.set(bhttp::field::allow, post ? "POST" : "GET, HEAD");
+    handed = true;
     reply(std::move(r));
     return false;
   };
-  if (target.starts_with("/function/")) {
-    std::string name = target.substr(10);
-    if (!name.empty() && name.back() == '/') name.pop_back();
-    if (!only(bhttp::verb::post, "POST")) return;
-    return invoke(req, name, std::move(reply), std::move(cancelled));
+  // A GET route's answer; for HEAD the same header (Content-Length included) and no body.
+  auto get = [&](Response r) {
+    if (head) {
+      auto n = r.body().size();
+      r.body().clear();
+      r.content_length(n);
+    }
+    handed = true;
+    reply(std::move(r));
+  };
+
+  try {
+    if (auto name = segment(path, "/function/")) {
+      if (allow(true)) {
+        handed = true;
+        invoke(req, std::move(*name), std::move(reply), std::move(cancelled));
+      }
+      return;
+    }
+    if (auto name = segment(path, "/async-function/")) {
+      if (allow(true)) {
+        handed = true;
+        invoke_async(req, std::move(*name), std::move(reply));
+      }
+      return;
+    }
+    if (auto id = segment(path, "/v1/calls/")) {
+      if (allow(false)) get(call_status(req, *id, query_param(t.query, "result") == "raw"));
+      return;
+    }
+    if (auto name = segment(path, "/system/function/")) {
+      if (allow(false)) get(function(req, *name));
+      return;
+    }
+    if (path == "/system/functions") {
+      if (allow(false)) get(functions(req));
+      return;
+    }
+    if (path == "/system/info") {
+      if (allow(false)) get(info(req));
+      return;
+    }
+    if (path == "/healthz") {
+      if (allow(false))
+        get(shutting_down_ ? make(503, "shutting down\n", "text/plain", version) : make(200, "OK\n", "text/plain", version));
+      return;
+    }
+    if (path == "/metrics") {
+      if (allow(false)) get(metrics_text(req));
+      return;
+    }
+    handed = true;
+    reply(json_error(404, fmt::format("no route for {}", path), version));
+  } catch (const std::exception& e) {
+    if (!handed) reply(json_error(500, fmt::format("internal error: {}", e.what()), version));
   }
-  if (target.starts_with("/async-function/")) {
-    std::string name = target.substr(16);
-    if (!name.empty() && name.back() == '/') name.pop_back();
-    if (!only(bhttp::verb::post, "POST")) return;
-    return invoke_async(req, name, std::move(reply));
-  }
-  if (target.starts_with("/v1/calls/")) {
-    if (!only(bhttp::verb::get, "GET")) return;
-    std::string full(req.target());
-    return reply(call_status(req, target.substr(10), full.find("result=raw") != std::string::npos));
-  }
-  if (target == "/metrics") {
-    if (!only(bhttp::verb::get, "GET")) return;
-    return reply(metrics_text(req));
-  }
-  if (target == "/healthz") {
-    if (!only(bhttp::verb::get, "GET")) return;
-    return reply(shutting_down_ ? text(503, "shutting down\n", req.version()) : text(200, "OK\n", req.version()));
-  }
-  if (target == "/system/functions") {
-    if (!only(bhttp::verb::get, "GET")) return;
-    return reply(functions(req));
-  }
-  if (target.starts_with("/system/function/")) {
-    if (!only(bhttp::verb::get, "GET")) return;
-    return reply(function(req, target.substr(17)));
-  }
-  if (target == "/system/info") {
-    if (!only(bhttp::verb::get, "GET")) return;
-    return reply(text(200,
-                      fmt::format("{{\"provider\":{{\"provider\":\"unifn\",\"orchestration\":\"kvm\",\"version\":"
-                                  "{{\"release\":\"{}\"}}}},\"arch\":\"x86_64\"}}\n", UNIFN_VERSION),
-                      req.version(), "application/json"));
-  }
-  reply(json_error(404, fmt::format("no route for {}", target), req.version()));
 }
 
-runtime::Invocation Api::make_call(Request& req, const std::string& name) {
+void Api::record_refused(std::string_view target, unsigned status) {
+  auto path = split(target).path;
+  auto name = segment(path, "/function/");
+  if (!name) name = segment(path, "/async-function/");
+  if (name && known(*name)) metrics_.record_rejection(*name, static_cast<int>(status));
+}
+
+bool Api::known(std::string_view function) const { return dispatcher_.function(function).has_value(); }
+
+void Api::invoke(Request& req, std::string name, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled) {
+  const unsigned version = req.version();
+  std::string id(req["X-Call-Id"]);
+  if (id.empty()) id = new_call_id();
+  else if (!valid_call_id(id))
+    return reply(json_error(400, "X-Call-Id must be 1 to 128 of A-Z a-z 0-9 - _ . ~ :", version));
+  if (shutting_down_) {
+    if (known(name)) metrics_.record_rejection(name, 503);
+    auto r = json_error(503, "unifnd is shutting down", version);
+    r.set("X-Call-Id", id);
+    return reply(std::move(r));
+  }
   runtime::Invocation call;
   call.function = name;
   call.body = std::move(req.body());
   call.content_type = std::string(req[bhttp::field::content_type]);
-  call.call_id = req["X-Call-Id"].empty() ? new_call_id() : std::string(req["X-Call-Id"]);
-  return call;
-}
-
-void Api::invoke(Request& req, const std::string& name, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled) {
-  if (shutting_down_) return reply(json_error(503, "unifnd is shutting down", req.version()));
-  auto call = make_call(req, name);
+  call.call_id = id;
   if (cancelled) call.cancelled = std::move(cancelled);
-  const unsigned version = req.version();
-  const bool keep_alive = req.keep_alive();
-  std::string id = call.call_id;
-  auto* metrics = &metrics_;
-  dispatcher_.invoke(std::move(call), [reply = std::move(reply), version, keep_alive, id, metrics, name](runtime::InvocationResult r) {
-    metrics->record_invocation(name, r.status, std::chrono::duration<double>(r.duration).count(),
-                               std::string(runtime::to_string(r.start)));
-    Response res = r.error.empty() ? text(static_cast<unsigned>(r.status), std::move(r.body), version,
-                                          r.content_type.empty() ? "application/octet-stream" : r.content_type)
-                                   : json_error(static_cast<unsigned>(r.status), r.error, version);
+
+  // reply is shared with the completion; whichever of it and a throwing invoke() comes first answers.
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  auto shared_reply = std::make_shared<Reply>(std::move(reply));
+  try {
+    dispatcher_.invoke(std::move(call), [shared_reply, once, version, id, name, m = &metrics_](runtime::InvocationResult r) {
+      if (once->exchange(true)) return;
+      record(*m, name, r);
+      auto res = result_response(r, version);
+      invocation_headers(res, id, r);
+      (*shared_reply)(std::move(res));
+    });
+  } catch (const std::exception& e) {
+    if (once->exchange(true)) return;
+    auto res = json_error(500, fmt::format("cannot dispatch the call: {}", e.what()), version);
     res.set("X-Call-Id", id);
-    res.set("X-Duration-Seconds", fmt::format("{:.6f}", std::chrono::duration<double>(r.duration).count()));
-    res.set("X-Unifn-Start", std::string(runtime::to_string(r.start)));
-    res.keep_alive(keep_alive);
-    reply(std::move(res));
-  });
+    (*shared_reply)(std::move(res));
+  }
 }
 
-void Api::invoke_async(Request& req, const std::string& name, Reply reply) {
-  if (shutting_down_) return reply(json_error(503, "unifnd is shutting down", req.version()));
-  if (!dispatcher_.function(name)) return reply(json_error(404, fmt::format("no function named '{}'", name), req.version()));
+void Api::invoke_async(Request& req, std::string name, Reply reply) {
+  const unsigned version = req.version();
+  std::string id(req["X-Call-Id"]);
+  if (id.empty()) id = new_call_id();
+  else if (!valid_call_id(id))
+    return reply(json_error(400, "X-Call-Id must be 1 to 128 of A-Z a-z 0-9 - _ . ~ :", version));
+  if (shutting_down_) {
+    if (known(name)) metrics_.record_rejection(name, 503);
+    return reply(json_error(503, "unifnd is shutting down", version));
+  }
+  if (!known(name)) return reply(json_error(404, fmt::format("no function named '{}'", name), version));
   std::string callback(req["X-Callback-Url"]);
   if (!callback.empty() && !Callbacks::valid_url(callback))
-    return reply(json_error(400, fmt::format("X-Callback-Url '{}' is not an http://host:port/path URL", callback), req.version()));
-  auto call = make_call(req, name);
-  const std::string id = call.call_id;
-  calls_.add(id, name);
-  auto* calls = &calls_;
-  auto* callbacks = &callbacks_;
-  auto* metrics = &metrics_;
-  dispatcher_.invoke(std::move(call), [calls, callbacks, metrics, id, name, callback](runtime::InvocationResult r) {
-    metrics->record_invocation(name, r.status, std::chrono::duration<double>(r.duration).count(),
-                               std::string(runtime::to_string(r.start)));
+    return reply(json_error(400, fmt::format("X-Callback-Url '{}' is not an http://host[:port]/path URL", callback), version));
+  switch (calls_.add(id, name)) {
+    case CallStore::Added::Ok: break;
+    case CallStore::Added::Duplicate:
+      return reply(json_error(409, fmt::format("a call with id '{}' already exists", id), version));
+    case CallStore::Added::Full:
+      return reply(json_error(429, "too many async calls are unfinished; try again later", version));
+  }
+
+  runtime::Invocation call;
+  call.function = name;
+  call.body = std::move(req.body());
+  call.content_type = std::string(req[bhttp::field::content_type]);
+  call.call_id = id;
+  auto done = [calls = &calls_, callbacks = &callbacks_, m = &metrics_, id, name, callback](runtime::InvocationResult r) {
+    record(*m, name, r);
     if (!callback.empty()) callbacks->post(callback, id, r);
     calls->finish(id, std::move(r));
-  });
-  Response res = text(202, fmt::format("{{\"id\":\"{}\"}}\n", id), req.version(), "application/json");
+  };
+  try {
+    dispatcher_.invoke(std::move(call), std::move(done));
+  } catch (const std::exception& e) {
+    runtime::InvocationResult r;
+    r.status = 500;
+    r.error = fmt::format("cannot dispatch the call: {}", e.what());
+    calls_.finish(id, std::move(r));
+  }
+  JsonWriter w;
+  w.begin_object().key("id").value(id).key("function").value(name).key("status_url").value("/v1/calls/" + id).end_object();
+  auto res = json(202, w.take(), version);
   res.set("X-Call-Id", id);
   reply(std::move(res));
 }
 
 Response Api::call_status(const Request& req, const std::string& id, bool raw) {
+  const unsigned version = req.version();
   auto rec = calls_.get(id);
-  if (!rec) return json_error(404, fmt::format("no call with id '{}' (unknown or expired)", id), req.version());
+  if (!rec) return json_error(404, fmt::format("no call with id '{}' (unknown, or its result expired)", id), version);
   const auto& r = rec->result;
-  if (raw && rec->done) {
-    if (!r.error.empty()) return json_error(static_cast<unsigned>(r.status), r.error, req.version());
-    return text(static_cast<unsigned>(r.status), r.body, req.version(), r.content_type.empty() ? "application/octet-stream" : r.content_type);
+  const bool done = rec->state == CallState::Done;
+  if (raw && done) {
+    auto res = result_response(r, version);
+    invocation_headers(res, rec->id, r);
+    return res;
   }
-  std::string body = fmt::format("{{\"id\":\"{}\",\"function\":\"{}\",\"state\":\"{}\"", json_escape(rec->id),
-                                 json_escape(rec->function), rec->done ? "done" : "queued");
-  if (rec->done) {
-    body += fmt::format(",\"status\":{},\"duration_seconds\":{:.6f},\"start\":\"{}\",\"content_type\":\"{}\"", r.status,
-                        std::chrono::duration<double>(r.duration).count(), runtime::to_string(r.start), json_escape(r.content_type));
-    body += r.error.empty() ? fmt::format(",\"body_base64\":\"{}\"", base64(r.body)) : fmt::format(",\"error\":\"{}\"", json_escape(r.error));
+  JsonWriter w;
+  w.begin_object();
+  w.key("id").value(rec->id);
+  w.key("function").value(rec->function);
+  w.key("state").value(to_string(rec->state));
+  if (done) {
+    w.key("status").value(r.status);
+    w.key("duration_seconds").raw(fmt::format("{:.6f}", seconds(r.duration)));
+    if (instance_ran(r)) w.key("start").value(start_kind_name(r.start));
+    if (r.error.empty()) {
+      w.key("content_type").value(r.content_type);
+      w.key("body_base64").value(base64_encode(r.body));
+    } else {
+      w.key("error").value(r.error);
+    }
   }
-  return text(200, body + "}\n", req.version(), "application/json");
+  w.end_object();
+  // A raw result asked for too early: 202 says "not yet" to a script that only looks at the code.
+  auto res = json(raw ? 202 : 200, w.take(), version);
+  res.set("X-Call-Id", rec->id);
+  return res;
 }
 
 Response Api::metrics_text(const Request& req) {
+  // Gauges are sampled at scrape time; functions gone since the last scrape lose theirs.
+  std::set<std::string, std::less<>> now;
   for (const auto& f : dispatcher_.functions()) {
     metrics_.set_queue_depth(f.name, f.queued);
-    metrics_.set_instances(f.name, f.idle_instances, f.instances - f.idle_instances);
+    metrics_.set_instances(f.name, f.idle_instances, f.instances > f.idle_instances ? f.instances - f.idle_instances : 0);
+    now.insert(f.name);
   }
-  return text(200, metrics_.serialize(), req.version(), "text/plain; version=0.0.4");
+  {
+    std::lock_guard lock(gauges_mu_);
+    for (const auto& old : gauged_)
+      if (!now.contains(old)) metrics_.remove_function_gauges(old);
+    gauged_ = std::move(now);
+  }
+  return make(200, metrics_.serialize(), metrics::Metrics::content_type, req.version());
 }
 
 Response Api::functions(const Request& req) const {
-  std::string body = "[";
-  for (const auto& f : dispatcher_.functions()) body += (body.size() > 1 ? "," : "") + status_json(f);
-  return text(200, body + "]\n", req.version(), "application/json");
+  JsonWriter w;
+  w.begin_array();
+  for (const auto& f : dispatcher_.functions()) write_status(w, f);
+  w.end_array();
+  return json(200, w.take(), req.version());
 }
 
 Response Api::function(const Request& req, const std::string& name) const {
   auto f = dispatcher_.function(name);
   if (!f) return json_error(404, fmt::format("no function named '{}'", name), req.version());
-  return text(200, status_json(*f) + "\n", req.version(), "application/json");
+  JsonWriter w;
+  write_status(w, *f);
+  return json(200, w.take(), req.version());
+}
+
+Response Api::info(const Request& req) const {
+  JsonWriter w;
+  w.begin_object();
+  w.key("provider").begin_object();
+  w.key("provider").value("unifn").key("orchestration").value("kvm");
+  w.key("version").begin_object().key("release").value(kVersion).key("sha").value(kSha).end_object();
+  w.end_object();
+  w.key("version").begin_object().key("release").value(kVersion).key("sha").value(kSha).end_object();
+  w.key("arch").value(kArch);
+  w.end_object();
+  return json(200, w.take(), req.version());
 }
 
 }  // namespace unifn::http

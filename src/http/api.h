@@ -1,9 +1,15 @@
 // The HTTP API as plain functions from a request to a response, testable without a socket.
 #pragma once
 
-#include <boost/beast/http.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <atomic>
 #include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <string_view>
 
 #include "http/calls.h"
 #include "metrics/metrics.h"
@@ -14,34 +20,65 @@ namespace unifn::http {
 namespace bhttp = boost::beast::http;
 using Request = bhttp::request<bhttp::string_body>;
 using Response = bhttp::response<bhttp::string_body>;
+// Called exactly once with the answer; for invocations, from whichever thread completed the call.
 using Reply = std::function<void(Response)>;
 
-// {"error": "..."} with the status; the text is JSON-escaped.
-Response json_error(unsigned status, const std::string& message, unsigned version = 11);
-std::string json_escape(std::string_view s);
+// {"error": "..."} with the status and Content-Type: application/json; the text is escaped.
+Response json_error(unsigned status, std::string_view message, unsigned version = 11);
 
+// 32 lowercase hex digits from 128 random bits.
+std::string new_call_id();
+// What a client may choose as X-Call-Id: 1 to 128 of A-Z a-z 0-9 - _ . ~ : (a UUID fits), so that
+// it can stand in a URL path and a header unchanged.
+bool valid_call_id(std::string_view id);
+// "warm", "restored" or "cold": the X-Unifn-Start header and the metrics' kind label.
+std::string_view start_kind_name(runtime::StartKind kind);
+
+// Routes (OpenFaaS-compatible):
+//   POST /function/{name}            synchronous invocation
+//   POST /async-function/{name}      202 and X-Call-Id; the result goes to the CallStore and to
+//                                    X-Callback-Url when given
+//   GET  /v1/calls/{id}[?result=raw] an async call's state and result
+//   GET  /system/functions, /system/function/{name}, /system/info
+//   GET  /healthz, /metrics
+// GET routes answer HEAD too. A known path with a wrong method is 405 with Allow, an unknown path
+// 404; errors are {"error": "..."}.
 class Api {
  public:
   Api(runtime::Dispatcher& dispatcher, metrics::Metrics& metrics, CallStore& calls, Callbacks& callbacks)
       : dispatcher_(dispatcher), metrics_(metrics), calls_(calls), callbacks_(callbacks) {}
-  // Answers through reply, at once or (for invocations) from whichever thread completes the call.
-  // cancelled, when given, is set by the connection if the client goes away meanwhile.
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
+
+  // Answers through reply, at once or later. cancelled, when given, is the flag the connection
+  // sets when its client goes away; it becomes the Invocation's flag.
   void handle(Request req, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled = nullptr);
+
+  // A request the connection refused before routing it (413): counted for the function it invoked,
+  // when that function exists.
+  void record_refused(std::string_view target, unsigned status);
+
+  // From now on invocations answer 503 and /healthz 503 (Server::stop calls this).
   void set_shutting_down() { shutting_down_ = true; }
+  bool shutting_down() const { return shutting_down_; }
 
  private:
-  void invoke(Request& req, const std::string& name, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled);
-  void invoke_async(Request& req, const std::string& name, Reply reply);
+  void invoke(Request& req, std::string name, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled);
+  void invoke_async(Request& req, std::string name, Reply reply);
   Response call_status(const Request& req, const std::string& id, bool raw);
   Response metrics_text(const Request& req);
-  runtime::Invocation make_call(Request& req, const std::string& name);
   Response functions(const Request& req) const;
   Response function(const Request& req, const std::string& name) const;
+  Response info(const Request& req) const;
+  bool known(std::string_view function) const;
+
   runtime::Dispatcher& dispatcher_;
   metrics::Metrics& metrics_;
   CallStore& calls_;
   Callbacks& callbacks_;
   std::atomic<bool> shutting_down_{false};
+  std::mutex gauges_mu_;
+  std::set<std::string, std::less<>> gauged_;  // functions whose gauges /metrics last set
 };
 
 }  // namespace unifn::http

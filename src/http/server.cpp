@@ -1,15 +1,24 @@
-// Listener and sessions on Boost.Beast: keep-alive, header and body limits (413 before the body), timeouts.
+// Listener and sessions on Boost.Beast: keep-alive, pipelining, limits (413 before the body),
+// timeouts, hang-up detection, and a graceful stop.
 #include "http/server.h"
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
 #include <array>
+#include <condition_variable>
+#include <fmt/format.h>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
+
+#include "http/json.h"
 
 namespace unifn::http {
 
@@ -19,102 +28,241 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+// How much of the next pipelined request a connection reads ahead while a call runs; past it,
+// a hang-up is only noticed when the answer is written.
+constexpr std::size_t kReadAhead = 64 * 1024;
+// How long a connection that we close keeps draining what its client still sends.
+constexpr std::chrono::milliseconds kLinger{2000};
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+class Session;
+
+// What the server, its listener, its sessions and the calls' completions share. The completions
+// may outlive the Server: they post to a session only while `alive`, checked under `mu`, so never
+// into a destroyed io_context.
+struct Shared {
+  Shared(const ServerOptions& o, Api& a) : opts(o), api(a) {}
+  const ServerOptions opts;
+  Api& api;
+  std::atomic<bool> draining{false};
+  std::mutex mu;
+  std::condition_variable cv;  // in_flight or sessions changed
+  bool alive = true;
+  std::size_t in_flight = 0;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+};
+
+// One request between its header and its written answer; Server::stop waits for these.
+class InFlight {
+ public:
+  explicit InFlight(std::shared_ptr<Shared> s) : s_(std::move(s)) {
+    std::lock_guard lock(s_->mu);
+    ++s_->in_flight;
+  }
+  ~InFlight() {
+    std::lock_guard lock(s_->mu);
+    --s_->in_flight;
+    s_->cv.notify_all();
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  std::shared_ptr<Shared> s_;
+};
+
+bool is_http_error(const beast::error_code& ec) {
+  return ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category();
+}
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const ServerOptions& opts, Api& api)
-      : stream_(std::move(socket)), opts_(opts), api_(api) {}
+  Session(tcp::socket socket, std::shared_ptr<Shared> shared) : stream_(std::move(socket)), shared_(std::move(shared)) {}
+
+  ~Session() {
+    std::lock_guard lock(shared_->mu);
+    shared_->sessions.erase(this);
+    shared_->cv.notify_all();
+  }
 
   void start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+    {
+      std::lock_guard lock(shared_->mu);
+      shared_->sessions.emplace(this, weak_from_this());
+    }
+    beast::error_code ec;
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+    // Synchronous reads while a call runs must not block (async operations are unaffected).
+    stream_.socket().non_blocking(true, ec);
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_request(); });
+  }
+
+  // From any thread: close now, cancelling a call under way.
+  void close_from_outside() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->close(); });
+  }
+
+  // From any thread: the answer to the request with generation gen.
+  static void deliver(const std::shared_ptr<Shared>& shared, const std::weak_ptr<Session>& weak, std::uint64_t gen,
+                      Response res) {
+    std::lock_guard lock(shared->mu);
+    if (!shared->alive) return;
+    auto self = weak.lock();
+    if (!self) return;
+    auto ex = self->stream_.get_executor();
+    asio::post(ex, [self = std::move(self), gen, res = std::move(res)]() mutable {
+      self->on_response(gen, std::move(res));
+    });
   }
 
  private:
-  void read_header() {
+  void read_request() {
+    if (closed_) return;
     parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(opts_.max_header_bytes));
-    parser_->body_limit(opts_.max_body_bytes);
-    stream_.expires_after(first_ ? opts_.read_timeout : opts_.idle_timeout);
+    parser_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(shared_->opts.max_header_bytes, UINT32_MAX)));
+    parser_->body_limit(shared_->opts.max_body_bytes);
+    const auto& o = shared_->opts;
+    // A fresh connection or a request already begun must arrive within the read timeout; an empty
+    // kept-alive connection may wait for the idle one.
+    stream_.expires_after(first_ || buffer_.size() > 0 ? o.read_timeout : o.idle_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
   }
 
   void on_header(beast::error_code ec) {
-    if (ec == bhttp::error::header_limit) return fail(431, "the request headers are larger than the limit");
-    if (ec == bhttp::error::body_limit)  // Content-Length alone is over the limit: answer before the body
-      return fail(413, fmt::format("the request body is larger than the limit of {} bytes", opts_.max_body_bytes));
-    if (ec) return close();
+    if (closed_) return;
+    // The client left, timed out, or the socket failed: nothing to answer.
+    if (ec && (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message || !is_http_error(ec)))
+      return close();
     first_ = false;
-    auto len = parser_->content_length();
-    if (len && *len > opts_.max_body_bytes)
-      return fail(413, fmt::format("the request body of {} bytes is larger than the limit of {} bytes", *len,
-                                   opts_.max_body_bytes));
-    stream_.expires_after(opts_.read_timeout);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
-  }
-
-  void on_body(beast::error_code ec) {
-    if (ec == bhttp::error::body_limit)
-      return fail(413, fmt::format("the request body is larger than the limit of {} bytes", opts_.max_body_bytes));
-    if (ec) return close();
-    stream_.expires_never();  // the function has its own deadline
-    auto self = shared_from_this();
-    auto cancelled = std::make_shared<std::atomic<bool>>(false);
-    waiting_ = true;
-    watch_peer(cancelled);
-    api_.handle(parser_->release(), [self](Response res) {
-      asio::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
-        self->waiting_ = false;
-        self->write(std::move(res));
+    in_flight_.emplace(shared_);
+    const auto& o = shared_->opts;
+    if (ec == bhttp::error::header_limit)
+      return refuse(431, fmt::format("the request header is larger than the limit of {} bytes", o.max_header_bytes));
+    if (ec == bhttp::error::body_limit) return refuse_too_large();
+    if (ec) return refuse(400, fmt::format("malformed request: {}", ec.message()));
+    if (auto len = parser_->content_length(); len && *len > o.max_body_bytes) return refuse_too_large();
+    if (parser_->is_done()) return dispatch();
+    const auto& h = parser_->get();
+    if (h.version() == 11 && beast::iequals(h[bhttp::field::expect], "100-continue")) {
+      // The client waits for this before sending its body (curl does for large bodies).
+      stream_.expires_after(o.read_timeout);
+      asio::async_write(stream_, asio::buffer(kContinue), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        if (ec) return self->close();
+        self->read_body();
       });
-    }, cancelled);
+      return;
+    }
+    read_body();
   }
 
-  // While a call runs, notice a client that hangs up: its queued call is dropped and its result
-  // discarded. Bytes that arrive meanwhile are a pipelined request and are left for the parser.
-  void watch_peer(std::shared_ptr<std::atomic<bool>> cancelled) {
-    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(), cancelled](beast::error_code ec) {
-      if (ec || !self->waiting_) return;
-      char byte;
-      beast::error_code peek_ec;
-      auto n = self->stream_.socket().receive(asio::buffer(&byte, 1), tcp::socket::message_peek, peek_ec);
-      if (peek_ec || n == 0) cancelled->store(true);  // EOF or reset: the client is gone
-    });
-  }
-
-  void write(Response res) {
-    auto sp = std::make_shared<Response>(std::move(res));
-    stream_.expires_after(opts_.read_timeout);
-    bhttp::async_write(stream_, *sp, [self = shared_from_this(), sp](beast::error_code ec, std::size_t) {
+  void read_body() {
+    if (closed_) return;
+    stream_.expires_after(shared_->opts.read_timeout);
+    bhttp::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (self->closed_) return;
+      if (ec == bhttp::error::body_limit) return self->refuse_too_large();  // a chunked body grew too large
+      if (ec && is_http_error(ec) && ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message)
+        return self->refuse(400, fmt::format("malformed request body: {}", ec.message()));
       if (ec) return self->close();
-      if (!sp->keep_alive()) return self->linger();
-      self->read_header();
+      self->dispatch();
     });
   }
 
-  void fail(unsigned status, const std::string& why) {
-    auto res = json_error(status, why);
-    res.keep_alive(false);
-    write(std::move(res));
+  void dispatch() {
+    Request req = parser_->release();
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    cancelled_ = std::make_shared<std::atomic<bool>>(false);
+    waiting_ = true;
+    const auto gen = ++gen_;
+    stream_.expires_never();  // the function has its own deadline
+    watch_peer(gen);
+    auto reply = [shared = shared_, weak = weak_from_this(), gen](Response res) {
+      deliver(shared, weak, gen, std::move(res));
+    };
+    try {
+      shared_->api.handle(std::move(req), std::move(reply), cancelled_);
+    } catch (const std::exception& e) {
+      deliver(shared_, weak_from_this(), gen, json_error(500, fmt::format("internal error: {}", e.what()), version_));
+    }
   }
 
-  // Half-close and drain what the client is still sending, so that it reads our answer
-  // (a 413 sent before the body) instead of a connection reset.
+  // While a call runs, read ahead what the client sends: a pipelined request stays in the buffer
+  // for the parser, and an end of stream or a reset means the client is gone.
+  void watch_peer(std::uint64_t gen) {
+    if (buffer_.size() >= kReadAhead) return;
+    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(), gen](beast::error_code ec) {
+      if (ec || self->closed_ || !self->waiting_ || gen != self->gen_) return;
+      beast::error_code rec;
+      auto room = std::min<std::size_t>(16384, kReadAhead - self->buffer_.size());
+      auto n = self->stream_.socket().read_some(self->buffer_.prepare(room), rec);
+      if (rec == asio::error::would_block || rec == asio::error::try_again) return self->watch_peer(gen);
+      if (rec) return self->close();  // cancels the call
+      self->buffer_.commit(n);
+      self->watch_peer(gen);
+    });
+  }
+
+  void on_response(std::uint64_t gen, Response res) {
+    if (closed_ || !waiting_ || gen != gen_) return;  // the client went away meanwhile: dropped
+    waiting_ = false;
+    const bool keep = keep_alive_ && !shared_->draining;
+    res.version(version_);
+    res.keep_alive(keep);
+    res.set(bhttp::field::server, "unifnd");
+    write(std::move(res), keep);
+  }
+
+  void refuse_too_large() {
+    auto target = parser_->get().target();
+    shared_->api.record_refused(std::string_view(target.data(), target.size()), 413);
+    refuse(413, fmt::format("the request body is larger than the limit of {} bytes", shared_->opts.max_body_bytes));
+  }
+
+  // An error answered before the request was read in full: the connection cannot be reused.
+  void refuse(unsigned status, const std::string& why) {
+    auto res = json_error(status, why, 11);
+    res.keep_alive(false);
+    res.set(bhttp::field::server, "unifnd");
+    write(std::move(res), false);
+  }
+
+  void write(Response res, bool keep) {
+    auto sp = std::make_shared<Response>(std::move(res));
+    stream_.expires_after(shared_->opts.read_timeout);
+    bhttp::async_write(stream_, *sp, [self = shared_from_this(), sp, keep](beast::error_code ec, std::size_t) {
+      self->in_flight_.reset();
+      if (self->closed_) return;
+      if (ec) return self->close();
+      if (!keep) return self->linger();
+      self->read_request();
+    });
+  }
+
+  // Half-close, then drain what the client still sends (a body we refused, pipelined requests)
+  // for a bounded time, so that it reads our answer instead of a connection reset.
   void linger() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.expires_after(std::chrono::seconds(2));
-    drain_ = std::make_shared<std::array<char, 16384>>();
+    if (ec) return close();
+    stream_.expires_after(std::min<std::chrono::milliseconds>(kLinger, shared_->opts.read_timeout));
     drain_more();
   }
+
   void drain_more() {
-    stream_.async_read_some(asio::buffer(*drain_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) return self->close();
+    stream_.async_read_some(asio::buffer(drain_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec || self->closed_) return self->close();
       self->drain_more();
     });
   }
 
   void close() {
+    if (closed_) return;
+    closed_ = true;
+    if (waiting_ && cancelled_) cancelled_->store(true);
+    waiting_ = false;
+    in_flight_.reset();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
@@ -123,70 +271,146 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  const ServerOptions& opts_;
-  Api& api_;
+  std::shared_ptr<Shared> shared_;
+  std::optional<InFlight> in_flight_;
+  std::shared_ptr<std::atomic<bool>> cancelled_;
+  std::uint64_t gen_ = 0;  // which request an answer belongs to
   bool first_ = true;
-  bool waiting_ = false;  // a call is running for this connection
-  std::shared_ptr<std::array<char, 16384>> drain_;
+  bool waiting_ = false;  // a call is under way; its answer is awaited
+  bool keep_alive_ = true;
+  unsigned version_ = 11;
+  bool closed_ = false;
+  std::array<char, 4096> drain_{};
 };
 
-}  // namespace
-
-class Server::Listener : public std::enable_shared_from_this<Listener> {
+class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(asio::io_context& ioc, tcp::endpoint ep, const ServerOptions& opts, Api& api)
-      : ioc_(ioc), acceptor_(asio::make_strand(ioc)), opts_(opts), api_(api) {
+  Listener(asio::io_context& ioc, const tcp::endpoint& ep, std::shared_ptr<Shared> shared)
+      : ioc_(ioc), acceptor_(asio::make_strand(ioc)), retry_(acceptor_.get_executor()), shared_(std::move(shared)) {
     acceptor_.open(ep.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
     acceptor_.bind(ep);
     acceptor_.listen(asio::socket_base::max_listen_connections);
   }
+
   std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
   void accept() {
     acceptor_.async_accept(asio::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
-      if (ec == asio::error::operation_aborted) return;
-      if (!ec) std::make_shared<Session>(std::move(s), self->opts_, self->api_)->start();
+      if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+      if (ec) {
+        // Out of descriptors, most likely: say so, and pause rather than spin.
+        fmt::print(stderr, "unifnd: accept failed: {}\n", ec.message());
+        self->retry_.expires_after(std::chrono::milliseconds(100));
+        self->retry_.async_wait([self](beast::error_code) { self->accept(); });
+        return;
+      }
+      std::make_shared<Session>(std::move(s), self->shared_)->start();
       self->accept();
     });
   }
+
   void close() {
     asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
       beast::error_code ec;
       self->acceptor_.close(ec);
+      self->retry_.cancel();
     });
   }
 
  private:
   asio::io_context& ioc_;
   tcp::acceptor acceptor_;
-  const ServerOptions& opts_;
-  Api& api_;
+  asio::steady_timer retry_;
+  std::shared_ptr<Shared> shared_;
 };
 
-Server::Server(ServerOptions opts, Api& api) : opts_(std::move(opts)), api_(api) {}
-
-Server::~Server() { stop(); }
-
-void Server::start() {
+tcp::endpoint endpoint_for(const ServerOptions& o, asio::io_context& ioc) {
+  std::string host = o.host;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   beast::error_code ec;
-  auto addr = asio::ip::make_address(opts_.host, ec);
-  if (ec) throw std::runtime_error(fmt::format("cannot listen on '{}': not an IP address", opts_.host));
-  try {
-    listener_ = std::make_shared<Listener>(ioc_, tcp::endpoint(addr, opts_.port), opts_, api_);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", opts_.host, opts_.port, e.what()));
-  }
-  port_ = listener_->port();
-  listener_->accept();
-  for (unsigned i = 0; i < std::max(1u, opts_.io_threads); ++i) threads_.emplace_back([this] { ioc_.run(); });
+  auto addr = asio::ip::make_address(host, ec);
+  if (!ec) return tcp::endpoint(addr, o.port);
+  tcp::resolver resolver(ioc);
+  auto results = resolver.resolve(host, std::to_string(o.port), ec);
+  if (ec || results.empty())
+    throw std::runtime_error(fmt::format("cannot listen on {}:{}: cannot resolve '{}': {}", o.host, o.port, host,
+                                         ec ? ec.message() : "no address"));
+  return results.begin()->endpoint();
 }
 
-void Server::stop() {
-  if (threads_.empty()) return;
-  listener_->close();
-  ioc_.stop();
+}  // namespace
+
+struct Server::Impl {
+  Impl(ServerOptions o, Api& api) : opts(std::move(o)), shared(std::make_shared<Shared>(opts, api)) {}
+  ServerOptions opts;
+  std::shared_ptr<Shared> shared;
+  std::unique_ptr<asio::io_context> ioc;
+  std::shared_ptr<Listener> listener;
+};
+
+Server::Server(ServerOptions opts, Api& api) : api_(api), impl_(std::make_unique<Impl>(std::move(opts), api)) {}
+
+Server::~Server() {
+  stop();
+  impl_->listener.reset();
+  impl_->ioc.reset();  // destroys what handlers still hold: sessions and their sockets
+}
+
+void Server::start() {
+  if (started_) throw std::runtime_error("the HTTP server was already started");
+  started_ = true;
+  const auto& o = impl_->opts;
+  const unsigned n = std::max(1u, o.io_threads);
+  impl_->ioc = std::make_unique<asio::io_context>(static_cast<int>(n));
+  auto ep = endpoint_for(o, *impl_->ioc);
+  try {
+    impl_->listener = std::make_shared<Listener>(*impl_->ioc, ep, impl_->shared);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", o.host, o.port, e.what()));
+  }
+  port_ = impl_->listener->port();
+  impl_->listener->accept();
+  for (unsigned i = 0; i < n; ++i) threads_.emplace_back([ioc = impl_->ioc.get()] { ioc->run(); });
+}
+
+void Server::stop(std::chrono::milliseconds grace) {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  auto& s = *impl_->shared;
+  s.draining = true;
+  api_.set_shutting_down();
+  if (impl_->listener) impl_->listener->close();
+  std::vector<std::shared_ptr<Session>> open;
+  {
+    std::unique_lock lock(s.mu);
+    s.cv.wait_for(lock, grace, [&] { return s.in_flight == 0; });
+    for (auto& [ptr, weak] : s.sessions)
+      if (auto session = weak.lock()) open.push_back(std::move(session));
+  }
+  // Outside the lock: the last reference to a session may be ours, and its destructor locks.
+  for (auto& session : open) session->close_from_outside();
+  open.clear();
+  {
+    // Closed sockets complete their handlers with errors and the sessions go; bounded anyway.
+    std::unique_lock lock(s.mu);
+    s.cv.wait_for(lock, std::chrono::seconds(1), [&] { return s.sessions.empty(); });
+  }
+  if (impl_->ioc) impl_->ioc->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  std::lock_guard lock(s.mu);
+  s.alive = false;
+}
+
+std::size_t Server::connections() const {
+  std::lock_guard lock(impl_->shared->mu);
+  return impl_->shared->sessions.size();
+}
+
+std::size_t Server::requests_in_flight() const {
+  std::lock_guard lock(impl_->shared->mu);
+  return impl_->shared->in_flight;
 }
 
 }  // namespace unifn::http

@@ -1,7 +1,6 @@
 // The HTTP server: an Asio listener, one Beast session per connection on its own strand, I/O threads.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -14,31 +13,53 @@
 namespace unifn::http {
 
 struct ServerOptions {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 8080;  // 0: any free port
+  std::string host = "127.0.0.1";  // an IPv4 or IPv6 address (brackets allowed) or a name to resolve
+  std::uint16_t port = 8080;       // 0: any free port, see Server::port()
   std::size_t max_body_bytes = 6291456;
   std::size_t max_header_bytes = 16384;
+  // For a request to arrive once its connection is open or its first bytes came, for a body, and
+  // for an answer to be taken by the client.
   std::chrono::milliseconds read_timeout{30000};
+  // For the next request on a kept-alive connection.
   std::chrono::milliseconds idle_timeout{60000};
   unsigned io_threads = 2;
 };
 
+// Connections: HTTP/1.1 keep-alive, pipelined requests answered in order, one request handled at
+// a time per connection. A Content-Length over the body limit is answered 413 right after the
+// header, before the body is read, and the connection closes (after draining what the client
+// still sends, so that it reads the 413 rather than a reset); headers over their limit get 431,
+// malformed requests 400. While a call runs the connection keeps reading ahead (bounded): a client
+// that hangs up has its Invocation cancelled, and the answer that arrives later is dropped.
 class Server {
  public:
   Server(ServerOptions opts, Api& api);
-  ~Server();
-  void start();                // binds, listens and starts the I/O threads; throws with a sentence
-  std::uint16_t port() const { return port_; }
-  void stop();                 // closes the listener and every connection, joins the threads
+  ~Server();  // stop() with no grace
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds, listens and starts the I/O threads. Throws std::runtime_error with a sentence that
+  // names the address when it cannot listen. Once only.
+  void start();
+  std::uint16_t port() const { return port_; }  // the bound port, after start()
+
+  // Stops accepting, and makes the Api answer 503 to new invocations and /healthz. Requests under
+  // way finish and are answered for up to grace (every answer now closes its connection); then
+  // every connection is closed (calls still running are cancelled) and the I/O threads are
+  // joined. Idempotent. Not to be called from an I/O thread (from an Api handler).
+  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(0));
+
+  std::size_t connections() const;        // open now
+  std::size_t requests_in_flight() const;  // read, and not yet answered
+
+  struct Impl;  // defined in server.cpp
 
  private:
-  class Listener;
-  ServerOptions opts_;
   Api& api_;
-  boost::asio::io_context ioc_;
-  std::shared_ptr<Listener> listener_;
+  std::unique_ptr<Impl> impl_;
   std::vector<std::thread> threads_;
   std::uint16_t port_ = 0;
+  bool started_ = false, stopped_ = false;
 };
 
 }  // namespace unifn::http

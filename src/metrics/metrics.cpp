@@ -1,54 +1,120 @@
-// Metric families and their text rendering.
+// Metric families of the daemon and their text rendering.
 #include "metrics/metrics.h"
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
 namespace unifn::metrics {
 
 namespace {
-const prometheus::Histogram::BucketBoundaries kBuckets = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                          0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5, 10};
+
+// From 50 µs (a warm reuse call) to 10 s (well past any function's timeout), about 2.5x apart.
+const prometheus::Histogram::BucketBoundaries kBuckets = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                          0.005,   0.01,   0.025,   0.05,   0.1,   0.25,
+                                                          0.5,     1,      2.5,     5,      10};
+
+prometheus::Labels labels(std::initializer_list<std::pair<const char*, std::string_view>> kv) {
+  prometheus::Labels l;
+  for (const auto& [k, v] : kv) l.emplace(k, std::string(v));
+  return l;
 }
+
+}  // namespace
+
+struct Metrics::Families {
+  explicit Families(prometheus::Registry& r)
+      : invocations(prometheus::BuildCounter()
+                        .Name("unifn_invocations_total")
+                        .Help("Invocations answered, by function and HTTP status code")
+                        .Register(r)),
+        duration(prometheus::BuildHistogram()
+                     .Name("unifn_invocation_duration_seconds")
+                     .Help("Time from dispatch to the function's answer")
+                     .Register(r)),
+        starts(prometheus::BuildCounter()
+                   .Name("unifn_starts_total")
+                   .Help("Invocations by how the instance that served them started")
+                   .Register(r)),
+        queue(prometheus::BuildGauge().Name("unifn_queue_depth").Help("Calls waiting for an instance").Register(r)),
+        instances(prometheus::BuildGauge().Name("unifn_instances").Help("Instances by state").Register(r)),
+        snapshots(prometheus::BuildCounter()
+                      .Name("unifn_snapshot_builds_total")
+                      .Help("Snapshots made by booting the image (cold_boot) or loaded from disk")
+                      .Register(r)),
+        accel_ops(prometheus::BuildCounter()
+                      .Name("unifn_accel_ops_total")
+                      .Help("Accelerated operations, by backend and operation")
+                      .Register(r)),
+        fallbacks(prometheus::BuildCounter()
+                      .Name("unifn_accel_fallbacks_total")
+                      .Help("Functions served by another backend than the one they preferred")
+                      .Register(r)),
+        available(prometheus::BuildGauge()
+                      .Name("unifn_accel_backend_available")
+                      .Help("1 when the accelerator backend is usable on this machine")
+                      .Register(r)) {}
+  prometheus::Family<prometheus::Counter>& invocations;
+  prometheus::Family<prometheus::Histogram>& duration;
+  prometheus::Family<prometheus::Counter>& starts;
+  prometheus::Family<prometheus::Gauge>& queue;
+  prometheus::Family<prometheus::Gauge>& instances;
+  prometheus::Family<prometheus::Counter>& snapshots;
+  prometheus::Family<prometheus::Counter>& accel_ops;
+  prometheus::Family<prometheus::Counter>& fallbacks;
+  prometheus::Family<prometheus::Gauge>& available;
+};
 
 Metrics::Metrics()
-    : registry_(std::make_shared<prometheus::Registry>()),
-      invocations_(prometheus::BuildCounter().Name("unifn_invocations_total").Help("Invocations answered, by function and HTTP code").Register(*registry_)),
-      duration_(prometheus::BuildHistogram().Name("unifn_invocation_duration_seconds").Help("Time from dispatch to answer").Register(*registry_)),
-      starts_(prometheus::BuildCounter().Name("unifn_starts_total").Help("Invocations by how their instance started").Register(*registry_)),
-      queue_(prometheus::BuildGauge().Name("unifn_queue_depth").Help("Calls waiting for an instance").Register(*registry_)),
-      instances_(prometheus::BuildGauge().Name("unifn_instances").Help("Instances by state").Register(*registry_)),
-      snapshots_(prometheus::BuildCounter().Name("unifn_snapshot_builds_total").Help("Snapshots built (cold boots) or loaded from disk").Register(*registry_)),
-      accel_ops_(prometheus::BuildCounter().Name("unifn_accel_ops_total").Help("Accelerator operations by backend and op").Register(*registry_)),
-      fallbacks_(prometheus::BuildCounter().Name("unifn_accel_fallbacks_total").Help("Functions that fell back to another backend").Register(*registry_)),
-      available_(prometheus::BuildGauge().Name("unifn_accel_backend_available").Help("1 when the backend is usable").Register(*registry_)) {}
+    : registry_(std::make_shared<prometheus::Registry>()), f_(std::make_unique<Families>(*registry_)) {}
 
-void Metrics::record_invocation(const std::string& function, int code, double seconds, const std::string& start) {
-  invocations_.Add({{"function", function}, {"code", std::to_string(code)}}).Increment();
-  duration_.Add({{"function", function}}, kBuckets).Observe(seconds);
-  starts_.Add({{"function", function}, {"kind", start}}).Increment();
+Metrics::~Metrics() = default;
+
+prometheus::Registry& Metrics::registry() { return *registry_; }
+
+void Metrics::record_invocation(std::string_view function, int code, double seconds, std::string_view start_kind) {
+  f_->invocations.Add(labels({{"function", function}, {"code", std::to_string(code)}})).Increment();
+  f_->duration.Add(labels({{"function", function}}), kBuckets).Observe(seconds);
+  if (!start_kind.empty()) f_->starts.Add(labels({{"function", function}, {"kind", start_kind}})).Increment();
 }
 
-void Metrics::set_queue_depth(const std::string& function, double depth) { queue_.Add({{"function", function}}).Set(depth); }
-
-void Metrics::set_instances(const std::string& function, double idle, double busy) {
-  instances_.Add({{"function", function}, {"state", "idle"}}).Set(idle);
-  instances_.Add({{"function", function}, {"state", "busy"}}).Set(busy);
+void Metrics::record_rejection(std::string_view function, int code) {
+  f_->invocations.Add(labels({{"function", function}, {"code", std::to_string(code)}})).Increment();
 }
 
-void Metrics::record_snapshot(const std::string& function, bool from_disk) {
-  snapshots_.Add({{"function", function}, {"source", from_disk ? "disk" : "cold_boot"}}).Increment();
+void Metrics::set_queue_depth(std::string_view function, double depth) {
+  f_->queue.Add(labels({{"function", function}})).Set(depth);
 }
 
-void Metrics::record_accel_op(const std::string& backend, const std::string& op) {
-  accel_ops_.Add({{"backend", backend}, {"op", op}}).Increment();
+void Metrics::set_instances(std::string_view function, double idle, double busy) {
+  f_->instances.Add(labels({{"function", function}, {"state", "idle"}})).Set(idle);
+  f_->instances.Add(labels({{"function", function}, {"state", "busy"}})).Set(busy);
 }
 
-void Metrics::record_accel_fallback(const std::string& function, const std::string& from, const std::string& to) {
-  fallbacks_.Add({{"function", function}, {"from", from}, {"to", to}}).Increment();
+void Metrics::remove_function_gauges(std::string_view function) {
+  // Add() returns the existing series; removing it is the family's only way to forget it.
+  f_->queue.Remove(&f_->queue.Add(labels({{"function", function}})));
+  f_->instances.Remove(&f_->instances.Add(labels({{"function", function}, {"state", "idle"}})));
+  f_->instances.Remove(&f_->instances.Add(labels({{"function", function}, {"state", "busy"}})));
 }
 
-void Metrics::set_backend_available(const std::string& backend, bool available) {
-  available_.Add({{"backend", backend}}).Set(available ? 1 : 0);
+void Metrics::record_snapshot(std::string_view function, bool from_disk) {
+  f_->snapshots.Add(labels({{"function", function}, {"source", from_disk ? "disk" : "cold_boot"}})).Increment();
+}
+
+void Metrics::record_accel_op(std::string_view backend, std::string_view op) {
+  f_->accel_ops.Add(labels({{"backend", backend}, {"op", op}})).Increment();
+}
+
+void Metrics::record_accel_fallback(std::string_view function, std::string_view from, std::string_view to) {
+  f_->fallbacks.Add(labels({{"function", function}, {"from", from}, {"to", to}})).Increment();
+}
+
+void Metrics::set_backend_available(std::string_view backend, bool available) {
+  f_->available.Add(labels({{"backend", backend}})).Set(available ? 1 : 0);
 }
 
 std::string Metrics::serialize() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }

@@ -24,6 +24,7 @@ constexpr std::uint64_t kPage = 4096;
 constexpr std::uint64_t k2M = 2ull << 20;
 constexpr std::uint64_t page_up(std::uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
 constexpr std::uint64_t kStackBytes = 1ull << 20;
+constexpr std::uint16_t kHypercallPorts = 0x100;  // UNIFN_HC_BASE .. +0xFF belong to hypercalls
 
 const char* vector_name(unsigned v) {
   static const char* names[] = {"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
@@ -53,6 +54,10 @@ FunctionVm::Layout FunctionVm::plan(const FunctionImage& image, const FunctionVm
   l.io_buf = l.ram - l.io_size;
   l.stack_top = l.io_buf;
   l.heap_end = l.stack_top - kStackBytes;
+  for (const auto& seg : image.elf.segments)
+    if (seg.gpa + seg.mem_size > l.ram)
+      throw ImageError(fmt::format("{}: segment at {:#x} of {:#x} bytes does not fit in {} MiB of guest RAM", image.path,
+                                   seg.gpa, seg.mem_size, l.ram >> 20));
   l.heap_start = page_up(image.elf.end);
   if (image.elf.end > l.heap_end || l.heap_end - l.heap_start < (1u << 20))
     throw ImageError(fmt::format("{}: the image ends at {:#x}, which leaves less than 1 MiB of heap in {} MiB of RAM",
@@ -237,7 +242,8 @@ void FunctionVm::attach_devices(unifn_boot_info& bi) {
 }
 
 void FunctionVm::wire_ports() {
-  machine_->on_ports(UNIFN_HC_BASE, UNIFN_HC_COUNT, [this](Machine&, PortAccess& a) {
+  // The whole hypercall block is claimed, so a number the ABI does not define is an error, not a no-op.
+  machine_->on_ports(UNIFN_HC_BASE, kHypercallPorts, [this](Machine&, PortAccess& a) {
     if (!a.write || a.data.size() != 4)
       return IoResult::halt({StopKind::Fault, 0, fmt::format("hypercall port {:#x} used with a {}-byte {} (outl expected) at {}",
                                                               a.port, a.data.size(), a.write ? "write" : "read", machine_->where())});
@@ -364,7 +370,7 @@ IoResult FunctionVm::on_exception(unsigned vector) {
     if ((f[2] & 3) == 3 && f[0] == 0 && mem.contains(GuestAddr(f[1]), 1) &&
         mem.read_obj<std::uint8_t>(GuestAddr(f[1])) == 0xEF) {
       const std::uint16_t port = r.rdx & 0xFFFF;
-      if (port >= UNIFN_HC_BASE && port < UNIFN_HC_BASE + UNIFN_HC_COUNT) {
+      if (port >= UNIFN_HC_BASE && port < UNIFN_HC_BASE + kHypercallPorts) {
         return_to_user(r, f[1] + 1, f[4], f[3]);
         try {
           return on_hypercall(port - UNIFN_HC_BASE, static_cast<std::uint32_t>(r.rax));

@@ -25,8 +25,13 @@ LinuxSyscalls::LinuxSyscalls(std::uint64_t heap_start, std::uint64_t heap_end, C
   heap_.end = heap_.mmap_low = heap_end & ~(kPage - 1);
 }
 
-std::int64_t LinuxSyscalls::sys_brk(std::uint64_t addr) {
-  if (addr >= heap_.start && addr <= heap_.mmap_low) heap_.brk = addr;
+std::int64_t LinuxSyscalls::sys_brk(Machine& m, std::uint64_t addr) {
+  if (addr >= heap_.start && addr <= heap_.mmap_low) {
+    // Pages the break gives back read as zero when it grows over them again, as on Linux.
+    const std::uint64_t keep = page_up(addr), had = page_up(heap_.brk);
+    if (keep < had) m.memory().discard(GuestAddr(keep), had - keep);
+    heap_.brk = addr;
+  }
   return static_cast<std::int64_t>(heap_.brk);  // Linux answers the current break on failure
 }
 
@@ -53,23 +58,19 @@ std::int64_t LinuxSyscalls::sys_munmap(Machine& m, std::uint64_t addr, std::uint
   len = page_up(len);
   if (addr % kPage || len == 0 || addr < heap_.mmap_low || addr > heap_.end || len > heap_.end - addr) return -EINVAL;
   m.memory().discard(GuestAddr(addr), len);
-  auto [it, inserted] = heap_.free.emplace(addr, len);
-  if (!inserted) return 0;  // already free
-  if (auto next = std::next(it); next != heap_.free.end() && it->first + it->second == next->first) {
-    it->second += next->second;
-    heap_.free.erase(next);
+  // Merge [addr, end) with every free range it overlaps or touches, so no page is listed twice.
+  std::uint64_t lo = addr, hi = addr + len;
+  auto it = heap_.free.lower_bound(lo);
+  if (it != heap_.free.begin() && std::prev(it)->first + std::prev(it)->second >= lo) --it;
+  while (it != heap_.free.end() && it->first <= hi) {
+    lo = std::min(lo, it->first);
+    hi = std::max(hi, it->first + it->second);
+    it = heap_.free.erase(it);
   }
-  if (it != heap_.free.begin()) {
-    auto prev = std::prev(it);
-    if (prev->first + prev->second == it->first) {
-      prev->second += it->second;
-      heap_.free.erase(it);
-      it = prev;
-    }
-  }
-  if (it->first == heap_.mmap_low) {  // give the lowest free range back to brk
-    heap_.mmap_low += it->second;
-    heap_.free.erase(it);
+  if (lo == heap_.mmap_low) {
+    heap_.mmap_low = hi;  // the lowest free range goes back to brk
+  } else {
+    heap_.free[lo] = hi - lo;
   }
   return 0;
 }
@@ -104,7 +105,7 @@ LinuxSyscalls::Outcome LinuxSyscalls::handle(Machine& m, const kvm_regs& r) {
     case __NR_read: return {a0 == 0 ? 0 : -EBADF};
     case __NR_write: return {sys_write(m, a0, a1, a2)};
     case __NR_writev: return {sys_writev(m, a0, a1, a2)};
-    case __NR_brk: return {sys_brk(a0)};
+    case __NR_brk: return {sys_brk(m, a0)};
     case __NR_mmap: return {sys_mmap(m, a0, a1, a2, a3, static_cast<std::int64_t>(a4))};
     case __NR_munmap: return {sys_munmap(m, a0, a1)};
     case __NR_mremap: return {-ENOMEM};  // musl falls back to malloc + copy

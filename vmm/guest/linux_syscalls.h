@@ -44,7 +44,7 @@ class LinuxSyscalls {
   std::function<void(std::string_view)> on_unknown;
 
  private:
-  std::int64_t sys_brk(std::uint64_t addr);
+  std::int64_t sys_brk(Machine& m, std::uint64_t addr);
   std::int64_t sys_mmap(Machine& m, std::uint64_t addr, std::uint64_t len, std::uint64_t prot, std::uint64_t flags,
                         std::int64_t fd);
   std::int64_t sys_munmap(Machine& m, std::uint64_t addr, std::uint64_t len);

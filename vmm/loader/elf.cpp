@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <fmt/format.h>
+#include <filesystem>
 #include <fstream>
 
 #include <unifn/abi.h>
@@ -111,6 +112,8 @@ void load_segments(const ElfImage& image, std::span<const std::uint8_t> file, Gu
 }
 
 std::vector<std::uint8_t> read_image_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw ImageError(fmt::format("{}: is a directory, not an image", path));
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw ImageError(fmt::format("{}: cannot open the image ({})", path, std::strerror(errno)));
   auto size = static_cast<std::uint64_t>(in.tellg());

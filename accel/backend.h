@@ -1,0 +1,92 @@
+// The accelerator backend interface: operations on buffers that live in guest memory, checked by the device first.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <unifn/accel_abi.h>
+
+namespace unifn::accel {
+
+// A request's answer; the values are the status byte the guest receives.
+enum class Status : std::uint8_t {
+  Ok = UNIFN_ACCEL_OK,
+  Error = UNIFN_ACCEL_ERR,
+  BadMessage = UNIFN_ACCEL_BADMSG,
+  NotSupported = UNIFN_ACCEL_NOTSUPP,
+  InvalidSession = UNIFN_ACCEL_INVSESS,
+};
+std::string_view to_string(Status s);
+
+struct Result {
+  Status status = Status::Ok;
+  std::string message;  // why, when status is not Ok
+  bool ok() const { return status == Status::Ok; }
+  static Result success() { return {}; }
+  static Result fail(Status s, std::string why) { return {s, std::move(why)}; }
+};
+
+// C = alpha * A x B + beta * C, row-major. The device has checked every size against its buffer:
+// a holds (m-1)*lda + k floats, b (k-1)*ldb + n, c (m-1)*ldc + n; lda >= k, ldb >= n, ldc >= n.
+struct SgemmArgs {
+  std::int64_t m = 0, n = 0, k = 0;
+  float alpha = 1.0f, beta = 0.0f;
+  std::span<const float> a;
+  std::int64_t lda = 0;
+  std::span<const float> b;
+  std::int64_t ldb = 0;
+  std::span<float> c;  // read too when beta != 0
+  std::int64_t ldc = 0;
+};
+
+// Min-max scaling of `in` into [low, high]; min and max of the input. out.size() == in.size() >= 1.
+struct MinmaxArgs {
+  std::span<const double> in;
+  std::int32_t low = 0, high = 0;
+  std::span<double> out;
+  double* min = nullptr;  // one double each, in guest memory
+  double* max = nullptr;
+};
+
+enum class ImageOp : std::uint32_t {
+  Grayscale = UNIFN_ACCEL_IMAGE_GRAYSCALE,
+  GaussianBlur = UNIFN_ACCEL_IMAGE_GAUSSIAN_BLUR,
+  Sobel = UNIFN_ACCEL_IMAGE_SOBEL,
+  Resize = UNIFN_ACCEL_IMAGE_RESIZE,
+};
+std::string_view to_string(ImageOp op);
+
+// 8-bit images, rows packed, channels interleaved. The device has checked the shapes against the
+// op (accel_abi.h) and the buffers against the shapes; src and dst never overlap.
+struct ImageArgs {
+  ImageOp op = ImageOp::Grayscale;
+  std::uint32_t width = 0, height = 0, channels = 0;
+  std::span<const std::uint8_t> src;
+  std::uint32_t out_width = 0, out_height = 0, out_channels = 0;
+  std::span<std::uint8_t> dst;
+  std::uint32_t ksize = 0;  // GaussianBlur: odd, 1..31
+  float sigma = 0.0f;       // GaussianBlur: 0 derives it from ksize
+};
+
+// One way of running the operations: the CPU libraries, a GPU. Backends are shared by every VM
+// of the daemon and called from their vCPU threads at once, so each op must be thread-safe.
+// They read and write the guest's buffers in place; the spans stay valid only during the call.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  // Whether this machine can run it (the CUDA backend needs a GPU), and if not, why.
+  virtual bool available() const = 0;
+  virtual std::string unavailable_reason() const { return {}; }
+  // What it runs on, for the daemon's log ("NVIDIA H100, cuBLAS"), or "".
+  virtual std::string detail() const { return {}; }
+
+  virtual Result noop() { return Result::success(); }
+  virtual Result sgemm(const SgemmArgs& args) = 0;
+  virtual Result minmax(const MinmaxArgs& args) = 0;
+  virtual Result image(const ImageArgs& args) = 0;
+};
+
+}  // namespace unifn::accel

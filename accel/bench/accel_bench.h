@@ -1,0 +1,21 @@
+// The accelerator benchmark: NOOP round trip and SGEMM through a real guest against the same backend called directly.
+#pragma once
+
+#include <ostream>
+#include <string>
+
+namespace unifn::accel::bench {
+
+struct Options {
+  std::string backend = "cpu";  // a name BackendRegistry::global() knows
+  std::string probe_image;      // the accel_probe guest (test/unit/accel/guests)
+  int noop_iterations = 2000;
+  bool quick = false;           // fewer repetitions and no 2048 (for smoke tests)
+};
+
+// Prints one key=value per line to out: noop_roundtrip_us_p50, mmio_exit_us_p50,
+// sgemm_<n>_guest_over_host for n in 256, 1024, 2048, and the GFLOP/s behind them.
+// Returns 0, or 2 with a sentence on err when the backend cannot run here.
+int run(const Options& opts, std::ostream& out, std::ostream& err);
+
+}  // namespace unifn::accel::bench

@@ -1,0 +1,15 @@
+// The CUDA backend: cuBLAS SGEMM and unifn's own kernels; probes for a GPU when created.
+#pragma once
+
+#include <memory>
+
+#include "backend.h"
+
+namespace unifn::accel {
+
+// Never fails: without a GPU (or a driver) the backend reports itself unavailable, with the reason.
+// cuBLAS is loaded at run time (libcublas.so.13/12) only when a GPU is present, so this build runs
+// on machines without CUDA libraries; without cuBLAS, SGEMM runs on unifn's own kernel.
+std::unique_ptr<Backend> make_cuda_backend();
+
+}  // namespace unifn::accel

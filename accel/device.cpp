@@ -1,0 +1,232 @@
+// virtio-accel request handling: every chain checked against accel_abi.h before a backend touches guest memory.
+#include "device.h"
+
+#include <array>
+#include <cstring>
+#include <fmt/format.h>
+#include <utility>
+
+#include "devices/virtio/virtio_mmio.h"
+#include "ops.h"
+
+namespace unifn::accel {
+
+using vmm::GuestAddr;
+using vmm::GuestMemory;
+using vmm::virtio::Chain;
+using vmm::virtio::Descriptor;
+
+namespace {
+
+constexpr std::uint32_t kStateVersion = 1;
+
+std::string_view command_name(std::uint32_t c) {
+  switch (c) {
+    case UNIFN_ACCEL_CMD_NOOP: return "noop";
+    case UNIFN_ACCEL_CMD_CREATE_SESSION: return "create-session";
+    case UNIFN_ACCEL_CMD_DESTROY_SESSION: return "destroy-session";
+    case UNIFN_ACCEL_CMD_DO_OP: return "do-op";
+  }
+  return "unknown command";
+}
+
+Result badmsg(std::string why) { return Result::fail(Status::BadMessage, std::move(why)); }
+
+}  // namespace
+
+AccelDevice::AccelDevice(std::shared_ptr<Backend> backend, DeviceOptions opts)
+    : MmioTransport({UNIFN_VIRTIO_ID_ACCEL, 0x666e6975, 0, 1, UNIFN_ACCEL_QUEUE_SIZE}),
+      backend_(std::move(backend)),
+      opts_(std::move(opts)) {
+  if (!backend_) throw std::invalid_argument("a virtio-accel device needs a backend");
+  config_.abi_version = UNIFN_ACCEL_ABI_VERSION;
+  config_.ops = served_ops_mask();
+  config_.max_sessions = opts_.max_sessions;
+  const auto name = backend_->name();
+  std::memcpy(config_.backend, name.data(), std::min(name.size(), sizeof config_.backend - 1));
+}
+
+void AccelDevice::read_config(std::uint64_t offset, std::span<std::uint8_t> out) const {
+  // Safe: the config struct viewed as the bytes the guest reads; offset and size checked by the transport.
+  std::memcpy(out.data(), reinterpret_cast<const std::uint8_t*>(&config_) + offset, out.size());
+}
+
+void AccelDevice::reset_device() {
+  sessions_.clear();
+  next_session_ = 1;
+}
+
+void AccelDevice::save_device(vmm::ByteWriter& w) const {
+  w.pod(kStateVersion);
+  w.pod(next_session_);
+  w.pod(static_cast<std::uint32_t>(sessions_.size()));
+  for (const auto& [id, flags] : sessions_) {
+    w.pod(id);
+    w.pod(flags);
+  }
+}
+
+void AccelDevice::restore_device(vmm::ByteReader& r) {
+  if (auto v = r.pod<std::uint32_t>(); v != kStateVersion)
+    throw std::runtime_error(fmt::format("virtio-accel state: format {} (expected {})", v, kStateVersion));
+  const auto next = r.pod<std::uint32_t>();
+  const auto count = r.pod<std::uint32_t>();
+  if (count > opts_.max_sessions)
+    throw std::runtime_error(fmt::format("virtio-accel state holds {} sessions, more than the {} allowed", count, opts_.max_sessions));
+  std::map<std::uint32_t, std::uint32_t> sessions;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const auto id = r.pod<std::uint32_t>();
+    const auto flags = r.pod<std::uint32_t>();
+    if (id == 0 || !sessions.emplace(id, flags).second)
+      throw std::runtime_error(fmt::format("virtio-accel state: session id {} is invalid or repeated", id));
+  }
+  r.expect_end("virtio-accel state");
+  sessions_ = std::move(sessions);
+  next_session_ = next == 0 ? 1 : next;
+}
+
+void AccelDevice::refuse(const std::string& why) {
+  ++refused_;
+  last_error_ = why;
+  if (opts_.on_error) opts_.on_error(why);
+}
+
+Result AccelDevice::create_session(std::uint32_t flags, std::uint32_t& id) {
+  if (sessions_.size() >= opts_.max_sessions)
+    return Result::fail(Status::Error, fmt::format("all {} sessions are open", opts_.max_sessions));
+  id = next_session_;
+  while (id == 0 || sessions_.contains(id)) ++id;  // ids are never 0 and never shared
+  next_session_ = id + 1;
+  sessions_.emplace(id, flags);
+  return Result::success();
+}
+
+Result AccelDevice::serve(GuestMemory& mem, const Chain& chain, std::uint32_t& written) {
+  written = 0;
+  if (!chain.ok()) return badmsg(chain.error);
+  const auto& d = chain.descs;
+  const GuestMemory& ro = mem;  // reads through a const view: they do not count as host writes
+  if (d.size() < 2)
+    return badmsg(fmt::format("the chain has {} descriptor(s); a header and a status byte at least are needed", d.size()));
+  if (d[0].writable || d[0].len != sizeof(unifn_accel_req))
+    return badmsg(fmt::format("the header descriptor is {} bytes{}; a device-readable {}-byte header is expected", d[0].len,
+                              d[0].writable ? ", device-writable" : "", sizeof(unifn_accel_req)));
+  const auto req = ro.read_obj<unifn_accel_req>(GuestAddr(d[0].addr));
+  // Who the request is, for messages; built only when one is needed.
+  const auto who_of = [&req] {
+    return fmt::format("request {} ({}, session {})", req.request_id,
+                       req.command == UNIFN_ACCEL_CMD_DO_OP ? op_name(req.op) : command_name(req.command), req.session_id);
+  };
+  if (d.back().len != 1) return badmsg(fmt::format("{}: the status descriptor is {} bytes, 1 expected", who_of(), d.back().len));
+  if (req._reserved != 0) return badmsg(fmt::format("{}: the header's reserved field is {}, 0 expected", who_of(), req._reserved));
+  const std::uint64_t nargs = std::uint64_t{req.nr_read} + req.nr_write;
+  if (nargs > UNIFN_ACCEL_MAX_ARGS)
+    return badmsg(fmt::format("{}: {} read and {} write arguments, more than the {} allowed", who_of(), req.nr_read, req.nr_write,
+                              UNIFN_ACCEL_MAX_ARGS));
+  const std::size_t want = 2 + (nargs ? 1 : 0) + nargs;
+  if (d.size() != want)
+    return badmsg(fmt::format("{}: the chain has {} descriptors, its header's {} read and {} write arguments need {}", who_of(),
+                              d.size(), req.nr_read, req.nr_write, want));
+
+  std::array<unifn_accel_arg, UNIFN_ACCEL_MAX_ARGS> hdrs{};
+  std::array<InArg, UNIFN_ACCEL_MAX_ARGS> in{};
+  std::array<OutArg, UNIFN_ACCEL_MAX_ARGS> out{};
+  if (nargs) {
+    if (d[1].writable || d[1].len != nargs * sizeof(unifn_accel_arg))
+      return badmsg(fmt::format("{}: the argument headers are {} bytes{}; {} device-readable bytes expected", who_of(), d[1].len,
+                                d[1].writable ? ", device-writable" : "", nargs * sizeof(unifn_accel_arg)));
+    ro.read(GuestAddr(d[1].addr), std::span(reinterpret_cast<std::uint8_t*>(hdrs.data()), nargs * sizeof(unifn_accel_arg)));  // Safe: POD array as bytes.
+    for (std::size_t i = 0; i < nargs; ++i) {
+      const Descriptor& a = d[2 + i];
+      const bool is_write = i >= req.nr_read;
+      const std::size_t j = is_write ? i - req.nr_read : i;
+      if (a.writable != is_write)
+        return badmsg(fmt::format("{}: {} argument {} is in a device-{} descriptor", who_of(), is_write ? "write" : "read", j,
+                                  a.writable ? "writable" : "readable"));
+      if (a.len != hdrs[i].len)
+        return badmsg(fmt::format("{}: {} argument {} is {} bytes in its descriptor but {} in its header", who_of(),
+                                  is_write ? "write" : "read", j, a.len, hdrs[i].len));
+      if (a.len > UNIFN_ACCEL_MAX_ARG_BYTES)
+        return badmsg(fmt::format("{}: {} argument {} is {} bytes, more than the {} allowed", who_of(), is_write ? "write" : "read",
+                                  j, a.len, UNIFN_ACCEL_MAX_ARG_BYTES));
+      if (is_write) out[j] = {hdrs[i].type, mem.span(GuestAddr(a.addr), a.len, "accel write argument")};
+      else in[j] = {hdrs[i].type, ro.span(GuestAddr(a.addr), a.len, "accel read argument")};
+    }
+  }
+  const std::span<const InArg> ins(in.data(), req.nr_read);
+  const std::span<const OutArg> outs(out.data(), req.nr_write);
+
+  auto with_who = [&](Result r) {
+    if (!r.ok()) r.message = fmt::format("{}: {}", who_of(), r.message);
+    return r;
+  };
+  switch (req.command) {
+    case UNIFN_ACCEL_CMD_NOOP:
+      if (nargs) return badmsg(fmt::format("{}: takes no arguments, {} given", who_of(), nargs));
+      return Result::success();
+    case UNIFN_ACCEL_CMD_CREATE_SESSION: {
+      if (req.nr_read > 1 || req.nr_write != 1 || outs[0].bytes.size() != 4 || (req.nr_read == 1 && ins[0].bytes.size() != 4))
+        return badmsg(fmt::format("{}: takes [u32 flags] to read and one u32 to write the session id into", who_of()));
+      std::uint32_t flags = 0, id = 0;
+      if (req.nr_read == 1) std::memcpy(&flags, ins[0].bytes.data(), 4);
+      auto r = create_session(flags, id);
+      if (!r.ok()) return with_who(std::move(r));
+      std::memcpy(outs[0].bytes.data(), &id, 4);
+      written = 4;
+      return r;
+    }
+    case UNIFN_ACCEL_CMD_DESTROY_SESSION:
+      if (nargs) return badmsg(fmt::format("{}: takes no arguments, {} given", who_of(), nargs));
+      if (!sessions_.erase(req.session_id))
+        return Result::fail(Status::InvalidSession, fmt::format("{}: no such session", who_of()));
+      return Result::success();
+    case UNIFN_ACCEL_CMD_DO_OP: {
+      if (!sessions_.contains(req.session_id))
+        return Result::fail(Status::InvalidSession, fmt::format("{}: no such session", who_of()));
+      auto r = with_who(run_op(*backend_, req.op, ins, outs, opts_.limits));
+      if (r.ok()) {
+        for (const auto& o : outs) written += static_cast<std::uint32_t>(o.bytes.size());
+        if (opts_.on_op) opts_.on_op(backend_->name(), metric_name(req.op, ins));
+      }
+      return r;
+    }
+    default:
+      return Result::fail(Status::NotSupported, fmt::format("{}: command {} is not one this device knows", who_of(), req.command));
+  }
+}
+
+void AccelDevice::on_notify(GuestMemory& mem, vmm::virtio::SplitQueue& q, std::uint16_t index) {
+  (void)index;
+  while (auto chain = q.pop(mem)) {
+    const auto slot = chain->status_slot(mem);
+    if (!slot) {
+      // No place to answer: hand the chain back empty, as virtio does for buffers it cannot use.
+      refuse(chain->error.empty() ? "the request's last descriptor cannot hold a status byte (device-readable, empty or outside RAM)"
+                                  : chain->error);
+      q.push_used(mem, chain->head, 0);
+      continue;
+    }
+    std::uint32_t written = 0;
+    Result r;
+    try {
+      r = serve(mem, *chain, written);
+    } catch (const std::exception& e) {
+      r = Result::fail(Status::Error, fmt::format("the {} backend failed: {}", backend_->name(), e.what()));
+      written = 0;
+    }
+    if (r.ok()) ++served_;
+    else refuse(r.message);
+    mem.write_obj(GuestAddr(slot->addr), static_cast<std::uint8_t>(r.status));
+    q.push_used(mem, chain->head, written + 1);
+  }
+  raise_interrupt(vmm::virtio::kInterruptUsedBuffer);
+}
+
+vmm::MmioDeviceFactory device_factory(std::shared_ptr<Backend> backend, DeviceOptions opts) {
+  if (!backend) throw std::invalid_argument("a virtio-accel device factory needs a backend");
+  return [backend = std::move(backend), opts = std::move(opts)]() -> std::unique_ptr<vmm::MmioDevice> {
+    return std::make_unique<AccelDevice>(backend, opts);
+  };
+}
+
+}  // namespace unifn::accel

@@ -1,0 +1,64 @@
+// The virtio-accel device: one request queue, sessions that live in the snapshot, ops run on one backend.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "backend.h"
+#include "devices/virtio/mmio_transport.h"
+#include "ops.h"
+
+namespace unifn::accel {
+
+struct DeviceOptions {
+  std::uint32_t max_sessions = 64;
+  OpLimits limits;  // work one request may ask for (an op runs to completion on the vCPU thread)
+  // Called after each op the backend ran (backend name, op name such as "sgemm" or
+  // "image-sobel"), on the vCPU thread: for the unifn_accel_ops_total counter.
+  std::function<void(std::string_view backend, std::string_view op)> on_op;
+  // Called with the reason whenever a request is refused or fails: for the daemon's log.
+  std::function<void(std::string_view what)> on_error;
+};
+
+class AccelDevice final : public vmm::virtio::MmioTransport {
+ public:
+  explicit AccelDevice(std::shared_ptr<Backend> backend, DeviceOptions opts = {});
+
+  Backend& backend() const { return *backend_; }
+  // Open sessions: id -> the flags the guest opened it with.
+  const std::map<std::uint32_t, std::uint32_t>& sessions() const { return sessions_; }
+  std::uint64_t served() const { return served_; }    // requests answered OK
+  std::uint64_t refused() const { return refused_; }  // requests answered with an error (or len 0)
+  const std::string& last_error() const { return last_error_; }
+
+ protected:
+  void on_notify(vmm::GuestMemory& mem, vmm::virtio::SplitQueue& q, std::uint16_t index) override;
+  std::size_t config_size() const override { return sizeof(unifn_accel_config); }
+  void read_config(std::uint64_t offset, std::span<std::uint8_t> out) const override;
+  void reset_device() override;
+  void save_device(vmm::ByteWriter& w) const override;
+  void restore_device(vmm::ByteReader& r) override;
+
+ private:
+  // Serves one chain; returns the status and sets `written` to the bytes the device wrote.
+  Result serve(vmm::GuestMemory& mem, const vmm::virtio::Chain& chain, std::uint32_t& written);
+  Result create_session(std::uint32_t flags, std::uint32_t& id);
+  void refuse(const std::string& why);
+
+  std::shared_ptr<Backend> backend_;
+  DeviceOptions opts_;
+  unifn_accel_config config_{};
+  std::map<std::uint32_t, std::uint32_t> sessions_;
+  std::uint32_t next_session_ = 1;
+  std::uint64_t served_ = 0, refused_ = 0;
+  std::string last_error_;
+};
+
+// What FunctionVmConfig::devices takes: a new AccelDevice per VM, all on the same backend.
+vmm::MmioDeviceFactory device_factory(std::shared_ptr<Backend> backend, DeviceOptions opts = {});
+
+}  // namespace unifn::accel

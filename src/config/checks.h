@@ -1,0 +1,49 @@
+// The rules a configuration value must follow, shared by the parsers and validate_strict().
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace unifn::config::checks {
+
+struct Range {
+  std::uint64_t lo, hi;
+};
+
+// Function drop-in ranges.
+inline constexpr Range kMemoryMb{8, 3072};
+inline constexpr Range kTimeoutMs{1, 600000};
+inline constexpr Range kMaxInstances{1, 256};
+inline constexpr Range kMinWarm{0, 256};  // and at most max_instances
+
+// Daemon ranges.
+inline constexpr Range kMaxBodyBytes{1, 1ull << 30};
+inline constexpr Range kMaxQueue{0, 1u << 20};
+inline constexpr Range kMaxHeaderBytes{1024, 1u << 20};
+inline constexpr Range kTimeoutMsLong{1, 3600000};
+inline constexpr Range kShutdownGraceMs{0, 3600000};
+inline constexpr Range kAsyncResultsMax{1, 1u << 20};
+inline constexpr Range kAsyncResultsTtlS{1, 7 * 86400};
+inline constexpr Range kIoThreads{1, 64};
+
+// Each returns what is wrong, as the tail of a "<file>:<line>: <key>: ..." sentence, or nullopt.
+std::optional<std::string> range(std::uint64_t v, Range r);
+std::optional<std::string> function_name(const std::string& name);
+std::optional<std::string> isolation(const std::string& mode);
+std::optional<std::string> log_level(const std::string& level);
+// One backend name, then a whole list (empty, repeated names).
+std::optional<std::string> backend(const std::string& name);
+std::optional<std::string> backend_list(const std::vector<std::string>& names);
+std::optional<std::string> env_name(const std::string& name);
+std::optional<std::string> env_value(const std::string& value);
+std::optional<std::string> env_size(const std::vector<std::pair<std::string, std::string>>& env);
+std::optional<std::string> cmdline(const std::string& text);
+// Why an image file cannot serve: missing, a directory, unreadable, not ELF.
+std::optional<std::string> image_file(const std::string& path);
+// Why text is not HOST:PORT with an IP address host.
+std::optional<std::string> listen(const std::string& text);
+
+}  // namespace unifn::config::checks

@@ -1,0 +1,345 @@
+// The HTTP API without a socket: every route and error code, JSON, the call store, callback URLs.
+#include <catch2/catch.hpp>
+
+#include <fmt/format.h>
+
+#include "fakes.h"
+#include "http/json.h"
+
+using namespace unifn;
+using namespace unifn::test;
+using http::bhttp::verb;
+
+TEST_CASE("json_escape keeps UTF-8, escapes quotes, backslashes and control characters") {
+  CHECK(http::json_escape("plain") == "plain");
+  CHECK(http::json_escape("say \"hi\"\\now") == "say \\\"hi\\\"\\\\now");
+  CHECK(http::json_escape("a\nb\rc\td\b\f") == "a\\nb\\rc\\td\\b\\f");
+  CHECK(http::json_escape(std::string("\x01\x1f\x7f", 3)) == "\\u0001\\u001f\\u007f");
+  CHECK(http::json_escape(std::string("nul\0in", 6)) == "nul\\u0000in");
+  CHECK(http::json_escape("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  // Not UTF-8: a lone continuation byte, a truncated sequence, an overlong form, a surrogate.
+  CHECK(http::json_escape("a\x80z") == "a\\ufffdz");
+  CHECK(http::json_escape("a\xe2\x82") == "a\\ufffd\\ufffd");
+  CHECK(http::json_escape("\xc0\xaf") == "\\ufffd\\ufffd");
+  CHECK(http::json_escape("\xed\xa0\x80") == "\\ufffd\\ufffd\\ufffd");
+  CHECK(http::json_quote("x") == "\"x\"");
+}
+
+TEST_CASE("JsonWriter places commas and nests") {
+  http::JsonWriter w;
+  w.begin_object().key("a").value(1).key("b").begin_array().value("x").value(true).null().value(2.5).end_array();
+  w.key("c").begin_object().end_object().key("d").value(std::numeric_limits<double>::infinity()).end_object();
+  CHECK(w.str() == R"({"a":1,"b":["x",true,null,2.5],"c":{},"d":null})");
+}
+
+TEST_CASE("base64 follows RFC 4648's test vectors") {
+  CHECK(http::base64_encode("") == "");
+  CHECK(http::base64_encode("f") == "Zg==");
+  CHECK(http::base64_encode("fo") == "Zm8=");
+  CHECK(http::base64_encode("foo") == "Zm9v");
+  CHECK(http::base64_encode("foob") == "Zm9vYg==");
+  CHECK(http::base64_encode("fooba") == "Zm9vYmE=");
+  CHECK(http::base64_encode("foobar") == "Zm9vYmFy");
+  CHECK(http::base64_encode(std::string("\xff\x00\xfe", 3)) == "/wD+");
+}
+
+TEST_CASE("POST /function/{name} answers the function's status, type and body with the invocation headers") {
+  ApiFixture f;
+  auto r = f.call(verb::post, "/function/echo", "hello", {{"Content-Type", "text/x-greeting"}});
+  CHECK(r.result_int() == 200);
+  CHECK(r.body() == "hello");
+  CHECK(header(r, "Content-Type") == "text/x-greeting");
+  CHECK(hex32(header(r, "X-Call-Id")));
+  CHECK(header(r, "X-Duration-Seconds") == "0.001500");
+  CHECK(header(r, "X-Unifn-Start") == "restored");
+  CHECK(header(r, "Content-Length") == "5");
+
+  auto calls = f.dispatcher.calls();
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].function == "echo");
+  CHECK(calls[0].body == "hello");
+  CHECK(calls[0].content_type == "text/x-greeting");
+  CHECK(calls[0].call_id == header(r, "X-Call-Id"));
+
+  // A trailing slash and a query string are accepted; the query is not the function's business.
+  CHECK(f.call(verb::post, "/function/echo/", "a").body() == "a");
+  CHECK(f.call(verb::post, "/function/echo?x=1&y", "b").body() == "b");
+  CHECK(f.dispatcher.calls().back().function == "echo");
+
+  // Fresh ids differ.
+  CHECK(header(f.call(verb::post, "/function/echo"), "X-Call-Id") != header(r, "X-Call-Id"));
+}
+
+TEST_CASE("a client's X-Call-Id is kept, and refused when it is not a plain token") {
+  ApiFixture f;
+  auto r = f.call(verb::post, "/function/echo", "x", {{"X-Call-Id", "3f2c9a10-aaaa-4bbb-8ccc-0123456789ab"}});
+  CHECK(header(r, "X-Call-Id") == "3f2c9a10-aaaa-4bbb-8ccc-0123456789ab");
+  CHECK(f.dispatcher.calls().back().call_id == "3f2c9a10-aaaa-4bbb-8ccc-0123456789ab");
+  CHECK(f.call(verb::post, "/function/echo", "x", {{"X-Call-Id", "a/b"}}).result_int() == 400);
+  CHECK(f.call(verb::post, "/function/echo", "x", {{"X-Call-Id", std::string(129, 'a')}}).result_int() == 400);
+}
+
+TEST_CASE("the connection's cancelled flag becomes the Invocation's") {
+  ApiFixture f;
+  auto flag = std::make_shared<std::atomic<bool>>(false);
+  http::Request req{verb::post, "/function/echo", 11};
+  f.call(std::move(req), flag);
+  CHECK(f.dispatcher.calls().back().cancelled == flag);
+}
+
+TEST_CASE("runtime failures are JSON errors with honest codes") {
+  ApiFixture f;
+  struct Case {
+    int status;
+    std::string error;
+  };
+  for (const auto& c : {Case{429, "queue full"}, Case{502, "the guest aborted"}, Case{503, "the pool is stopping"},
+                        Case{504, "the function ran past its 2000 ms deadline"}}) {
+    f.dispatcher.add("f" + std::to_string(c.status));
+    f.dispatcher.results["f" + std::to_string(c.status)] = failure(c.status, c.error);
+    auto r = f.call(verb::post, "/function/f" + std::to_string(c.status));
+    CHECK(static_cast<int>(r.result_int()) == c.status);
+    CHECK(header(r, "Content-Type") == "application/json");
+    CHECK(r.body() == "{\"error\":\"" + c.error + "\"}\n");
+    CHECK(!header(r, "X-Call-Id").empty());
+    CHECK(header(r, "X-Duration-Seconds") == "0.002000");
+    // Only calls that an instance ran say how it started.
+    CHECK(header(r, "X-Unifn-Start").empty() == (c.status == 429 || c.status == 503));
+  }
+  auto r = f.call(verb::post, "/function/nope");
+  CHECK(r.result_int() == 404);
+  CHECK(r.body() == "{\"error\":\"no function named 'nope'\"}\n");
+}
+
+TEST_CASE("an error with quotes, backslashes and newlines stays valid JSON") {
+  ApiFixture f;
+  f.dispatcher.results["fail"] = failure(502, "guest said \"boom\"\nat C:\\fn\x01 \xff");
+  auto r = f.call(verb::post, "/function/fail");
+  CHECK(r.result_int() == 502);
+  CHECK(r.body() == "{\"error\":\"guest said \\\"boom\\\"\\nat C:\\\\fn\\u0001 \\ufffd\"}\n");
+}
+
+TEST_CASE("a function's odd status is framed safely") {
+  ApiFixture f;
+  auto r204 = ok("ignored");
+  r204.status = 204;
+  f.dispatcher.results["fail"] = r204;
+  auto r = f.call(verb::post, "/function/fail");
+  CHECK(r.result_int() == 204);
+  CHECK(r.body().empty());
+  auto bad = ok("x");
+  bad.status = 99;
+  f.dispatcher.results["fail"] = bad;
+  r = f.call(verb::post, "/function/fail");
+  CHECK(r.result_int() == 502);
+  CHECK_THAT(r.body(), Catch::Contains("invalid HTTP status 99"));
+  auto untyped = ok("raw bytes", "");
+  f.dispatcher.results["fail"] = untyped;
+  CHECK(header(f.call(verb::post, "/function/fail"), "Content-Type") == "application/octet-stream");
+}
+
+TEST_CASE("wrong methods get 405 with Allow; unknown paths 404; both JSON") {
+  ApiFixture f;
+  auto r = f.call(verb::get, "/function/echo");
+  CHECK(r.result_int() == 405);
+  CHECK(header(r, "Allow") == "POST");
+  CHECK(header(r, "Content-Type") == "application/json");
+  CHECK(r.body() == "{\"error\":\"GET is not allowed on /function/echo\"}\n");
+  CHECK(f.call(verb::put, "/async-function/echo").result_int() == 405);
+  for (const char* path : {"/healthz", "/metrics", "/system/functions", "/system/function/echo", "/system/info",
+                           "/v1/calls/abc"}) {
+    auto p = f.call(verb::post, path);
+    CHECK(p.result_int() == 405);
+    CHECK(header(p, "Allow") == "GET, HEAD");
+  }
+  CHECK(f.call(verb::delete_, "/system/functions").result_int() == 405);
+  for (const char* path : {"/", "/nope", "/function", "/function/", "/function/a/b", "/functions/echo", "/healthz/x",
+                           "/system/function/"}) {
+    auto p = f.call(verb::post, path);
+    CHECK(p.result_int() == 404);
+    CHECK(header(p, "Content-Type") == "application/json");
+  }
+  CHECK(f.dispatcher.calls().empty());
+}
+
+TEST_CASE("/healthz is OK, and 503 once shutting down; invocations then get 503") {
+  ApiFixture f;
+  auto r = f.call(verb::get, "/healthz");
+  CHECK(r.result_int() == 200);
+  CHECK(r.body() == "OK\n");
+  f.api.set_shutting_down();
+  CHECK(f.call(verb::get, "/healthz").result_int() == 503);
+  auto inv = f.call(verb::post, "/function/echo");
+  CHECK(inv.result_int() == 503);
+  CHECK(inv.body() == "{\"error\":\"unifnd is shutting down\"}\n");
+  CHECK(f.call(verb::post, "/async-function/echo").result_int() == 503);
+  CHECK(f.dispatcher.calls().empty());
+  CHECK(f.call(verb::get, "/system/functions").result_int() == 200);  // reading still works
+  CHECK_THAT(f.metrics.serialize(), Catch::Contains("unifn_invocations_total{code=\"503\",function=\"echo\"} 2"));
+}
+
+TEST_CASE("HEAD on a GET route has the GET's headers and no body") {
+  ApiFixture f;
+  auto r = f.call(verb::head, "/healthz");
+  CHECK(r.result_int() == 200);
+  CHECK(r.body().empty());
+  CHECK(header(r, "Content-Length") == "3");
+}
+
+TEST_CASE("/system/functions and /system/function/{name} have OpenFaaS's shape") {
+  ApiFixture f;
+  auto r = f.call(verb::get, "/system/functions");
+  CHECK(r.result_int() == 200);
+  CHECK(header(r, "Content-Type") == "application/json");
+  CHECK_THAT(r.body(), Catch::StartsWith("[{\"name\":\"echo\"") && Catch::EndsWith("}]\n"));
+  auto one = f.call(verb::get, "/system/function/slow");
+  CHECK(one.result_int() == 200);
+  CHECK(one.body() ==
+        "{\"name\":\"slow\",\"image\":\"/usr/lib/unifn/functions/slow.elf\",\"invocationCount\":7,\"replicas\":3,"
+        "\"availableReplicas\":1,\"maxReplicas\":8,\"queued\":2,\"envVars\":{\"MODEL\":\"fashion\",\"QUOTE\":\"a "
+        "\\\"b\\\"\"},\"labels\":{\"unifn.isolation\":\"per-request\"},\"annotations\":{\"unifn.accel\":\"cuda,cpu\"}}\n");
+  CHECK(f.call(verb::get, "/system/function/nope").result_int() == 404);
+}
+
+TEST_CASE("/system/info names the provider, its version and the architecture") {
+  ApiFixture f;
+  auto r = f.call(verb::get, "/system/info");
+  CHECK(r.result_int() == 200);
+  CHECK(r.body() == fmt::format("{{\"provider\":{{\"provider\":\"unifn\",\"orchestration\":\"kvm\",\"version\":"
+                                "{{\"release\":\"{0}\",\"sha\":\"\"}}}},\"version\":{{\"release\":\"{0}\",\"sha\":\"\"}},"
+                                "\"arch\":\"x86_64\"}}\n",
+                                UNIFN_VERSION));
+}
+
+TEST_CASE("/metrics is the Prometheus text with the invocations the API answered") {
+  ApiFixture f;
+  f.call(verb::post, "/function/echo", "x");
+  f.call(verb::post, "/function/echo", "y");
+  f.dispatcher.results["fail"] = failure(504, "deadline");
+  f.call(verb::post, "/function/fail");
+  f.call(verb::post, "/function/unknown-name");
+  auto r = f.call(verb::get, "/metrics");
+  CHECK(r.result_int() == 200);
+  CHECK_THAT(header(r, "Content-Type"), Catch::StartsWith("text/plain; version=0.0.4"));
+  const auto& t = r.body();
+  CHECK_THAT(t, Catch::Contains("unifn_invocations_total{code=\"200\",function=\"echo\"} 2"));
+  CHECK_THAT(t, Catch::Contains("unifn_invocations_total{code=\"504\",function=\"fail\"} 1"));
+  CHECK_THAT(t, Catch::Contains("unifn_invocation_duration_seconds_count{function=\"echo\"} 2"));
+  CHECK_THAT(t, Catch::Contains("unifn_starts_total{function=\"echo\",kind=\"restored\"} 2"));
+  CHECK_THAT(t, Catch::Contains("unifn_queue_depth{function=\"held\"} 2"));
+  CHECK_THAT(t, Catch::Contains("unifn_instances{function=\"echo\",state=\"idle\"} 1"));
+  CHECK_THAT(t, Catch::Contains("unifn_instances{function=\"echo\",state=\"busy\"} 2"));
+  CHECK(t.find("unknown-name") == std::string::npos);  // no series for names nobody deployed
+
+  f.dispatcher.remove("held");
+  auto after = f.call(verb::get, "/metrics").body();
+  CHECK(after.find("unifn_queue_depth{function=\"held\"}") == std::string::npos);
+  CHECK_THAT(after, Catch::Contains("unifn_queue_depth{function=\"echo\"} 2"));
+}
+
+TEST_CASE("async calls: 404, 400, 202, then queued and done, raw or base64; 404 for unknown ids") {
+  ApiFixture f;
+  CHECK(f.call(verb::post, "/async-function/nope").result_int() == 404);
+  CHECK(f.call(verb::post, "/async-function/echo", "", {{"X-Callback-Url", "https://x/"}}).result_int() == 400);
+  CHECK(f.call(verb::post, "/async-function/echo", "", {{"X-Callback-Url", "ftp://x/"}}).result_int() == 400);
+  CHECK(f.dispatcher.calls().empty());
+
+  auto r = f.call(verb::post, "/async-function/held", "in", {{"Content-Type", "text/plain"}});
+  CHECK(r.result_int() == 202);
+  auto id = header(r, "X-Call-Id");
+  CHECK(hex32(id));
+  CHECK(r.body() == "{\"id\":\"" + id + "\",\"function\":\"held\",\"status_url\":\"/v1/calls/" + id + "\"}\n");
+  REQUIRE(f.dispatcher.wait_held(1));
+
+  auto st = f.call(verb::get, "/v1/calls/" + id);
+  CHECK(st.result_int() == 200);
+  CHECK(st.body() == "{\"id\":\"" + id + "\",\"function\":\"held\",\"state\":\"queued\"}\n");
+  CHECK(f.call(verb::get, "/v1/calls/" + id + "?result=raw").result_int() == 202);  // not yet
+
+  f.dispatcher.release(ok("out\n", "text/plain", runtime::StartKind::Cold));
+  st = f.call(verb::get, "/v1/calls/" + id);
+  CHECK(st.body() == "{\"id\":\"" + id +
+                         "\",\"function\":\"held\",\"state\":\"done\",\"status\":200,\"duration_seconds\":0.001500,"
+                         "\"start\":\"cold\",\"content_type\":\"text/plain\",\"body_base64\":\"b3V0Cg==\"}\n");
+  auto raw = f.call(verb::get, "/v1/calls/" + id + "?result=raw");
+  CHECK(raw.result_int() == 200);
+  CHECK(raw.body() == "out\n");
+  CHECK(header(raw, "Content-Type") == "text/plain");
+  CHECK(header(raw, "X-Unifn-Start") == "cold");
+  CHECK(f.call(verb::get, "/v1/calls/ffff").result_int() == 404);
+  CHECK_THAT(f.metrics.serialize(), Catch::Contains("unifn_starts_total{function=\"held\",kind=\"cold\"} 1"));
+
+  // A failed async call shows its error.
+  auto e = f.call(verb::post, "/async-function/held", "", {{"X-Call-Id", "mine-1"}});
+  CHECK(header(e, "X-Call-Id") == "mine-1");
+  REQUIRE(f.dispatcher.wait_held(1));
+  f.dispatcher.release(failure(504, "too \"slow\""));
+  CHECK(f.call(verb::get, "/v1/calls/mine-1").body() ==
+        "{\"id\":\"mine-1\",\"function\":\"held\",\"state\":\"done\",\"status\":504,\"duration_seconds\":0.002000,"
+        "\"start\":\"warm\",\"error\":\"too \\\"slow\\\"\"}\n");
+  CHECK(f.call(verb::get, "/v1/calls/mine-1?result=raw").result_int() == 504);
+  // The same id again is a conflict.
+  CHECK(f.call(verb::post, "/async-function/echo", "", {{"X-Call-Id", "mine-1"}}).result_int() == 409);
+}
+
+TEST_CASE("async submissions past a store full of unfinished calls get 429") {
+  metrics::Metrics m;
+  http::CallStore calls(2, std::chrono::seconds(60));
+  http::Callbacks callbacks;
+  FakeDispatcher d;
+  http::Api api(d, m, calls, callbacks);
+  auto post = [&] {
+    std::optional<http::Response> out;
+    api.handle(http::Request{verb::post, "/async-function/held", 11}, [&](http::Response r) { out = std::move(r); });
+    return out.value().result_int();
+  };
+  CHECK(post() == 202);
+  CHECK(post() == 202);
+  CHECK(post() == 429);
+  d.release(ok("done"));
+  CHECK(post() == 202);  // the finished one made room
+}
+
+TEST_CASE("CallStore: bounded, finished calls evicted oldest first, results expire") {
+  using runtime::InvocationResult;
+  http::CallStore s(3, std::chrono::milliseconds(200));
+  CHECK(s.add("a", "f") == http::CallStore::Added::Ok);
+  CHECK(s.add("a", "f") == http::CallStore::Added::Duplicate);
+  CHECK(s.add("b", "f") == http::CallStore::Added::Ok);
+  CHECK(s.add("c", "f") == http::CallStore::Added::Ok);
+  CHECK(s.add("d", "f") == http::CallStore::Added::Full);  // none finished: nothing to evict
+  s.set_running("a");
+  CHECK(s.get("a")->state == http::CallState::Running);
+  s.finish("c", InvocationResult{});
+  s.finish("b", InvocationResult{});
+  CHECK(s.add("d", "f") == http::CallStore::Added::Ok);  // evicts c, the first to finish
+  CHECK(!s.get("c"));
+  CHECK(s.get("b")->state == http::CallState::Done);
+  CHECK(s.get("a")->state == http::CallState::Running);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(!s.get("b"));                                       // expired
+  CHECK(s.get("a")->state == http::CallState::Running);     // unfinished calls never expire
+  CHECK(s.size() == 2);
+}
+
+TEST_CASE("callback URLs: only http://host[:port][/path]") {
+  auto u = http::CallbackUrl::parse("http://127.0.0.1:8081/hook?x=1");
+  REQUIRE(u);
+  CHECK(u->host == "127.0.0.1");
+  CHECK(u->port == "8081");
+  CHECK(u->target == "/hook?x=1");
+  u = http::CallbackUrl::parse("HTTP://example.com");
+  REQUIRE(u);
+  CHECK(u->host == "example.com");
+  CHECK(u->port == "80");
+  CHECK(u->target == "/");
+  u = http::CallbackUrl::parse("http://[::1]:9000/a#frag");
+  REQUIRE(u);
+  CHECK(u->host == "::1");
+  CHECK(u->port == "9000");
+  CHECK(u->target == "/a");
+  for (const char* bad : {"https://x/", "ftp://x", "http://", "http://:80/", "http://x:/", "http://x:0/",
+                          "http://x:65536/", "http://x:8a/", "http://user@x/", "http://[::1/", "http://[::1]:/",
+                          "http://x/a b", "http://x/\r\nX: y", "x", ""})
+    CHECK_FALSE(http::Callbacks::valid_url(bad));
+}

@@ -1,0 +1,265 @@
+// LinuxSyscalls driven directly: brk/mmap/munmap bookkeeping over the guest heap, writes, unknown calls, exit.
+#include <catch2/catch.hpp>
+
+#include <asm/unistd.h>
+#include <linux/kvm.h>
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "devices/console.h"
+#include "guest/linux_syscalls.h"
+#include "kvm/kvm.h"
+#include "machine.h"
+
+using namespace unifn::vmm;
+
+namespace {
+constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t kRam = 16ull << 20;
+constexpr std::uint64_t kHeapStart = 4ull << 20, kHeapEnd = 12ull << 20;
+
+struct Fixture {
+  std::vector<std::string> lines;
+  std::vector<std::string> unknown;
+  Console console{[this](std::string_view l) { lines.emplace_back(l); }};
+  Machine machine{Kvm::instance(), std::make_unique<GuestMemory>(kRam)};
+  LinuxSyscalls sys{kHeapStart, kHeapEnd, console};
+  Fixture() {
+    sys.on_unknown = [this](std::string_view what) { unknown.emplace_back(what); };
+  }
+
+  LinuxSyscalls::Outcome call(std::uint64_t nr, std::uint64_t a0 = 0, std::uint64_t a1 = 0, std::uint64_t a2 = 0,
+                              std::uint64_t a3 = 0, std::uint64_t a4 = 0, std::uint64_t a5 = 0) {
+    kvm_regs r{};
+    r.rax = nr;
+    r.rdi = a0;
+    r.rsi = a1;
+    r.rdx = a2;
+    r.r10 = a3;
+    r.r8 = a4;
+    r.r9 = a5;
+    return sys.handle(machine, r);
+  }
+  std::int64_t mmap(std::uint64_t len) {
+    return call(__NR_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, static_cast<std::uint64_t>(-1), 0).ret;
+  }
+  std::int64_t munmap(std::uint64_t addr, std::uint64_t len) { return call(__NR_munmap, addr, len).ret; }
+  std::int64_t brk(std::uint64_t addr) { return call(__NR_brk, addr).ret; }
+  GuestMemory& mem() { return machine.memory(); }
+};
+
+struct Range {
+  std::uint64_t start, len;
+};
+
+// mmap'd ranges must be page-aligned, inside the heap above the break, and never overlap.
+void check_ranges(const std::vector<Range>& ranges, std::uint64_t brk) {
+  for (std::size_t i = 0; i < ranges.size(); ++i) {
+    const auto& a = ranges[i];
+    INFO("range " << i << " at " << std::hex << a.start << " of " << a.len);
+    CHECK(a.start % kPage == 0);
+    CHECK(a.start >= kHeapStart);
+    CHECK(a.start >= brk);
+    CHECK(a.start + a.len <= kHeapEnd);
+    for (std::size_t j = i + 1; j < ranges.size(); ++j) {
+      const auto& b = ranges[j];
+      INFO("and range " << j << " at " << std::hex << b.start << " of " << b.len);
+      CHECK((a.start + a.len <= b.start || b.start + b.len <= a.start));
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("mmap returns page-aligned, distinct ranges inside the heap, zero-filled") {
+  Fixture f;
+  std::vector<Range> got;
+  for (std::uint64_t len : {1ull, 4096ull, 4097ull, 3 * 4096ull, 100ull, 65536ull}) {
+    auto r = f.mmap(len);
+    REQUIRE(r > 0);
+    got.push_back({static_cast<std::uint64_t>(r), (len + kPage - 1) / kPage * kPage});
+  }
+  check_ranges(got, f.brk(0));
+  for (const auto& r : got) {
+    CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(r.start)) == 0);
+    CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(r.start + r.len - 1)) == 0);
+  }
+  CHECK(f.sys.heap().mmap_low == got.back().start);
+}
+
+TEST_CASE("munmap then mmap reuses the freed range, zeroed again") {
+  Fixture f;
+  auto a = f.mmap(2 * kPage), b = f.mmap(kPage);
+  REQUIRE(a > 0);
+  REQUIRE(b > 0);
+  f.mem().fill(GuestAddr(static_cast<std::uint64_t>(a)), 0x5A, 2 * kPage);
+  CHECK(f.munmap(static_cast<std::uint64_t>(a), 2 * kPage) == 0);
+  CHECK(f.sys.heap().free.size() == 1);
+  auto c = f.mmap(2 * kPage);
+  CHECK(c == a);
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(static_cast<std::uint64_t>(c))) == 0);
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(static_cast<std::uint64_t>(c) + 2 * kPage - 1)) == 0);
+  CHECK(f.sys.heap().free.empty());
+}
+
+TEST_CASE("munmap of the lowest mapping gives its pages back to brk, merging free neighbours") {
+  Fixture f;
+  auto a = f.mmap(kPage), b = f.mmap(kPage), c = f.mmap(kPage);  // c lowest
+  REQUIRE(c > 0);
+  CHECK(f.munmap(static_cast<std::uint64_t>(b), kPage) == 0);
+  CHECK(f.sys.heap().mmap_low == static_cast<std::uint64_t>(c));
+  CHECK(f.munmap(static_cast<std::uint64_t>(c), kPage) == 0);  // c and b merge and go back
+  CHECK(f.sys.heap().mmap_low == static_cast<std::uint64_t>(a));
+  CHECK(f.sys.heap().free.empty());
+  CHECK(f.munmap(static_cast<std::uint64_t>(a), kPage) == 0);
+  CHECK(f.sys.heap().mmap_low == kHeapEnd);
+  CHECK(f.brk(kHeapEnd) == static_cast<std::int64_t>(kHeapEnd));  // the whole heap is brk's again
+}
+
+TEST_CASE("brk grows and shrinks inside the heap but never into mmap'd memory") {
+  Fixture f;
+  CHECK(f.brk(0) == static_cast<std::int64_t>(kHeapStart));
+  CHECK(f.brk(kHeapStart + 10 * kPage) == static_cast<std::int64_t>(kHeapStart + 10 * kPage));
+  CHECK(f.brk(kHeapStart + 5 * kPage) == static_cast<std::int64_t>(kHeapStart + 5 * kPage));
+  CHECK(f.brk(kHeapStart - 1) == static_cast<std::int64_t>(kHeapStart + 5 * kPage));  // below start: refused
+  CHECK(f.brk(kHeapEnd + kPage) == static_cast<std::int64_t>(kHeapStart + 5 * kPage));  // past the end: refused
+
+  auto m = f.mmap(kPage);
+  REQUIRE(m > 0);
+  const auto before = f.brk(0);
+  CHECK(f.brk(static_cast<std::uint64_t>(m) + 1) == before);  // into the mapping: refused
+  CHECK(f.brk(kHeapEnd) == before);
+  CHECK(f.brk(static_cast<std::uint64_t>(m)) == m);  // right up to it: fine
+  // Now that the break touches the mapping, mmap has no room left below it.
+  CHECK(f.mmap(kPage) == -ENOMEM);
+}
+
+TEST_CASE("pages the break gives up read as zero when mmap or brk hands them out again") {
+  Fixture f;
+  const std::uint64_t top = kHeapStart + 8 * kPage;
+  REQUIRE(f.brk(top) == static_cast<std::int64_t>(top));
+  f.mem().fill(GuestAddr(kHeapStart), 0x77, 8 * kPage);  // the guest uses its heap
+  REQUIRE(f.brk(kHeapStart) == static_cast<std::int64_t>(kHeapStart));  // and shrinks it (sbrk(-n))
+  REQUIRE(f.brk(kHeapStart + 2 * kPage) == static_cast<std::int64_t>(kHeapStart + 2 * kPage));
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart)) == 0);  // Linux: new break memory is zero
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart + 2 * kPage - 1)) == 0);
+  // mmap down to the break: fresh anonymous memory must be zero (musl's calloc relies on it).
+  auto m = f.mmap(kHeapEnd - (kHeapStart + 2 * kPage));
+  REQUIRE(m == static_cast<std::int64_t>(kHeapStart + 2 * kPage));
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(static_cast<std::uint64_t>(m))) == 0);
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(top - 1)) == 0);
+}
+
+TEST_CASE("mmap never hands out pages below the break") {
+  Fixture f;
+  CHECK(f.brk(kHeapEnd - 4 * kPage) == static_cast<std::int64_t>(kHeapEnd - 4 * kPage));
+  CHECK(f.mmap(4 * kPage) == static_cast<std::int64_t>(kHeapEnd - 4 * kPage));
+  CHECK(f.mmap(kPage) == -ENOMEM);
+  CHECK(f.mmap(kHeapEnd) == -ENOMEM);
+}
+
+TEST_CASE("mmap and munmap refuse what a unikernel heap cannot do") {
+  Fixture f;
+  CHECK(f.mmap(0) == -EINVAL);
+  CHECK(f.mmap(~0ull) == -EINVAL);
+  CHECK(f.mmap(~0ull - 100) == -EINVAL);  // page_up would wrap
+  CHECK(f.call(__NR_mmap, 0, kPage, PROT_READ, MAP_PRIVATE, 3, 0).ret == -ENODEV);  // a file
+  CHECK(f.call(__NR_mmap, kHeapStart, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+               static_cast<std::uint64_t>(-1), 0).ret == -EINVAL);
+  auto m = static_cast<std::uint64_t>(f.mmap(kPage));
+  CHECK(f.munmap(m + 1, kPage) == -EINVAL);            // unaligned
+  CHECK(f.munmap(m, 0) == -EINVAL);                    // empty
+  CHECK(f.munmap(kHeapStart, kPage) == -EINVAL);       // brk's memory, not mmap's
+  CHECK(f.munmap(kHeapEnd, kPage) == -EINVAL);         // past the heap (the stack)
+  CHECK(f.munmap(m, ~0ull - 100) == -EINVAL);          // page_up of the length wraps
+  CHECK(f.munmap(m, kHeapEnd) == -EINVAL);             // runs past the heap
+  CHECK(f.munmap(0xFFFFFFFFFFFFF000ull, kPage) == -EINVAL);
+  CHECK(f.sys.heap().mmap_low == m);                   // nothing changed
+  CHECK(f.sys.heap().free.empty());
+}
+
+TEST_CASE("munmap of overlapping ranges never lets mmap hand out the same page twice") {
+  Fixture f;
+  auto a = static_cast<std::uint64_t>(f.mmap(2 * kPage));
+  auto b = static_cast<std::uint64_t>(f.mmap(kPage));  // keeps a from being the lowest mapping
+  REQUIRE(b < a);
+  CHECK(f.munmap(a, 2 * kPage) == 0);
+  CHECK(f.munmap(a + kPage, kPage) == 0);  // already unmapped: Linux answers 0 and changes nothing
+  CHECK(f.munmap(a, kPage) == 0);
+  std::vector<Range> got{{b, kPage}};
+  for (std::uint64_t len : {2 * kPage, kPage, kPage}) {
+    auto r = f.mmap(len);
+    REQUIRE(r > 0);
+    got.push_back({static_cast<std::uint64_t>(r), len});
+  }
+  check_ranges(got, f.brk(0));
+}
+
+TEST_CASE("a heap state survives set_heap, as a snapshot restores it") {
+  Fixture f;
+  f.mmap(kPage);
+  auto a = static_cast<std::uint64_t>(f.mmap(3 * kPage));
+  f.mmap(kPage);
+  f.munmap(a, 3 * kPage);
+  f.brk(kHeapStart + kPage);
+  HeapState saved = f.sys.heap();
+  f.mmap(2 * kPage);
+  f.brk(kHeapStart + 8 * kPage);
+  CHECK_FALSE(f.sys.heap() == saved);
+  f.sys.set_heap(saved);
+  CHECK(f.sys.heap() == saved);
+  CHECK(f.mmap(3 * kPage) == static_cast<std::int64_t>(a));
+}
+
+TEST_CASE("write and writev go to the console in lines, and bad descriptors and buffers are refused") {
+  Fixture f;
+  const std::string text = "first line\nsecond ";
+  f.mem().write(GuestAddr(0x20000), std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  CHECK(f.call(__NR_write, 1, 0x20000, text.size()).ret == static_cast<std::int64_t>(text.size()));
+  CHECK(f.lines == std::vector<std::string>{"first line"});
+  const std::string more = "part\n";
+  f.mem().write(GuestAddr(0x21000), std::span(reinterpret_cast<const std::uint8_t*>(more.data()), more.size()));
+  std::uint64_t iov[4] = {0x21000, more.size(), 0x20000, 5};
+  f.mem().write_obj(GuestAddr(0x22000), iov);
+  CHECK(f.call(__NR_writev, 2, 0x22000, 2).ret == static_cast<std::int64_t>(more.size() + 5));
+  CHECK(f.lines == std::vector<std::string>{"first line", "second part"});
+  f.console.flush();
+  CHECK(f.lines.back() == "first");
+
+  CHECK(f.call(__NR_write, 3, 0x20000, 4).ret == -EBADF);
+  CHECK(f.call(__NR_write, 1, kRam - 4, 8).ret == -EFAULT);
+  CHECK(f.call(__NR_write, 1, 0x20000, ~0ull).ret == -EFAULT);
+  CHECK(f.call(__NR_write, 1, ~0ull - 2, 8).ret == -EFAULT);
+  CHECK(f.call(__NR_writev, 1, kRam - 16, 2).ret == -EFAULT);
+  CHECK(f.call(__NR_writev, 1, 0x22000, 1ull << 60).ret == -EINVAL);
+  CHECK(f.call(__NR_getrandom, kRam - 8, 16, 0).ret == -EFAULT);
+  CHECK(f.call(__NR_clock_gettime, 0 /* CLOCK_REALTIME */, kRam - 8).ret == -EFAULT);
+  CHECK(f.call(__NR_clock_gettime, 1 /* CLOCK_MONOTONIC */, 0x23000).ret == 0);
+  CHECK(f.mem().read_obj<std::int64_t>(GuestAddr(0x23000)) > 0);
+}
+
+TEST_CASE("an unknown system call answers -ENOSYS and is reported once per number") {
+  Fixture f;
+  CHECK(f.call(57 /* fork */).ret == -ENOSYS);
+  CHECK(f.call(57).ret == -ENOSYS);
+  CHECK(f.call(57).ret == -ENOSYS);
+  REQUIRE(f.unknown.size() == 1);
+  CHECK_THAT(f.unknown[0], Catch::Contains("system call 57") && Catch::Contains("ENOSYS"));
+  CHECK(f.call(1000).ret == -ENOSYS);
+  CHECK(f.unknown.size() == 2);
+  CHECK(f.sys.count() == 4);
+}
+
+TEST_CASE("exit_group stops the guest with its status") {
+  Fixture f;
+  auto out = f.call(__NR_exit_group, 3);
+  REQUIRE(out.stop.has_value());
+  CHECK(out.stop->kind == StopKind::Exited);
+  CHECK(out.stop->exit_status == 3);
+  CHECK_THAT(out.stop->message, Catch::Contains("exited with status 3"));
+}
