@@ -1,9 +1,9 @@
-// Asynchronous calls: their state and results, kept for a bounded time and number, and the
-// callbacks that POST a result to the URL its caller named.
+// Async calls: a bounded store of their state and results, and callbacks that POST the results.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -11,7 +11,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <deque>
 
 #include "runtime/dispatcher.h"
 

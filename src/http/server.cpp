@@ -1,5 +1,4 @@
-// Listener and sessions on Boost.Beast: keep-alive, pipelining, limits (413 before the body),
-// timeouts, hang-up detection, and a graceful stop.
+// Listener and sessions on Beast: keep-alive, pipelining, limits, timeouts, hang-ups, graceful stop.
 #include "http/server.h"
 
 #include <boost/asio/dispatch.hpp>

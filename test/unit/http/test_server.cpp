@@ -1,5 +1,4 @@
-// A real Server on 127.0.0.1, port 0, driven by raw sockets and curl: keep-alive, pipelining,
-// limits, timeouts, hang-ups, async calls and callbacks, graceful stop.
+// A real Server on 127.0.0.1:0 driven by raw sockets and curl: connections, limits, async, stop.
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
