@@ -22,6 +22,7 @@ enum probe_command {
   PROBE_USE_SESSION = 9,  /* a = session id: a NOOP in it; answers "rc=<rc> status=<s>" */
   PROBE_FREE_SESSION = 10,/* a = session id: destroys it; answers "rc=<rc> status=<s>" */
   PROBE_BAD_REQUESTS = 11,/* malformed requests from the guest; answers "name=<status> ..." */
+  PROBE_GENOP = 12,       /* MinMax and NOOP through vaccel_genop; answers "minmax=<rc> min=<v> max=<v> noop=<rc> bad=<rc>" */
 };
 
 #endif

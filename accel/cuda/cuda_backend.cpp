@@ -32,10 +32,10 @@ struct Cublas {
     // Safe: dlopen of a system library by name; the handle is kept for the process's life.
     lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!lib) return name + " could not be loaded (" + dlerror() + ")";
-    // Safe: each symbol is cast to the exact prototype cublas_api.h declares for it.
-    create = reinterpret_cast<decltype(create)>(dlsym(lib, "cublasCreate_v2"));
-    set_stream = reinterpret_cast<decltype(set_stream)>(dlsym(lib, "cublasSetStream_v2"));
-    sgemm = reinterpret_cast<decltype(sgemm)>(dlsym(lib, "cublasSgemm_v2"));
+    // Safe (each of the three): the symbol is cast to the exact prototype cublas_api.h declares for it.
+    create = reinterpret_cast<decltype(create)>(dlsym(lib, "cublasCreate_v2"));               // Safe: see above.
+    set_stream = reinterpret_cast<decltype(set_stream)>(dlsym(lib, "cublasSetStream_v2"));   // Safe: see above.
+    sgemm = reinterpret_cast<decltype(sgemm)>(dlsym(lib, "cublasSgemm_v2"));                  // Safe: see above.
     if (!create || !set_stream || !sgemm) return "cuBLAS lacks cublasSgemm_v2 or its companions";
     if (create(&handle) != CUBLAS_STATUS_SUCCESS) return "cublasCreate failed";
     if (set_stream(handle, stream) != CUBLAS_STATUS_SUCCESS) {

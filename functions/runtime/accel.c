@@ -221,7 +221,10 @@ int vaccel_noop(struct vaccel_session *sess) { return do_op(sess, UNIFN_ACCEL_OP
 
 int vaccel_sgemm(struct vaccel_session *sess, int64_t m, int64_t n, int64_t k, float alpha, float *a, int64_t lda,
                  float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-  if (m < 1 || n < 1 || k < 1 || lda < k || ldb < n || ldc < n) return VACCEL_EINVAL;
+  const int64_t big = (int64_t)1 << 30; /* keeps the products below from overflowing */
+  if (m < 1 || n < 1 || k < 1 || m > big || n > big || k > big || lda < k || ldb < n || ldc < n || lda > big ||
+      ldb > big || ldc > big)
+    return VACCEL_EINVAL;
   const uint64_t na = (uint64_t)((m - 1) * lda + k) * 4, nb = (uint64_t)((k - 1) * ldb + n) * 4,
                  nc = (uint64_t)((m - 1) * ldc + n) * 4;
   if (na > UNIFN_ACCEL_MAX_ARG_BYTES || nb > UNIFN_ACCEL_MAX_ARG_BYTES || nc > UNIFN_ACCEL_MAX_ARG_BYTES)

@@ -228,3 +228,17 @@ TEST_CASE("unifnd run: usage errors exit 2 with the usage line") {
   CHECK(p.status == 1);
   CHECK_THAT(p.err, Catch::Contains("/nonexistent/input"));
 }
+
+TEST_CASE("unifnd run --state-dir: calloc'd memory reads as zero in the restored VM too") {
+  const std::string dir = "/tmp/unifn-itest-state-" + std::to_string(getpid());
+  run({"/bin/rm", "-rf", dir});
+  auto cold = unifnd_run(guest("calloc_after_snapshot"), {"--state-dir", dir});
+  CHECK(cold.status == 0);
+  CHECK_THAT(cold.err, Catch::Contains("booted cold"));
+  CHECK(cold.out == "zeroed\n");
+  auto restored = unifnd_run(guest("calloc_after_snapshot"), {"--state-dir", dir});
+  CHECK(restored.status == 0);
+  CHECK_THAT(restored.err, Catch::Contains("restored from snapshot"));
+  CHECK(restored.out == "zeroed\n");
+  run({"/bin/rm", "-rf", dir});
+}

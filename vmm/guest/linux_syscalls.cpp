@@ -29,7 +29,7 @@ std::int64_t LinuxSyscalls::sys_brk(Machine& m, std::uint64_t addr) {
   if (addr >= heap_.start && addr <= heap_.mmap_low) {
     // Pages the break gives back read as zero when it grows over them again, as on Linux.
     const std::uint64_t keep = page_up(addr), had = page_up(heap_.brk);
-    if (keep < had) m.memory().discard(GuestAddr(keep), had - keep);
+    if (keep < had) m.memory().zero(GuestAddr(keep), had - keep);
     heap_.brk = addr;
   }
   return static_cast<std::int64_t>(heap_.brk);  // Linux answers the current break on failure
@@ -46,18 +46,19 @@ std::int64_t LinuxSyscalls::sys_mmap(Machine& m, std::uint64_t addr, std::uint64
     std::uint64_t at = it->first, rest = it->second - len;
     heap_.free.erase(it);
     if (rest) heap_.free[at + len] = rest;
-    m.memory().discard(GuestAddr(at), len);  // mmap'd memory reads as zero
+    m.memory().zero(GuestAddr(at), len);  // mmap'd memory reads as zero
     return static_cast<std::int64_t>(at);
   }
   if (heap_.mmap_low - heap_.brk < len) return -ENOMEM;
   heap_.mmap_low -= len;
+  m.memory().zero(GuestAddr(heap_.mmap_low), len);  // may hold bytes of a brk heap given back
   return static_cast<std::int64_t>(heap_.mmap_low);
 }
 
 std::int64_t LinuxSyscalls::sys_munmap(Machine& m, std::uint64_t addr, std::uint64_t len) {
   len = page_up(len);
   if (addr % kPage || len == 0 || addr < heap_.mmap_low || addr > heap_.end || len > heap_.end - addr) return -EINVAL;
-  m.memory().discard(GuestAddr(addr), len);
+  m.memory().zero(GuestAddr(addr), len);
   // Merge [addr, end) with every free range it overlaps or touches, so no page is listed twice.
   std::uint64_t lo = addr, hi = addr + len;
   auto it = heap_.free.lower_bound(lo);

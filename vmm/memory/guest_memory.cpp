@@ -30,7 +30,7 @@ GuestMemory::GuestMemory(std::size_t bytes) : size_(bytes) {
   base_ = static_cast<std::uint8_t*>(p);
 }
 
-GuestMemory::GuestMemory(std::size_t bytes, int fd, std::size_t file_bytes) : size_(bytes) {
+GuestMemory::GuestMemory(std::size_t bytes, int fd, std::size_t file_bytes) : size_(bytes), file_bytes_(file_bytes) {
   require_pages(bytes);
   if (file_bytes > bytes) throw std::invalid_argument("snapshot RAM file is larger than guest RAM");
   // Safe: reserve the whole range privately first, then overlay the file's pages with
@@ -128,6 +128,17 @@ void GuestMemory::discard(GuestAddr addr, std::uint64_t len) {
   // file's (or zero) contents.
   if (madvise(base_ + addr.value, len, MADV_DONTNEED) != 0)
     throw std::system_error(errno, std::generic_category(), "madvise(MADV_DONTNEED) on guest RAM");
+}
+
+void GuestMemory::zero(GuestAddr addr, std::uint64_t len) {
+  discard(addr, len);
+  if (addr.value >= file_bytes_) return;  // anonymous RAM: discarded pages read as zero
+  static const std::uint8_t kZero[kPage] = {};
+  const std::uint64_t end = std::min<std::uint64_t>(addr.value + len, (file_bytes_ + kPage - 1) / kPage * kPage);
+  for (std::uint64_t p = addr.value; p < end; p += kPage) {
+    // Reading a hole of the file copies nothing; only pages with old bytes are written.
+    if (std::memcmp(base_ + p, kZero, kPage) != 0) std::memset(span(GuestAddr(p), kPage, "zero").data(), 0, kPage);
+  }
 }
 
 }  // namespace unifn::vmm

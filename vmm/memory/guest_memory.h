@@ -84,11 +84,16 @@ class GuestMemory {
   // Returns [addr, addr+len) to its initial contents (zero, or the backing file's bytes) and lets
   // the kernel drop the private pages; both ends must be page-aligned.
   void discard(GuestAddr addr, std::uint64_t len);
+  // Makes [addr, addr+len) read as zero, as fresh anonymous memory does (mmap, brk). Over a
+  // snapshot file discard() alone would bring back the file's bytes, so pages still non-zero
+  // there are cleared through span() and so count as host-written for the next reset.
+  void zero(GuestAddr addr, std::uint64_t len);
 
  private:
   void mark(std::uint64_t addr, std::uint64_t len);
   std::uint8_t* base_ = nullptr;
   std::size_t size_ = 0;
+  std::size_t file_bytes_ = 0;  // the first file_bytes_ of RAM come from a file
   bool tracking_ = false;
   std::vector<std::uint64_t> host_dirty_;  // bitmap, one bit per page
 };

@@ -184,8 +184,8 @@ TEST_CASE("the edges example answers a PNG of the Sobel edges of a PNG or JPEG, 
       REQUIRE(out.status == 200);
       CHECK(out.content_type == "image/png");
       int ow, oh, on;
-      stbi_uc* png = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(out.body.data()), static_cast<int>(out.body.size()),
-                                           &ow, &oh, &on, 0);  // Safe: the body's chars as bytes.
+      const auto* body = reinterpret_cast<const stbi_uc*>(out.body.data());  // Safe: the body's chars as bytes.
+      stbi_uc* png = stbi_load_from_memory(body, static_cast<int>(out.body.size()), &ow, &oh, &on, 0);
       REQUIRE(png);
       CHECK(ow == w);
       CHECK(oh == h);
@@ -265,6 +265,14 @@ TEST_CASE("malformed requests from a guest get their statuses while the guest go
   auto again = invoke(*vm, probe(PROBE_SESSION));
   REQUIRE(again.ok());
   CHECK_THAT(again.body, Catch::Contains("noop=0 status=0"));
+}
+
+TEST_CASE("vaccel_genop runs ops in vAccel's generic form") {
+  Fn fn(UNIFN_ACCEL_PROBE);
+  auto vm = fn.boot();
+  auto out = invoke(*vm, probe(PROBE_GENOP));
+  REQUIRE(out.ok());
+  CHECK(out.body == "minmax=0 min=2 max=8 out=0,6,3 noop=0 bad=22");
 }
 
 TEST_CASE("sessions opened during init survive snapshot, restore and reset; later ones go with the reset") {

@@ -28,8 +28,10 @@ TEST_CASE("the transport identifies itself as a virtio-mmio version 2 accel devi
 TEST_CASE("the config space names the ABI, the ops served and the backend") {
   Harness h;
   unifn_accel_config c{};
-  auto* bytes = reinterpret_cast<std::uint32_t*>(&c);
-  for (std::size_t i = 0; i < sizeof c / 4; ++i) bytes[i] = h.rd(reg::kConfig + 4 * i);
+  for (std::size_t i = 0; i < sizeof c / 4; ++i) {
+    const std::uint32_t word = h.rd(reg::kConfig + 4 * i);
+    std::memcpy(reinterpret_cast<std::uint8_t*>(&c) + 4 * i, &word, 4);  // Safe: filling a POD struct byte-wise.
+  }
   CHECK(c.abi_version == UNIFN_ACCEL_ABI_VERSION);
   CHECK(c.ops == ((1u << UNIFN_ACCEL_OP_NOOP) | (1u << UNIFN_ACCEL_OP_BLAS_SGEMM) | (1u << UNIFN_ACCEL_OP_MINMAX) |
                   (1u << UNIFN_ACCEL_OP_OPENCV)));

@@ -4,7 +4,9 @@
 #include <asm/unistd.h>
 #include <linux/kvm.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <memory>
@@ -28,9 +30,10 @@ struct Fixture {
   std::vector<std::string> lines;
   std::vector<std::string> unknown;
   Console console{[this](std::string_view l) { lines.emplace_back(l); }};
-  Machine machine{Kvm::instance(), std::make_unique<GuestMemory>(kRam)};
+  Machine machine;
   LinuxSyscalls sys{kHeapStart, kHeapEnd, console};
-  Fixture() {
+  explicit Fixture(std::unique_ptr<GuestMemory> ram = std::make_unique<GuestMemory>(kRam))
+      : machine(Kvm::instance(), std::move(ram)) {
     sys.on_unknown = [this](std::string_view what) { unknown.emplace_back(what); };
   }
 
@@ -153,6 +156,57 @@ TEST_CASE("pages the break gives up read as zero when mmap or brk hands them out
   REQUIRE(m == static_cast<std::int64_t>(kHeapStart + 2 * kPage));
   CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(static_cast<std::uint64_t>(m))) == 0);
   CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(top - 1)) == 0);
+}
+
+namespace {
+// RAM as a restored VM has it: a snapshot file mapped MAP_PRIVATE, so dropping a page brings
+// back the snapshot's bytes, not zeros. [from, to) holds 0x77 in the snapshot.
+std::unique_ptr<GuestMemory> restored_ram(std::uint64_t from, std::uint64_t to) {
+  char name[] = "/tmp/unifn-syscalls-snapshot-XXXXXX";
+  const int fd = mkstemp(name);
+  REQUIRE(fd >= 0);
+  unlink(name);
+  std::vector<std::uint8_t> snapshot(kRam, 0);
+  std::fill(snapshot.begin() + static_cast<std::ptrdiff_t>(from), snapshot.begin() + static_cast<std::ptrdiff_t>(to), 0x77);
+  REQUIRE(::write(fd, snapshot.data(), snapshot.size()) == static_cast<ssize_t>(snapshot.size()));
+  auto ram = std::make_unique<GuestMemory>(kRam, fd, kRam);
+  close(fd);  // the mapping keeps the file
+  return ram;
+}
+}  // namespace
+
+TEST_CASE("in a VM restored from a snapshot, pages the break gives up read as zero when handed out again") {
+  // Init had grown the break and filled the heap before the snapshot.
+  Fixture f(restored_ram(kHeapStart, kHeapStart + 8 * kPage));
+  const std::uint64_t top = kHeapStart + 8 * kPage;
+  REQUIRE(f.brk(top) == static_cast<std::int64_t>(top));  // the break as the snapshot had it
+  REQUIRE(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart)) == 0x77);
+  REQUIRE(f.brk(kHeapStart + kPage) == static_cast<std::int64_t>(kHeapStart + kPage));  // sbrk(-n)
+  REQUIRE(f.brk(kHeapStart + 4 * kPage) == static_cast<std::int64_t>(kHeapStart + 4 * kPage));
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart)) == 0x77);  // below the lowest break: kept
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart + kPage)) == 0);  // given up, then grown over
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart + 4 * kPage - 1)) == 0);
+  auto m = f.mmap(kHeapEnd - (kHeapStart + 4 * kPage));  // fresh anonymous memory down to the break
+  REQUIRE(m == static_cast<std::int64_t>(kHeapStart + 4 * kPage));
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(static_cast<std::uint64_t>(m))) == 0);
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(top - 1)) == 0);
+}
+
+TEST_CASE("in a VM restored from a snapshot, memory munmapped and mmapped again reads as zero") {
+  // Init had mmapped the top 4 pages of the heap (a large malloc) and filled them; the snapshot
+  // holds that data and the heap state. A request frees the buffer and allocates again.
+  Fixture f(restored_ram(kHeapEnd - 4 * kPage, kHeapEnd));
+  HeapState at_snapshot = f.sys.heap();
+  at_snapshot.mmap_low = kHeapEnd - 4 * kPage;
+  f.sys.set_heap(at_snapshot);
+  REQUIRE(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapEnd - kPage)) == 0x77);
+  CHECK(f.munmap(kHeapEnd - kPage, kPage) == 0);  // free the top page: it joins the free list
+  auto again = f.mmap(kPage);
+  REQUIRE(again == static_cast<std::int64_t>(kHeapEnd - kPage));
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapEnd - kPage)) == 0);  // calloc relies on this
+  CHECK(f.munmap(kHeapEnd - 4 * kPage, kPage) == 0);  // the lowest page goes back to the break
+  REQUIRE(f.brk(kHeapEnd - 3 * kPage) == static_cast<std::int64_t>(kHeapEnd - 3 * kPage));
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapEnd - 4 * kPage)) == 0);  // break memory is zero
 }
 
 TEST_CASE("mmap never hands out pages below the break") {

@@ -51,7 +51,7 @@ TEST_CASE("a header with a wrong checksum is reported, but a later good one wins
   CHECK(found->checksum_ok());
 }
 
-TEST_CASE("required flags unifn cannot honour are refused; optional and video bits are not", "[multiboot]") {
+TEST_CASE("required flags unifn cannot honour are refused, optional and video bits are not", "[multiboot]") {
   for (std::uint32_t flags : {0x0u, 0x1u, 0x2u, 0x4u, 0x7u, 0x00020003u, 0x80000000u}) {
     const Bytes img = with_header_at(0, multiboot_header(flags), 64);
     auto h = find_multiboot_header(img);

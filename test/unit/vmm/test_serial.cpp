@@ -67,7 +67,7 @@ TEST_CASE("with DLAB set, ports 0 and 1 are the divisor latch and transmit nothi
   CHECK(u.registers().dlm == 0x02);
 }
 
-TEST_CASE("IER keeps its four bits; IIR reports FIFOs and a transmitter-empty interrupt once", "[serial]") {
+TEST_CASE("IER keeps its four bits, IIR reports FIFOs and a transmitter-empty interrupt once", "[serial]") {
   Serial16550 u;
   u.write(R::kIer, 0xFF);
   CHECK(u.read(R::kIer) == 0x0F);
@@ -110,7 +110,7 @@ TEST_CASE("loopback mode turns sent bytes into received ones and wires MCR to MS
   CHECK(u.bytes_transmitted() == 0);
 }
 
-TEST_CASE("port accesses map to registers; wider accesses cover the next ports", "[serial]") {
+TEST_CASE("port accesses map to registers, wider accesses cover the next ports", "[serial]") {
   Captured c;
   Serial16550 u(c.sink());
   std::vector<std::uint8_t> buf{'h', 'i'};

@@ -151,6 +151,21 @@ static int handler(const unifn_request *req, unifn_response *res) {
                    unknown_op, unknown_session, unknown_command, outside_ram, short_arg, overlap, good, mx);
       return 200;
     }
+    case PROBE_GENOP: {
+      /* vAccel's generic form: read[0] is the op code, then the op's own arguments. */
+      uint32_t op = UNIFN_ACCEL_OP_MINMAX, noop = UNIFN_ACCEL_OP_NOOP;
+      double in[3] = {2, 8, 5}, out[3], mn = 0, mx = 0;
+      int ndata = 3, lo = 0, hi = 6;
+      struct vaccel_arg rd[5] = {{4, 0, &op}, {24, 0, in}, {4, 0, &ndata}, {4, 0, &lo}, {4, 0, &hi}};
+      struct vaccel_arg wr[3] = {{24, 0, out}, {8, 0, &mn}, {8, 0, &mx}};
+      int rc = vaccel_genop(&sess, rd, 5, wr, 3);
+      struct vaccel_arg nrd[1] = {{4, 0, &noop}};
+      int rc_noop = vaccel_genop(&sess, nrd, 1, NULL, 0);
+      struct vaccel_arg bad[1] = {{3, 0, &noop}}; /* an op code must be 1, 4 or 8 bytes */
+      int rc_bad = vaccel_genop(&sess, bad, 1, NULL, 0);
+      unifn_printf(res, "minmax=%d min=%g max=%g out=%g,%g,%g noop=%d bad=%d", rc, mn, mx, out[0], out[1], out[2], rc_noop, rc_bad);
+      return 200;
+    }
     default: return 404;
   }
 }
