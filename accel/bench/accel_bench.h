@@ -8,7 +8,7 @@ namespace unifn::accel::bench {
 
 struct Options {
   std::string backend = "cpu";  // a name BackendRegistry::global() knows
-  std::string probe_image;      // the accel_probe guest (test/unit/accel/guests)
+  std::string probe_image;      // the accel_probe guest (functions/bench/accel_probe.c)
   int noop_iterations = 2000;
   bool quick = false;           // fewer repetitions and no 2048 (for smoke tests)
 };

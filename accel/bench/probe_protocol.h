@@ -1,4 +1,4 @@
-/* Commands of the accel_probe test guest (test/unit/accel/guests): shared by the guest, the tests and the benchmark. */
+/* Commands of the accel_probe guest (functions/bench/accel_probe.c): shared by the guest, the tests and the benchmark. */
 #ifndef UNIFN_ACCEL_PROBE_PROTOCOL_H
 #define UNIFN_ACCEL_PROBE_PROTOCOL_H
 

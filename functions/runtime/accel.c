@@ -57,15 +57,6 @@ static uintptr_t regs;   /* gpa of the register window (identity-mapped) */
 static int dev_state;    /* 0 not probed, 1 ready, -1 absent or failed */
 static struct unifn_accel_config dev_config;
 
-/* The boot info, captured on the way into the runtime (the link wraps unifn_rt_start). */
-static const struct unifn_boot_info *accel_boot;
-__attribute__((noreturn)) void __real_unifn_rt_start(const struct unifn_boot_info *bi);
-__attribute__((noreturn)) void __wrap_unifn_rt_start(const struct unifn_boot_info *bi);
-__attribute__((noreturn)) void __wrap_unifn_rt_start(const struct unifn_boot_info *bi) {
-  accel_boot = bi;
-  __real_unifn_rt_start(bi);
-}
-
 /* Plain 32-bit moves: each is one VM exit that the VMM decodes, so keep them simple. */
 static inline uint32_t mmio_read(uint32_t off) {
   uint32_t v;
@@ -84,7 +75,7 @@ static int fail_init(void) {
 
 static int accel_init(void) {
   if (dev_state) return dev_state > 0 ? 0 : -1;
-  const struct unifn_boot_info *bi = accel_boot;
+  const struct unifn_boot_info *bi = unifn_get_boot_info();
   for (uint32_t i = 0; bi && i < bi->virtio_count && i < UNIFN_MAX_VIRTIO; i++)
     if (bi->virtio[i].device_id == UNIFN_VIRTIO_ID_ACCEL) regs = (uintptr_t)bi->virtio[i].base;
   if (!regs) {

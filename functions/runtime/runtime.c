@@ -18,6 +18,8 @@ __attribute__((weak)) void unifn_init(void) {}
 static const struct unifn_boot_info *boot;
 static uint64_t tsc_khz;
 
+const struct unifn_boot_info *unifn_get_boot_info(void) { return boot; }
+
 /* argv, envp and auxv as the kernel would lay them out; musl reads them from here. */
 enum { MAX_ARGS = 32, MAX_ENV = 256, AT_NULL_ = 0, AT_PHDR_ = 3, AT_PHENT_ = 4, AT_PHNUM_ = 5,
        AT_PAGESZ_ = 6, AT_ENTRY_ = 9, AT_RANDOM_ = 25 };

@@ -2,23 +2,27 @@
 #include "cli/daemon_command.h"
 
 #include <signal.h>
-#include <systemd/sd-daemon.h>
-#include <unistd.h>
 
-#include <condition_variable>
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
-#include <mutex>
-#include <thread>
-#include <fmt/format.h>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+#include <prometheus/counter.h>
+
+#include "accel/device.h"
+#include "accel/registry.h"
+#include "cli/signals.h"
 #include "config/config.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "metrics/metrics.h"
+#include "runtime/accel_choice.h"
 #include "runtime/registry.h"
+#include "systemd/notifier.h"
 
 namespace unifn::cli {
 
@@ -69,6 +73,38 @@ config::DaemonConfig daemon_config(const Overrides& o) {
   return c;
 }
 
+// The function's virtio-accel device on the backend chosen for it, or the reason it cannot run here.
+void attach_accel(runtime::PoolConfig& c, const config::FunctionConfig& f, const config::DaemonConfig& d,
+                  metrics::Metrics& m) {
+  auto sel = runtime::choose_accel(f.accel, d.accel_backends, accel::BackendRegistry::global());
+  if (!sel.backend) {
+    c.unavailable = sel.error;
+    return;
+  }
+  accel::DeviceOptions o;
+  // Each device gets its own copy of this lambda and calls it from one vCPU thread at a time, so
+  // its cache of counters (one per op name) needs no lock.
+  o.on_op = [&m, cache = std::vector<std::pair<std::string, prometheus::Counter*>>()](
+                std::string_view backend, std::string_view op) mutable {
+    for (auto& [name, counter] : cache)
+      if (name == op) return counter->Increment();
+    cache.emplace_back(op, &m.accel_op_counter(backend, op));
+    cache.back().second->Increment();
+  };
+  o.on_error = [log = c.log, name = f.name](std::string_view what) { log(name, "", fmt::format("[accel] {}", what)); };
+  c.accel_backend = std::string(sel.backend->name());
+  c.vm.devices.push_back(accel::device_factory(sel.backend, std::move(o)));
+  c.vm.device_key = "accel:" + c.accel_backend;
+  // Told once per pool, when its snapshot is had: the fallback is logged and counted then.
+  c.on_snapshot = [&m, name = f.name, sel, log = c.log](bool from_disk) {
+    m.record_snapshot(name, from_disk);
+    if (sel.fell_back()) {
+      log(name, "", fmt::format("[unifn] accelerator: {}", sel.fallback));
+      m.record_accel_fallback(name, sel.preferred, sel.backend->name());
+    }
+  };
+}
+
 runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::DaemonConfig& d, metrics::Metrics& m) {
   runtime::PoolConfig c;
   c.name = f.name;
@@ -84,15 +120,16 @@ runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::D
   c.max_queue = d.limits.max_queue;
   c.accel = f.accel;
   c.state_dir = d.state_dir;
-  std::string env;
-  for (const auto& [k, v] : f.env) env += k + "=" + v + ";";
-  c.fingerprint = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", f.image, f.memory_mb, f.timeout_ms, f.min_warm,
-                              f.max_instances, f.isolation, fmt::join(f.accel, ","), env, f.cmdline,
-                              d.limits.max_body_bytes, d.limits.max_queue);
-  c.on_snapshot = [&m, name = f.name](bool from_disk) { m.record_snapshot(name, from_disk); };
   c.log = [](const std::string& fn, const std::string& call, std::string_view line) {
     fmt::print(stderr, "{}[{}]: {}\n", fn, call.empty() ? "-" : call, line);
   };
+  c.on_snapshot = [&m, name = f.name](bool from_disk) { m.record_snapshot(name, from_disk); };
+  attach_accel(c, f, d, m);
+  std::string env;
+  for (const auto& [k, v] : f.env) env += k + "=" + v + ";";
+  c.fingerprint = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", f.image, f.memory_mb, f.timeout_ms, f.min_warm,
+                              f.max_instances, f.isolation, fmt::join(f.accel, ","), env, f.cmdline,
+                              d.limits.max_body_bytes, d.limits.max_queue, fmt::join(d.accel_backends, ","));
   return c;
 }
 
@@ -101,33 +138,6 @@ std::vector<runtime::PoolConfig> pool_configs(const config::DropinSet& set, cons
   for (const auto& f : set.functions) out.push_back(pool_config(f, d, m));
   return out;
 }
-
-// Sends WATCHDOG=1 at half the interval systemd asked for (WATCHDOG_USEC), while it lives.
-class Watchdog {
- public:
-  Watchdog() {
-    std::uint64_t usec = 0;
-    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
-    thread_ = std::thread([this, period = std::chrono::microseconds(usec / 2)] {
-      std::unique_lock lock(mu_);
-      while (!cv_.wait_for(lock, period, [this] { return stop_; })) sd_notify(0, "WATCHDOG=1");
-    });
-  }
-  ~Watchdog() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 }  // namespace
 
@@ -163,15 +173,16 @@ int daemon_command(const char*, std::span<char*> args) {
     return 1;
   }
 
-  // Signals are taken synchronously by this thread; every other thread inherits the mask.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  // Before any thread of ours starts: they all inherit the blocked mask.
+  SignalWaiter signals{SIGTERM, SIGINT, SIGHUP};
+  systemd::Notifier notify;
 
   metrics::Metrics metrics;
+  for (const auto& b : accel::BackendRegistry::global().list()) {
+    metrics.set_backend_available(b.name, b.available);
+    if (b.available) fmt::print(stderr, "unifnd: accelerator backend {} is available\n", b.name);
+    else fmt::print(stderr, "unifnd: accelerator backend {} is unavailable: {}\n", b.name, b.reason);
+  }
   runtime::Registry registry;
   auto set = config::load_dropins(cfg.functions_dirs);
   for (const auto& e : set.errors) fmt::print(stderr, "unifnd: skipped: {}\n", e);  // the others serve
@@ -202,15 +213,13 @@ int daemon_command(const char*, std::span<char*> args) {
   fmt::print(stderr, "unifnd: listening on http://{}:{} with {} functions:", cfg.host, server.port(), fns.size());
   for (const auto& f : fns) fmt::print(stderr, " {}", f.name);
   fmt::print(stderr, "\n");
-  sd_notifyf(0, "READY=1\nSTATUS=serving %zu functions on %s:%u", fns.size(), cfg.host.c_str(), server.port());
-  Watchdog watchdog;
+  notify.ready(fmt::format("serving {} functions on {}:{}", fns.size(), cfg.host, server.port()));
+  systemd::Watchdog watchdog(notify);
 
   for (;;) {
-    int sig = 0;
-    if (sigwait(&sigs, &sig) != 0) continue;
+    const int sig = signals.wait();
     if (sig == SIGHUP) {
-      sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", static_cast<unsigned long long>(
-                     std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count()));
+      notify.reloading();
       // The whole new set is checked first; on any error the old set keeps serving.
       std::vector<std::string> problems;
       config::DropinSet next;
@@ -226,8 +235,8 @@ int daemon_command(const char*, std::span<char*> args) {
       }
       if (!problems.empty()) {
         for (const auto& p : problems) fmt::print(stderr, "unifnd: reload refused: {}\n", p);
-        sd_notifyf(0, "READY=1\nSTATUS=reload refused (%zu errors), still serving the old set: %s", problems.size(),
-                   problems.front().c_str());
+        notify.ready(fmt::format("reload refused ({} errors), still serving the old set: {}", problems.size(),
+                                 problems.front()));
         continue;
       }
       std::vector<std::string> errs;
@@ -236,14 +245,19 @@ int daemon_command(const char*, std::span<char*> args) {
       registry.load(pool_configs(next, cfg, metrics), errs);
       for (const auto& e : errs) fmt::print(stderr, "unifnd: reload: {}\n", e);
       fmt::print(stderr, "unifnd: reloaded: {} functions\n", registry.functions().size());
-      sd_notifyf(0, "READY=1\nSTATUS=serving %zu functions", registry.functions().size());
+      notify.ready(fmt::format("serving {} functions", registry.functions().size()));
       continue;
     }
     fmt::print(stderr, "unifnd: {} received, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    sd_notify(0, "STOPPING=1");
-    api.set_shutting_down();
-    registry.shutdown(std::chrono::milliseconds(cfg.limits.shutdown_grace_ms));
-    server.stop();
+    notify.stopping();
+    // Synchronous calls in flight are answered first (new ones get 503), then async calls that
+    // are still queued or running get what is left of the grace.
+    const auto grace = std::chrono::milliseconds(cfg.limits.shutdown_grace_ms);
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    server.stop(grace);
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    registry.shutdown(std::max(left, std::chrono::milliseconds(0)));
+    fmt::print(stderr, "unifnd: stopped\n");
     return 0;
   }
 }

@@ -131,7 +131,10 @@ void write_status(JsonWriter& w, const runtime::FunctionStatus& f) {
   w.key("labels").begin_object().key("unifn.isolation").value(f.isolation).end_object();
   std::string accel;
   for (const auto& a : f.accel) accel += (accel.empty() ? "" : ",") + a;
-  w.key("annotations").begin_object().key("unifn.accel").value(accel).end_object();
+  w.key("annotations").begin_object().key("unifn.accel").value(accel);
+  if (!f.accel_backend.empty()) w.key("unifn.accel.backend").value(f.accel_backend);
+  if (!f.unavailable.empty()) w.key("unifn.unavailable").value(f.unavailable);
+  w.end_object();
   w.end_object();
 }
 

@@ -105,8 +105,10 @@ void Metrics::record_snapshot(std::string_view function, bool from_disk) {
   f_->snapshots.Add(labels({{"function", function}, {"source", from_disk ? "disk" : "cold_boot"}})).Increment();
 }
 
-void Metrics::record_accel_op(std::string_view backend, std::string_view op) {
-  f_->accel_ops.Add(labels({{"backend", backend}, {"op", op}})).Increment();
+void Metrics::record_accel_op(std::string_view backend, std::string_view op) { accel_op_counter(backend, op).Increment(); }
+
+prometheus::Counter& Metrics::accel_op_counter(std::string_view backend, std::string_view op) {
+  return f_->accel_ops.Add(labels({{"backend", backend}, {"op", op}}));
 }
 
 void Metrics::record_accel_fallback(std::string_view function, std::string_view from, std::string_view to) {

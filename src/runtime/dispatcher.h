@@ -47,6 +47,8 @@ struct FunctionStatus {
   std::string image;
   std::string isolation;      // "per-request" or "reuse"
   std::vector<std::string> accel;
+  std::string accel_backend;  // the backend it was given, "" for none
+  std::string unavailable;    // why it cannot run here (its calls answer 503), "" when it can
   std::uint64_t invocations = 0;
   unsigned instances = 0;       // instances alive (idle + busy)
   unsigned idle_instances = 0;  // ready to take a call now

@@ -29,6 +29,10 @@ vmm::Fd snapshot_file(const std::string& name) {
 }  // namespace
 
 InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
+  if (!cfg_.unavailable.empty()) {
+    if (cfg_.log) cfg_.log(cfg_.name, "", fmt::format("[unifn] cannot run on this machine, its calls answer 503: {}", cfg_.unavailable));
+    return;
+  }
   image_ = vmm::FunctionImage::load(cfg_.image_path);
   cfg_.vm.env = cfg_.env;
   auto sink = [this](std::string_view line) {
@@ -72,6 +76,11 @@ void InstancePool::submit(Invocation call, Completion done) {
   if (stopping_) {
     lock.unlock();
     done(failure(503, fmt::format("function {} is shutting down", cfg_.name)));
+    return;
+  }
+  if (!cfg_.unavailable.empty()) {
+    lock.unlock();
+    done(failure(503, fmt::format("function {} cannot run on this machine: {}", cfg_.name, cfg_.unavailable)));
     return;
   }
   if (queue_.size() >= cfg_.max_queue) {
@@ -210,6 +219,8 @@ FunctionStatus InstancePool::status() const {
   s.image = cfg_.image_path;
   s.isolation = cfg_.per_request ? "per-request" : "reuse";
   s.accel = cfg_.accel;
+  s.accel_backend = cfg_.accel_backend;
+  s.unavailable = cfg_.unavailable;
   s.invocations = invocations_.load();
   s.instances = instances_;
   s.idle_instances = idle_;

@@ -29,6 +29,10 @@ struct PoolConfig {
   std::string state_dir;  // snapshots are kept there; empty: in memory only
   std::string fingerprint;  // equal fingerprints: the same function (a reload keeps its pool)
   std::vector<std::string> accel;
+  std::string accel_backend;  // the backend its virtio-accel device runs on, "" for none
+  // Set when the function cannot run on this machine (a cuda-only function with no GPU): nothing
+  // is booted and every call answers 503 with this sentence.
+  std::string unavailable;
   std::vector<std::pair<std::string, std::string>> env;
   // Told once how the snapshot was had: loaded from disk (true) or built by a cold boot.
   std::function<void(bool from_disk)> on_snapshot;
@@ -39,7 +43,8 @@ struct PoolConfig {
 class InstancePool {
  public:
   // Boots the function cold once, snapshots it, and restores min_warm instances; throws
-  // (ImageError, BootError) when the image cannot be booted.
+  // (ImageError, BootError) when the image cannot be booted. With cfg.unavailable set it boots
+  // nothing and answers every call 503.
   explicit InstancePool(PoolConfig cfg);
   ~InstancePool();  // drains: queued calls get 503, running ones finish
   InstancePool(const InstancePool&) = delete;

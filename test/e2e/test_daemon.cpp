@@ -2,9 +2,11 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -54,4 +56,30 @@ TEST_CASE("SIGTERM stops the daemon cleanly") {
   Daemon d;
   CHECK(curl("-X POST --data-binary x " + d.url("/function/echo")) == "x");
   CHECK(d.stop() == 0);
+}
+
+TEST_CASE("a SIGTERM or SIGHUP that lands on a thread a library started before main is still the daemon's") {
+  // OpenBLAS starts threads from its constructor, with no signal blocked; the kernel may hand a
+  // process-directed signal to one of them. Sent to each such thread directly, it must neither
+  // kill the daemon nor be lost.
+  TempDir fns;
+  std::ofstream(fns.path + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR << "/echo.elf\n";
+  Daemon d("--functions-dir " + fns.path);
+  std::vector<pid_t> threads;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(d.pid()) + "/task")) {
+    std::ifstream status(t.path() / "status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("SigBlk:", 0) == 0 && (std::stoull(line.substr(7), nullptr, 16) & (1ull << (SIGTERM - 1))) == 0)
+        threads.push_back(static_cast<pid_t>(std::stoi(t.path().filename().string())));
+  }
+  REQUIRE(!threads.empty());  // the main thread waits with them unblocked, at least
+  const pid_t target = threads.back();  // a library's thread when there is one
+  auto mark = d.log().size();
+  REQUIRE(syscall(SYS_tgkill, d.pid(), target, SIGHUP) == 0);
+  REQUIRE(d.wait_log("reloaded", mark));
+  CHECK(curl("-X POST --data-binary still " + d.url("/function/echo")) == "still");
+  REQUIRE(syscall(SYS_tgkill, d.pid(), target, SIGTERM) == 0);
+  REQUIRE(d.stop() == 0);
+  CHECK_THAT(d.log(), Catch::Contains("SIGTERM received, draining") && Catch::Contains("unifnd: stopped"));
 }

@@ -28,6 +28,9 @@ struct FunctionVmConfig {
   std::chrono::milliseconds init_timeout{10000};
   // Devices on the MMIO bus (virtio-accel, ...), created per VM and announced in the boot info.
   std::vector<MmioDeviceFactory> devices;
+  // Names what the devices are and run on ("accel:cpu"): part of the snapshot key, so a function
+  // moved to another backend gets its own snapshot.
+  std::string device_key;
 };
 
 // The answer to one invocation. When stop.kind is Parked the function answered (status,

@@ -90,6 +90,9 @@ std::string SnapshotStore::key(const FunctionImage& image, const FunctionVmConfi
     f->add_u64(cfg.memory_bytes);
     f->add_u64(cfg.max_body_bytes);
     f->add_u64(cfg.devices.size());
+    f->add_u64(cfg.device_key.size());  // lengths keep ("ab", "") apart from ("a", "b")
+    f->add(std::span(reinterpret_cast<const std::uint8_t*>(cfg.device_key.data()), cfg.device_key.size()));  // Safe: chars as bytes.
+    f->add_u64(cfg.cmdline.size());
     f->add(std::span(reinterpret_cast<const std::uint8_t*>(cfg.cmdline.data()), cfg.cmdline.size()));  // Safe: chars as bytes.
     for (const auto& [k, v] : cfg.env) {
       std::string kv = k + "=" + v + '\0';

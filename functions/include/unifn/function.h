@@ -44,6 +44,10 @@ void unifn_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t unifn_now_ns(void);
 /* The function's setting `key` from its config (env), or NULL. Same as getenv. */
 const char *unifn_config(const char *key);
+/* What the VMM handed the guest at boot (memory layout, devices on the MMIO bus, TSC rate), for
+ * drivers such as the virtio-accel one; see <unifn/abi.h>. Valid from unifn_init on. */
+struct unifn_boot_info;
+const struct unifn_boot_info *unifn_get_boot_info(void);
 
 /* Registers the handler. */
 #define UNIFN_FUNCTION(handler)                                                 \

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "cpu/cpu_backend.h"
+#include "fake_backend.h"
 #include "reference/reference.h"
 #include "registry.h"
 #ifdef UNIFN_HAVE_CUDA
@@ -52,17 +53,7 @@ int max_diff(const std::vector<std::uint8_t>& x, const std::vector<std::uint8_t>
   return d;
 }
 
-struct Fake final : Backend {
-  std::string n;
-  bool up;
-  Fake(std::string name, bool available) : n(std::move(name)), up(available) {}
-  std::string_view name() const override { return n; }
-  bool available() const override { return up; }
-  std::string unavailable_reason() const override { return up ? "" : "no " + n + " hardware"; }
-  Result sgemm(const SgemmArgs&) override { return Result::success(); }
-  Result minmax(const MinmaxArgs&) override { return Result::success(); }
-  Result image(const ImageArgs&) override { return Result::success(); }
-};
+using Fake = test::FakeBackend;
 
 }  // namespace
 

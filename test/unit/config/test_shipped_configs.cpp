@@ -19,7 +19,7 @@ TEST_CASE("configs/unifn.yaml states exactly the built-in defaults") {
   CHECK(c.io_threads == defaults.io_threads);
 }
 
-TEST_CASE("configs/functions.d declares the five example functions next to ../functions") {
+TEST_CASE("configs/functions.d declares the seven example functions next to ../functions") {
   const auto dir = std::filesystem::path(UNIFN_SOURCE_DIR) / "configs/functions.d";
   const auto set = load_dropins(std::vector<std::filesystem::path>{dir});
   CHECK(set.errors.empty());
@@ -28,7 +28,9 @@ TEST_CASE("configs/functions.d declares the five example functions next to ../fu
     names.push_back(f.name);
     CHECK(f.image == (std::filesystem::path(UNIFN_SOURCE_DIR) / "configs/functions" / (f.name + ".elf")).string());
   }
-  CHECK(names == std::vector<std::string>{"hello", "echo", "wordfreq", "counter", "random"});
+  CHECK(names == std::vector<std::string>{"hello", "echo", "wordfreq", "counter", "random", "sgemm", "edges"});
   for (const auto& f : set.functions)
     if (f.name == "counter") CHECK(f.isolation == "per-request");  // it shows that no state survives a request
+  for (const auto& f : set.functions)
+    if (f.name == "sgemm" || f.name == "edges") CHECK(f.accel == std::vector<std::string>{"cuda", "cpu"});
 }

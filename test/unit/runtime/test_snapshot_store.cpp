@@ -116,6 +116,21 @@ TEST_CASE("an image changed on disk gets a new snapshot") {
   CHECK(vmm::SnapshotStore::key(*after, cfg) != vmm::SnapshotStore::key(*before, vmm::FunctionVmConfig{}));
 }
 
+TEST_CASE("a function moved to another accelerator backend gets its own snapshot") {
+  auto image = vmm::FunctionImage::load(example("hello"));
+  vmm::FunctionVmConfig cpu, cuda;
+  cpu.device_key = "accel:cpu";
+  cuda.device_key = "accel:cuda";
+  CHECK(vmm::SnapshotStore::key(*image, cpu) != vmm::SnapshotStore::key(*image, cuda));
+  CHECK(vmm::SnapshotStore::key(*image, cpu) != vmm::SnapshotStore::key(*image, vmm::FunctionVmConfig{}));
+  // The key and the command line are kept apart: moving bytes between them changes the key.
+  vmm::FunctionVmConfig a, b;
+  a.device_key = "accel:cpu x";
+  b.device_key = "accel:cpu";
+  b.cmdline = " x";
+  CHECK(vmm::SnapshotStore::key(*image, a) != vmm::SnapshotStore::key(*image, b));
+}
+
 TEST_CASE("vCPU state survives a round trip through bytes, and truncated bytes are refused") {
   auto image = vmm::FunctionImage::load(example("echo"));
   vmm::FunctionVmConfig cfg;
