@@ -22,6 +22,7 @@
 #include "metrics/metrics.h"
 #include "runtime/accel_choice.h"
 #include "runtime/registry.h"
+#include "snapshot/snapshot_store.h"
 #include "systemd/notifier.h"
 
 namespace unifn::cli {
@@ -133,6 +134,19 @@ runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::D
   return c;
 }
 
+// Snapshots no function uses any more (changed images, removed functions) leave the state directory.
+void collect_snapshots(const runtime::Registry& registry, const std::string& state_dir) {
+  if (state_dir.empty()) return;
+  try {
+    auto c = vmm::SnapshotStore(state_dir).collect_garbage(registry.snapshot_keys());
+    if (c.files)
+      fmt::print(stderr, "unifnd: removed {} stale snapshot files ({:.1f} MiB) from {}\n", c.files,
+                 static_cast<double>(c.bytes) / (1 << 20), state_dir);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "unifnd: warning: stale snapshots not collected: {}\n", e.what());
+  }
+}
+
 std::vector<runtime::PoolConfig> pool_configs(const config::DropinSet& set, const config::DaemonConfig& d, metrics::Metrics& m) {
   std::vector<runtime::PoolConfig> out;
   for (const auto& f : set.functions) out.push_back(pool_config(f, d, m));
@@ -189,6 +203,7 @@ int daemon_command(const char*, std::span<char*> args) {
   std::vector<std::string> errors;
   registry.load(pool_configs(set, cfg, metrics), errors);
   for (const auto& e : errors) fmt::print(stderr, "unifnd: skipped: {}\n", e);
+  collect_snapshots(registry, cfg.state_dir);
 
   http::CallStore calls(cfg.limits.async_results_max, std::chrono::seconds(cfg.limits.async_results_ttl_s));
   http::Callbacks callbacks;
@@ -244,6 +259,7 @@ int daemon_command(const char*, std::span<char*> args) {
       cfg.state_dir = next_cfg.state_dir;
       registry.load(pool_configs(next, cfg, metrics), errs);
       for (const auto& e : errs) fmt::print(stderr, "unifnd: reload: {}\n", e);
+      collect_snapshots(registry, cfg.state_dir);
       fmt::print(stderr, "unifnd: reloaded: {} functions\n", registry.functions().size());
       notify.ready(fmt::format("serving {} functions", registry.functions().size()));
       continue;

@@ -57,6 +57,8 @@ class InstancePool {
   FunctionStatus status() const;
   const PoolConfig& config() const { return cfg_; }
   bool snapshot_from_disk() const { return snapshot_from_disk_; }
+  // The name of its snapshot in the state directory; empty when it keeps none there.
+  const std::string& snapshot_key() const { return snapshot_key_; }
 
  private:
   struct Job {
@@ -74,6 +76,7 @@ class InstancePool {
   std::shared_ptr<const vmm::Snapshot> snapshot_;
   std::unique_ptr<vmm::FunctionVm> cold_;
   bool snapshot_from_disk_ = false;  // the cold-booted VM, used for the first call when min_warm is 0
+  std::string snapshot_key_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

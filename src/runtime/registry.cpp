@@ -66,6 +66,14 @@ std::vector<FunctionStatus> Registry::functions() const {
   return out;
 }
 
+std::set<std::string> Registry::snapshot_keys() const {
+  std::lock_guard lock(mu_);
+  std::set<std::string> keys;
+  for (const auto& [name, pool] : pools_)
+    if (!pool->snapshot_key().empty()) keys.insert(pool->snapshot_key());
+  return keys;
+}
+
 std::optional<FunctionStatus> Registry::function(std::string_view name) const {
   std::lock_guard lock(mu_);
   auto it = pools_.find(name);

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,8 @@ class Registry : public Dispatcher {
   std::vector<FunctionStatus> functions() const override;
   std::optional<FunctionStatus> function(std::string_view name) const override;
   void shutdown(std::chrono::milliseconds grace);
+  // The snapshot keys of the functions served now: what the state directory must keep.
+  std::set<std::string> snapshot_keys() const;
 
  private:
   mutable std::mutex mu_;

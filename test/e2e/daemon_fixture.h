@@ -54,6 +54,7 @@ class Daemon {
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + port_ + path; }
   void signal(int sig) const { kill(pid_, sig); }
   pid_t pid() const { return pid_; }
+  const std::string& state_dir() const { return state_; }
   std::string log() const {
     std::ifstream f(log_);
     return std::string((std::istreambuf_iterator<char>(f)), {});

@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "daemon_fixture.h"
@@ -122,6 +124,31 @@ TEST_CASE("SIGHUP adds, changes and removes functions; a broken set is refused a
   d.signal(SIGHUP);
   REQUIRE(d.wait_log("reloaded", mark));
   CHECK(curl("-o /dev/null -w '%{http_code}' -X POST " + d.url("/function/hello")) == "404");  // removed
+}
+
+TEST_CASE("a reload that changes a function's image removes its old snapshot from the state directory") {
+  TempDir fns;
+  auto put = [&](const std::string& image) {
+    std::ofstream(fns.path + "/10-fn.yaml") << "name: fn\nimage: " << UNIFN_FUNCTIONS_DIR << "/" << image << ".elf\n";
+  };
+  auto snapshots = [](const std::string& dir) {
+    std::set<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) names.insert(e.path().filename().string());
+    return names;
+  };
+  put("echo");
+  Daemon d("--functions-dir " + fns.path);
+  const auto before = snapshots(d.state_dir());
+  CHECK(before.size() == 2);  // KEY.ram and KEY.state
+  put("counter");
+  auto mark = d.log().size();
+  d.signal(SIGHUP);
+  REQUIRE(d.wait_log("reloaded", mark));
+  CHECK_THAT(d.log().substr(mark), Catch::Contains("removed 2 stale snapshot files"));
+  const auto after = snapshots(d.state_dir());
+  CHECK(after.size() == 2);
+  for (const auto& name : before) CHECK(after.count(name) == 0);
+  CHECK(curl("-X POST " + d.url("/function/fn")) == "1\n");
 }
 
 TEST_CASE("a malformed drop-in at start-up is reported and skipped; the others serve") {

@@ -230,4 +230,41 @@ SnapshotStore::Result SnapshotStore::get_or_build(std::shared_ptr<const Function
   return r;
 }
 
+namespace {
+
+bool is_key(std::string_view stem) {
+  return stem.size() == 32 && stem.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+}  // namespace
+
+SnapshotStore::Collected SnapshotStore::collect_garbage(const std::set<std::string>& keep) const {
+  Collected c;
+  std::error_code ec;
+  const auto now = fs::file_time_type::clock::now();
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    const auto dot = name.find('.');
+    if (dot == std::string::npos || !is_key(std::string_view(name).substr(0, dot))) continue;
+    const std::string key = name.substr(0, dot), suffix = name.substr(dot);
+    bool stale = false;
+    if (suffix == ".ram" || suffix == ".state") {
+      stale = !keep.contains(key);
+    } else if (suffix.starts_with(".ram.tmp") || suffix == ".state.tmp") {
+      std::error_code tec;
+      auto age = now - fs::last_write_time(entry.path(), tec);
+      stale = !tec && age > std::chrono::hours(1);
+    }
+    if (!stale) continue;
+    struct stat st {};
+    const bool sized = ::stat(entry.path().c_str(), &st) == 0;
+    std::error_code rec;
+    if (fs::remove(entry.path(), rec)) {
+      ++c.files;
+      if (sized) c.bytes += static_cast<std::uintmax_t>(st.st_blocks) * 512;
+    }
+  }
+  return c;
+}
+
 }  // namespace unifn::vmm

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "guest/function_vm.h"
@@ -38,6 +39,16 @@ class SnapshotStore {
   // Loads and checks a snapshot; throws std::runtime_error saying what is wrong.
   std::shared_ptr<Snapshot> load(const std::string& key, std::size_t device_count) const;
   void save(const std::string& key, Snapshot& snap, const std::filesystem::path& ram_tmp) const;
+
+  struct Collected {
+    std::size_t files = 0;
+    std::uintmax_t bytes = 0;  // disk space given back (the RAM files are sparse)
+  };
+  // Removes the snapshots whose keys are not in keep, and temporary files older than an hour (a
+  // crashed build's). The daemon owns its state directory, so what its functions do not use is
+  // stale: images changed, functions removed. Set-aside `*.bad-*` files (kept for inspection) and
+  // files of any other name are left alone. Instances of a removed snapshot keep their mapping.
+  Collected collect_garbage(const std::set<std::string>& keep) const;
 
  private:
   std::filesystem::path dir_;

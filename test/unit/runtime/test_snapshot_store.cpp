@@ -142,3 +142,34 @@ TEST_CASE("vCPU state survives a round trip through bytes, and truncated bytes a
   CHECK(back.regs.rip == snap->cpu.regs.rip);
   CHECK_THROWS_WITH(vmm::CpuState::from_bytes(std::span(bytes).first(bytes.size() - 1)), Catch::Contains("truncated"));
 }
+
+TEST_CASE("stale snapshots are collected; the ones in use, set-aside files and other files stay") {
+  TempDir dir;
+  vmm::SnapshotStore store(dir.path);
+  vmm::FunctionVmConfig cfg;
+  auto hello = vmm::FunctionImage::load(example("hello"));
+  auto echo = vmm::FunctionImage::load(example("echo"));
+  auto kept = store.get_or_build(echo, cfg, quiet);
+  store.get_or_build(hello, cfg, quiet);
+  const auto keep = vmm::SnapshotStore::key(*echo, cfg), stale = vmm::SnapshotStore::key(*hello, cfg);
+  std::ofstream(dir.path / "notes.txt") << "not ours";
+  std::ofstream(dir.path / (stale + ".state.bad-123")) << "set aside";
+  std::ofstream(dir.path / (stale + ".ram.tmp99")) << "a crashed build";
+  std::ofstream(dir.path / (keep + ".ram.tmp98")) << "a build under way";
+  fs::last_write_time(dir.path / (stale + ".ram.tmp99"), fs::file_time_type::clock::now() - std::chrono::hours(2));
+
+  auto c = store.collect_garbage({keep});
+  CHECK(c.files == 3);  // hello's .ram and .state, the old temporary file
+  CHECK(c.bytes > 0);
+  CHECK_FALSE(fs::exists(store.state_path(stale)));
+  CHECK_FALSE(fs::exists(store.ram_path(stale)));
+  CHECK_FALSE(fs::exists(dir.path / (stale + ".ram.tmp99")));
+  CHECK(fs::exists(store.state_path(keep)));
+  CHECK(fs::exists(store.ram_path(keep)));
+  CHECK(fs::exists(dir.path / "notes.txt"));
+  CHECK(fs::exists(dir.path / (stale + ".state.bad-123")));
+  CHECK(fs::exists(dir.path / (keep + ".ram.tmp98")));
+  CHECK(answer(kept, echo, "still") == "still");  // a removed file's mapping lives on; this one is kept
+  CHECK(store.get_or_build(echo, cfg, quiet).from_disk);
+  CHECK(store.collect_garbage({keep}).files == 0);
+}
