@@ -22,6 +22,7 @@ std::string_view to_string(StopKind kind) {
     case StopKind::Aborted: return "aborted";
     case StopKind::Fault: return "fault";
     case StopKind::Timeout: return "timeout";
+    case StopKind::Cancelled: return "cancelled";
   }
   return "unknown";
 }
@@ -112,21 +113,34 @@ std::string Machine::where() {
 
 Stop Machine::fault(std::string what) { return Stop{StopKind::Fault, 0, fmt::format("{} at {}", what, where())}; }
 
+void Machine::cancel() {
+  cancel_.store(true);
+  // The kick: its handler sets immediate_exit, so KVM_RUN returns EINTR now or on its next entry.
+  if (int tid = running_tid_.load(); tid > 0) ::syscall(SYS_tgkill, ::getpid(), tid, deadline_signal());
+}
+
 Stop Machine::run(std::chrono::steady_clock::time_point deadline) {
   kvm_run& r = vcpu_->run_state();
   r.immediate_exit = 0;
   t_running = &r;
+  running_tid_.store(static_cast<int>(::gettid()));
   arm_deadline(deadline);
   struct Cleanup {
     Machine* m;
     ~Cleanup() {
+      m->running_tid_.store(-1);
       m->disarm_deadline();
       t_running = nullptr;
     }
   } cleanup{this};
+  const auto cancelled = [this] {
+    return Stop{StopKind::Cancelled, 0, fmt::format("the call was cancelled, stopped at {}", where())};
+  };
+  if (cancel_.load()) return cancelled();  // before running_tid_ was set: no kick came
 
   for (;;) {
     if (!vcpu_->enter()) {
+      if (cancel_.load()) return cancelled();
       if (std::chrono::steady_clock::now() >= deadline)
         return Stop{StopKind::Timeout, 0, fmt::format("the guest ran past its deadline, stopped at {}", where())};
       r.immediate_exit = 0;  // a stray kick from an earlier deadline: keep going

@@ -1,6 +1,7 @@
 // A virtual machine with one vCPU, its RAM and its port/MMIO buses, and the vCPU run loop.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -23,6 +24,7 @@ enum class StopKind {
   Aborted,  // the guest gave up with a reason of its own (ABORT)
   Fault,    // the guest crashed or broke the rules: message says how and where
   Timeout,  // the deadline passed
+  Cancelled,  // cancel() was called (the caller went away)
 };
 std::string_view to_string(StopKind kind);
 
@@ -73,8 +75,13 @@ class Machine {
   // Guest-physical [base, base+size) outside RAM goes to handler.
   void on_mmio(std::uint64_t base, std::uint64_t size, MmioHandler handler);
 
-  // Runs the vCPU until a device stops it, the guest faults, or the deadline passes.
+  // Runs the vCPU until a device stops it, the guest faults, the deadline passes or cancel().
   Stop run(std::chrono::steady_clock::time_point deadline);
+  // From any thread: the run under way (or the next one) stops with StopKind::Cancelled as soon
+  // as the guest is out of KVM_RUN. An exit being handled (an accelerator op) finishes first.
+  void cancel();
+  // Forgets an earlier cancel(), before the next run.
+  void clear_cancel() { cancel_.store(false); }
 
   // A one-line description of where the guest is: "rip 0x... (cpl 3)".
   std::string where();
@@ -105,6 +112,8 @@ class Machine {
   // POSIX timer that kicks the thread running this vCPU out of KVM_RUN at its deadline.
   void* timer_ = nullptr;
   int timer_tid_ = -1;
+  std::atomic<bool> cancel_{false};
+  std::atomic<int> running_tid_{-1};  // the thread inside run(), for cancel()'s kick
 };
 
 }  // namespace unifn::vmm

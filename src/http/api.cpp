@@ -172,7 +172,7 @@ std::string_view start_kind_name(runtime::StartKind kind) {
   return "warm";
 }
 
-void Api::handle(Request req, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled) {
+void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken> cancelled) {
   const unsigned version = req.version();
   const std::string target(req.target());
   const Target t = split(target);
@@ -257,7 +257,7 @@ void Api::record_refused(std::string_view target, unsigned status) {
 
 bool Api::known(std::string_view function) const { return dispatcher_.function(function).has_value(); }
 
-void Api::invoke(Request& req, std::string name, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled) {
+void Api::invoke(Request& req, std::string name, Reply reply, std::shared_ptr<runtime::CancelToken> cancelled) {
   const unsigned version = req.version();
   std::string id(req["X-Call-Id"]);
   if (id.empty()) id = new_call_id();

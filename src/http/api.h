@@ -52,7 +52,7 @@ class Api {
 
   // Answers through reply, at once or later. cancelled, when given, is the flag the connection
   // sets when its client goes away; it becomes the Invocation's flag.
-  void handle(Request req, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled = nullptr);
+  void handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken> cancelled = nullptr);
 
   // A request the connection refused before routing it (413): counted for the function it invoked,
   // when that function exists.
@@ -63,7 +63,7 @@ class Api {
   bool shutting_down() const { return shutting_down_; }
 
  private:
-  void invoke(Request& req, std::string name, Reply reply, std::shared_ptr<std::atomic<bool>> cancelled);
+  void invoke(Request& req, std::string name, Reply reply, std::shared_ptr<runtime::CancelToken> cancelled);
   void invoke_async(Request& req, std::string name, Reply reply);
   Response call_status(const Request& req, const std::string& id, bool raw);
   Response metrics_text(const Request& req);

@@ -172,7 +172,7 @@ class Session : public std::enable_shared_from_this<Session> {
     Request req = parser_->release();
     keep_alive_ = req.keep_alive();
     version_ = req.version();
-    cancelled_ = std::make_shared<std::atomic<bool>>(false);
+    cancelled_ = std::make_shared<runtime::CancelToken>();
     waiting_ = true;
     const auto gen = ++gen_;
     stream_.expires_never();  // the function has its own deadline
@@ -259,7 +259,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void close() {
     if (closed_) return;
     closed_ = true;
-    if (waiting_ && cancelled_) cancelled_->store(true);
+    if (waiting_ && cancelled_) cancelled_->cancel();
     waiting_ = false;
     in_flight_.reset();
     beast::error_code ec;
@@ -272,7 +272,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<Shared> shared_;
   std::optional<InFlight> in_flight_;
-  std::shared_ptr<std::atomic<bool>> cancelled_;
+  std::shared_ptr<runtime::CancelToken> cancelled_;
   std::uint64_t gen_ = 0;  // which request an answer belongs to
   bool first_ = true;
   bool waiting_ = false;  // a call is under way; its answer is awaited

@@ -30,7 +30,8 @@ struct ServerOptions {
 // header, before the body is read, and the connection closes (after draining what the client
 // still sends, so that it reads the 413 rather than a reset); headers over their limit get 431,
 // malformed requests 400. While a call runs the connection keeps reading ahead (bounded): a client
-// that hangs up has its Invocation cancelled, and the answer that arrives later is dropped.
+// that hangs up has its Invocation cancelled (the runtime stops its guest), and any answer that
+// arrives later is dropped.
 class Server {
  public:
   Server(ServerOptions opts, Api& api);

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/cancel_token.h"
+
 namespace unifn::runtime {
 
 // How the instance that served a call was started (the X-Unifn-Start header).
@@ -22,9 +24,9 @@ struct Invocation {
   std::string body;          // the request body, already bounded by the HTTP layer
   std::string content_type;  // the request's Content-Type, may be empty
   std::string call_id;       // the X-Call-Id the HTTP layer assigned
-  // Set by the HTTP layer when the client went away: a queued call is dropped, a running one's
-  // result is discarded and its instance goes back to the pool.
-  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+  // Cancelled by the HTTP layer when the client went away: a queued call is dropped, a running
+  // guest is stopped (its instance replaced) and its answer is not sent.
+  std::shared_ptr<CancelToken> cancelled = std::make_shared<CancelToken>();
 };
 
 // What the runtime answers. Either the function answered (error is empty, status is the

@@ -101,6 +101,16 @@ void InstancePool::submit(Invocation call, Completion done) {
 InvocationResult InstancePool::serve(vmm::FunctionVm& vm, Job& job, StartKind start) {
   const auto& body = job.call.body;
   auto deadline = Clock::now() + cfg_.timeout;
+  // A client that hangs up stops its guest: the instance is replaced, its place freed at once.
+  auto& machine = vm.machine();
+  machine.clear_cancel();
+  struct Hook {
+    CancelToken* token;
+    ~Hook() {
+      if (token) token->clear();  // after this the hook cannot touch the machine
+    }
+  } hook{job.call.cancelled.get()};
+  if (hook.token) hook.token->on_cancel([&machine] { machine.cancel(); });
   auto out = vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()),  // Safe: chars as bytes.
                        job.call.content_type, deadline);
   InvocationResult r;
@@ -114,6 +124,8 @@ InvocationResult InstancePool::serve(vmm::FunctionVm& vm, Job& job, StartKind st
       return r;
     case vmm::StopKind::Timeout:
       return failure(504, fmt::format("function {} did not answer within {} ms", cfg_.name, cfg_.timeout.count()));
+    case vmm::StopKind::Cancelled:
+      return failure(499, fmt::format("function {}: the client went away, so the call was stopped", cfg_.name));
     default:
       return failure(502, fmt::format("function {} failed: {}", cfg_.name, out.stop.message));
   }
@@ -162,7 +174,7 @@ void InstancePool::worker() {
     queue_.pop_front();
     idle_cv_.notify_all();
     lock.unlock();
-    if (job.call.cancelled && job.call.cancelled->load()) {  // the client left while queued
+    if (job.call.cancelled && job.call.cancelled->cancelled()) {  // the client left while queued
       job.done(failure(499, "the client went away"));
       continue;
     }

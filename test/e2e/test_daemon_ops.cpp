@@ -217,6 +217,18 @@ TEST_CASE("systemd's notify protocol: READY, WATCHDOG, RELOADING, STOPPING on a 
   close(s);
 }
 
+TEST_CASE("a client that hangs up while its call runs has the guest stopped; the next call is served at once") {
+  TempDir fns;
+  std::ofstream(fns.path + "/m.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
+                                      << "/test/guests/misbehave.elf\nmin_warm: 1\nmax_instances: 1\ntimeout_ms: 60000\n";
+  Daemon d("--functions-dir " + fns.path);
+  // The client gives up after 0.5 s on a guest that would spin for a minute.
+  CHECK(curl("--max-time 0.5 -o /dev/null -w '%{http_code}' -X POST --data-binary loop " + d.url("/function/misbehave")) == "000");
+  // curl's own limit (10 s) is far below the function's: only a stopped guest lets this through.
+  CHECK(curl("-X POST --data-binary fine " + d.url("/function/misbehave")) == "ok");
+  CHECK_THAT(d.log(), !Catch::Contains("did not answer within"));
+}
+
 TEST_CASE("a client that hangs up while its call waits frees its place; the daemon keeps serving") {
   TempDir fns;
   std::ofstream(fns.path + "/m.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR

@@ -96,8 +96,8 @@ class FakeDispatcher : public runtime::Dispatcher {
       auto delay = slow_delay;
       threads_.emplace_back([call, done = std::move(done), delay, this] {
         auto until = std::chrono::steady_clock::now() + delay;
-        while (std::chrono::steady_clock::now() < until && !*call.cancelled) std::this_thread::sleep_for(2ms);
-        if (*call.cancelled) ++cancelled_seen;
+        while (std::chrono::steady_clock::now() < until && !call.cancelled->cancelled()) std::this_thread::sleep_for(2ms);
+        if (call.cancelled->cancelled()) ++cancelled_seen;
         done(ok("slow done"));
       });
       return;
@@ -186,7 +186,7 @@ struct ApiFixture {
   http::Api api{dispatcher, metrics, calls, callbacks};
 
   // Waits (bounded) for the answer, which may come from another thread.
-  http::Response call(http::Request req, std::shared_ptr<std::atomic<bool>> cancelled = nullptr) {
+  http::Response call(http::Request req, std::shared_ptr<runtime::CancelToken> cancelled = nullptr) {
     auto p = std::make_shared<std::promise<http::Response>>();
     auto f = p->get_future();
     api.handle(std::move(req), [p](http::Response r) { p->set_value(std::move(r)); }, std::move(cancelled));

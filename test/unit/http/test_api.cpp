@@ -81,7 +81,7 @@ TEST_CASE("a client's X-Call-Id is kept, and refused when it is not a plain toke
 
 TEST_CASE("the connection's cancelled flag becomes the Invocation's") {
   ApiFixture f;
-  auto flag = std::make_shared<std::atomic<bool>>(false);
+  auto flag = std::make_shared<runtime::CancelToken>();
   http::Request req{verb::post, "/function/echo", 11};
   f.call(std::move(req), flag);
   CHECK(f.dispatcher.calls().back().cancelled == flag);

@@ -310,7 +310,7 @@ TEST_CASE("a client that hangs up while its call runs cancels it; the server kee
     REQUIRE(f.dispatcher.wait_calls(1).size() == 1);
   }  // closed here, while the function runs
   auto call = f.dispatcher.calls().at(0);
-  CHECK(eventually([&] { return call.cancelled->load(); }));
+  CHECK(eventually([&] { return call.cancelled->cancelled(); }));
   CHECK(eventually([&] { return f.dispatcher.cancelled_seen.load() == 1; }));  // its late answer was dropped
   Client next(f.port());
   REQUIRE(next.send(post("/function/echo", "still here")));
@@ -331,7 +331,7 @@ TEST_CASE("a pipelined request sent behind a running call does not cancel it") {
   REQUIRE((a && b));
   CHECK(a->body == "slow done");
   CHECK(b->body == "next");
-  CHECK(!f.dispatcher.calls().at(0).cancelled->load());
+  CHECK(!f.dispatcher.calls().at(0).cancelled->cancelled());
 }
 
 TEST_CASE("async call over HTTP: 202, then /v1/calls/{id} until done") {
@@ -459,7 +459,7 @@ TEST_CASE("stop(grace): new invocations get 503 while the call under way finishe
   CHECK(done->body == "slow done");
   CHECK(done->header("connection") == "close");
   CHECK(stopped.wait_for(3s) == std::future_status::ready);
-  CHECK(!f.dispatcher.calls().at(0).cancelled->load());
+  CHECK(!f.dispatcher.calls().at(0).cancelled->cancelled());
   // Nobody is listening any more.
   int s = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -479,7 +479,7 @@ TEST_CASE("stop(grace) past its grace closes connections and cancels calls still
   auto t0 = std::chrono::steady_clock::now();
   f.server.stop(100ms);
   CHECK(std::chrono::steady_clock::now() - t0 < 2000ms);
-  CHECK(f.dispatcher.calls().at(0).cancelled->load());
+  CHECK(f.dispatcher.calls().at(0).cancelled->cancelled());
   CHECK(busy.closed_by_peer());
 }
 

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <future>
+#include <thread>
 
 #include "guest_helpers.h"
 #include "runtime/instance_pool.h"
@@ -80,4 +81,27 @@ TEST_CASE("past the queue bound calls get 429 and nothing is lost") {
   }
   CHECK(timeouts + rejected == 6);
   CHECK(rejected >= 3);
+}
+
+TEST_CASE("a running call whose client went away is stopped at once and its instance replaced") {
+  auto cfg = config("misbehave", guest("misbehave"), true);
+  cfg.max_instances = 1;
+  cfg.timeout = std::chrono::seconds(60);  // far longer than the test may take: only the cancel stops it
+  runtime::InstancePool pool(cfg);
+  std::promise<runtime::InvocationResult> p;
+  auto f = p.get_future();
+  runtime::Invocation call;
+  call.function = "misbehave";
+  call.body = "loop";
+  auto token = call.cancelled;
+  pool.submit(std::move(call), [&p](runtime::InvocationResult r) { p.set_value(std::move(r)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // it is spinning in the guest now
+  token->cancel();
+  REQUIRE(f.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+  auto r = f.get();
+  CHECK(r.status == 499);
+  CHECK_THAT(r.error, Catch::Contains("the client went away"));
+  auto ok = invoke(pool, "fine");  // the one instance was replaced
+  CHECK(ok.status == 200);
+  CHECK(ok.body == "ok");
 }
