@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
     std::puts("usage: unifnd [--config FILE] [--listen HOST:PORT] [--state-dir DIR] [--functions-dir DIR]...\n"
               "       unifnd check-config [--config FILE]\n"
               "       unifnd run IMAGE [--input FILE|-] [--memory MB] [--timeout-ms N] [--cmdline STR]\n"
-              "       unifnd bench IMAGE [--requests N] [--boots N] [--isolation per-request|reuse]\n"
+              "       unifnd bench IMAGE [--requests N] [--boots N] [--isolation per-request|reuse] [--accel cpu|cuda|none]\n"
               "       unifnd bench-accel [--backend cpu|cuda] [--quick] [--probe IMAGE]");
     return 0;
   }

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "accel/device.h"
+#include "accel/registry.h"
 #include "guest/function_vm.h"
 
 namespace unifn::cli {
@@ -55,7 +57,7 @@ vmm::Fd memfd(const char* name) {
 }  // namespace
 
 int bench_command(std::span<char*> args) {
-  std::string image_path, isolation = "per-request";
+  std::string image_path, isolation = "per-request", accel_backend = "cpu";
   int requests = 2000, boots = 200;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i];
@@ -66,15 +68,24 @@ int bench_command(std::span<char*> args) {
     if (a == "--requests") requests = std::stoi(next());
     else if (a == "--boots") boots = std::stoi(next());
     else if (a == "--isolation") isolation = next();
+    else if (a == "--accel") accel_backend = next();
     else image_path = a;
   }
   if (image_path.empty() || (isolation != "per-request" && isolation != "reuse") || requests < 1 || boots < 1) {
-    fmt::print(stderr, "usage: unifnd bench IMAGE [--requests N] [--boots N] [--isolation per-request|reuse]\n");
+    fmt::print(stderr, "usage: unifnd bench IMAGE [--requests N] [--boots N] [--isolation per-request|reuse] [--accel cpu|cuda|none]\n");
     return 2;
   }
   try {
     auto image = vmm::FunctionImage::load(image_path);
     vmm::FunctionVmConfig cfg;
+    // As the daemon runs it: every function has a virtio-accel device (accel: [cpu] by default).
+    if (accel_backend != "none") {
+      auto backend = accel::BackendRegistry::global().get(accel_backend);
+      if (!backend || !backend->available())
+        throw std::runtime_error(fmt::format("the accelerator backend '{}' cannot run here", accel_backend));
+      cfg.devices.push_back(accel::device_factory(backend));
+      cfg.device_key = "accel:" + accel_backend;
+    }
     auto quiet = [](std::string_view) {};
 
     std::vector<double> cold;
@@ -120,7 +131,7 @@ int bench_command(std::span<char*> args) {
     for (int i = 0; i < kIdle; ++i) idle.push_back(vmm::FunctionVm::restore(snap, image, cfg, quiet));
     long per_instance = (private_kib() - before) / kIdle;
 
-    fmt::print("image={}\nisolation={}\nrequests={}\n", image_path, isolation, requests);
+    fmt::print("image={}\nisolation={}\naccel={}\nrequests={}\n", image_path, isolation, accel_backend, requests);
     fmt::print("cold_boot_us_p50={:.0f}\ncold_boot_us_p99={:.0f}\n", percentile(cold, 0.5), percentile(cold, 0.99));
     fmt::print("snapshot_us={:.0f}\n", snapshot_us);
     fmt::print("restore_us_p50={:.0f}\nrestore_us_p99={:.0f}\n", percentile(restore, 0.5), percentile(restore, 0.99));

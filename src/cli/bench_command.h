@@ -1,4 +1,4 @@
-// `unifnd bench IMAGE`: cold boot, snapshot restore and invocation cycle figures, one key=value a line.
+// `unifnd bench IMAGE [--accel cpu|cuda|none]`: cold boot, snapshot restore and invocation cycle figures, one key=value a line.
 #pragma once
 
 #include <span>

@@ -45,6 +45,7 @@ InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
     if (!got.warning.empty() && cfg_.log) cfg_.log(cfg_.name, "", fmt::format("[unifn] warning: {}", got.warning));
     snapshot_ = got.snapshot;
     snapshot_from_disk_ = got.from_disk;
+    if (cfg_.min_warm == 0) cold_ = std::move(got.booted);  // its first call is served cold
   } else {
     auto vm = vmm::FunctionVm::boot(image_, cfg_.vm, sink);
     snapshot_ = vm->snapshot(snapshot_file(cfg_.name));
@@ -187,6 +188,8 @@ void InstancePool::worker() {
     const bool healthy = r.error.empty() || r.status == 413;
     if (!healthy) {
       vm.reset();  // crashed, aborted or timed out: never reused
+    } else if (cfg_.per_request && !vm->can_reset()) {
+      vm.reset();  // booted cold: nothing to reset to, so a restored instance takes its place
     } else if (cfg_.per_request) {
       try {
         vm->reset();

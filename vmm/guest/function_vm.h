@@ -71,6 +71,8 @@ class FunctionVm {
   // Returns a restored VM to its snapshot exactly: drops the pages written since (by the guest
   // or the VMM), reloads vCPU, device and guest state. Cost grows with the pages dirtied.
   void reset();
+  // Whether reset() can work: a VM restored from a snapshot; not one booted cold.
+  bool can_reset() const { return snap_ != nullptr; }
   std::uint64_t last_reset_pages() const { return last_reset_pages_; }
   ~FunctionVm();
 

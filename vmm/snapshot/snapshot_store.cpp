@@ -227,6 +227,7 @@ SnapshotStore::Result SnapshotStore::get_or_build(std::shared_ptr<const Function
   auto snap = vm->snapshot(Fd(fd));
   save(k, *snap, tmp);
   r.snapshot = std::move(snap);
+  r.booted = std::move(vm);
   return r;
 }
 

@@ -26,6 +26,9 @@ class SnapshotStore {
     std::shared_ptr<const Snapshot> snapshot;
     bool from_disk = false;  // true: restored from a valid file; false: booted cold and saved
     std::string warning;     // why a file on disk was set aside, if one was
+    // When booted cold: the VM the snapshot was taken of, parked at its first NEXT_REQUEST and
+    // ready to serve (the first call of a pool that keeps no instance warm can use it).
+    std::unique_ptr<FunctionVm> booted;
   };
   // The snapshot of image under cfg: loaded from disk when a valid one exists, otherwise booted
   // cold, captured and written (temporary name, fsync, rename).

@@ -1,6 +1,7 @@
 // Instance pools: isolation modes, queue bound, crashed instances replaced, timeouts.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -44,6 +45,39 @@ TEST_CASE("the first call on an instance is 'restored', later ones 'warm'") {
   runtime::InstancePool pool(config("echo", example("echo"), true));
   CHECK(invoke(pool, "a").start == runtime::StartKind::Restored);
   CHECK(invoke(pool, "b").start == runtime::StartKind::Warm);
+}
+
+TEST_CASE("with min_warm 0 the VM booted for the snapshot serves the first call, 'cold'; later pools restore") {
+  const auto dir = std::filesystem::temp_directory_path() / ("unifn-cold-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  for (bool in_memory : {true, false}) {
+    auto cfg = config("counter", example("counter"), true);
+    cfg.min_warm = 0;
+    cfg.max_instances = 1;
+    if (!in_memory) cfg.state_dir = dir.string();
+    runtime::InstancePool pool(cfg);
+    auto first = invoke(pool, "");
+    CHECK(first.start == runtime::StartKind::Cold);
+    CHECK(first.body == "1\n");
+    // Per-request isolation: the cold VM cannot be reset, so a restored one takes its place.
+    auto second = invoke(pool, "");
+    CHECK(second.start == runtime::StartKind::Restored);
+    CHECK(second.body == "1\n");
+  }
+  auto cfg = config("counter", example("counter"), true);
+  cfg.min_warm = 0;
+  cfg.state_dir = dir.string();
+  runtime::InstancePool from_disk(cfg);
+  CHECK(from_disk.snapshot_from_disk());
+  CHECK(invoke(from_disk, "").start == runtime::StartKind::Restored);
+  auto reuse = config("counter", example("counter"), false);
+  reuse.min_warm = 0;
+  runtime::InstancePool kept(reuse);  // reuse isolation keeps the cold VM and counts on it
+  CHECK(invoke(kept, "").start == runtime::StartKind::Cold);
+  auto again = invoke(kept, "");
+  CHECK(again.start == runtime::StartKind::Warm);
+  CHECK(again.body == "2\n");
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("crashes answer 502, timeouts 504, and the pool keeps serving") {
