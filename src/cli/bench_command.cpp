@@ -84,7 +84,6 @@ int bench_command(std::span<char*> args) {
       if (!backend || !backend->available())
         throw std::runtime_error(fmt::format("the accelerator backend '{}' cannot run here", accel_backend));
       cfg.devices.push_back(accel::device_factory(backend));
-      cfg.device_key = "accel:" + accel_backend;
     }
     auto quiet = [](std::string_view) {};
 

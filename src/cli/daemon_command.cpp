@@ -75,12 +75,12 @@ config::DaemonConfig daemon_config(const Overrides& o) {
 }
 
 // The function's virtio-accel device on the backend chosen for it, or the reason it cannot run here.
-void attach_accel(runtime::PoolConfig& c, const config::FunctionConfig& f, const config::DaemonConfig& d,
-                  metrics::Metrics& m) {
+accel::Selection attach_accel(runtime::PoolConfig& c, const config::FunctionConfig& f,
+                              const config::DaemonConfig& d, metrics::Metrics& m) {
   auto sel = runtime::choose_accel(f.accel, d.accel_backends, accel::BackendRegistry::global());
   if (!sel.backend) {
     c.unavailable = sel.error;
-    return;
+    return sel;
   }
   accel::DeviceOptions o;
   // Each device gets its own copy of this lambda and calls it from one vCPU thread at a time, so
@@ -96,14 +96,7 @@ void attach_accel(runtime::PoolConfig& c, const config::FunctionConfig& f, const
   c.accel_backend = std::string(sel.backend->name());
   c.vm.devices.push_back(accel::device_factory(sel.backend, std::move(o)));
   c.vm.device_key = "accel:" + c.accel_backend;
-  // Told once per pool, when its snapshot is had: the fallback is logged and counted then.
-  c.on_snapshot = [&m, name = f.name, sel, log = c.log](bool from_disk) {
-    m.record_snapshot(name, from_disk);
-    if (sel.fell_back()) {
-      log(name, "", fmt::format("[unifn] accelerator: {}", sel.fallback));
-      m.record_accel_fallback(name, sel.preferred, sel.backend->name());
-    }
-  };
+  return sel;
 }
 
 runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::DaemonConfig& d, metrics::Metrics& m) {
@@ -124,8 +117,15 @@ runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::D
   c.log = [](const std::string& fn, const std::string& call, std::string_view line) {
     fmt::print(stderr, "{}[{}]: {}\n", fn, call.empty() ? "-" : call, line);
   };
-  c.on_snapshot = [&m, name = f.name](bool from_disk) { m.record_snapshot(name, from_disk); };
-  attach_accel(c, f, d, m);
+  auto sel = attach_accel(c, f, d, m);
+  // Told once per pool, when its snapshot is had: a fallback is logged and counted then.
+  c.on_snapshot = [&m, name = f.name, log = c.log, fallback = sel.fallback, from = sel.preferred,
+                   to = c.accel_backend](bool from_disk) {
+    m.record_snapshot(name, from_disk);
+    if (fallback.empty()) return;
+    log(name, "", fmt::format("[unifn] accelerator: {}", fallback));
+    m.record_accel_fallback(name, from, to);
+  };
   std::string env;
   for (const auto& [k, v] : f.env) env += k + "=" + v + ";";
   c.fingerprint = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", f.image, f.memory_mb, f.timeout_ms, f.min_warm,

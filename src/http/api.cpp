@@ -4,6 +4,7 @@
 #include <sys/random.h>
 
 #include <array>
+#include <optional>
 #include <fmt/format.h>
 
 #include "http/json.h"
@@ -138,6 +139,14 @@ void write_status(JsonWriter& w, const runtime::FunctionStatus& f) {
   w.end_object();
 }
 
+// The call's id: the client's X-Call-Id, or a new one when it sent none; nullopt when it is malformed.
+std::optional<std::string> call_id(const Request& req) {
+  std::string id(req["X-Call-Id"]);
+  if (id.empty()) return new_call_id();
+  if (!valid_call_id(id)) return std::nullopt;
+  return id;
+}
+
 }  // namespace
 
 Response json_error(unsigned status, std::string_view message, unsigned version) {
@@ -259,10 +268,9 @@ bool Api::known(std::string_view function) const { return dispatcher_.function(f
 
 void Api::invoke(Request& req, std::string name, Reply reply, std::shared_ptr<runtime::CancelToken> cancelled) {
   const unsigned version = req.version();
-  std::string id(req["X-Call-Id"]);
-  if (id.empty()) id = new_call_id();
-  else if (!valid_call_id(id))
-    return reply(json_error(400, "X-Call-Id must be 1 to 128 of A-Z a-z 0-9 - _ . ~ :", version));
+  auto given = call_id(req);
+  if (!given) return reply(json_error(400, "X-Call-Id must be 1 to 128 of A-Z a-z 0-9 - _ . ~ :", version));
+  const std::string id = std::move(*given);
   if (shutting_down_) {
     if (known(name)) metrics_.record_rejection(name, 503);
     auto r = json_error(503, "unifnd is shutting down", version);
@@ -297,10 +305,9 @@ void Api::invoke(Request& req, std::string name, Reply reply, std::shared_ptr<ru
 
 void Api::invoke_async(Request& req, std::string name, Reply reply) {
   const unsigned version = req.version();
-  std::string id(req["X-Call-Id"]);
-  if (id.empty()) id = new_call_id();
-  else if (!valid_call_id(id))
-    return reply(json_error(400, "X-Call-Id must be 1 to 128 of A-Z a-z 0-9 - _ . ~ :", version));
+  auto given = call_id(req);
+  if (!given) return reply(json_error(400, "X-Call-Id must be 1 to 128 of A-Z a-z 0-9 - _ . ~ :", version));
+  const std::string id = std::move(*given);
   if (shutting_down_) {
     if (known(name)) metrics_.record_rejection(name, 503);
     return reply(json_error(503, "unifnd is shutting down", version));

@@ -40,8 +40,8 @@ InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
   };
   if (!cfg_.state_dir.empty()) {
     vmm::SnapshotStore store(cfg_.state_dir);
-    snapshot_key_ = vmm::SnapshotStore::key(*image_, cfg_.vm);
     auto got = store.get_or_build(image_, cfg_.vm, sink);
+    snapshot_key_ = got.key;
     if (!got.warning.empty() && cfg_.log) cfg_.log(cfg_.name, "", fmt::format("[unifn] warning: {}", got.warning));
     snapshot_ = got.snapshot;
     snapshot_from_disk_ = got.from_disk;

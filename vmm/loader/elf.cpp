@@ -10,22 +10,17 @@
 
 #include <unifn/abi.h>
 
+#include "loader/file_bytes.h"
+
 namespace unifn::vmm {
 
 namespace {
 
 constexpr std::uint64_t kMaxImageBytes = 512ull << 20;
 
-bool fits(std::uint64_t off, std::uint64_t len, std::uint64_t total) { return off <= total && len <= total - off; }
-
-template <typename T>
-T read_at(std::span<const std::uint8_t> file, std::uint64_t off) {
-  T v;
-  std::memcpy(&v, file.data() + off, sizeof(T));
-  return v;
-}
-
-std::uint64_t align4(std::uint64_t v) { return (v + 3) & ~3ull; }
+using file_bytes::align4;
+using file_bytes::fits;
+using file_bytes::read_at;
 
 // Walks the notes in [off, off+len) looking for the unifn ABI note and Xen's PVH entry.
 void scan_notes(std::span<const std::uint8_t> file, std::uint64_t off, std::uint64_t len, ElfImage& img) {

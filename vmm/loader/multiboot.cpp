@@ -9,22 +9,16 @@
 
 #include <unifn/abi.h>
 
+#include "loader/file_bytes.h"
 #include "x86/protected_mode.h"
 
 namespace unifn::vmm {
 
 namespace {
 
-bool fits(std::uint64_t off, std::uint64_t len, std::uint64_t total) { return off <= total && len <= total - off; }
-
-template <typename T>
-T read_at(std::span<const std::uint8_t> file, std::uint64_t off) {
-  T v;
-  std::memcpy(&v, file.data() + off, sizeof(T));
-  return v;
-}
-
-std::uint64_t align4(std::uint64_t v) { return (v + 3) & ~3ull; }
+using file_bytes::align4;
+using file_bytes::fits;
+using file_bytes::read_at;
 
 const char* machine_name(unsigned m) {
   switch (m) {

@@ -205,7 +205,7 @@ std::shared_ptr<Snapshot> SnapshotStore::load(const std::string& key, std::size_
 SnapshotStore::Result SnapshotStore::get_or_build(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
                                                   Console::Sink console) {
   Result r;
-  const std::string k = key(*image, cfg);
+  const std::string k = r.key = key(*image, cfg);
   if (fs::exists(state_path(k))) {
     try {
       r.snapshot = load(k, cfg.devices.size());

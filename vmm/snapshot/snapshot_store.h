@@ -29,6 +29,7 @@ class SnapshotStore {
     // When booted cold: the VM the snapshot was taken of, parked at its first NEXT_REQUEST and
     // ready to serve (the first call of a pool that keeps no instance warm can use it).
     std::unique_ptr<FunctionVm> booted;
+    std::string key;  // its name in the directory (see key())
   };
   // The snapshot of image under cfg: loaded from disk when a valid one exists, otherwise booted
   // cold, captured and written (temporary name, fsync, rename).

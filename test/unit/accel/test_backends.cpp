@@ -8,6 +8,7 @@
 
 #include "cpu/cpu_backend.h"
 #include "fake_backend.h"
+#include "test_image.h"
 #include "reference/reference.h"
 #include "registry.h"
 #ifdef UNIFN_HAVE_CUDA
@@ -18,21 +19,6 @@ using namespace unifn;
 using namespace unifn::accel;
 
 namespace {
-
-std::vector<std::uint8_t> test_image(std::uint32_t w, std::uint32_t h, std::uint32_t c, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::vector<std::uint8_t> px(std::size_t(w) * h * c);
-  // Smooth gradients, a hard-edged box and some noise: flat areas, edges and texture.
-  for (std::uint32_t y = 0; y < h; ++y)
-    for (std::uint32_t x = 0; x < w; ++x)
-      for (std::uint32_t ch = 0; ch < c; ++ch) {
-        int v = static_cast<int>((x * 255) / w + ch * 40 + (y * 3) % 50);
-        if (x > w / 3 && x < 2 * w / 3 && y > h / 4 && y < h / 2) v = 250 - static_cast<int>(ch) * 60;
-        v += static_cast<int>(rng() % 21) - 10;
-        px[(std::size_t(y) * w + x) * c + ch] = static_cast<std::uint8_t>(std::clamp(v, 0, 255));
-      }
-  return px;
-}
 
 ImageArgs image_args(ImageOp op, std::uint32_t w, std::uint32_t h, std::uint32_t c, const std::vector<std::uint8_t>& src,
                      std::vector<std::uint8_t>& dst, std::uint32_t ow = 0, std::uint32_t oh = 0) {
@@ -103,19 +89,19 @@ TEST_CASE("CPU image ops match the reference: grayscale and Sobel exactly, blur 
   auto cpu = make_cpu_backend();
   std::vector<std::uint8_t> d1, d2;
   for (std::uint32_t c : {3u, 4u}) {
-    auto src = test_image(61, 37, c, c);
+    auto src = test::test_image(61, 37, c, c);
     REQUIRE(cpu->image(image_args(ImageOp::Grayscale, 61, 37, c, src, d1)).ok());
     reference::image(image_args(ImageOp::Grayscale, 61, 37, c, src, d2));
     CHECK(max_diff(d1, d2) == 0);
   }
-  auto gray = test_image(80, 45, 1, 3);
+  auto gray = test::test_image(80, 45, 1, 3);
   REQUIRE(cpu->image(image_args(ImageOp::Sobel, 80, 45, 1, gray, d1)).ok());
   reference::image(image_args(ImageOp::Sobel, 80, 45, 1, gray, d2));
   CHECK(max_diff(d1, d2) == 0);
   CHECK(*std::max_element(d1.begin(), d1.end()) == 255);  // the box's edges saturate
 
   // Wide enough that the CPU backend works in bands of rows: the seams must not show.
-  auto wide = test_image(4100, 2100, 1, 4);
+  auto wide = test::test_image(4100, 2100, 1, 4);
   REQUIRE(cpu->image(image_args(ImageOp::Sobel, 4100, 2100, 1, wide, d1)).ok());
   reference::image(image_args(ImageOp::Sobel, 4100, 2100, 1, wide, d2));
   CHECK(max_diff(d1, d2) == 0);
@@ -127,7 +113,7 @@ TEST_CASE("CPU image ops match the reference: grayscale and Sobel exactly, blur 
   for (auto b : {Blur{1, 1, 0}, Blur{1, 3, 0}, Blur{3, 5, 0}, Blur{4, 7, 0}, Blur{1, 5, 1.5f}, Blur{2, 9, 2.0f}, Blur{3, 15, 0},
                  Blur{1, 31, 6.0f}}) {
     INFO("channels " << b.c << " ksize " << b.k << " sigma " << b.sigma);
-    auto src = test_image(53, 29, b.c, b.k);
+    auto src = test::test_image(53, 29, b.c, b.k);
     auto a1 = image_args(ImageOp::GaussianBlur, 53, 29, b.c, src, d1);
     a1.ksize = b.k, a1.sigma = b.sigma;
     REQUIRE(cpu->image(a1).ok());
@@ -142,7 +128,7 @@ TEST_CASE("CPU image ops match the reference: grayscale and Sobel exactly, blur 
   for (auto s : {Size{1, 40, 30, 80, 60}, Size{3, 40, 30, 20, 15}, Size{4, 64, 48, 37, 91}, Size{3, 7, 5, 100, 3},
                  Size{1, 1, 1, 5, 5}}) {
     INFO("resize " << s.w << "x" << s.h << "x" << s.c << " to " << s.ow << "x" << s.oh);
-    auto src = test_image(s.w, s.h, s.c, s.ow);
+    auto src = test::test_image(s.w, s.h, s.c, s.ow);
     REQUIRE(cpu->image(image_args(ImageOp::Resize, s.w, s.h, s.c, src, d1, s.ow, s.oh)).ok());
     reference::image(image_args(ImageOp::Resize, s.w, s.h, s.c, src, d2, s.ow, s.oh));
     CHECK(max_diff(d1, d2) <= 1);

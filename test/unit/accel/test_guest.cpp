@@ -14,6 +14,7 @@
 #include "device.h"
 #include "guest/function_vm.h"
 #include "reference/reference.h"
+#include "test_image.h"
 
 using namespace unifn;
 
@@ -68,19 +69,6 @@ Bytes probe(std::uint32_t cmd, std::uint32_t a = 0, std::uint32_t b = 0, std::ui
   Bytes body;
   append(body, probe_cmd{cmd, a, b, c, d});
   return body;
-}
-
-std::vector<std::uint8_t> pattern(std::uint32_t w, std::uint32_t h, std::uint32_t c, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::vector<std::uint8_t> px(std::size_t(w) * h * c);
-  for (std::uint32_t y = 0; y < h; ++y)
-    for (std::uint32_t x = 0; x < w; ++x)
-      for (std::uint32_t ch = 0; ch < c; ++ch) {
-        int v = static_cast<int>((x * 7 + y * 3 + ch * 50) % 256);
-        if ((x / 8 + y / 8) % 2) v = 255 - v;
-        px[(std::size_t(y) * w + x) * c + ch] = static_cast<std::uint8_t>(std::clamp(v + int(rng() % 9) - 4, 0, 255));
-      }
-  return px;
 }
 
 int max_diff(const std::vector<std::uint8_t>& x, const std::vector<std::uint8_t>& y) {
@@ -149,7 +137,7 @@ TEST_CASE("the edges example answers a PNG of the Sobel edges of a PNG or JPEG, 
   for (int channels : {3, 4, 1}) {
     for (bool jpeg : {false, true}) {
       INFO("channels " << channels << (jpeg ? " JPEG" : " PNG"));
-      auto px = pattern(w, h, static_cast<std::uint32_t>(channels), 5);
+      auto px = test::test_image(w, h, static_cast<std::uint32_t>(channels), 5);
       Bytes file;
       auto sink = [](void* ctx, void* data, int size) {
         auto* f = static_cast<Bytes*>(ctx);
@@ -236,7 +224,7 @@ TEST_CASE("NOOP, MinMax and every image op through the guest match the reference
                   Op{P{UNIFN_ACCEL_IMAGE_RESIZE, 50, 30, 4, 17, 9, 4, 0, 0, 0}, 1}}) {
     const auto& p = op.p;
     INFO("image op " << p.op << " channels " << p.channels);
-    auto px = pattern(p.width, p.height, p.channels, p.op);
+    auto px = test::test_image(p.width, p.height, p.channels, p.op);
     Bytes req = probe(PROBE_IMAGE);
     append(req, p);
     append(req, px);
