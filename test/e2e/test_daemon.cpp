@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <regex>
 #include <thread>
 
@@ -56,6 +57,21 @@ TEST_CASE("SIGTERM stops the daemon cleanly") {
   Daemon d;
   CHECK(curl("-X POST --data-binary x " + d.url("/function/echo")) == "x");
   CHECK(d.stop() == 0);
+}
+
+TEST_CASE("SIGTERM answers the calls in flight before it closes their connections") {
+  TempDir fns;
+  std::ofstream(fns.path + "/m.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
+                                      << "/test/guests/misbehave.elf\ntimeout_ms: 1000\n";
+  Daemon d("--functions-dir " + fns.path);
+  auto running = std::async(std::launch::async, [&] {
+    return curl("-o /dev/null -w '%{http_code}' -X POST --data-binary loop " + d.url("/function/misbehave"));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the guest spins until its timeout
+  d.signal(SIGTERM);
+  CHECK(running.get() == "504");  // answered within the grace (10 s), not cut off
+  REQUIRE(d.stop() == 0);
+  CHECK_THAT(d.log(), Catch::Contains("unifnd: stopped"));
 }
 
 TEST_CASE("a SIGTERM or SIGHUP that lands on a thread a library started before main is still the daemon's") {

@@ -135,6 +135,13 @@ TEST_CASE("edges over HTTP answers the PNG of the Sobel edges, and 400 to a body
   CHECK(edges[std::size_t(8) * w + 20] > 100);  // the square's top edge
   CHECK(edges[std::size_t(15) * w + 20] == 0);  // inside it, nothing
 
+  // Each op of the call counted under its own name (the device caches one counter per name).
+  CHECK(post_file(d, "edges", in, out) == "200");
+  const std::string backend = cuda_available(d) ? "cuda" : "cpu";
+  auto metrics = curl(d.url("/metrics"));
+  CHECK_THAT(metrics, Catch::Contains("unifn_accel_ops_total{backend=\"" + backend + "\",op=\"image-grayscale\"} 2"));
+  CHECK_THAT(metrics, Catch::Contains("unifn_accel_ops_total{backend=\"" + backend + "\",op=\"image-sobel\"} 2"));
+
   write_file(in, "not an image", 12);
   CHECK(post_file(d, "edges", in, out) == "400");
   CHECK_THAT(read_file(out), Catch::Contains("not a PNG or JPEG"));
@@ -189,7 +196,7 @@ TEST_CASE("the daemon's accel.backends limits what functions may use") {
   unlink(cfg.c_str());
 }
 
-TEST_CASE("unifnd bench-accel prints its figures, and refuses a backend it cannot run") {
+TEST_CASE("unifnd bench-accel prints its figures; it and unifnd bench refuse a backend or probe they cannot use") {
   auto r = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd bench-accel --quick 2>&1");
   CHECK(r.status == 0);
   for (const char* key : {"backend=cpu\n", "noop_roundtrip_us_p50=", "sgemm_256_guest_over_host=", "sgemm_1024_guest_over_host="})
@@ -197,4 +204,10 @@ TEST_CASE("unifnd bench-accel prints its figures, and refuses a backend it canno
   auto bad = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd bench-accel --backend tpu 2>&1");
   CHECK(bad.status == 2);
   CHECK_THAT(bad.out, Catch::Contains("no backend named 'tpu'"));
+  auto no_probe = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd bench-accel --probe /nonexistent/probe.elf 2>&1");
+  CHECK(no_probe.status == 1);
+  CHECK_THAT(no_probe.out, Catch::Contains("/nonexistent/probe.elf"));
+  auto bench = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd bench " + UNIFN_FUNCTIONS_DIR + "/echo.elf --accel tpu 2>&1");
+  CHECK(bench.status == 1);
+  CHECK_THAT(bench.out, Catch::Contains("the accelerator backend 'tpu' cannot run here"));
 }
