@@ -14,6 +14,7 @@
 #include "loader/elf.h"
 #include "loader/multiboot.h"
 #include "loader/pvh.h"
+#include "platform/kvm/kvm_machine.h"
 #include "x86/protected_mode.h"
 
 namespace unifn::vmm {
@@ -90,7 +91,12 @@ KernelResult boot_kernel(const std::string& name, std::span<const std::uint8_t> 
                                             "passes",
                                             name, cmdline.size(), kernel_layout::kCmdlineMax - 1));
 
-  Machine machine(Kvm::instance(), std::make_unique<GuestMemory>(ram));
+  Platform& platform = cfg.platform ? *cfg.platform : default_platform();
+  if (platform.kind() != PlatformKind::Kvm)
+    throw ImageError(fmt::format("{}: a {} kernel runs ring-0 code, which the {} platform cannot run; it needs KVM "
+                                 "(/dev/kvm)",
+                                 name, pvh ? "PVH" : "multiboot", platform.name()));
+  KvmMachine machine(Kvm::instance(), std::make_unique<GuestMemory>(ram));
   auto& mem = machine.memory();
   ProtectedModeEntry entry;
   if (pvh) {

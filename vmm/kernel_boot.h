@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "machine.h"
+#include "platform/platform.h"
 
 namespace unifn::vmm {
 
@@ -17,6 +18,8 @@ struct KernelBootConfig {
   std::string cmdline;
   std::chrono::milliseconds timeout{10000};
   std::function<void(std::string_view)> serial;  // bytes the guest sends out of COM1
+  // Where to boot; nullptr: default_platform(). Only KVM runs kernels (their code is ring 0).
+  Platform* platform = nullptr;
 };
 
 struct KernelResult {

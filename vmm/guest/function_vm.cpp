@@ -12,9 +12,7 @@
 #include <fmt/format.h>
 #include <unifn/abi.h>
 
-#include "x86/cpu.h"
 #include "x86/layout.h"
-#include "x86/long_mode.h"
 
 namespace unifn::vmm {
 
@@ -25,6 +23,7 @@ constexpr std::uint64_t k2M = 2ull << 20;
 constexpr std::uint64_t page_up(std::uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
 constexpr std::uint64_t kStackBytes = 1ull << 20;
 constexpr std::uint16_t kHypercallPorts = 0x100;  // UNIFN_HC_BASE .. +0xFF belong to hypercalls
+constexpr std::uint32_t kPfW = 2, kPfX = 1;         // ELF segment flags
 
 const char* vector_name(unsigned v) {
   static const char* names[] = {"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
@@ -36,8 +35,6 @@ const char* vector_name(unsigned v) {
                                 "#CP control protection"};
   return v < std::size(names) ? names[v] : "reserved exception";
 }
-
-bool has_error_code(unsigned v) { return v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 29 || v == 30; }
 
 }  // namespace
 
@@ -66,9 +63,15 @@ FunctionVm::Layout FunctionVm::plan(const FunctionImage& image, const FunctionVm
 }
 
 namespace {
-std::unique_ptr<GuestMemory> ram_for(const GuestLayout& l, const Snapshot* snap) {
-  if (!snap) return std::make_unique<GuestMemory>(l.ram);
-  return std::make_unique<GuestMemory>(l.ram, snap->ram.get(), l.ram);
+// What the platform needs to create the machine: RAM, its snapshot file, the image's rights.
+MachineSpec machine_spec(const GuestLayout& l, const FunctionImage& image, const Snapshot* snap) {
+  MachineSpec spec;
+  spec.ram_bytes = l.ram;
+  spec.ram_file = snap ? &snap->ram : nullptr;
+  spec.track_writes = snap != nullptr;
+  for (const auto& seg : image.elf.segments)
+    spec.regions.push_back({seg.gpa, seg.mem_size, (seg.flags & kPfW) != 0, (seg.flags & kPfX) != 0});
+  return spec;
 }
 }  // namespace
 
@@ -81,7 +84,7 @@ FunctionVm::FunctionVm(std::shared_ptr<const FunctionImage> image, const Functio
       cfg_(cfg),
       layout_(snap ? snap->layout : plan(*image_, cfg_)),
       console_(std::move(console)),
-      machine_(std::make_unique<Machine>(Kvm::instance(), ram_for(layout_, snap.get()), snap != nullptr)),
+      machine_(cfg_.platform_or_default().create(machine_spec(layout_, *image_, snap.get()))),
       syscalls_(layout_.heap_start, layout_.heap_end, console_),
       snap_(std::move(snap)) {
   syscalls_.on_unknown = [this](std::string_view what) {
@@ -98,14 +101,12 @@ std::unique_ptr<FunctionVm> FunctionVm::boot(std::shared_ptr<const FunctionImage
   std::unique_ptr<FunctionVm> vm(new FunctionVm(std::move(image), cfg, std::move(console)));
   auto& mem = vm->machine_->memory();
   load_segments(vm->image_->elf, vm->image_->bytes, mem, vm->image_->path);
-  write_ring3_structures(mem);
   vm->write_boot_info();
   vm->wire_ports();
-  enter_ring3(vm->machine_->vcpu(), vm->image_->elf.entry, vm->layout_.stack_top, layout::kBootInfo);
+  vm->machine_->start_user(vm->image_->elf.entry, vm->layout_.stack_top, layout::kBootInfo);
   Stop s = vm->machine_->run(std::chrono::steady_clock::now() + cfg.init_timeout);
   vm->console_.flush();
   if (s.kind != StopKind::Parked) throw BootError(std::move(s), vm->image_->path);
-  vm->calibrate_tsc();
   return vm;
 }
 
@@ -120,12 +121,10 @@ std::unique_ptr<FunctionVm> FunctionVm::restore(std::shared_ptr<const Snapshot> 
   unifn_boot_info bi = vm->machine_->memory().read_obj<unifn_boot_info>(GuestAddr(layout::kBootInfo));
   bi.virtio_count = 0;
   vm->attach_devices(bi);  // same factories, same order: same windows as at snapshot time
-  vm->machine_->vcpu().set_cpuid(guest_cpuid(vm->machine_->vcpu()));
   vm->machine_->memory().track_host_writes(true);
   vm->reset();
   vm->reseed();
-  vm->tsc_khz_ = std::max<std::uint64_t>(1, tsc_khz(vm->machine_->vcpu()));
-  vm->calibrate_tsc();
+  vm->tsc_khz_ = std::max<std::uint64_t>(1, vm->machine_->tsc_khz());
   return vm;
 }
 
@@ -134,17 +133,19 @@ std::shared_ptr<Snapshot> FunctionVm::snapshot(Fd ram_file) {
   auto snap = std::make_shared<Snapshot>();
   const auto& mem = machine_->memory();
   static const std::uint8_t zero[kPage] = {};
-  for (std::uint64_t off = 0; off < layout_.ram; off += kPage) {
-    auto page = mem.span(GuestAddr(off), kPage, "snapshot");
-    if (std::memcmp(page.data(), zero, kPage) == 0) continue;  // holes read back as zero
-    // Safe: writes our own buffer to the caller's file at the page's offset.
-    if (::pwrite(ram_file.get(), page.data(), kPage, static_cast<off_t>(off)) != static_cast<ssize_t>(kPage))
-      throw std::system_error(errno, std::generic_category(), "writing the snapshot RAM file");
+  for (auto [from, to] : mem.populated()) {
+    for (std::uint64_t off = from & ~(kPage - 1); off < to; off += kPage) {
+      auto page = mem.span(GuestAddr(off), kPage, "snapshot");
+      if (std::memcmp(page.data(), zero, kPage) == 0) continue;  // holes read back as zero
+      // Safe: writes our own buffer to the caller's file at the page's offset.
+      if (::pwrite(ram_file.get(), page.data(), kPage, static_cast<off_t>(off)) != static_cast<ssize_t>(kPage))
+        throw std::system_error(errno, std::generic_category(), "writing the snapshot RAM file");
+    }
   }
   if (::ftruncate(ram_file.get(), static_cast<off_t>(layout_.ram)) != 0)
     throw std::system_error(errno, std::generic_category(), "sizing the snapshot RAM file");
   snap->ram = std::move(ram_file);
-  snap->cpu = CpuState::capture(machine_->vcpu());
+  snap->cpu = machine_->capture();
   snap->layout = layout_;
   snap->heap = syscalls_.heap();
   snap->parked_at = parked_at_;
@@ -155,7 +156,7 @@ std::shared_ptr<Snapshot> FunctionVm::snapshot(Fd ram_file) {
 void FunctionVm::reset() {
   if (!snap_) throw std::logic_error("reset() needs a VM restored from a snapshot");
   auto& mem = machine_->memory();
-  auto pages = machine_->vm().take_dirty_log();
+  auto pages = machine_->take_dirty_pages();
   auto host = mem.take_host_dirty();
   pages.insert(pages.end(), host.begin(), host.end());
   std::sort(pages.begin(), pages.end());
@@ -167,7 +168,7 @@ void FunctionVm::reset() {
     mem.discard(GuestAddr(pages[i] * kPage), (j - i) * kPage);
     i = j;
   }
-  snap_->cpu.apply(machine_->vcpu());
+  machine_->apply(snap_->cpu);
   for (std::size_t i = 0; i < devices_.size(); ++i) devices_[i]->restore(snap_->devices[i]);
   syscalls_.set_heap(snap_->heap);
   parked_at_ = snap_->parked_at;
@@ -186,7 +187,7 @@ void FunctionVm::write_boot_info() {
   bi.magic = UNIFN_BOOT_MAGIC;
   bi.abi_version = UNIFN_ABI_VERSION;
   bi.ram_bytes = layout_.ram;
-  bi.tsc_khz = tsc_khz_ = std::max<std::uint64_t>(1, tsc_khz(machine_->vcpu()));
+  bi.tsc_khz = tsc_khz_ = std::max<std::uint64_t>(1, machine_->tsc_khz());
 
   std::string cmdline = cfg_.cmdline.substr(0, layout::kCmdlineMax - 1);
   mem.fill(GuestAddr(layout::kCmdline), 0, layout::kCmdlineMax);
@@ -255,10 +256,8 @@ void FunctionVm::wire_ports() {
       return IoResult::halt({StopKind::Fault, 0, fmt::format("hypercall {}: {} ({})", a.port - UNIFN_HC_BASE, e.what(), machine_->where())});
     }
   });
-  machine_->on_ports(layout::kSyscallPort, 1, [this](Machine&, PortAccess&) { return on_syscall(); });
-  machine_->on_ports(layout::kExceptionPortBase, 32, [this](Machine&, PortAccess& a) {
-    return on_exception(a.port - layout::kExceptionPortBase);
-  });
+  machine_->on_syscall([this](Machine&, GuestRegs& regs) { return on_syscall(regs); });
+  machine_->on_exception([this](Machine&, const GuestException& e) { return on_exception(e); });
 }
 
 IoResult FunctionVm::park(std::uint64_t next_gpa) {
@@ -323,93 +322,21 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
   }
 }
 
-IoResult FunctionVm::on_syscall() {
-  kvm_regs r = machine_->vcpu().regs();
-  if (r.rip < layout::kSyscallStub || r.rip > layout::kSyscallStub + 2)
-    return IoResult::halt({StopKind::Fault, 0, fmt::format("the guest wrote to the VMM's syscall port at rip {:#x}", r.rip)});
-  return serve_syscall(r, r.rsp);
-}
-
-void FunctionVm::return_to_user(kvm_regs r, std::uint64_t rip, std::uint64_t rsp, std::uint64_t flags) {
-  auto& vcpu = machine_->vcpu();
-  r.rip = rip;
-  r.rsp = rsp;
-  // IOPL 3 so that `out` can exit directly where the host honours it; RF and TF cleared.
-  r.rflags = (flags & ~(rflags::kTF | (1ull << 16))) | rflags::kIopl3 | rflags::kFixed;
-  kvm_sregs s = vcpu.sregs();
-  set_user_segments(s);
-  vcpu.set_sregs(s);
-  vcpu.set_regs(r);
-}
-
-IoResult FunctionVm::serve_syscall(kvm_regs r, std::uint64_t user_rsp) {
-  auto out = syscalls_.handle(*machine_, r);
+IoResult FunctionVm::on_syscall(GuestRegs& regs) {
+  auto out = syscalls_.handle(*machine_, regs);
   if (out.stop) return IoResult::halt(std::move(*out.stop));
-  // Back to ring 3 the way sysret would: rip from rcx, rflags from r11.
-  r.rax = static_cast<std::uint64_t>(out.ret);
-  return_to_user(r, r.rcx, user_rsp, r.r11);
+  regs.rax = static_cast<std::uint64_t>(out.ret);
   return IoResult::next();
 }
 
-IoResult FunctionVm::on_exception(unsigned vector) {
-  auto& vcpu = machine_->vcpu();
-  kvm_regs r = vcpu.regs();
-  const std::uint64_t stub = layout::kExceptionStubs + 8 * vector;
-  if (r.rip < stub || r.rip > stub + 2)
-    return IoResult::halt({StopKind::Fault, 0, fmt::format("the guest wrote to the VMM's exception port {:#x} at rip {:#x}",
-                                                            layout::kExceptionPortBase + vector, r.rip)});
-  auto& mem = machine_->memory();
-  // Under PVM, `syscall` from ring 3 lands at LSTAR still in ring 3 with IOPL cleared, so the
-  // stub's `out` raises #GP there (KVM-NOTES.md). The registers still hold the system call
-  // (rcx = return rip, r11 = rflags), so serve it from here; on VT-x the port path serves it.
-  if (vector == 13 && mem.contains(GuestAddr(r.rsp), 48)) {
-    auto f = mem.read_obj<std::array<std::uint64_t, 6>>(GuestAddr(r.rsp));  // error, rip, cs, rflags, rsp, ss
-    if (f[1] == layout::kSyscallStub && (f[2] & 3) == 3) return serve_syscall(r, f[4]);
-    // PVM also ignores IOPL, so a hypercall's `out %eax, %dx` from ring 3 raises #GP: decode it
-    // and serve it as the direct port exit would have been.
-    if ((f[2] & 3) == 3 && f[0] == 0 && mem.contains(GuestAddr(f[1]), 1) &&
-        mem.read_obj<std::uint8_t>(GuestAddr(f[1])) == 0xEF) {
-      const std::uint16_t port = r.rdx & 0xFFFF;
-      if (port >= UNIFN_HC_BASE && port < UNIFN_HC_BASE + kHypercallPorts) {
-        return_to_user(r, f[1] + 1, f[4], f[3]);
-        try {
-          return on_hypercall(port - UNIFN_HC_BASE, static_cast<std::uint32_t>(r.rax));
-        } catch (const GuestMemoryError& e) {
-          return IoResult::halt({StopKind::Fault, 0, fmt::format("hypercall {}: {} (rip {:#x})", port - UNIFN_HC_BASE, e.what(), f[1])});
-        }
-      }
-    }
-  }
-  std::uint64_t frame = r.rsp, error = 0;
-  std::string detail;
-  try {
-    if (has_error_code(vector)) {
-      error = mem.read_obj<std::uint64_t>(GuestAddr(frame));
-      frame += 8;
-    }
-    std::uint64_t rip = mem.read_obj<std::uint64_t>(GuestAddr(frame));
-    detail = fmt::format("at rip {:#x}", rip);
-    if (getenv("UNIFN_DEBUG")) detail += fmt::format(" cs {:#x} rflags {:#x} rsp {:#x} ss {:#x} | cur cs {:#x}",
-        mem.read_obj<std::uint64_t>(GuestAddr(frame+8)), mem.read_obj<std::uint64_t>(GuestAddr(frame+16)),
-        mem.read_obj<std::uint64_t>(GuestAddr(frame+24)), mem.read_obj<std::uint64_t>(GuestAddr(frame+32)), vcpu.sregs().cs.selector);
-  } catch (const GuestMemoryError&) {
-    detail = "with an unreadable exception frame";
-  }
-  std::string msg = fmt::format("guest exception {} (vector {}) {}", vector_name(vector), vector, detail);
-  if (has_error_code(vector)) msg += fmt::format(", error code {:#x}", error);
-  if (vector == 14) msg += fmt::format(", address {:#x}", vcpu.sregs().cr2);
+IoResult FunctionVm::on_exception(const GuestException& e) {
+  std::string msg = fmt::format("guest exception {} (vector {}) {}", vector_name(e.vector), e.vector,
+                                e.rip ? fmt::format("at rip {:#x}", *e.rip) : "with an unreadable exception frame");
+  if (e.error_code) msg += fmt::format(", error code {:#x}", *e.error_code);
+  if (e.address) msg += fmt::format(", address {:#x}", *e.address);
   console_.flush();
   return IoResult::halt({StopKind::Fault, 0, std::move(msg)});
 }
-
-void FunctionVm::calibrate_tsc() {
-  auto before = __rdtsc();
-  auto m = machine_->vcpu().msrs({msr::kTsc});
-  auto after = __rdtsc();
-  if (m.size() == 1) tsc_offset_ = static_cast<std::int64_t>(m[0].data - (before / 2 + after / 2));
-}
-
-std::uint64_t FunctionVm::guest_tsc_now() const { return __rdtsc() + static_cast<std::uint64_t>(tsc_offset_); }
 
 Outcome FunctionVm::invoke(std::span<const std::uint8_t> body, std::string_view content_type,
                            std::chrono::steady_clock::time_point deadline) {

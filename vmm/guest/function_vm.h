@@ -14,6 +14,7 @@
 #include "guest/function_image.h"
 #include "guest/linux_syscalls.h"
 #include "machine.h"
+#include "platform/platform.h"
 #include "snapshot/snapshot.h"
 
 struct unifn_boot_info;
@@ -31,6 +32,9 @@ struct FunctionVmConfig {
   // Names what the devices are and run on ("accel:cpu"): part of the snapshot key, so a function
   // moved to another backend gets its own snapshot.
   std::string device_key;
+  // Where the guest runs; nullptr: default_platform(). Part of the snapshot key.
+  Platform* platform = nullptr;
+  Platform& platform_or_default() const { return platform ? *platform : default_platform(); }
 };
 
 // The answer to one invocation. When stop.kind is Parked the function answered (status,
@@ -84,7 +88,7 @@ class FunctionVm {
   const std::vector<std::unique_ptr<MmioDevice>>& devices() const { return devices_; }
   const FunctionImage& image() const { return *image_; }
   std::uint64_t requests() const { return requests_; }
-  std::uint64_t guest_tsc_now() const;  // host TSC translated to the guest's
+  std::uint64_t guest_tsc_now() const { return machine_->guest_tsc_now(); }
   std::uint64_t syscalls() const { return syscalls_.count(); }
   // Guest TSC ticks to microseconds.
   double tsc_to_us(std::uint64_t ticks) const { return static_cast<double>(ticks) * 1000.0 / static_cast<double>(tsc_khz_); }
@@ -95,10 +99,8 @@ class FunctionVm {
   void wire_ports();
   void attach_devices(unifn_boot_info& bi);
   IoResult on_hypercall(std::uint32_t nr, std::uint32_t gpa);
-  IoResult on_syscall();
-  IoResult serve_syscall(kvm_regs regs, std::uint64_t user_rsp);
-  void return_to_user(kvm_regs regs, std::uint64_t rip, std::uint64_t rsp, std::uint64_t flags);
-  IoResult on_exception(unsigned vector);
+  IoResult on_syscall(GuestRegs& regs);
+  IoResult on_exception(const GuestException& e);
   IoResult park(std::uint64_t next_gpa);
 
   using Layout = GuestLayout;
@@ -106,7 +108,6 @@ class FunctionVm {
   FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console,
              std::shared_ptr<const Snapshot> snap);
   void reseed();
-  void calibrate_tsc();
 
   std::shared_ptr<const FunctionImage> image_;
   FunctionVmConfig cfg_;
@@ -117,7 +118,6 @@ class FunctionVm {
   std::vector<std::unique_ptr<MmioDevice>> devices_;
   std::uint64_t parked_at_ = 0;  // gpa of the unifn_hc_next the guest waits in, 0 when running
   std::uint64_t requests_ = 0;
-  std::int64_t tsc_offset_ = 0;
   std::uint64_t tsc_khz_ = 1;
   Outcome* current_ = nullptr;  // the invocation being served
   std::shared_ptr<const Snapshot> snap_;  // set when restored: what reset() returns to

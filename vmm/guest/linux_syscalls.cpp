@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <fmt/format.h>
 
-#include "kvm/kvm.h"
 
 namespace unifn::vmm {
 
@@ -98,7 +97,7 @@ std::int64_t LinuxSyscalls::sys_writev(Machine& m, std::uint64_t fd, std::uint64
   return total;
 }
 
-LinuxSyscalls::Outcome LinuxSyscalls::handle(Machine& m, const kvm_regs& r) {
+LinuxSyscalls::Outcome LinuxSyscalls::handle(Machine& m, GuestRegs& r) {
   ++count_;
   std::uint64_t a0 = r.rdi, a1 = r.rsi, a2 = r.rdx, a3 = r.r10, a4 = r.r8;
   auto& mem = m.memory();
@@ -130,14 +129,12 @@ LinuxSyscalls::Outcome LinuxSyscalls::handle(Machine& m, const kvm_regs& r) {
     case __NR_getegid: return {0};
     case __NR_arch_prctl: {
       if (a0 == kArchSetFs) {
-        auto s = m.vcpu().sregs();
-        s.fs.base = a1;
-        m.vcpu().set_sregs(s);
+        r.fs_base = a1;
         return {0};
       }
       if (a0 == kArchGetFs) {
         if (!mem.contains(GuestAddr(a1), 8)) return {-EFAULT};
-        mem.write_obj<std::uint64_t>(GuestAddr(a1), m.vcpu().sregs().fs.base);
+        mem.write_obj<std::uint64_t>(GuestAddr(a1), r.fs_base);
         return {0};
       }
       return {-EINVAL};

@@ -1,8 +1,6 @@
 // The small set of Linux system calls that musl needs, served by the VMM for unifn guests.
 #pragma once
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -35,7 +33,7 @@ class LinuxSyscalls {
     std::int64_t ret = 0;
     std::optional<Stop> stop;
   };
-  Outcome handle(Machine& m, const kvm_regs& regs);
+  Outcome handle(Machine& m, GuestRegs& regs);  // arch_prctl sets regs.fs_base
 
   const HeapState& heap() const { return heap_; }
   void set_heap(const HeapState& h) { heap_ = h; }

@@ -87,7 +87,7 @@ ElfImage parse_elf64(std::span<const std::uint8_t> file, const std::string& name
     if (gpa < UNIFN_IMAGE_MIN_GPA) throw bad(fmt::format("segment {} at {:#x} is below 1 MiB", i, gpa));
     if (ph.p_memsz > UNIFN_RAM_MAX_BYTES || gpa > UNIFN_RAM_MAX_BYTES - ph.p_memsz)
       throw bad(fmt::format("segment {} at {:#x} of {:#x} bytes is beyond the largest guest RAM", i, gpa, ph.p_memsz));
-    img.segments.push_back({ph.p_offset, ph.p_filesz, gpa, ph.p_memsz});
+    img.segments.push_back({ph.p_offset, ph.p_filesz, gpa, ph.p_memsz, ph.p_flags});
     img.end = std::max(img.end, gpa + ph.p_memsz);
     if (eh.e_entry >= ph.p_vaddr && eh.e_entry < ph.p_vaddr + ph.p_memsz) entry_in_segment = true;
   }

@@ -17,6 +17,7 @@ struct LoadSegment {
   std::uint64_t file_size = 0;
   std::uint64_t gpa = 0;
   std::uint64_t mem_size = 0;
+  std::uint32_t flags = 0;  // PF_R, PF_W, PF_X: the sandbox maps the segment with these rights
 };
 
 struct ElfImage {

@@ -1,7 +1,9 @@
 // Guest RAM mapping and its bounds-checked accessors.
 #include "memory/guest_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -50,8 +52,71 @@ GuestMemory::GuestMemory(std::size_t bytes, int fd, std::size_t file_bytes) : si
   }
 }
 
+std::unique_ptr<GuestMemory> GuestMemory::shared(std::size_t bytes, int initial_fd) {
+  require_pages(bytes);
+  std::unique_ptr<GuestMemory> m(new GuestMemory());
+  m->size_ = bytes;
+  m->shared_fd_ = memfd_create("unifn-guest-ram", MFD_CLOEXEC);
+  if (m->shared_fd_ < 0) throw std::system_error(errno, std::generic_category(), "memfd_create for guest RAM");
+  if (ftruncate(m->shared_fd_, static_cast<off_t>(bytes)) != 0)
+    throw std::system_error(errno, std::generic_category(), fmt::format("sizing {} bytes of guest RAM", bytes));
+  // Safe: a fresh shared mapping of our own memfd, owned and unmapped by this object.
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->shared_fd_, 0);
+  if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), fmt::format("mmap of {} bytes of guest RAM", bytes));
+  m->base_ = static_cast<std::uint8_t*>(p);
+  if (initial_fd >= 0) {
+    m->initial_fd_ = fcntl(initial_fd, F_DUPFD_CLOEXEC, 0);
+    if (m->initial_fd_ < 0) throw std::system_error(errno, std::generic_category(), "dup of the snapshot RAM file");
+    m->copy_initial(0, bytes);
+  }
+  return m;
+}
+
 GuestMemory::~GuestMemory() {
   if (base_) munmap(base_, size_);
+  if (shared_fd_ >= 0) ::close(shared_fd_);
+  if (initial_fd_ >= 0) ::close(initial_fd_);
+}
+
+void GuestMemory::punch(std::uint64_t addr, std::uint64_t len) {
+  if (len == 0) return;
+  // A hole reads as zero, in this mapping and in every other process's mapping of the memfd.
+  if (fallocate(shared_fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(addr), static_cast<off_t>(len)) != 0)
+    throw std::system_error(errno, std::generic_category(), "punching a hole in guest RAM");
+}
+
+void GuestMemory::copy_initial(std::uint64_t addr, std::uint64_t len) {
+  const std::uint64_t end = addr + len;
+  for (std::uint64_t off = addr; off < end;) {
+    // Only the file's data extents are copied; its holes become holes here too.
+    off_t data = lseek(initial_fd_, static_cast<off_t>(off), SEEK_DATA);
+    std::uint64_t from = data < 0 ? end : std::min<std::uint64_t>(static_cast<std::uint64_t>(data), end);
+    if (from > off) punch(off, from - off);
+    if (from >= end) break;
+    off_t hole = lseek(initial_fd_, static_cast<off_t>(from), SEEK_HOLE);
+    std::uint64_t to = hole < 0 ? end : std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), end);
+    for (std::uint64_t at = from; at < to;) {
+      ssize_t n = pread(initial_fd_, base_ + at, to - at, static_cast<off_t>(at));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw std::system_error(n < 0 ? errno : EIO, std::generic_category(), "reading the snapshot RAM file");
+      at += static_cast<std::uint64_t>(n);
+    }
+    off = to;
+  }
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> GuestMemory::populated() const {
+  if (shared_fd_ < 0) return {{0, size_}};
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  for (std::uint64_t off = 0; off < size_;) {
+    off_t data = lseek(shared_fd_, static_cast<off_t>(off), SEEK_DATA);
+    if (data < 0 || static_cast<std::uint64_t>(data) >= size_) break;
+    off_t hole = lseek(shared_fd_, data, SEEK_HOLE);
+    std::uint64_t to = hole < 0 ? size_ : std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), size_);
+    out.emplace_back(static_cast<std::uint64_t>(data), to);
+    off = to;
+  }
+  return out;
 }
 
 std::uint64_t GuestMemory::host_base_for_kvm() const {
@@ -124,6 +189,11 @@ void GuestMemory::discard(GuestAddr addr, std::uint64_t len) {
   if (addr.value % kPage || len % kPage)
     throw std::invalid_argument(fmt::format("discard of {} bytes at {} is not page-aligned", len, to_string(addr)));
   if (len == 0) return;
+  if (shared_fd_ >= 0) {
+    if (initial_fd_ >= 0) copy_initial(addr.value, len);
+    else punch(addr.value, len);
+    return;
+  }
   // Safe: a range inside our own private mapping; MADV_DONTNEED on MAP_PRIVATE restores the
   // file's (or zero) contents.
   if (madvise(base_ + addr.value, len, MADV_DONTNEED) != 0)
@@ -131,6 +201,14 @@ void GuestMemory::discard(GuestAddr addr, std::uint64_t len) {
 }
 
 void GuestMemory::zero(GuestAddr addr, std::uint64_t len) {
+  if (shared_fd_ >= 0) {
+    check(addr, len, "zero");
+    if (addr.value % kPage || len % kPage)
+      throw std::invalid_argument(fmt::format("zero of {} bytes at {} is not page-aligned", len, to_string(addr)));
+    mark(addr.value, len);  // the next reset brings back what the snapshot had there
+    punch(addr.value, len);
+    return;
+  }
   discard(addr, len);
   if (addr.value >= file_bytes_) return;  // anonymous RAM: discarded pages read as zero
   static const std::uint8_t kZero[kPage] = {};

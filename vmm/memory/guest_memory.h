@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -37,11 +38,20 @@ class GuestMemory {
   // RAM whose first file_bytes come from fd, mapped copy-on-write (MAP_PRIVATE): pages load on
   // demand and stay shared with every other mapping of the same file until written.
   GuestMemory(std::size_t bytes, int fd, std::size_t file_bytes);
+  // RAM in a memfd mapped MAP_SHARED, so that another process (the sandbox's guest) can map the
+  // same pages. When initial is given (a snapshot's RAM file, as big as RAM) its data is copied
+  // in, and discard() brings those bytes back.
+  static std::unique_ptr<GuestMemory> shared(std::size_t bytes, int initial_fd = -1);
   ~GuestMemory();
   GuestMemory(const GuestMemory&) = delete;
   GuestMemory& operator=(const GuestMemory&) = delete;
 
   std::size_t size() const { return size_; }
+  // The memfd of shared RAM (guest-physical address == file offset); -1 for private RAM.
+  int shared_fd() const { return shared_fd_; }
+  // The ranges [start, end) that may hold non-zero bytes: all of RAM, or for shared RAM only the
+  // memfd's populated extents (reading a hole of a shared mapping would allocate it).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> populated() const;
   // Host address of guest-physical 0, for KVM_SET_USER_MEMORY_REGION only.
   std::uint64_t host_base_for_kvm() const;
 
@@ -90,8 +100,13 @@ class GuestMemory {
   void zero(GuestAddr addr, std::uint64_t len);
 
  private:
+  GuestMemory() = default;
   void mark(std::uint64_t addr, std::uint64_t len);
+  void punch(std::uint64_t addr, std::uint64_t len);
+  void copy_initial(std::uint64_t addr, std::uint64_t len);  // shared RAM: initial_fd_'s bytes back
   std::uint8_t* base_ = nullptr;
+  int shared_fd_ = -1;   // owned
+  int initial_fd_ = -1;  // owned (a dup): the bytes discard() restores in shared RAM
   std::size_t size_ = 0;
   std::size_t file_bytes_ = 0;  // the first file_bytes_ of RAM come from a file
   bool tracking_ = false;

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "guest/linux_syscalls.h"
-#include "kvm/fd.h"
-#include "snapshot/cpu_state.h"
+#include "fd.h"
+#include "machine.h"
 
 namespace unifn::vmm {
 

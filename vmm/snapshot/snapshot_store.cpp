@@ -89,6 +89,9 @@ std::string SnapshotStore::key(const FunctionImage& image, const FunctionVmConfi
     f->add_u64(kSnapshotFormat);
     f->add_u64(cfg.memory_bytes);
     f->add_u64(cfg.max_body_bytes);
+    const auto platform = to_string(cfg.platform_or_default().kind());  // each platform has its own CPU state
+    f->add_u64(platform.size());
+    f->add(std::span(reinterpret_cast<const std::uint8_t*>(platform.data()), platform.size()));  // Safe: chars as bytes.
     f->add_u64(cfg.devices.size());
     f->add_u64(cfg.device_key.size());  // lengths keep ("ab", "") apart from ("a", "b")
     f->add(std::span(reinterpret_cast<const std::uint8_t*>(cfg.device_key.data()), cfg.device_key.size()));  // Safe: chars as bytes.
@@ -116,7 +119,8 @@ void SnapshotStore::save(const std::string& key, Snapshot& snap, const fs::path&
     p.u64(len);
   }
   p.u64(snap.parked_at);
-  p.blob(snap.cpu.to_bytes());
+  p.u64(static_cast<std::uint64_t>(snap.cpu.platform));
+  p.blob(snap.cpu.bytes);
   p.u64(snap.devices.size());
   for (const auto& d : snap.devices) p.blob(d);
   p.u64(ram_checksum(snap.ram.get(), snap.layout.ram));
@@ -181,7 +185,11 @@ std::shared_ptr<Snapshot> SnapshotStore::load(const std::string& key, std::size_
     snap->heap.free[start] = p.u64();
   }
   snap->parked_at = p.u64();
-  snap->cpu = CpuState::from_bytes(p.blob(1 << 20));
+  const auto platform = p.u64();
+  if (platform > static_cast<std::uint64_t>(PlatformKind::Fake))
+    throw std::runtime_error(fmt::format("{}: names an unknown platform {}", state.string(), platform));
+  snap->cpu.platform = static_cast<PlatformKind>(platform);
+  snap->cpu.bytes = p.blob(1 << 20);
   auto ndev = p.u64();
   if (ndev != device_count)
     throw std::runtime_error(fmt::format("{}: has {} devices, the function has {}", state.string(), ndev, device_count));

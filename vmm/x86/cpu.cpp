@@ -3,7 +3,7 @@
 
 #include <sys/ioctl.h>
 
-#include "kvm/kvm.h"
+#include "platform/kvm/kvm.h"
 
 namespace unifn::vmm {
 

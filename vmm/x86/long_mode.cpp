@@ -4,7 +4,7 @@
 #include <array>
 #include <cstring>
 
-#include "kvm/kvm.h"
+#include "platform/kvm/kvm.h"
 #include "x86/cpu.h"
 #include "x86/layout.h"
 

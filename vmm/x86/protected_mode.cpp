@@ -3,7 +3,7 @@
 
 #include <array>
 
-#include "kvm/kvm.h"
+#include "platform/kvm/kvm.h"
 #include "x86/cpu.h"
 
 namespace unifn::vmm {

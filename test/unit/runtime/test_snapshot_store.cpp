@@ -131,16 +131,20 @@ TEST_CASE("a function moved to another accelerator backend gets its own snapshot
   CHECK(vmm::SnapshotStore::key(*image, a) != vmm::SnapshotStore::key(*image, b));
 }
 
-TEST_CASE("vCPU state survives a round trip through bytes, and truncated bytes are refused") {
+TEST_CASE("vCPU state survives a round trip through a restored machine, and another platform's is refused") {
   auto image = vmm::FunctionImage::load(example("echo"));
   vmm::FunctionVmConfig cfg;
   auto vm = vmm::FunctionVm::boot(image, cfg, quiet);
   auto snap = vm->snapshot(memfd());
-  auto bytes = snap->cpu.to_bytes();
-  auto back = vmm::CpuState::from_bytes(bytes);
-  CHECK(back.to_bytes() == bytes);
-  CHECK(back.regs.rip == snap->cpu.regs.rip);
-  CHECK_THROWS_WITH(vmm::CpuState::from_bytes(std::span(bytes).first(bytes.size() - 1)), Catch::Contains("truncated"));
+  CHECK(snap->cpu.platform == cfg.platform_or_default().kind());
+  auto restored = vmm::FunctionVm::restore(snap, image, cfg, quiet);
+  CHECK(restored->machine().capture().bytes == snap->cpu.bytes);
+  CHECK(restored->machine().regs().rip == vm->machine().regs().rip);
+  vmm::CpuState other{snap->cpu.platform == vmm::PlatformKind::Kvm ? vmm::PlatformKind::Sandbox : vmm::PlatformKind::Kvm,
+                      snap->cpu.bytes};
+  CHECK_THROWS_WITH(restored->machine().apply(other), Catch::Contains("cannot be applied"));
+  vmm::CpuState truncated{snap->cpu.platform, std::vector<std::uint8_t>(snap->cpu.bytes.begin(), snap->cpu.bytes.end() - 1)};
+  CHECK_THROWS(restored->machine().apply(truncated));
 }
 
 TEST_CASE("stale snapshots are collected; the ones in use, set-aside files and other files stay") {

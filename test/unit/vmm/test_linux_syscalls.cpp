@@ -2,7 +2,6 @@
 #include <catch2/catch.hpp>
 
 #include <asm/unistd.h>
-#include <linux/kvm.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -16,8 +15,8 @@
 
 #include "devices/console.h"
 #include "guest/linux_syscalls.h"
-#include "kvm/kvm.h"
 #include "machine.h"
+#include "platform/fake/fake_machine.h"
 
 using namespace unifn::vmm;
 
@@ -30,16 +29,16 @@ struct Fixture {
   std::vector<std::string> lines;
   std::vector<std::string> unknown;
   Console console{[this](std::string_view l) { lines.emplace_back(l); }};
-  Machine machine;
+  FakeMachine machine;
   LinuxSyscalls sys{kHeapStart, kHeapEnd, console};
   explicit Fixture(std::unique_ptr<GuestMemory> ram = std::make_unique<GuestMemory>(kRam))
-      : machine(Kvm::instance(), std::move(ram)) {
+      : machine(std::move(ram)) {
     sys.on_unknown = [this](std::string_view what) { unknown.emplace_back(what); };
   }
 
   LinuxSyscalls::Outcome call(std::uint64_t nr, std::uint64_t a0 = 0, std::uint64_t a1 = 0, std::uint64_t a2 = 0,
                               std::uint64_t a3 = 0, std::uint64_t a4 = 0, std::uint64_t a5 = 0) {
-    kvm_regs r{};
+    GuestRegs r{};
     r.rax = nr;
     r.rdi = a0;
     r.rsi = a1;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "kvm/fd.h"
+#include "fd.h"
 
 namespace unifn::vmm {
 

@@ -1,10 +1,10 @@
 // Capturing and applying vCPU state: registers, segments, FPU/SSE (XSAVE), XCRs, MSRs, events.
-#include "snapshot/cpu_state.h"
+#include "platform/kvm/kvm_cpu_state.h"
 
 #include <cstring>
 #include <stdexcept>
 
-#include "kvm/kvm.h"
+#include "platform/kvm/kvm.h"
 #include "snapshot/byte_io.h"
 #include "x86/cpu.h"
 
@@ -16,8 +16,8 @@ const std::vector<std::uint32_t> kSavedMsrs = {msr::kStar, msr::kLstar, msr::kCs
                                                0x174, 0x175, 0x176, 0x277};
 }  // namespace
 
-CpuState CpuState::capture(const Vcpu& vcpu) {
-  CpuState s;
+KvmCpuState KvmCpuState::capture(const Vcpu& vcpu) {
+  KvmCpuState s;
   s.regs = vcpu.regs();
   s.sregs = vcpu.sregs();
   s.xsave = vcpu.xsave();
@@ -27,7 +27,7 @@ CpuState CpuState::capture(const Vcpu& vcpu) {
   return s;
 }
 
-void CpuState::apply(Vcpu& vcpu) const {
+void KvmCpuState::apply(Vcpu& vcpu) const {
   vcpu.set_sregs(sregs);
   vcpu.set_regs(regs);
   vcpu.set_xsave(xsave);
@@ -36,7 +36,7 @@ void CpuState::apply(Vcpu& vcpu) const {
   vcpu.set_events(events);
 }
 
-std::vector<std::uint8_t> CpuState::to_bytes() const {
+std::vector<std::uint8_t> KvmCpuState::to_bytes() const {
   ByteWriter w;
   w.pod(regs);
   w.pod(sregs);
@@ -48,9 +48,9 @@ std::vector<std::uint8_t> CpuState::to_bytes() const {
   return w.take();
 }
 
-CpuState CpuState::from_bytes(std::span<const std::uint8_t> bytes) {
+KvmCpuState KvmCpuState::from_bytes(std::span<const std::uint8_t> bytes) {
   ByteReader r(bytes);
-  CpuState s;
+  KvmCpuState s;
   s.regs = r.pod<kvm_regs>();
   s.sregs = r.pod<kvm_sregs>();
   s.xsave = r.blob(4096);

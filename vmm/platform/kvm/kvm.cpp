@@ -1,5 +1,5 @@
 // KVM system, VM and vCPU wrappers: every ioctl checked, every failure a sentence.
-#include "kvm/kvm.h"
+#include "platform/kvm/kvm.h"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>

@@ -11,7 +11,7 @@ namespace unifn::vmm {
 
 class Vcpu;
 
-struct CpuState {
+struct KvmCpuState {
   kvm_regs regs{};
   kvm_sregs sregs{};
   std::vector<std::uint8_t> xsave;  // 4096 bytes: x87, SSE, AVX state
@@ -19,12 +19,12 @@ struct CpuState {
   std::vector<kvm_msr_entry> msrs;
   kvm_vcpu_events events{};
 
-  static CpuState capture(const Vcpu& vcpu);
+  static KvmCpuState capture(const Vcpu& vcpu);
   void apply(Vcpu& vcpu) const;
 
   // Flat bytes for the state file, and back; from_bytes throws on a size mismatch.
   std::vector<std::uint8_t> to_bytes() const;
-  static CpuState from_bytes(std::span<const std::uint8_t> bytes);
+  static KvmCpuState from_bytes(std::span<const std::uint8_t> bytes);
 };
 
 }  // namespace unifn::vmm
