@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git curl
       libboost-dev libyaml-cpp-dev libfmt-dev catch2 libsystemd-dev prometheus-cpp-dev
       musl-dev musl-tools libopenblas-dev libopencv-imgproc-dev libstb-dev
-      clang libclang-rt-14-dev wrk lighttpd qemu-system-x86 hyperfine)
+      clang libclang-rt-14-dev wrk lighttpd qemu-system-x86 hyperfine runsc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,5 +19,5 @@ if ((${#missing[@]})); then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 if [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
-  echo "install-deps: warning: /dev/kvm is not usable by $(id -un); unifnd needs KVM" >&2
+  echo "install-deps: note: /dev/kvm is not usable by $(id -un): unifnd will run functions on its sandbox platform" >&2
 fi

@@ -16,10 +16,13 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "check-config") == 0) return unifn::cli::check_config_command(rest.subspan(1));
   if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
     std::puts("usage: unifnd [--config FILE] [--listen HOST:PORT] [--state-dir DIR] [--functions-dir DIR]...\n"
+              "              [--platform auto|kvm|sandbox]\n"
               "       unifnd check-config [--config FILE]\n"
-              "       unifnd run IMAGE [--input FILE|-] [--memory MB] [--timeout-ms N] [--cmdline STR]\n"
+              "       unifnd run IMAGE [--input FILE|-] [--memory MB] [--timeout-ms N] [--cmdline STR] [--state-dir DIR]\n"
+              "              [--platform auto|kvm|sandbox]\n"
               "       unifnd bench IMAGE [--requests N] [--boots N] [--isolation per-request|reuse] [--accel cpu|cuda|none]\n"
-              "       unifnd bench-accel [--backend cpu|cuda] [--quick] [--probe IMAGE]");
+              "              [--platform auto|kvm|sandbox]\n"
+              "       unifnd bench-accel [--backend cpu|cuda] [--quick] [--probe IMAGE] [--platform auto|kvm|sandbox]");
     return 0;
   }
   return unifn::cli::daemon_command(argv[0], rest);

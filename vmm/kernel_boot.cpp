@@ -91,13 +91,8 @@ KernelResult boot_kernel(const std::string& name, std::span<const std::uint8_t> 
                                             "passes",
                                             name, cmdline.size(), kernel_layout::kCmdlineMax - 1));
 
-  Platform& platform = cfg.platform ? *cfg.platform : default_platform();
-  if (platform.kind() != PlatformKind::Kvm)
-    throw ImageError(fmt::format("{}: a {} kernel runs ring-0 code, which the {} platform cannot run; it needs KVM "
-                                 "(/dev/kvm)",
-                                 name, pvh ? "PVH" : "multiboot", platform.name()));
-  KvmMachine machine(Kvm::instance(), std::make_unique<GuestMemory>(ram));
-  auto& mem = machine.memory();
+  auto ram_mem = std::make_unique<GuestMemory>(ram);
+  auto& mem = *ram_mem;
   ProtectedModeEntry entry;
   if (pvh) {
     auto boot = load_pvh(*p.elf, bytes, name, cmdline, mem);
@@ -110,6 +105,13 @@ KernelResult boot_kernel(const std::string& name, std::span<const std::uint8_t> 
     entry.ebx = boot.info_gpa;
   }
 
+  // Checked once the image is known to be good, so that a bad one is refused for what it is.
+  Platform& platform = cfg.platform ? *cfg.platform : default_platform();
+  if (platform.kind() != PlatformKind::Kvm)
+    throw ImageError(fmt::format("{}: a {} kernel runs ring-0 code, which the {} platform cannot run; it needs KVM "
+                                 "(/dev/kvm)",
+                                 name, pvh ? "PVH" : "multiboot", platform.name()));
+  KvmMachine machine(Kvm::instance(), std::move(ram_mem));
   Serial16550 com1(cfg.serial);
   com1.attach(machine);
   DebugExit debug_exit;

@@ -65,6 +65,7 @@ int run(const Options& opts, std::ostream& out, std::ostream& err) {
   cfg.memory_bytes = opts.quick ? (128ull << 20) : (512ull << 20);
   cfg.max_body_bytes = 1ull << 20;
   cfg.devices = {device_factory(backend)};
+  cfg.platform = opts.platform;
   auto image = vmm::FunctionImage::load(opts.probe_image);
   auto vm = vmm::FunctionVm::boot(image, cfg, [](std::string_view) {});
 

@@ -4,6 +4,8 @@
 #include <ostream>
 #include <string>
 
+#include "platform/platform.h"
+
 namespace unifn::accel::bench {
 
 struct Options {
@@ -11,6 +13,7 @@ struct Options {
   std::string probe_image;      // the accel_probe guest (functions/bench/accel_probe.c)
   int noop_iterations = 2000;
   bool quick = false;           // fewer repetitions and no 2048 (for smoke tests)
+  vmm::Platform* platform = nullptr;  // where the probe guest runs; nullptr: vmm::default_platform()
 };
 
 // Prints one key=value per line to out: noop_roundtrip_us_p50, mmio_exit_us_p50,

@@ -12,6 +12,7 @@
 
 #include "accel/device.h"
 #include "accel/registry.h"
+#include "cli/platform_flag.h"
 #include "guest/function_vm.h"
 
 namespace unifn::cli {
@@ -58,7 +59,11 @@ vmm::Fd memfd(const char* name) {
 
 int bench_command(std::span<char*> args) {
   std::string image_path, isolation = "per-request", accel_backend = "cpu";
+  std::optional<std::string> platform_name;
   int requests = 2000, boots = 200;
+  const char* usage =
+      "usage: unifnd bench IMAGE [--requests N] [--boots N] [--isolation per-request|reuse] [--accel cpu|cuda|none]\n"
+      "                          [--platform auto|kvm|sandbox]\n";
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i];
     auto next = [&]() -> std::string {
@@ -69,15 +74,26 @@ int bench_command(std::span<char*> args) {
     else if (a == "--boots") boots = std::stoi(next());
     else if (a == "--isolation") isolation = next();
     else if (a == "--accel") accel_backend = next();
+    else if (a == "--platform") {
+      try {
+        platform_name = platform_flag(next());
+      } catch (const std::invalid_argument& e) {
+        fmt::print(stderr, "unifnd bench: {}\n{}", e.what(), usage);
+        return 2;
+      }
+    }
     else image_path = a;
   }
   if (image_path.empty() || (isolation != "per-request" && isolation != "reuse") || requests < 1 || boots < 1) {
-    fmt::print(stderr, "usage: unifnd bench IMAGE [--requests N] [--boots N] [--isolation per-request|reuse] [--accel cpu|cuda|none]\n");
+    fmt::print(stderr, "{}", usage);
     return 2;
   }
   try {
+    const auto platform = choose_tool_platform(platform_name);
+    if (!platform.warning.empty()) fmt::print(stderr, "unifnd bench: warning: {}\n", platform.warning);
     auto image = vmm::FunctionImage::load(image_path);
     vmm::FunctionVmConfig cfg;
+    cfg.platform = platform.platform;
     // As the daemon runs it: every function has a virtio-accel device (accel: [cpu] by default).
     if (accel_backend != "none") {
       auto backend = accel::BackendRegistry::global().get(accel_backend);
@@ -130,7 +146,8 @@ int bench_command(std::span<char*> args) {
     for (int i = 0; i < kIdle; ++i) idle.push_back(vmm::FunctionVm::restore(snap, image, cfg, quiet));
     long per_instance = (private_kib() - before) / kIdle;
 
-    fmt::print("image={}\nisolation={}\naccel={}\nrequests={}\n", image_path, isolation, accel_backend, requests);
+    fmt::print("image={}\nplatform={}\nisolation={}\naccel={}\nrequests={}\n", image_path, platform.platform->name(),
+               isolation, accel_backend, requests);
     fmt::print("cold_boot_us_p50={:.0f}\ncold_boot_us_p99={:.0f}\n", percentile(cold, 0.5), percentile(cold, 0.99));
     fmt::print("snapshot_us={:.0f}\n", snapshot_us);
     fmt::print("restore_us_p50={:.0f}\nrestore_us_p99={:.0f}\n", percentile(restore, 0.5), percentile(restore, 0.99));

@@ -15,6 +15,7 @@
 
 #include "accel/device.h"
 #include "accel/registry.h"
+#include "cli/platform_flag.h"
 #include "cli/signals.h"
 #include "config/config.h"
 #include "http/api.h"
@@ -33,7 +34,7 @@ namespace {
 
 struct Overrides {
   std::optional<fs::path> config;
-  std::optional<std::string> listen, state_dir;
+  std::optional<std::string> listen, state_dir, platform;
   std::vector<std::string> functions_dirs;
 };
 
@@ -49,6 +50,7 @@ Overrides parse(std::span<char*> args) {
     else if (a == "--listen") o.listen = value();
     else if (a == "--state-dir") o.state_dir = value();
     else if (a == "--functions-dir") o.functions_dirs.push_back(value());
+    else if (a == "--platform") o.platform = platform_flag(value());
     else throw std::invalid_argument(fmt::format("unknown option {}", a));
   }
   return o;
@@ -71,6 +73,7 @@ config::DaemonConfig daemon_config(const Overrides& o) {
   }
   if (o.state_dir) c.state_dir = *o.state_dir;
   if (!o.functions_dirs.empty()) c.functions_dirs = o.functions_dirs;
+  if (o.platform) c.platform = *o.platform;
   return c;
 }
 
@@ -99,10 +102,12 @@ accel::Selection attach_accel(runtime::PoolConfig& c, const config::FunctionConf
   return sel;
 }
 
-runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::DaemonConfig& d, metrics::Metrics& m) {
+runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::DaemonConfig& d, vmm::Platform& platform,
+                                metrics::Metrics& m) {
   runtime::PoolConfig c;
   c.name = f.name;
   c.image_path = f.image;
+  c.vm.platform = &platform;
   c.vm.memory_bytes = f.memory_mb << 20;
   c.vm.max_body_bytes = d.limits.max_body_bytes;
   c.vm.cmdline = f.cmdline;
@@ -128,9 +133,10 @@ runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::D
   };
   std::string env;
   for (const auto& [k, v] : f.env) env += k + "=" + v + ";";
-  c.fingerprint = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", f.image, f.memory_mb, f.timeout_ms, f.min_warm,
+  c.fingerprint = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", f.image, f.memory_mb, f.timeout_ms, f.min_warm,
                               f.max_instances, f.isolation, fmt::join(f.accel, ","), env, f.cmdline,
-                              d.limits.max_body_bytes, d.limits.max_queue, fmt::join(d.accel_backends, ","));
+                              d.limits.max_body_bytes, d.limits.max_queue, fmt::join(d.accel_backends, ","),
+                              platform.name());
   return c;
 }
 
@@ -147,9 +153,10 @@ void collect_snapshots(const runtime::Registry& registry, const std::string& sta
   }
 }
 
-std::vector<runtime::PoolConfig> pool_configs(const config::DropinSet& set, const config::DaemonConfig& d, metrics::Metrics& m) {
+std::vector<runtime::PoolConfig> pool_configs(const config::DropinSet& set, const config::DaemonConfig& d,
+                                              vmm::Platform& platform, metrics::Metrics& m) {
   std::vector<runtime::PoolConfig> out;
-  for (const auto& f : set.functions) out.push_back(pool_config(f, d, m));
+  for (const auto& f : set.functions) out.push_back(pool_config(f, d, platform, m));
   return out;
 }
 
@@ -180,18 +187,33 @@ int daemon_command(const char*, std::span<char*> args) {
     overrides = parse(args);
     cfg = daemon_config(overrides);
   } catch (const std::invalid_argument& e) {
-    fmt::print(stderr, "unifnd: {}\nusage: unifnd [--config FILE] [--listen HOST:PORT] [--state-dir DIR] [--functions-dir DIR]...\n", e.what());
+    fmt::print(stderr,
+               "unifnd: {}\nusage: unifnd [--config FILE] [--listen HOST:PORT] [--state-dir DIR] [--functions-dir DIR]... "
+               "[--platform auto|kvm|sandbox]\n",
+               e.what());
     return 2;
   } catch (const std::exception& e) {
     fmt::print(stderr, "unifnd: {}\n", e.what());
     return 1;
   }
-
   // Before any thread of ours starts: they all inherit the blocked mask.
   SignalWaiter signals{SIGTERM, SIGINT, SIGHUP};
   systemd::Notifier notify;
 
+  // Once, for the daemon's life: pools, snapshots and the metrics all assume one platform.
+  vmm::PlatformChoice platform;
+  try {
+    platform = vmm::choose_platform(cfg.platform);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "unifnd: {}\n", e.what());
+    return 1;
+  }
+  const std::string platform_name(platform.platform->name());
+  fmt::print(stderr, "unifnd: platform {}: {}\n", platform_name, platform.platform->isolation());
+  if (!platform.warning.empty()) fmt::print(stderr, "unifnd: warning: {}\n", platform.warning);
+
   metrics::Metrics metrics;
+  metrics.set_platform(platform_name);
   for (const auto& b : accel::BackendRegistry::global().list()) {
     metrics.set_backend_available(b.name, b.available);
     if (b.available) fmt::print(stderr, "unifnd: accelerator backend {} is available\n", b.name);
@@ -201,13 +223,13 @@ int daemon_command(const char*, std::span<char*> args) {
   auto set = config::load_dropins(cfg.functions_dirs);
   for (const auto& e : set.errors) fmt::print(stderr, "unifnd: skipped: {}\n", e);  // the others serve
   std::vector<std::string> errors;
-  registry.load(pool_configs(set, cfg, metrics), errors);
+  registry.load(pool_configs(set, cfg, *platform.platform, metrics), errors);
   for (const auto& e : errors) fmt::print(stderr, "unifnd: skipped: {}\n", e);
   collect_snapshots(registry, cfg.state_dir);
 
   http::CallStore calls(cfg.limits.async_results_max, std::chrono::seconds(cfg.limits.async_results_ttl_s));
   http::Callbacks callbacks;
-  http::Api api(registry, metrics, calls, callbacks);
+  http::Api api(registry, metrics, calls, callbacks, platform_name);
   http::ServerOptions so;
   so.host = cfg.host;
   so.port = cfg.port;
@@ -228,7 +250,8 @@ int daemon_command(const char*, std::span<char*> args) {
   fmt::print(stderr, "unifnd: listening on http://{}:{} with {} functions:", cfg.host, server.port(), fns.size());
   for (const auto& f : fns) fmt::print(stderr, " {}", f.name);
   fmt::print(stderr, "\n");
-  notify.ready(fmt::format("serving {} functions on {}:{}", fns.size(), cfg.host, server.port()));
+  notify.ready(fmt::format("serving {} functions on {}:{} (platform {})", fns.size(), cfg.host, server.port(),
+                           platform_name));
   systemd::Watchdog watchdog(notify);
 
   for (;;) {
@@ -257,11 +280,13 @@ int daemon_command(const char*, std::span<char*> args) {
       std::vector<std::string> errs;
       cfg.functions_dirs = next_cfg.functions_dirs;  // the listener and limits stay until a restart
       cfg.state_dir = next_cfg.state_dir;
-      registry.load(pool_configs(next, cfg, metrics), errs);
+      if (next_cfg.platform != cfg.platform)
+        fmt::print(stderr, "unifnd: reload: platform stays {} until a restart\n", platform_name);
+      registry.load(pool_configs(next, cfg, *platform.platform, metrics), errs);
       for (const auto& e : errs) fmt::print(stderr, "unifnd: reload: {}\n", e);
       collect_snapshots(registry, cfg.state_dir);
       fmt::print(stderr, "unifnd: reloaded: {} functions\n", registry.functions().size());
-      notify.ready(fmt::format("serving {} functions", registry.functions().size()));
+      notify.ready(fmt::format("serving {} functions (platform {})", registry.functions().size(), platform_name));
       continue;
     }
     fmt::print(stderr, "unifnd: {} received, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");

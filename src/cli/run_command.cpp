@@ -11,6 +11,7 @@
 #include <fstream>
 #include <optional>
 
+#include "cli/platform_flag.h"
 #include "guest/function_vm.h"
 #include "kernel_boot.h"
 #include "snapshot/snapshot_store.h"
@@ -26,10 +27,12 @@ struct RunOptions {
   long timeout_ms = 10000;
   std::string cmdline;
   std::optional<std::string> state_dir;  // use and create snapshots there
+  std::optional<std::string> platform;
 };
 
 const char* kUsage =
-    "usage: unifnd run IMAGE [--input FILE|-] [--memory MB] [--timeout-ms N] [--cmdline STR] [--state-dir DIR]\n";
+    "usage: unifnd run IMAGE [--input FILE|-] [--memory MB] [--timeout-ms N] [--cmdline STR] [--state-dir DIR]\n"
+    "                        [--platform auto|kvm|sandbox]\n";
 
 RunOptions parse(std::span<char*> args) {
   RunOptions o;
@@ -54,6 +57,7 @@ RunOptions parse(std::span<char*> args) {
     else if (a == "--timeout-ms") o.timeout_ms = number(value());
     else if (a == "--cmdline") o.cmdline = value();
     else if (a == "--state-dir") o.state_dir = value();
+    else if (a == "--platform") o.platform = platform_flag(value());
     else if (!a.empty() && a[0] == '-' && a != "-") throw std::invalid_argument(fmt::format("unknown option {}", a));
     else if (o.image.empty()) o.image = a;
     else throw std::invalid_argument(fmt::format("unexpected argument {}", a));
@@ -70,8 +74,9 @@ std::string read_input(const std::optional<std::string>& input) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-int run_function(const RunOptions& o, std::shared_ptr<const vmm::FunctionImage> image) {
+int run_function(const RunOptions& o, std::shared_ptr<const vmm::FunctionImage> image, vmm::Platform& platform) {
   vmm::FunctionVmConfig cfg;
+  cfg.platform = &platform;
   cfg.memory_bytes = o.memory_mb << 20;
   cfg.cmdline = o.cmdline;
   cfg.init_timeout = std::chrono::milliseconds(o.timeout_ms);
@@ -117,9 +122,13 @@ int run_command(std::span<char*> args) {
     return 2;
   }
   try {
+    const auto platform = choose_tool_platform(o.platform);
+    if (!platform.warning.empty()) fmt::print(stderr, "unifnd run: warning: {}\n", platform.warning);
     auto bytes = vmm::read_image_file(o.image);
-    if (!vmm::is_kernel_image(bytes)) return run_function(o, vmm::FunctionImage::from_bytes(o.image, std::move(bytes)));
+    if (!vmm::is_kernel_image(bytes))
+      return run_function(o, vmm::FunctionImage::from_bytes(o.image, std::move(bytes)), *platform.platform);
     vmm::KernelBootConfig kc;
+    kc.platform = platform.platform;
     kc.memory_bytes = o.memory_mb << 20;
     kc.cmdline = o.cmdline;
     kc.timeout = std::chrono::milliseconds(o.timeout_ms);

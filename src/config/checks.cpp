@@ -103,6 +103,11 @@ std::optional<std::string> log_level(const std::string& level) {
   return fmt::format("'{}' is not a log level (debug, info, warning or error)", level);
 }
 
+std::optional<std::string> platform(const std::string& name) {
+  if (std::find(kKnownPlatforms.begin(), kKnownPlatforms.end(), name) != kKnownPlatforms.end()) return std::nullopt;
+  return fmt::format("'{}' is not a platform (auto, kvm or sandbox)", name);
+}
+
 std::optional<std::string> backend(const std::string& name) {
   if (std::find(kKnownBackends.begin(), kKnownBackends.end(), name) != kKnownBackends.end()) return std::nullopt;
   return fmt::format("'{}' is not an accelerator backend ({})", name, fmt::join(kKnownBackends, " or "));

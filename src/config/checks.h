@@ -34,6 +34,7 @@ std::optional<std::string> range(std::uint64_t v, Range r);
 std::optional<std::string> function_name(const std::string& name);
 std::optional<std::string> isolation(const std::string& mode);
 std::optional<std::string> log_level(const std::string& level);
+std::optional<std::string> platform(const std::string& name);
 // One backend name, then a whole list (empty, repeated names).
 std::optional<std::string> backend(const std::string& name);
 std::optional<std::string> backend_list(const std::vector<std::string>& names);

@@ -132,6 +132,10 @@ DaemonConfig load_daemon_config(const fs::path& file) {
     else c.log_level = *v;
   }
   read_number(r, "io_threads", checks::kIoThreads, c.io_threads);
+  if (auto v = r.str("platform")) {
+    if (auto bad = checks::platform(*v)) r.error("platform", *bad);
+    else c.platform = *v;
+  }
   r.finish();
   if (!errors.empty()) {
     sort_by_line(errors, name);

@@ -30,6 +30,8 @@ inline constexpr const char* kSystemConfigFile = "/etc/unifn/unifn.yaml";
 inline constexpr const char* kEmbeddedSource = "(embedded default)";
 // The accelerator backends the daemon knows, in its default order of preference.
 inline constexpr std::array<std::string_view, 2> kKnownBackends = {"cuda", "cpu"};
+// Where guests run: auto takes KVM when it works, else the sandbox (vmm::choose_platform).
+inline constexpr std::array<std::string_view, 3> kKnownPlatforms = {"auto", "kvm", "sandbox"};
 
 struct Limits {
   std::uint64_t max_body_bytes = 6291456;
@@ -52,6 +54,7 @@ struct DaemonConfig {
   std::vector<std::string> accel_backends = {"cuda", "cpu"};  // in order of preference
   std::string log_level = "info";  // debug, info, warning or error
   std::uint64_t io_threads = 2;
+  std::string platform = "auto";   // auto, kvm or sandbox
   std::string source = kEmbeddedSource;  // the file it came from
 
   // host:port as a user writes it: "[::1]:8080" for IPv6.

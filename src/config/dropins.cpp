@@ -148,6 +148,7 @@ std::vector<std::string> validate_strict(const FullConfig& full) {
   report("accel.backends", checks::backend_list(d.accel_backends));
   report("log_level", checks::log_level(d.log_level));
   report("io_threads", checks::range(d.io_threads, checks::kIoThreads));
+  report("platform", checks::platform(d.platform));
   auto set_errors = check_set(full.dropins);
   errors.insert(errors.end(), set_errors.begin(), set_errors.end());
   return errors;

@@ -425,6 +425,7 @@ Response Api::info(const Request& req) const {
   w.end_object();
   w.key("version").begin_object().key("release").value(kVersion).key("sha").value(kSha).end_object();
   w.key("arch").value(kArch);
+  w.key("platform").value(platform_);
   w.end_object();
   return json(200, w.take(), req.version());
 }

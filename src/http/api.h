@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "http/calls.h"
 #include "metrics/metrics.h"
@@ -45,8 +46,10 @@ std::string_view start_kind_name(runtime::StartKind kind);
 // 404; errors are {"error": "..."}.
 class Api {
  public:
-  Api(runtime::Dispatcher& dispatcher, metrics::Metrics& metrics, CallStore& calls, Callbacks& callbacks)
-      : dispatcher_(dispatcher), metrics_(metrics), calls_(calls), callbacks_(callbacks) {}
+  // platform: the name /system/info reports ("kvm", "sandbox"; tests pass "fake").
+  Api(runtime::Dispatcher& dispatcher, metrics::Metrics& metrics, CallStore& calls, Callbacks& callbacks,
+      std::string platform)
+      : dispatcher_(dispatcher), metrics_(metrics), calls_(calls), callbacks_(callbacks), platform_(std::move(platform)) {}
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
@@ -76,6 +79,7 @@ class Api {
   metrics::Metrics& metrics_;
   CallStore& calls_;
   Callbacks& callbacks_;
+  const std::string platform_;
   std::atomic<bool> shutting_down_{false};
   std::mutex gauges_mu_;
   std::set<std::string, std::less<>> gauged_;  // functions whose gauges /metrics last set

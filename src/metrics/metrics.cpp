@@ -56,7 +56,11 @@ struct Metrics::Families {
         available(prometheus::BuildGauge()
                       .Name("unifn_accel_backend_available")
                       .Help("1 when the accelerator backend is usable on this machine")
-                      .Register(r)) {}
+                      .Register(r)),
+        platform(prometheus::BuildGauge()
+                     .Name("unifn_platform")
+                     .Help("The platform guests run on (1 for the one in use)")
+                     .Register(r)) {}
   prometheus::Family<prometheus::Counter>& invocations;
   prometheus::Family<prometheus::Histogram>& duration;
   prometheus::Family<prometheus::Counter>& starts;
@@ -66,6 +70,7 @@ struct Metrics::Families {
   prometheus::Family<prometheus::Counter>& accel_ops;
   prometheus::Family<prometheus::Counter>& fallbacks;
   prometheus::Family<prometheus::Gauge>& available;
+  prometheus::Family<prometheus::Gauge>& platform;
 };
 
 Metrics::Metrics()
@@ -118,6 +123,8 @@ void Metrics::record_accel_fallback(std::string_view function, std::string_view 
 void Metrics::set_backend_available(std::string_view backend, bool available) {
   f_->available.Add(labels({{"backend", backend}})).Set(available ? 1 : 0);
 }
+
+void Metrics::set_platform(std::string_view name) { f_->platform.Add(labels({{"name", name}})).Set(1); }
 
 std::string Metrics::serialize() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
 

@@ -23,6 +23,7 @@ namespace unifn::metrics {
 //   unifn_accel_ops_total{backend,op}                 counter
 //   unifn_accel_fallbacks_total{function,from,to}     counter
 //   unifn_accel_backend_available{backend}            gauge, 0 or 1
+//   unifn_platform{name}                              gauge, 1 for the platform guests run on
 class Metrics {
  public:
   Metrics();
@@ -48,6 +49,8 @@ class Metrics {
   prometheus::Counter& accel_op_counter(std::string_view backend, std::string_view op);
   void record_accel_fallback(std::string_view function, std::string_view from, std::string_view to);
   void set_backend_available(std::string_view backend, bool available);
+  // The platform chosen at start ("kvm" or "sandbox"); it does not change while the daemon runs.
+  void set_platform(std::string_view name);
 
   std::string serialize() const;  // the text exposition format 0.0.4
   static constexpr const char* content_type = "text/plain; version=0.0.4; charset=utf-8";

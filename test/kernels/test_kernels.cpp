@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernel_images.h"
+#include "platform_skip.h"
 
 extern char** environ;
 
@@ -116,6 +117,11 @@ void check_refused(const Run& r, const std::string& path, const std::string& pro
   CHECK_THAT(r.err, Catch::Contains(path) && Catch::Contains(problem));
 }
 
+// Kernels run ring-0 code, which only KVM runs.
+void needs_kvm() {
+  require_platform(unifn::vmm::PlatformKind::Kvm, "multiboot and PVH kernels run ring-0 code, which only the kvm platform runs");
+}
+
 }  // namespace
 
 TEST_CASE("the test kernels were built", "[kernels]") {
@@ -125,6 +131,7 @@ TEST_CASE("the test kernels were built", "[kernels]") {
 }
 
 TEST_CASE("a multiboot1 kernel boots, reads its boot info and exits through isa-debug-exit", "[kernels][multiboot]") {
+  needs_kvm();
   auto r = unifnd_run(kMultiboot, {"--cmdline", "console=ttyS0 answer=42"});
   INFO("stderr: " << r.err);
   CHECK(r.out == "hello from multiboot\n"
@@ -136,6 +143,7 @@ TEST_CASE("a multiboot1 kernel boots, reads its boot info and exits through isa-
 }
 
 TEST_CASE("a multiboot1 kernel sees the memory size it was given", "[kernels][multiboot]") {
+  needs_kvm();
   auto r = unifnd_run(kMultiboot, {"--memory", "128"});
   INFO("stderr: " << r.err);
   CHECK(r.out == "hello from multiboot\ncmdline: " + kMultiboot + "\nloader: unifn\nmemory: 128 MiB\n");
@@ -143,6 +151,7 @@ TEST_CASE("a multiboot1 kernel sees the memory size it was given", "[kernels][mu
 }
 
 TEST_CASE("a PVH kernel boots, reads hvm_start_info and exits through isa-debug-exit", "[kernels][pvh]") {
+  needs_kvm();
   auto r = unifnd_run(kPvh, {"--cmdline", "console=ttyS0 answer=42"});
   INFO("stderr: " << r.err);
   CHECK(r.out == "hello from pvh\ncmdline: console=ttyS0 answer=42\nmemory: 64 MiB\n");
@@ -155,6 +164,7 @@ TEST_CASE("a PVH kernel boots, reads hvm_start_info and exits through isa-debug-
 }
 
 TEST_CASE("PVH wins over multiboot when an image has both", "[kernels][pvh]") {
+  needs_kvm();
   // A 32-bit ELF with a multiboot header and a PVH note: each entry writes its own letter.
   const Bytes mb = multiboot_header(0x3);
   const Bytes mb_code = code::cat({code::serial_char('M'), code::serial_char('\n'), code::out_f4(1)});
@@ -178,6 +188,7 @@ TEST_CASE("PVH wins over multiboot when an image has both", "[kernels][pvh]") {
 }
 
 TEST_CASE("a raw multiboot binary with the a.out address fields boots", "[kernels][multiboot]") {
+  needs_kvm();
   TempDir dir;
   auto img = dir.file("aout.bin", aout_kernel(code::cat({code::serial_char('o'), code::serial_char('k'),
                                                           code::serial_char('\n'), code::out_f4(5)}),
@@ -189,6 +200,7 @@ TEST_CASE("a raw multiboot binary with the a.out address fields boots", "[kernel
 }
 
 TEST_CASE("a kernel that halts exits 0", "[kernels]") {
+  needs_kvm();
   TempDir dir;
   auto r = unifnd_run(dir.file("halt.bin", aout_kernel(code::cat({code::serial_char('h'), code::kHlt}))));
   INFO("stderr: " << r.err);
@@ -197,6 +209,7 @@ TEST_CASE("a kernel that halts exits 0", "[kernels]") {
 }
 
 TEST_CASE("a kernel that loops forever is stopped by --timeout-ms with exit code 124", "[kernels]") {
+  needs_kvm();
   TempDir dir;
   auto img = dir.file("spin.bin", aout_kernel(code::kSpin));
   auto t0 = std::chrono::steady_clock::now();
@@ -209,6 +222,7 @@ TEST_CASE("a kernel that loops forever is stopped by --timeout-ms with exit code
 }
 
 TEST_CASE("a kernel that triple-faults gives a clear error", "[kernels]") {
+  needs_kvm();
   TempDir dir;
   auto img = dir.file("ud2.bin", aout_kernel(code::kUd2));
   auto r = unifnd_run(img);
@@ -278,5 +292,16 @@ TEST_CASE("bad kernel images are refused with one line naming the file and the p
     Bytes b = elf64(0x100000, {Segment{0x100000, 0x100000, code::cat({multiboot_header(0x3), code::out_f4(1)})}});
     auto p = dir.file("mb64.elf", b);
     check_refused(unifnd_run(p), p, "64-bit ELF multiboot kernel needs the a.out address fields");
+  }
+}
+
+TEST_CASE("on the sandbox platform a kernel is refused with a clear error that names /dev/kvm", "[kernels][sandbox]") {
+  require_platform(unifn::vmm::PlatformKind::Sandbox, "the kvm platform boots kernels (the other tests here)");
+  for (const auto& k : {kMultiboot, kPvh}) {
+    auto r = unifnd_run(k);
+    INFO("stderr: " << r.err);
+    CHECK(r.status == 1);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Catch::Contains(k) && Catch::Contains("runs ring-0 code") && Catch::Contains("/dev/kvm"));
   }
 }

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <fmt/format.h>
 #include <optional>
 
 #include "config/config.h"
@@ -55,6 +56,7 @@ TEST_CASE("a daemon file that sets one key gets the documented defaults for the 
   CHECK(c.accel_backends == std::vector<std::string>{"cuda", "cpu"});
   CHECK(c.log_level == "info");
   CHECK(c.io_threads == 2);
+  CHECK(c.platform == "auto");
   CHECK(c.source == (d / "unifn.yaml").string());
 }
 
@@ -75,7 +77,8 @@ TEST_CASE("every key of the daemon file is read") {
                                       "  async_results_ttl_s: 30\n"
                                       "accel: {backends: [cpu]}\n"
                                       "log_level: debug\n"
-                                      "io_threads: 4\n"));
+                                      "io_threads: 4\n"
+                                      "platform: sandbox\n"));
   CHECK(c.host == "0.0.0.0");
   CHECK(c.port == 9000);
   CHECK(c.state_dir == "/srv/unifn");
@@ -85,6 +88,18 @@ TEST_CASE("every key of the daemon file is read") {
   CHECK(c.accel_backends == std::vector<std::string>{"cpu"});
   CHECK(c.log_level == "debug");
   CHECK(c.io_threads == 4);
+  CHECK(c.platform == "sandbox");
+}
+
+TEST_CASE("platform is auto, kvm or sandbox") {
+  TempDir d;
+  for (const char* p : {"auto", "kvm", "sandbox"})
+    CHECK(load_daemon_config(d.write("p.yaml", fmt::format("log_level: info\nplatform: {}\n", p))).platform == p);
+  const auto f = (d / "bad.yaml").string();
+  d.write("bad.yaml", "log_level: info\nplatform: ptrace\n");
+  CHECK(error_of([&] { load_daemon_config(f); }) == f + ":2: platform: 'ptrace' is not a platform (auto, kvm or sandbox)");
+  CHECK(error_of([&] { load_daemon_config(d.write("k.yaml", "platform: [kvm]\n")); })
+            .ends_with(":1: platform: must be a string, not a list"));
 }
 
 TEST_CASE("listen takes IPv4 and bracketed IPv6 addresses with a port") {

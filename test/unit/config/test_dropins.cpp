@@ -165,6 +165,7 @@ TEST_CASE("validate_strict checks a configuration changed in code") {
   const auto image = d.write_image("f.elf").string();
   FullConfig full{embedded_default({}), {}};
   full.daemon.accel_backends = {"cpu", "fpga"};
+  full.daemon.platform = "xen";
   FunctionConfig a;
   a.name = "a";
   a.image = image;
@@ -178,11 +179,12 @@ TEST_CASE("validate_strict checks a configuration changed in code") {
   b.min_warm = 9;
   full.dropins.functions = {a, b};
   const auto errors = validate_strict(full);
-  REQUIRE(errors.size() == 4);
+  REQUIRE(errors.size() == 5);
   CHECK(errors[0] == "(embedded default): accel.backends: 'fpga' is not an accelerator backend (cuda or cpu)");
-  CHECK(errors[1] == "/etc/unifn/functions.d/a.yaml:4: accel: 'tpu' is not an accelerator backend (cuda or cpu)");
-  CHECK(errors[2] == "/etc/unifn/functions.d/b.yaml: min_warm: 9 is more than max_instances (4)");
-  CHECK(errors[3] == "/etc/unifn/functions.d/b.yaml: name: function 'a' is also defined in /etc/unifn/functions.d/a.yaml");
+  CHECK(errors[1] == "(embedded default): platform: 'xen' is not a platform (auto, kvm or sandbox)");
+  CHECK(errors[2] == "/etc/unifn/functions.d/a.yaml:4: accel: 'tpu' is not an accelerator backend (cuda or cpu)");
+  CHECK(errors[3] == "/etc/unifn/functions.d/b.yaml: min_warm: 9 is more than max_instances (4)");
+  CHECK(errors[4] == "/etc/unifn/functions.d/b.yaml: name: function 'a' is also defined in /etc/unifn/functions.d/a.yaml");
 }
 
 TEST_CASE("load_full reads the daemon file named on the command line, then its drop-ins") {

@@ -17,6 +17,7 @@ TEST_CASE("configs/unifn.yaml states exactly the built-in defaults") {
   CHECK(c.accel_backends == defaults.accel_backends);
   CHECK(c.log_level == defaults.log_level);
   CHECK(c.io_threads == defaults.io_threads);
+  CHECK(c.platform == defaults.platform);
 }
 
 TEST_CASE("configs/functions.d declares the seven example functions next to ../functions") {

@@ -183,7 +183,7 @@ struct ApiFixture {
     return o;
   }()};
   FakeDispatcher dispatcher;
-  http::Api api{dispatcher, metrics, calls, callbacks};
+  http::Api api{dispatcher, metrics, calls, callbacks, "fake"};
 
   // Waits (bounded) for the answer, which may come from another thread.
   http::Response call(http::Request req, std::shared_ptr<runtime::CancelToken> cancelled = nullptr) {

@@ -201,13 +201,13 @@ TEST_CASE("/system/functions and /system/function/{name} have OpenFaaS's shape")
   CHECK(f.call(verb::get, "/system/function/nope").result_int() == 404);
 }
 
-TEST_CASE("/system/info names the provider, its version and the architecture") {
+TEST_CASE("/system/info names the provider, its version, the architecture and the platform") {
   ApiFixture f;
   auto r = f.call(verb::get, "/system/info");
   CHECK(r.result_int() == 200);
   CHECK(r.body() == fmt::format("{{\"provider\":{{\"provider\":\"unifn\",\"orchestration\":\"kvm\",\"version\":"
                                 "{{\"release\":\"{0}\",\"sha\":\"\"}}}},\"version\":{{\"release\":\"{0}\",\"sha\":\"\"}},"
-                                "\"arch\":\"x86_64\"}}\n",
+                                "\"arch\":\"x86_64\",\"platform\":\"fake\"}}\n",
                                 UNIFN_VERSION));
 }
 
@@ -287,7 +287,7 @@ TEST_CASE("async submissions past a store full of unfinished calls get 429") {
   http::CallStore calls(2, std::chrono::seconds(60));
   http::Callbacks callbacks;
   FakeDispatcher d;
-  http::Api api(d, m, calls, callbacks);
+  http::Api api(d, m, calls, callbacks, "fake");
   auto post = [&] {
     std::optional<http::Response> out;
     api.handle(http::Request{verb::post, "/async-function/held", 11}, [&](http::Response r) { out = std::move(r); });

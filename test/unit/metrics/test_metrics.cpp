@@ -76,6 +76,17 @@ TEST_CASE("snapshots and accelerators") {
   CHECK_THAT(t, Catch::Contains("# HELP unifn_accel_backend_available "));
 }
 
+TEST_CASE("the platform in use is a gauge of 1 named by its label") {
+  Metrics m;
+  CHECK_THAT(m.serialize(), !Catch::Contains("unifn_platform{"));  // none until the daemon chose
+  m.set_platform("sandbox");
+  auto t = m.serialize();
+  CHECK_THAT(t, Catch::Contains("# HELP unifn_platform The platform guests run on (1 for the one in use)\n"));
+  CHECK_THAT(t, Catch::Contains("# TYPE unifn_platform gauge\n"));
+  CHECK_THAT(t, Catch::Contains("unifn_platform{name=\"sandbox\"} 1\n"));
+  CHECK_THAT(t, !Catch::Contains("unifn_platform{name=\"kvm\"}"));
+}
+
 TEST_CASE("label values are escaped in the exposition") {
   Metrics m;
   m.record_invocation("we\"ird\\fn\nname", 200, 0.001, "warm");

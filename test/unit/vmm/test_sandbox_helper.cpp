@@ -74,7 +74,10 @@ class TracedHelper {
     write_all(image_, image.data(), image.size());
     REQUIRE(::fcntl(image_, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0);
     ram_ = high(::memfd_create("unifn-ram", MFD_CLOEXEC));
-    REQUIRE(::ftruncate(ram_, kRamBytes) == 0);
+    REQUIRE(::ftruncate(ram_, kRamBytes + 4096) == 0);
+    unsigned char page[4096];
+    unifn_sandbox_fill_helper_page(page);
+    REQUIRE(::pwrite(ram_, page, sizeof page, kRamBytes) == static_cast<ssize_t>(sizeof page));
     int spec_pipe[2], go_pipe[2];
     REQUIRE(::pipe2(spec_pipe, O_CLOEXEC) == 0);
     spec_r_ = high(spec_pipe[0]), spec_w_ = high(spec_pipe[1]);
@@ -123,6 +126,7 @@ unifn_sandbox_spec two_region_spec() {
   spec.magic = UNIFN_SANDBOX_MAGIC;
   spec.flags = UNIFN_SANDBOX_TRACK_WRITES;
   spec.region_count = 2;
+  spec.helper_offset = kRamBytes;
   spec.regions[0] = {0x100000, 0x100000, 1 | 4, 0};  // R-X
   spec.regions[1] = {0x200000, 0x200000, 1 | 2, 1};  // RW-, tracked
   return spec;
@@ -147,7 +151,7 @@ TEST_CASE("sandbox helper: maps RAM, locks itself down, stops at int3; a syscall
   INFO(maps);
   CHECK(maps.find("00100000-00200000 r-xs 00100000 ") != std::string::npos);
   CHECK(maps.find("00200000-00400000 rw-s 00200000 ") != std::string::npos);
-  CHECK(maps.find("cffff000-d0000000 r-xp ") != std::string::npos);
+  CHECK(maps.find("cffff000-d0000000 r-xs ") != std::string::npos);
   std::istringstream lines(maps);
   for (std::string line; std::getline(lines, line);) {
     std::istringstream fields(line);

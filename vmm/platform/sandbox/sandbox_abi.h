@@ -29,15 +29,26 @@ struct unifn_sandbox_spec {
   uint32_t flags;
   uint32_t uid, gid;
   uint64_t rlimit_as; /* RLIMIT_AS in bytes, 0: leave as is */
+  /* Offset in the RAM memfd of the page the supervisor filled with the helper page's bytes; it is
+   * mapped read-execute from there, so no page is ever writable and executable, not even while the
+   * helper sets up (systemd's MemoryDenyWriteExecute refuses mprotect to PROT_EXEC). */
+  uint64_t helper_offset;
   struct unifn_sandbox_region regions[UNIFN_SANDBOX_MAX_REGIONS];
 };
 
+/* The helper page's bytes: `syscall; int3`, then int3 to the end of the page. */
+static inline void unifn_sandbox_fill_helper_page(unsigned char page[4096]) {
+  for (int i = 0; i < 4096; ++i) page[i] = 0xCC;
+  page[0] = 0x0F;
+  page[1] = 0x05;
+}
+
 #ifdef __cplusplus
 static_assert(sizeof(struct unifn_sandbox_region) == 24, "no padding in the spec");
-static_assert(sizeof(struct unifn_sandbox_spec) == 32 + 24 * UNIFN_SANDBOX_MAX_REGIONS, "no padding in the spec");
+static_assert(sizeof(struct unifn_sandbox_spec) == 40 + 24 * UNIFN_SANDBOX_MAX_REGIONS, "no padding in the spec");
 #else
 _Static_assert(sizeof(struct unifn_sandbox_region) == 24, "no padding in the spec");
-_Static_assert(sizeof(struct unifn_sandbox_spec) == 32 + 24 * UNIFN_SANDBOX_MAX_REGIONS, "no padding in the spec");
+_Static_assert(sizeof(struct unifn_sandbox_spec) == 40 + 24 * UNIFN_SANDBOX_MAX_REGIONS, "no padding in the spec");
 #endif
 
 /* Exit codes of the helper when a step fails (the supervisor turns them into sentences) */

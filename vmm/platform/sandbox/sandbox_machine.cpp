@@ -218,6 +218,14 @@ void SandboxMachine::spawn(const MachineSpec& spec) {
   s.flags = UNIFN_SANDBOX_TRACK_WRITES | (iso.drop_uid ? UNIFN_SANDBOX_DROP_UID : 0u);
   s.uid = s.gid = 65534;  // nobody
   s.rlimit_as = spec.ram_bytes + (256ull << 20);
+  // The helper page lives in the RAM memfd past the end of RAM, where the guest cannot reach it
+  // as RAM and the daemon's mapping does not cover it.
+  s.helper_offset = spec.ram_bytes;
+  unsigned char page[kPage];
+  unifn_sandbox_fill_helper_page(page);
+  if (ftruncate(memory().shared_fd(), static_cast<off_t>(spec.ram_bytes + kPage)) != 0 ||
+      pwrite(memory().shared_fd(), page, kPage, static_cast<off_t>(spec.ram_bytes)) != static_cast<ssize_t>(kPage))
+    fail("writing the sandbox helper page");
 
   int go[2], sp[2];
   if (pipe2(go, O_CLOEXEC) != 0) fail("pipe for the sandbox process");

@@ -1,0 +1,108 @@
+// The sandbox platform under the real daemon: its guest processes never outlive it.
+#include <catch2/catch.hpp>
+
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon_fixture.h"
+#include "platform_skip.h"
+
+using namespace unifn::test;
+
+namespace {
+
+struct ProcStat {
+  char state = '?';
+  pid_t ppid = 0;
+  unsigned long long start = 0;  // start time in clock ticks since boot: tells a reused pid apart
+};
+
+std::optional<ProcStat> stat_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  if (!f) return std::nullopt;
+  std::string s((std::istreambuf_iterator<char>(f)), {});
+  auto close = s.rfind(')');  // the command name may hold spaces and parentheses
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream in(s.substr(close + 2));
+  ProcStat st;
+  std::string skip;
+  in >> st.state >> st.ppid;
+  for (int field = 5; field < 22; ++field) in >> skip;  // pgrp .. itrealvalue
+  in >> st.start;
+  if (!in) return std::nullopt;
+  return st;
+}
+
+struct Child {
+  pid_t pid;
+  unsigned long long start;
+  std::string cmdline;
+};
+
+std::vector<Child> children_of(pid_t parent) {
+  std::vector<Child> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (auto* e = readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (pid <= 0 || *end) continue;
+    auto st = stat_of(static_cast<pid_t>(pid));
+    if (!st || st->ppid != parent) continue;
+    std::ifstream f("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(f)), {});
+    for (auto& c : cmd)
+      if (c == '\0') c = ' ';
+    out.push_back({static_cast<pid_t>(pid), st->start, cmd});
+  }
+  closedir(d);
+  return out;
+}
+
+// Gone: no /proc entry, a zombie (dead, waiting for whoever reaps it), or another process that
+// got the pid since.
+bool gone(pid_t pid, unsigned long long start) {
+  auto st = stat_of(pid);
+  return !st || st->state == 'Z' || st->state == 'X' || st->start != start;
+}
+
+}  // namespace
+
+TEST_CASE("killing the daemon with SIGKILL leaves no sandbox guest process behind", "[sandbox]") {
+  require_platform(unifn::vmm::PlatformKind::Sandbox,
+                   "on KVM guests are VMs inside the daemon process: nothing of theirs can outlive it");
+  Daemon d("--platform sandbox");
+  REQUIRE(curl("-X POST --data-binary hi " + d.url("/function/echo")) == "hi");
+
+  auto children = children_of(d.pid());
+  std::string listed;
+  for (const auto& c : children) listed += std::to_string(c.pid) + " '" + c.cmdline + "'\n";
+  INFO("children of the daemon (pid " << d.pid() << "):\n" << listed);
+  REQUIRE_FALSE(children.empty());
+  CHECK(std::any_of(children.begin(), children.end(),
+                    [](const Child& c) { return c.cmdline.rfind("unifn-sandbox", 0) == 0; }));
+
+  d.signal(SIGKILL);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  std::vector<Child> left = children;
+  while (!left.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::erase_if(left, [](const Child& c) { return gone(c.pid, c.start); });
+    if (!left.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::string survivors;
+  for (const auto& c : left) survivors += std::to_string(c.pid) + " '" + c.cmdline + "'\n";
+  INFO("still running 2 s after the daemon was killed:\n" << survivors);
+  CHECK(left.empty());
+}
