@@ -12,7 +12,8 @@
 
 /* spec flags */
 #define UNIFN_SANDBOX_TRACK_WRITES 1u /* register userfaultfd write-protect (async) on regions with track=1 */
-#define UNIFN_SANDBOX_DROP_UID 2u     /* setgroups(0), setgid(gid), setuid(uid) (root daemon without a user namespace) */
+#define UNIFN_SANDBOX_DROP_UID 2u     /* setgroups(0), setgid(gid), setuid(uid): to nobody, directly (root daemon without a user
+                                         * namespace) or as the user namespace's 0, which the supervisor mapped to nobody */
 
 /* bits the helper reports in rax at its final int3 (rdi holds the userfaultfd, or -1) */
 #define UNIFN_SANDBOX_HAVE_TRACKING 1u
@@ -59,7 +60,8 @@ enum unifn_sandbox_exit {
   UNIFN_SANDBOX_EXIT_LIMITS = 73,
   UNIFN_SANDBOX_EXIT_UID = 74,
   UNIFN_SANDBOX_EXIT_NO_NEW_PRIVS = 75,
-  UNIFN_SANDBOX_EXIT_SECCOMP = 76
+  UNIFN_SANDBOX_EXIT_SECCOMP = 76,
+  UNIFN_SANDBOX_EXIT_CAPS = 77
 };
 
 #ifdef __cplusplus
@@ -83,6 +85,8 @@ static inline const char* unifn_sandbox_exit_reason(int code) {
       return "the sandbox helper could not set no_new_privs";
     case UNIFN_SANDBOX_EXIT_SECCOMP:
       return "the sandbox helper could not install its seccomp filter";
+    case UNIFN_SANDBOX_EXIT_CAPS:
+      return "the sandbox helper could not give up its capabilities";
     default:
       return "the sandbox helper exited with an unexpected status";
   }

@@ -32,6 +32,7 @@ namespace {
 
 constexpr std::uint64_t kPage = 4096;
 constexpr std::uint32_t kFpStateVersion = 1;
+constexpr unsigned kNobody = 65534;
 
 [[noreturn]] void fail(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
 
@@ -65,6 +66,15 @@ void from_guest(const GuestRegs& g, user_regs_struct& u) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // dies with the tracer thread, even before ptrace holds it
   char byte;
   if (read(go, &byte, 1) != 1) _exit(126);  // the supervisor has seized us once this arrives
+  if (byte == 'u') {
+    // Become the user namespace's 0, which the supervisor mapped to nobody: before exec, while
+    // this process still has its capabilities there. Raw system calls: glibc's would try to
+    // reach threads this copy of the daemon does not have.
+    if (syscall(SYS_setgroups, 0, nullptr) != 0 || syscall(SYS_setresgid, 0, 0, 0) != 0 ||
+        syscall(SYS_setresuid, 0, 0, 0) != 0)
+      _exit(125);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // a change of credentials cleared it
+  }
   // Move every descriptor out of the way first, so the dup2s below cannot clobber one another.
   spec = fcntl(spec, F_DUPFD, 100);
   ram = fcntl(ram, F_DUPFD, 100);
@@ -102,6 +112,22 @@ int helper_fd() {
 pid_t clone_process(unsigned flags) {
   // fork semantics (no CLONE_VM): the child gets a copy of this thread only, and execs at once.
   return static_cast<pid_t>(syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+}
+
+bool write_proc(pid_t pid, const char* file, const std::string& text) {
+  Fd f(open(fmt::format("/proc/{}/{}", pid, file).c_str(), O_WRONLY | O_CLOEXEC));
+  return f && write(f.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+}
+
+// Maps uid and gid 0 of the child's user namespace to nobody outside (needs CAP_SETUID and
+// CAP_SETGID here); false when this daemon may not, and the child stays the daemon's uid.
+bool map_to_nobody(pid_t pid) {
+  static std::atomic<bool> refused{false};
+  if (refused.load()) return false;
+  const auto line = fmt::format("0 {} 1\n", kNobody);
+  if (write_proc(pid, "gid_map", line) && write_proc(pid, "uid_map", line)) return true;
+  refused.store(true);
+  return false;
 }
 
 SandboxIsolation probe_isolation() {
@@ -216,7 +242,7 @@ void SandboxMachine::spawn(const MachineSpec& spec) {
   s.region_count = static_cast<std::uint32_t>(regions.size());
   std::copy(regions.begin(), regions.end(), s.regions);
   s.flags = UNIFN_SANDBOX_TRACK_WRITES | (iso.drop_uid ? UNIFN_SANDBOX_DROP_UID : 0u);
-  s.uid = s.gid = 65534;  // nobody
+  s.uid = s.gid = kNobody;
   s.rlimit_as = spec.ram_bytes + (256ull << 20);
   // The helper page lives in the RAM memfd past the end of RAM, where the guest cannot reach it
   // as RAM and the daemon's mapping does not cover it.
@@ -250,10 +276,13 @@ void SandboxMachine::spawn(const MachineSpec& spec) {
   };
   if (ptrace(PTRACE_SEIZE, pid_, nullptr, PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD) != 0)
     throw give_up(fmt::format("ptrace: {}", std::strerror(errno)));
+  // In its own user namespace the process is still the daemon's uid (root, often) until it
+  // changes uid there: map the namespace's 0 to nobody, and the helper becomes that 0.
+  const bool as_nobody = (iso.clone_flags & CLONE_NEWUSER) && map_to_nobody(pid_);
   go_r = Fd();
   spec_r = Fd();
   // Safe: the spec is a plain C struct; the pipe is ours.
-  if (write(go_w.get(), "g", 1) != 1 || write(spec_w.get(), &s, sizeof s) != static_cast<ssize_t>(sizeof s))
+  if (write(go_w.get(), as_nobody ? "u" : "g", 1) != 1 || write(spec_w.get(), &s, sizeof s) != static_cast<ssize_t>(sizeof s))
     throw give_up("cannot hand it its spec");
   spec_w = Fd();
   for (;;) {  // the helper sets itself up and stops at its int3
@@ -267,7 +296,8 @@ void SandboxMachine::spawn(const MachineSpec& spec) {
       const int code = WEXITSTATUS(st);
       throw std::runtime_error(fmt::format("cannot start the sandbox process: {} (exit status {})",
                                            code == 127 || code == 126 ? "the helper could not be executed"
-                                                                      : unifn_sandbox_exit_reason(code),
+                                           : code == 125 ? "it could not become nobody in its user namespace"
+                                                         : unifn_sandbox_exit_reason(code),
                                            code));
     }
     if (WIFSIGNALED(st)) {

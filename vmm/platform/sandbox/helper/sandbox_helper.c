@@ -21,6 +21,7 @@
 #define NR_setuid 105
 #define NR_setgid 106
 #define NR_setgroups 116
+#define NR_capset 126
 #define NR_prctl 157
 #define NR_setrlimit 160
 #define NR_exit_group 231
@@ -43,6 +44,10 @@
 #define RLIMIT_NOFILE 7
 #define RLIMIT_AS 9
 #define PR_SET_NO_NEW_PRIVS 38
+#define PR_SET_DUMPABLE 4
+#define PR_CAPBSET_DROP 24
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
 #define MADV_DONTNEED 4
 #define PAGE_SIZE 4096ull
 
@@ -186,6 +191,9 @@ static void drop_uid(const struct unifn_sandbox_spec* spec) {
   if (sys3(NR_setgroups, 0, 0, 0) != 0 || sys3(NR_setgid, spec->gid, 0, 0) != 0 ||
       sys3(NR_setuid, spec->uid, 0, 0) != 0)
     die(UNIFN_SANDBOX_EXIT_UID);
+  /* A change of uid makes the process non-dumpable; the supervisor must keep reading its pagemap
+   * (cores stay off: RLIMIT_CORE is 0). */
+  if (sys6(NR_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0, 0) != 0) die(UNIFN_SANDBOX_EXIT_UID);
 }
 
 /* Only system calls from the helper page (rip after its 2-byte `syscall` == page + 2) survive, and of
@@ -214,6 +222,17 @@ static void install_seccomp(void) {
   if (sys3(NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, (long)&prog) != 0) die(UNIFN_SANDBOX_EXIT_SECCOMP);
 }
 
+/* In its own user namespace the process holds every capability there: give them all up, so that
+ * nothing that got past ptrace and seccomp could use one. */
+static void drop_caps(void) {
+  /* EINVAL past the kernel's last capability: the rest are dropped by then. */
+  for (long cap = 0; cap < 64; ++cap) sys6(NR_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0, 0);
+  sys6(NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0);
+  struct { uint32_t version; int pid; } header = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+  uint32_t data[6] = {0, 0, 0, 0, 0, 0}; /* effective, permitted, inheritable: empty, both halves */
+  if (sys3(NR_capset, (long)&header, (long)data, 0) != 0) die(UNIFN_SANDBOX_EXIT_CAPS);
+}
+
 __attribute__((noreturn, visibility("hidden"), used)) void helper_main(void) {
   struct unifn_sandbox_spec spec;
   read_spec(&spec);                                                   /* a */
@@ -223,6 +242,7 @@ __attribute__((noreturn, visibility("hidden"), used)) void helper_main(void) {
   long uffd = (spec.flags & UNIFN_SANDBOX_TRACK_WRITES) ? start_tracking(&spec) : -1; /* e */
   set_limits(&spec);                                                  /* f */
   if (spec.flags & UNIFN_SANDBOX_DROP_UID) drop_uid(&spec);           /* g */
+  drop_caps();
   if (sys6(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0) != 0) die(UNIFN_SANDBOX_EXIT_NO_NEW_PRIVS); /* h */
   install_seccomp();                                                  /* i */
 
