@@ -1,6 +1,8 @@
 // The real unifnd on a free loopback port, for end-to-end tests; and a temporary directory.
 #pragma once
 
+#include <cstdlib>
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -29,12 +31,20 @@ struct TempDir {
 };
 
 
+// The platform this test runs on (ctest sets UNIFN_PLATFORM), as a flag for the daemon, which
+// reads its platform from its file and flags only.
+inline std::string platform_flag(const std::string& args) {
+  const char* p = std::getenv("UNIFN_PLATFORM");
+  if (!p || !*p || args.find("--platform") != std::string::npos) return "";
+  return std::string(" --platform ") + p;
+}
+
 class Daemon {
  public:
   explicit Daemon(const std::string& args = "", const std::string& env = "") {
     log_ = "/tmp/unifn-e2e-" + std::to_string(getpid()) + ".log";
     state_ = "/tmp/unifn-e2e-state-" + std::to_string(getpid());
-    auto r = sh(env + " " + std::string(UNIFN_BUILD_DIR) + "/unifnd --listen 127.0.0.1:0 --state-dir " + state_ + " " + args + " >" + log_ +
+    auto r = sh(env + " " + std::string(UNIFN_BUILD_DIR) + "/unifnd --listen 127.0.0.1:0 --state-dir " + state_ + " " + args + platform_flag(args) + " >" + log_ +
                 " 2>&1 & echo $!");
     pid_ = std::stoi(r.out);
     for (int i = 0; i < 200 && port_.empty(); ++i) {

@@ -205,7 +205,7 @@ TEST_CASE("/system/info names the provider, its version, the architecture and th
   ApiFixture f;
   auto r = f.call(verb::get, "/system/info");
   CHECK(r.result_int() == 200);
-  CHECK(r.body() == fmt::format("{{\"provider\":{{\"provider\":\"unifn\",\"orchestration\":\"kvm\",\"version\":"
+  CHECK(r.body() == fmt::format("{{\"provider\":{{\"provider\":\"unifn\",\"orchestration\":\"unifn\",\"version\":"
                                 "{{\"release\":\"{0}\",\"sha\":\"\"}}}},\"version\":{{\"release\":\"{0}\",\"sha\":\"\"}},"
                                 "\"arch\":\"x86_64\",\"platform\":\"fake\"}}\n",
                                 UNIFN_VERSION));

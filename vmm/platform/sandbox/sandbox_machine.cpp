@@ -135,8 +135,18 @@ SandboxIsolation probe_isolation() {
   const unsigned all = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC;
   const unsigned tries[] = {all, all & ~CLONE_NEWUSER, CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS, 0};
   for (unsigned flags : tries) {
+    int hold[2];
+    if (pipe2(hold, O_CLOEXEC) != 0) fail("pipe for the sandbox probe");
     pid_t pid = clone_process(flags);
-    if (pid == 0) _exit(0);
+    if (pid == 0) {  // waits until the parent has tried its uid map, then goes
+      char byte;
+      close(hold[1]);
+      (void)!read(hold[0], &byte, 1);
+      _exit(0);
+    }
+    close(hold[0]);
+    if (pid > 0 && (flags & CLONE_NEWUSER)) iso.nobody = map_to_nobody(pid);
+    close(hold[1]);
     if (pid < 0) continue;
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
@@ -149,6 +159,7 @@ SandboxIsolation probe_isolation() {
   for (auto [flag, name] : names)
     if (!(iso.clone_flags & flag)) iso.missing.emplace_back(name);
   iso.drop_uid = geteuid() == 0 && !(iso.clone_flags & CLONE_NEWUSER);
+  iso.nobody = iso.nobody || iso.drop_uid;
   return iso;
 }
 
@@ -278,7 +289,7 @@ void SandboxMachine::spawn(const MachineSpec& spec) {
     throw give_up(fmt::format("ptrace: {}", std::strerror(errno)));
   // In its own user namespace the process is still the daemon's uid (root, often) until it
   // changes uid there: map the namespace's 0 to nobody, and the helper becomes that 0.
-  const bool as_nobody = (iso.clone_flags & CLONE_NEWUSER) && map_to_nobody(pid_);
+  const bool as_nobody = (iso.clone_flags & CLONE_NEWUSER) && iso.nobody && map_to_nobody(pid_);
   go_r = Fd();
   spec_r = Fd();
   // Safe: the spec is a plain C struct; the pipe is ours.

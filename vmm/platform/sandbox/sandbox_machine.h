@@ -22,6 +22,7 @@ namespace unifn::vmm {
 struct SandboxIsolation {
   unsigned clone_flags = 0;      // the namespaces each guest process gets
   bool drop_uid = false;         // root without a user namespace: guests run as nobody
+  bool nobody = false;           // guests run as nobody (directly, or mapped from a user namespace)
   std::vector<std::string> missing;  // namespaces the host refused, named
 };
 

@@ -22,7 +22,7 @@ class SandboxPlatform final : public Platform {
         "behind a seccomp filter, no_new_privs and resource limits";
     s += iso.missing.size() == 5 ? ", without namespaces" : ", in new namespaces";
     if (!iso.missing.empty() && iso.missing.size() < 5) s += fmt::format(" (the host refused: {})", fmt::join(iso.missing, ", "));
-    if (iso.drop_uid) s += ", as user nobody";
+    s += iso.nobody ? ", as user nobody" : ", as unifnd's own user (it may not map another)";
     s += "; this is process isolation, weaker than a virtual machine";
     return s;
   }
