@@ -420,7 +420,7 @@ Response Api::info(const Request& req) const {
   JsonWriter w;
   w.begin_object();
   w.key("provider").begin_object();
-  w.key("provider").value("unifn").key("orchestration").value("unifn")  // the platform has its own field;
+  w.key("provider").value("unifn").key("orchestration").value("unifn");  // the platform has its own field
   w.key("version").begin_object().key("release").value(kVersion).key("sha").value(kSha).end_object();
   w.end_object();
   w.key("version").begin_object().key("release").value(kVersion).key("sha").value(kSha).end_object();
