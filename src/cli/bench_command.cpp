@@ -14,6 +14,7 @@
 #include "accel/registry.h"
 #include "cli/platform_flag.h"
 #include "guest/function_vm.h"
+#include "platform/sandbox/sandbox_machine.h"
 
 namespace unifn::cli {
 
@@ -32,9 +33,9 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
-// Private memory of this process in KiB (anonymous and private file pages).
-long private_kib() {
-  std::ifstream in("/proc/self/smaps_rollup");
+// Private memory of a process in KiB (anonymous and private file pages).
+long private_kib(const std::string& proc = "self") {
+  std::ifstream in("/proc/" + proc + "/smaps_rollup");
   std::string key;
   long total = 0, v = 0;
   std::string unit;
@@ -144,7 +145,13 @@ int bench_command(std::span<char*> args) {
     long before = private_kib();
     std::vector<std::unique_ptr<vmm::FunctionVm>> idle;
     for (int i = 0; i < kIdle; ++i) idle.push_back(vmm::FunctionVm::restore(snap, image, cfg, quiet));
-    long per_instance = (private_kib() - before) / kIdle;
+    long outside = 0;  // a sandbox instance's memory lives outside this process too
+    for (const auto& vm : idle)
+      if (auto* sandbox = dynamic_cast<vmm::SandboxMachine*>(&vm->machine())) {
+        for (auto [from, to] : vm->machine().memory().populated()) outside += static_cast<long>((to - from) >> 10);
+        outside += private_kib(std::to_string(sandbox->pid()));
+      }
+    long per_instance = (private_kib() - before + outside) / kIdle;
 
     fmt::print("image={}\nplatform={}\nisolation={}\naccel={}\nrequests={}\n", image_path, platform.platform->name(),
                isolation, accel_backend, requests);

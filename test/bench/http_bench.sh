@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# HTTP echo: unifnd (per-request isolation, then reuse) against lighttpd running a static CGI echo,
-# all on loopback in the same run, driven by wrk. Prints key=value lines and the ratios.
+# HTTP echo: unifnd on every platform this host has (the sandbox always, KVM when a probe VM runs), per-request
+# isolation and reuse each, against lighttpd running a static CGI echo, all on loopback in the same run,
+# driven by wrk. lighttpd is measured first and last; each unifnd row's ratio is against the mean of those two
+# (the machines are noisy; the spread between them is printed as lighttpd_drift).
+# Prints key=value lines (unifnd_<platform>_<isolation>_rps, _p50_ms, _p99_ms, _over_lighttpd) and a table.
 # Usage: test/bench/http_bench.sh [BUILD_DIR] [SECONDS] [CONNECTIONS]
+#   SECONDS per measurement (default 10); there are 2 lighttpd runs + 2 per platform, so with KVM the whole
+#   script takes about 6 x SECONDS plus a few seconds of start-up. PLATFORMS="sandbox kvm" overrides the probe.
 set -euo pipefail
 build=$(realpath "${1:-build}")
 secs=${2:-10}
@@ -11,37 +16,62 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-for tool in wrk lighttpd musl-gcc curl; do
+for tool in wrk lighttpd musl-gcc curl python3; do
   command -v "$tool" >/dev/null || { echo "http_bench: $tool is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
 done
+[[ -x $build/unifnd && -e $build/functions/echo.elf ]] ||
+  { echo "http_bench: $build/unifnd or $build/functions/echo.elf is missing" >&2; exit 1; }
 here=$(dirname "$(realpath "$0")")
-mkdir -p "$work/www" "$work/fns"
+mkdir -p "$work/www"
 musl-gcc -static -O2 -o "$work/www/echo.cgi" "$here/cgi_echo.c"
 cp "$build/functions/echo.elf" "$work/"
-cat > "$work/post.lua" <<'LUA'
+body="hello, unifn"
+cat > "$work/post.lua" <<LUA
 wrk.method = "POST"
-wrk.body = "hello, unifn"
+wrk.body = "$body"
 wrk.headers["Content-Type"] = "text/plain"
 LUA
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 100); do curl -s -o /dev/null -X POST --data-binary x "$1" && return 0; sleep 0.05; done; echo "http_bench: $1 never answered" >&2; exit 1; }
+# The platforms: the sandbox always; KVM when it works here, tested the way the daemon would (a probe VM).
+if [[ -z ${PLATFORMS:-} ]]; then
+  PLATFORMS=sandbox
+  if timeout 20 "$build/unifnd" run --platform kvm "$build/functions/hello.elf" </dev/null >/dev/null 2>&1; then
+    PLATFORMS+=" kvm"
+  else
+    echo "http_bench: no KVM here (unifnd run --platform kvm failed); the sandbox only" >&2
+  fi
+fi
 
-# wrk's summary -> req/s, p50 and p99 in ms.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() {
+  local got
+  for _ in $(seq 100); do
+    if got=$(curl -s --max-time 2 -X POST --data-binary "$body" "$1"); then
+      [[ $got == "$body" ]] && return 0
+      echo "http_bench: $1 answered '${got:0:100}', not the echo of '$body'" >&2; exit 1
+    fi
+    sleep 0.05
+  done
+  echo "http_bench: $1 never answered" >&2; exit 1
+}
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v); print v } else { sub(/s/,"",v); print v*1000 } }'; }
+
+# wrk's summary -> NAME_rps, NAME_p50_ms, NAME_p99_ms (and NAME_non2xx, NAME_socket_errors when any); the
+# figures are also kept in rps[NAME], p50[NAME], p99[NAME].
+declare -A rps p50 p99
 measure() {
-  local name=$1 url=$2 out
-  out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$work/post.lua" "$url")
-  local rps p50 p99 errs
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  local name=$1 url=$2 out errs sock
+  out=$(timeout $((secs + 30)) wrk -t2 -c"$conns" -d"${secs}s" --timeout 5s --latency -s "$work/post.lua" "$url")
+  rps[$name]=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50[$name]=$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
+  p99[$name]=$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
   errs=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v); print v } else { sub(/s/,"",v); print v*1000 } }'; }
-  echo "${name}_rps=$rps"
-  echo "${name}_p50_ms=$(to_ms "$p50")"
-  echo "${name}_p99_ms=$(to_ms "$p99")"
-  [[ -z "$errs" ]] || echo "${name}_non2xx=$errs"
-  eval "${name}_rps_value=$rps"
+  sock=$(awk '/Socket errors/ {sub(/^ *Socket errors: */, ""); print}' <<<"$out")
+  echo "${name}_rps=${rps[$name]}"
+  echo "${name}_p50_ms=${p50[$name]}"
+  echo "${name}_p99_ms=${p99[$name]}"
+  [[ -z $errs ]] || echo "${name}_non2xx=$errs"
+  [[ -z $sock ]] || echo "${name}_socket_errors=$sock"
 }
 
 lport=$(free_port)
@@ -55,28 +85,65 @@ server.errorlog = "$work/lighttpd.err"
 server.max-keep-alive-requests = 1000
 CONF
 lighttpd -D -f "$work/lighttpd.conf" >/dev/null 2>&1 & pids+=($!)
-wait_up "http://127.0.0.1:$lport/echo.cgi"
+lurl="http://127.0.0.1:$lport/echo.cgi"
+wait_up "$lurl"
 
-# Sets url to the echo function of a fresh unifnd with the given isolation.
+# Starts unifnd on a platform with the echo function at an isolation; sets url. Checks /system/info names
+# the platform asked for.
 run_unifnd() {
-  local isolation=$1 port
+  local platform=$1 isolation=$2 port dir=$work/$1-$2 got
   port=$(free_port)
-  mkdir -p "$work/fns-$isolation"
+  mkdir -p "$dir/fns"
   printf 'name: echo\nimage: %s\nisolation: %s\nmin_warm: 2\nmax_instances: 2\n' "$work/echo.elf" "$isolation" \
-    > "$work/fns-$isolation/echo.yaml"
-  "$build/unifnd" --listen "127.0.0.1:$port" --functions-dir "$work/fns-$isolation" --state-dir "$work/state" \
-    >/dev/null 2>"$work/unifnd-$isolation.log" & pids+=($!)
+    > "$dir/fns/echo.yaml"
+  "$build/unifnd" --platform "$platform" --listen "127.0.0.1:$port" --functions-dir "$dir/fns" --state-dir "$dir/state" \
+    >/dev/null 2>"$dir/unifnd.log" & pids+=($!)
   url="http://127.0.0.1:$port/function/echo"
   wait_up "$url"
+  got=$(curl -s "http://127.0.0.1:$port/system/info" | python3 -c 'import json,sys; print(json.load(sys.stdin)["platform"])')
+  [[ $got == "$platform" ]] || { echo "http_bench: unifnd --platform $platform reports platform '$got'" >&2; exit 1; }
 }
 
 echo "connections=$conns"
 echo "seconds=$secs"
-measure lighttpd_cgi "http://127.0.0.1:$lport/echo.cgi"
-run_unifnd per-request
-measure unifnd_per_request "$url"
-kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
-run_unifnd reuse
-measure unifnd_reuse "$url"
-awk -v a="$unifnd_per_request_rps_value" -v b="$lighttpd_cgi_rps_value" 'BEGIN { printf "per_request_over_lighttpd=%.2f\n", a/b }'
-awk -v a="$unifnd_reuse_rps_value" -v b="$lighttpd_cgi_rps_value" 'BEGIN { printf "reuse_over_lighttpd=%.2f\n", a/b }'
+echo "platforms=${PLATFORMS// /,}"
+measure lighttpd_cgi_first "$lurl"
+rows=()
+for platform in $PLATFORMS; do
+  for isolation in per-request reuse; do
+    run_unifnd "$platform" "$isolation"
+    name=unifnd_${platform}_${isolation//-/_}
+    measure "$name" "$url"
+    rows+=("$platform:$isolation:$name")
+    kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
+  done
+done
+measure lighttpd_cgi_last "$lurl"
+lrps=$(awk -v a="${rps[lighttpd_cgi_first]}" -v b="${rps[lighttpd_cgi_last]}" 'BEGIN { printf "%.2f", (a + b) / 2 }')
+echo "lighttpd_cgi_rps_mean=$lrps"
+awk -v a="${rps[lighttpd_cgi_first]}" -v b="${rps[lighttpd_cgi_last]}" 'BEGIN { printf "lighttpd_drift=%.2f\n", b / a }'
+declare -A ratio
+for row in "${rows[@]}"; do
+  IFS=: read -r platform isolation name <<<"$row"
+  ratio[$name]=$(awk -v a="${rps[$name]}" -v b="$lrps" 'BEGIN { printf "%.2f", a / b }')
+  echo "${name}_over_lighttpd=${ratio[$name]}"
+done
+# Two platforms: how the sandbox compares with KVM in this same run.
+if [[ -n ${rps[unifnd_kvm_reuse]:-} ]]; then
+  for iso in per_request reuse; do
+    awk -v a="${rps[unifnd_sandbox_$iso]}" -v b="${rps[unifnd_kvm_$iso]}" -v i="$iso" 'BEGIN { printf "sandbox_over_kvm_%s=%.2f\n", i, a / b }'
+  done
+fi
+
+echo
+printf '| %-8s | %-38s | %10s | %8s | %8s | %-12s |\n' platform server req/s p50_ms p99_ms vs_lighttpd
+printf '|%s|%s|%s|%s|%s|%s|\n' ---------- ---------------------------------------- ------------ ---------- ---------- --------------
+printf '| %-8s | %-38s | %10s | %8s | %8s | %-12s |\n' host "lighttpd CGI echo (first)" "${rps[lighttpd_cgi_first]}" \
+  "${p50[lighttpd_cgi_first]}" "${p99[lighttpd_cgi_first]}" ""
+for row in "${rows[@]}"; do
+  IFS=: read -r platform isolation name <<<"$row"
+  printf '| %-8s | %-38s | %10s | %8s | %8s | %-12s |\n' "$platform" "unifnd echo, $isolation" "${rps[$name]}" \
+    "${p50[$name]}" "${p99[$name]}" "${ratio[$name]}x"
+done
+printf '| %-8s | %-38s | %10s | %8s | %8s | %-12s |\n' host "lighttpd CGI echo (last)" "${rps[lighttpd_cgi_last]}" \
+  "${p50[lighttpd_cgi_last]}" "${p99[lighttpd_cgi_last]}" ""

@@ -386,3 +386,25 @@ TEST_CASE("the guest process runs under seccomp and no_new_privs, with W^X share
   for (const auto& fd : fds) CHECK_THAT(fd, Catch::EndsWith(" -> anon_inode:[userfaultfd]"));
   if (dynamic_cast<vmm::SandboxMachine&>(vm->machine()).tracks_writes()) CHECK(fds.size() == 1);
 }
+
+TEST_CASE("a guest process killed from outside fails its call with the reason, and a fresh restore serves", "[sandbox]") {
+  require_platform(vmm::PlatformKind::Sandbox, "on KVM the guest is a VM inside the daemon, not a process to kill");
+  auto image = vmm::FunctionImage::load(example("echo"));
+  vmm::FunctionVmConfig cfg;
+  auto booted = vmm::FunctionVm::boot(image, cfg, {});
+  auto snap = booted->snapshot(vmm::Fd(memfd_create("unifn-itest-sandbox", MFD_CLOEXEC)));
+  auto vm = vmm::FunctionVm::restore(snap, image, cfg, {});
+  REQUIRE(call(*vm, "before").body == "before");
+  const pid_t pid = guest_pid(*vm);
+  REQUIRE(::kill(pid, SIGKILL) == 0);  // the OOM killer, or an administrator
+  auto out = call(*vm, "after");
+  INFO(out.stop.message);
+  CHECK(out.stop.kind == vmm::StopKind::Fault);
+  CHECK_THAT(out.stop.message, Catch::Contains("killed by SIGKILL"));
+  auto again = call(*vm, "again");  // the instance stays failed, and says so
+  CHECK(again.stop.kind == vmm::StopKind::Fault);
+  vm.reset();
+  CHECK(process_gone(pid));
+  auto fresh = vmm::FunctionVm::restore(snap, image, cfg, {});
+  CHECK(call(*fresh, "fresh").body == "fresh");
+}

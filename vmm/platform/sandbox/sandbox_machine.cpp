@@ -233,16 +233,20 @@ SandboxMachine::SandboxMachine(std::unique_ptr<GuestMemory> memory, const Machin
 }
 
 SandboxMachine::~SandboxMachine() {
-  if (pid_ <= 0) return;
   try {
-    tracer_.call([this] {
-      kill(pid_, SIGKILL);
-      int st;
-      while (waitpid(pid_, &st, __WALL) < 0 && errno == EINTR) {
-      }
-    });
+    tracer_.call([this] { reap(); });
   } catch (...) {
   }
+}
+
+int SandboxMachine::reap() {
+  if (pid_ <= 0 || !alive_) return 0;
+  kill(pid_, SIGKILL);  // no effect on one that is dead already: its status says how it died
+  int st = 0;
+  while (waitpid(pid_, &st, __WALL) < 0 && errno == EINTR) {
+  }
+  alive_ = false;
+  return st;
 }
 
 void SandboxMachine::spawn(const MachineSpec& spec) {
@@ -354,7 +358,16 @@ Stop SandboxMachine::run(std::chrono::steady_clock::time_point deadline) {
     std::atomic<bool>& flag;
     ~Done() { flag.store(false); }
   } done{running_};
-  tracer_.call([&] { result = loop(deadline); }, deadline, [this] { kick(); });
+  try {
+    tracer_.call([&] { result = loop(deadline); }, deadline, [this] { kick(); });
+  } catch (const std::system_error& e) {
+    // ptrace refused: the process died under us (killed from outside), or worse. This instance
+    // is over, not the daemon.
+    int status = 0;
+    tracer_.call([&] { status = reap(); });
+    if (e.code().value() == ESRCH && (WIFSIGNALED(status) || WIFEXITED(status))) return died(status);
+    return Stop{StopKind::Fault, 0, fmt::format("the sandbox process could not be run: {}", e.what())};
+  }
   return result;
 }
 

@@ -62,6 +62,7 @@ class SandboxMachine final : public Machine {
   std::optional<Stop> emulate_mmio(const struct DecodedAccess& a, std::uint64_t addr);
   std::optional<Stop> guest_exception(unsigned vector, std::optional<std::uint64_t> address);
   Stop died(int status);
+  int reap();  // kills the process and waits for it (on the tracer thread); its wait status
   void fetch_regs();
   void flush_regs();
   std::vector<std::uint8_t> code_at(std::uint64_t rip);
