@@ -7,6 +7,11 @@
 
 namespace unifn::vmm {
 
+std::unique_ptr<GuestMemory> private_ram(const MachineSpec& spec) {
+  if (spec.ram_file) return std::make_unique<GuestMemory>(spec.ram_bytes, spec.ram_file->get(), spec.ram_bytes);
+  return std::make_unique<GuestMemory>(spec.ram_bytes);
+}
+
 PlatformChoice choose_platform(std::string_view name) {
   if (name == "kvm") return {&kvm_platform(), ""};
   if (name == "sandbox") return {&sandbox_platform(), ""};

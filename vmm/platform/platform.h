@@ -28,6 +28,10 @@ struct MachineSpec {
   std::vector<MemoryRegion> regions;
 };
 
+// Private RAM for a machine in this process (KVM, fake): the snapshot's file mapped copy-on-write,
+// or fresh zeroed memory.
+std::unique_ptr<GuestMemory> private_ram(const MachineSpec& spec);
+
 class Platform {
  public:
   virtual ~Platform() = default;

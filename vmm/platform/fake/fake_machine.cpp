@@ -42,9 +42,7 @@ class FakePlatform final : public Platform {
  public:
   PlatformKind kind() const override { return PlatformKind::Fake; }
   std::unique_ptr<Machine> create(const MachineSpec& spec) override {
-    auto ram = spec.ram_file ? std::make_unique<GuestMemory>(spec.ram_bytes, spec.ram_file->get(), spec.ram_bytes)
-                             : std::make_unique<GuestMemory>(spec.ram_bytes);
-    return std::make_unique<FakeMachine>(std::move(ram));
+    return std::make_unique<FakeMachine>(private_ram(spec));
   }
   std::string isolation() const override { return "nothing runs: the fake platform is for tests"; }
 };

@@ -12,9 +12,7 @@ class KvmPlatform final : public Platform {
  public:
   PlatformKind kind() const override { return PlatformKind::Kvm; }
   std::unique_ptr<Machine> create(const MachineSpec& spec) override {
-    auto ram = spec.ram_file ? std::make_unique<GuestMemory>(spec.ram_bytes, spec.ram_file->get(), spec.ram_bytes)
-                             : std::make_unique<GuestMemory>(spec.ram_bytes);
-    return std::make_unique<KvmMachine>(Kvm::instance(), std::move(ram), spec.track_writes);
+    return std::make_unique<KvmMachine>(Kvm::instance(), private_ram(spec), spec.track_writes);
   }
   std::string isolation() const override {
     return "each function runs in its own KVM virtual machine (hardware isolation)";

@@ -476,39 +476,37 @@ std::optional<Stop> SandboxMachine::on_signal(int sig) {
   }
 }
 
-std::optional<Stop> SandboxMachine::emulate_port(const DecodedAccess& a) {
+// Serves a decoded `in`/`out` or MMIO access the way the matching exit does on KVM: the guest
+// resumes after the instruction, with a load's result in its register.
+std::optional<Stop> SandboxMachine::emulate(const DecodedAccess& a, const std::function<std::optional<Stop>(bool, std::span<std::uint8_t>)>& serve) {
   GuestRegs g = to_guest(uregs_);
   std::uint8_t data[8] = {};
-  const bool out = a.kind == DecodedAccess::Kind::PortOut;
-  if (out) access_source(a, g, data);
-  const std::uint16_t port = a.port_in_dx ? static_cast<std::uint16_t>(g.rdx & 0xFFFF) : a.port;
-  g.rip += a.length;  // like a port exit on KVM: the guest resumes after the instruction
+  const bool store = a.kind == DecodedAccess::Kind::PortOut || a.kind == DecodedAccess::Kind::MemWrite;
+  if (store) access_source(a, g, data);
+  g.rip += a.length;
   from_guest(g, uregs_);
   regs_dirty_ = true;
-  PortAccess access{port, out, std::span(data, a.size)};
-  auto stop = port_access(access);
-  if (!out) {
+  auto stop = serve(store, std::span(data, a.size));
+  if (!store) {
     complete_load(a, g, data);
     from_guest(g, uregs_);
   }
   return stop;
 }
 
+std::optional<Stop> SandboxMachine::emulate_port(const DecodedAccess& a) {
+  const std::uint16_t port = a.port_in_dx ? static_cast<std::uint16_t>(uregs_.rdx & 0xFFFF) : a.port;
+  return emulate(a, [&](bool write, std::span<std::uint8_t> data) {
+    PortAccess access{port, write, data};
+    return port_access(access);
+  });
+}
+
 std::optional<Stop> SandboxMachine::emulate_mmio(const DecodedAccess& a, std::uint64_t addr) {
-  GuestRegs g = to_guest(uregs_);
-  std::uint8_t data[8] = {};
-  const bool write = a.kind == DecodedAccess::Kind::MemWrite;
-  if (write) access_source(a, g, data);
-  g.rip += a.length;
-  from_guest(g, uregs_);
-  regs_dirty_ = true;
-  MmioAccess access{addr, write, std::span(data, a.size)};
-  auto stop = mmio_access(access);
-  if (!write) {
-    complete_load(a, g, data);
-    from_guest(g, uregs_);
-  }
-  return stop;
+  return emulate(a, [&](bool write, std::span<std::uint8_t> data) {
+    MmioAccess access{addr, write, data};
+    return mmio_access(access);
+  });
 }
 
 void SandboxMachine::start_user(std::uint64_t rip, std::uint64_t rsp, std::uint64_t arg) {

@@ -7,6 +7,7 @@
 #include <sys/user.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,6 +59,8 @@ class SandboxMachine final : public Machine {
   Stop loop(std::chrono::steady_clock::time_point deadline);
   std::optional<Stop> on_syscall_stop();
   std::optional<Stop> on_signal(int sig);
+  std::optional<Stop> emulate(const struct DecodedAccess& a,
+                              const std::function<std::optional<Stop>(bool, std::span<std::uint8_t>)>& serve);
   std::optional<Stop> emulate_port(const struct DecodedAccess& a);
   std::optional<Stop> emulate_mmio(const struct DecodedAccess& a, std::uint64_t addr);
   std::optional<Stop> guest_exception(unsigned vector, std::optional<std::uint64_t> address);
