@@ -105,11 +105,11 @@ for p in $platforms; do
   check "unifnd_$p" "${cmd[@]}" || exit 1
   add "unifnd_$p" "${cmd[@]}"
 done
-cmd=(runsc "${runsc_flags[@]}" do "$tmp/hello" "$tmp/input")
+cmd=(runsc "${runsc_flags[@]}" "do" "$tmp/hello" "$tmp/input")
 check runsc_ptrace "${cmd[@]}" || exit 1
 add runsc_ptrace "${cmd[@]}"
 if [[ ${RUNSC_KVM:-0} == 1 ]]; then
-  cmd=(runsc --rootless --network=none --platform=kvm --ignore-cgroups do "$tmp/hello" "$tmp/input")
+  cmd=(runsc --rootless --network=none --platform=kvm --ignore-cgroups "do" "$tmp/hello" "$tmp/input")
   if check runsc_kvm "${cmd[@]}"; then add runsc_kvm "${cmd[@]}"; else runsc_kvm_note="runsc_kvm=did not answer within 20 s"; fi
 fi
 

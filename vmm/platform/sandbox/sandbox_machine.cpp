@@ -201,14 +201,21 @@ std::vector<unifn_sandbox_region> plan_regions(const MachineSpec& spec) {
   return out;
 }
 
+// The TSC's rate against CLOCK_MONOTONIC over 1 ms, once per process: each end pairs a TSC read
+// with a clock read taken between two TSC reads, so the error is tens of ns in 1 ms.
 std::uint64_t calibrated_tsc_khz() {
   static const std::uint64_t khz = [] {
-    auto t0 = std::chrono::steady_clock::now();
-    auto c0 = __rdtsc();
-    while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(10)) {
+    auto sample = [] {
+      const auto c0 = __rdtsc();
+      const auto t = std::chrono::steady_clock::now();
+      const auto c1 = __rdtsc();
+      return std::pair{t, c0 / 2 + c1 / 2};
+    };
+    const auto [t0, c0] = sample();
+    while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1)) {
     }
-    auto c1 = __rdtsc();
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+    const auto [t1, c1] = sample();
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
     return static_cast<std::uint64_t>(static_cast<double>(c1 - c0) * 1e6 / static_cast<double>(ns));
   }();
   return khz;
@@ -221,8 +228,16 @@ std::string signal_name(int sig) {
 
 }  // namespace
 
+namespace {
+std::atomic<bool> g_probed{false};
+}  // namespace
+
 const SandboxIsolation& SandboxMachine::isolation() {
-  static const SandboxIsolation iso = probe_isolation();
+  static const SandboxIsolation iso = [] {
+    auto i = probe_isolation();
+    g_probed.store(true);
+    return i;
+  }();
   return iso;
 }
 
@@ -250,13 +265,17 @@ int SandboxMachine::reap() {
 }
 
 void SandboxMachine::spawn(const MachineSpec& spec) {
-  const auto& iso = isolation();
+  // Every namespace is tried first; the probe (a clone of its own, about a millisecond here)
+  // runs only when that fails, or when someone asked what the sandbox isolates.
+  constexpr unsigned kAllNamespaces = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC;
+  unsigned flags = g_probed.load() ? isolation().clone_flags : kAllNamespaces;
+  auto drop_uid = [&] { return geteuid() == 0 && !(flags & CLONE_NEWUSER); };
   unifn_sandbox_spec s{};
   s.magic = UNIFN_SANDBOX_MAGIC;
   auto regions = plan_regions(spec);
   s.region_count = static_cast<std::uint32_t>(regions.size());
   std::copy(regions.begin(), regions.end(), s.regions);
-  s.flags = UNIFN_SANDBOX_TRACK_WRITES | (iso.drop_uid ? UNIFN_SANDBOX_DROP_UID : 0u);
+  s.flags = UNIFN_SANDBOX_TRACK_WRITES;
   s.uid = s.gid = kNobody;
   s.rlimit_as = spec.ram_bytes + (256ull << 20);
   // The helper page lives in the RAM memfd past the end of RAM, where the guest cannot reach it
@@ -276,8 +295,14 @@ void SandboxMachine::spawn(const MachineSpec& spec) {
   }
   Fd go_r(go[0]), go_w(go[1]), spec_r(sp[0]), spec_w(sp[1]);
   const int helper = helper_fd();
-  pid_t pid = clone_process(iso.clone_flags);
+  pid_t pid = clone_process(flags);
   if (pid == 0) exec_helper(go_r.get(), spec_r.get(), memory().shared_fd(), helper);
+  if (pid < 0 && flags != isolation().clone_flags) {
+    flags = isolation().clone_flags;
+    pid = clone_process(flags);
+    if (pid == 0) exec_helper(go_r.get(), spec_r.get(), memory().shared_fd(), helper);
+  }
+  if (drop_uid()) s.flags |= UNIFN_SANDBOX_DROP_UID;
   if (pid < 0) fail("clone of the sandbox process");
   pid_ = pid;
   alive_ = true;
@@ -293,7 +318,7 @@ void SandboxMachine::spawn(const MachineSpec& spec) {
     throw give_up(fmt::format("ptrace: {}", std::strerror(errno)));
   // In its own user namespace the process is still the daemon's uid (root, often) until it
   // changes uid there: map the namespace's 0 to nobody, and the helper becomes that 0.
-  const bool as_nobody = (iso.clone_flags & CLONE_NEWUSER) && iso.nobody && map_to_nobody(pid_);
+  const bool as_nobody = (flags & CLONE_NEWUSER) && map_to_nobody(pid_);
   go_r = Fd();
   spec_r = Fd();
   // Safe: the spec is a plain C struct; the pipe is ours.
