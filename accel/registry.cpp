@@ -3,7 +3,7 @@
 
 #include <fmt/format.h>
 
-#include "cpu/cpu_backend.h"
+#include "cpu/cpu_loader.h"
 #ifdef UNIFN_HAVE_CUDA
 #include "cuda/cuda_backend.h"
 #endif
@@ -22,7 +22,7 @@ BackendRegistry::BackendRegistry() {
 #ifdef UNIFN_HAVE_CUDA
   backends_.push_back(make_cuda_backend());
 #endif
-  backends_.push_back(make_cpu_backend());
+  backends_.push_back(make_lazy_cpu_backend());
 }
 
 BackendRegistry::BackendRegistry(std::vector<std::shared_ptr<Backend>> backends) : backends_(std::move(backends)) {}
