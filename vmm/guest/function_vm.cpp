@@ -87,6 +87,11 @@ FunctionVm::FunctionVm(std::shared_ptr<const FunctionImage> image, const Functio
       machine_(cfg_.platform_or_default().create(machine_spec(layout_, *image_, snap.get()))),
       syscalls_(layout_.heap_start, layout_.heap_end, console_),
       snap_(std::move(snap)) {
+  syscalls_.guest_cpu_ns = [this] {
+    auto ran = ran_;
+    if (running_since_ != std::chrono::steady_clock::time_point{}) ran += std::chrono::steady_clock::now() - running_since_;
+    return static_cast<std::uint64_t>(ran.count());
+  };
   syscalls_.on_unknown = [this](std::string_view what) {
     console_.flush();
     std::string line = fmt::format("[unifn] {}\n", what);
@@ -104,7 +109,7 @@ std::unique_ptr<FunctionVm> FunctionVm::boot(std::shared_ptr<const FunctionImage
   vm->write_boot_info();
   vm->wire_ports();
   vm->machine_->start_user(vm->image_->elf.entry, vm->layout_.stack_top, layout::kBootInfo);
-  Stop s = vm->machine_->run(std::chrono::steady_clock::now() + cfg.init_timeout);
+  Stop s = vm->run_guest(std::chrono::steady_clock::now() + cfg.init_timeout);
   vm->console_.flush();
   if (s.kind != StopKind::Parked) throw BootError(std::move(s), vm->image_->path);
   return vm;
@@ -297,9 +302,17 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
       if (r.content_type_len > 255)
         return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with a {}-byte content type (255 at most)", r.content_type_len)});
       auto ct = mem.span(GuestAddr(r.content_type), r.content_type_len, "content type");
+      // The content type becomes a response header (and a callback request's): a CR or LF would
+      // inject headers or a second response. Any control byte but HTAB is refused (RFC 9110's
+      // field-value), in the copy that is kept; the pool answers the caller 502 with this reason.
+      std::string type(ct.begin(), ct.end());
+      for (std::size_t i = 0; i < type.size(); ++i)
+        if (auto c = static_cast<unsigned char>(type[i]); (c < 0x20 && c != '\t') || c == 0x7F)
+          return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with a content type holding control bytes (byte {:#04x} at offset {})",
+                                                                  c, i)});
       auto body = mem.span(GuestAddr(r.body), r.body_len, "response body");
       current_->status = r.status;
-      current_->content_type.assign(ct.begin(), ct.end());
+      current_->content_type = std::move(type);
       current_->body.assign(body.begin(), body.end());
       current_->handler_tsc = r.handler_tsc;
       current_ = nullptr;
@@ -320,6 +333,14 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
     default:
       return IoResult::halt({StopKind::Fault, 0, fmt::format("unknown hypercall {} at {}", nr, machine_->where())});
   }
+}
+
+Stop FunctionVm::run_guest(std::chrono::steady_clock::time_point deadline) {
+  running_since_ = std::chrono::steady_clock::now();
+  Stop s = machine_->run(deadline);
+  ran_ += std::chrono::steady_clock::now() - running_since_;
+  running_since_ = {};
+  return s;
 }
 
 IoResult FunctionVm::on_syscall(GuestRegs& regs) {
@@ -364,7 +385,7 @@ Outcome FunctionVm::invoke(std::span<const std::uint8_t> body, std::string_view 
   mem.write_obj(GuestAddr(parked_at_), next);
   parked_at_ = 0;
   current_ = &out;
-  out.stop = machine_->run(deadline);
+  out.stop = run_guest(deadline);
   current_ = nullptr;
   console_.flush();
   if (out.stop.kind == StopKind::Parked && out.status == 0)

@@ -108,6 +108,7 @@ class FunctionVm {
   FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console,
              std::shared_ptr<const Snapshot> snap);
   void reseed();
+  Stop run_guest(std::chrono::steady_clock::time_point deadline);
 
   std::shared_ptr<const FunctionImage> image_;
   FunctionVmConfig cfg_;
@@ -119,6 +120,9 @@ class FunctionVm {
   std::uint64_t parked_at_ = 0;  // gpa of the unifn_hc_next the guest waits in, 0 when running
   std::uint64_t requests_ = 0;
   std::uint64_t tsc_khz_ = 1;
+  // Time the guest has spent running: its CPU time (a unifn guest never blocks inside a run).
+  std::chrono::nanoseconds ran_{0};
+  std::chrono::steady_clock::time_point running_since_{};
   Outcome* current_ = nullptr;  // the invocation being served
   std::shared_ptr<const Snapshot> snap_;  // set when restored: what reset() returns to
   std::uint64_t last_reset_pages_ = 0;

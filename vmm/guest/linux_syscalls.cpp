@@ -141,7 +141,26 @@ LinuxSyscalls::Outcome LinuxSyscalls::handle(Machine& m, GuestRegs& r) {
     }
     case __NR_clock_gettime: {
       timespec ts{};
-      if (clock_gettime(static_cast<clockid_t>(a0), &ts) != 0) return {-EINVAL};
+      switch (static_cast<std::int64_t>(a0)) {
+        // Wall and monotonic clocks are the host's to share; nothing else of the host's is.
+        case CLOCK_REALTIME:
+        case CLOCK_MONOTONIC:
+        case CLOCK_MONOTONIC_RAW:
+        case CLOCK_REALTIME_COARSE:
+        case CLOCK_MONOTONIC_COARSE:
+        case CLOCK_BOOTTIME:
+          clock_gettime(static_cast<clockid_t>(a0), &ts);
+          break;
+        case CLOCK_PROCESS_CPUTIME_ID:  // the guest's own CPU time (musl's clock()), never a host process's
+        case CLOCK_THREAD_CPUTIME_ID: {
+          const std::uint64_t ns = guest_cpu_ns ? guest_cpu_ns() : 0;
+          ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+          ts.tv_nsec = static_cast<long>(ns % 1000000000);
+          break;
+        }
+        default:
+          return {-EINVAL};  // other host clocks, and the CPU clocks of other processes (negative ids)
+      }
       if (!mem.contains(GuestAddr(a1), 16)) return {-EFAULT};
       std::int64_t v[2] = {ts.tv_sec, ts.tv_nsec};
       mem.write_obj(GuestAddr(a1), v);

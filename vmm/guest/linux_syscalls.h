@@ -40,6 +40,8 @@ class LinuxSyscalls {
   std::uint64_t count() const { return count_; }
   // Called with the name of a system call the VMM does not implement, once per number.
   std::function<void(std::string_view)> on_unknown;
+  // The guest's own CPU time in ns, for CLOCK_PROCESS_CPUTIME_ID and CLOCK_THREAD_CPUTIME_ID.
+  std::function<std::uint64_t()> guest_cpu_ns;
 
  private:
   std::int64_t sys_brk(Machine& m, std::uint64_t addr);

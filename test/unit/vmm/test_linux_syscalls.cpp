@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <ctime>
 #include <cerrno>
 #include <cstdint>
 #include <memory>
@@ -315,4 +317,33 @@ TEST_CASE("exit_group stops the guest with its status") {
   CHECK(out.stop->kind == StopKind::Exited);
   CHECK(out.stop->exit_status == 3);
   CHECK_THAT(out.stop->message, Catch::Contains("exited with status 3"));
+}
+
+TEST_CASE("clock_gettime: host wall and monotonic clocks pass, the guest's CPU clocks are its own, others refused") {
+  Fixture f;
+  std::uint64_t cpu_ns = 1234567890123ull;
+  f.sys.guest_cpu_ns = [&] { return cpu_ns; };
+  auto read = [&](std::int64_t clock) {
+    auto r = f.call(__NR_clock_gettime, static_cast<std::uint64_t>(clock), 0x23000).ret;
+    auto v = f.mem().read_obj<std::array<std::int64_t, 2>>(GuestAddr(0x23000));
+    return std::pair{r, v};
+  };
+  for (clockid_t id : {CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE,
+                       CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME}) {
+    INFO("clock " << id);
+    CHECK(read(id).first == 0);
+  }
+  for (clockid_t id : {CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID}) {
+    auto [r, v] = read(id);
+    CHECK(r == 0);
+    CHECK(v[0] == 1234);
+    CHECK(v[1] == 567890123);
+  }
+  // The CPU clock of host process 1 ((~pid << 3) | 2, as clock_getcpuclockid makes it), of this
+  // process, and ids the guest has no business with.
+  for (std::int64_t id : {std::int64_t{~1} << 3 | 2, (std::int64_t{~getpid()} << 3) | 2, std::int64_t{CLOCK_TAI},
+                          std::int64_t{CLOCK_BOOTTIME_ALARM}, std::int64_t{99}}) {
+    INFO("clock " << id);
+    CHECK(read(id).first == -EINVAL);
+  }
 }
