@@ -7,6 +7,7 @@
 #include <optional>
 #include <fmt/format.h>
 
+#include "http/header.h"
 #include "http/json.h"
 
 namespace unifn::http {
@@ -31,8 +32,8 @@ constexpr const char* kArch = "arm64";
 constexpr const char* kArch = "unknown";
 #endif
 
-// Beast 1.74 takes boost::string_view.
-boost::beast::string_view bsv(std::string_view s) { return {s.data(), s.size()}; }
+// What /system/functions shows for the value of each environment variable.
+constexpr std::string_view kHiddenEnvValue = "(hidden)";
 
 // Content-Length set, and no body where HTTP forbids one (Beast refuses to frame those).
 void finish(Response& r) {
@@ -43,7 +44,7 @@ void finish(Response& r) {
 
 Response make(unsigned status, std::string body, std::string_view type, unsigned version) {
   Response r{static_cast<bhttp::status>(status), version};
-  if (!type.empty()) r.set(bhttp::field::content_type, bsv(type));
+  if (!type.empty()) set_field(r, bhttp::field::content_type, type);
   r.body() = std::move(body);
   finish(r);
   return r;
@@ -93,9 +94,30 @@ bool instance_ran(const runtime::InvocationResult& r) {
   return r.error.empty() || r.status == 502 || r.status == 504;
 }
 
+// Why the function's content type cannot be sent as a header (CR, LF or another control byte, which
+// would inject headers or a second response); nullopt when it can, or when the call failed anyway.
+std::optional<std::string> content_type_problem(const runtime::InvocationResult& r) {
+  if (!r.error.empty()) return std::nullopt;
+  auto why = field_value_problem(r.content_type);
+  if (!why) return std::nullopt;
+  return fmt::format("the function answered with a content type holding control bytes ({})", *why);
+}
+
+// A result whose content type cannot be a header becomes the 502 it is answered with, before it is
+// counted, stored for GET /v1/calls/{id} or POSTed to a callback.
+void refuse_bad_content_type(runtime::InvocationResult& r) {
+  auto why = content_type_problem(r);
+  if (!why) return;
+  r.status = 502;
+  r.error = std::move(*why);
+  r.content_type.clear();
+  r.body.clear();
+}
+
 // The function's own answer, or {"error": ...} with the runtime's status.
 Response result_response(const runtime::InvocationResult& r, unsigned version) {
   if (!r.error.empty()) return json_error(static_cast<unsigned>(r.status), r.error, version);
+  if (auto why = content_type_problem(r)) return json_error(502, *why, version);
   if (r.status < 200 || r.status > 599)
     return json_error(502, fmt::format("the function answered with an invalid HTTP status {}", r.status), version);
   auto type = !r.content_type.empty() ? std::string_view(r.content_type)
@@ -105,9 +127,9 @@ Response result_response(const runtime::InvocationResult& r, unsigned version) {
 }
 
 void invocation_headers(Response& res, const std::string& id, const runtime::InvocationResult& r) {
-  res.set("X-Call-Id", id);
-  res.set("X-Duration-Seconds", fmt::format("{:.6f}", seconds(r.duration)));
-  if (instance_ran(r)) res.set("X-Unifn-Start", bsv(start_kind_name(r.start)));
+  set_field(res, "X-Call-Id", id);
+  set_field(res, "X-Duration-Seconds", fmt::format("{:.6f}", seconds(r.duration)));
+  if (instance_ran(r)) set_field(res, "X-Unifn-Start", start_kind_name(r.start));
 }
 
 void record(metrics::Metrics& m, const std::string& name, const runtime::InvocationResult& r) {
@@ -126,8 +148,11 @@ void write_status(JsonWriter& w, const runtime::FunctionStatus& f) {
   w.key("availableReplicas").value(f.idle_instances);
   w.key("maxReplicas").value(f.max_instances);
   w.key("queued").value(f.queued);
+  // The names only: values hold model paths, keys and tokens, and this route is not authenticated
+  // (that comes with the provider API). OpenFaaS's shape stays an object of strings; "(hidden)" says
+  // that a value exists and is withheld, where "" would read as an empty setting.
   w.key("envVars").begin_object();
-  for (const auto& [k, v] : f.env) w.key(k).value(v);
+  for (const auto& kv : f.env) w.key(kv.first).value(kHiddenEnvValue);
   w.end_object();
   w.key("labels").begin_object().key("unifn.isolation").value(f.isolation).end_object();
   std::string accel;
@@ -194,7 +219,7 @@ void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken>
   auto allow = [&](bool post) {
     if (post ? method == bhttp::verb::post : (method == bhttp::verb::get || head)) return true;
     auto r = json_error(405, fmt::format("{} is not allowed on {}", std::string(req.method_string()), path), version);
-    r.set(bhttp::field::allow, post ? "POST" : "GET, HEAD");
+    set_field(r, bhttp::field::allow, post ? "POST" : "GET, HEAD");
     handed = true;
     reply(std::move(r));
     return false;
@@ -274,7 +299,7 @@ void Api::invoke(Request& req, std::string name, Reply reply, std::shared_ptr<ru
   if (shutting_down_) {
     if (known(name)) metrics_.record_rejection(name, 503);
     auto r = json_error(503, "unifnd is shutting down", version);
-    r.set("X-Call-Id", id);
+    set_field(r, "X-Call-Id", id);
     return reply(std::move(r));
   }
   runtime::Invocation call;
@@ -290,6 +315,7 @@ void Api::invoke(Request& req, std::string name, Reply reply, std::shared_ptr<ru
   try {
     dispatcher_.invoke(std::move(call), [shared_reply, once, version, id, name, m = &metrics_](runtime::InvocationResult r) {
       if (once->exchange(true)) return;
+      refuse_bad_content_type(r);
       record(*m, name, r);
       auto res = result_response(r, version);
       invocation_headers(res, id, r);
@@ -298,7 +324,7 @@ void Api::invoke(Request& req, std::string name, Reply reply, std::shared_ptr<ru
   } catch (const std::exception& e) {
     if (once->exchange(true)) return;
     auto res = json_error(500, fmt::format("cannot dispatch the call: {}", e.what()), version);
-    res.set("X-Call-Id", id);
+    set_field(res, "X-Call-Id", id);
     (*shared_reply)(std::move(res));
   }
 }
@@ -330,6 +356,7 @@ void Api::invoke_async(Request& req, std::string name, Reply reply) {
   call.content_type = std::string(req[bhttp::field::content_type]);
   call.call_id = id;
   auto done = [calls = &calls_, callbacks = &callbacks_, m = &metrics_, id, name, callback](runtime::InvocationResult r) {
+    refuse_bad_content_type(r);
     record(*m, name, r);
     if (!callback.empty()) callbacks->post(callback, id, r);
     calls->finish(id, std::move(r));
@@ -345,7 +372,7 @@ void Api::invoke_async(Request& req, std::string name, Reply reply) {
   JsonWriter w;
   w.begin_object().key("id").value(id).key("function").value(name).key("status_url").value("/v1/calls/" + id).end_object();
   auto res = json(202, w.take(), version);
-  res.set("X-Call-Id", id);
+  set_field(res, "X-Call-Id", id);
   reply(std::move(res));
 }
 
@@ -379,20 +406,25 @@ Response Api::call_status(const Request& req, const std::string& id, bool raw) {
   w.end_object();
   // A raw result asked for too early: 202 says "not yet" to a script that only looks at the code.
   auto res = json(raw ? 202 : 200, w.take(), version);
-  res.set("X-Call-Id", rec->id);
+  set_field(res, "X-Call-Id", rec->id);
   return res;
 }
 
 Response Api::metrics_text(const Request& req) {
-  // Gauges are sampled at scrape time; functions gone since the last scrape lose theirs.
-  std::set<std::string, std::less<>> now;
-  for (const auto& f : dispatcher_.functions()) {
-    metrics_.set_queue_depth(f.name, f.queued);
-    metrics_.set_instances(f.name, f.idle_instances, f.instances > f.idle_instances ? f.instances - f.idle_instances : 0);
-    now.insert(f.name);
-  }
+  // Gauges are sampled at scrape time; functions gone since the last scrape lose theirs. The whole
+  // sampling is one critical section: prometheus-cpp's Family::Add hands out a reference to the
+  // series and Set writes through it after the family's lock is released, so a concurrent scrape
+  // that saw a reload retire the function (remove_function_gauges frees the series) must not run
+  // between them. Under the lock, the list of functions and the gauges also change together: an
+  // older scrape cannot set the gauges of a function a newer one has already removed.
   {
     std::lock_guard lock(gauges_mu_);
+    std::set<std::string, std::less<>> now;
+    for (const auto& f : dispatcher_.functions()) {
+      metrics_.set_queue_depth(f.name, f.queued);
+      metrics_.set_instances(f.name, f.idle_instances, f.instances > f.idle_instances ? f.instances - f.idle_instances : 0);
+      now.insert(f.name);
+    }
     for (const auto& old : gauged_)
       if (!now.contains(old)) metrics_.remove_function_gauges(old);
     gauged_ = std::move(now);

@@ -40,9 +40,11 @@ std::string_view start_kind_name(runtime::StartKind kind);
 //   POST /async-function/{name}      202 and X-Call-Id; the result goes to the CallStore and to
 //                                    X-Callback-Url when given
 //   GET  /v1/calls/{id}[?result=raw] an async call's state and result
-//   GET  /system/functions, /system/function/{name}, /system/info
+//   GET  /system/functions, /system/function/{name}, /system/info (envVars: the names, each value
+//                                    shown as "(hidden)")
 //   GET  /healthz, /metrics
-// GET routes answer HEAD too. A known path with a wrong method is 405 with Allow, an unknown path
+// Every header value is written through set_field (http/header.h); a function's content type that
+// is not a valid field value is answered 502 with the reason. GET routes answer HEAD too. A known path with a wrong method is 405 with Allow, an unknown path
 // 404; errors are {"error": "..."}.
 class Api {
  public:

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "http/calls.h"
+#include "http/header.h"
 #include "http/json.h"
 
 namespace unifn::http {
@@ -65,17 +66,28 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
            runtime::InvocationResult result)
       : impl_(impl), url_(std::move(url)), where_(std::move(where)), call_id_(std::move(call_id)),
         resolver_(impl.ioc), retry_(impl.ioc) {
+    // A content type that cannot be a header (CR, LF, other control bytes) is never sent: the
+    // receiver gets the 502 the caller of a synchronous call would, with the reason.
+    if (result.error.empty())
+      if (auto why = field_value_problem(result.content_type)) {
+        result.status = 502;
+        result.error = fmt::format("the function answered with a content type holding control bytes ({})", *why);
+        result.content_type.clear();
+        result.body.clear();
+      }
+    // Every header through set_field (http/header.h). The URL's host, port and target hold no
+    // control bytes (CallbackUrl::parse refuses them) and the call id is a valid_call_id.
     req_ = {bhttp::verb::post, where_.target, 11};
-    req_.set(bhttp::field::host, where_.port == "80" ? host_for_header() : host_for_header() + ":" + where_.port);
-    req_.set(bhttp::field::user_agent, "unifnd");
-    req_.set("X-Call-Id", call_id_);
-    req_.set("X-Function-Status", std::to_string(result.status));
-    req_.set("X-Duration-Seconds", fmt::format("{:.6f}", std::chrono::duration<double>(result.duration).count()));
+    set_field(req_, bhttp::field::host, where_.port == "80" ? host_for_header() : host_for_header() + ":" + where_.port);
+    set_field(req_, bhttp::field::user_agent, "unifnd");
+    set_field(req_, "X-Call-Id", call_id_);
+    set_field(req_, "X-Function-Status", std::to_string(result.status));
+    set_field(req_, "X-Duration-Seconds", fmt::format("{:.6f}", std::chrono::duration<double>(result.duration).count()));
     if (result.error.empty()) {
-      if (!result.content_type.empty()) req_.set(bhttp::field::content_type, result.content_type);
+      if (!result.content_type.empty()) set_field(req_, bhttp::field::content_type, result.content_type);
       req_.body() = std::move(result.body);
     } else {
-      req_.set(bhttp::field::content_type, "application/json");
+      set_field(req_, bhttp::field::content_type, "application/json");
       req_.body() = "{\"error\":" + json_quote(result.error) + "}\n";
     }
     req_.keep_alive(false);

@@ -17,6 +17,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "http/header.h"
 #include "http/json.h"
 
 namespace unifn::http {
@@ -209,7 +210,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool keep = keep_alive_ && !shared_->draining;
     res.version(version_);
     res.keep_alive(keep);
-    res.set(bhttp::field::server, "unifnd");
+    set_field(res, bhttp::field::server, "unifnd");
     write(std::move(res), keep);
   }
 
@@ -223,7 +224,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void refuse(unsigned status, const std::string& why) {
     auto res = json_error(status, why, 11);
     res.keep_alive(false);
-    res.set(bhttp::field::server, "unifnd");
+    set_field(res, bhttp::field::server, "unifnd");
     write(std::move(res), false);
   }
 

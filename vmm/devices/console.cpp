@@ -1,14 +1,84 @@
-// Line buffering for guest console output.
+// Line buffering for guest console output, and the escaping of what a terminal or a log reader would obey.
 #include "devices/console.h"
 
 namespace unifn::vmm {
+
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+void hex_escape(std::string& out, unsigned char c) {
+  out += "\\x";
+  out += kHex[c >> 4];
+  out += kHex[c & 0xF];
+}
+
+// The length of the valid UTF-8 sequence at s[i] (2 to 4; no overlong form, surrogate or code
+// point past U+10FFFF), or 0 when there is none.
+std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+  auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  auto cont = [&](std::size_t k) { return k < s.size() && (at(k) & 0xC0) == 0x80; };
+  const unsigned char c = at(i);
+  if (c >= 0xC2 && c <= 0xDF) return cont(i + 1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(i + 1) || !cont(i + 2)) return 0;
+    if (c == 0xE0 && at(i + 1) < 0xA0) return 0;   // overlong
+    if (c == 0xED && at(i + 1) >= 0xA0) return 0;  // UTF-16 surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
+    if (c == 0xF0 && at(i + 1) < 0x90) return 0;   // overlong
+    if (c == 0xF4 && at(i + 1) >= 0x90) return 0;  // past U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::string Console::escape(std::string_view line) {
+  std::string out;
+  out.reserve(line.size());
+  for (std::size_t i = 0; i < line.size();) {
+    const auto c = static_cast<unsigned char>(line[i]);
+    if (c == '\t' || (c >= 0x20 && c < 0x7F)) {
+      out += static_cast<char>(c);
+      ++i;
+    } else if (c == '\r') {
+      out += "\\r";
+      ++i;
+    } else if (c < 0x80) {  // the other C0 controls (ESC, BEL, BS, NUL...) and DEL
+      hex_escape(out, c);
+      ++i;
+    } else if (auto n = utf8_sequence(line, i); n == 0) {  // not UTF-8: each byte on its own
+      hex_escape(out, c);
+      ++i;
+    } else if (n == 2 && c == 0xC2 && static_cast<unsigned char>(line[i + 1]) < 0xA0) {
+      // A C1 control (U+0080-U+009F): some terminals obey U+009B as CSI, U+0085 as a newline.
+      const auto cp = static_cast<unsigned char>(line[i + 1]);
+      out += "\\u00";
+      out += kHex[cp >> 4];
+      out += kHex[cp & 0xF];
+      i += 2;
+    } else {
+      out.append(line.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+void Console::emit() {
+  if (sink_) sink_(escape(line_));
+  line_.clear();
+}
 
 void Console::write(std::span<const std::uint8_t> bytes) {
   total_ += bytes.size();
   for (auto b : bytes) {
     if (b == '\n' || line_.size() >= kMaxLine) {
-      if (sink_) sink_(line_);
-      line_.clear();
+      emit();
       if (b == '\n') continue;
     }
     line_.push_back(static_cast<char>(b));
@@ -16,7 +86,7 @@ void Console::write(std::span<const std::uint8_t> bytes) {
 }
 
 void Console::flush() {
-  if (!line_.empty() && sink_) sink_(line_);
+  if (!line_.empty()) emit();
   line_.clear();
 }
 

@@ -1,4 +1,4 @@
-// Console: guest output cut into lines for the log, with long lines cut and the last line flushed.
+// Console: guest output cut into lines for the log, with long lines cut, the last line flushed, control bytes escaped.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -31,11 +31,51 @@ TEST_CASE("Console splits output on newlines, across writes") {
   CHECK(c.console.bytes_written() == 14);
 }
 
-TEST_CASE("Console keeps empty lines and byte values other than newline") {
+TEST_CASE("Console keeps empty lines and every byte other than newline, control bytes escaped") {
   Lines c;
   c.write("\n\na\tb\r\n");
   c.write(std::string("nul\0inside\n", 11));
-  CHECK(c.got == V{"", "", "a\tb\r", std::string("nul\0inside", 10)});
+  CHECK(c.got == V{"", "", "a\tb\\r", "nul\\x00inside"});
+}
+
+TEST_CASE("Console escapes what a terminal or a log reader would obey, and keeps printable UTF-8") {
+  Lines c;
+  // A guest that clears the screen, recolours, retitles the terminal, rings, backspaces over its
+  // tag and forges a line of the daemon's after a carriage return.
+  c.write("\x1b[2J\x1b[31mred\x1b[0m\n");
+  c.write("\x1b]0;owned\x07\n");
+  c.write("abc\b\b\bxyz\x7f\n");
+  c.write("ok\runifnd: stopped\n");
+  c.write(std::string("\x01\x1f\x00", 3) + "\n");
+  CHECK(c.got == V{"\\x1b[2J\\x1b[31mred\\x1b[0m", "\\x1b]0;owned\\x07", "abc\\x08\\x08\\x08xyz\\x7f",
+                   "ok\\runifnd: stopped", "\\x01\\x1f\\x00"});
+  for (const auto& line : c.got)
+    for (char ch : line) CHECK((static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f));
+
+  // UTF-8 text stays readable: é, €, 😀, and a tab.
+  Lines u;
+  u.write("caf\xc3\xa9\t\xe2\x82\xac \xf0\x9f\x98\x80 \\x1b stays\n");
+  CHECK(u.got == V{"caf\xc3\xa9\t\xe2\x82\xac \xf0\x9f\x98\x80 \\x1b stays"});
+
+  // C1 controls in UTF-8 (U+009B is CSI to some terminals, U+0085 a newline) and bytes that are
+  // not UTF-8: a lone continuation byte, a truncated sequence, an overlong '/', a surrogate, a
+  // raw 8-bit CSI.
+  Lines b;
+  b.write("\xc2\x9b" "31m \xc2\x85 \xc2\xa0.\n");
+  b.write("a\x80z \xe2\x82 \xc0\xaf \xed\xa0\x80 \x9b" "2J\n");
+  CHECK(b.got == V{"\\u009b31m \\u0085 \xc2\xa0.", "a\\x80z \\xe2\\x82 \\xc0\\xaf \\xed\\xa0\\x80 \\x9b2J"});
+  CHECK(Console::escape("plain text") == "plain text");
+}
+
+TEST_CASE("Console escapes a line cut at 4096 bytes, and the flushed last line") {
+  Lines c;
+  c.write(std::string(4096, '\x1b') + "\r");
+  CHECK(c.got.size() == 1);
+  std::string esc;
+  for (int i = 0; i < 4096; ++i) esc += "\\x1b";
+  CHECK(c.got[0] == esc);
+  c.console.flush();
+  CHECK(c.got == V{esc, "\\r"});
 }
 
 TEST_CASE("Console::flush emits a last unterminated line once, and nothing when there is none") {
