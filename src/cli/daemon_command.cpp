@@ -2,8 +2,10 @@
 #include "cli/daemon_command.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -119,8 +121,23 @@ runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::D
   c.max_queue = d.limits.max_queue;
   c.accel = f.accel;
   c.state_dir = d.state_dir;
-  c.log = [](const std::string& fn, const std::string& call, std::string_view line) {
-    fmt::print(stderr, "{}[{}]: {}\n", fn, call.empty() ? "-" : call, line);
+  // Called on vCPU threads, where a write to stderr can be interrupted by the kick signal (EINTR)
+  // or fail outright: this sink never throws. The whole line goes out with write(2), retried on
+  // EINTR and short writes; on any other error (or no memory for the line) the line is dropped.
+  c.log = [](const std::string& fn, const std::string& call, std::string_view line) noexcept {
+    try {
+      const std::string text = fmt::format("{}[{}]: {}\n", fn, call.empty() ? "-" : call, line);
+      const char* p = text.data();
+      std::size_t left = text.size();
+      while (left > 0) {
+        const ssize_t n = ::write(STDERR_FILENO, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        p += n;
+        left -= static_cast<std::size_t>(n);
+      }
+    } catch (...) {
+    }
   };
   auto sel = attach_accel(c, f, d, m);
   // Told once per pool, when its snapshot is had: a fallback is logged and counted then.
@@ -211,6 +228,11 @@ int daemon_command(const char*, std::span<char*> args) {
   const std::string platform_name(platform.platform->name());
   fmt::print(stderr, "unifnd: platform {}: {}\n", platform_name, platform.platform->isolation());
   if (!platform.warning.empty()) fmt::print(stderr, "unifnd: warning: {}\n", platform.warning);
+  // Snapshots are trusted once they pass their checks: their directory must be ours alone.
+  if (auto bad = config::state_dir_problem(cfg.state_dir)) {
+    fmt::print(stderr, "unifnd: {}\n", *bad);
+    return 1;
+  }
 
   metrics::Metrics metrics;
   metrics.set_platform(platform_name);
@@ -228,7 +250,10 @@ int daemon_command(const char*, std::span<char*> args) {
   collect_snapshots(registry, cfg.state_dir);
 
   http::CallStore calls(cfg.limits.async_results_max, std::chrono::seconds(cfg.limits.async_results_ttl_s));
-  http::Callbacks callbacks;
+  http::Callbacks::Options callback_options;
+  callback_options.policy = http::CallbackPolicy(cfg.callbacks.allow);  // checked when the file was read
+  callback_options.resolve_timeout = std::chrono::milliseconds(cfg.callbacks.resolve_timeout_ms);
+  http::Callbacks callbacks(callback_options);
   http::Api api(registry, metrics, calls, callbacks, platform_name);
   http::ServerOptions so;
   so.host = cfg.host;
@@ -280,6 +305,11 @@ int daemon_command(const char*, std::span<char*> args) {
       std::vector<std::string> errs;
       cfg.functions_dirs = next_cfg.functions_dirs;  // the listener and limits stay until a restart
       cfg.state_dir = next_cfg.state_dir;
+      if (next_cfg.callbacks.allow != cfg.callbacks.allow) {  // a tighter allow list must not wait for a restart
+        callbacks.set_policy(http::CallbackPolicy(next_cfg.callbacks.allow));
+        cfg.callbacks.allow = next_cfg.callbacks.allow;
+        fmt::print(stderr, "unifnd: reload: callbacks.allow is now [{}]\n", fmt::join(cfg.callbacks.allow, ", "));
+      }
       if (next_cfg.platform != cfg.platform)
         fmt::print(stderr, "unifnd: reload: platform stays {} until a restart\n", platform_name);
       registry.load(pool_configs(next, cfg, *platform.platform, metrics), errs);

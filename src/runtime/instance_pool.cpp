@@ -3,6 +3,9 @@
 
 #include <sys/mman.h>
 
+#include <exception>
+#include <utility>
+
 #include <fmt/format.h>
 
 #include "snapshot/snapshot_store.h"
@@ -26,11 +29,33 @@ vmm::Fd snapshot_file(const std::string& name) {
   return vmm::Fd(fd);
 }
 
+// What an exception in flight says, for a sentence.
+std::string describe(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+
+// One of the pool's own lines ("[unifn] ..."). It must not end the worker that writes it: a log
+// callback that throws (or a line that cannot be formatted) loses the line, nothing more.
+template <class... Args>
+void note(const PoolConfig& cfg, const std::string& call_id, fmt::format_string<Args...> format, Args&&... args) noexcept {
+  if (!cfg.log) return;
+  try {
+    cfg.log(cfg.name, call_id, fmt::format(format, std::forward<Args>(args)...));
+  } catch (...) {
+  }
+}
+
 }  // namespace
 
 InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
   if (!cfg_.unavailable.empty()) {
-    if (cfg_.log) cfg_.log(cfg_.name, "", fmt::format("[unifn] cannot run on this machine, its calls answer 503: {}", cfg_.unavailable));
+    note(cfg_, "", "[unifn] cannot run on this machine, its calls answer 503: {}", cfg_.unavailable);
     return;
   }
   image_ = vmm::FunctionImage::load(cfg_.image_path);
@@ -42,7 +67,7 @@ InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
     vmm::SnapshotStore store(cfg_.state_dir);
     auto got = store.get_or_build(image_, cfg_.vm, sink);
     snapshot_key_ = got.key;
-    if (!got.warning.empty() && cfg_.log) cfg_.log(cfg_.name, "", fmt::format("[unifn] warning: {}", got.warning));
+    if (!got.warning.empty()) note(cfg_, "", "[unifn] warning: {}", got.warning);
     snapshot_ = got.snapshot;
     snapshot_from_disk_ = got.from_disk;
     if (cfg_.min_warm == 0) cold_ = std::move(got.booted);  // its first call is served cold
@@ -132,6 +157,23 @@ InvocationResult InstancePool::serve(vmm::FunctionVm& vm, Job& job, StartKind st
   }
 }
 
+void InstancePool::complete(Job& job, InvocationResult r) noexcept {
+  try {
+    job.done(std::move(r));
+  } catch (...) {
+    note(cfg_, job.call.call_id, "[unifn] the completion of a call threw: {}", describe(std::current_exception()));
+  }
+}
+
+void InstancePool::fail_all(std::deque<Job> jobs, int status, const std::string& error) noexcept {
+  for (auto& job : jobs) {
+    try {
+      complete(job, failure(status, error));
+    } catch (...) {  // failure() could not allocate: nothing left to tell the caller with
+    }
+  }
+}
+
 void InstancePool::worker() {
   std::unique_ptr<vmm::FunctionVm> vm;
   bool fresh = true;
@@ -141,6 +183,7 @@ void InstancePool::worker() {
   auto tag = std::make_shared<std::string>();  // the call being served, for console lines
   for (;;) {
     if (!vm) {
+      std::string why;
       try {
         bool was_cold = false;
         {
@@ -150,12 +193,21 @@ void InstancePool::worker() {
         vm = fresh_instance(tag);
         start = was_cold ? StartKind::Cold : StartKind::Restored;
         fresh = true;
-      } catch (const std::exception& e) {
-        if (cfg_.log) cfg_.log(cfg_.name, "", fmt::format("[unifn] cannot restore an instance: {}", e.what()));
-        std::lock_guard lock(mu_);
-        --instances_;
-        if (starting) --starting_;
-        idle_cv_.notify_all();
+      } catch (...) {  // whatever it was (an errno, a platform error, a bad snapshot): this worker ends
+        why = describe(std::current_exception());
+      }
+      if (!vm) {
+        note(cfg_, "", "[unifn] cannot restore an instance: {}", why);
+        std::deque<Job> stranded;
+        {
+          std::lock_guard lock(mu_);
+          --instances_;
+          if (starting) --starting_;
+          // With no instance left, queued calls would wait for a submit that may never come.
+          if (instances_ == 0) stranded.swap(queue_);
+          idle_cv_.notify_all();
+        }
+        fail_all(std::move(stranded), 503, fmt::format("function {}: no instance could be started: {}", cfg_.name, why));
         return;
       }
     }
@@ -176,25 +228,36 @@ void InstancePool::worker() {
     idle_cv_.notify_all();
     lock.unlock();
     if (job.call.cancelled && job.call.cancelled->cancelled()) {  // the client left while queued
-      job.done(failure(499, "the client went away"));
+      complete(job, failure(499, "the client went away"));
       continue;
     }
     *tag = job.call.call_id;
     auto t0 = Clock::now();
-    InvocationResult r = serve(*vm, job, fresh ? start : StartKind::Warm);
+    const StartKind kind = fresh ? start : StartKind::Warm;
+    InvocationResult r;
+    try {
+      r = serve(*vm, job, kind);
+    } catch (...) {
+      // Something on the vCPU path threw (a console sink whose write failed, a platform error):
+      // the guest's state is unknown, so this call fails and its instance is dropped below. The
+      // pool, and every other call, go on.
+      r = failure(502, fmt::format("function {} failed: the host could not complete the call: {}", cfg_.name,
+                                   describe(std::current_exception())));
+      r.start = kind;
+    }
     r.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
     fresh = false;
     ++invocations_;
     const bool healthy = r.error.empty() || r.status == 413;
     if (!healthy) {
-      vm.reset();  // crashed, aborted or timed out: never reused
+      vm.reset();  // crashed, aborted, timed out or threw: never reused
     } else if (cfg_.per_request && !vm->can_reset()) {
       vm.reset();  // booted cold: nothing to reset to, so a restored instance takes its place
     } else if (cfg_.per_request) {
       try {
         vm->reset();
-      } catch (const std::exception& e) {
-        if (cfg_.log) cfg_.log(cfg_.name, job.call.call_id, fmt::format("[unifn] reset failed: {}", e.what()));
+      } catch (...) {
+        note(cfg_, job.call.call_id, "[unifn] reset failed, the instance is dropped: {}", describe(std::current_exception()));
         vm.reset();
       }
     }
@@ -203,28 +266,28 @@ void InstancePool::worker() {
       ++idle_;
       counted_idle = true;
     }
-    job.done(std::move(r));
+    complete(job, std::move(r));
   }
 }
 
 void InstancePool::drain(std::chrono::milliseconds grace) {
   std::vector<std::thread> threads;
+  std::deque<Job> left;
   {
     std::unique_lock lock(mu_);
     if (!stopping_) {
       idle_cv_.wait_for(lock, grace, [this] { return queue_.empty(); });
       stopping_ = true;
-      for (auto& job : queue_) {
-        auto done = std::move(job.done);
-        lock.unlock();
-        done(failure(503, fmt::format("function {} is shutting down", cfg_.name)));
-        lock.lock();
-      }
-      queue_.clear();
+      // Taken out whole, under the lock: from here no worker can pop one of these, and the
+      // queue is never walked unlocked. They are answered below, outside the lock.
+      left.swap(queue_);
       cv_.notify_all();
     }
     threads.swap(threads_);
+    if (threads.empty())  // another drain is joining them: wait for every worker to be done
+      idle_cv_.wait(lock, [this] { return instances_ == 0; });
   }
+  fail_all(std::move(left), 503, fmt::format("function {} is shutting down", cfg_.name));
   for (auto& t : threads) t.join();
 }
 

@@ -36,7 +36,9 @@ struct PoolConfig {
   std::vector<std::pair<std::string, std::string>> env;
   // Told once how the snapshot was had: loaded from disk (true) or built by a cold boot.
   std::function<void(bool from_disk)> on_snapshot;
-  // Where console lines of the guest go: (function, call id, line).
+  // Where console lines of the guest go: (function, call id, line). It is called on the vCPU thread
+  // of the instance: an exception it throws for a guest's line fails that call (502, naming the
+  // exception) and drops the instance; one it throws for the pool's own notes is ignored.
   std::function<void(const std::string&, const std::string&, std::string_view)> log;
 };
 
@@ -52,7 +54,10 @@ class InstancePool {
 
   // Never blocks: queues the call, or completes it at once with 429 when the queue is full.
   void submit(Invocation call, Completion done);
-  // Stops taking calls; waits up to grace for running and queued calls to finish.
+  // Stops taking calls; waits up to grace for running and queued calls to finish. The calls still
+  // queued then are taken out under the lock at once and answered 503 here (no worker can pop
+  // them any more); running calls finish and their workers end. Safe while other threads submit,
+  // read status() or drain too; every drain returns once all workers have ended.
   void drain(std::chrono::milliseconds grace);
   FunctionStatus status() const;
   const PoolConfig& config() const { return cfg_; }
@@ -67,6 +72,10 @@ class InstancePool {
     std::chrono::steady_clock::time_point queued;
   };
   void worker();
+  // Hands r to the caller; a completion that throws is noted, never let out of a worker.
+  void complete(Job& job, InvocationResult r) noexcept;
+  // The jobs that will never be served: answered with status and error, outside the lock.
+  void fail_all(std::deque<Job> jobs, int status, const std::string& error) noexcept;
   // tag: the call id the instance serves now, for its console lines.
   std::unique_ptr<vmm::FunctionVm> fresh_instance(std::shared_ptr<const std::string> tag);
   InvocationResult serve(vmm::FunctionVm& vm, Job& job, StartKind start);

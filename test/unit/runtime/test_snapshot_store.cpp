@@ -1,11 +1,21 @@
-// Snapshot files: reused when valid; corrupted, truncated, foreign or stale ones set aside and rebuilt.
+// Snapshot files: reused when valid; corrupted, truncated, foreign, stale or lying ones (fields
+// outside the layout plan) set aside and rebuilt; temporary files that never open what is there;
+// state directories that are ours alone.
 #include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <fmt/format.h>
+#include <functional>
+#include <unifn/abi.h>
 
 #include "guest_helpers.h"
 #include "snapshot/snapshot_store.h"
+#include "x86/layout.h"
 
 using namespace unifn;
 using namespace unifn::test;
@@ -31,6 +41,32 @@ void poke(const fs::path& file, std::uint64_t offset, char byte) {
   std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
   f.seekp(static_cast<std::streamoff>(offset));
   f.put(byte);
+}
+
+// Rewrites key's state file with fields changed by edit: magic, format, key and checksums all
+// valid, the content a lie. The RAM file stays as it is (save() renames a second name of it onto
+// itself, which leaves both).
+void craft(vmm::SnapshotStore& store, const std::string& key, const std::function<void(vmm::Snapshot&)>& edit) {
+  auto snap = store.load(key, 0);
+  edit(*snap);
+  const fs::path twin = store.ram_path(key).string() + ".craft";
+  fs::remove(twin);
+  fs::create_hard_link(store.ram_path(key), twin);
+  snap->ram = vmm::Fd(::open(store.ram_path(key).c_str(), O_RDONLY | O_CLOEXEC));
+  store.save(key, *snap, twin);
+  fs::remove(twin);
+}
+
+std::size_t set_aside(const fs::path& dir) {
+  std::size_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) n += e.path().filename().string().find(".bad-") != std::string::npos;
+  return n;
+}
+
+mode_t mode_of(const fs::path& p) {
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  return st.st_mode & 07777;
 }
 
 }  // namespace
@@ -176,4 +212,166 @@ TEST_CASE("stale snapshots are collected; the ones in use, set-aside files and o
   CHECK(answer(kept, echo, "still") == "still");  // a removed file's mapping lives on; this one is kept
   CHECK(store.get_or_build(echo, cfg, quiet).from_disk);
   CHECK(store.collect_garbage({keep}).files == 0);
+}
+
+TEST_CASE("a state file whose fields leave the layout plan is set aside and rebuilt, never restored") {
+  TempDir dir;
+  vmm::SnapshotStore store(dir.path);
+  auto image = vmm::FunctionImage::load(example("hello"));
+  vmm::FunctionVmConfig cfg;
+  store.get_or_build(image, cfg, quiet);
+  const auto key = vmm::SnapshotStore::key(*image, cfg);
+  const auto good = store.load(key, 0, image.get());  // what the plan gave
+  const auto& l = good->layout;
+  const std::uint64_t page = 4096;
+
+  auto expect_set_aside = [&](const std::function<void(vmm::Snapshot&)>& edit, const std::string& why) {
+    craft(store, key, edit);
+    CHECK_THROWS_WITH(store.load(key, 0, image.get()), Catch::Contains(why));
+    auto got = store.get_or_build(image, cfg, quiet);
+    CHECK_FALSE(got.from_disk);
+    CHECK_THAT(got.warning, Catch::StartsWith("snapshot set aside and rebuilt: " + store.state_path(key).string() + ": ") &&
+                                Catch::Contains(why));
+    CHECK(set_aside(dir.path) == 2);  // the state file and its RAM file, kept for inspection
+    CHECK(answer(got, image, "plan") == "Hello, plan!\n");
+    CHECK(store.get_or_build(image, cfg, quiet).from_disk);  // the rebuilt one is trusted next time
+  };
+
+  SECTION("a heap end past RAM") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.heap.end = l.ram + (1u << 20); }, "heap: [");
+  }
+  SECTION("a heap end past RAM in the layout too") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.heap.end = s.layout.heap_end = l.ram + (1u << 20); },
+                     "layout: the heap [");
+  }
+  SECTION("a break past the lowest mapping") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.heap.brk = s.heap.mmap_low + page; }, "heap: the break");
+  }
+  SECTION("a lowest mapping past the heap's end") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.heap.mmap_low = s.heap.end + page; }, "heap: the break");
+  }
+  SECTION("a free range past the heap") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.heap.free[s.heap.end] = page; }, "heap: the free range at");
+  }
+  SECTION("free ranges that overlap") {
+    expect_set_aside(
+        [&](vmm::Snapshot& s) {
+          s.heap.mmap_low = s.heap.end - 8 * page;
+          s.heap.free = {{s.heap.end - 6 * page, 3 * page}, {s.heap.end - 4 * page, page}};
+        },
+        "heap: the free range at");
+  }
+  SECTION("parked_at past RAM") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.parked_at = l.ram; }, "parked_at: ");
+  }
+  SECTION("parked_at without room for its struct") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.parked_at = l.ram - sizeof(unifn_hc_next) + 8; }, "parked_at: ");
+  }
+  SECTION("parked_at in the VMM's own pages") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.parked_at = vmm::layout::kGdt; }, "parked_at: ");
+  }
+  SECTION("an I/O buffer that is not the end of RAM") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.layout.io_buf -= page; }, "layout: the I/O buffer");
+  }
+  SECTION("a stack top above the I/O buffer") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.layout.stack_top = s.layout.io_buf + page; }, "layout: the stack top");
+  }
+  SECTION("a heap that starts inside the image") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.layout.heap_start = s.heap.start = s.heap.brk = 1u << 20; },
+                     "layout: the image's segment");
+  }
+  SECTION("a heap in the VMM's pages") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.layout.heap_start = s.heap.start = s.heap.brk = page; },
+                     "layout: the heap [");
+  }
+}
+
+TEST_CASE("what the load checks stop: a parked address outside the plan makes the first call throw") {
+  TempDir dir;
+  vmm::SnapshotStore store(dir.path);
+  auto image = vmm::FunctionImage::load(example("hello"));
+  vmm::FunctionVmConfig cfg;
+  store.get_or_build(image, cfg, quiet);
+  const auto key = vmm::SnapshotStore::key(*image, cfg);
+  std::shared_ptr<vmm::Snapshot> lying = store.load(key, 0);
+  lying->parked_at = lying->layout.ram;
+  CHECK(vmm::SnapshotStore::state_problem(*lying));
+  // Unchecked, it restores, and the first invocation throws (on a pool's vCPU thread, in the daemon).
+  auto vm = vmm::FunctionVm::restore(lying, image, cfg, quiet);
+  CHECK_THROWS(call(*vm, "boom"));
+  CHECK(vmm::SnapshotStore::state_problem(*store.load(key, 0), image.get()) == std::nullopt);
+}
+
+TEST_CASE("temporary files are new files of the store's own: a name already taken is never opened") {
+  TempDir dir;
+  const auto victim = dir.path / "victim";
+  std::ofstream(victim) << "keep me";
+
+  // The primitive: O_CREAT|O_EXCL|O_NOFOLLOW.
+  const auto plain = dir.path / "plain";
+  std::ofstream(plain) << "already here";
+  CHECK_THROWS_WITH(vmm::SnapshotStore::create_new(plain), Catch::Contains("something already has that name"));
+  auto text_of = [](const fs::path& p) {
+    std::ifstream in(p);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  CHECK(text_of(plain) == "already here");
+  fs::create_symlink(victim, dir.path / "link");
+  CHECK_THROWS_WITH(vmm::SnapshotStore::create_new(dir.path / "link"), Catch::Contains("something already has that name"));
+  fs::create_symlink(dir.path / "nowhere", dir.path / "dangling");
+  CHECK_THROWS(vmm::SnapshotStore::create_new(dir.path / "dangling"));
+  CHECK_FALSE(fs::exists(dir.path / "nowhere"));  // a dangling link is not followed into a new file
+  auto fd = vmm::SnapshotStore::create_new(dir.path / "fresh");
+  CHECK(fd);
+  CHECK(mode_of(dir.path / "fresh") == 0600);
+
+  // The store: links planted at every temporary name it could take (the names of the code before,
+  // which opened them with O_TRUNC and wrote through, and this code's) are never written through.
+  vmm::SnapshotStore store(dir.path / "state");
+  auto image = vmm::FunctionImage::load(example("hello"));
+  vmm::FunctionVmConfig cfg;
+  const auto key = vmm::SnapshotStore::key(*image, cfg);
+  fs::create_symlink(victim, store.state_path(key).string() + ".tmp");
+  fs::create_symlink(victim, store.ram_path(key).string() + fmt::format(".tmp{}", ::getpid()));
+  // This process's counter has handed out a few names only (two per build).
+  for (int n = 0; n < 20000; ++n)
+    fs::create_symlink(victim, store.ram_path(key).string() + fmt::format(".tmp{}.{}", ::getpid(), n));
+  CHECK_THROWS_WITH(store.get_or_build(image, cfg, quiet), Catch::Contains("something already has that name"));
+  // With at most 16 names in a row taken, the store passes over them to a free one.
+  for (int n = 16; n < 20000; n += 17) fs::remove(store.ram_path(key).string() + fmt::format(".tmp{}.{}", ::getpid(), n));
+  auto got = store.get_or_build(image, cfg, quiet);
+  CHECK_FALSE(got.from_disk);
+  CHECK(answer(got, image, "tmp") == "Hello, tmp!\n");
+  CHECK(store.get_or_build(image, cfg, quiet).from_disk);
+  CHECK(text_of(victim) == "keep me");
+  CHECK(mode_of(store.ram_path(key)) == 0600);
+  CHECK(mode_of(store.state_path(key)) == 0600);
+}
+
+TEST_CASE("the state directory is created 0700, and one that is not ours alone is refused with a sentence") {
+  TempDir dir;
+  const auto made = dir.path / "a/b/state";
+  vmm::SnapshotStore store(made);
+  CHECK(mode_of(made) == 0700);
+
+  const auto open = dir.path / "open";
+  fs::create_directories(open);
+  fs::permissions(open, fs::perms::all);
+  CHECK_THROWS_WITH(vmm::SnapshotStore(open), "refusing the state directory " + open.string() +
+                                                  ": its mode 0777 lets group and others write to it (owner " +
+                                                  (::geteuid() == 0 ? std::string("uid 0 (root)") : fmt::format("uid {}", ::geteuid())) +
+                                                  "); chmod 700 " + open.string());
+  // A new one inside a directory others may write (and not sticky) is refused before it is made.
+  CHECK_THROWS_WITH(vmm::SnapshotStore(open / "inner"), Catch::Contains("it lies in " + open.string()));
+  CHECK_FALSE(fs::exists(open / "inner"));
+  if (::geteuid() != 0) {
+    WARN("not root: a directory another user owns needs chown, skipped");
+    return;
+  }
+  const auto theirs = dir.path / "theirs";
+  fs::create_directories(theirs);
+  fs::permissions(theirs, fs::perms::owner_all);
+  REQUIRE(::chown(theirs.c_str(), 65534, 65534) == 0);
+  CHECK_THROWS_WITH(vmm::SnapshotStore(theirs), Catch::StartsWith("refusing the state directory " + theirs.string() +
+                                                                  ": it is owned by uid 65534"));
 }
