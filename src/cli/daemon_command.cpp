@@ -226,8 +226,9 @@ int daemon_command(const char*, std::span<char*> args) {
     return 1;
   }
   const std::string platform_name(platform.platform->name());
-  fmt::print(stderr, "unifnd: platform {}: {}\n", platform_name, platform.platform->isolation());
-  if (!platform.warning.empty()) fmt::print(stderr, "unifnd: warning: {}\n", platform.warning);
+  // A fallback's warning already says what the platform isolates: one line either way.
+  if (platform.warning.empty()) fmt::print(stderr, "unifnd: platform {}: {}\n", platform_name, platform.platform->isolation());
+  else fmt::print(stderr, "unifnd: warning: {}\n", platform.warning);
   // Snapshots are trusted once they pass their checks: their directory must be ours alone.
   if (auto bad = config::state_dir_problem(cfg.state_dir)) {
     fmt::print(stderr, "unifnd: {}\n", *bad);

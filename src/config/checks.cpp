@@ -14,6 +14,8 @@
 #include <set>
 
 #include "config/config.h"
+#include "http/callback_policy.h"
+#include "snapshot/snapshot_store.h"
 #include "x86/layout.h"
 
 namespace unifn::config {
@@ -75,6 +77,14 @@ std::optional<ListenAddress> parse_listen_text(std::string_view text, std::strin
 std::optional<ListenAddress> parse_listen(std::string_view text) {
   std::string why;
   return parse_listen_text(text, why);
+}
+
+std::optional<std::string> state_dir_problem(const std::string& dir) {
+  if (dir.empty())
+    return std::string("no state directory: $STATE_DIRECTORY is unset, /var/lib/unifn is not writable, and neither "
+                       "$XDG_STATE_HOME, $HOME nor the password database gives a home (a default under /tmp is never "
+                       "taken); set state_dir in the daemon file or pass --state-dir");
+  return vmm::SnapshotStore::directory_problem(dir);
 }
 
 namespace checks {
@@ -167,6 +177,8 @@ std::optional<std::string> image_file(const std::string& path) {
     return fmt::format("{} is not an ELF image", path);
   return std::nullopt;
 }
+
+std::optional<std::string> callback_allow(const std::string& entry) { return http::CallbackPolicy::entry_problem(entry); }
 
 std::optional<std::string> listen(const std::string& text) {
   std::string why;

@@ -28,6 +28,7 @@ inline constexpr Range kShutdownGraceMs{0, 3600000};
 inline constexpr Range kAsyncResultsMax{1, 1u << 20};
 inline constexpr Range kAsyncResultsTtlS{1, 7 * 86400};
 inline constexpr Range kIoThreads{1, 64};
+inline constexpr Range kResolveTimeoutMs{1, 60000};
 
 // Each returns what is wrong, as the tail of a "<file>:<line>: <key>: ..." sentence, or nullopt.
 std::optional<std::string> range(std::uint64_t v, Range r);
@@ -44,6 +45,8 @@ std::optional<std::string> env_size(const std::vector<std::pair<std::string, std
 std::optional<std::string> cmdline(const std::string& text);
 // Why an image file cannot serve: missing, a directory, unreadable, not ELF.
 std::optional<std::string> image_file(const std::string& path);
+// One item of callbacks.allow: a CIDR range, an IP address or `public`.
+std::optional<std::string> callback_allow(const std::string& entry);
 // Why text is not HOST:PORT with an IP address host.
 std::optional<std::string> listen(const std::string& text);
 

@@ -1,10 +1,12 @@
 // The daemon file, the embedded default, and which of them a start uses.
 #include "config/config.h"
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <string_view>
 #include <fmt/format.h>
 
 #include "config/checks.h"
@@ -40,7 +42,16 @@ std::string default_state_dir() {
   // XDG wants absolute paths; a relative one is to be ignored.
   if (auto x = env_or_empty("XDG_STATE_HOME"); !x.empty() && x[0] == '/') return (fs::path(x) / "unifn").string();
   if (auto h = env_or_empty("HOME"); !h.empty() && h[0] == '/') return (fs::path(h) / ".local/state/unifn").string();
-  return fmt::format("/tmp/unifn-{}", ::getuid());
+  // No $HOME (a service started without one): the home the password database gives.
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) == 0 && found && found->pw_dir &&
+      found->pw_dir[0] == '/' && std::string_view(found->pw_dir) != "/" && usable_dir(found->pw_dir))
+    return (fs::path(found->pw_dir) / ".local/state/unifn").string();
+  // Never a directory under /tmp, where another user could have made it first: none at all, which
+  // the daemon refuses with a sentence (state_dir_problem) until state_dir or --state-dir names one.
+  return "";
 }
 
 // Relative paths in a file mean "next to this file", as they do for a drop-in's image.
@@ -113,6 +124,17 @@ DaemonConfig load_daemon_config(const fs::path& file) {
     read_number(*limits, "async_results_max", checks::kAsyncResultsMax, c.limits.async_results_max);
     read_number(*limits, "async_results_ttl_s", checks::kAsyncResultsTtlS, c.limits.async_results_ttl_s);
     limits->finish();
+  }
+  if (auto cb = r.sub("callbacks")) {
+    lines.clear();
+    if (auto v = cb->list("allow", &lines)) {
+      bool ok = true;
+      for (std::size_t i = 0; i < v->size(); ++i)
+        if (auto bad = checks::callback_allow((*v)[i])) cb->error("allow", *bad, lines[i]), ok = false;
+      if (ok) c.callbacks.allow = *v;
+    }
+    read_number(*cb, "resolve_timeout_ms", checks::kResolveTimeoutMs, c.callbacks.resolve_timeout_ms);
+    cb->finish();
   }
   if (auto accel = r.sub("accel")) {
     lines.clear();

@@ -45,12 +45,23 @@ struct Limits {
   bool operator==(const Limits&) const = default;
 };
 
+// Where async results may be POSTed (X-Callback-Url).
+struct CallbackSettings {
+  // CIDR ranges, addresses, or `public` (every address outside loopback, link-local, private and
+  // other special ranges): the default refuses loopback, link-local (cloud metadata) and private
+  // destinations. Checked against each address a callback URL's host resolves to.
+  std::vector<std::string> allow = {"public"};
+  std::uint64_t resolve_timeout_ms = 2000;  // a host name that takes longer fails that attempt
+  bool operator==(const CallbackSettings&) const = default;
+};
+
 struct DaemonConfig {
   std::string host = "127.0.0.1";  // an IP address literal, without brackets for IPv6
   std::uint16_t port = 8080;       // 0: any free port
-  std::string state_dir;           // absolute
+  std::string state_dir;           // absolute; empty when no default could be found (then refused)
   std::vector<std::string> functions_dirs;  // absolute, in override order (later wins)
   Limits limits;
+  CallbackSettings callbacks;
   std::vector<std::string> accel_backends = {"cuda", "cpu"};  // in order of preference
   std::string log_level = "info";  // debug, info, warning or error
   std::uint64_t io_threads = 2;
@@ -87,12 +98,21 @@ struct ListenAddress {
 // the listener binds IP addresses only).
 std::optional<ListenAddress> parse_listen(std::string_view text);
 
+// Why dir cannot be the daemon's state directory, as a sentence naming it; nullopt when it can.
+// Empty (no default found), or an existing directory that is not ours: owned by another user,
+// writable by group or others, a symbolic link someone else owns, or under a directory another
+// user could rename it in (owned by someone other than us or root, or writable by others and not
+// sticky like /tmp). A directory that does not exist yet is fine: it is created with mode 0700.
+std::optional<std::string> state_dir_problem(const std::string& dir);
+
 // Parses and checks a daemon file; throws ConfigError with every problem found. Keys left out
 // take the defaults of embedded_default() (functions_dirs: /usr/lib/unifn/functions.d and
 // /etc/unifn/functions.d). Relative paths are resolved against the file's directory.
 DaemonConfig load_daemon_config(const std::filesystem::path& file);
 
-// What unifnd runs on with no file: 127.0.0.1:8080, a state directory it can write, and the
+// What unifnd runs on with no file: 127.0.0.1:8080, a state directory it can write (never under
+// /tmp: $STATE_DIRECTORY, /var/lib/unifn when writable, $XDG_STATE_HOME/unifn, ~/.local/state/unifn
+// from $HOME or the password database; else empty, which the daemon refuses with a sentence), and the
 // drop-ins of a build tree (<exe_dir>/functions.d, if present) then of the installed system.
 DaemonConfig embedded_default(const std::filesystem::path& exe_dir);
 

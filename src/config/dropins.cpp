@@ -144,7 +144,9 @@ std::vector<std::string> validate_strict(const FullConfig& full) {
   };
   // A loaded file was checked key by key already; this covers a configuration changed in code.
   report("listen", checks::listen(d.listen()));
-  if (d.state_dir.empty()) report("state_dir", std::string("must not be empty"));
+  report("state_dir", state_dir_problem(d.state_dir));
+  for (const auto& entry : d.callbacks.allow) report("callbacks.allow", checks::callback_allow(entry));
+  report("callbacks.resolve_timeout_ms", checks::range(d.callbacks.resolve_timeout_ms, checks::kResolveTimeoutMs));
   report("accel.backends", checks::backend_list(d.accel_backends));
   report("log_level", checks::log_level(d.log_level));
   report("io_threads", checks::range(d.io_threads, checks::kIoThreads));

@@ -342,8 +342,15 @@ void Api::invoke_async(Request& req, std::string name, Reply reply) {
   std::string callback(req["X-Callback-Url"]);
   if (!callback.empty() && !Callbacks::valid_url(callback))
     return reply(json_error(400, fmt::format("X-Callback-Url '{}' is not an http://host[:port]/path URL", callback), version));
+  // An address literal is checked here (callbacks.allow); a host name once it is resolved, when the
+  // result is delivered, and a refusal then shows in GET /v1/calls/{id} as "callback".
+  if (!callback.empty())
+    if (auto why = callbacks_.refused_literal(callback))
+      return reply(json_error(400, fmt::format("X-Callback-Url '{}' is refused: {}", callback, *why), version));
   switch (calls_.add(id, name)) {
-    case CallStore::Added::Ok: break;
+    case CallStore::Added::Ok:
+      if (!callback.empty()) calls_.set_callback(id, "pending");
+      break;
     case CallStore::Added::Duplicate:
       return reply(json_error(409, fmt::format("a call with id '{}' already exists", id), version));
     case CallStore::Added::Full:
@@ -358,7 +365,8 @@ void Api::invoke_async(Request& req, std::string name, Reply reply) {
   auto done = [calls = &calls_, callbacks = &callbacks_, m = &metrics_, id, name, callback](runtime::InvocationResult r) {
     refuse_bad_content_type(r);
     record(*m, name, r);
-    if (!callback.empty()) callbacks->post(callback, id, r);
+    if (!callback.empty())
+      callbacks->post(callback, id, r, [calls, id](std::string outcome) { calls->set_callback(id, std::move(outcome)); });
     calls->finish(id, std::move(r));
   };
   try {
@@ -368,6 +376,7 @@ void Api::invoke_async(Request& req, std::string name, Reply reply) {
     r.status = 500;
     r.error = fmt::format("cannot dispatch the call: {}", e.what());
     calls_.finish(id, std::move(r));
+    if (!callback.empty()) calls_.set_callback(id, "failed: not sent, the call could not be dispatched");
   }
   JsonWriter w;
   w.begin_object().key("id").value(id).key("function").value(name).key("status_url").value("/v1/calls/" + id).end_object();
@@ -403,6 +412,7 @@ Response Api::call_status(const Request& req, const std::string& id, bool raw) {
       w.key("error").value(r.error);
     }
   }
+  if (!rec->callback.empty()) w.key("callback").value(rec->callback);
   w.end_object();
   // A raw result asked for too early: 202 says "not yet" to a script that only looks at the code.
   auto res = json(raw ? 202 : 200, w.take(), version);

@@ -58,6 +58,12 @@ void CallStore::finish(const std::string& id, runtime::InvocationResult result) 
   finished_.push_back(id);
 }
 
+void CallStore::set_callback(const std::string& id, std::string outcome) {
+  std::lock_guard lock(mu_);
+  auto it = calls_.find(id);
+  if (it != calls_.end()) it->second.callback = std::move(outcome);
+}
+
 std::optional<CallRecord> CallStore::get(const std::string& id) {
   std::lock_guard lock(mu_);
   evict_expired(std::chrono::steady_clock::now());

@@ -11,7 +11,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "http/callback_policy.h"
 #include "runtime/dispatcher.h"
 
 namespace unifn::http {
@@ -24,6 +26,9 @@ struct CallRecord {
   std::string function;
   CallState state = CallState::Queued;
   runtime::InvocationResult result;  // meaningful once state is Done
+  // Where its X-Callback-Url delivery stands: empty when it has none, else "pending", "delivered",
+  // "failed: <why>" or "refused: <why>" (a host name that resolved to addresses callbacks.allow refuses).
+  std::string callback;
   std::chrono::steady_clock::time_point created, finished;
 };
 
@@ -36,6 +41,7 @@ class CallStore {
   Added add(const std::string& id, const std::string& function);
   void set_running(const std::string& id);
   void finish(const std::string& id, runtime::InvocationResult result);
+  void set_callback(const std::string& id, std::string outcome);  // nothing when the call is gone
   std::optional<CallRecord> get(const std::string& id);  // nullopt: unknown or expired
   std::size_t size();
 
@@ -60,15 +66,29 @@ struct CallbackUrl {
 // slow or dead receiver never holds an I/O thread nor another callback. Each delivery has a
 // timeout and at most one retry; failures are logged; past max_pending deliveries are dropped
 // (and logged) so that a dead receiver cannot grow memory without bound.
+//
+// Destinations pass the policy (callbacks.allow): an address literal is checked as it is; a host
+// name is resolved off the callbacks' thread (a few resolver threads of their own, never an I/O
+// thread), within resolve_timeout, and the connection goes only to the resolved addresses that
+// passed the check, never to a second resolution. A name whose addresses are all refused is not
+// retried; its outcome is "refused: <why>".
 class Callbacks {
  public:
   struct Options {
-    std::chrono::milliseconds timeout{5000};  // for one attempt: resolve, connect, send, read answer
+    std::chrono::milliseconds timeout{5000};  // for one attempt: connect, send, read the answer
+    std::chrono::milliseconds resolve_timeout{2000};  // for resolving a host name, each attempt
     std::chrono::milliseconds retry_delay{500};
     std::size_t max_pending = 1000;
+    unsigned resolver_threads = 4;  // at most this many host names are resolved at once
+    CallbackPolicy policy;  // default: public addresses only
+    // Turns a host name into its addresses (as text), or sets error; runs on a resolver thread
+    // and may block. Empty: getaddrinfo. Tests put a slow or scripted resolver here.
+    std::function<std::vector<std::string>(const std::string& host, std::string& error)> resolve;
     // Where failures are reported; stderr when empty.
     std::function<void(const std::string&)> log;
   };
+  // Told once how a delivery ended: "delivered", "failed: <why>" or "refused: <why>".
+  using Outcome = std::function<void(std::string)>;
   Callbacks();
   explicit Callbacks(Options options);
   ~Callbacks();  // waits up to one timeout for deliveries under way, then abandons the rest
@@ -76,8 +96,15 @@ class Callbacks {
   Callbacks& operator=(const Callbacks&) = delete;
 
   static bool valid_url(std::string_view url) { return CallbackUrl::parse(url).has_value(); }
-  // Never blocks. A result with error set is sent as {"error": ...} with its status.
-  void post(std::string url, std::string call_id, runtime::InvocationResult result);
+  // Why the policy refuses a valid URL whose host is an address literal (for a 400 at submission);
+  // nullopt for an allowed literal, a host name (checked once resolved) or an invalid URL.
+  std::optional<std::string> refused_literal(std::string_view url) const;
+  // The allow list from now on (a reload); deliveries already past their check keep their address.
+  void set_policy(CallbackPolicy policy);
+  // Never blocks. A result with error set is sent as {"error": ...} with its status. outcome, when
+  // given, is called once with how the delivery ended, on the callbacks' thread (or in post() for
+  // a URL it drops at once).
+  void post(std::string url, std::string call_id, runtime::InvocationResult result, Outcome outcome = {});
   std::size_t pending() const;
   std::uint64_t delivered() const;
   std::uint64_t failed() const;

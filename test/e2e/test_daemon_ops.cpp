@@ -21,7 +21,11 @@
 using namespace unifn::test;
 
 TEST_CASE("async calls answer 202, can be polled, and POST their result to a callback") {
-  Daemon d;
+  // The receiver listens on loopback, which callbacks may reach only when the daemon file says so.
+  TempDir dir;
+  std::ofstream(dir.path + "/unifn.yaml") << "listen: 127.0.0.1:0\nfunctions_dirs: [" << UNIFN_BUILD_DIR
+                                          << "/functions.d]\ncallbacks: {allow: [public, 127.0.0.0/8]}\n";
+  Daemon d("--config " + dir.path + "/unifn.yaml");
   CHECK(curl("-o /dev/null -w '%{http_code}' -X POST " + d.url("/async-function/nope")) == "404");
   CHECK(curl("-o /dev/null -w '%{http_code}' -X POST -H 'X-Callback-Url: ftp://x/' " + d.url("/async-function/echo")) == "400");
   auto head = curl("-i -X POST --data-binary 'async hello' " + d.url("/async-function/echo"));

@@ -2,17 +2,20 @@
 #include "snapshot/snapshot_store.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
 #include <chrono>
+#include <atomic>
 #include <cstring>
 #include <fmt/format.h>
 #include <system_error>
 #include <unifn/abi.h>
 
 #include "snapshot/byte_io.h"
+#include "x86/layout.h"
 
 namespace unifn::vmm {
 
@@ -71,13 +74,117 @@ void sync_and_rename(int fd, const fs::path& tmp, const fs::path& final_path) {
   fs::rename(tmp, final_path);
 }
 
+// A temporary name next to final_path, unique in this process: <final>.tmp<pid>.<n> (what
+// collect_garbage() recognises as a temporary file). Created with O_EXCL, so a name already
+// taken (a leftover, or a file or link someone put there) is passed over, never opened.
+std::pair<fs::path, Fd> create_temp(const fs::path& final_path) {
+  static std::atomic<std::uint64_t> counter{0};
+  for (int tries = 0;; ++tries) {
+    fs::path tmp = final_path.string() + fmt::format(".tmp{}.{}", ::getpid(), counter.fetch_add(1));
+    try {
+      return {tmp, SnapshotStore::create_new(tmp)};
+    } catch (const std::system_error& e) {
+      if (e.code().value() != EEXIST || tries >= 16) throw;
+    }
+  }
+}
+
+// "uid 1000 (alice)", or just the number when the password database has no name for it.
+std::string user(uid_t uid) {
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found)
+    return fmt::format("uid {} ({})", uid, found->pw_name);
+  return fmt::format("uid {}", uid);
+}
+
+std::string mode_text(mode_t m) { return fmt::format("{:04o}", m & 07777); }
+
 }  // namespace
 
-SnapshotStore::SnapshotStore(fs::path dir) : dir_(std::move(dir)) {
+Fd SnapshotStore::create_new(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    throw std::system_error(err, std::generic_category(),
+                            err == EEXIST ? fmt::format("creating {}: something already has that name", path.string())
+                                          : fmt::format("creating {}", path.string()));
+  }
+  return Fd(fd);
+}
+
+std::optional<std::string> SnapshotStore::directory_problem(const fs::path& dir) {
+  const uid_t me = ::geteuid();
+  const std::string shown = dir.string();
+  auto refuse = [&](const std::string& why) { return fmt::format("refusing the state directory {}: {}", shown, why); };
   std::error_code ec;
-  fs::create_directories(dir_, ec);
+  const fs::path abs = fs::absolute(dir, ec).lexically_normal();
+  if (ec) return refuse(fmt::format("it cannot be examined ({})", ec.message()));
+
+  // Symbolic links on the way: one owned by another user (root aside) can be pointed elsewhere.
+  fs::path walked;
+  for (const auto& part : abs) {
+    walked /= part;
+    struct stat st {};
+    if (::lstat(walked.c_str(), &st) != 0) break;  // from here on, nothing exists yet
+    if (S_ISLNK(st.st_mode) && st.st_uid != me && st.st_uid != 0)
+      return refuse(fmt::format("{} is a symbolic link owned by {}, who can point it elsewhere", walked.string(),
+                                user(st.st_uid)));
+  }
+
+  // The directory itself, when it exists.
+  fs::path real;
+  struct stat st {};
+  if (::stat(abs.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return refuse("it is not a directory");
+    if (st.st_uid != me)
+      return refuse(fmt::format("it is owned by {} and unifnd runs as {}; use a directory of ours (mode 0700)",
+                                user(st.st_uid), user(me)));
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+      const char* who = (st.st_mode & S_IWGRP) && (st.st_mode & S_IWOTH) ? "group and others"
+                        : (st.st_mode & S_IWGRP)                         ? "its group"
+                                                                         : "others";
+      return refuse(fmt::format("its mode {} lets {} write to it (owner {}); chmod 700 {}", mode_text(st.st_mode), who,
+                                user(st.st_uid), shown));
+    }
+    real = fs::canonical(abs, ec);
+    if (ec) return refuse(fmt::format("it cannot be examined ({})", ec.message()));
+    real = real.parent_path();
+  } else if (errno == ENOENT) {
+    // Not there yet: judged by the nearest directory it would be created under.
+    real = abs.parent_path();
+    while (::stat(real.c_str(), &st) != 0 && real != real.parent_path()) real = real.parent_path();
+    real = fs::canonical(real, ec);
+    if (ec) return refuse(fmt::format("it cannot be examined ({})", ec.message()));
+  } else {
+    return refuse(fmt::format("it cannot be examined ({})", std::strerror(errno)));
+  }
+
+  // The directories it sits in: another user who owns one, or may write one that is not sticky,
+  // can rename ours away and put theirs in its place.
+  for (fs::path p = real;; p = p.parent_path()) {
+    if (::stat(p.c_str(), &st) != 0) return refuse(fmt::format("{} cannot be examined ({})", p.string(), std::strerror(errno)));
+    if (st.st_uid != me && st.st_uid != 0)
+      return refuse(fmt::format("it lies in {}, which is owned by {}, who could replace it", p.string(), user(st.st_uid)));
+    if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+      return refuse(fmt::format("it lies in {} (mode {}), which others may write and which is not sticky like /tmp",
+                                p.string(), mode_text(st.st_mode)));
+    if (p == p.parent_path()) break;
+  }
+  return std::nullopt;
+}
+
+SnapshotStore::SnapshotStore(fs::path dir) : dir_(std::move(dir)) {
+  // Judged before anything is created in it, then again once it exists (ours, 0700).
+  if (auto bad = directory_problem(dir_)) throw std::runtime_error(*bad);
+  std::error_code ec;
+  if (auto parent = dir_.parent_path(); !parent.empty()) fs::create_directories(parent, ec);
+  if (!ec && ::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) ec = std::error_code(errno, std::generic_category());
   if (ec || !fs::is_directory(dir_))
-    throw std::runtime_error(fmt::format("cannot use {} as the snapshot directory: {}", dir_.string(), ec.message()));
+    throw std::runtime_error(fmt::format("cannot use {} as the snapshot directory: {}", dir_.string(),
+                                         ec ? ec.message() : std::string("it is not a directory")));
+  if (auto bad = directory_problem(dir_)) throw std::runtime_error(*bad);
 }
 
 std::string SnapshotStore::key(const FunctionImage& image, const FunctionVmConfig& cfg) {
@@ -136,25 +243,33 @@ void SnapshotStore::save(const std::string& key, Snapshot& snap, const fs::path&
   h.u64(sum.h);
   auto header = h.take();
 
-  fs::path tmp = state_path(key).string() + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), fmt::format("creating {}", tmp.string()));
-  Fd owned(fd);
-  write_all(fd, header, tmp);
-  write_all(fd, payload, tmp);
-  sync_and_rename(fd, tmp, state_path(key));
+  auto [tmp, owned] = create_temp(state_path(key));
+  try {
+    write_all(owned.get(), header, tmp);
+    write_all(owned.get(), payload, tmp);
+    sync_and_rename(owned.get(), tmp, state_path(key));
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
 }
 
-std::shared_ptr<Snapshot> SnapshotStore::load(const std::string& key, std::size_t device_count) const {
+std::shared_ptr<Snapshot> SnapshotStore::load(const std::string& key, std::size_t device_count,
+                                              const FunctionImage* image) const {
   const auto state = state_path(key);
-  std::error_code ec;
-  auto size = fs::file_size(state, ec);
-  if (ec) throw std::runtime_error(fmt::format("{}: {}", state.string(), ec.message()));
-  if (size > kMaxStateBytes) throw std::runtime_error(fmt::format("{}: {} bytes is over the {} byte cap", state.string(), size, kMaxStateBytes));
-  std::vector<std::uint8_t> bytes(size);
+  std::vector<std::uint8_t> bytes;
   {
-    Fd fd(::open(state.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd || ::pread(fd.get(), bytes.data(), size, 0) != static_cast<ssize_t>(size))
+    // Never through a link: the files are ours, in a directory of ours.
+    Fd fd(::open(state.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) throw std::runtime_error(fmt::format("{}: cannot be opened ({})", state.string(), std::strerror(errno)));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+      throw std::runtime_error(fmt::format("{}: is not a regular file", state.string()));
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    if (size > kMaxStateBytes) throw std::runtime_error(fmt::format("{}: {} bytes is over the {} byte cap", state.string(), size, kMaxStateBytes));
+    bytes.resize(size);
+    if (::pread(fd.get(), bytes.data(), size, 0) != static_cast<ssize_t>(size))
       throw std::runtime_error(fmt::format("{}: cannot be read", state.string()));
   }
   ByteReader h(bytes);
@@ -198,9 +313,10 @@ std::shared_ptr<Snapshot> SnapshotStore::load(const std::string& key, std::size_
   p.expect_end(state.c_str());
   if (snap->layout.ram == 0 || snap->layout.ram > UNIFN_RAM_MAX_BYTES || snap->layout.ram % kPage)
     throw std::runtime_error(fmt::format("{}: implausible RAM size {}", state.string(), snap->layout.ram));
+  if (auto bad = state_problem(*snap, image)) throw std::runtime_error(fmt::format("{}: {}", state.string(), *bad));
 
   const auto ram = ram_path(key);
-  snap->ram = Fd(::open(ram.c_str(), O_RDONLY | O_CLOEXEC));
+  snap->ram = Fd(::open(ram.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!snap->ram) throw std::runtime_error(fmt::format("{}: cannot be opened", ram.string()));
   struct stat st {};
   if (::fstat(snap->ram.get(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) != snap->layout.ram)
@@ -210,13 +326,56 @@ std::shared_ptr<Snapshot> SnapshotStore::load(const std::string& key, std::size_
   return snap;
 }
 
+std::optional<std::string> SnapshotStore::state_problem(const Snapshot& snap, const FunctionImage* image) {
+  const auto& l = snap.layout;
+  const auto& h = snap.heap;
+  auto hex = [](std::uint64_t v) { return fmt::format("{:#x}", v); };
+  auto aligned = [](std::uint64_t v) { return v % kPage == 0; };
+  // The layout: [VMM pages, boot data | image | heap | stack | I/O buffer] = RAM, as FunctionVm::plan
+  // lays it out.
+  if (l.ram == 0 || l.ram > UNIFN_RAM_MAX_BYTES || !aligned(l.ram))
+    return fmt::format("layout: RAM of {} bytes is not a page-aligned size up to {} MiB", l.ram, UNIFN_RAM_MAX_BYTES >> 20);
+  if (l.io_size == 0 || !aligned(l.io_size) || l.io_size > l.ram || l.io_buf != l.ram - l.io_size)
+    return fmt::format("layout: the I/O buffer at {} of {} bytes is not the page-aligned end of {} bytes of RAM",
+                       hex(l.io_buf), l.io_size, l.ram);
+  if (!aligned(l.stack_top) || l.stack_top > l.io_buf)
+    return fmt::format("layout: the stack top {} is not page-aligned at or below the I/O buffer at {}", hex(l.stack_top), hex(l.io_buf));
+  constexpr std::uint64_t kImageLow = 1ull << 20;  // images load at or above 1 MiB (loader/elf.h)
+  if (!aligned(l.heap_start) || !aligned(l.heap_end) || l.heap_start < kImageLow || l.heap_end >= l.stack_top ||
+      l.heap_start > l.heap_end || l.heap_end - l.heap_start < (1ull << 20))
+    return fmt::format("layout: the heap [{}, {}) is not page-aligned, at least 1 MiB, above 1 MiB and below the stack top {}",
+                       hex(l.heap_start), hex(l.heap_end), hex(l.stack_top));
+  if (image)
+    for (const auto& seg : image->elf.segments)
+      if (seg.gpa + seg.mem_size > l.heap_start || seg.gpa + seg.mem_size < seg.gpa)
+        return fmt::format("layout: the image's segment at {} ends past the heap's start {}", hex(seg.gpa), hex(l.heap_start));
+  // The heap's state: start and end are what the VMM sets from the layout and never moves.
+  if (h.start != l.heap_start || h.end != l.heap_end)
+    return fmt::format("heap: [{}, {}) is not the layout's heap [{}, {})", hex(h.start), hex(h.end), hex(l.heap_start), hex(l.heap_end));
+  if (h.brk < h.start || h.brk > h.mmap_low || h.mmap_low > h.end || !aligned(h.mmap_low))
+    return fmt::format("heap: the break {} and the lowest mapping {} are not ordered inside [{}, {})", hex(h.brk),
+                       hex(h.mmap_low), hex(h.start), hex(h.end));
+  std::uint64_t prev_end = h.mmap_low;
+  for (const auto& [start, len] : h.free) {
+    if (!aligned(start) || !aligned(len) || len == 0 || start < prev_end || len > h.end - start)
+      return fmt::format("heap: the free range at {} of {} bytes is not page-aligned, apart from the others and inside [{}, {})",
+                         hex(start), len, hex(h.mmap_low), hex(h.end));
+    prev_end = start + len;
+  }
+  // Where the guest waits: its struct in user memory, whole.
+  if (snap.parked_at < layout::kUserLow || snap.parked_at > l.ram - sizeof(unifn_hc_next))
+    return fmt::format("parked_at: {} is not a place in guest user memory [{}, {}) with room for its {} byte request struct",
+                       hex(snap.parked_at), hex(layout::kUserLow), hex(l.ram), sizeof(unifn_hc_next));
+  return std::nullopt;
+}
+
 SnapshotStore::Result SnapshotStore::get_or_build(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
                                                   Console::Sink console) {
   Result r;
   const std::string k = r.key = key(*image, cfg);
   if (fs::exists(state_path(k))) {
     try {
-      r.snapshot = load(k, cfg.devices.size());
+      r.snapshot = load(k, cfg.devices.size(), image.get());
       r.from_disk = true;
       return r;
     } catch (const std::exception& e) {
@@ -229,11 +388,16 @@ SnapshotStore::Result SnapshotStore::get_or_build(std::shared_ptr<const Function
     }
   }
   auto vm = FunctionVm::boot(image, cfg, console);
-  fs::path tmp = ram_path(k).string() + fmt::format(".tmp{}", ::getpid());
-  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), fmt::format("creating {}", tmp.string()));
-  auto snap = vm->snapshot(Fd(fd));
-  save(k, *snap, tmp);
+  auto [tmp, fd] = create_temp(ram_path(k));
+  std::shared_ptr<Snapshot> snap;
+  try {
+    snap = vm->snapshot(std::move(fd));
+    save(k, *snap, tmp);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);  // gone already when the rename into place happened
+    throw;
+  }
   r.snapshot = std::move(snap);
   r.booted = std::move(vm);
   return r;
@@ -259,7 +423,7 @@ SnapshotStore::Collected SnapshotStore::collect_garbage(const std::set<std::stri
     bool stale = false;
     if (suffix == ".ram" || suffix == ".state") {
       stale = !keep.contains(key);
-    } else if (suffix.starts_with(".ram.tmp") || suffix == ".state.tmp") {
+    } else if (suffix.starts_with(".ram.tmp") || suffix.starts_with(".state.tmp")) {
       std::error_code tec;
       auto age = now - fs::last_write_time(entry.path(), tec);
       stale = !tec && age > std::chrono::hours(1);

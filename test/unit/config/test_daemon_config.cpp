@@ -1,7 +1,11 @@
-// The daemon file: defaults, every key, errors as file:line: key: what, the embedded default, resolution.
+// The daemon file: defaults, every key, errors as file:line: key: what, the embedded default, resolution,
+// the callbacks' allow list, and state directories refused when they are not ours alone.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <fmt/format.h>
 #include <optional>
 
@@ -53,6 +57,8 @@ TEST_CASE("a daemon file that sets one key gets the documented defaults for the 
   CHECK(c.limits.shutdown_grace_ms == 10000);
   CHECK(c.limits.async_results_max == 1000);
   CHECK(c.limits.async_results_ttl_s == 600);
+  CHECK(c.callbacks.allow == std::vector<std::string>{"public"});
+  CHECK(c.callbacks.resolve_timeout_ms == 2000);
   CHECK(c.accel_backends == std::vector<std::string>{"cuda", "cpu"});
   CHECK(c.log_level == "info");
   CHECK(c.io_threads == 2);
@@ -75,6 +81,9 @@ TEST_CASE("every key of the daemon file is read") {
                                       "  shutdown_grace_ms: 0\n"
                                       "  async_results_max: 7\n"
                                       "  async_results_ttl_s: 30\n"
+                                      "callbacks:\n"
+                                      "  allow: [public, 127.0.0.0/8, '::1', 10.1.0.0/16, 'fd00:1::/64']\n"
+                                      "  resolve_timeout_ms: 500\n"
                                       "accel: {backends: [cpu]}\n"
                                       "log_level: debug\n"
                                       "io_threads: 4\n"
@@ -85,6 +94,8 @@ TEST_CASE("every key of the daemon file is read") {
   // A relative directory means one next to the file.
   CHECK(c.functions_dirs == std::vector<std::string>{"/opt/fns", (d / "etc/local.d").string()});
   CHECK(c.limits == Limits{1000, 0, 2048, 100, 200, 0, 7, 30});
+  CHECK(c.callbacks.allow == std::vector<std::string>{"public", "127.0.0.0/8", "::1", "10.1.0.0/16", "fd00:1::/64"});
+  CHECK(c.callbacks.resolve_timeout_ms == 500);
   CHECK(c.accel_backends == std::vector<std::string>{"cpu"});
   CHECK(c.log_level == "debug");
   CHECK(c.io_threads == 4);
@@ -151,6 +162,15 @@ TEST_CASE("mistakes in the daemon file name the file, the line and the key") {
   CHECK(err("accel: [cuda]\n") == f + ":1: accel: must be a map of keys, not a list");
   CHECK(err("accel:\n  backends: [cpu, opencl]\n") == f + ":2: accel.backends: 'opencl' is not an accelerator backend (cuda or cpu)");
   CHECK(err("accel:\n  backend: [cpu]\n") == f + ":2: accel.backend: unknown key (did you mean 'backends'?)");
+  CHECK(err("callbacks:\n  allow: [public, 10.0.0.1/8]\n") ==
+        f + ":2: callbacks.allow: '10.0.0.1/8' has bits set past its /8 prefix (the range starts at 10.0.0.0)");
+  CHECK(err("callbacks:\n  allow:\n    - public\n    - metadata.internal\n") ==
+        f + ":4: callbacks.allow: 'metadata.internal' is not an IP address, a CIDR range (such as 10.0.0.0/8 or "
+            "fd00::/8) or `public`");
+  CHECK(err("callbacks:\n  allow: 127.0.0.1\n") ==
+        f + ":2: callbacks.allow: must be a list such as [a, b], not '127.0.0.1'");
+  CHECK(err("callbacks:\n  resolve_timeout_ms: 0\n") == f + ":2: callbacks.resolve_timeout_ms: 0 is out of range (1 to 60000)");
+  CHECK(err("callbacks:\n  deny: [public]\n") == f + ":2: callbacks.deny: unknown key");
   CHECK(err("log_level: loud\n") == f + ":1: log_level: 'loud' is not a log level (debug, info, warning or error)");
   CHECK(err("io_threads: 0\n") == f + ":1: io_threads: 0 is out of range (1 to 64)");
   CHECK(err("port: 8080\n") == f + ":1: port: unknown key");
@@ -217,4 +237,92 @@ TEST_CASE("which configuration: --config wins, then /etc/unifn/unifn.yaml, then 
   // A broken system file stops the start rather than being passed over.
   d.write("etc/unifn.yaml", "listen: nowhere\n");
   CHECK_THAT(error_of([&] { resolve_config(std::nullopt, d.path(), sys); }), Catch::StartsWith(sys.string() + ":1: listen: "));
+}
+
+TEST_CASE("the default state directory is never one under /tmp") {
+  ScopedEnv state("STATE_DIRECTORY", nullptr);
+  ScopedEnv xdg("XDG_STATE_HOME", nullptr);
+  ScopedEnv home("HOME", nullptr);
+  // /var/lib/unifn when writable (root), else the password database's home, else none at all: the
+  // daemon then refuses to start with a sentence, rather than use a directory another user may
+  // have made first.
+  const auto dir = embedded_default({}).state_dir;
+  CHECK_FALSE(dir.starts_with("/tmp"));
+  if (dir.empty()) CHECK(state_dir_problem(dir));
+  CHECK_THAT(*state_dir_problem(""), Catch::StartsWith("no state directory: ") &&
+                                          Catch::EndsWith("set state_dir in the daemon file or pass --state-dir"));
+}
+
+TEST_CASE("a state directory owned by someone else or writable by group or others is refused, naming it") {
+  namespace fs = std::filesystem;
+  TempDir d;  // under /tmp, which is sticky
+  const auto ours = d / "state";
+  fs::create_directories(ours);
+  fs::permissions(d.path(), fs::perms::owner_all);
+  fs::permissions(ours, fs::perms::owner_all);
+  const std::string me = ::geteuid() == 0 ? "uid 0 (root)" : fmt::format("uid {}", ::geteuid());
+  // An explicit directory under /tmp that is ours with mode 0700 is fine, and so is one not made yet.
+  CHECK(state_dir_problem(ours.string()) == std::nullopt);
+  CHECK(state_dir_problem((ours / "not-yet").string()) == std::nullopt);
+
+  fs::permissions(ours, fs::perms::all);
+  CHECK_THAT(*state_dir_problem(ours.string()),
+             Catch::StartsWith("refusing the state directory " + ours.string() +
+                               ": its mode 0777 lets group and others write to it (owner ") &&
+                 Catch::EndsWith("); chmod 700 " + ours.string()));
+  fs::permissions(ours, fs::perms::owner_all | fs::perms::group_all);
+  CHECK_THAT(*state_dir_problem(ours.string()), Catch::Contains("its mode 0770 lets its group write to it"));
+  fs::permissions(ours, fs::perms::owner_all | fs::perms::others_write | fs::perms::others_exec);
+  CHECK_THAT(*state_dir_problem(ours.string()), Catch::Contains("its mode 0703 lets others write to it"));
+  fs::permissions(ours, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                            fs::perms::others_read | fs::perms::others_exec);
+  CHECK(state_dir_problem(ours.string()) == std::nullopt);  // 0755: readable, writable only by us
+
+  // The directory it lies in: writable by others and not sticky, anyone may rename ours away.
+  fs::permissions(d.path(), fs::perms::all);
+  CHECK(*state_dir_problem(ours.string()) ==
+        "refusing the state directory " + ours.string() + ": it lies in " + d.path().string() +
+            " (mode 0777), which others may write and which is not sticky like /tmp");
+  CHECK_THAT(*state_dir_problem((ours / "not-yet").string()), Catch::Contains("it lies in " + d.path().string()));
+  fs::permissions(d.path(), fs::perms::all | fs::perms::sticky_bit);
+  CHECK(state_dir_problem(ours.string()) == std::nullopt);  // like /tmp
+  fs::permissions(d.path(), fs::perms::owner_all);
+
+  // validate_strict (check-config, a reload) says the same.
+  fs::permissions(ours, fs::perms::all);
+  FullConfig full{embedded_default({}), {}};
+  full.daemon.state_dir = ours.string();
+  full.daemon.callbacks.allow = {"public", "10.0.0.1/8"};
+  const auto errors = validate_strict(full);
+  REQUIRE(errors.size() == 2);
+  CHECK_THAT(errors[0], Catch::StartsWith("(embedded default): state_dir: refusing the state directory " + ours.string() +
+                                          ": its mode 0777"));
+  CHECK(errors[1] == "(embedded default): callbacks.allow: '10.0.0.1/8' has bits set past its /8 prefix (the range "
+                     "starts at 10.0.0.0)");
+  fs::permissions(ours, fs::perms::owner_all);
+
+  if (::geteuid() != 0) {
+    WARN("not root: the checks of directories and links another user owns need chown, and are skipped");
+    return;
+  }
+  constexpr uid_t kOther = 65534;
+  REQUIRE(::chown(ours.c_str(), kOther, kOther) == 0);
+  CHECK_THAT(*state_dir_problem(ours.string()),
+             Catch::StartsWith("refusing the state directory " + ours.string() + ": it is owned by uid 65534") &&
+                 Catch::Contains("and unifnd runs as " + me));
+  REQUIRE(::chown(ours.c_str(), 0, 0) == 0);
+  // A parent another user owns could have ours replaced.
+  REQUIRE(::chown(d.path().c_str(), kOther, kOther) == 0);
+  CHECK_THAT(*state_dir_problem(ours.string()),
+             Catch::Contains("it lies in " + d.path().string() + ", which is owned by uid 65534"));
+  REQUIRE(::chown(d.path().c_str(), 0, 0) == 0);
+  // A symbolic link another user owns can be pointed elsewhere at any time.
+  const auto link = d / "link";
+  fs::create_directory_symlink(ours, link);
+  CHECK(state_dir_problem(link.string()) == std::nullopt);  // our own link to our own directory
+  REQUIRE(::lchown(link.c_str(), kOther, kOther) == 0);
+  CHECK_THAT(*state_dir_problem(link.string()),
+             Catch::Contains(link.string() + " is a symbolic link owned by uid 65534") &&
+                 Catch::EndsWith(", who can point it elsewhere"));
+  CHECK_THAT(*state_dir_problem((link / "sub").string()), Catch::Contains("is a symbolic link owned by uid 65534"));
 }

@@ -14,6 +14,7 @@ TEST_CASE("configs/unifn.yaml states exactly the built-in defaults") {
   CHECK(c.state_dir == embedded_default({}).state_dir);  // left to $STATE_DIRECTORY and its fallbacks
   CHECK(c.functions_dirs == std::vector<std::string>{"/usr/lib/unifn/functions.d", "/etc/unifn/functions.d"});
   CHECK(c.limits == defaults.limits);
+  CHECK(c.callbacks == defaults.callbacks);
   CHECK(c.accel_backends == defaults.accel_backends);
   CHECK(c.log_level == defaults.log_level);
   CHECK(c.io_threads == defaults.io_threads);

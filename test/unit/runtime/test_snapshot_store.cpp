@@ -183,7 +183,7 @@ TEST_CASE("vCPU state survives a round trip through a restored machine, and anot
   CHECK_THROWS(restored->machine().apply(truncated));
 }
 
-TEST_CASE("stale snapshots are collected; the ones in use, set-aside files and other files stay") {
+TEST_CASE("stale snapshots are collected, while the ones in use, set-aside files and other files stay") {
   TempDir dir;
   vmm::SnapshotStore store(dir.path);
   vmm::FunctionVmConfig cfg;
