@@ -149,7 +149,7 @@ TEST_CASE("edges over HTTP answers the PNG of the Sobel edges, and 400 to a body
   unlink(out.c_str());
 }
 
-TEST_CASE("a function that allows only cuda answers 503 with the reason where no GPU serves; [cuda, cpu] falls back") {
+TEST_CASE("a function that allows only cuda answers 503 with the reason where no GPU serves, [cuda, cpu] falls back") {
   Functions fns;
   fns.add("gpu-only", "sgemm", "[cuda]");
   fns.add("gpu-first", "sgemm", "[cuda, cpu]");
@@ -196,7 +196,7 @@ TEST_CASE("the daemon's accel.backends limits what functions may use") {
   unlink(cfg.c_str());
 }
 
-TEST_CASE("unifnd bench-accel prints its figures; it and unifnd bench refuse a backend or probe they cannot use") {
+TEST_CASE("unifnd bench-accel prints its figures, it and unifnd bench refuse a backend or probe they cannot use") {
   auto r = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd bench-accel --quick 2>&1");
   CHECK(r.status == 0);
   for (const char* key : {"backend=cpu\n", "noop_roundtrip_us_p50=", "sgemm_256_guest_over_host=", "sgemm_1024_guest_over_host="})

@@ -88,7 +88,7 @@ TEST_CASE("/metrics shows invocations, durations, starts, instances and snapshot
   CHECK_THAT(text, Catch::Contains("unifn_snapshot_builds_total{function=\"echo\",source=\"cold_boot\"} 1"));
 }
 
-TEST_CASE("SIGHUP adds, changes and removes functions; a broken set is refused and the old one serves") {
+TEST_CASE("SIGHUP adds, changes and removes functions, a broken set is refused and the old one serves") {
   TempDir fns;
   auto put = [&](const std::string& file, const std::string& fn, const std::string& image) {
     std::ofstream(fns.path + "/" + file) << "name: " << fn << "\nimage: " << UNIFN_FUNCTIONS_DIR << "/" << image
@@ -155,7 +155,7 @@ TEST_CASE("a reload that changes a function's image removes its old snapshot fro
   CHECK(curl("-X POST " + d.url("/function/fn")) == "1\n");
 }
 
-TEST_CASE("a malformed drop-in at start-up is reported and skipped; the others serve") {
+TEST_CASE("a malformed drop-in at start-up is reported and skipped, the others serve") {
   TempDir fns;
   std::ofstream(fns.path + "/10-echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR << "/echo.elf\n";
   std::ofstream(fns.path + "/20-bad.yaml") << "name: bad\nimage: x\nmemory_mb: lots\n";
@@ -221,7 +221,7 @@ TEST_CASE("systemd's notify protocol: READY, WATCHDOG, RELOADING, STOPPING on a 
   close(s);
 }
 
-TEST_CASE("a client that hangs up while its call runs has the guest stopped; the next call is served at once") {
+TEST_CASE("a client that hangs up while its call runs has the guest stopped, the next call is served at once") {
   TempDir fns;
   std::ofstream(fns.path + "/m.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
                                       << "/test/guests/misbehave.elf\nmin_warm: 1\nmax_instances: 1\ntimeout_ms: 60000\n";
@@ -233,7 +233,7 @@ TEST_CASE("a client that hangs up while its call runs has the guest stopped; the
   CHECK_THAT(d.log(), !Catch::Contains("did not answer within"));
 }
 
-TEST_CASE("a client that hangs up while its call waits frees its place; the daemon keeps serving") {
+TEST_CASE("a client that hangs up while its call waits frees its place, the daemon keeps serving") {
   TempDir fns;
   std::ofstream(fns.path + "/m.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
                                       << "/test/guests/misbehave.elf\nmin_warm: 1\nmax_instances: 1\ntimeout_ms: 1500\n";

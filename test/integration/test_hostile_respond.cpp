@@ -51,7 +51,7 @@ TEST_CASE("a RESPOND whose content type holds CR LF is a Fault that names the by
   CHECK_FALSE(b->vm->parked());
 }
 
-TEST_CASE("a RESPOND whose content type holds LF, DEL or ESC is refused too; HTAB is allowed") {
+TEST_CASE("a RESPOND whose content type holds LF, DEL or ESC is refused too, HTAB is allowed") {
   struct Case {
     const char* body;
     const char* says;

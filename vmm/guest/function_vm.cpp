@@ -137,6 +137,8 @@ std::shared_ptr<Snapshot> FunctionVm::snapshot(Fd ram_file) {
   if (!parked_at_) throw std::logic_error("only a VM waiting for a request can be snapshotted");
   auto snap = std::make_shared<Snapshot>();
   const auto& mem = machine_->memory();
+  // The CPU state first: completing a pending exit (KVM on VT-x) may still write guest memory.
+  snap->cpu = machine_->capture();
   static const std::uint8_t zero[kPage] = {};
   for (auto [from, to] : mem.populated()) {
     for (std::uint64_t off = from & ~(kPage - 1); off < to; off += kPage) {
@@ -150,7 +152,6 @@ std::shared_ptr<Snapshot> FunctionVm::snapshot(Fd ram_file) {
   if (::ftruncate(ram_file.get(), static_cast<off_t>(layout_.ram)) != 0)
     throw std::system_error(errno, std::generic_category(), "sizing the snapshot RAM file");
   snap->ram = std::move(ram_file);
-  snap->cpu = machine_->capture();
   snap->layout = layout_;
   snap->heap = syscalls_.heap();
   snap->parked_at = parked_at_;

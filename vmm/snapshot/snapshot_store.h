@@ -15,7 +15,7 @@ namespace unifn::vmm {
 
 // The bytes of the state file's header; the format version moves independently of the product.
 inline constexpr char kSnapshotMagic[8] = {'U', 'N', 'I', 'F', 'N', 'S', 'N', 'P'};
-inline constexpr std::uint32_t kSnapshotFormat = 2;  // 2: the platform of the vCPU state
+inline constexpr std::uint32_t kSnapshotFormat = 3;  // 2: the platform of the vCPU state; 3: supervisor-only VMM pages, more MSRs
 inline constexpr std::uint64_t kMaxStateBytes = 16ull << 20;
 
 class SnapshotStore {

@@ -3,6 +3,8 @@
 
 #include <array>
 #include <cstring>
+#include <fmt/format.h>
+#include <utility>
 
 #include "platform/kvm/kvm.h"
 #include "x86/cpu.h"
@@ -20,8 +22,7 @@ constexpr std::uint64_t k2M = 2ull << 20;
 // which RAM (at most 3 GiB) never uses.
 constexpr std::uint64_t kMmioWindow = 0xD0000000ull;
 
-void write_page_tables(GuestMemory& mem) {
-  const std::uint64_t ram = mem.size();
+void write_page_tables(GuestMemory& mem, std::uint64_t ram) {
   mem.fill(GuestAddr(kPml4), 0, 0x7000);
   mem.write_obj<std::uint64_t>(GuestAddr(kPml4), kPdpt | kPresent | kWrite | kUser);
   const std::uint64_t chunks = (ram + k2M - 1) / k2M;  // RAM < 4 GiB: at most 2048 entries
@@ -32,13 +33,13 @@ void write_page_tables(GuestMemory& mem) {
                                kMmioWindow | kPresent | kWrite | kUser | kHuge);
   for (std::uint64_t i = 1; i < chunks; ++i)
     mem.write_obj<std::uint64_t>(GuestAddr(kPd + 8 * i), (i * k2M) | kPresent | kWrite | kUser | kHuge);
-  // The first 2 MiB in 4 KiB pages, page 0 absent so that NULL faults. The VMM's pages keep
-  // the U/S bit: under PVM the ring-0 stubs are fetched as user accesses (KVM-NOTES.md); the
-  // guest can only harm itself by writing them.
+  // The first 2 MiB in 4 KiB pages: page 0 absent so that NULL faults, the VMM's pages as
+  // vmm_page_flags says (supervisor-only), the rest user read/write. The upper levels allow
+  // everything; the last level decides.
   mem.write_obj<std::uint64_t>(GuestAddr(kPd), kPt0 | kPresent | kWrite | kUser);
   for (std::uint64_t p = 1; p < 512 && p * 0x1000 < ram; ++p) {
-    std::uint64_t flags = kPresent | kWrite | kUser;
-    mem.write_obj<std::uint64_t>(GuestAddr(kPt0 + 8 * p), (p * 0x1000) | flags);
+    const std::uint64_t flags = p * 0x1000 < kUserLow ? vmm_page_flags(p * 0x1000) : kPresent | kWrite | kUser;
+    if (flags) mem.write_obj<std::uint64_t>(GuestAddr(kPt0 + 8 * p), (p * 0x1000) | flags);
   }
 }
 
@@ -50,10 +51,11 @@ std::uint64_t segment_descriptor(std::uint32_t base, std::uint32_t limit, std::u
 
 void write_gdt_tss(GuestMemory& mem) {
   std::array<std::uint64_t, 7> gdt{};
-  gdt[kKernelCs >> 3] = segment_descriptor(0, 0xFFFFF, 0x9A, 0xA);  // 64-bit code, DPL 0
-  gdt[kKernelDs >> 3] = segment_descriptor(0, 0xFFFFF, 0x92, 0xC);
-  gdt[kUserDs >> 3] = segment_descriptor(0, 0xFFFFF, 0xF2, 0xC);    // DPL 3
-  gdt[kUserCs >> 3] = segment_descriptor(0, 0xFFFFF, 0xFA, 0xA);    // 64-bit code, DPL 3
+  // Accessed bits preset: the GDT's page is read-only, so the CPU must never need to set them.
+  gdt[kKernelCs >> 3] = segment_descriptor(0, 0xFFFFF, 0x9B, 0xA);  // 64-bit code, DPL 0
+  gdt[kKernelDs >> 3] = segment_descriptor(0, 0xFFFFF, 0x93, 0xC);
+  gdt[kUserDs >> 3] = segment_descriptor(0, 0xFFFFF, 0xF3, 0xC);    // DPL 3
+  gdt[kUserCs >> 3] = segment_descriptor(0, 0xFFFFF, 0xFB, 0xA);    // 64-bit code, DPL 3
   gdt[kTssSel >> 3] = segment_descriptor(static_cast<std::uint32_t>(kTss), 103, 0x89, 0);  // 64-bit TSS
   gdt[(kTssSel >> 3) + 1] = kTss >> 32;
   // Safe: a u64 array viewed as its bytes.
@@ -105,10 +107,40 @@ kvm_segment segment(std::uint16_t sel, std::uint8_t type, bool code) {
 
 }  // namespace
 
+std::uint64_t vmm_page_flags(std::uint64_t addr) {
+  addr &= ~0xFFFull;
+  if (addr == kGdt || addr == kIdt || addr == kStubs) return kPresent;  // read-only, ring 0 only
+  if (addr >= kRing0Stack && addr < kRing0StackTop) return kPresent | kWrite;
+  return 0;  // page 0, 0x6000-0x7FFF and the page tables: not mapped
+}
+
 void write_ring3_structures(GuestMemory& mem) {
-  write_page_tables(mem);
+  write_page_tables(mem, mem.size());
   write_gdt_tss(mem);
   write_idt_and_stubs(mem);
+}
+
+std::optional<std::string> ring3_structures_differ(const GuestMemory& mem) {
+  if (!mem.contains(GuestAddr(0), kUserLow)) return "guest RAM is smaller than the VMM's pages";
+  GuestMemory expected(kUserLow);
+  write_page_tables(expected, mem.size());
+  write_gdt_tss(expected);
+  write_idt_and_stubs(expected);
+  const auto want = std::as_const(expected).span(GuestAddr(0), kUserLow);
+  const auto got = mem.span(GuestAddr(0), kUserLow, "VMM pages");
+  // GDT, TSS, IDT and stubs byte for byte.
+  for (std::uint64_t a = kGdt; a < kRing0Stack; ++a)
+    if (want[a] != got[a]) return fmt::format("the VMM's structures differ at {:#x}", a);
+  // Page tables entry by entry, but for the accessed and dirty bits the MMU sets.
+  constexpr std::uint64_t kAccessedDirty = 0x60;
+  for (std::uint64_t a = kPml4; a < kUserLow; a += 8) {
+    std::uint64_t w, g;
+    std::memcpy(&w, &want[a], 8);
+    std::memcpy(&g, &got[a], 8);
+    if ((w & ~kAccessedDirty) != (g & ~kAccessedDirty))
+      return fmt::format("the page-table entry at {:#x} is {:#x}, not {:#x}", a, g, w);
+  }
+  return std::nullopt;
 }
 
 void set_user_segments(kvm_sregs& s) {
@@ -117,7 +149,8 @@ void set_user_segments(kvm_sregs& s) {
 }
 
 void enter_ring3(Vcpu& vcpu, std::uint64_t rip, std::uint64_t rsp, std::uint64_t rdi) {
-  vcpu.set_cpuid(guest_cpuid(vcpu));
+  const auto cpuid = guest_cpuid(vcpu);
+  vcpu.set_cpuid(cpuid);
   kvm_sregs s = vcpu.sregs();
   set_user_segments(s);
   s.ds = s.es = s.fs = s.gs = s.ss;
@@ -135,7 +168,7 @@ void enter_ring3(Vcpu& vcpu, std::uint64_t rip, std::uint64_t rsp, std::uint64_t
   s.idt.base = kIdt;
   s.idt.limit = 256 * 16 - 1;
   s.cr0 = cr0::kPE | cr0::kMP | cr0::kET | cr0::kNE | cr0::kWP | cr0::kPG;
-  s.cr4 = cr4::kPAE | cr4::kOSFXSR | cr4::kOSXMMEXCPT;
+  s.cr4 = ring3_cr4(cpuid);
   s.cr3 = kPml4;
   s.efer = efer::kLME | efer::kLMA | efer::kSCE;
   vcpu.set_sregs(s);

@@ -263,7 +263,7 @@ TEST_CASE("vaccel_genop runs ops in vAccel's generic form") {
   CHECK(out.body == "minmax=0 min=2 max=8 out=0,6,3 noop=0 bad=22");
 }
 
-TEST_CASE("sessions opened during init survive snapshot, restore and reset; later ones go with the reset") {
+TEST_CASE("sessions opened during init survive snapshot, restore and reset, later ones go with the reset") {
   Fn fn(UNIFN_ACCEL_PROBE);
   auto booted = fn.boot();
   auto first = invoke(*booted, probe(PROBE_SESSION));

@@ -113,7 +113,7 @@ TEST_CASE("odd-sized or misaligned register accesses read zero and change nothin
   CHECK(h.rd(reg::kStatus) == 0);
 }
 
-TEST_CASE("a corrupt available index marks the device NEEDS_RESET; a reset brings it back") {
+TEST_CASE("a corrupt available index marks the device NEEDS_RESET, a reset brings it back") {
   Harness h;
   h.init_driver();
   h.mem.write_obj<std::uint16_t>(vmm::GuestAddr(Harness::kAvail + 2), 500);  // 500 entries ahead of a 64-entry queue

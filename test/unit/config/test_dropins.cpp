@@ -55,7 +55,7 @@ TEST_CASE("drop-ins of every directory are processed together in file-name order
   CHECK(names(set) == std::vector<std::string>{"c", "a", "d", "b", "e"});
 }
 
-TEST_CASE("a function name defined in two files is an error naming both; the first file stays") {
+TEST_CASE("a function name defined in two files is an error naming both, the first file stays") {
   TempDir d;
   d.write("usr/10-echo.yaml", "name: echo\nimage: /first.elf\n");
   d.write("etc/30-echo-copy.yaml", "# copied by hand\nname: echo\nimage: /second.elf\n");

@@ -138,7 +138,7 @@ TEST_CASE("a function's odd status is framed safely") {
   CHECK(header(f.call(verb::post, "/function/fail"), "Content-Type") == "application/octet-stream");
 }
 
-TEST_CASE("wrong methods get 405 with Allow; unknown paths 404; both JSON") {
+TEST_CASE("wrong methods get 405 with Allow, unknown paths 404, both JSON") {
   ApiFixture f;
   auto r = f.call(verb::get, "/function/echo");
   CHECK(r.result_int() == 405);
@@ -162,7 +162,7 @@ TEST_CASE("wrong methods get 405 with Allow; unknown paths 404; both JSON") {
   CHECK(f.dispatcher.calls().empty());
 }
 
-TEST_CASE("/healthz is OK, and 503 once shutting down; invocations then get 503") {
+TEST_CASE("/healthz is OK, and 503 once shutting down, invocations then get 503") {
   ApiFixture f;
   auto r = f.call(verb::get, "/healthz");
   CHECK(r.result_int() == 200);
@@ -237,7 +237,7 @@ TEST_CASE("/metrics is the Prometheus text with the invocations the API answered
   CHECK_THAT(after, Catch::Contains("unifn_queue_depth{function=\"echo\"} 2"));
 }
 
-TEST_CASE("async calls: 404, 400, 202, then queued and done, raw or base64; 404 for unknown ids") {
+TEST_CASE("async calls: 404, 400, 202, then queued and done, raw or base64, 404 for unknown ids") {
   ApiFixture f;
   CHECK(f.call(verb::post, "/async-function/nope").result_int() == 404);
   CHECK(f.call(verb::post, "/async-function/echo", "", {{"X-Callback-Url", "https://x/"}}).result_int() == 400);

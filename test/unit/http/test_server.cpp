@@ -215,7 +215,7 @@ TEST_CASE("HEAD frames correctly on a kept-alive connection") {
   CHECK(g->body == "OK\n");
 }
 
-TEST_CASE("a body of exactly the limit is served; one byte more is 413 before the body is sent") {
+TEST_CASE("a body of exactly the limit is served, one byte more is 413 before the body is sent") {
   ServerFixture f;
   {
     Client c(f.port());
@@ -264,7 +264,7 @@ TEST_CASE("Expect: 100-continue gets 100 Continue, then the answer") {
   CHECK(r->body == "hello");
 }
 
-TEST_CASE("headers over the limit get 431; malformed requests 400") {
+TEST_CASE("headers over the limit get 431, malformed requests 400") {
   ServerFixture f;
   {
     Client c(f.port());
@@ -301,7 +301,7 @@ TEST_CASE("idle and slow connections are closed by their timeouts") {
   CHECK(eventually([&] { return f.server.connections() == 0; }));
 }
 
-TEST_CASE("a client that hangs up while its call runs cancels it; the server keeps serving") {
+TEST_CASE("a client that hangs up while its call runs cancels it, the server keeps serving") {
   ServerFixture f;
   f.dispatcher.slow_delay = 2000ms;
   {

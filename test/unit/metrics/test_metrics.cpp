@@ -36,7 +36,7 @@ TEST_CASE("invocations: counter by function and code, duration histogram, starts
   CHECK(t.find("kind=\"\"") == std::string::npos);
 }
 
-TEST_CASE("gauges: queue depth and instances by state; a function's gauges can be dropped") {
+TEST_CASE("gauges: queue depth and instances by state, a function's gauges can be dropped") {
   Metrics m;
   m.set_queue_depth("classify", 5);
   m.set_instances("classify", 2, 6);

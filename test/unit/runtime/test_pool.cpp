@@ -47,7 +47,7 @@ TEST_CASE("the first call on an instance is 'restored', later ones 'warm'") {
   CHECK(invoke(pool, "b").start == runtime::StartKind::Warm);
 }
 
-TEST_CASE("with min_warm 0 the VM booted for the snapshot serves the first call, 'cold'; later pools restore") {
+TEST_CASE("with min_warm 0 the VM booted for the snapshot serves the first call, 'cold', later pools restore") {
   const auto dir = std::filesystem::temp_directory_path() / ("unifn-cold-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   for (bool in_memory : {true, false}) {

@@ -56,7 +56,7 @@ TEST_CASE("page tables of a 64 MiB guest: page 0 absent, RAM identity-mapped for
 
   CHECK_FALSE(walk(mem, 0).has_value());      // NULL faults
   CHECK_FALSE(walk(mem, 0xFFF).has_value());
-  CHECK(identity_user(mem, 0x1000));
+  CHECK_FALSE(walk(mem, 0x1000)->user);         // the VMM's pages: see the test below
   CHECK(identity_user(mem, layout::kUserLow));  // 0x10000: boot info
   CHECK(walk(mem, layout::kUserLow)->page_size == 4096);
   CHECK(identity_user(mem, 0x100000));          // the image
@@ -82,6 +82,72 @@ TEST_CASE("page tables of a 64 MiB guest: page 0 absent, RAM identity-mapped for
   CHECK_FALSE(walk(mem, 4ull << 30).has_value());
   CHECK_FALSE(walk(mem, 0x00007FFFFFFFF000ull).has_value());
   CHECK_FALSE(walk(mem, 0xFFFFFFFFFFFFF000ull).has_value());
+}
+
+TEST_CASE("the VMM's pages are supervisor-only: GDT, IDT and stubs read-only, the ring-0 stack writable, the rest unmapped") {
+  GuestMemory mem(16 << 20);
+  write_ring3_structures(mem);
+  struct Expect {
+    std::uint64_t addr;
+    const char* what;
+    bool mapped, writable;
+  };
+  const Expect pages[] = {
+      {layout::kGdt, "GDT", true, false},           {layout::kTss, "TSS", true, false},
+      {layout::kIdt, "IDT", true, false},           {layout::kStubs, "stubs", true, false},
+      {layout::kSyscallStub, "LSTAR", true, false}, {layout::kExceptionStubs, "exception stubs", true, false},
+      {layout::kRing0Stack, "ring-0 stack", true, true}, {layout::kRing0StackTop - 8, "top of the ring-0 stack", true, true},
+      {0x6000, "unused", false, false},             {0x7000, "unused", false, false},
+      {layout::kPml4, "PML4", false, false},        {layout::kPdpt, "PDPT", false, false},
+      {layout::kPd, "PD", false, false},            {layout::kPd + 0x3000, "PD of the MMIO window", false, false},
+      {layout::kPt0, "PT of the first 2 MiB", false, false}, {0xF000, "after the page tables", false, false},
+  };
+  for (const auto& p : pages) {
+    INFO(p.what << " at " << std::hex << p.addr);
+    auto m = walk(mem, p.addr);
+    CHECK(m.has_value() == p.mapped);
+    if (!m) continue;
+    CHECK(m->phys == p.addr);
+    CHECK_FALSE(m->user);  // ring 3 can neither read, write nor run it
+    CHECK(m->writable == p.writable);
+  }
+  // Every page below kUserLow is one of those; every page from it on is ring 3's.
+  for (std::uint64_t a = 0x1000; a < layout::kUserLow; a += 0x1000) {
+    INFO(std::hex << a);
+    auto m = walk(mem, a);
+    if (m) CHECK_FALSE(m->user);
+    CHECK(vmm_page_flags(a) == (m ? (m->writable ? 3u : 1u) : 0u));
+  }
+  CHECK(identity_user(mem, layout::kUserLow));
+  CHECK(identity_user(mem, layout::kUserLow - 1 + 0x1000));
+}
+
+TEST_CASE("the VMM's pages are checked against what this VMM writes, but for the MMU's accessed and dirty bits") {
+  GuestMemory mem(16 << 20);
+  write_ring3_structures(mem);
+  CHECK_FALSE(ring3_structures_differ(mem).has_value());
+  // The MMU sets accessed and dirty bits in the tables as the guest runs: still the same.
+  const GuestAddr pt_stub(layout::kPt0 + 8 * (layout::kStubs >> 12));
+  const std::uint64_t entry = mem.read_obj<std::uint64_t>(pt_stub);
+  mem.write_obj<std::uint64_t>(pt_stub, entry | 0x60);
+  mem.write_obj<std::uint64_t>(GuestAddr(layout::kPml4), mem.read_obj<std::uint64_t>(GuestAddr(layout::kPml4)) | 0x20);
+  mem.write_obj<std::uint64_t>(GuestAddr(layout::kRing0StackTop - 8), 0x1234);  // an exception frame
+  CHECK_FALSE(ring3_structures_differ(mem).has_value());
+  // An older unifnd's user-writable stub page is not.
+  mem.write_obj<std::uint64_t>(pt_stub, entry | 6);
+  auto why = ring3_structures_differ(mem);
+  REQUIRE(why.has_value());
+  CHECK_THAT(*why, Catch::Contains("0xe018"));
+  mem.write_obj<std::uint64_t>(pt_stub, entry);
+  // Nor is a changed stub, gate or descriptor.
+  for (std::uint64_t a : {layout::kSyscallStub, layout::kIdt + 16 * 14 + 5, layout::kGdt + 0x20 + 5, layout::kTss + 4}) {
+    INFO(std::hex << a);
+    const auto old = mem.read_obj<std::uint8_t>(GuestAddr(a));
+    mem.write_obj<std::uint8_t>(GuestAddr(a), old ^ 0x60);
+    CHECK(ring3_structures_differ(mem).has_value());
+    mem.write_obj<std::uint8_t>(GuestAddr(a), old);
+  }
+  CHECK_FALSE(ring3_structures_differ(mem).has_value());
 }
 
 TEST_CASE("page tables of a 1 MiB guest map no 4 KiB page past RAM") {
@@ -113,11 +179,13 @@ TEST_CASE("GDT, IDT and ring-0 stubs") {
   auto access = [](std::uint64_t d) { return static_cast<unsigned>((d >> 40) & 0xFF); };
   auto long_mode = [](std::uint64_t d) { return ((d >> 53) & 1) != 0; };
   CHECK(desc(0) == 0);
-  CHECK(access(desc(layout::kKernelCs)) == 0x9A);
+  // Accessed bits preset: the GDT's page is read-only, the CPU must never need to write it.
+  CHECK(access(desc(layout::kKernelCs)) == 0x9B);
   CHECK(long_mode(desc(layout::kKernelCs)));
-  CHECK(access(desc(layout::kUserCs)) == 0xFA);  // present, DPL 3, code
+  CHECK(access(desc(layout::kKernelDs)) == 0x93);
+  CHECK(access(desc(layout::kUserCs)) == 0xFB);  // present, DPL 3, code
   CHECK(long_mode(desc(layout::kUserCs)));
-  CHECK(access(desc(layout::kUserDs)) == 0xF2);  // present, DPL 3, data
+  CHECK(access(desc(layout::kUserDs)) == 0xF3);  // present, DPL 3, data
   CHECK(access(desc(layout::kTssSel)) == 0x89);  // available 64-bit TSS
   CHECK(mem.read_obj<std::uint64_t>(GuestAddr(layout::kTss + 4)) == layout::kRing0StackTop);  // RSP0
 

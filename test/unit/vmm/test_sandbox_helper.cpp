@@ -134,7 +134,7 @@ unifn_sandbox_spec two_region_spec() {
 
 }  // namespace
 
-TEST_CASE("sandbox helper: maps RAM, locks itself down, stops at int3; a syscall elsewhere dies of SIGSYS",
+TEST_CASE("sandbox helper: maps RAM, locks itself down, stops at int3, a syscall elsewhere dies of SIGSYS",
           "[vmm][sandbox]") {
   TracedHelper helper;
   const int status = helper.start(two_region_spec());

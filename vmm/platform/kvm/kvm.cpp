@@ -163,16 +163,20 @@ void Vcpu::set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) {
   ioctl_or_throw(kSetCpuid2, buf.data(), "KVM_SET_CPUID2");
 }
 
-void Vcpu::set_msrs(const std::vector<kvm_msr_entry>& msrs) {
+std::size_t Vcpu::set_msrs_prefix(const std::vector<kvm_msr_entry>& msrs) {
   std::vector<std::uint64_t> buf(1 + msrs.size() * sizeof(kvm_msr_entry) / 8);
   buf[0] = msrs.size();
   std::memcpy(buf.data() + 1, msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
   // Safe: header + entries as KVM expects; it returns the number of MSRs it set.
   int n = ::ioctl(fd_.get(), kSetMsrs, buf.data());
   if (n < 0) fail("KVM_SET_MSRS");
-  if (static_cast<std::size_t>(n) != msrs.size())
-    throw std::runtime_error(fmt::format("KVM_SET_MSRS set {} of {} MSRs (MSR {:#x} refused)", n, msrs.size(),
-                                         msrs[static_cast<std::size_t>(n)].index));
+  return static_cast<std::size_t>(n);
+}
+
+void Vcpu::set_msrs(const std::vector<kvm_msr_entry>& msrs) {
+  const std::size_t n = set_msrs_prefix(msrs);
+  if (n != msrs.size())
+    throw std::runtime_error(fmt::format("KVM_SET_MSRS set {} of {} MSRs (MSR {:#x} refused)", n, msrs.size(), msrs[n].index));
 }
 
 std::vector<kvm_msr_entry> Vcpu::msrs(const std::vector<std::uint32_t>& indices) const {
@@ -211,6 +215,14 @@ kvm_vcpu_events Vcpu::events() const {
 }
 void Vcpu::set_events(const kvm_vcpu_events& e) {
   ioctl_or_throw(KVM_SET_VCPU_EVENTS, const_cast<kvm_vcpu_events*>(&e), "KVM_SET_VCPU_EVENTS");
+}
+kvm_debugregs Vcpu::debugregs() const {
+  kvm_debugregs d{};
+  ioctl_or_throw(KVM_GET_DEBUGREGS, &d, "KVM_GET_DEBUGREGS");
+  return d;
+}
+void Vcpu::set_debugregs(const kvm_debugregs& d) {
+  ioctl_or_throw(KVM_SET_DEBUGREGS, const_cast<kvm_debugregs*>(&d), "KVM_SET_DEBUGREGS");
 }
 
 }  // namespace unifn::vmm

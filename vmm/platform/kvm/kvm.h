@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fd.h"
+#include "platform/kvm/vcpu_ops.h"
 
 namespace unifn::vmm {
 
@@ -55,34 +56,37 @@ class Vm {
   std::vector<std::uint64_t> bitmap_;  // sized when dirty logging is on
 };
 
-class Vcpu {
+class Vcpu final : public VcpuOps {
  public:
   Vcpu(const Vm& vm, int id);
-  ~Vcpu();
+  ~Vcpu() override;
   Vcpu(const Vcpu&) = delete;
   Vcpu& operator=(const Vcpu&) = delete;
 
   int fd() const { return fd_.get(); }
-  kvm_run& run_state() { return *run_; }
+  kvm_run& run_state() override { return *run_; }
 
   // One KVM_RUN; returns false when it was interrupted by a signal (EINTR) or immediate_exit.
-  bool enter();
+  bool enter() override;
 
-  kvm_regs regs() const;
-  void set_regs(const kvm_regs& r);
-  kvm_sregs sregs() const;
-  void set_sregs(const kvm_sregs& s);
+  kvm_regs regs() const override;
+  void set_regs(const kvm_regs& r) override;
+  kvm_sregs sregs() const override;
+  void set_sregs(const kvm_sregs& s) override;
   kvm_fpu fpu() const;
   void set_fpu(const kvm_fpu& f);
   void set_cpuid(const std::vector<kvm_cpuid_entry2>& entries);
-  void set_msrs(const std::vector<kvm_msr_entry>& msrs);
-  std::vector<kvm_msr_entry> msrs(const std::vector<std::uint32_t>& indices) const;
-  std::vector<std::uint8_t> xsave() const;  // raw struct kvm_xsave
-  void set_xsave(const std::vector<std::uint8_t>& raw);
-  kvm_xcrs xcrs() const;
-  void set_xcrs(const kvm_xcrs& x);
-  kvm_vcpu_events events() const;
-  void set_events(const kvm_vcpu_events& e);
+  void set_msrs(const std::vector<kvm_msr_entry>& msrs) override;
+  std::size_t set_msrs_prefix(const std::vector<kvm_msr_entry>& msrs) override;
+  std::vector<kvm_msr_entry> msrs(const std::vector<std::uint32_t>& indices) const override;
+  std::vector<std::uint8_t> xsave() const override;  // raw struct kvm_xsave
+  void set_xsave(const std::vector<std::uint8_t>& raw) override;
+  kvm_xcrs xcrs() const override;
+  void set_xcrs(const kvm_xcrs& x) override;
+  kvm_vcpu_events events() const override;
+  void set_events(const kvm_vcpu_events& e) override;
+  kvm_debugregs debugregs() const override;
+  void set_debugregs(const kvm_debugregs& d) override;
 
  private:
   void ioctl_or_throw(unsigned long req, void* arg, const char* what) const;

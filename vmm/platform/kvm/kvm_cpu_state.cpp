@@ -2,38 +2,90 @@
 #include "platform/kvm/kvm_cpu_state.h"
 
 #include <cstring>
+#include <fmt/format.h>
 #include <stdexcept>
 
-#include "platform/kvm/kvm.h"
 #include "snapshot/byte_io.h"
 #include "x86/cpu.h"
 
 namespace unifn::vmm {
 
 namespace {
-// The MSRs a unifn guest's state depends on (EFER, FS and GS bases travel in sregs).
-const std::vector<std::uint32_t> kSavedMsrs = {msr::kStar, msr::kLstar, msr::kCstar, msr::kFmask, msr::kKernelGsBase,
-                                               0x174, 0x175, 0x176, 0x277};
+
+constexpr std::uint64_t kMaxMsrs = 256;
+
+// Reads guest_writable_msrs(), skipping those this host's KVM refuses to read (KVM_GET_MSRS
+// stops at the first one), then keeps those it also takes back unchanged (KVM_SET_MSRS stops
+// at the first refused one): what is left, apply() can always write.
+std::vector<kvm_msr_entry> read_guest_msrs(VcpuOps& vcpu) {
+  std::vector<std::uint32_t> wanted;
+  for (const auto& m : guest_writable_msrs()) wanted.push_back(m.index);
+  std::vector<kvm_msr_entry> got;
+  std::size_t i = 0;
+  while (i < wanted.size()) {
+    auto part = vcpu.msrs(std::vector<std::uint32_t>(wanted.begin() + static_cast<std::ptrdiff_t>(i), wanted.end()));
+    got.insert(got.end(), part.begin(), part.end());
+    i += part.size() + 1;  // past the one KVM refused, if any
+  }
+  for (;;) {
+    const std::size_t n = vcpu.set_msrs_prefix(got);
+    if (n >= got.size()) break;
+    got.erase(got.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  return got;
+}
+
 }  // namespace
 
-KvmCpuState KvmCpuState::capture(const Vcpu& vcpu) {
+bool exit_completes_on_next_run(std::uint32_t exit_reason) {
+  return exit_reason == KVM_EXIT_IO || exit_reason == KVM_EXIT_MMIO || exit_reason == KVM_EXIT_X86_RDMSR ||
+         exit_reason == KVM_EXIT_X86_WRMSR;
+}
+
+void complete_pending_exit(VcpuOps& vcpu) {
+  kvm_run& r = vcpu.run_state();
+  r.immediate_exit = 1;
+  bool exited = false;
+  try {
+    exited = vcpu.enter();
+  } catch (...) {
+    r.immediate_exit = 0;
+    throw;
+  }
+  r.immediate_exit = 0;
+  if (exited)
+    throw std::runtime_error(fmt::format(
+        "completing the vCPU's last exit ended in another exit (reason {}): its state cannot be saved", r.exit_reason));
+}
+
+kvm_debugregs reset_debugregs() {
+  kvm_debugregs d{};
+  d.dr6 = dr::kDr6Reset;
+  d.dr7 = dr::kDr7Reset;
+  return d;
+}
+
+KvmCpuState KvmCpuState::capture(VcpuOps& vcpu, bool exit_pending) {
+  if (exit_pending) complete_pending_exit(vcpu);
   KvmCpuState s;
   s.regs = vcpu.regs();
   s.sregs = vcpu.sregs();
   s.xsave = vcpu.xsave();
   s.xcrs = vcpu.xcrs();
-  s.msrs = vcpu.msrs(kSavedMsrs);
+  s.msrs = read_guest_msrs(vcpu);
   s.events = vcpu.events();
   return s;
 }
 
-void KvmCpuState::apply(Vcpu& vcpu) const {
+void KvmCpuState::apply(VcpuOps& vcpu, bool exit_pending) const {
+  if (exit_pending) complete_pending_exit(vcpu);
   vcpu.set_sregs(sregs);
   vcpu.set_regs(regs);
   vcpu.set_xsave(xsave);
   vcpu.set_xcrs(xcrs);
   vcpu.set_msrs(msrs);
   vcpu.set_events(events);
+  vcpu.set_debugregs(reset_debugregs());
 }
 
 std::vector<std::uint8_t> KvmCpuState::to_bytes() const {
@@ -57,7 +109,7 @@ KvmCpuState KvmCpuState::from_bytes(std::span<const std::uint8_t> bytes) {
   if (s.xsave.size() != 4096) throw std::runtime_error("snapshot vCPU state: XSAVE area is not 4096 bytes");
   s.xcrs = r.pod<kvm_xcrs>();
   auto n = r.u64();
-  if (n > 64) throw std::runtime_error("snapshot vCPU state: too many MSRs");
+  if (n > kMaxMsrs) throw std::runtime_error("snapshot vCPU state: too many MSRs");
   for (std::uint64_t i = 0; i < n; ++i) s.msrs.push_back(r.pod<kvm_msr_entry>());
   s.events = r.pod<kvm_vcpu_events>();
   r.expect_end("snapshot vCPU state");

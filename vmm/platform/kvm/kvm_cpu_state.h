@@ -7,20 +7,37 @@
 #include <span>
 #include <vector>
 
+#include "platform/kvm/vcpu_ops.h"
+
 namespace unifn::vmm {
 
-class Vcpu;
+// Whether KVM finishes this exit only on the next KVM_RUN (KVM's API documentation: for
+// KVM_EXIT_IO and KVM_EXIT_MMIO the value of an `in` or MMIO read reaches its register, and rip
+// moves past the instruction, only then). Until it has, the vCPU's registers are not the guest's.
+bool exit_completes_on_next_run(std::uint32_t exit_reason);
+
+// Completes such an exit without running a guest instruction: one KVM_RUN with immediate_exit
+// set (KVM finishes the pending operation, then returns EINTR). Throws if KVM exits again
+// instead (a string I/O that needs the VMM once more).
+void complete_pending_exit(VcpuOps& vcpu);
+
+// The debug registers every apply() sets: no breakpoints, DR6 and DR7 at their reset values.
+kvm_debugregs reset_debugregs();
 
 struct KvmCpuState {
   kvm_regs regs{};
   kvm_sregs sregs{};
   std::vector<std::uint8_t> xsave;  // 4096 bytes: x87, SSE, AVX state
   kvm_xcrs xcrs{};
-  std::vector<kvm_msr_entry> msrs;
+  std::vector<kvm_msr_entry> msrs;  // guest_writable_msrs() that this host's KVM reads and writes
   kvm_vcpu_events events{};
 
-  static KvmCpuState capture(const Vcpu& vcpu);
-  void apply(Vcpu& vcpu) const;
+  // exit_pending: the vCPU's last KVM_RUN ended in an exit that completes on the next one
+  // (exit_completes_on_next_run); it is completed first, so the state is the guest's.
+  static KvmCpuState capture(VcpuOps& vcpu, bool exit_pending);
+  // Puts the vCPU back in this state: every register, MSR and event, and the debug registers
+  // reset. A pending exit is completed first, so that it cannot land on the applied state.
+  void apply(VcpuOps& vcpu, bool exit_pending) const;
 
   // Flat bytes for the state file, and back; from_bytes throws on a size mismatch.
   std::vector<std::uint8_t> to_bytes() const;

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <system_error>
 #include <unifn/abi.h>
+#include <utility>
 
 #include "platform/kvm/kvm_cpu_state.h"
 #include "snapshot/byte_io.h"
@@ -146,7 +147,10 @@ Stop KvmMachine::run(std::chrono::steady_clock::time_point deadline) {
   if (cancelled()) return stopped_by_cancel();  // before running_tid_ was set: no kick came
 
   for (;;) {
-    if (!vcpu_->enter()) {
+    const bool exited = vcpu_->enter();
+    // KVM finished the previous exit inside that KVM_RUN; this one may be pending in turn.
+    exit_pending_ = exited && exit_completes_on_next_run(r.exit_reason);
+    if (!exited) {
       if (cancelled()) return stopped_by_cancel();
       if (std::chrono::steady_clock::now() >= deadline)
         return Stop{StopKind::Timeout, 0, fmt::format("the guest ran past its deadline, stopped at {}", where())};
@@ -221,14 +225,27 @@ void KvmMachine::set_regs(const GuestRegs& g) {
   vcpu_->set_regs(to_kvm(g));
 }
 
-CpuState KvmMachine::capture() { return CpuState{PlatformKind::Kvm, KvmCpuState::capture(*vcpu_).to_bytes()}; }
+CpuState KvmMachine::capture() {
+  // On VT-x and SVM the `out` that parked the guest completes only on the next KVM_RUN: without
+  // this, the state would hold rip at the `out` and every restored instance would run it again.
+  return CpuState{PlatformKind::Kvm, KvmCpuState::capture(*vcpu_, std::exchange(exit_pending_, false)).to_bytes()};
+}
 
 void KvmMachine::apply(const CpuState& state) {
   if (state.platform != PlatformKind::Kvm)
     throw std::invalid_argument(fmt::format("a {} vCPU state cannot be applied to a KVM vCPU", to_string(state.platform)));
-  if (!unifn_guest_) vcpu_->set_cpuid(guest_cpuid(*vcpu_));  // the CPUID a restored guest booted with
+  auto cpu = KvmCpuState::from_bytes(state.bytes);
+  if (!unifn_guest_) {
+    // A restore: RAM came from a snapshot. Its VMM pages must be this VMM's (supervisor-only,
+    // layout.h), or ring 3 could rewrite a stub: a snapshot from an older unifnd is refused.
+    if (auto why = ring3_structures_differ(memory()))
+      throw std::runtime_error(fmt::format("the snapshot's VMM pages are not the ones this unifnd writes ({}): it comes "
+                                           "from an older unifnd or was altered; remove it to have it rebuilt",
+                                           *why));
+    vcpu_->set_cpuid(guest_cpuid(*vcpu_));  // the CPUID a restored guest booted with
+  }
   unifn_guest_ = true;
-  KvmCpuState::from_bytes(state.bytes).apply(*vcpu_);
+  cpu.apply(*vcpu_, std::exchange(exit_pending_, false));
 }
 
 std::vector<std::uint64_t> KvmMachine::take_dirty_pages() { return vm_.take_dirty_log(); }
@@ -295,15 +312,18 @@ std::optional<Stop> KvmMachine::on_exception_stub(unsigned vector) {
     return Stop{StopKind::Fault, 0, fmt::format("the guest wrote to the VMM's exception port {:#x} at rip {:#x}",
                                                 layout::kExceptionPortBase + vector, r.rip)};
   auto& mem = memory();
-  // Under PVM, `syscall` from ring 3 lands at LSTAR still in ring 3 with IOPL cleared, so the
-  // stub's `out` raises #GP there (KVM-NOTES.md). The registers still hold the system call
+  // Under PVM, `syscall` from ring 3 lands at LSTAR still in ring 3 (KVM-NOTES.md): fetching
+  // the supervisor-only stub page from ring 3 raises #PF there (an older layout mapped it for
+  // ring 3, and the stub's `out` raised #GP). The registers still hold the system call
   // (rcx = return rip, r11 = rflags), so serve it from here; on VT-x the port path serves it.
-  if (vector == 13 && mem.contains(GuestAddr(r.rsp), 48)) {
+  // A ring-3 jump to LSTAR lands here as well: it is a system call like any other. (A #PF from
+  // ring 3 with rip at LSTAR can only be the fetch there: no instruction of that page ran.)
+  if ((vector == 13 || vector == 14) && mem.contains(GuestAddr(r.rsp), 48)) {
     auto f = mem.read_obj<std::array<std::uint64_t, 6>>(GuestAddr(r.rsp));  // error, rip, cs, rflags, rsp, ss
     if (f[1] == layout::kSyscallStub && (f[2] & 3) == 3) return serve_syscall(r, f[4]);
     // PVM also ignores IOPL, so a hypercall's `out %eax, %dx` from ring 3 raises #GP: decode it
     // and serve it as the direct port exit would have been.
-    if ((f[2] & 3) == 3 && f[0] == 0 && mem.contains(GuestAddr(f[1]), 1) &&
+    if (vector == 13 && (f[2] & 3) == 3 && f[0] == 0 && mem.contains(GuestAddr(f[1]), 1) &&
         mem.read_obj<std::uint8_t>(GuestAddr(f[1])) == 0xEF) {
       const std::uint16_t port = r.rdx & 0xFFFF;
       if (port >= UNIFN_HC_BASE && port < UNIFN_HC_BASE + kHypercallPorts) {
