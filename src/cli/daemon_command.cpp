@@ -2,6 +2,7 @@
 #include "cli/daemon_command.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -215,6 +216,13 @@ int daemon_command(const char*, std::span<char*> args) {
   }
   // Before any thread of ours starts: they all inherit the blocked mask.
   SignalWaiter signals{SIGTERM, SIGINT, SIGHUP};
+  // Every connection, guest process and snapshot costs descriptors: take all that the hard limit
+  // (systemd's LimitNOFILE) allows rather than the 1024 a soft limit often leaves.
+  if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &files) != 0)
+      fmt::print(stderr, "unifnd: warning: cannot raise the open-file limit to {}\n", files.rlim_max);
+  }
   systemd::Notifier notify;
 
   // Once, for the daemon's life: pools, snapshots and the metrics all assume one platform.

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include "daemon_fixture.h"
@@ -75,4 +76,17 @@ TEST_CASE("/system/functions shows a function's environment variable names, not 
     CHECK_THAT(body, Catch::Contains("\"envVars\":{\"API_TOKEN\":\"(hidden)\"}"));
     CHECK(body.find("s3cr3t") == std::string::npos);
   }
+}
+
+TEST_CASE("the daemon raises its soft open-file limit to the hard one") {
+  Daemon d("", "ulimit -S -n 256;");
+  std::string limits = sh("cat /proc/" + std::to_string(d.pid()) + "/limits").out;
+  INFO(limits);
+  auto line = limits.substr(limits.find("Max open files"));
+  line = line.substr(0, line.find('\n'));
+  std::istringstream in(line.substr(std::string("Max open files").size()));
+  std::string soft, hard;
+  in >> soft >> hard;
+  CHECK(soft == hard);
+  CHECK(soft != "256");
 }

@@ -80,3 +80,16 @@ TEST_CASE("a guest's console line reaches the sink with its control characters e
   for (const auto& line : b->console)
     CHECK(std::none_of(line.begin(), line.end(), [](char c) { return c == '\x1b' || c == '\r'; }));
 }
+
+TEST_CASE("a response body over the limit is a Fault that names both sizes, and one at the limit is served") {
+  vmm::FunctionVmConfig cfg;
+  cfg.max_body_bytes = 64 * 1024;
+  auto vm = vmm::FunctionVm::boot(vmm::FunctionImage::load(guest("big_respond")), cfg, {});
+  auto at_limit = call(*vm, "65536");
+  REQUIRE(at_limit.ok());
+  CHECK(at_limit.body == std::string(65536, 'x'));
+  auto over = call(*vm, "65537");
+  CHECK(over.stop.kind == vmm::StopKind::Fault);
+  CHECK_THAT(over.stop.message, Catch::Contains("RESPOND with a body of 65537 bytes, more than the 65536-byte limit"));
+  CHECK(over.body.empty());
+}
