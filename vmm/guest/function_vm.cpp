@@ -311,11 +311,11 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
         if (auto c = static_cast<unsigned char>(type[i]); (c < 0x20 && c != '\t') || c == 0x7F)
           return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with a content type holding control bytes (byte {:#04x} at offset {})",
                                                                   c, i)});
+      auto body = mem.span(GuestAddr(r.body), r.body_len, "response body");  // inside RAM first
       // A response is held in the daemon's memory until it is sent: bounded like a request body.
       if (r.body_len > cfg_.max_body_bytes)
         return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with a body of {} bytes, more than the {}-byte limit",
                                                                 r.body_len, cfg_.max_body_bytes)});
-      auto body = mem.span(GuestAddr(r.body), r.body_len, "response body");
       current_->status = r.status;
       current_->content_type = std::move(type);
       current_->body.assign(body.begin(), body.end());
