@@ -11,11 +11,11 @@
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
-#include <mutex>
 #include <system_error>
 #include <unifn/abi.h>
 #include <utility>
 
+#include "platform/kvm/kick_signal.h"
 #include "platform/kvm/kvm_cpu_state.h"
 #include "snapshot/byte_io.h"
 #include "x86/cpu.h"
@@ -25,26 +25,6 @@
 namespace unifn::vmm {
 
 namespace {
-
-// The kvm_run of the vCPU this thread is running, for the deadline signal's handler.
-thread_local kvm_run* t_running = nullptr;
-
-int deadline_signal() { return SIGRTMIN + 2; }
-
-void on_deadline_signal(int) {
-  if (kvm_run* r = t_running) r->immediate_exit = 1;  // makes KVM_RUN return EINTR at once
-}
-
-void install_deadline_handler() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction sa {};
-    sa.sa_handler = on_deadline_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART: KVM_RUN must come back with EINTR
-    sigaction(deadline_signal(), &sa, nullptr);
-  });
-}
 
 constexpr std::uint16_t kHypercallPorts = 0x100;  // UNIFN_HC_BASE .. +0xFF belong to hypercalls
 
@@ -70,7 +50,7 @@ kvm_regs to_kvm(const GuestRegs& g) {
 
 KvmMachine::KvmMachine(const Kvm& kvm, std::unique_ptr<GuestMemory> memory, bool track_writes)
     : Machine(std::move(memory)), vm_(kvm) {
-  install_deadline_handler();
+  install_kick_handler();
   vm_.map_memory(this->memory(), track_writes);
   vcpu_ = vm_.create_vcpu(0);
 }
@@ -88,7 +68,7 @@ void KvmMachine::arm_deadline(std::chrono::steady_clock::time_point deadline) {
   if (!timer_) {
     sigevent sev{};
     sev.sigev_notify = SIGEV_THREAD_ID;
-    sev.sigev_signo = deadline_signal();
+    sev.sigev_signo = kick_signal();
     sev._sigev_un._tid = tid;
     timer_t t;
     if (timer_create(CLOCK_MONOTONIC, &sev, &t) != 0)
@@ -124,13 +104,13 @@ Stop KvmMachine::fault(std::string what) { return Stop{StopKind::Fault, 0, fmt::
 
 void KvmMachine::kick() {
   // Its handler sets immediate_exit, so KVM_RUN returns EINTR now or on its next entry.
-  if (int tid = running_tid_.load(); tid > 0) ::syscall(SYS_tgkill, ::getpid(), tid, deadline_signal());
+  if (int tid = running_tid_.load(); tid > 0) ::syscall(SYS_tgkill, ::getpid(), tid, kick_signal());
 }
 
 Stop KvmMachine::run(std::chrono::steady_clock::time_point deadline) {
   kvm_run& r = vcpu_->run_state();
   r.immediate_exit = 0;
-  t_running = &r;
+  set_kick_target(&r);
   running_tid_.store(static_cast<int>(::gettid()));
   arm_deadline(deadline);
   struct Cleanup {
@@ -138,7 +118,7 @@ Stop KvmMachine::run(std::chrono::steady_clock::time_point deadline) {
     ~Cleanup() {
       m->running_tid_.store(-1);
       m->disarm_deadline();
-      t_running = nullptr;
+      set_kick_target(nullptr);
     }
   } cleanup{this};
   const auto stopped_by_cancel = [this] {
@@ -232,9 +212,7 @@ CpuState KvmMachine::capture() {
 }
 
 void KvmMachine::apply(const CpuState& state) {
-  if (state.platform != PlatformKind::Kvm)
-    throw std::invalid_argument(fmt::format("a {} vCPU state cannot be applied to a KVM vCPU", to_string(state.platform)));
-  auto cpu = KvmCpuState::from_bytes(state.bytes);
+  auto cpu = KvmCpuState::from_state(state);
   if (!unifn_guest_) {
     // A restore: RAM came from a snapshot. Its VMM pages must be this VMM's (supervisor-only,
     // layout.h), or ring 3 could rewrite a stub: a snapshot from an older unifnd is refused.
