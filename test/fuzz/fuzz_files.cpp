@@ -311,7 +311,7 @@ void fuzz_snapshot(std::span<const std::uint8_t> in, bool whole_file, bool accel
   write_file(store.state_path(kKey), file);
   std::shared_ptr<vmm::Snapshot> snap;
   try {
-    snap = store.load(kKey, accel ? 1 : 0, base().image.get());  // as get_or_build loads
+    snap = store.load(kKey, vm_config(vmm::fake_platform(), accel), base().image.get());  // as get_or_build loads
   } catch (...) {
     trace("snapshot " + refused());
     if (!is_one_of<std::runtime_error>(std::current_exception()))

@@ -12,6 +12,11 @@ std::unique_ptr<GuestMemory> private_ram(const MachineSpec& spec) {
   return std::make_unique<GuestMemory>(spec.ram_bytes);
 }
 
+std::optional<std::string> Platform::cpu_state_problem(const CpuState& state) const {
+  if (state.platform == kind()) return std::nullopt;
+  return fmt::format("its vCPU state is a {} one, and functions here run on {}", to_string(state.platform), name());
+}
+
 PlatformChoice choose_platform(std::string_view name) {
   if (name == "kvm") return {&kvm_platform(), ""};
   if (name == "sandbox") return {&sandbox_platform(), ""};

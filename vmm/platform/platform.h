@@ -40,6 +40,11 @@ class Platform {
   virtual std::unique_ptr<Machine> create(const MachineSpec& spec) = 0;
   // One sentence: what a guest on this platform is isolated by, and what it is not.
   virtual std::string isolation() const = 0;
+  // Why state cannot be applied to a machine of this platform (another platform's, a size or
+  // version its machines do not read), as a sentence; nullopt when apply() will take it. The check
+  // apply() itself makes, so that a snapshot file is set aside when it loads rather than failing
+  // every restore. This default checks the platform only.
+  virtual std::optional<std::string> cpu_state_problem(const CpuState& state) const;
 };
 
 // The platforms of this process, each made once. kvm_platform() throws with a sentence that

@@ -255,8 +255,9 @@ void SnapshotStore::save(const std::string& key, Snapshot& snap, const fs::path&
   }
 }
 
-std::shared_ptr<Snapshot> SnapshotStore::load(const std::string& key, std::size_t device_count,
+std::shared_ptr<Snapshot> SnapshotStore::load(const std::string& key, const FunctionVmConfig& cfg,
                                               const FunctionImage* image) const {
+  const std::size_t device_count = cfg.devices.size();
   const auto state = state_path(key);
   std::vector<std::uint8_t> bytes;
   {
@@ -314,6 +315,15 @@ std::shared_ptr<Snapshot> SnapshotStore::load(const std::string& key, std::size_
   if (snap->layout.ram == 0 || snap->layout.ram > UNIFN_RAM_MAX_BYTES || snap->layout.ram % kPage)
     throw std::runtime_error(fmt::format("{}: implausible RAM size {}", state.string(), snap->layout.ram));
   if (auto bad = state_problem(*snap, image)) throw std::runtime_error(fmt::format("{}: {}", state.string(), *bad));
+  if (auto bad = cfg.platform_or_default().cpu_state_problem(snap->cpu))
+    throw std::runtime_error(fmt::format("{}: {}", state.string(), *bad));
+  for (std::size_t i = 0; i < device_count; ++i) {
+    try {
+      cfg.devices[i]()->restore(snap->devices[i]);  // as FunctionVm::restore will
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("{}: the state of device {} does not restore: {}", state.string(), i, e.what()));
+    }
+  }
 
   const auto ram = ram_path(key);
   snap->ram = Fd(::open(ram.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
@@ -375,7 +385,7 @@ SnapshotStore::Result SnapshotStore::get_or_build(std::shared_ptr<const Function
   const std::string k = r.key = key(*image, cfg);
   if (fs::exists(state_path(k))) {
     try {
-      r.snapshot = load(k, cfg.devices.size(), image.get());
+      r.snapshot = load(k, cfg, image.get());
       r.from_disk = true;
       return r;
     } catch (const std::exception& e) {

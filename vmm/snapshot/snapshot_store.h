@@ -59,9 +59,10 @@ class SnapshotStore {
   // Loads and checks a snapshot; throws std::runtime_error saying what is wrong. The layout, the
   // heap state and the parked address are checked against the guest layout's plan (state_problem),
   // so none of them can send a restored VM's first call outside guest RAM or into the VMM's pages;
-  // with image given, also that the image lies below the heap. (The vCPU and device state are
-  // checked by the platform and the devices when they are applied.)
-  std::shared_ptr<Snapshot> load(const std::string& key, std::size_t device_count,
+  // with image given, also that the image lies below the heap. The vCPU state is checked by cfg's
+  // platform (Platform::cpu_state_problem) and each device's state by restoring it into a new
+  // device of cfg's, so that what loads also restores.
+  std::shared_ptr<Snapshot> load(const std::string& key, const FunctionVmConfig& cfg,
                                  const FunctionImage* image = nullptr) const;
   // Writes the state file (a new temporary file, fsync, rename) after renaming ram_tmp into place.
   void save(const std::string& key, Snapshot& snap, const std::filesystem::path& ram_tmp) const;

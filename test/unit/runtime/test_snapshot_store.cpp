@@ -13,7 +13,9 @@
 #include <functional>
 #include <unifn/abi.h>
 
+#include "accel/device.h"
 #include "guest_helpers.h"
+#include "accel/registry.h"
 #include "snapshot/snapshot_store.h"
 #include "x86/layout.h"
 
@@ -29,8 +31,8 @@ struct TempDir {
   ~TempDir() { fs::remove_all(path); }
 };
 
-std::string answer(vmm::SnapshotStore::Result& got, std::shared_ptr<const vmm::FunctionImage> image, const std::string& body) {
-  vmm::FunctionVmConfig cfg;
+std::string answer(vmm::SnapshotStore::Result& got, std::shared_ptr<const vmm::FunctionImage> image, const std::string& body,
+                   const vmm::FunctionVmConfig& cfg = {}) {
   auto vm = vmm::FunctionVm::restore(got.snapshot, image, cfg, quiet);
   auto out = call(*vm, body);
   REQUIRE(out.ok());
@@ -46,8 +48,9 @@ void poke(const fs::path& file, std::uint64_t offset, char byte) {
 // Rewrites key's state file with fields changed by edit: magic, format, key and checksums all
 // valid, the content a lie. The RAM file stays as it is (save() renames a second name of it onto
 // itself, which leaves both).
-void craft(vmm::SnapshotStore& store, const std::string& key, const std::function<void(vmm::Snapshot&)>& edit) {
-  auto snap = store.load(key, 0);
+void craft(vmm::SnapshotStore& store, const std::string& key, const std::function<void(vmm::Snapshot&)>& edit,
+           const vmm::FunctionVmConfig& cfg = {}) {
+  auto snap = store.load(key, cfg);
   edit(*snap);
   const fs::path twin = store.ram_path(key).string() + ".craft";
   fs::remove(twin);
@@ -221,13 +224,13 @@ TEST_CASE("a state file whose fields leave the layout plan is set aside and rebu
   vmm::FunctionVmConfig cfg;
   store.get_or_build(image, cfg, quiet);
   const auto key = vmm::SnapshotStore::key(*image, cfg);
-  const auto good = store.load(key, 0, image.get());  // what the plan gave
+  const auto good = store.load(key, cfg, image.get());  // what the plan gave
   const auto& l = good->layout;
   const std::uint64_t page = 4096;
 
   auto expect_set_aside = [&](const std::function<void(vmm::Snapshot&)>& edit, const std::string& why) {
     craft(store, key, edit);
-    CHECK_THROWS_WITH(store.load(key, 0, image.get()), Catch::Contains(why));
+    CHECK_THROWS_WITH(store.load(key, cfg, image.get()), Catch::Contains(why));
     auto got = store.get_or_build(image, cfg, quiet);
     CHECK_FALSE(got.from_disk);
     CHECK_THAT(got.warning, Catch::StartsWith("snapshot set aside and rebuilt: " + store.state_path(key).string() + ": ") &&
@@ -284,6 +287,31 @@ TEST_CASE("a state file whose fields leave the layout plan is set aside and rebu
     expect_set_aside([&](vmm::Snapshot& s) { s.layout.heap_start = s.heap.start = s.heap.brk = page; },
                      "layout: the heap [");
   }
+  SECTION("a vCPU state of another platform") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.cpu.platform = vmm::PlatformKind::Fake; }, "fake");
+  }
+  SECTION("a vCPU state cut short") {
+    expect_set_aside([&](vmm::Snapshot& s) { s.cpu.bytes.resize(s.cpu.bytes.size() / 2); }, "state");
+  }
+}
+
+TEST_CASE("a state file whose device state does not restore is set aside and rebuilt, never restored") {
+  TempDir dir;
+  vmm::SnapshotStore store(dir.path);
+  auto image = vmm::FunctionImage::load(example("hello"));
+  vmm::FunctionVmConfig cfg;
+  cfg.devices.push_back(accel::device_factory(accel::BackendRegistry::global().get("cpu")));
+  cfg.device_key = "accel:cpu";
+  store.get_or_build(image, cfg, quiet);
+  const auto key = vmm::SnapshotStore::key(*image, cfg);
+  REQUIRE(store.load(key, cfg, image.get())->devices.size() == 1);
+  craft(store, key, [](vmm::Snapshot& s) { s.devices[0].resize(s.devices[0].size() / 2); }, cfg);
+
+  CHECK_THROWS_WITH(store.load(key, cfg, image.get()), Catch::Contains("the state of device 0 does not restore"));
+  auto got = store.get_or_build(image, cfg, quiet);
+  CHECK_FALSE(got.from_disk);
+  CHECK_THAT(got.warning, Catch::Contains("the state of device 0 does not restore"));
+  CHECK(answer(got, image, "device", cfg) == "Hello, device!\n");
 }
 
 TEST_CASE("what the load checks stop: a parked address outside the plan makes the first call throw") {
@@ -293,13 +321,13 @@ TEST_CASE("what the load checks stop: a parked address outside the plan makes th
   vmm::FunctionVmConfig cfg;
   store.get_or_build(image, cfg, quiet);
   const auto key = vmm::SnapshotStore::key(*image, cfg);
-  std::shared_ptr<vmm::Snapshot> lying = store.load(key, 0);
+  std::shared_ptr<vmm::Snapshot> lying = store.load(key, cfg);
   lying->parked_at = lying->layout.ram;
   CHECK(vmm::SnapshotStore::state_problem(*lying));
   // Unchecked, it restores, and the first invocation throws (on a pool's vCPU thread, in the daemon).
   auto vm = vmm::FunctionVm::restore(lying, image, cfg, quiet);
   CHECK_THROWS(call(*vm, "boom"));
-  CHECK(vmm::SnapshotStore::state_problem(*store.load(key, 0), image.get()) == std::nullopt);
+  CHECK(vmm::SnapshotStore::state_problem(*store.load(key, cfg), image.get()) == std::nullopt);
 }
 
 TEST_CASE("temporary files are new files of the store's own: a name already taken is never opened") {

@@ -31,9 +31,15 @@ CpuState FakeMachine::capture() {
   return s;
 }
 
+std::optional<std::string> FakeMachine::state_problem(const CpuState& state) {
+  if (state.platform != PlatformKind::Fake) return fmt::format("a {} vCPU state is not a fake one", to_string(state.platform));
+  if (state.bytes.size() != sizeof regs_)
+    return fmt::format("a fake vCPU state of {} bytes (expected {})", state.bytes.size(), sizeof regs_);
+  return std::nullopt;
+}
+
 void FakeMachine::apply(const CpuState& state) {
-  if (state.platform != PlatformKind::Fake || state.bytes.size() != sizeof regs_)
-    throw std::invalid_argument("not a fake vCPU state");
+  if (auto bad = state_problem(state)) throw std::invalid_argument(*bad);
   std::memcpy(&regs_, state.bytes.data(), sizeof regs_);
 }
 
@@ -45,6 +51,9 @@ class FakePlatform final : public Platform {
     return std::make_unique<FakeMachine>(private_ram(spec));
   }
   std::string isolation() const override { return "nothing runs: the fake platform is for tests"; }
+  std::optional<std::string> cpu_state_problem(const CpuState& state) const override {
+    return FakeMachine::state_problem(state);
+  }
 };
 }  // namespace
 

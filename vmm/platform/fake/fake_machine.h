@@ -22,6 +22,8 @@ class FakeMachine final : public Machine {
   void set_regs(const GuestRegs& regs) override { regs_ = regs; }
   CpuState capture() override;
   void apply(const CpuState& state) override;
+  // Why apply() would refuse state; nullopt when it takes it.
+  static std::optional<std::string> state_problem(const CpuState& state);
   std::vector<std::uint64_t> take_dirty_pages() override { return std::exchange(dirty_, {}); }
   std::uint64_t tsc_khz() override { return 1000000; }
   std::uint64_t guest_tsc_now() override { return ++tsc_; }

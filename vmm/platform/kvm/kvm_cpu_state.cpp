@@ -100,6 +100,12 @@ std::vector<std::uint8_t> KvmCpuState::to_bytes() const {
   return w.take();
 }
 
+KvmCpuState KvmCpuState::from_state(const CpuState& state) {
+  if (state.platform != PlatformKind::Kvm)
+    throw std::invalid_argument(fmt::format("a {} vCPU state cannot be applied to a KVM vCPU", to_string(state.platform)));
+  return from_bytes(state.bytes);
+}
+
 KvmCpuState KvmCpuState::from_bytes(std::span<const std::uint8_t> bytes) {
   ByteReader r(bytes);
   KvmCpuState s;

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "machine.h"
 #include "platform/kvm/vcpu_ops.h"
 
 namespace unifn::vmm {
@@ -42,6 +43,8 @@ struct KvmCpuState {
   // Flat bytes for the state file, and back; from_bytes throws on a size mismatch.
   std::vector<std::uint8_t> to_bytes() const;
   static KvmCpuState from_bytes(std::span<const std::uint8_t> bytes);
+  // from_bytes of a KVM CpuState; throws std::invalid_argument for another platform's.
+  static KvmCpuState from_state(const CpuState& state);
 };
 
 }  // namespace unifn::vmm

@@ -1,6 +1,7 @@
 // The KVM platform: machines are KVM VMs; usable when /dev/kvm opens and a probe VM runs.
 #include <fmt/format.h>
 
+#include "platform/kvm/kvm_cpu_state.h"
 #include "platform/kvm/kvm_machine.h"
 #include "platform/platform.h"
 
@@ -13,6 +14,14 @@ class KvmPlatform final : public Platform {
   PlatformKind kind() const override { return PlatformKind::Kvm; }
   std::unique_ptr<Machine> create(const MachineSpec& spec) override {
     return std::make_unique<KvmMachine>(Kvm::instance(), private_ram(spec), spec.track_writes);
+  }
+  std::optional<std::string> cpu_state_problem(const CpuState& state) const override {
+    try {
+      KvmCpuState::from_state(state);  // what apply() reads
+      return std::nullopt;
+    } catch (const std::exception& e) {
+      return e.what();
+    }
   }
   std::string isolation() const override {
     return "each function runs in its own KVM virtual machine (hardware isolation)";

@@ -574,16 +574,20 @@ CpuState SandboxMachine::capture() {
   return s;
 }
 
-void SandboxMachine::apply(const CpuState& state) {
+std::optional<std::string> SandboxMachine::state_problem(const CpuState& state) {
   if (state.platform != PlatformKind::Sandbox)
-    throw std::invalid_argument(
-        fmt::format("a {} vCPU state cannot be applied to a sandbox process", to_string(state.platform)));
+    return fmt::format("a {} vCPU state cannot be applied to a sandbox process", to_string(state.platform));
   std::uint32_t version = 0;
-  if (state.bytes.size() != sizeof version + sizeof uregs_ + sizeof fpregs_)
-    throw std::invalid_argument(fmt::format("a sandbox CPU state of {} bytes (expected {})", state.bytes.size(),
-                                            sizeof version + sizeof uregs_ + sizeof fpregs_));
+  constexpr std::size_t size = sizeof version + sizeof(user_regs_struct) + sizeof(user_fpregs_struct);
+  if (state.bytes.size() != size) return fmt::format("a sandbox CPU state of {} bytes (expected {})", state.bytes.size(), size);
   std::memcpy(&version, state.bytes.data(), sizeof version);
-  if (version != kFpStateVersion) throw std::invalid_argument(fmt::format("a sandbox CPU state of version {}", version));
+  if (version != kFpStateVersion) return fmt::format("a sandbox CPU state of version {} (expected {})", version, kFpStateVersion);
+  return std::nullopt;
+}
+
+void SandboxMachine::apply(const CpuState& state) {
+  if (auto bad = state_problem(state)) throw std::invalid_argument(*bad);
+  const std::uint32_t version = kFpStateVersion;
   user_regs_struct u;
   std::memcpy(&u, state.bytes.data() + sizeof version, sizeof u);
   // Segment selectors are the kernel's business, not the snapshot's: keep this process's.

@@ -44,6 +44,8 @@ class SandboxMachine final : public Machine {
   void set_regs(const GuestRegs& regs) override;
   CpuState capture() override;
   void apply(const CpuState& state) override;
+  // Why apply() would refuse state; nullopt when it takes it.
+  static std::optional<std::string> state_problem(const CpuState& state);
   std::vector<std::uint64_t> take_dirty_pages() override;
   std::uint64_t tsc_khz() override;
   std::uint64_t guest_tsc_now() override;

@@ -15,6 +15,9 @@ class SandboxPlatform final : public Platform {
     return std::make_unique<SandboxMachine>(GuestMemory::shared(spec.ram_bytes, spec.ram_file ? spec.ram_file->get() : -1),
                                             spec);
   }
+  std::optional<std::string> cpu_state_problem(const CpuState& state) const override {
+    return SandboxMachine::state_problem(state);
+  }
   std::string isolation() const override {
     const auto& iso = SandboxMachine::isolation();
     std::string s =
