@@ -38,7 +38,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::Header h;
   std::memcpy(&h, data, sizeof h);
   vmm::GuestMemory mem(fuzz::kRam);
-  mem.write(vmm::GuestAddr(0), std::span(data + fuzz::kHeader, std::min<std::size_t>(size - fuzz::kHeader, fuzz::kRam)));
+  mem.write(vmm::GuestAddr(fuzz::kRamAt),
+            std::span(data + fuzz::kHeader, std::min<std::size_t>(size - fuzz::kHeader, fuzz::kRam - fuzz::kRamAt)));
 
   accel::DeviceOptions opts;
   opts.max_sessions = 4;

@@ -1,4 +1,5 @@
-// The fuzz input format: a small header, then the first bytes of guest RAM (rings at fixed places).
+// The fuzz input format: a small header, then guest RAM from kRamAt, the start of the guest's user
+// memory (rings at fixed places above it).
 #pragma once
 
 #include <cstddef>
@@ -6,7 +7,8 @@
 
 namespace unifn::fuzz {
 
-inline constexpr std::uint64_t kDesc = 0x1000, kAvail = 0x2000, kUsed = 0x3000, kData = 0x10000;
+inline constexpr std::uint64_t kRamAt = 0x10000;  // layout::kUserLow: the device refuses rings and buffers below
+inline constexpr std::uint64_t kDesc = 0x11000, kAvail = 0x12000, kUsed = 0x13000, kData = 0x20000;
 inline constexpr std::uint16_t kQueue = 64;
 inline constexpr std::size_t kRam = 1u << 20;
 

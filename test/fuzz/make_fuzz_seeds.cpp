@@ -297,12 +297,12 @@ void device_seeds(const fs::path& dir) {
   dev.write32(mem, reg::kDriverFeatures, 1);
   dev.write32(mem, reg::kStatus, st::kAcknowledge | st::kDriver | st::kFeaturesOk);
   dev.write32(mem, reg::kQueueNum, 64);
-  dev.write32(mem, reg::kQueueDescLow, 0x1000);
-  dev.write32(mem, reg::kQueueDriverLow, 0x2000);
-  dev.write32(mem, reg::kQueueDeviceLow, 0x3000);
+  dev.write32(mem, reg::kQueueDescLow, 0x11000);  // in the guest's user memory, from layout::kUserLow
+  dev.write32(mem, reg::kQueueDriverLow, 0x12000);
+  dev.write32(mem, reg::kQueueDeviceLow, 0x13000);
   dev.write32(mem, reg::kQueueReady, 1);
   dev.write32(mem, reg::kStatus, st::kAcknowledge | st::kDriver | st::kFeaturesOk | st::kDriverOk);
-  seed("device-ready", Bytes(0x4000, 0));
+  seed("device-ready", Bytes(0x14000, 0));
 }
 
 void cpu_seeds(const fs::path& dir) {

@@ -38,7 +38,7 @@ void seed(const std::filesystem::path& dir, const std::string& name, std::uint32
   fuzz::Header hdr{mode, 64, {{0x70, 0}, {0x50, 0}, {0x44, 0}, {0x30, 1}}};
   std::ofstream out(dir / name, std::ios::binary);
   out.write(reinterpret_cast<const char*>(&hdr), sizeof hdr);  // Safe: POD header as bytes.
-  const auto ram = h.get_vec<char>(0, h.next_free);
+  const auto ram = h.get_vec<char>(fuzz::kRamAt, h.next_free - fuzz::kRamAt);
   out.write(ram.data(), static_cast<std::streamsize>(ram.size()));
 }
 

@@ -154,7 +154,7 @@ std::shared_ptr<Snapshot> FunctionVm::snapshot(Fd ram_file) {
   snap->ram = std::move(ram_file);
   snap->layout = layout_;
   snap->heap = syscalls_.heap();
-  snap->parked_at = parked_at_;
+  snap->parked_at = parked_at_->value;
   for (const auto& d : devices_) snap->devices.push_back(d->save());
   return snap;
 }
@@ -177,7 +177,7 @@ void FunctionVm::reset() {
   machine_->apply(snap_->cpu);
   for (std::size_t i = 0; i < devices_.size(); ++i) devices_[i]->restore(snap_->devices[i]);
   syscalls_.set_heap(snap_->heap);
-  parked_at_ = snap_->parked_at;
+  parked_at_ = GuestAddr(snap_->parked_at);
   current_ = nullptr;
 }
 
@@ -268,12 +268,9 @@ void FunctionVm::wire_ports() {
 
 IoResult FunctionVm::park(std::uint64_t next_gpa) {
   auto& mem = machine_->memory();
-  mem.check(GuestAddr(next_gpa), sizeof(unifn_hc_next), "NEXT_REQUEST argument");
-  auto next = mem.read_obj<unifn_hc_next>(GuestAddr(next_gpa));
-  if (!mem.contains(GuestAddr(next.buf), next.buf_cap))
-    return IoResult::halt({StopKind::Fault, 0, fmt::format("NEXT_REQUEST names a buffer of {} bytes at {:#x} outside guest RAM",
-                                                            next.buf_cap, next.buf)});
-  parked_at_ = next_gpa;
+  auto next = mem.read_user<unifn_hc_next>(GuestAddr(next_gpa), "NEXT_REQUEST argument");
+  mem.check_user(GuestAddr(next.buf), next.buf_cap, "NEXT_REQUEST's request buffer");
+  parked_at_ = GuestAddr(next_gpa);
   return IoResult::halt({StopKind::Parked, 0, "waiting for a request"});
 }
 
@@ -281,13 +278,13 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
   auto& mem = machine_->memory();
   switch (nr) {
     case UNIFN_HC_CONSOLE_WRITE: {
-      auto b = mem.read_obj<unifn_hc_buf>(GuestAddr(gpa));
-      console_.write(mem.span(GuestAddr(b.data), b.len, "console buffer"));
+      auto b = mem.read_user<unifn_hc_buf>(GuestAddr(gpa), "CONSOLE_WRITE argument");
+      console_.write(mem.user_span(GuestAddr(b.data), b.len, "console buffer"));
       return IoResult::next();
     }
     case UNIFN_HC_LOG: {
-      auto l = mem.read_obj<unifn_hc_log>(GuestAddr(gpa));
-      console_.write(mem.span(GuestAddr(l.data), std::min<std::uint64_t>(l.len, 4096), "log buffer"));
+      auto l = mem.read_user<unifn_hc_log>(GuestAddr(gpa), "LOG argument");
+      console_.write(mem.user_span(GuestAddr(l.data), std::min<std::uint64_t>(l.len, 4096), "log buffer"));
       console_.write(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>("\n"), 1));  // Safe: literal as bytes.
       return IoResult::next();
     }
@@ -296,13 +293,13 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
         return IoResult::halt({StopKind::Fault, 0, "the guest asked for the next request without answering the current one"});
       return park(gpa);
     case UNIFN_HC_RESPOND: {
-      auto r = mem.read_obj<unifn_hc_respond>(GuestAddr(gpa));
+      auto r = mem.read_user<unifn_hc_respond>(GuestAddr(gpa), "RESPOND argument");
       if (!current_) return IoResult::halt({StopKind::Fault, 0, "RESPOND outside of a request"});
       if (r.status < 100 || r.status > 599)
         return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with HTTP status {} (100-599 expected)", r.status)});
       if (r.content_type_len > 255)
         return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with a {}-byte content type (255 at most)", r.content_type_len)});
-      auto ct = mem.span(GuestAddr(r.content_type), r.content_type_len, "content type");
+      auto ct = mem.user_span(GuestAddr(r.content_type), r.content_type_len, "content type");
       // The content type becomes a response header (and a callback request's): a CR or LF would
       // inject headers or a second response. Any control byte but HTAB is refused (RFC 9110's
       // field-value), in the copy that is kept; the pool answers the caller 502 with this reason.
@@ -311,7 +308,7 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
         if (auto c = static_cast<unsigned char>(type[i]); (c < 0x20 && c != '\t') || c == 0x7F)
           return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with a content type holding control bytes (byte {:#04x} at offset {})",
                                                                   c, i)});
-      auto body = mem.span(GuestAddr(r.body), r.body_len, "response body");  // inside RAM first
+      auto body = mem.user_span(GuestAddr(r.body), r.body_len, "response body");  // inside user memory first
       // A response is held in the daemon's memory until it is sent: bounded like a request body.
       if (r.body_len > cfg_.max_body_bytes)
         return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with a body of {} bytes, more than the {}-byte limit",
@@ -325,13 +322,13 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
       return IoResult::next();
     }
     case UNIFN_HC_ABORT: {
-      auto b = mem.read_obj<unifn_hc_buf>(GuestAddr(gpa));
-      auto reason = mem.span(GuestAddr(b.data), std::min<std::uint64_t>(b.len, 1024), "abort reason");
+      auto b = mem.read_user<unifn_hc_buf>(GuestAddr(gpa), "ABORT argument");
+      auto reason = mem.user_span(GuestAddr(b.data), std::min<std::uint64_t>(b.len, 1024), "abort reason");
       console_.flush();
       return IoResult::halt({StopKind::Aborted, 0, fmt::format("the function aborted: {}", std::string(reason.begin(), reason.end()))});
     }
     case UNIFN_HC_EXIT: {
-      auto e = mem.read_obj<unifn_hc_exit>(GuestAddr(gpa));
+      auto e = mem.read_user<unifn_hc_exit>(GuestAddr(gpa), "EXIT argument");
       console_.flush();
       return IoResult::halt({StopKind::Exited, e.status, fmt::format("the guest exited with status {}", e.status)});
     }
@@ -372,8 +369,16 @@ Outcome FunctionVm::invoke(std::span<const std::uint8_t> body, std::string_view 
     return out;
   }
   auto& mem = machine_->memory();
-  auto next = mem.read_obj<unifn_hc_next>(GuestAddr(parked_at_));
-  if (body.size() > next.buf_cap || !mem.contains(GuestAddr(next.buf), next.buf_cap)) {
+  const GuestAddr at = *parked_at_;
+  unifn_hc_next next;
+  try {  // checked when the guest parked; checked again, for a VM restored from a state file
+    next = mem.read_user<unifn_hc_next>(at, "parked NEXT_REQUEST argument");
+    mem.check_user(GuestAddr(next.buf), next.buf_cap, "NEXT_REQUEST's request buffer");
+  } catch (const GuestMemoryError& e) {
+    out.stop = {StopKind::Fault, 0, fmt::format("the VM cannot take a request: {}", e.what())};
+    return out;
+  }
+  if (body.size() > next.buf_cap) {
     out.stop = {StopKind::Parked, 0, ""};
     out.too_large = true;
     out.status = 413;
@@ -387,8 +392,8 @@ Outcome FunctionVm::invoke(std::span<const std::uint8_t> body, std::string_view 
   out.deliver_tsc = next.deliver_tsc = guest_tsc_now();
   std::memset(next.content_type, 0, sizeof next.content_type);
   std::memcpy(next.content_type, content_type.data(), std::min(content_type.size(), sizeof next.content_type - 1));
-  mem.write_obj(GuestAddr(parked_at_), next);
-  parked_at_ = 0;
+  mem.write_obj(at, next);
+  parked_at_.reset();
   current_ = &out;
   out.stop = run_guest(deadline);
   current_ = nullptr;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -83,7 +84,7 @@ class FunctionVm {
   Outcome invoke(std::span<const std::uint8_t> body, std::string_view content_type,
                  std::chrono::steady_clock::time_point deadline);
 
-  bool parked() const { return parked_at_ != 0; }
+  bool parked() const { return parked_at_.has_value(); }
   Machine& machine() { return *machine_; }
   const std::vector<std::unique_ptr<MmioDevice>>& devices() const { return devices_; }
   const FunctionImage& image() const { return *image_; }
@@ -117,7 +118,7 @@ class FunctionVm {
   std::unique_ptr<Machine> machine_;
   LinuxSyscalls syscalls_;
   std::vector<std::unique_ptr<MmioDevice>> devices_;
-  std::uint64_t parked_at_ = 0;  // gpa of the unifn_hc_next the guest waits in, 0 when running
+  std::optional<GuestAddr> parked_at_;  // the unifn_hc_next the guest waits in; none while it runs
   std::uint64_t requests_ = 0;
   std::uint64_t tsc_khz_ = 1;
   // Time the guest has spent running: its CPU time (a unifn guest never blocks inside a run).

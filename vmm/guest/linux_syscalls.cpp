@@ -77,7 +77,7 @@ std::int64_t LinuxSyscalls::sys_munmap(Machine& m, std::uint64_t addr, std::uint
 
 std::int64_t LinuxSyscalls::sys_write(Machine& m, std::uint64_t fd, std::uint64_t buf, std::uint64_t len) {
   if (fd != 1 && fd != 2) return -EBADF;
-  if (!m.memory().contains(GuestAddr(buf), len)) return -EFAULT;
+  if (!m.memory().user_contains(GuestAddr(buf), len)) return -EFAULT;
   console_.write(m.memory().span(GuestAddr(buf), len));
   return static_cast<std::int64_t>(len);
 }
@@ -85,7 +85,7 @@ std::int64_t LinuxSyscalls::sys_write(Machine& m, std::uint64_t fd, std::uint64_
 std::int64_t LinuxSyscalls::sys_writev(Machine& m, std::uint64_t fd, std::uint64_t iov, std::uint64_t cnt) {
   if (fd != 1 && fd != 2) return -EBADF;
   if (cnt > 1024) return -EINVAL;
-  if (!m.memory().contains(GuestAddr(iov), cnt * 16)) return -EFAULT;
+  if (!m.memory().user_contains(GuestAddr(iov), cnt * 16)) return -EFAULT;
   std::int64_t total = 0;
   for (std::uint64_t i = 0; i < cnt; ++i) {
     auto base = m.memory().read_obj<std::uint64_t>(GuestAddr(iov + 16 * i));
@@ -133,7 +133,7 @@ LinuxSyscalls::Outcome LinuxSyscalls::handle(Machine& m, GuestRegs& r) {
         return {0};
       }
       if (a0 == kArchGetFs) {
-        if (!mem.contains(GuestAddr(a1), 8)) return {-EFAULT};
+        if (!mem.user_contains(GuestAddr(a1), 8)) return {-EFAULT};
         mem.write_obj<std::uint64_t>(GuestAddr(a1), r.fs_base);
         return {0};
       }
@@ -161,7 +161,7 @@ LinuxSyscalls::Outcome LinuxSyscalls::handle(Machine& m, GuestRegs& r) {
         default:
           return {-EINVAL};  // other host clocks, and the CPU clocks of other processes (negative ids)
       }
-      if (!mem.contains(GuestAddr(a1), 16)) return {-EFAULT};
+      if (!mem.user_contains(GuestAddr(a1), 16)) return {-EFAULT};
       std::int64_t v[2] = {ts.tv_sec, ts.tv_nsec};
       mem.write_obj(GuestAddr(a1), v);
       return {0};
@@ -170,7 +170,7 @@ LinuxSyscalls::Outcome LinuxSyscalls::handle(Machine& m, GuestRegs& r) {
       timespec ts{};
       clock_gettime(CLOCK_REALTIME, &ts);
       if (a0) {
-        if (!mem.contains(GuestAddr(a0), 16)) return {-EFAULT};
+        if (!mem.user_contains(GuestAddr(a0), 16)) return {-EFAULT};
         std::int64_t v[2] = {ts.tv_sec, ts.tv_nsec / 1000};
         mem.write_obj(GuestAddr(a0), v);
       }
@@ -178,7 +178,7 @@ LinuxSyscalls::Outcome LinuxSyscalls::handle(Machine& m, GuestRegs& r) {
     }
     case __NR_getrandom: {
       if (a1 > (1u << 20)) a1 = 1u << 20;
-      if (!mem.contains(GuestAddr(a0), a1)) return {-EFAULT};
+      if (!mem.user_contains(GuestAddr(a0), a1)) return {-EFAULT};
       auto out = mem.span(GuestAddr(a0), a1);
       std::size_t done = 0;
       while (done < out.size()) {

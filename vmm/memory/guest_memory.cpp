@@ -130,6 +130,13 @@ void GuestMemory::check(GuestAddr addr, std::uint64_t len, const char* what) con
                                        to_string(addr), size_));
 }
 
+void GuestMemory::check_user(GuestAddr addr, std::uint64_t len, const char* what) const {
+  if (addr.value < layout::kUserLow)
+    throw GuestMemoryError(fmt::format("guest address {} ({}, {} bytes) is below the guest's user memory {:#x}", to_string(addr),
+                                       what, len, layout::kUserLow));
+  check(addr, len, what);
+}
+
 void GuestMemory::track_host_writes(bool on) {
   tracking_ = on;
   host_dirty_.assign((size_ / kPage + 63) / 64, 0);

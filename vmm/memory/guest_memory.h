@@ -11,6 +11,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "x86/layout.h"
+
 namespace unifn::vmm {
 
 // A guest-physical address. A distinct type so that a host pointer or a length can never be
@@ -62,6 +64,25 @@ class GuestMemory {
   // Throws GuestMemoryError naming `what` unless [addr, addr+len) is inside RAM.
   void check(GuestAddr addr, std::uint64_t len, const char* what = "access") const;
 
+  // True when [addr, addr+len) lies in the guest's user memory [layout::kUserLow, size()), with no
+  // overflow: the one range a guest may hand the VMM (a system call's buffer, a hypercall's
+  // argument, a virtqueue's rings and buffers). Below it lie the VMM's own pages (GDT, IDT, stubs,
+  // page tables on KVM), which ring 3 cannot touch; the VMM must not touch them on its behalf.
+  bool user_contains(GuestAddr addr, std::uint64_t len) const {
+    return addr.value >= layout::kUserLow && contains(addr, len);
+  }
+  // Throws GuestMemoryError naming `what` unless user_contains(addr, len).
+  void check_user(GuestAddr addr, std::uint64_t len, const char* what) const;
+  // check_user, then span: a view of guest-given memory.
+  std::span<std::uint8_t> user_span(GuestAddr addr, std::uint64_t len, const char* what) {
+    check_user(addr, len, what);
+    return span(addr, len, what);
+  }
+  std::span<const std::uint8_t> user_span(GuestAddr addr, std::uint64_t len, const char* what) const {
+    check_user(addr, len, what);
+    return span(addr, len, what);
+  }
+
   // A checked view of guest bytes; valid while this GuestMemory lives.
   // Writable view; the pages it covers count as written by the host (see take_host_dirty).
   std::span<std::uint8_t> span(GuestAddr addr, std::uint64_t len, const char* what = "access");
@@ -82,6 +103,17 @@ class GuestMemory {
   void write_obj(GuestAddr addr, const T& obj) {
     static_assert(std::is_trivially_copyable_v<T>);
     std::memcpy(span(addr, sizeof(T), "write").data(), &obj, sizeof(T));
+  }
+  // The same at a guest-given address (check_user).
+  template <typename T>
+  T read_user(GuestAddr addr, const char* what) const {
+    check_user(addr, sizeof(T), what);
+    return read_obj<T>(addr);
+  }
+  template <typename T>
+  void write_user(GuestAddr addr, const T& obj, const char* what) {
+    check_user(addr, sizeof(T), what);
+    write_obj(addr, obj);
   }
 
   // Pages the host (the VMM) wrote since the last call, as page numbers; KVM's dirty log only

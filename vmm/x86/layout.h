@@ -23,7 +23,9 @@ inline constexpr std::uint64_t kPml4 = 0x8000;            // 0x6000-0xFFFF: not 
 inline constexpr std::uint64_t kPdpt = 0x9000;
 inline constexpr std::uint64_t kPd = 0xA000;              // 4 pages: up to 4 GiB in 2 MiB pages
 inline constexpr std::uint64_t kPt0 = 0xE000;             // 4 KiB pages of the first 2 MiB
-inline constexpr std::uint64_t kUserLow = 0x10000;        // first page ring 3 may use
+// The first page ring 3 may use, and the lowest address a guest may hand the VMM: the guest's
+// user memory is [kUserLow, RAM size) (GuestMemory::user_contains).
+inline constexpr std::uint64_t kUserLow = 0x10000;
 
 // User pages the VMM fills for the runtime.
 inline constexpr std::uint64_t kBootInfo = 0x10000;

@@ -42,7 +42,8 @@ struct Answer {
 
 class Harness {
  public:
-  static constexpr std::uint64_t kDesc = 0x1000, kAvail = 0x2000, kUsed = 0x3000, kData = 0x10000;
+  // Rings and buffers in the guest's user memory (from layout::kUserLow): the device refuses any below.
+  static constexpr std::uint64_t kDesc = 0x11000, kAvail = 0x12000, kUsed = 0x13000, kData = 0x20000;
   static constexpr std::uint16_t kQueue = 64;
 
   explicit Harness(std::shared_ptr<accel::Backend> backend = accel::reference::make_backend(),

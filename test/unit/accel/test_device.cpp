@@ -117,13 +117,13 @@ TEST_CASE("malformed chains are refused with BADMSG, their outputs untouched, an
     c[7].addr = m.out + 8;
     CHECK(h.submit(c).status == UNIFN_ACCEL_BADMSG);
   }
-  SECTION("outside RAM: a buffer past the end, one that wraps around, one straddling the end") {
-    for (std::uint64_t addr : {std::uint64_t{0xC0000000}, ~std::uint64_t{0} - 15, std::uint64_t{(1u << 20) - 8}}) {
+  SECTION("outside user memory: a buffer past the end, one that wraps around, one straddling the end, one in the VMM's pages") {
+    for (std::uint64_t addr : {std::uint64_t{0xC0000000}, ~std::uint64_t{0} - 15, std::uint64_t{(1u << 20) - 8}, std::uint64_t{0x8000}}) {
       auto c = good();
       c[6].addr = addr;
       auto a = h.submit(c);
       CHECK(a.status == UNIFN_ACCEL_BADMSG);
-      CHECK_THAT(h.dev.last_error(), Catch::Contains("outside guest RAM"));
+      CHECK_THAT(h.dev.last_error(), Catch::Contains("outside the guest's user memory (0x10000-0x100000)"));
     }
   }
   SECTION("wrong direction: a read argument in a device-writable descriptor") {

@@ -67,10 +67,14 @@ TEST_CASE("QueueReady is refused for rings that are misplaced, misaligned or odd
     std::uint64_t desc, avail, used;
     const char* why;
   };
-  for (auto c : {Case{0, 0x1000, 0x2000, 0x3000, "power of two"}, Case{48, 0x1000, 0x2000, 0x3000, "power of two"},
-                 Case{128, 0x1000, 0x2000, 0x3000, "power of two"}, Case{64, 0x1008, 0x2000, 0x3000, "descriptor table"},
-                 Case{64, 0xFFFF0, 0x2000, 0x3000, "descriptor table"}, Case{64, 0x1000, 0x2001, 0x3000, "available ring"},
-                 Case{64, 0x1000, 0x2000, 0x3002, "used ring"}, Case{64, 0x1000, 0x2000, 0x7FFFFFFF000, "used ring"}}) {
+  constexpr std::uint64_t d = Harness::kDesc, av = Harness::kAvail, u = Harness::kUsed;
+  for (auto c : {Case{0, d, av, u, "power of two"}, Case{48, d, av, u, "power of two"}, Case{128, d, av, u, "power of two"},
+                 Case{64, d + 8, av, u, "descriptor table"}, Case{64, 0xFFFF0, av, u, "descriptor table"},
+                 Case{64, d, av + 1, u, "available ring"}, Case{64, d, av, u + 2, "used ring"},
+                 Case{64, d, av, 0x7FFFFFFF000, "used ring"},
+                 // Below the guest's user memory (the VMM's own pages): each ring is refused there.
+                 Case{64, 0x1000, av, u, "descriptor table at 0x1000 (1024 bytes) is misaligned or outside the guest's user memory (0x10000-"},
+                 Case{64, d, 0x2000, u, "available ring at 0x2000"}, Case{64, d, av, 0x3000, "used ring at 0x3000"}}) {
     Harness h;
     h.wr(reg::kQueueSel, 0);
     h.wr(reg::kQueueNum, c.num);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "memory/guest_memory.h"
+#include "x86/layout.h"
 
 using unifn::vmm::GuestAddr;
 using unifn::vmm::GuestMemory;
@@ -102,6 +103,32 @@ TEST_CASE("GuestMemory errors name what was accessed, where, how much, and the R
     CHECK_THAT(m, Catch::Contains("console buffer") && Catch::Contains("16 bytes") && Catch::Contains("0xf0000000") &&
                       Catch::Contains("outside guest RAM") && Catch::Contains("0x100000"));
   }
+}
+
+TEST_CASE("the guest's user memory is [kUserLow, RAM size): below it and past it refused, overflow-safe, named") {
+  GuestMemory mem(kRam);
+  const std::uint64_t low = unifn::vmm::layout::kUserLow;
+  CHECK(mem.user_contains(GuestAddr(low), kRam - low));
+  CHECK(mem.user_contains(GuestAddr(kRam), 0));
+  CHECK_FALSE(mem.user_contains(GuestAddr(0), 1));
+  CHECK_FALSE(mem.user_contains(GuestAddr(0), 0));
+  CHECK_FALSE(mem.user_contains(GuestAddr(low - 1), 2));  // straddles the start
+  CHECK_FALSE(mem.user_contains(GuestAddr(low), kRam));   // runs past the end
+  CHECK_FALSE(mem.user_contains(GuestAddr(low), kMax));   // wraps
+  CHECK_FALSE(mem.user_contains(GuestAddr(kMax), 2));
+  // The VMM's own accessors still reach its pages (KVM reads exception frames on the ring-0 stack).
+  CHECK(mem.contains(GuestAddr(0x4000), 0x2000));
+  CHECK_NOTHROW(mem.read_obj<std::uint64_t>(GuestAddr(0x5FF8)));
+  try {
+    (void)mem.read_user<std::uint64_t>(GuestAddr(0x1000), "RESPOND argument");
+    FAIL("no exception");
+  } catch (const GuestMemoryError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("guest address 0x1000") && Catch::Contains("RESPOND argument") &&
+                             Catch::Contains("below the guest's user memory 0x10000"));
+  }
+  CHECK_THROWS_WITH(mem.user_span(GuestAddr(low), kRam, "console buffer"), Catch::Contains("outside guest RAM"));
+  CHECK_THROWS_AS(mem.write_user(GuestAddr(8), std::uint64_t{1}, "clock"), GuestMemoryError);
+  CHECK(mem.read_obj<std::uint64_t>(GuestAddr(8)) == 0);
 }
 
 TEST_CASE("GuestMemory::read_cstr stops at the NUL, at max, or at the end of RAM") {

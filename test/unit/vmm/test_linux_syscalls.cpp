@@ -19,6 +19,7 @@
 #include "guest/linux_syscalls.h"
 #include "machine.h"
 #include "platform/fake/fake_machine.h"
+#include "x86/layout.h"
 
 using namespace unifn::vmm;
 
@@ -346,4 +347,34 @@ TEST_CASE("clock_gettime: host wall and monotonic clocks pass, the guest's CPU c
     INFO("clock " << id);
     CHECK(read(id).first == -EINVAL);
   }
+}
+
+TEST_CASE("system calls refuse guest addresses below the guest's user memory with -EFAULT and write nothing there") {
+  Fixture f;
+  const std::uint64_t low = layout::kUserLow;
+  const std::string text = "hello\n";
+  f.mem().write(GuestAddr(0x20000), std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));  // Safe: chars as bytes.
+  std::uint64_t iov_low_base[2] = {0x2000, 16};
+  f.mem().write_obj(GuestAddr(0x22000), iov_low_base);
+  GuestRegs r{};
+  r.rax = __NR_arch_prctl;
+  r.rdi = 0x1003;  // ARCH_GET_FS
+  r.rsi = 0x1000;
+  r.fs_base = 0x123456;
+  CHECK(f.sys.handle(f.machine, r).ret == -EFAULT);
+  for (std::uint64_t at : {std::uint64_t{0}, std::uint64_t{0x1000}, std::uint64_t{0x8000}, low - 8}) {
+    INFO("address " << std::hex << at);
+    CHECK(f.call(__NR_write, 1, at, 16).ret == -EFAULT);
+    CHECK(f.call(__NR_writev, 1, at, 1).ret == -EFAULT);
+    CHECK(f.call(__NR_clock_gettime, 0 /* CLOCK_REALTIME */, at).ret == -EFAULT);
+    if (at) CHECK(f.call(__NR_gettimeofday, at).ret == -EFAULT);  // NULL asks for nothing
+    CHECK(f.call(__NR_getrandom, at, 16, 0).ret == -EFAULT);
+  }
+  CHECK(f.call(__NR_writev, 1, 0x22000, 1).ret == -EFAULT);  // an iovec whose buffer lies below
+  CHECK(f.lines.empty());
+  const auto below = f.mem().span(GuestAddr(0), low);
+  CHECK(std::all_of(below.begin(), below.end(), [](std::uint8_t b) { return b == 0; }));
+  // The first byte of user memory is the guest's own.
+  CHECK(f.call(__NR_clock_gettime, 0, low).ret == 0);
+  CHECK(f.call(__NR_getrandom, low + 16, 16, 0).ret == 16);
 }

@@ -24,6 +24,11 @@ struct UsedElem {
   std::uint32_t len;
 };
 
+// "the guest's user memory (0x10000-0x4000000)": where rings and buffers must lie.
+std::string user_memory(const GuestMemory& mem) {
+  return fmt::format("the guest's user memory ({:#x}-{:#x})", layout::kUserLow, mem.size());
+}
+
 bool overlap(const Descriptor& a, const Descriptor& b) {
   if (a.len == 0 || b.len == 0) return false;
   return a.addr < b.addr + b.len && b.addr < a.addr + a.len;
@@ -34,7 +39,7 @@ bool overlap(const Descriptor& a, const Descriptor& b) {
 std::optional<Descriptor> Chain::status_slot(const GuestMemory& mem) const {
   if (!complete || descs.empty()) return std::nullopt;
   const Descriptor& last = descs.back();
-  if (!last.writable || last.len == 0 || !mem.contains(GuestAddr(last.addr), last.len)) return std::nullopt;
+  if (!last.writable || last.len == 0 || !mem.user_contains(GuestAddr(last.addr), last.len)) return std::nullopt;
   return last;
 }
 
@@ -42,12 +47,12 @@ std::string SplitQueue::check_layout(const GuestMemory& mem) const {
   const std::uint64_t n = s_.num;
   if (n == 0 || n > num_max_ || (n & (n - 1)) != 0)
     return fmt::format("queue size {} is not a power of two between 1 and {}", n, num_max_);
-  if (s_.desc % 16 || !mem.contains(GuestAddr(s_.desc), 16 * n))
-    return fmt::format("descriptor table at {:#x} ({} bytes) is misaligned or outside guest RAM", s_.desc, 16 * n);
-  if (s_.avail % 2 || !mem.contains(GuestAddr(s_.avail), 6 + 2 * n))
-    return fmt::format("available ring at {:#x} ({} bytes) is misaligned or outside guest RAM", s_.avail, 6 + 2 * n);
-  if (s_.used % 4 || !mem.contains(GuestAddr(s_.used), 6 + 8 * n))
-    return fmt::format("used ring at {:#x} ({} bytes) is misaligned or outside guest RAM", s_.used, 6 + 8 * n);
+  if (s_.desc % 16 || !mem.user_contains(GuestAddr(s_.desc), 16 * n))
+    return fmt::format("descriptor table at {:#x} ({} bytes) is misaligned or outside {}", s_.desc, 16 * n, user_memory(mem));
+  if (s_.avail % 2 || !mem.user_contains(GuestAddr(s_.avail), 6 + 2 * n))
+    return fmt::format("available ring at {:#x} ({} bytes) is misaligned or outside {}", s_.avail, 6 + 2 * n, user_memory(mem));
+  if (s_.used % 4 || !mem.user_contains(GuestAddr(s_.used), 6 + 8 * n))
+    return fmt::format("used ring at {:#x} ({} bytes) is misaligned or outside {}", s_.used, 6 + 8 * n, user_memory(mem));
   return {};
 }
 
@@ -72,8 +77,8 @@ Chain SplitQueue::walk(const GuestMemory& mem, std::uint16_t head) const {
     if (c.error.empty()) {
       if (d.flags & kDescIndirect)
         c.error = fmt::format("descriptor {} is indirect, a feature this device does not offer", idx);
-      else if (!mem.contains(GuestAddr(d.addr), d.len))
-        c.error = fmt::format("descriptor {} names {} bytes at {:#x}, outside guest RAM", idx, d.len, d.addr);
+      else if (!mem.user_contains(GuestAddr(d.addr), d.len))
+        c.error = fmt::format("descriptor {} names {} bytes at {:#x}, outside {}", idx, d.len, d.addr, user_memory(mem));
       else if (seen_writable && !out.writable)
         c.error = fmt::format("descriptor {} is device-readable but follows a device-writable one", idx);
     }
