@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "http/api.h"
 #include "http/server.h"
+#include "log/log.h"
 #include "metrics/metrics.h"
 #include "runtime/accel_choice.h"
 #include "runtime/registry.h"
@@ -57,6 +58,15 @@ Overrides parse(std::span<char*> args) {
     else throw std::invalid_argument(fmt::format("unknown option {}", a));
   }
   return o;
+}
+
+// The file's log_level was checked when it was read.
+log::Level log_level(const config::DaemonConfig& d) { return log::parse_level(d.log_level).value_or(log::Level::info); }
+
+// One line of a function's (its guest's console, the pool's and the VMM's notes) in the daemon's log.
+// It only queues the line for the logger's writer thread: on a vCPU thread it neither blocks nor throws.
+void function_line(log::Level level, const std::string& fn, const std::string& call, std::string_view line) noexcept {
+  log::global().write(level, "{}[{}]: {}", fn, call.empty() ? "-" : call, line);
 }
 
 fs::path exe_dir() {
@@ -98,7 +108,9 @@ accel::Selection attach_accel(runtime::PoolConfig& c, const config::FunctionConf
     cache.emplace_back(op, &m.accel_op_counter(backend, op));
     cache.back().second->Increment();
   };
-  o.on_error = [log = c.log, name = f.name](std::string_view what) { log(name, "", fmt::format("[accel] {}", what)); };
+  o.on_error = [name = f.name](std::string_view what) {
+    function_line(log::Level::warning, name, "", fmt::format("[accel] {}", what));
+  };
   c.accel_backend = std::string(sel.backend->name());
   c.vm.devices.push_back(accel::device_factory(sel.backend, std::move(o)));
   c.vm.device_key = "accel:" + c.accel_backend;
@@ -122,31 +134,19 @@ runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::D
   c.max_queue = d.limits.max_queue;
   c.accel = f.accel;
   c.state_dir = d.state_dir;
-  // Called on vCPU threads, where a write to stderr can be interrupted by the kick signal (EINTR)
-  // or fail outright: this sink never throws. The whole line goes out with write(2), retried on
-  // EINTR and short writes; on any other error (or no memory for the line) the line is dropped.
+  // The guest's console lines are info; the pool's and the VMM's own notes ("[unifn] ...": a
+  // failed restore or reset, an unknown syscall) are warnings. The two share this callback, so a
+  // guest that prints the prefix itself raises its own line to a warning, nothing more.
   c.log = [](const std::string& fn, const std::string& call, std::string_view line) noexcept {
-    try {
-      const std::string text = fmt::format("{}[{}]: {}\n", fn, call.empty() ? "-" : call, line);
-      const char* p = text.data();
-      std::size_t left = text.size();
-      while (left > 0) {
-        const ssize_t n = ::write(STDERR_FILENO, p, left);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;
-        p += n;
-        left -= static_cast<std::size_t>(n);
-      }
-    } catch (...) {
-    }
+    function_line(line.starts_with("[unifn] ") ? log::Level::warning : log::Level::info, fn, call, line);
   };
   auto sel = attach_accel(c, f, d, m);
   // Told once per pool, when its snapshot is had: a fallback is logged and counted then.
-  c.on_snapshot = [&m, name = f.name, log = c.log, fallback = sel.fallback, from = sel.preferred,
+  c.on_snapshot = [&m, name = f.name, fallback = sel.fallback, from = sel.preferred,
                    to = c.accel_backend](bool from_disk) {
     m.record_snapshot(name, from_disk);
     if (fallback.empty()) return;
-    log(name, "", fmt::format("[unifn] accelerator: {}", fallback));
+    function_line(log::Level::warning, name, "", fmt::format("[unifn] accelerator: {}", fallback));
     m.record_accel_fallback(name, from, to);
   };
   std::string env;
@@ -164,10 +164,10 @@ void collect_snapshots(const runtime::Registry& registry, const std::string& sta
   try {
     auto c = vmm::SnapshotStore(state_dir).collect_garbage(registry.snapshot_keys());
     if (c.files)
-      fmt::print(stderr, "unifnd: removed {} stale snapshot files ({:.1f} MiB) from {}\n", c.files,
-                 static_cast<double>(c.bytes) / (1 << 20), state_dir);
+      log::info("unifnd: removed {} stale snapshot files ({:.1f} MiB) from {}", c.files,
+                static_cast<double>(c.bytes) / (1 << 20), state_dir);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "unifnd: warning: stale snapshots not collected: {}\n", e.what());
+    log::warning("unifnd: warning: stale snapshots not collected: {}", e.what());
   }
 }
 
@@ -214,6 +214,12 @@ int daemon_command(const char*, std::span<char*> args) {
     fmt::print(stderr, "unifnd: {}\n", e.what());
     return 1;
   }
+  // From here on the daemon's lines go through its logger, and whatever path leaves the daemon,
+  // the lines queued by then are written first.
+  log::global().set_level(log_level(cfg));
+  struct FlushLog {
+    ~FlushLog() { log::global().flush(); }
+  } flush_log;
   // Before any thread of ours starts: they all inherit the blocked mask.
   SignalWaiter signals{SIGTERM, SIGINT, SIGHUP};
   // Every connection, guest process and snapshot costs descriptors: take all that the hard limit
@@ -221,7 +227,7 @@ int daemon_command(const char*, std::span<char*> args) {
   if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
     files.rlim_cur = files.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &files) != 0)
-      fmt::print(stderr, "unifnd: warning: cannot raise the open-file limit to {}\n", files.rlim_max);
+      log::warning("unifnd: warning: cannot raise the open-file limit to {}", files.rlim_max);
   }
   systemd::Notifier notify;
 
@@ -230,16 +236,16 @@ int daemon_command(const char*, std::span<char*> args) {
   try {
     platform = vmm::choose_platform(cfg.platform);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "unifnd: {}\n", e.what());
+    log::error("unifnd: {}", e.what());
     return 1;
   }
   const std::string platform_name(platform.platform->name());
   // A fallback's warning already says what the platform isolates: one line either way.
-  if (platform.warning.empty()) fmt::print(stderr, "unifnd: platform {}: {}\n", platform_name, platform.platform->isolation());
-  else fmt::print(stderr, "unifnd: warning: {}\n", platform.warning);
+  if (platform.warning.empty()) log::info("unifnd: platform {}: {}", platform_name, platform.platform->isolation());
+  else log::warning("unifnd: warning: {}", platform.warning);
   // Snapshots are trusted once they pass their checks: their directory must be ours alone.
   if (auto bad = config::state_dir_problem(cfg.state_dir)) {
-    fmt::print(stderr, "unifnd: {}\n", *bad);
+    log::error("unifnd: {}", *bad);
     return 1;
   }
 
@@ -247,15 +253,15 @@ int daemon_command(const char*, std::span<char*> args) {
   metrics.set_platform(platform_name);
   for (const auto& b : accel::BackendRegistry::global().list()) {
     metrics.set_backend_available(b.name, b.available);
-    if (b.available) fmt::print(stderr, "unifnd: accelerator backend {} is available\n", b.name);
-    else fmt::print(stderr, "unifnd: accelerator backend {} is unavailable: {}\n", b.name, b.reason);
+    if (b.available) log::info("unifnd: accelerator backend {} is available", b.name);
+    else log::info("unifnd: accelerator backend {} is unavailable: {}", b.name, b.reason);
   }
   runtime::Registry registry;
   auto set = config::load_dropins(cfg.functions_dirs);
-  for (const auto& e : set.errors) fmt::print(stderr, "unifnd: skipped: {}\n", e);  // the others serve
+  for (const auto& e : set.errors) log::warning("unifnd: skipped: {}", e);  // the others serve
   std::vector<std::string> errors;
   registry.load(pool_configs(set, cfg, *platform.platform, metrics), errors);
-  for (const auto& e : errors) fmt::print(stderr, "unifnd: skipped: {}\n", e);
+  for (const auto& e : errors) log::warning("unifnd: skipped: {}", e);
   collect_snapshots(registry, cfg.state_dir);
 
   http::CallStore calls(cfg.limits.async_results_max, std::chrono::seconds(cfg.limits.async_results_ttl_s));
@@ -276,14 +282,14 @@ int daemon_command(const char*, std::span<char*> args) {
   try {
     server.start();
   } catch (const std::exception& e) {
-    fmt::print(stderr, "unifnd: {}\n", e.what());
+    log::error("unifnd: {}", e.what());
     return 1;
   }
   auto fns = registry.functions();
-  fmt::print(stderr, "unifnd: {} ; state in {}\n", cfg.source, cfg.state_dir);
-  fmt::print(stderr, "unifnd: listening on http://{}:{} with {} functions:", cfg.host, server.port(), fns.size());
-  for (const auto& f : fns) fmt::print(stderr, " {}", f.name);
-  fmt::print(stderr, "\n");
+  log::info("unifnd: {} ; state in {}", cfg.source, cfg.state_dir);
+  std::string names;
+  for (const auto& f : fns) names += " " + f.name;
+  log::info("unifnd: listening on http://{}:{} with {} functions:{}", cfg.host, server.port(), fns.size(), names);
   notify.ready(fmt::format("serving {} functions on {}:{} (platform {})", fns.size(), cfg.host, server.port(),
                            platform_name));
   systemd::Watchdog watchdog(notify);
@@ -306,7 +312,7 @@ int daemon_command(const char*, std::span<char*> args) {
         problems.push_back(e.what());
       }
       if (!problems.empty()) {
-        for (const auto& p : problems) fmt::print(stderr, "unifnd: reload refused: {}\n", p);
+        for (const auto& p : problems) log::error("unifnd: reload refused: {}", p);
         notify.ready(fmt::format("reload refused ({} errors), still serving the old set: {}", problems.size(),
                                  problems.front()));
         continue;
@@ -317,18 +323,26 @@ int daemon_command(const char*, std::span<char*> args) {
       if (next_cfg.callbacks.allow != cfg.callbacks.allow) {  // a tighter allow list must not wait for a restart
         callbacks.set_policy(http::CallbackPolicy(next_cfg.callbacks.allow));
         cfg.callbacks.allow = next_cfg.callbacks.allow;
-        fmt::print(stderr, "unifnd: reload: callbacks.allow is now [{}]\n", fmt::join(cfg.callbacks.allow, ", "));
+        log::info("unifnd: reload: callbacks.allow is now [{}]", fmt::join(cfg.callbacks.allow, ", "));
+      }
+      if (next_cfg.log_level != cfg.log_level) {
+        // Said under whichever of the two levels is lower, so that it shows when either lets info through.
+        const auto level = log_level(next_cfg);
+        if (level < log::global().level()) log::global().set_level(level);
+        log::info("unifnd: reload: log_level is now {}", next_cfg.log_level);
+        log::global().set_level(level);
+        cfg.log_level = next_cfg.log_level;
       }
       if (next_cfg.platform != cfg.platform)
-        fmt::print(stderr, "unifnd: reload: platform stays {} until a restart\n", platform_name);
+        log::warning("unifnd: reload: platform stays {} until a restart", platform_name);
       registry.load(pool_configs(next, cfg, *platform.platform, metrics), errs);
-      for (const auto& e : errs) fmt::print(stderr, "unifnd: reload: {}\n", e);
+      for (const auto& e : errs) log::warning("unifnd: reload: {}", e);
       collect_snapshots(registry, cfg.state_dir);
-      fmt::print(stderr, "unifnd: reloaded: {} functions\n", registry.functions().size());
+      log::info("unifnd: reloaded: {} functions", registry.functions().size());
       notify.ready(fmt::format("serving {} functions (platform {})", registry.functions().size(), platform_name));
       continue;
     }
-    fmt::print(stderr, "unifnd: {} received, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    log::info("unifnd: {} received, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     notify.stopping();
     // Synchronous calls in flight are answered first (new ones get 503), then async calls that
     // are still queued or running get what is left of the grace.
@@ -337,7 +351,7 @@ int daemon_command(const char*, std::span<char*> args) {
     server.stop(grace);
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     registry.shutdown(std::max(left, std::chrono::milliseconds(0)));
-    fmt::print(stderr, "unifnd: stopped\n");
+    log::info("unifnd: stopped");
     return 0;
   }
 }

@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "http/callback_policy.h"
+#include "log/log.h"
 #include "snapshot/snapshot_store.h"
 #include "x86/layout.h"
 
@@ -109,7 +110,7 @@ std::optional<std::string> isolation(const std::string& mode) {
 }
 
 std::optional<std::string> log_level(const std::string& level) {
-  if (level == "debug" || level == "info" || level == "warning" || level == "error") return std::nullopt;
+  if (log::parse_level(level)) return std::nullopt;
   return fmt::format("'{}' is not a log level (debug, info, warning or error)", level);
 }
 

@@ -24,6 +24,7 @@
 #include "http/calls.h"
 #include "http/header.h"
 #include "http/json.h"
+#include "log/log.h"
 
 namespace unifn::http {
 
@@ -171,7 +172,7 @@ struct Callbacks::Impl {
   }
   void log(const std::string& line) {
     if (opts.log) opts.log(line);
-    else fmt::print(stderr, "{}\n", line);
+    else log::warning("{}", line);  // every line here is a callback that failed or was dropped
   }
   void finished(bool ok) {
     (ok ? delivered : failed).fetch_add(1);

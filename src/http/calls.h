@@ -84,7 +84,7 @@ class Callbacks {
     // Turns a host name into its addresses (as text), or sets error; runs on a resolver thread
     // and may block. Empty: getaddrinfo. Tests put a slow or scripted resolver here.
     std::function<std::vector<std::string>(const std::string& host, std::string& error)> resolve;
-    // Where failures are reported; stderr when empty.
+    // Where failures are reported; the daemon's logger (at warning) when empty.
     std::function<void(const std::string&)> log;
   };
   // Told once how a delivery ended: "delivered", "failed: <why>" or "refused: <why>".

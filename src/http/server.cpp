@@ -19,6 +19,7 @@
 
 #include "http/header.h"
 #include "http/json.h"
+#include "log/log.h"
 
 namespace unifn::http {
 
@@ -300,7 +301,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
       if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
       if (ec) {
         // Out of descriptors, most likely: say so, and pause rather than spin.
-        fmt::print(stderr, "unifnd: accept failed: {}\n", ec.message());
+        log::error("unifnd: accept failed: {}", ec.message());
         self->retry_.expires_after(std::chrono::milliseconds(100));
         self->retry_.async_wait([self](beast::error_code) { self->accept(); });
         return;

@@ -8,6 +8,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "log/log.h"
+
 namespace unifn::metrics {
 
 namespace {
@@ -126,6 +128,15 @@ void Metrics::set_backend_available(std::string_view backend, bool available) {
 
 void Metrics::set_platform(std::string_view name) { f_->platform.Add(labels({{"name", name}})).Set(1); }
 
-std::string Metrics::serialize() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
+std::string Metrics::serialize() const {
+  auto families = registry_->Collect();
+  // Read from the logger at each scrape: its count lives there, not in a series of ours.
+  prometheus::ClientMetric dropped;
+  dropped.counter.value = static_cast<double>(log::global().dropped_lines());
+  families.push_back({"unifn_log_dropped_lines_total",
+                      "Log lines lost: overwritten in the logger's full queue or not written", prometheus::MetricType::Counter,
+                      {dropped}});
+  return prometheus::TextSerializer().Serialize(families);
+}
 
 }  // namespace unifn::metrics

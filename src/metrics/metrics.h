@@ -24,6 +24,7 @@ namespace unifn::metrics {
 //   unifn_accel_fallbacks_total{function,from,to}     counter
 //   unifn_accel_backend_available{backend}            gauge, 0 or 1
 //   unifn_platform{name}                              gauge, 1 for the platform guests run on
+//   unifn_log_dropped_lines_total                     counter, read from log::global() at each scrape
 class Metrics {
  public:
   Metrics();
