@@ -28,6 +28,10 @@ struct Result {
   static Result fail(Status s, std::string why) { return {s, std::move(why)}; }
 };
 
+// Who an op runs for: every VM of one function shares one tenant (device_factory gives it), and a
+// backend with one resource for all (the GPU) shares it fairly between tenants (FairGate).
+using Tenant = std::uint64_t;
+
 // C = alpha * A x B + beta * C, row-major. The device has checked every size against its buffer:
 // a holds (m-1)*lda + k floats, b (k-1)*ldb + n, c (m-1)*ldc + n; lda >= k, ldb >= n, ldc >= n.
 struct SgemmArgs {
@@ -39,6 +43,7 @@ struct SgemmArgs {
   std::int64_t ldb = 0;
   std::span<float> c;  // read too when beta != 0
   std::int64_t ldc = 0;
+  Tenant tenant = 0;
 };
 
 // Min-max scaling of `in` into [low, high]; min and max of the input. out.size() == in.size() >= 1.
@@ -48,6 +53,7 @@ struct MinmaxArgs {
   std::span<double> out;
   double* min = nullptr;  // one double each, in guest memory
   double* max = nullptr;
+  Tenant tenant = 0;
 };
 
 enum class ImageOp : std::uint32_t {
@@ -68,6 +74,7 @@ struct ImageArgs {
   std::span<std::uint8_t> dst;
   std::uint32_t ksize = 0;  // GaussianBlur: odd, 1..31
   float sigma = 0.0f;       // GaussianBlur: 0 derives it from ksize
+  Tenant tenant = 0;
 };
 
 // One way of running the operations: the CPU libraries, a GPU. Backends are shared by every VM

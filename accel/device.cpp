@@ -2,6 +2,7 @@
 #include "device.h"
 
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <fmt/format.h>
 #include <utility>
@@ -32,6 +33,11 @@ std::string_view command_name(std::uint32_t c) {
 
 Result badmsg(std::string why) { return Result::fail(Status::BadMessage, std::move(why)); }
 
+Tenant next_tenant() {
+  static std::atomic<Tenant> next{1};
+  return next++;
+}
+
 }  // namespace
 
 AccelDevice::AccelDevice(std::shared_ptr<Backend> backend, DeviceOptions opts)
@@ -39,6 +45,8 @@ AccelDevice::AccelDevice(std::shared_ptr<Backend> backend, DeviceOptions opts)
       backend_(std::move(backend)),
       opts_(std::move(opts)) {
   if (!backend_) throw std::invalid_argument("a virtio-accel device needs a backend");
+  if (!opts_.rates) opts_.rates = std::make_shared<WorkRates>(backend_);
+  gate_ = [this](const Work& w) { return admit(w); };
   config_.abi_version = UNIFN_ACCEL_ABI_VERSION;
   config_.ops = served_ops_mask();
   config_.max_sessions = opts_.max_sessions;
@@ -85,8 +93,28 @@ void AccelDevice::restore_device(vmm::ByteReader& r) {
   next_session_ = next == 0 ? 1 : next;
 }
 
-void AccelDevice::refuse(const std::string& why) {
-  ++refused_;
+vmm::IoResult AccelDevice::access(vmm::Machine& machine, vmm::MmioAccess& a) {
+  machine_ = &machine;
+  auto r = MmioTransport::access(machine, a);  // catches what the device throws
+  machine_ = nullptr;
+  return r;
+}
+
+std::optional<std::string> AccelDevice::interrupted() const {
+  if (machine_ && machine_->cancelled()) return "the call was cancelled";
+  if (deadline_ != Clock::time_point::max() && Clock::now() >= deadline_) return "the call's deadline passed";
+  return std::nullopt;
+}
+
+Result AccelDevice::admit(const Work& w) {
+  if (deadline_ == Clock::time_point::max() || w.units < kUnbudgetedWork) return Result::success();
+  const double rate = opts_.rates->per_second(w.kind);  // measured here the first time: after it, now() is what counts
+  if (auto why = over_budget(w, rate, Clock::now(), deadline_)) return Result::fail(Status::Error, std::move(*why));
+  return Result::success();
+}
+
+void AccelDevice::refuse(const std::string& why, std::uint64_t count) {
+  refused_ += count;
   last_error_ = why;
   if (opts_.on_error) opts_.on_error(why);
 }
@@ -183,7 +211,7 @@ Result AccelDevice::serve(GuestMemory& mem, const Chain& chain, std::uint32_t& w
     case UNIFN_ACCEL_CMD_DO_OP: {
       if (!sessions_.contains(req.session_id))
         return Result::fail(Status::InvalidSession, fmt::format("{}: no such session", who_of()));
-      auto r = with_who(run_op(*backend_, req.op, ins, outs, opts_.limits));
+      auto r = with_who(run_op(*backend_, req.op, ins, outs, opts_.limits, opts_.tenant, gate_));
       if (r.ok()) {
         for (const auto& o : outs) written += static_cast<std::uint32_t>(o.bytes.size());
         if (opts_.on_op) opts_.on_op(backend_->name(), metric_name(req.op, ins));
@@ -197,6 +225,8 @@ Result AccelDevice::serve(GuestMemory& mem, const Chain& chain, std::uint32_t& w
 
 void AccelDevice::on_notify(GuestMemory& mem, vmm::virtio::SplitQueue& q, std::uint16_t index) {
   (void)index;
+  std::optional<std::string> stopped;  // why the rest of the queue is answered without running
+  std::uint64_t unserved = 0;
   while (auto chain = q.pop(mem)) {
     const auto slot = chain->status_slot(mem);
     if (!slot) {
@@ -204,6 +234,14 @@ void AccelDevice::on_notify(GuestMemory& mem, vmm::virtio::SplitQueue& q, std::u
       refuse(chain->error.empty() ? "the request's last descriptor cannot hold a status byte (device-readable, empty or outside RAM)"
                                   : chain->error);
       q.push_used(mem, chain->head, 0);
+      continue;
+    }
+    // Between chains: a call that is over gets a prompt exit, and its guest a clean error each.
+    if (!stopped) stopped = interrupted();
+    if (stopped) {
+      ++unserved;
+      mem.write_obj(GuestAddr(slot->addr), static_cast<std::uint8_t>(Status::Error));
+      q.push_used(mem, chain->head, 1);
       continue;
     }
     std::uint32_t written = 0;
@@ -219,11 +257,15 @@ void AccelDevice::on_notify(GuestMemory& mem, vmm::virtio::SplitQueue& q, std::u
     mem.write_obj(GuestAddr(slot->addr), static_cast<std::uint8_t>(r.status));
     q.push_used(mem, chain->head, written + 1);
   }
+  if (unserved)
+    refuse(fmt::format("{}: {} more request(s) of this notification answered with an error, not run", *stopped, unserved), unserved);
   raise_interrupt(vmm::virtio::kInterruptUsedBuffer);
 }
 
 vmm::MmioDeviceFactory device_factory(std::shared_ptr<Backend> backend, DeviceOptions opts) {
   if (!backend) throw std::invalid_argument("a virtio-accel device factory needs a backend");
+  if (opts.tenant == 0) opts.tenant = next_tenant();
+  if (!opts.rates) opts.rates = std::make_shared<WorkRates>(backend);
   return [backend = std::move(backend), opts = std::move(opts)]() -> std::unique_ptr<vmm::MmioDevice> {
     return std::make_unique<AccelDevice>(backend, opts);
   };

@@ -18,6 +18,30 @@ constexpr std::array<std::string_view, UNIFN_ACCEL_OP_COUNT> kOpNames = {
     "fpga-parallel", "fpga-vectoradd", "exec-with-resource", "torch-jitload-forward", "torch-sgemm", "opencv",
     "tflite-session-load", "tflite-session-run", "tflite-session-delete"};
 
+}  // namespace
+
+// What each op costs, in the unit its time grows with (budget.cpp measures each backend's rate on
+// SGEMM and on a Gaussian blur). The other image ops are weighted by what they cost OpenCV per
+// byte relative to a blur tap.
+Work work_of(const SgemmArgs& a) {
+  return {WorkKind::MultiplyAdds, static_cast<std::uint64_t>(a.m) * static_cast<std::uint64_t>(a.n) * static_cast<std::uint64_t>(a.k)};
+}
+Work work_of(const MinmaxArgs& a) { return {WorkKind::Taps, 3 * std::uint64_t{a.in.size()}}; }  // min and max, then scale
+Work work_of(const ImageArgs& a) {
+  const std::uint64_t in = std::uint64_t{a.width} * a.height * a.channels;
+  switch (a.op) {
+    case ImageOp::Grayscale: return {WorkKind::Taps, in * 4};
+    case ImageOp::GaussianBlur: return {WorkKind::Taps, in * 2 * a.ksize};  // separable: a row pass and a column pass
+    case ImageOp::Sobel: return {WorkKind::Taps, in * 54};  // two 3x3 kernels into 16-bit images, then their absolute sum
+    case ImageOp::Resize:  // four input pixels per output pixel, and the whole input read (copied to a GPU) once
+      return {WorkKind::Taps, std::uint64_t{a.out_width} * a.out_height * a.out_channels * 4 + in};
+  }
+  return {WorkKind::Taps, in};
+}
+std::string_view unit_name(WorkKind kind) { return kind == WorkKind::MultiplyAdds ? "multiply-adds" : "taps"; }
+
+namespace {
+
 std::string_view type_name(std::uint32_t t) {
   switch (t) {
     case UNIFN_ACCEL_ARG_RAW: return "raw";
@@ -91,12 +115,33 @@ std::span<T> out_array(std::string_view op, std::span<const OutArg> out, std::si
   return {reinterpret_cast<T*>(a.bytes.data()), static_cast<std::size_t>(count)};
 }
 
+// How the device runs ops for one VM, handed through the decoders.
+struct Run {
+  const OpLimits& limits;
+  Tenant tenant;
+  const WorkGate& gate;
+};
+
+// The last check of every op: its work against the limit and the gate.
+Result admit(std::string_view op, const std::string& shape, const Work& w, const Run& run) {
+  if (w.units > run.limits.max_of(w.kind))
+    return Result::fail(Status::Error, fmt::format("{}: {} is {} {}, more than the {} one request may ask for", op, shape, w.units,
+                                                   unit_name(w.kind), run.limits.max_of(w.kind)));
+  if (run.gate) {
+    if (auto r = run.gate(w); !r.ok()) {
+      r.message = fmt::format("{}: {}: {}", op, shape, r.message);
+      return r;
+    }
+  }
+  return Result::success();
+}
+
 void counts(std::string_view op, std::span<const InArg> in, std::span<const OutArg> out, std::size_t nr, std::size_t nw) {
   if (in.size() != nr || out.size() != nw)
     bad("{}: {} read and {} write arguments, {} and {} expected", op, in.size(), out.size(), nr, nw);
 }
 
-Result sgemm(Backend& b, std::span<const InArg> in, std::span<const OutArg> out, const OpLimits& limits) {
+Result sgemm(Backend& b, std::span<const InArg> in, std::span<const OutArg> out, const Run& run) {
   constexpr std::string_view op = "sgemm";
   counts(op, in, out, 10, 1);
   SgemmArgs a;
@@ -121,14 +166,12 @@ Result sgemm(Backend& b, std::span<const InArg> in, std::span<const OutArg> out,
   a.a = in_array<float>(op, in, 4, "A", UNIFN_ACCEL_ARG_FLOAT32, span_of(a.m, a.lda, a.k));
   a.b = in_array<float>(op, in, 6, "B", UNIFN_ACCEL_ARG_FLOAT32, span_of(a.k, a.ldb, a.n));
   a.c = out_array<float>(op, out, 0, "C", UNIFN_ACCEL_ARG_FLOAT32, span_of(a.m, a.ldc, a.n));
-  const std::uint64_t madds = static_cast<std::uint64_t>(a.m) * static_cast<std::uint64_t>(a.n) * static_cast<std::uint64_t>(a.k);
-  if (madds > limits.max_sgemm_madds)
-    return Result::fail(Status::Error, fmt::format("{}: {}x{}x{} is {} multiply-adds, more than the {} one request may ask for",
-                                                   op, a.m, a.n, a.k, madds, limits.max_sgemm_madds));
+  a.tenant = run.tenant;
+  if (auto r = admit(op, fmt::format("{}x{}x{}", a.m, a.n, a.k), work_of(a), run); !r.ok()) return r;
   return b.sgemm(a);
 }
 
-Result minmax(Backend& b, std::span<const InArg> in, std::span<const OutArg> out) {
+Result minmax(Backend& b, std::span<const InArg> in, std::span<const OutArg> out, const Run& run) {
   constexpr std::string_view op = "minmax";
   counts(op, in, out, 4, 3);
   const auto ndata = scalar<std::int32_t>(op, in, 1, "ndata", UNIFN_ACCEL_ARG_INT32);
@@ -140,6 +183,8 @@ Result minmax(Backend& b, std::span<const InArg> in, std::span<const OutArg> out
   a.out = out_array<double>(op, out, 0, "outdata", UNIFN_ACCEL_ARG_FLOAT64, static_cast<std::uint64_t>(ndata));
   a.min = out_array<double>(op, out, 1, "min", UNIFN_ACCEL_ARG_FLOAT64, 1).data();
   a.max = out_array<double>(op, out, 2, "max", UNIFN_ACCEL_ARG_FLOAT64, 1).data();
+  a.tenant = run.tenant;
+  if (auto r = admit(op, fmt::format("{} doubles", ndata), work_of(a), run); !r.ok()) return r;
   return b.minmax(a);
 }
 
@@ -153,7 +198,7 @@ unifn_accel_image_params image_params(std::string_view op, std::span<const InArg
   return p;
 }
 
-Result image(Backend& b, std::span<const InArg> in, std::span<const OutArg> out) {
+Result image(Backend& b, std::span<const InArg> in, std::span<const OutArg> out, const Run& run) {
   constexpr std::string_view op = "opencv";
   counts(op, in, out, 2, 1);
   const auto p = image_params(op, in);
@@ -202,6 +247,11 @@ Result image(Backend& b, std::span<const InArg> in, std::span<const OutArg> out)
   a.src = in_array<std::uint8_t>(op, in, 1, "src", UNIFN_ACCEL_ARG_UINT8, std::uint64_t{p.width} * p.height * p.channels);
   a.dst = out_array<std::uint8_t>(op, out, 0, "dst", UNIFN_ACCEL_ARG_UINT8,
                                   std::uint64_t{p.out_width} * p.out_height * p.out_channels);
+  a.tenant = run.tenant;
+  const std::string shape = a.op == ImageOp::GaussianBlur ? fmt::format("{}x{}x{} with ksize {}", a.width, a.height, a.channels, a.ksize)
+                            : a.op == ImageOp::Resize ? fmt::format("{}x{}x{} to {}x{}", a.width, a.height, a.channels, a.out_width, a.out_height)
+                                                      : fmt::format("{}x{}x{}", a.width, a.height, a.channels);
+  if (auto r = admit(fmt::format("{} {}", op, name), shape, work_of(a), run); !r.ok()) return r;
   return b.image(a);
 }
 
@@ -235,15 +285,16 @@ std::string_view metric_name(std::uint32_t op, std::span<const InArg> in) {
 }
 
 Result run_op(Backend& backend, std::uint32_t op, std::span<const InArg> in, std::span<const OutArg> out,
-              const OpLimits& limits) {
+              const OpLimits& limits, Tenant tenant, const WorkGate& gate) {
+  const Run run{limits, tenant, gate};
   try {
     switch (op) {
       case UNIFN_ACCEL_OP_NOOP:
         counts("noop", in, out, 0, 0);
         return backend.noop();
-      case UNIFN_ACCEL_OP_BLAS_SGEMM: return sgemm(backend, in, out, limits);
-      case UNIFN_ACCEL_OP_MINMAX: return minmax(backend, in, out);
-      case UNIFN_ACCEL_OP_OPENCV: return image(backend, in, out);
+      case UNIFN_ACCEL_OP_BLAS_SGEMM: return sgemm(backend, in, out, run);
+      case UNIFN_ACCEL_OP_MINMAX: return minmax(backend, in, out, run);
+      case UNIFN_ACCEL_OP_OPENCV: return image(backend, in, out, run);
       default:
         return Result::fail(Status::NotSupported, fmt::format("op {} ({}) is not one this device serves", op, op_name(op)));
     }

@@ -106,6 +106,8 @@ class Machine {
   void cancel();
   // Forgets an earlier cancel(), before the next run.
   void clear_cancel() { cancel_.store(false); }
+  // Whether cancel() was called: devices that work long inside one exit (virtio-accel) stop early.
+  bool cancelled() const { return cancel_.load(); }
 
   // A one-line description of where the guest is: "rip 0x... (cpl 3)".
   virtual std::string where() = 0;
@@ -135,7 +137,6 @@ class Machine {
   std::optional<Stop> exception(const GuestException& e);
   // Makes the run under way notice cancel_ (a signal, a stop request).
   virtual void kick() = 0;
-  bool cancelled() const { return cancel_.load(); }
   void count_exit() { ++exits_; }
 
  private:

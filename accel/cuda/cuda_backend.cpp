@@ -1,4 +1,4 @@
-// CUDA backend: GPU probe, cuBLAS loaded at run time, device scratch buffers, and the host side of each op.
+// CUDA backend: GPU probe, cuBLAS loaded at run time, capped device scratch, turns shared fairly, and the host side of each op.
 #include "cuda/cuda_backend.h"
 
 #include <dlfcn.h>
@@ -6,12 +6,15 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <array>
-#include <mutex>
+#include <initializer_list>
 #include <string>
 
 #include "cuda/kernels.h"
+#include "fair_gate.h"
 #include "reference/reference.h"
+#include "scratch_pool.h"
 
 namespace unifn::accel {
 
@@ -52,7 +55,7 @@ std::string cuda_error(const char* what, cudaError_t e) {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend() {
+  explicit CudaBackend(std::optional<ScratchPool::Limits> scratch) {
     int n = 0;
     if (cudaError_t e = cudaGetDeviceCount(&n); e != cudaSuccess) {
       reason_ = cuda_error("no usable CUDA driver or device: cudaGetDeviceCount", e);
@@ -73,14 +76,23 @@ class CudaBackend final : public Backend {
       return;
     }
     cublas_note_ = cublas_.load(stream_);
+    // By default one op may hold a quarter of the GPU's memory (at most 8 GiB: the largest op,
+    // a Gaussian blur of a 1 GiB image, needs 6); 256 MiB stay held between ops.
+    ScratchPool::Limits limits;
+    limits.max_bytes = std::min<std::size_t>(limits.max_bytes, prop.totalGlobalMem / 4);
+    scratch_.emplace(kSlots, scratch.value_or(limits),
+                     ScratchPool::Allocator{[](std::size_t n) -> void* {
+                                              void* p = nullptr;
+                                              return cudaMalloc(&p, n) == cudaSuccess ? p : nullptr;
+                                            },
+                                            [](void* p) { cudaFree(p); }});
     available_ = true;
   }
 
   ~CudaBackend() override {
     // The process may be exiting, with the CUDA runtime already torn down: errors are ignored, and
     // the cuBLAS handle is left to the driver's own cleanup.
-    for (auto& b : bufs_)
-      if (b.ptr) cudaFree(b.ptr);
+    scratch_.reset();
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -93,13 +105,11 @@ class CudaBackend final : public Backend {
   }
 
   Result sgemm(const SgemmArgs& a) override {
-    std::lock_guard lock(mu_);
-    return guarded("sgemm", [&]() -> cudaError_t {
-      const std::size_t na = a.a.size_bytes(), nb = a.b.size_bytes(), nc = a.c.size_bytes();
-      float* da = static_cast<float*>(buffer(0, na));
-      float* db = static_cast<float*>(buffer(1, nb));
-      float* dc = static_cast<float*>(buffer(2, nc));
-      if (!da || !db || !dc) return cudaErrorMemoryAllocation;
+    const std::size_t na = a.a.size_bytes(), nb = a.b.size_bytes(), nc = a.c.size_bytes();
+    return run(a.tenant, "sgemm", {na, nb, nc}, [&](const Buffers& buf) -> cudaError_t {
+      auto* da = static_cast<float*>(buf[0]);
+      auto* db = static_cast<float*>(buf[1]);
+      auto* dc = static_cast<float*>(buf[2]);
       if (auto e = up(da, a.a.data(), na); e != cudaSuccess) return e;
       if (auto e = up(db, a.b.data(), nb); e != cudaSuccess) return e;
       if (a.beta != 0.0f)
@@ -120,12 +130,10 @@ class CudaBackend final : public Backend {
   }
 
   Result minmax(const MinmaxArgs& a) override {
-    std::lock_guard lock(mu_);
-    return guarded("minmax", [&]() -> cudaError_t {
-      const std::size_t bytes = a.in.size_bytes();
-      auto* din = static_cast<double*>(buffer(0, bytes));
-      auto* dout = static_cast<double*>(buffer(1, bytes));
-      if (!din || !dout) return cudaErrorMemoryAllocation;
+    const std::size_t bytes = a.in.size_bytes();
+    return run(a.tenant, "minmax", {bytes, bytes}, [&](const Buffers& buf) -> cudaError_t {
+      auto* din = static_cast<double*>(buf[0]);
+      auto* dout = static_cast<double*>(buf[1]);
       if (auto e = up(din, a.in.data(), bytes); e != cudaSuccess) return e;
       if (auto e = cuda::minmax(din, dout, static_cast<int>(a.in.size()), a.low, a.high, a.min, a.max, stream_); e != cudaSuccess)
         return e;
@@ -134,21 +142,18 @@ class CudaBackend final : public Backend {
   }
 
   Result image(const ImageArgs& a) override {
-    std::lock_guard lock(mu_);
-    return guarded(to_string(a.op), [&]() -> cudaError_t {
+    const std::size_t tmp_bytes = a.op == ImageOp::GaussianBlur ? a.src.size() * sizeof(float) : 0;
+    return run(a.tenant, to_string(a.op), {a.src.size(), a.dst.size(), tmp_bytes}, [&](const Buffers& buf) -> cudaError_t {
       const int w = static_cast<int>(a.width), h = static_cast<int>(a.height), c = static_cast<int>(a.channels);
-      auto* src = static_cast<std::uint8_t*>(buffer(0, a.src.size()));
-      auto* dst = static_cast<std::uint8_t*>(buffer(1, a.dst.size()));
-      if (!src || !dst) return cudaErrorMemoryAllocation;
+      auto* src = static_cast<std::uint8_t*>(buf[0]);
+      auto* dst = static_cast<std::uint8_t*>(buf[1]);
       if (auto e = up(src, a.src.data(), a.src.size()); e != cudaSuccess) return e;
       cudaError_t e = cudaSuccess;
       switch (a.op) {
         case ImageOp::Grayscale: e = cuda::grayscale(src, dst, w, h, c, stream_); break;
         case ImageOp::GaussianBlur: {
-          auto* tmp = static_cast<float*>(buffer(2, a.src.size() * sizeof(float)));
-          if (!tmp) return cudaErrorMemoryAllocation;
           const auto k = reference::gaussian_kernel(static_cast<int>(a.ksize), a.sigma);
-          e = cuda::gaussian_blur(src, tmp, dst, w, h, c, k.data(), static_cast<int>(a.ksize), stream_);
+          e = cuda::gaussian_blur(src, static_cast<float*>(buf[2]), dst, w, h, c, k.data(), static_cast<int>(a.ksize), stream_);
           break;
         }
         case ImageOp::Sobel: e = cuda::sobel(src, dst, w, h, stream_); break;
@@ -162,20 +167,21 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  struct Buf {
-    void* ptr = nullptr;
-    std::size_t size = 0;
-  };
+  static constexpr std::size_t kSlots = 3;
+  using Buffers = std::array<void*, kSlots>;
 
-  // Scratch buffer `slot` of at least `bytes`, grown as needed and kept (ops are serialised by mu_).
-  void* buffer(std::size_t slot, std::size_t bytes) {
-    Buf& b = bufs_[slot];
-    if (b.size >= bytes && b.ptr) return b.ptr;
-    if (b.ptr) cudaFree(b.ptr);
-    b = {};
-    if (cudaMalloc(&b.ptr, bytes) != cudaSuccess) return nullptr;
-    b.size = bytes;
-    return b.ptr;
+  // One op: the tenant's turn at the GPU, its scratch (slot i of bytes[i]), then f on the device
+  // buffers; the scratch is trimmed after, whatever happened.
+  template <typename F>
+  Result run(Tenant tenant, std::string_view op, std::initializer_list<std::size_t> bytes, F&& f) {
+    if (!available_) return Result::fail(Status::Error, "the CUDA backend is unavailable: " + reason_);
+    const auto turn = gate_.enter(tenant);
+    Buffers buf{};
+    Result r = scratch_->acquire(std::span(bytes.begin(), bytes.size()), buf);
+    if (r.ok()) r = guarded(op, [&] { return f(buf); });
+    else r.message = "CUDA " + std::string(op) + ": " + r.message;
+    scratch_->trim();
+    return r;
   }
   cudaError_t up(void* dev, const void* host, std::size_t n) {
     return cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, stream_);
@@ -186,7 +192,6 @@ class CudaBackend final : public Backend {
   }
   template <typename F>
   Result guarded(std::string_view op, F&& f) {
-    if (!available_) return Result::fail(Status::Error, "the CUDA backend is unavailable: " + reason_);
     try {
       if (cudaError_t e = f(); e != cudaSuccess) {
         cudaStreamSynchronize(stream_);
@@ -204,12 +209,14 @@ class CudaBackend final : public Backend {
   std::string cublas_note_;
   cudaStream_t stream_ = nullptr;
   Cublas cublas_;
-  std::mutex mu_;
-  std::array<Buf, 3> bufs_{};
+  FairGate gate_;                       // one op on the GPU at a time, tenants in turn
+  std::optional<ScratchPool> scratch_;  // used only during a turn
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
+std::unique_ptr<Backend> make_cuda_backend(std::optional<ScratchPool::Limits> scratch) {
+  return std::make_unique<CudaBackend>(scratch);
+}
 
 }  // namespace unifn::accel

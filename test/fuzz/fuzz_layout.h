@@ -16,6 +16,8 @@ inline constexpr std::uint32_t kModeCpu = 1;       // the CPU backend (OpenBLAS,
 inline constexpr std::uint32_t kModeOddQueue = 2;  // queue size from the header instead of 64
 inline constexpr std::uint32_t kModePokes = 4;     // register writes from the header, then notify again
 inline constexpr std::uint32_t kModeRestore = 8;   // save, restore into a new device, notify it
+inline constexpr std::uint32_t kModeCancel = 16;   // the call is cancelled while the first op runs
+inline constexpr std::uint32_t kModeLate = 32;     // the call's deadline passed before the first notify
 
 struct Poke {
   std::uint32_t offset, value;

@@ -18,9 +18,10 @@ using Chains = std::vector<std::vector<D>>;
 
 namespace {
 
-// Lays out a CREATE_SESSION then the chains `more` makes (session 1), publishes all, dumps RAM.
+// Lays out a CREATE_SESSION then the chains `more` makes (session 1), publishes all (the last one
+// `repeat` times: one chain may be made available again and again), dumps RAM.
 void seed(const std::filesystem::path& dir, const std::string& name, std::uint32_t mode,
-          const std::function<std::vector<std::vector<D>>(Harness&)>& more) {
+          const std::function<std::vector<std::vector<D>>(Harness&)>& more, std::size_t repeat = 1) {
   Harness h;
   std::vector<std::vector<D>> chains;
   const auto flags = h.put(std::uint32_t{0});
@@ -28,13 +29,14 @@ void seed(const std::filesystem::path& dir, const std::string& name, std::uint32
   chains.push_back(h.chain_for(UNIFN_ACCEL_CMD_CREATE_SESSION, 0, 0, {{flags, 4, UNIFN_ACCEL_ARG_UINT32}},
                                {{id, 4, UNIFN_ACCEL_ARG_UINT32}}));
   for (auto& c : more(h)) chains.push_back(std::move(c));
-  std::uint16_t slot = 0;
+  std::uint16_t slot = 0, published = 0;
   for (std::size_t i = 0; i < chains.size(); ++i) {
     h.lay(chains[i], slot);
-    h.mem.write_obj<std::uint16_t>(vmm::GuestAddr(Harness::kAvail + 4 + 2 * i), slot);
+    for (std::size_t r = 0; r < (i + 1 == chains.size() ? repeat : 1); ++r)
+      h.mem.write_obj<std::uint16_t>(vmm::GuestAddr(Harness::kAvail + 4 + 2 * published++), slot);
     slot = static_cast<std::uint16_t>(slot + chains[i].size());
   }
-  h.mem.write_obj<std::uint16_t>(vmm::GuestAddr(Harness::kAvail + 2), static_cast<std::uint16_t>(chains.size()));
+  h.mem.write_obj<std::uint16_t>(vmm::GuestAddr(Harness::kAvail + 2), published);
   fuzz::Header hdr{mode, 64, {{0x70, 0}, {0x50, 0}, {0x44, 0}, {0x30, 1}}};
   std::ofstream out(dir / name, std::ios::binary);
   out.write(reinterpret_cast<const char*>(&hdr), sizeof hdr);  // Safe: POD header as bytes.
@@ -86,6 +88,11 @@ int main(int argc, char** argv) {
   seed(dir, "sobel-cpu", fuzz::kModeCpu, [](Harness& h) { return Chains{image(h, P{3, 12, 5, 1, 12, 5, 1, 0, 0, 0})}; });
   seed(dir, "resize-cpu", fuzz::kModeCpu | fuzz::kModeRestore,
        [](Harness& h) { return Chains{image(h, P{4, 6, 4, 3, 13, 9, 3, 0, 0, 0})}; });
+  // More work than a call of fuzz_accel has time for (on the reference backend), and stops between chains.
+  seed(dir, "sgemm-big", 0, [](Harness& h) { return Chains{sgemm(h, 256, 256, 256), minmax(h, 8)}; });
+  seed(dir, "sgemm-63-times", 0, [](Harness& h) { return Chains{sgemm(h, 100, 100, 100)}; }, 63);  // each too small to budget
+  seed(dir, "minmax-cancel", fuzz::kModeCancel, [](Harness& h) { return Chains{minmax(h, 4), minmax(h, 4), minmax(h, 4)}; });
+  seed(dir, "sgemm-late", fuzz::kModeLate | fuzz::kModeCpu, [](Harness& h) { return Chains{sgemm(h, 8, 5, 3), minmax(h, 4)}; });
   seed(dir, "overlap", 0, [](Harness& h) {
     auto c = minmax(h, 4);
     c[6].addr = c[2].addr;

@@ -1,12 +1,17 @@
-// Standalone GPU check: every CUDA op against the reference ops (which test_accel ties to the CPU backend), then throughput.
+// Standalone GPU check: every CUDA op against the reference ops (which test_accel ties to the CPU backend), the scratch cap and trim, turns between tenants, then throughput.
 // Needs no KVM, Boost or Debian packages at run time. Exit: 0 all match, 1 a mismatch, 77 no usable GPU.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <cuda_runtime_api.h>
 
 #include "cuda/cuda_backend.h"
 #include "reference/reference.h"
@@ -134,6 +139,51 @@ int main() {
     reference::image(args(ImageOp::Resize, 640, 480, c, src, want, ow, oh));
     check(r.ok() && max_diff(g, want) <= 1, "resize 640x480x" + std::to_string(c) + " to " + std::to_string(ow) + "x" +
                                                  std::to_string(oh) + " max diff " + std::to_string(max_diff(g, want)));
+  }
+
+  // Scratch: capped per op (with the reason), and given back after an op bigger than what is kept.
+  {
+    auto small = make_cuda_backend(ScratchPool::Limits{.max_bytes = 64 << 20, .keep_bytes = 16 << 20});
+    std::size_t free0 = 0, free1 = 0, total = 0;
+    cudaMemGetInfo(&free0, &total);
+    for (int n : {2048, 4096}) {  // 48 MiB of scratch, then 192
+      std::vector<float> a(std::size_t(n) * n, 0.5f), b(a.size(), 0.25f), c(a.size());
+      auto r = small->sgemm(SgemmArgs{n, n, n, 1, 0, a, n, b, n, c, n});
+      if (n == 2048) check(r.ok() && c[0] == 0.125f * n, "sgemm 2048 within a 64 MiB scratch cap");
+      else check(!r.ok() && r.message.find("more than the 64.0 MiB one op may hold") != std::string::npos,
+                 "sgemm 4096 refused by a 64 MiB scratch cap: " + r.message);
+    }
+    cudaMemGetInfo(&free1, &total);
+    check(free1 + (24 << 20) >= free0, "scratch trimmed to 16 MiB after the op: " + std::to_string((double(free0) - double(free1)) / (1 << 20)) +
+                                           " MiB of GPU memory still held");
+  }
+
+  // Turns: a tenant that arrives while another has a long queue is served within a round or two.
+  {
+    const int n = 1024;
+    std::vector<float> a(std::size_t(n) * n, 0.5f), b(a.size(), 0.25f);
+    std::mutex mu;
+    std::vector<int> done;  // tenant of each finished op, in order
+    std::atomic<bool> started{false};
+    auto worker = [&](Tenant tenant, int ops) {
+      std::vector<float> c(a.size());
+      for (int i = 0; i < ops; ++i) {
+        SgemmArgs s{n, n, n, 1, 0, a, n, b, n, c, n};
+        s.tenant = tenant;
+        gpu->sgemm(s);
+        std::lock_guard lock(mu);
+        done.push_back(static_cast<int>(tenant));
+        started = true;
+      }
+    };
+    std::thread busy(worker, 1, 60);
+    while (!started) std::this_thread::yield();
+    std::thread late(worker, 2, 4);
+    late.join();
+    busy.join();
+    const auto last_late = std::find(done.rbegin(), done.rend(), 2);
+    const long at = static_cast<long>(done.rend() - last_late);  // ops finished up to the late tenant's last
+    check(at <= 20, "a late tenant's 4 ops finished among the first " + std::to_string(at) + " of 64 (one long queue ahead of it)");
   }
 
   // Throughput, host buffers in and out (what a guest call costs on this backend).

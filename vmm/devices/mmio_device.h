@@ -1,6 +1,7 @@
 // A device on the MMIO bus of a function VM (virtio-mmio transports), with its snapshot state.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -20,6 +21,8 @@ class MmioDevice {
   virtual void attach(Machine& machine, std::uint64_t base) { (void)machine; (void)base; }
   // One guest access inside the window (addr is absolute).
   virtual IoResult access(Machine& machine, MmioAccess& a) = 0;
+  // Called before every run of the guest with that run's deadline, for devices that budget long work.
+  virtual void begin_run(std::chrono::steady_clock::time_point deadline) { (void)deadline; }
   // Device state for snapshots: restore(save()) must give back the same device.
   virtual std::vector<std::uint8_t> save() const = 0;
   virtual void restore(std::span<const std::uint8_t> state) = 0;

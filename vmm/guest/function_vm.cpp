@@ -338,6 +338,7 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
 }
 
 Stop FunctionVm::run_guest(std::chrono::steady_clock::time_point deadline) {
+  for (const auto& d : devices_) d->begin_run(deadline);  // the accelerator budgets its ops against it
   running_since_ = std::chrono::steady_clock::now();
   Stop s = machine_->run(deadline);
   ran_ += std::chrono::steady_clock::now() - running_since_;

@@ -14,6 +14,7 @@
 #include "device.h"
 #include "devices/virtio/virtio_mmio.h"
 #include "memory/guest_memory.h"
+#include "platform/fake/fake_machine.h"
 #include "reference/reference.h"
 
 namespace unifn::test {
@@ -46,17 +47,27 @@ class Harness {
   static constexpr std::uint64_t kDesc = 0x11000, kAvail = 0x12000, kUsed = 0x13000, kData = 0x20000;
   static constexpr std::uint16_t kQueue = 64;
 
+  static constexpr std::uint64_t kWindow = vmm::kMmioWindowBase;
+
   explicit Harness(std::shared_ptr<accel::Backend> backend = accel::reference::make_backend(),
                    accel::DeviceOptions opts = {}, std::size_t ram = 1u << 20)
-      : mem(ram), dev(std::move(backend), std::move(opts)) {}
+      : machine(std::make_unique<vmm::GuestMemory>(ram)), mem(machine.memory()), dev(std::move(backend), std::move(opts)) {
+    dev.attach(machine, kWindow);
+  }
 
-  vmm::GuestMemory mem;
+  // The guest's machine: its RAM, and cancel() as the daemon calls it when a client goes away.
+  vmm::FakeMachine machine;
+  vmm::GuestMemory& mem;
   accel::AccelDevice dev;
   std::uint16_t avail_idx = 0;
   std::uint64_t next_free = kData;
 
   std::uint32_t rd(std::uint64_t reg) { return dev.read32(mem, reg); }
-  void wr(std::uint64_t reg, std::uint32_t v) { dev.write32(mem, reg, v); }
+  // Register writes arrive as the guest's traps do: through the machine.
+  void wr(std::uint64_t reg, std::uint32_t v) {
+    vmm::MmioAccess a{kWindow + reg, true, std::span(reinterpret_cast<std::uint8_t*>(&v), 4)};  // Safe: a u32 as its bytes.
+    if (auto r = dev.access(machine, a); r.stop) throw std::runtime_error("the device stopped the guest: " + r.stop->message);
+  }
 
   // The virtio 1.2 driver initialisation sequence (3.1.1) with one queue of kQueue entries.
   void init_driver() {
@@ -143,19 +154,45 @@ class Harness {
     mem.write_obj(vmm::GuestAddr(kDesc + 16ull * slot), d);
   }
 
-  Answer publish(std::uint16_t head, std::uint64_t status_addr) {
+  Answer publish(std::uint16_t head, std::uint64_t status_addr) { return publish_all({head}, {status_addr}).at(0); }
+
+  // Publishes every head, then notifies once: the device serves them all inside that one exit.
+  std::vector<Answer> publish_all(const std::vector<std::uint16_t>& heads, const std::vector<std::uint64_t>& status_addrs) {
     const std::uint16_t used_before = get<std::uint16_t>(kUsed + 2);
-    mem.write_obj<std::uint16_t>(vmm::GuestAddr(kAvail + 4 + 2ull * (avail_idx % kQueue)), head);
-    ++avail_idx;
+    for (auto head : heads) {
+      mem.write_obj<std::uint16_t>(vmm::GuestAddr(kAvail + 4 + 2ull * (avail_idx % kQueue)), head);
+      ++avail_idx;
+    }
     mem.write_obj<std::uint16_t>(vmm::GuestAddr(kAvail + 2), avail_idx);
     wr(vio::reg::kQueueNotify, 0);
-    Answer a;
     const std::uint16_t used_after = get<std::uint16_t>(kUsed + 2);
     if (used_after == used_before) throw std::runtime_error("the device did not answer");
-    a.used_id = static_cast<std::uint16_t>(get<std::uint32_t>(kUsed + 4 + 8ull * (used_before % kQueue)));
-    a.used_len = get<std::uint32_t>(kUsed + 4 + 8ull * (used_before % kQueue) + 4);
-    if (status_addr && mem.contains(vmm::GuestAddr(status_addr), 1)) a.status = get<std::uint8_t>(status_addr);
-    return a;
+    std::vector<Answer> out;
+    for (std::uint16_t i = 0; i < static_cast<std::uint16_t>(used_after - used_before); ++i) {
+      const std::uint64_t at = kUsed + 4 + 8ull * ((used_before + i) % kQueue);
+      Answer a;
+      a.used_id = static_cast<std::uint16_t>(get<std::uint32_t>(at));
+      a.used_len = get<std::uint32_t>(at + 4);
+      // The device serves the available ring in order: the i-th answer is the i-th chain published.
+      if (i < status_addrs.size() && status_addrs[i] && mem.contains(vmm::GuestAddr(status_addrs[i]), 1))
+        a.status = get<std::uint8_t>(status_addrs[i]);
+      out.push_back(a);
+    }
+    return out;
+  }
+
+  // Lays the chains one after another in the descriptor table and submits them with one notify.
+  std::vector<Answer> submit_all(const std::vector<std::vector<D>>& chains) {
+    std::vector<std::uint16_t> heads;
+    std::vector<std::uint64_t> status;
+    std::uint16_t slot = 0;
+    for (const auto& c : chains) {
+      lay(c, slot);
+      heads.push_back(slot);
+      status.push_back(c.back().addr);
+      slot = static_cast<std::uint16_t>((slot + c.size()) % kQueue);
+    }
+    return publish_all(heads, status);
   }
 
   // The descriptors of a well-formed request (header, argument headers, arguments, status).

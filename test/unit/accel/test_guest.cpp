@@ -243,6 +243,32 @@ TEST_CASE("NOOP, MinMax and every image op through the guest match the reference
   }
 }
 
+TEST_CASE("a call whose SGEMM cannot finish before its deadline answers 500 from the guest, and the SGEMM never runs") {
+  Fn fn(UNIFN_ACCEL_PROBE, false);
+  accel::DeviceOptions opts;
+  opts.rates = std::make_shared<accel::WorkRates>(cpu());
+  opts.rates->set(accel::WorkKind::MultiplyAdds, 1e4);  // as if the backend were slow: 128^3 takes 210 s, the call has 20
+  int sgemms = 0;
+  std::vector<std::string> errors;
+  opts.on_op = [&](std::string_view, std::string_view op) { sgemms += op == "sgemm"; };
+  opts.on_error = [&](std::string_view why) { errors.emplace_back(why); };
+  fn.cfg.devices = {accel::device_factory(cpu(), opts)};
+  auto vm = fn.boot();
+  REQUIRE(invoke(*vm, probe(PROBE_SGEMM_SETUP, 128, 128, 128, 5)).status == 200);
+  auto refused = invoke(*vm, probe(PROBE_SGEMM_RUN, 3));
+  REQUIRE(refused.ok());
+  CHECK(refused.status == 500);
+  CHECK(sgemms == 0);
+  REQUIRE(errors.size() == 1);  // the probe gives up at the first error
+  CHECK_THAT(errors[0], Catch::Contains("128x128x128: 2097152 multiply-adds would take about 209.7 s"));
+
+  opts.rates->set(accel::WorkKind::MultiplyAdds, 1e12);  // the same devices, now a fast backend
+  auto served = invoke(*vm, probe(PROBE_SGEMM_RUN, 3));
+  REQUIRE(served.ok());
+  CHECK(served.status == 200);
+  CHECK(sgemms == 3);
+}
+
 TEST_CASE("malformed requests from a guest get their statuses while the guest goes on") {
   Fn fn(UNIFN_ACCEL_PROBE);
   auto vm = fn.boot();
