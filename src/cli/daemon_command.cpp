@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -171,6 +172,21 @@ void collect_snapshots(const runtime::Registry& registry, const std::string& sta
   }
 }
 
+// The limits as they apply on this machine (its open-file limit and memory), said once in the log.
+config::EffectiveLimits effective_limits(const config::Limits& l) {
+  rlimit files{};
+  const std::uint64_t open_files =
+      getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY ? files.rlim_cur : 1u << 20;
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  const std::uint64_t memory = pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page) : 0;
+  auto e = config::derive_limits(l, open_files, memory);
+  for (const auto& note : e.notes) log::warning("unifnd: {}", note);
+  log::info("unifnd: limits: {} connections at most, {} per client address; {} of the {} open files kept for "
+            "instances, snapshots and state files; {} MiB of guest memory",
+            e.max_connections, e.max_connections_per_client, e.reserved_descriptors, open_files, e.guest_memory_mb);
+  return e;
+}
+
 std::vector<runtime::PoolConfig> pool_configs(const config::DropinSet& set, const config::DaemonConfig& d,
                                               vmm::Platform& platform, metrics::Metrics& m) {
   std::vector<runtime::PoolConfig> out;
@@ -229,6 +245,7 @@ int daemon_command(const char*, std::span<char*> args) {
     if (setrlimit(RLIMIT_NOFILE, &files) != 0)
       log::warning("unifnd: warning: cannot raise the open-file limit to {}", files.rlim_max);
   }
+  const auto limits = effective_limits(cfg.limits);
   systemd::Notifier notify;
 
   // Once, for the daemon's life: pools, snapshots and the metrics all assume one platform.
@@ -256,7 +273,7 @@ int daemon_command(const char*, std::span<char*> args) {
     if (b.available) log::info("unifnd: accelerator backend {} is available", b.name);
     else log::info("unifnd: accelerator backend {} is unavailable: {}", b.name, b.reason);
   }
-  runtime::Registry registry;
+  runtime::Registry registry(limits.guest_memory_mb << 20, cfg.limits.max_queue_bytes);
   auto set = config::load_dropins(cfg.functions_dirs);
   for (const auto& e : set.errors) log::warning("unifnd: skipped: {}", e);  // the others serve
   std::vector<std::string> errors;
@@ -264,7 +281,8 @@ int daemon_command(const char*, std::span<char*> args) {
   for (const auto& e : errors) log::warning("unifnd: skipped: {}", e);
   collect_snapshots(registry, cfg.state_dir);
 
-  http::CallStore calls(cfg.limits.async_results_max, std::chrono::seconds(cfg.limits.async_results_ttl_s));
+  http::CallStore calls(cfg.limits.async_results_max, std::chrono::seconds(cfg.limits.async_results_ttl_s),
+                        cfg.limits.async_results_max_bytes);
   http::Callbacks::Options callback_options;
   callback_options.policy = http::CallbackPolicy(cfg.callbacks.allow);  // checked when the file was read
   callback_options.resolve_timeout = std::chrono::milliseconds(cfg.callbacks.resolve_timeout_ms);
@@ -278,6 +296,10 @@ int daemon_command(const char*, std::span<char*> args) {
   so.read_timeout = std::chrono::milliseconds(cfg.limits.read_timeout_ms);
   so.idle_timeout = std::chrono::milliseconds(cfg.limits.idle_timeout_ms);
   so.io_threads = static_cast<unsigned>(cfg.io_threads);
+  so.max_connections = limits.max_connections;
+  so.max_connections_per_client = limits.max_connections_per_client;
+  so.descriptor_ceiling = static_cast<int>(std::min<std::uint64_t>(limits.descriptor_ceiling, INT_MAX));
+  so.metrics = &metrics;
   http::Server server(so, api);
   try {
     server.start();

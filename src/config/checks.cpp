@@ -187,5 +187,22 @@ std::optional<std::string> listen(const std::string& text) {
   return why;
 }
 
+std::vector<std::pair<std::string, std::string>> limits_consistency(const Limits& l) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (l.max_connections != 0 && l.max_connections_per_client > l.max_connections)
+    out.emplace_back("max_connections_per_client", fmt::format("{} is more than max_connections ({})",
+                                                               l.max_connections_per_client, l.max_connections));
+  if (l.async_results_max_bytes < l.max_body_bytes)
+    out.emplace_back("async_results_max_bytes",
+                     fmt::format("{} is less than max_body_bytes ({}): the largest result could never be kept",
+                                 l.async_results_max_bytes, l.max_body_bytes));
+  if (l.max_queue_bytes < l.max_body_bytes)
+    out.emplace_back("max_queue_bytes",
+                     fmt::format("{} is less than max_body_bytes ({}): the largest request body could never wait "
+                                 "in a queue",
+                                 l.max_queue_bytes, l.max_body_bytes));
+  return out;
+}
+
 }  // namespace checks
 }  // namespace unifn::config

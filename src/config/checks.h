@@ -7,6 +7,10 @@
 #include <utility>
 #include <vector>
 
+namespace unifn::config {
+struct Limits;
+}
+
 namespace unifn::config::checks {
 
 struct Range {
@@ -29,6 +33,11 @@ inline constexpr Range kAsyncResultsMax{1, 1u << 20};
 inline constexpr Range kAsyncResultsTtlS{1, 7 * 86400};
 inline constexpr Range kIoThreads{1, 64};
 inline constexpr Range kResolveTimeoutMs{1, 60000};
+// 0 in the first four: derived at start (config::derive_limits).
+inline constexpr Range kMaxConnections{0, 1u << 24};
+inline constexpr Range kReservedDescriptors{0, 1u << 20};
+inline constexpr Range kGuestMemoryMb{0, 1ull << 32};
+inline constexpr Range kBudgetBytes{65536, 1ull << 40};  // async_results_max_bytes, max_queue_bytes
 
 // Each returns what is wrong, as the tail of a "<file>:<line>: <key>: ..." sentence, or nullopt.
 std::optional<std::string> range(std::uint64_t v, Range r);
@@ -49,5 +58,8 @@ std::optional<std::string> image_file(const std::string& path);
 std::optional<std::string> callback_allow(const std::string& entry);
 // Why text is not HOST:PORT with an IP address host.
 std::optional<std::string> listen(const std::string& text);
+// The limits that must agree with each other, each as (key, what is wrong): a per-client cap
+// over the total cap, byte budgets that could never hold the largest body.
+std::vector<std::pair<std::string, std::string>> limits_consistency(const Limits& limits);
 
 }  // namespace unifn::config::checks

@@ -123,6 +123,13 @@ DaemonConfig load_daemon_config(const fs::path& file) {
     read_number(*limits, "shutdown_grace_ms", checks::kShutdownGraceMs, c.limits.shutdown_grace_ms);
     read_number(*limits, "async_results_max", checks::kAsyncResultsMax, c.limits.async_results_max);
     read_number(*limits, "async_results_ttl_s", checks::kAsyncResultsTtlS, c.limits.async_results_ttl_s);
+    read_number(*limits, "max_connections", checks::kMaxConnections, c.limits.max_connections);
+    read_number(*limits, "max_connections_per_client", checks::kMaxConnections, c.limits.max_connections_per_client);
+    read_number(*limits, "reserved_descriptors", checks::kReservedDescriptors, c.limits.reserved_descriptors);
+    read_number(*limits, "guest_memory_mb", checks::kGuestMemoryMb, c.limits.guest_memory_mb);
+    read_number(*limits, "async_results_max_bytes", checks::kBudgetBytes, c.limits.async_results_max_bytes);
+    read_number(*limits, "max_queue_bytes", checks::kBudgetBytes, c.limits.max_queue_bytes);
+    for (const auto& [key, bad] : checks::limits_consistency(c.limits)) limits->error(key, bad);
     limits->finish();
   }
   if (auto cb = r.sub("callbacks")) {
@@ -164,6 +171,39 @@ DaemonConfig load_daemon_config(const fs::path& file) {
     throw ConfigError(std::move(errors));
   }
   return c;
+}
+
+EffectiveLimits derive_limits(const Limits& l, std::uint64_t open_files, std::uint64_t memory_bytes) {
+  constexpr std::uint64_t kMaxConnectionsDefault = 16384;  // an idle connection costs some 10 KiB
+  EffectiveLimits e;
+  e.reserved_descriptors =
+      l.reserved_descriptors ? l.reserved_descriptors : std::clamp<std::uint64_t>(open_files / 4, 64, 4096);
+  if (e.reserved_descriptors > open_files / 2) {
+    if (l.reserved_descriptors)
+      e.notes.push_back(fmt::format("limits.reserved_descriptors ({}) would leave too few of the open-file limit ({}) "
+                                    "for connections: {} are reserved",
+                                    l.reserved_descriptors, open_files, open_files / 2));
+    e.reserved_descriptors = open_files / 2;
+  }
+  e.descriptor_ceiling = open_files - e.reserved_descriptors;
+  e.max_connections = std::min(e.descriptor_ceiling, kMaxConnectionsDefault);
+  if (l.max_connections) {
+    e.max_connections = std::min(l.max_connections, e.descriptor_ceiling);
+    if (e.max_connections < l.max_connections)
+      e.notes.push_back(fmt::format("limits.max_connections ({}) is more than the open-file limit ({}) leaves after "
+                                    "limits.reserved_descriptors ({}): at most {} connections",
+                                    l.max_connections, open_files, e.reserved_descriptors, e.max_connections));
+  }
+  e.max_connections = std::max<std::uint64_t>(e.max_connections, 1);
+  e.max_connections_per_client = l.max_connections_per_client
+                                     ? l.max_connections_per_client
+                                     : std::max<std::uint64_t>(e.max_connections / 8, 16);
+  e.max_connections_per_client = std::min(e.max_connections_per_client, e.max_connections);
+  // Memory unknown (0): no budget short of the key's range.
+  e.guest_memory_mb = l.guest_memory_mb          ? l.guest_memory_mb
+                      : memory_bytes == 0         ? checks::kGuestMemoryMb.hi
+                                                  : (memory_bytes / 4 * 3) >> 20;
+  return e;
 }
 
 DaemonConfig embedded_default(const fs::path& exe_dir) {

@@ -42,8 +42,32 @@ struct Limits {
   std::uint64_t shutdown_grace_ms = 10000;
   std::uint64_t async_results_max = 1000;
   std::uint64_t async_results_ttl_s = 600;
+  // 0 in these four: derived at start from the open-file limit and the machine's memory (see
+  // derive_limits).
+  std::uint64_t max_connections = 0;
+  std::uint64_t max_connections_per_client = 0;
+  std::uint64_t reserved_descriptors = 0;  // kept free for instances, snapshots and state files
+  std::uint64_t guest_memory_mb = 0;       // memory_mb summed over every instance held at once
+  std::uint64_t async_results_max_bytes = 256ull << 20;  // the results kept for GET /v1/calls/{id}
+  std::uint64_t max_queue_bytes = 256ull << 20;  // request bodies waiting in all queues together
   bool operator==(const Limits&) const = default;
 };
+
+// The limits as the daemon applies them on this machine: what 0 stands for, worked out.
+struct EffectiveLimits {
+  std::uint64_t max_connections = 0;
+  std::uint64_t max_connections_per_client = 0;
+  std::uint64_t reserved_descriptors = 0;
+  std::uint64_t descriptor_ceiling = 0;  // open_files - reserved_descriptors: the reserve starts here
+  std::uint64_t guest_memory_mb = 0;
+  std::vector<std::string> notes;  // a sentence for each value lowered to fit, to log once at start
+};
+// From the soft open-file limit the daemon runs with and the machine's memory in bytes:
+//   reserved_descriptors  a quarter of open_files, from 64 to 4096 (at most half of open_files)
+//   max_connections       open_files - reserved_descriptors, at most 16384 (lowered to that when set higher)
+//   max_connections_per_client  max_connections / 8, at least 16 (at most max_connections)
+//   guest_memory_mb       three quarters of the memory
+EffectiveLimits derive_limits(const Limits& limits, std::uint64_t open_files, std::uint64_t memory_bytes);
 
 // Where async results may be POSTed (X-Callback-Url).
 struct CallbackSettings {

@@ -151,6 +151,7 @@ std::vector<std::string> validate_strict(const FullConfig& full) {
   report("log_level", checks::log_level(d.log_level));
   report("io_threads", checks::range(d.io_threads, checks::kIoThreads));
   report("platform", checks::platform(d.platform));
+  for (const auto& [key, bad] : checks::limits_consistency(d.limits)) report("limits." + key, bad);
   auto set_errors = check_set(full.dropins);
   errors.insert(errors.end(), set_errors.begin(), set_errors.end());
   return errors;

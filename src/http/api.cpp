@@ -50,6 +50,14 @@ Response make(unsigned status, std::string body, std::string_view type, unsigned
   return r;
 }
 
+// An answer to HEAD (RFC 9110 9.3.2): the header of the answer to GET, its Content-Length
+// included, and no content, which a client would read as the start of the next response.
+void strip_for_head(Response& r) {
+  const auto n = r.body().size();
+  r.body().clear();
+  if (r.count(bhttp::field::content_length) == 0 && n > 0) r.content_length(n);
+}
+
 Response json(unsigned status, std::string body, unsigned version) {
   return make(status, std::move(body) + "\n", "application/json", version);
 }
@@ -214,6 +222,12 @@ void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken>
   const auto method = req.method();
   const bool head = method == bhttp::verb::head;
   bool handed = false;  // reply was called or handed on: exceptions past that point must not answer again
+  // Every answer to HEAD passes here, whatever its route or status (a 404, a 405, a 500).
+  if (head)
+    reply = [inner = std::move(reply)](Response r) {
+      strip_for_head(r);
+      inner(std::move(r));
+    };
 
   // Only these methods on a known path; otherwise 405 and Allow.
   auto allow = [&](bool post) {
@@ -224,13 +238,8 @@ void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken>
     reply(std::move(r));
     return false;
   };
-  // A GET route's answer; for HEAD the same header (Content-Length included) and no body.
+  // A GET route's answer (for HEAD, reply strips it).
   auto get = [&](Response r) {
-    if (head) {
-      auto n = r.body().size();
-      r.body().clear();
-      r.content_length(n);
-    }
     handed = true;
     reply(std::move(r));
   };
@@ -355,6 +364,12 @@ void Api::invoke_async(Request& req, std::string name, Reply reply) {
       return reply(json_error(409, fmt::format("a call with id '{}' already exists", id), version));
     case CallStore::Added::Full:
       return reply(json_error(429, "too many async calls are unfinished; try again later", version));
+    case CallStore::Added::NoRoom:
+      return reply(json_error(429,
+                              fmt::format("async calls not yet finished hold the async results' whole budget of {} "
+                                          "bytes (limits.async_results_max_bytes); try again later",
+                                          calls_.max_bytes()),
+                              version));
   }
 
   runtime::Invocation call;

@@ -45,7 +45,8 @@ std::string_view start_kind_name(runtime::StartKind kind);
 //   GET  /healthz, /metrics
 // Every header value is written through set_field (http/header.h); a function's content type that
 // is not a valid field value is answered 502 with the reason. GET routes answer HEAD too. A known path with a wrong method is 405 with Allow, an unknown path
-// 404; errors are {"error": "..."}.
+// 404; errors are {"error": "..."}. Every answer to HEAD, an error's too, has no content (its
+// Content-Length is the GET's).
 class Api {
  public:
   // platform: the name /system/info reports ("kvm", "sandbox"; tests pass "fake").

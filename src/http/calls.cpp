@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 namespace unifn::http {
 
 std::string_view to_string(CallState state) {
@@ -14,13 +16,26 @@ std::string_view to_string(CallState state) {
   return "queued";
 }
 
+std::size_t CallStore::cost(const CallRecord& r) {
+  // The id twice: the record's key, and its place in finished_.
+  return sizeof(CallRecord) + 2 * r.id.size() + r.function.size() + r.callback.size() + r.result.body.size() +
+         r.result.content_type.size() + r.result.error.size();
+}
+
+void CallStore::evict_oldest_finished() {
+  if (auto it = calls_.find(finished_.front()); it != calls_.end()) {
+    bytes_ -= cost(it->second);
+    calls_.erase(it);
+  }
+  finished_.pop_front();
+}
+
 void CallStore::evict_expired(std::chrono::steady_clock::time_point now) {
   // finished_ is in finishing order, so the expired ones are at its front.
   while (!finished_.empty()) {
     auto it = calls_.find(finished_.front());
     if (it != calls_.end() && now - it->second.finished <= ttl_) break;
-    if (it != calls_.end()) calls_.erase(it);
-    finished_.pop_front();
+    evict_oldest_finished();
   }
 }
 
@@ -29,15 +44,16 @@ CallStore::Added CallStore::add(const std::string& id, const std::string& functi
   auto now = std::chrono::steady_clock::now();
   evict_expired(now);
   if (calls_.contains(id)) return Added::Duplicate;
-  while (calls_.size() >= max_ && !finished_.empty()) {
-    calls_.erase(finished_.front());
-    finished_.pop_front();
-  }
-  if (calls_.size() >= max_) return Added::Full;
   CallRecord r;
   r.id = id;
   r.function = function;
   r.created = now;
+  const std::size_t need = cost(r);
+  auto fits = [&] { return bytes_ <= max_bytes_ && need <= max_bytes_ - bytes_; };
+  while ((calls_.size() >= max_ || !fits()) && !finished_.empty()) evict_oldest_finished();
+  if (calls_.size() >= max_) return Added::Full;
+  if (!fits()) return Added::NoRoom;
+  bytes_ += need;
   calls_.emplace(id, std::move(r));
   return Added::Ok;
 }
@@ -52,16 +68,35 @@ void CallStore::finish(const std::string& id, runtime::InvocationResult result) 
   std::lock_guard lock(mu_);
   auto it = calls_.find(id);
   if (it == calls_.end() || it->second.state == CallState::Done) return;
-  it->second.state = CallState::Done;
-  it->second.result = std::move(result);
-  it->second.finished = std::chrono::steady_clock::now();
+  auto& rec = it->second;
+  bytes_ -= cost(rec);
+  rec.state = CallState::Done;
+  rec.result = std::move(result);
+  rec.finished = std::chrono::steady_clock::now();
+  // Older results make room for this one, oldest first.
+  while (bytes_ + cost(rec) > max_bytes_ && !finished_.empty()) evict_oldest_finished();
+  if (bytes_ + cost(rec) > max_bytes_) {
+    const std::size_t size = rec.result.body.size();
+    rec.result.status = 507;
+    rec.result.error = fmt::format(
+        "the result ({} bytes) does not fit in the async results' budget of {} bytes (limits.async_results_max_bytes), "
+        "{} of which calls not yet finished hold",
+        size, max_bytes_, bytes_);
+    rec.result.content_type.clear();
+    rec.result.body.clear();
+    rec.result.body.shrink_to_fit();
+  }
+  bytes_ += cost(rec);
   finished_.push_back(id);
 }
 
 void CallStore::set_callback(const std::string& id, std::string outcome) {
   std::lock_guard lock(mu_);
   auto it = calls_.find(id);
-  if (it != calls_.end()) it->second.callback = std::move(outcome);
+  if (it == calls_.end()) return;
+  bytes_ -= cost(it->second);
+  it->second.callback = std::move(outcome);
+  bytes_ += cost(it->second);  // a few bytes over the budget at most: an outcome is a sentence
 }
 
 std::optional<CallRecord> CallStore::get(const std::string& id) {
@@ -76,6 +111,12 @@ std::size_t CallStore::size() {
   std::lock_guard lock(mu_);
   evict_expired(std::chrono::steady_clock::now());
   return calls_.size();
+}
+
+std::size_t CallStore::bytes() {
+  std::lock_guard lock(mu_);
+  evict_expired(std::chrono::steady_clock::now());
+  return bytes_;
 }
 
 std::optional<CallbackUrl> CallbackUrl::parse(std::string_view url) {

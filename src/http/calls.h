@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,26 +33,38 @@ struct CallRecord {
   std::chrono::steady_clock::time_point created, finished;
 };
 
-// Bounded by entries and by how long a finished result is kept. Calls that have not finished are
-// never evicted (their result would be lost); the oldest finished ones go first.
+// Bounded by entries, by bytes (records and the results they hold) and by how long a finished
+// result is kept. Calls that have not finished are never evicted (their result would be lost);
+// the oldest finished ones go first, to make room for a new call or a new result. A result that
+// does not fit even then is kept as a 507 that says so (a callback still gets the result itself).
 class CallStore {
  public:
-  enum class Added { Ok, Duplicate, Full };
-  CallStore(std::size_t max_entries, std::chrono::milliseconds ttl) : max_(max_entries), ttl_(ttl) {}
+  // Full: max_entries calls are unfinished. NoRoom: unfinished calls hold all of max_bytes.
+  enum class Added { Ok, Duplicate, Full, NoRoom };
+  CallStore(std::size_t max_entries, std::chrono::milliseconds ttl,
+            std::size_t max_bytes = std::numeric_limits<std::size_t>::max())
+      : max_(max_entries), ttl_(ttl), max_bytes_(max_bytes) {}
   Added add(const std::string& id, const std::string& function);
   void set_running(const std::string& id);
   void finish(const std::string& id, runtime::InvocationResult result);
   void set_callback(const std::string& id, std::string outcome);  // nothing when the call is gone
   std::optional<CallRecord> get(const std::string& id);  // nullopt: unknown or expired
   std::size_t size();
+  std::size_t bytes();  // what the records hold now, as counted against max_bytes
+  std::size_t max_bytes() const { return max_bytes_; }
+  // What one record costs: its strings, its result and its bookkeeping.
+  static std::size_t cost(const CallRecord& r);
 
  private:
   void evict_expired(std::chrono::steady_clock::time_point now);
+  void evict_oldest_finished();
   std::mutex mu_;
   std::map<std::string, CallRecord, std::less<>> calls_;
   std::deque<std::string> finished_;  // ids in the order their calls finished, oldest first
   std::size_t max_;
   std::chrono::milliseconds ttl_;
+  std::size_t max_bytes_;
+  std::size_t bytes_ = 0;  // the cost() of every record in calls_
 };
 
 // Where a callback goes: only plain http:// URLs.

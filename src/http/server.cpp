@@ -15,8 +15,14 @@
 #include <fmt/format.h>
 #include <mutex>
 #include <optional>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <sstream>
 #include <unordered_map>
 
+#include "http/connection_table.h"
 #include "http/header.h"
 #include "http/json.h"
 #include "log/log.h"
@@ -35,6 +41,9 @@ constexpr std::size_t kReadAhead = 64 * 1024;
 // How long a connection that we close keeps draining what its client still sends.
 constexpr std::chrono::milliseconds kLinger{2000};
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+// What an idle connection reads when its next request begins (the parser reads the rest).
+constexpr std::size_t kFirstRead = 4096;
+constexpr std::size_t kCauses = 4;  // ConnectionTable::Cause values
 
 class Session;
 
@@ -42,7 +51,25 @@ class Session;
 // may outlive the Server: they post to a session only while `alive`, checked under `mu`, so never
 // into a destroyed io_context.
 struct Shared {
-  Shared(const ServerOptions& o, Api& a) : opts(o), api(a) {}
+  Shared(const ServerOptions& o, Api& a) : opts(o), api(a), table({o.max_connections, o.max_connections_per_client}) {
+    if (!o.metrics) return;
+    auto& r = o.metrics->registry();
+    open = &prometheus::BuildGauge().Name("unifn_http_connections").Help("HTTP connections open now").Register(r).Add({});
+    auto& shed_family = prometheus::BuildCounter()
+                            .Name("unifn_http_connections_shed_total")
+                            .Help("Idle HTTP connections closed to make room for a new one, by the limit reached")
+                            .Register(r);
+    auto& refused_family = prometheus::BuildCounter()
+                               .Name("unifn_http_connections_refused_total")
+                               .Help("New HTTP connections answered 503 at accept: each that could make room had a "
+                                     "request under way")
+                               .Register(r);
+    for (auto c : {ConnectionTable::Cause::Total, ConnectionTable::Cause::PerClient, ConnectionTable::Cause::Descriptors}) {
+      const prometheus::Labels l{{"limit", std::string(ConnectionTable::name(c))}};
+      shed_series[static_cast<std::size_t>(c)] = &shed_family.Add(l);
+      refused_series[static_cast<std::size_t>(c)] = &refused_family.Add(l);
+    }
+  }
   const ServerOptions opts;
   Api& api;
   std::atomic<bool> draining{false};
@@ -50,7 +77,26 @@ struct Shared {
   std::condition_variable cv;  // in_flight or sessions changed
   bool alive = true;
   std::size_t in_flight = 0;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  std::unordered_map<ConnectionTable::Id, std::weak_ptr<Session>> sessions;  // admitted, not yet destroyed
+  ConnectionTable table;  // which connections are held and idle; under mu
+  ConnectionTable::Id next_id = 0;  // the acceptor's only
+  std::atomic<std::uint64_t> shed{0}, refused{0};
+  std::atomic<bool> reserve_noted{false};
+  prometheus::Gauge* open = nullptr;
+  std::array<prometheus::Counter*, kCauses> shed_series{}, refused_series{};
+
+  // Under mu, after the table changed.
+  void table_changed() {
+    if (open) open->Set(static_cast<double>(table.size()));
+  }
+  void count_shed(ConnectionTable::Cause c) {
+    shed.fetch_add(1);
+    if (auto* s = shed_series[static_cast<std::size_t>(c)]) s->Increment();
+  }
+  void count_refused(ConnectionTable::Cause c) {
+    refused.fetch_add(1);
+    if (auto* s = refused_series[static_cast<std::size_t>(c)]) s->Increment();
+  }
 };
 
 // One request between its header and its written answer; Server::stop waits for these.
@@ -72,30 +118,64 @@ class InFlight {
   std::shared_ptr<Shared> s_;
 };
 
+// A client as the per-client limit counts it: its IPv4 address (an IPv4-mapped IPv6 one included),
+// or its IPv6 /64, which one host or home network is commonly given whole.
+std::string client_address(const asio::ip::address& a) {
+  if (a.is_v4()) return a.to_string();
+  auto v6 = a.to_v6();
+  if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
+  auto bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
 bool is_http_error(const beast::error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category();
 }
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<Shared> shared) : stream_(std::move(socket)), shared_(std::move(shared)) {}
+  Session(tcp::socket socket, std::shared_ptr<Shared> shared, ConnectionTable::Id id)
+      : stream_(std::move(socket)), shared_(std::move(shared)), id_(id) {}
 
   ~Session() {
     std::lock_guard lock(shared_->mu);
-    shared_->sessions.erase(this);
+    shared_->sessions.erase(id_);
+    shared_->table.remove(id_);
+    shared_->table_changed();
     shared_->cv.notify_all();
   }
 
+  ConnectionTable::Id id() const { return id_; }
+
+  // Once admitted (the listener registered it).
   void start() {
-    {
-      std::lock_guard lock(shared_->mu);
-      shared_->sessions.emplace(this, weak_from_this());
-    }
     beast::error_code ec;
     stream_.socket().set_option(tcp::no_delay(true), ec);
     // Synchronous reads while a call runs must not block (async operations are unaffected).
     stream_.socket().non_blocking(true, ec);
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_request(); });
+  }
+
+  // Not admitted: a 503 with the reason and Retry-After, sent when the fresh socket takes it at
+  // once (it does: its send buffer is empty), then closed. Never waits, never lingers: a refusal
+  // must not hold a descriptor.
+  void refuse_at_accept(std::string_view why) {
+    closed_ = true;
+    beast::error_code ec;
+    try {
+      auto res = json_error(503, why, 11);
+      res.keep_alive(false);
+      set_field(res, bhttp::field::server, "unifnd");
+      set_field(res, bhttp::field::retry_after, "1");
+      std::ostringstream text;
+      text << res;
+      stream_.socket().non_blocking(true, ec);
+      stream_.socket().write_some(asio::buffer(text.str()), ec);
+    } catch (const std::exception&) {  // no memory for the answer: the close says enough
+    }
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
   }
 
   // From any thread: close now, cancelling a call under way.
@@ -117,15 +197,31 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // The next request: begun already when bytes of it were read ahead (pipelined); otherwise the
+  // connection is idle, and may be shed to make room for another, until its first byte comes.
   void read_request() {
     if (closed_) return;
+    if (buffer_.size() > 0) return begin_request();
+    set_idle();
+    const auto& o = shared_->opts;
+    // A fresh connection's whole first request must arrive within the read timeout (this deadline
+    // stays for its header); a kept-alive connection may wait for the idle timeout.
+    stream_.expires_after(first_ ? o.read_timeout : o.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kFirstRead), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      if (self->closed_) return;
+      if (ec) return self->close();  // the client left, timed out, or the connection was shed
+      self->buffer_.commit(n);
+      self->begin_request();
+    });
+  }
+
+  void begin_request() {
+    // Shed while idle (its place went to a new connection) before this request came: not served.
+    if (!set_busy()) return close();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(shared_->opts.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(shared_->opts.max_body_bytes);
-    const auto& o = shared_->opts;
-    // A fresh connection or a request already begun must arrive within the read timeout; an empty
-    // kept-alive connection may wait for the idle one.
-    stream_.expires_after(first_ || buffer_.size() > 0 ? o.read_timeout : o.idle_timeout);
+    if (!first_) stream_.expires_after(shared_->opts.read_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
   }
@@ -244,6 +340,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Half-close, then drain what the client still sends (a body we refused, pipelined requests)
   // for a bounded time, so that it reads our answer instead of a connection reset.
   void linger() {
+    set_idle();  // answered: shedding it now loses nothing
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return close();
@@ -267,12 +364,25 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
+    std::lock_guard lock(shared_->mu);  // its place is free from now on
+    shared_->table.remove(id_);
+    shared_->table_changed();
+  }
+
+  void set_idle() {
+    std::lock_guard lock(shared_->mu);
+    shared_->table.idle(id_);
+  }
+  bool set_busy() {
+    std::lock_guard lock(shared_->mu);
+    return shared_->table.busy(id_);
   }
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<Shared> shared_;
+  const ConnectionTable::Id id_;
   std::optional<InFlight> in_flight_;
   std::shared_ptr<runtime::CancelToken> cancelled_;
   std::uint64_t gen_ = 0;  // which request an answer belongs to
@@ -300,13 +410,17 @@ class Listener : public std::enable_shared_from_this<Listener> {
     acceptor_.async_accept(asio::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
       if (ec) {
+        // Out of descriptors: the longest-idle connection makes room (its close is posted; the
+        // pause below lets it happen).
+        if (ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system)
+          self->shed_for_descriptors();
         // Out of descriptors, most likely: say so, and pause rather than spin.
         log::error("unifnd: accept failed: {}", ec.message());
         self->retry_.expires_after(std::chrono::milliseconds(100));
         self->retry_.async_wait([self](beast::error_code) { self->accept(); });
         return;
       }
-      std::make_shared<Session>(std::move(s), self->shared_)->start();
+      self->admit(std::move(s));
       self->accept();
     });
   }
@@ -320,6 +434,55 @@ class Listener : public std::enable_shared_from_this<Listener> {
   }
 
  private:
+  // Admits s, in place of an idle connection when a limit is reached, or refuses it with a 503.
+  void admit(tcp::socket s) {
+    beast::error_code ec;
+    const auto peer = s.remote_endpoint(ec);
+    if (ec) return;  // gone before it was admitted
+    auto& sh = *shared_;
+    const int ceiling = sh.opts.descriptor_ceiling;
+    const bool low = ceiling > 0 && s.native_handle() >= ceiling;
+    if (low && !sh.reserve_noted.exchange(true))
+      log::warning("unifnd: open descriptors reached the reserve kept for instances, snapshots and state files "
+                   "(a connection got descriptor {}; those from {} on are the reserve, limits.reserved_descriptors): "
+                   "from now on a new connection takes the place of an idle one (said once)",
+                   s.native_handle(), ceiling);
+    auto session = std::make_shared<Session>(std::move(s), shared_, sh.next_id++);
+    ConnectionTable::Admission a;
+    std::shared_ptr<Session> displaced;
+    {
+      std::lock_guard lock(sh.mu);
+      a = sh.table.admit(session->id(), client_address(peer.address()), low);
+      if (a.admitted) sh.sessions.emplace(session->id(), session);
+      if (a.shed)
+        if (auto it = sh.sessions.find(*a.shed); it != sh.sessions.end()) displaced = it->second.lock();
+      sh.table_changed();
+    }
+    if (a.shed) {
+      sh.count_shed(a.cause);
+      if (displaced) displaced->close_from_outside();
+    }
+    if (!a.admitted) {
+      sh.count_refused(a.cause);
+      return session->refuse_at_accept(a.refusal);
+    }
+    session->start();
+  }
+
+  void shed_for_descriptors() {
+    auto& sh = *shared_;
+    std::shared_ptr<Session> victim;
+    {
+      std::lock_guard lock(sh.mu);
+      if (auto id = sh.table.shed_longest_idle())
+        if (auto it = sh.sessions.find(*id); it != sh.sessions.end()) victim = it->second.lock();
+      sh.table_changed();
+    }
+    if (!victim) return;
+    sh.count_shed(ConnectionTable::Cause::Descriptors);
+    victim->close_from_outside();
+  }
+
   asio::io_context& ioc_;
   tcp::acceptor acceptor_;
   asio::steady_timer retry_;
@@ -386,7 +549,7 @@ void Server::stop(std::chrono::milliseconds grace) {
   {
     std::unique_lock lock(s.mu);
     s.cv.wait_for(lock, grace, [&] { return s.in_flight == 0; });
-    for (auto& [ptr, weak] : s.sessions)
+    for (auto& [id, weak] : s.sessions)
       if (auto session = weak.lock()) open.push_back(std::move(session));
   }
   // Outside the lock: the last reference to a session may be ours, and its destructor locks.
@@ -408,6 +571,14 @@ std::size_t Server::connections() const {
   std::lock_guard lock(impl_->shared->mu);
   return impl_->shared->sessions.size();
 }
+
+std::size_t Server::connections_idle() const {
+  std::lock_guard lock(impl_->shared->mu);
+  return impl_->shared->table.idle_count();
+}
+
+std::uint64_t Server::connections_shed() const { return impl_->shared->shed.load(); }
+std::uint64_t Server::connections_refused() const { return impl_->shared->refused.load(); }
 
 std::size_t Server::requests_in_flight() const {
   std::lock_guard lock(impl_->shared->mu);

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -23,6 +24,16 @@ struct ServerOptions {
   // For the next request on a kept-alive connection.
   std::chrono::milliseconds idle_timeout{60000};
   unsigned io_threads = 2;
+  // Connections held at most, in all and from one client address (ConnectionTable says which one
+  // makes room). The daemon passes what config::derive_limits makes of limits.max_connections*.
+  std::size_t max_connections = std::numeric_limits<std::size_t>::max();
+  std::size_t max_connections_per_client = std::numeric_limits<std::size_t>::max();
+  // A connection accepted on a descriptor numbered this high or higher lies in the reserve kept
+  // for instances, snapshots and state files: it is admitted only in place of an idle one. The
+  // daemon passes its open-file limit minus limits.reserved_descriptors; 0: no reserve.
+  int descriptor_ceiling = 0;
+  // Where the connection gauge and the shed and refused counters go; none when null.
+  metrics::Metrics* metrics = nullptr;
 };
 
 // Connections: HTTP/1.1 keep-alive, pipelined requests answered in order, one request handled at
@@ -31,7 +42,10 @@ struct ServerOptions {
 // still sends, so that it reads the 413 rather than a reset); headers over their limit get 431,
 // malformed requests 400. While a call runs the connection keeps reading ahead (bounded): a client
 // that hangs up has its Invocation cancelled (the runtime stops its guest), and any answer that
-// arrives later is dropped.
+// arrives later is dropped. Past max_connections (in all, or from one client address), an idle
+// connection makes room for the new one and is closed; a connection with a request under way is
+// never closed for another. A new connection that finds none to displace is answered 503 with
+// Retry-After and closed.
 class Server {
  public:
   Server(ServerOptions opts, Api& api);
@@ -51,7 +65,10 @@ class Server {
   void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(0));
 
   std::size_t connections() const;        // open now
+  std::size_t connections_idle() const;   // of those, held with no request under way
   std::size_t requests_in_flight() const;  // read, and not yet answered
+  std::uint64_t connections_shed() const;  // closed to make room for another, since start
+  std::uint64_t connections_refused() const;  // answered 503 at accept, since start
 
   struct Impl;  // defined in server.cpp
 

@@ -77,15 +77,39 @@ InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
     if (cfg_.min_warm == 0) cold_ = std::move(vm);
   }
   if (cfg_.on_snapshot) cfg_.on_snapshot(snapshot_from_disk_);
+  const std::uint64_t memory = cfg_.vm.memory_bytes;
+  if (cold_ && cfg_.memory_budget) {
+    cold_counted_ = cfg_.memory_budget->try_take(memory);
+    if (!cold_counted_) cold_.reset();  // no room to keep it: the first call restores instead
+  }
   std::lock_guard lock(mu_);
   for (unsigned i = 0; i < cfg_.min_warm && i < cfg_.max_instances; ++i) {
+    if (cfg_.memory_budget) cfg_.memory_budget->take(memory);
     ++instances_;
     ++starting_;
     threads_.emplace_back([this] { worker(); });
   }
 }
 
-InstancePool::~InstancePool() { drain(std::chrono::milliseconds(0)); }
+InstancePool::~InstancePool() {
+  drain(std::chrono::milliseconds(0));
+  std::lock_guard lock(mu_);
+  if (cold_counted_) cfg_.memory_budget->give(cfg_.vm.memory_bytes);
+  cold_counted_ = false;
+}
+
+void InstancePool::unqueued(const Job& job) noexcept {
+  if (cfg_.queue_budget) cfg_.queue_budget->give(job.call.body.size());
+}
+
+void InstancePool::unqueued(const std::deque<Job>& jobs) noexcept {
+  for (const auto& job : jobs) unqueued(job);
+}
+
+void InstancePool::instance_ended() noexcept {
+  --instances_;
+  if (cfg_.memory_budget) cfg_.memory_budget->give(cfg_.vm.memory_bytes);
+}
 
 std::unique_ptr<vmm::FunctionVm> InstancePool::fresh_instance(std::shared_ptr<const std::string> tag) {
   auto sink = [this, tag](std::string_view line) {
@@ -93,7 +117,12 @@ std::unique_ptr<vmm::FunctionVm> InstancePool::fresh_instance(std::shared_ptr<co
   };
   {
     std::lock_guard lock(mu_);
-    if (cold_) return std::move(cold_);
+    if (cold_) {
+      // The worker's own share of the budget covers it from now on.
+      if (cold_counted_) cfg_.memory_budget->give(cfg_.vm.memory_bytes);
+      cold_counted_ = false;
+      return std::move(cold_);
+    }
   }
   return vmm::FunctionVm::restore(snapshot_, image_, cfg_.vm, sink);
 }
@@ -115,12 +144,34 @@ void InstancePool::submit(Invocation call, Completion done) {
     done(failure(429, fmt::format("function {}: the queue is full ({} calls waiting)", cfg_.name, cfg_.max_queue)));
     return;
   }
-  queue_.push_back(Job{std::move(call), std::move(done), Clock::now()});
-  if (queue_.size() > idle_ + starting_ && instances_ < cfg_.max_instances) {
-    ++instances_;
-    ++starting_;
-    threads_.emplace_back([this] { worker(); });
+  const std::uint64_t bytes = call.body.size();
+  if (cfg_.queue_budget && !cfg_.queue_budget->try_take(bytes)) {
+    const auto& b = *cfg_.queue_budget;
+    lock.unlock();
+    done(failure(429, fmt::format("function {}: the request bodies waiting in the queues come to {} bytes, and this "
+                                  "one ({} bytes) would pass limits.max_queue_bytes ({})",
+                                  cfg_.name, b.used(), bytes, b.limit())));
+    return;
   }
+  if (queue_.size() + 1 > idle_ + starting_ && instances_ < cfg_.max_instances) {
+    const std::uint64_t memory = cfg_.vm.memory_bytes;
+    // The booted VM kept for a first cold call already holds its share: the new worker's now.
+    const bool from_cold = std::exchange(cold_counted_, false);
+    if (!cfg_.memory_budget || from_cold || cfg_.memory_budget->try_take(memory)) {
+      ++instances_;
+      ++starting_;
+      threads_.emplace_back([this] { worker(); });
+    } else if (instances_ == 0) {  // nothing would ever serve it
+      const auto& b = *cfg_.memory_budget;
+      lock.unlock();
+      if (cfg_.queue_budget) cfg_.queue_budget->give(bytes);
+      done(failure(503, fmt::format("function {} has no instance running, and another {} MiB of guest memory would "
+                                    "pass limits.guest_memory_mb ({} MiB, {} MiB of which instances hold); retry later",
+                                    cfg_.name, memory >> 20, b.limit() >> 20, b.used() >> 20)));
+      return;
+    }  // else it waits for one of the instances running
+  }
+  queue_.push_back(Job{std::move(call), std::move(done), Clock::now()});
   cv_.notify_one();
 }
 
@@ -201,12 +252,13 @@ void InstancePool::worker() {
         std::deque<Job> stranded;
         {
           std::lock_guard lock(mu_);
-          --instances_;
+          instance_ended();
           if (starting) --starting_;
           // With no instance left, queued calls would wait for a submit that may never come.
           if (instances_ == 0) stranded.swap(queue_);
           idle_cv_.notify_all();
         }
+        unqueued(stranded);
         fail_all(std::move(stranded), 503, fmt::format("function {}: no instance could be started: {}", cfg_.name, why));
         return;
       }
@@ -219,12 +271,13 @@ void InstancePool::worker() {
     cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
     --idle_;
     if (queue_.empty()) {  // stopping with nothing left to do
-      --instances_;
+      instance_ended();
       idle_cv_.notify_all();
       return;
     }
     Job job = std::move(queue_.front());
     queue_.pop_front();
+    unqueued(job);
     idle_cv_.notify_all();
     lock.unlock();
     if (job.call.cancelled && job.call.cancelled->cancelled()) {  // the client left while queued
@@ -287,6 +340,7 @@ void InstancePool::drain(std::chrono::milliseconds grace) {
     if (threads.empty())  // another drain is joining them: wait for every worker to be done
       idle_cv_.wait(lock, [this] { return instances_ == 0; });
   }
+  unqueued(left);
   fail_all(std::move(left), 503, fmt::format("function {} is shutting down", cfg_.name));
   for (auto& t : threads) t.join();
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "guest/function_vm.h"
+#include "runtime/budget.h"
 #include "runtime/dispatcher.h"
 
 namespace unifn::runtime {
@@ -26,6 +27,11 @@ struct PoolConfig {
   bool per_request = true;  // isolation: per-request (reset after each call) or reuse
   std::chrono::milliseconds timeout{5000};
   std::size_t max_queue = 1024;
+  // Shared with the other pools (the Registry sets them; null: no limit). memory: guest RAM,
+  // vm.memory_bytes per instance (limits.guest_memory_mb); queue: the bytes of request bodies
+  // waiting in every queue (limits.max_queue_bytes).
+  std::shared_ptr<Budget> memory_budget;
+  std::shared_ptr<Budget> queue_budget;
   std::string state_dir;  // snapshots are kept there; empty: in memory only
   std::string fingerprint;  // equal fingerprints: the same function (a reload keeps its pool)
   std::vector<std::string> accel;
@@ -46,13 +52,17 @@ class InstancePool {
  public:
   // Boots the function cold once, snapshots it, and restores min_warm instances; throws
   // (ImageError, BootError) when the image cannot be booted. With cfg.unavailable set it boots
-  // nothing and answers every call 503.
+  // nothing and answers every call 503. The min_warm instances take their memory even past the
+  // budget (the Registry checked that they fit once a reload's old pools are gone); the booted VM
+  // kept for a first cold call (min_warm 0) only when it fits.
   explicit InstancePool(PoolConfig cfg);
   ~InstancePool();  // drains: queued calls get 503, running ones finish
   InstancePool(const InstancePool&) = delete;
   InstancePool& operator=(const InstancePool&) = delete;
 
-  // Never blocks: queues the call, or completes it at once with 429 when the queue is full.
+  // Never blocks: queues the call, or completes it at once with 429 when the queue is full (in
+  // calls, or in bytes over all queues). A call that would need another instance where the
+  // memory budget has no room waits for a running one; with none running it is answered 503.
   void submit(Invocation call, Completion done);
   // Stops taking calls; waits up to grace for running and queued calls to finish. The calls still
   // queued then are taken out under the lock at once and answered 503 here (no worker can pop
@@ -79,12 +89,17 @@ class InstancePool {
   // tag: the call id the instance serves now, for its console lines.
   std::unique_ptr<vmm::FunctionVm> fresh_instance(std::shared_ptr<const std::string> tag);
   InvocationResult serve(vmm::FunctionVm& vm, Job& job, StartKind start);
+  // Budgets: a job leaving the queue gives back its body's bytes; an instance ending its memory.
+  void unqueued(const Job& job) noexcept;
+  void unqueued(const std::deque<Job>& jobs) noexcept;
+  void instance_ended() noexcept;  // under mu_, with --instances_
 
   PoolConfig cfg_;
   std::shared_ptr<const vmm::FunctionImage> image_;
   std::shared_ptr<const vmm::Snapshot> snapshot_;
   std::unique_ptr<vmm::FunctionVm> cold_;
   bool snapshot_from_disk_ = false;  // the cold-booted VM, used for the first call when min_warm is 0
+  bool cold_counted_ = false;  // cold_ holds its memory in the budget
   std::string snapshot_key_;
 
   mutable std::mutex mu_;

@@ -5,10 +5,27 @@
 
 namespace unifn::runtime {
 
+Registry::Registry(std::uint64_t guest_memory_bytes, std::uint64_t queue_bytes)
+    : memory_(std::make_shared<Budget>(guest_memory_bytes)), queue_(std::make_shared<Budget>(queue_bytes)) {}
+
 void Registry::load(std::vector<PoolConfig> configs, std::vector<std::string>& errors) {
   std::map<std::string, std::shared_ptr<InstancePool>, std::less<>> next;
+  std::uint64_t planned = 0;  // the memory of the min_warm instances of the functions so far
   for (auto& cfg : configs) {
     std::string name = cfg.name;
+    const std::uint64_t warm = cfg.unavailable.empty() ? std::min(cfg.min_warm, cfg.max_instances) : 0;
+    const std::uint64_t need = warm * cfg.vm.memory_bytes;
+    if (need > memory_->limit() - planned) {
+      errors.push_back(fmt::format(
+          "function {}: min_warm {} instances of {} MiB need {} MiB of guest memory, but limits.guest_memory_mb ({} "
+          "MiB) leaves {} MiB after the functions before it; skipped (lower its min_warm or memory_mb, or raise the "
+          "limit)",
+          name, warm, cfg.vm.memory_bytes >> 20, need >> 20, memory_->limit() >> 20, (memory_->limit() - planned) >> 20));
+      continue;
+    }
+    planned += need;
+    cfg.memory_budget = memory_;
+    cfg.queue_budget = queue_;
     {
       std::lock_guard lock(mu_);
       auto it = pools_.find(name);

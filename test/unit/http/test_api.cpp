@@ -186,6 +186,23 @@ TEST_CASE("HEAD on a GET route has the GET's headers and no body") {
   CHECK(header(r, "Content-Length") == "3");
 }
 
+TEST_CASE("HEAD on a POST route (405) or an unknown path (404) has the error's headers and no content") {
+  ApiFixture f;
+  auto wrong = f.call(verb::head, "/function/echo");
+  CHECK(wrong.result_int() == 405);
+  CHECK(header(wrong, "Allow") == "POST");
+  CHECK(wrong.body().empty());
+  CHECK(header(wrong, "Content-Length") == std::to_string(std::string("{\"error\":\"HEAD is not allowed on /function/echo\"}\n").size()));
+  auto unknown = f.call(verb::head, "/nope");
+  CHECK(unknown.result_int() == 404);
+  CHECK(unknown.body().empty());
+  CHECK(header(unknown, "Content-Length") == std::to_string(f.call(verb::get, "/nope").body().size()));
+  auto call = f.call(verb::head, "/v1/calls/unknown-id");
+  CHECK(call.result_int() == 404);
+  CHECK(call.body().empty());
+  CHECK(f.dispatcher.calls().empty());
+}
+
 TEST_CASE("/system/functions and /system/function/{name} have OpenFaaS's shape") {
   ApiFixture f;
   auto r = f.call(verb::get, "/system/functions");
@@ -320,6 +337,73 @@ TEST_CASE("CallStore: bounded, finished calls evicted oldest first, results expi
   CHECK(!s.get("b"));                                       // expired
   CHECK(s.get("a")->state == http::CallState::Running);     // unfinished calls never expire
   CHECK(s.size() == 2);
+}
+
+TEST_CASE("CallStore's byte budget: the oldest finished results make room, a result that cannot fit is a 507") {
+  using runtime::InvocationResult;
+  const auto record = [](const std::string& id) {
+    http::CallRecord r;
+    r.id = id;
+    r.function = "f";
+    return http::CallStore::cost(r);
+  };
+  const std::size_t base = record("a");  // every id here is one letter
+  // Three records and two results fit, not three results nor four records.
+  const std::size_t result = base / 4, body = result - std::string_view("text/plain").size();
+  const std::size_t budget = 3 * base + 2 * result;
+  http::CallStore s(100, std::chrono::seconds(60), budget);
+  REQUIRE(s.add("a", "f") == http::CallStore::Added::Ok);
+  REQUIRE(s.add("b", "f") == http::CallStore::Added::Ok);
+  REQUIRE(s.add("c", "f") == http::CallStore::Added::Ok);
+  CHECK(s.bytes() == 3 * base);
+  CHECK(s.add("d", "f") == http::CallStore::Added::NoRoom);  // unfinished calls are never evicted
+  s.finish("a", test::ok(std::string(body, 'a')));
+  s.finish("b", test::ok(std::string(body, 'b')));
+  CHECK(s.get("a")->result.body.size() == body);
+  CHECK(s.bytes() == budget);
+  s.finish("c", test::ok(std::string(body, 'c')));  // a, the oldest result, makes room
+  CHECK(!s.get("a"));
+  CHECK(s.get("b")->result.body.size() == body);
+  CHECK(s.get("c")->result.body.size() == body);
+  CHECK(s.add("d", "f") == http::CallStore::Added::Ok);  // it fits beside b and c
+  CHECK(s.bytes() == budget);
+
+  // Larger than the whole budget: every older result goes, and still it is kept only as a 507.
+  s.finish("d", test::ok(std::string(10 * base, 'd')));
+  CHECK(!s.get("b"));
+  CHECK(!s.get("c"));
+  auto d = s.get("d");
+  REQUIRE(d);
+  CHECK(d->state == http::CallState::Done);
+  CHECK(d->result.status == 507);
+  CHECK(d->result.body.empty());
+  CHECK_THAT(d->result.error, Catch::StartsWith(fmt::format("the result ({} bytes) does not fit in the async results' "
+                                                             "budget of {} bytes (limits.async_results_max_bytes)",
+                                                             10 * base, budget)));
+  CHECK(s.bytes() <= budget);
+}
+
+TEST_CASE("an async call that cannot fit in the store's byte budget is answered 429 with the reason") {
+  metrics::Metrics m;
+  http::CallRecord probe;
+  probe.id = "x";
+  probe.function = "held";
+  http::CallStore calls(100, std::chrono::seconds(60), http::CallStore::cost(probe));
+  http::Callbacks callbacks;
+  FakeDispatcher d;
+  http::Api api(d, m, calls, callbacks, "fake");
+  auto post = [&](const std::string& id) {
+    std::optional<http::Response> out;
+    http::Request req{verb::post, "/async-function/held", 11};
+    req.set("X-Call-Id", id);
+    api.handle(std::move(req), [&](http::Response r) { out = std::move(r); });
+    return out.value();
+  };
+  CHECK(post("x").result_int() == 202);
+  auto refused = post("y");
+  CHECK(refused.result_int() == 429);
+  CHECK_THAT(refused.body(), Catch::Contains("async calls not yet finished hold the async results' whole budget of") &&
+                                 Catch::Contains("(limits.async_results_max_bytes)"));
 }
 
 TEST_CASE("callback URLs: only http://host[:port][/path]") {

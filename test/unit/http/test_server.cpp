@@ -33,8 +33,15 @@ struct RawResponse {
 // A blocking loopback client with a receive timeout, reading whole HTTP/1.1 responses.
 class Client {
  public:
-  explicit Client(std::uint16_t port, std::chrono::milliseconds timeout = 3000ms) {
+  // source: the loopback address it connects from (127.0.0.2 is another client to the server).
+  explicit Client(std::uint16_t port, std::chrono::milliseconds timeout = 3000ms, const char* source = nullptr) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (source) {
+      sockaddr_in from{};
+      from.sin_family = AF_INET;
+      REQUIRE(inet_pton(AF_INET, source, &from.sin_addr) == 1);
+      REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) == 0);  // Safe: sockaddr_in as sockaddr.
+    }
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
@@ -531,4 +538,146 @@ TEST_CASE("curl: keep-alive reuse, and a large body with Expect: 100-continue, e
   auto two = run("curl -s --max-time 5 -w '%{num_connects}\\n' " + url + "/healthz " + url + "/healthz");
   CHECK(two.out == "OK\n1\nOK\n0\n");  // the second request reused the connection
   run("rm -rf " + dir);
+}
+
+TEST_CASE("HEAD on a POST route or an unknown path frames correctly on a kept-alive connection") {
+  ServerFixture f;
+  Client c(f.port());
+  c.expect_head(true);
+  REQUIRE(c.send("HEAD /function/echo HTTP/1.1\r\nHost: t\r\n\r\nHEAD /nope HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto wrong = c.read(), unknown = c.read();
+  REQUIRE((wrong && unknown));
+  CHECK(wrong->status == 405);
+  CHECK(unknown->status == 404);
+  c.expect_head(false);
+  REQUIRE(c.send(get("/healthz")));  // read where the HEAD answers end: no content came with them
+  auto g = c.read();
+  REQUIRE(g);
+  CHECK(g->status == 200);
+  CHECK(g->body == "OK\n");
+}
+
+namespace {
+
+// A server with connection limits whose gauges and counters go to the fixture's metrics.
+struct LimitedServer : ApiFixture {
+  LimitedServer(std::size_t total, std::size_t per_client, int descriptor_ceiling = 0)
+      : server(options(total, per_client, descriptor_ceiling, metrics), api) {
+    server.start();
+    dispatcher.slow_delay = 3000ms;  // "slow" holds its connection busy until its client leaves
+  }
+  static http::ServerOptions options(std::size_t total, std::size_t per_client, int ceiling, metrics::Metrics& m) {
+    auto o = ServerFixture::options();
+    o.max_connections = total;
+    o.max_connections_per_client = per_client;
+    o.descriptor_ceiling = ceiling;
+    o.metrics = &m;
+    return o;
+  }
+  std::uint16_t port() const { return server.port(); }
+  // Waits until the server counts n idle connections (an answer is read before its connection
+  // is idle again).
+  bool idle(std::size_t n) {
+    return eventually([&] { return server.connections_idle() == n; });
+  }
+  http::Server server;
+};
+
+// A connection whose request is under way: a call to "slow" that the dispatcher holds.
+std::unique_ptr<Client> busy_client(LimitedServer& s, std::size_t calls_before, const char* source = nullptr) {
+  auto c = std::make_unique<Client>(s.port(), 3000ms, source);
+  REQUIRE(c->send(post("/function/slow", "")));
+  REQUIRE(s.dispatcher.wait_calls(calls_before + 1).size() == calls_before + 1);
+  return c;
+}
+
+// A kept-alive connection between requests.
+std::unique_ptr<Client> idle_client(LimitedServer& s, const char* source = nullptr) {
+  auto c = std::make_unique<Client>(s.port(), 3000ms, source);
+  REQUIRE(c->send(get("/healthz")));
+  auto r = c->read();
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("at max_connections the longest-idle connection makes room, one mid-request never does") {
+  LimitedServer s(3, 10);
+  auto running = busy_client(s, 0);
+  auto older = idle_client(s);
+  REQUIRE(s.idle(1));
+  auto newer = idle_client(s);
+  REQUIRE(s.idle(2));
+  auto fresh = idle_client(s);  // admitted in place of `older`
+  CHECK(older->closed_by_peer());
+  CHECK(s.server.connections_shed() == 1);
+  CHECK(eventually([&] { return s.server.connections() == 3; }));
+  REQUIRE(newer->send(get("/healthz")));  // still served
+  CHECK(newer->read()->status == 200);
+  CHECK(!s.dispatcher.calls().at(0).cancelled->cancelled());  // the call under way goes on
+  CHECK_THAT(s.metrics.serialize(), Catch::Contains("unifn_http_connections_shed_total{limit=\"max_connections\"} 1") &&
+                                        Catch::Contains("unifn_http_connections 3"));
+}
+
+TEST_CASE("with every connection mid-request a new one is answered 503 with Retry-After and the reason") {
+  LimitedServer s(2, 10);
+  auto a = busy_client(s, 0);
+  auto b = busy_client(s, 1);
+  Client c(s.port());
+  auto r = c.read();
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  CHECK(r->header("retry-after") == "1");
+  CHECK(r->header("connection") == "close");
+  CHECK(r->body ==
+        "{\"error\":\"unifnd holds 2 connections, each with a request under way, and may hold no more "
+        "(limits.max_connections); retry shortly\"}\n");
+  CHECK(c.closed_by_peer());
+  CHECK(s.server.connections_refused() == 1);
+  CHECK(s.server.connections_shed() == 0);
+  for (const auto& call : s.dispatcher.calls()) CHECK(!call.cancelled->cancelled());
+  CHECK_THAT(s.metrics.serialize(), Catch::Contains("unifn_http_connections_refused_total{limit=\"max_connections\"} 1"));
+}
+
+TEST_CASE("a client over its own cap loses its own idle connection or is refused, never another client") {
+  LimitedServer s(100, 2);
+  auto other_idle = idle_client(s, "127.0.0.1");  // idle longest of all
+  REQUIRE(s.idle(1));
+  auto greedy_busy = busy_client(s, 0, "127.0.0.2");
+  auto greedy_idle = idle_client(s, "127.0.0.2");
+  REQUIRE(s.idle(2));
+  auto greedy_more = busy_client(s, 1, "127.0.0.2");  // in place of greedy_idle, not of other_idle
+  CHECK(greedy_idle->closed_by_peer());
+  CHECK_THAT(s.metrics.serialize(),
+             Catch::Contains("unifn_http_connections_shed_total{limit=\"max_connections_per_client\"} 1"));
+
+  Client refused(s.port(), 3000ms, "127.0.0.2");  // both of its connections are busy
+  auto r = refused.read();
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  CHECK_THAT(r->body, Catch::Contains("this client (127.0.0.2) already holds 2 connections") &&
+                          Catch::Contains("limits.max_connections_per_client"));
+
+  // The other client: its idle connection still serves, and a new one is admitted.
+  REQUIRE(other_idle->send(get("/healthz")));
+  auto again = other_idle->read();
+  REQUIRE(again);
+  CHECK(again->status == 200);
+  auto another = idle_client(s, "127.0.0.1");
+  CHECK(s.server.connections_shed() == 1);
+  CHECK(s.server.connections_refused() == 1);
+}
+
+TEST_CASE("a connection accepted on a descriptor in the reserve is admitted only in place of an idle one") {
+  LimitedServer s(100, 100, 1);  // every descriptor lies in the reserve
+  Client first(s.port());
+  auto r = first.read();
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  CHECK_THAT(r->body, Catch::Contains("limits.reserved_descriptors"));
+  CHECK(s.server.connections() == 0);
+  CHECK_THAT(s.metrics.serialize(),
+             Catch::Contains("unifn_http_connections_refused_total{limit=\"reserved_descriptors\"} 1"));
 }
