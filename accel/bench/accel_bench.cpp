@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 #include <vector>
 
-#include "bench/probe_protocol.h"
+#include <unifn/accel_probe.h>
 #include "device.h"
 #include "guest/function_vm.h"
 #include "registry.h"

@@ -6,7 +6,7 @@
 #include <unifn/function.h>
 #include <unifn/vaccel.h>
 
-#include "probe_protocol.h"
+#include <unifn/accel_probe.h>
 
 static struct vaccel_session sess;
 static int sess_rc = -1;

@@ -1,6 +1,6 @@
 /* Commands of the accel_probe guest (functions/bench/accel_probe.c): shared by the guest, the tests and the benchmark. */
-#ifndef UNIFN_ACCEL_PROBE_PROTOCOL_H
-#define UNIFN_ACCEL_PROBE_PROTOCOL_H
+#ifndef UNIFN_ACCEL_PROBE_H
+#define UNIFN_ACCEL_PROBE_H
 
 #include <stdint.h>
 

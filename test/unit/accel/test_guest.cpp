@@ -9,7 +9,7 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
-#include "bench/probe_protocol.h"
+#include <unifn/accel_probe.h>
 #include "cpu/cpu_backend.h"
 #include "device.h"
 #include "guest/function_vm.h"
