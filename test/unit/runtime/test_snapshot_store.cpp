@@ -314,7 +314,7 @@ TEST_CASE("a state file whose device state does not restore is set aside and reb
   CHECK(answer(got, image, "device", cfg) == "Hello, device!\n");
 }
 
-TEST_CASE("what the load checks stop: a parked address outside the plan makes the first call throw") {
+TEST_CASE("what the load checks stop: a parked address outside the plan makes the first call fail") {
   TempDir dir;
   vmm::SnapshotStore store(dir.path);
   auto image = vmm::FunctionImage::load(example("hello"));
@@ -324,9 +324,11 @@ TEST_CASE("what the load checks stop: a parked address outside the plan makes th
   std::shared_ptr<vmm::Snapshot> lying = store.load(key, cfg);
   lying->parked_at = lying->layout.ram;
   CHECK(vmm::SnapshotStore::state_problem(*lying));
-  // Unchecked, it restores, and the first invocation throws (on a pool's vCPU thread, in the daemon).
+  // Unchecked, it restores, and the first invocation fails (invoke checks the parked address too).
   auto vm = vmm::FunctionVm::restore(lying, image, cfg, quiet);
-  CHECK_THROWS(call(*vm, "boom"));
+  auto out = call(*vm, "boom");
+  CHECK(out.stop.kind == vmm::StopKind::Fault);
+  CHECK_THAT(out.stop.message, Catch::Contains("the VM cannot take a request") && Catch::Contains("outside guest RAM"));
   CHECK(vmm::SnapshotStore::state_problem(*store.load(key, cfg), image.get()) == std::nullopt);
 }
 
