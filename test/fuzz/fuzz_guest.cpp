@@ -6,8 +6,9 @@
 // Checked on every trap:
 //   - nothing but a Stop comes out of a handler: an exception escaping one is a finding ("escaped";
 //     GuestMemoryError is caught inside the hypercall handler and becomes a Fault, as documented);
-//   - the console takes a bounded number of bytes per trap ("console-bound",
-//     $UNIFN_FUZZ_MAX_CONSOLE_BYTES, 1 MiB by default) and a trap takes bounded time ("trap-time",
+//   - the console sink gets a bounded number of bytes and lines per trap and per request
+//     ("console-bound": what ConsoleLimits lets through, escaped; $UNIFN_FUZZ_MAX_CONSOLE_BYTES
+//     overrides the bytes per trap) and a trap takes bounded time ("trap-time",
 //     $UNIFN_FUZZ_MAX_TRAP_MS, 1000 by default);
 //   - console lines reach the sink without control bytes ("console-escape");
 //   - the VMM writes nothing into its own pages below kUserLow (GDT, IDT, stubs, page tables) on
@@ -66,7 +67,17 @@ std::uint64_t env_or(const char* name, std::uint64_t def) {
   const char* e = std::getenv(name);
   return e && *e ? std::strtoull(e, nullptr, 0) : def;
 }
-const std::uint64_t kMaxConsolePerTrap = env_or("UNIFN_FUZZ_MAX_CONSOLE_BYTES", 1u << 20);
+// What the sink may see (each line counts its bytes and one for its end). One trap hands over at
+// most ConsoleLimits::kPerCall bytes, which escaping makes at most 4 times as long, in at most the
+// rate's burst of lines, plus a few lines of the VMM's own; one request shows kPerRequest bytes,
+// in the burst of lines and what the rate adds while it runs (its deadline is a second).
+using vmm::ConsoleLimits;
+constexpr std::uint64_t kOwnLines = 4096;  // "[unifn] ..." lines: the request's limits, an unknown system call
+const std::uint64_t kMaxConsolePerTrap =
+    env_or("UNIFN_FUZZ_MAX_CONSOLE_BYTES", 4 * ConsoleLimits::kPerCall + ConsoleLimits::kBurstLines + kOwnLines);
+constexpr std::uint64_t kMaxLinesPerTrap = ConsoleLimits::kBurstLines + 4;
+constexpr std::uint64_t kMaxLinesPerRequest = ConsoleLimits::kBurstLines + 2 * ConsoleLimits::kLinesPerSecond + 8;
+constexpr std::uint64_t kMaxConsolePerRequest = 4 * ConsoleLimits::kPerRequest + kMaxLinesPerRequest + kOwnLines;
 const std::uint64_t kMaxTrapMs = env_or("UNIFN_FUZZ_MAX_TRAP_MS", 1000);
 // $UNIFN_FUZZ_TRACE=1: every trap, its outcome and every answer on stderr (to read a seed or a crash).
 const bool kTrace = env_or("UNIFN_FUZZ_TRACE", 0) != 0;
@@ -353,7 +364,7 @@ Stop Run::play(FuzzMachine& m) {
   while (r_.more()) {
     const unsigned kind = r_.take<std::uint8_t>() % g::kOpCount;
     std::string what;
-    const auto bytes0 = g_console.bytes;
+    const auto bytes0 = g_console.bytes, lines0 = g_console.lines;
     const auto t0 = std::chrono::steady_clock::now();
     std::optional<Stop> s;
     try {
@@ -364,9 +375,10 @@ Stop Run::play(FuzzMachine& m) {
       return Stop{StopKind::Fault, 0, "an exception escaped a handler"};
     }
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-    if (g_console.bytes - bytes0 > kMaxConsolePerTrap)
-      finding("console-bound", fmt::format("one {} ({}) put {} bytes on the console (bound {})", op_name(kind), what,
-                                           g_console.bytes - bytes0, kMaxConsolePerTrap));
+    if (g_console.bytes - bytes0 > kMaxConsolePerTrap || g_console.lines - lines0 > kMaxLinesPerTrap)
+      finding("console-bound", fmt::format("one {} ({}) put {} bytes in {} lines on the console (bounds {} and {})", op_name(kind),
+                                           what, g_console.bytes - bytes0, g_console.lines - lines0, kMaxConsolePerTrap,
+                                           kMaxLinesPerTrap));
     if (auto at = vmm_pages_written(m.memory()); at >= 0) {
       finding("vmm-pages", fmt::format("one {} ({}) made the VMM write into its own pages below {:#x} (first byte at {:#x}), "
                                        "which ring 3 cannot write itself",
@@ -436,11 +448,16 @@ void Run::go() {
   std::vector<std::uint8_t> snap_live;
   for (int i = 1; i <= kMaxRequests && r_.more(); ++i) {
     vmm::Outcome out;
+    const auto seen0 = g_console;
     try {
       out = vm->invoke(body_bytes, "text/plain", std::chrono::steady_clock::now() + std::chrono::seconds(1));
     } catch (...) {
       return finding("escaped", fmt::format("invoke {} threw: {}", i, describe(std::current_exception())));
     }
+    if (g_console.bytes - seen0.bytes > kMaxConsolePerRequest || g_console.lines - seen0.lines > kMaxLinesPerRequest)
+      finding("console-bound", fmt::format("request {} put {} bytes in {} lines on the console (bounds {} and {})", i,
+                                           g_console.bytes - seen0.bytes, g_console.lines - seen0.lines, kMaxConsolePerRequest,
+                                           kMaxLinesPerRequest));
     if (kTrace)
       std::fprintf(stderr, "request %d: %s %s, status %u, %zu bytes of %s\n", i, std::string(vmm::to_string(out.stop.kind)).c_str(),
                    out.stop.message.c_str(), out.status, out.body.size(), out.content_type.c_str());

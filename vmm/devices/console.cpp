@@ -1,5 +1,8 @@
-// Line buffering for guest console output, and the escaping of what a terminal or a log reader would obey.
+// Line buffering for guest console output within its limits, and the escaping of what a terminal or a log reader would obey.
 #include "devices/console.h"
+
+#include <algorithm>
+#include <fmt/format.h>
 
 namespace unifn::vmm {
 
@@ -69,25 +72,84 @@ std::string Console::escape(std::string_view line) {
   return out;
 }
 
-void Console::emit() {
-  if (sink_) sink_(escape(line_));
+Console::Console(Sink sink, std::function<Clock::time_point()> clock)
+    : sink_(std::move(sink)), clock_(std::move(clock)), refilled_(clock_()) {}
+
+void Console::refill() {
+  const auto now = clock_();
+  const double seconds = std::chrono::duration<double>(now - refilled_).count();
+  if (seconds <= 0) return;
+  refilled_ = now;
+  byte_tokens_ = std::min<double>(ConsoleLimits::kBurstBytes, byte_tokens_ + seconds * ConsoleLimits::kBytesPerSecond);
+  line_tokens_ = std::min<double>(ConsoleLimits::kBurstLines, line_tokens_ + seconds * ConsoleLimits::kLinesPerSecond);
+}
+
+void Console::emit(bool newline) {
+  const std::size_t bytes = line_.size() + (newline ? 1 : 0);
+  if (line_tokens_ < 1 || byte_tokens_ < static_cast<double>(bytes)) {
+    over_rate_ += bytes;
+    dropped_ += bytes;
+  } else {
+    line_tokens_ -= 1;
+    byte_tokens_ -= static_cast<double>(bytes);
+    if (sink_) sink_(escape(line_));
+  }
   line_.clear();
 }
 
-void Console::write(std::span<const std::uint8_t> bytes) {
-  total_ += bytes.size();
-  for (auto b : bytes) {
+std::size_t Console::write(std::span<const std::uint8_t> bytes) {
+  const std::size_t n = std::min(bytes.size(), ConsoleLimits::kPerCall);
+  taken_ += n;
+  // Beyond the request's limit bytes are counted, not even looked at.
+  const std::size_t shown = std::min(n, ConsoleLimits::kPerRequest - std::min(request_bytes_, ConsoleLimits::kPerRequest));
+  request_bytes_ += n;
+  over_request_ += n - shown;
+  dropped_ += n - shown;
+  refill();
+  for (std::size_t i = 0; i < shown; ++i) {
+    const auto b = bytes[i];
     if (b == '\n' || line_.size() >= kMaxLine) {
-      emit();
+      if (stop_ && stop_()) {  // out of time: the rest of this write is dropped with the line begun
+        dropped_ += line_.size() + (shown - i);
+        line_.clear();
+        break;
+      }
+      emit(b == '\n');
       if (b == '\n') continue;
     }
     line_.push_back(static_cast<char>(b));
   }
+  return n;
+}
+
+void Console::put(std::span<const std::uint8_t> bytes) {
+  const std::size_t rest = bytes.size() - write(bytes);
+  over_call_ += rest;
+  dropped_ += rest;
 }
 
 void Console::flush() {
-  if (!line_.empty()) emit();
-  line_.clear();
+  if (!line_.empty()) emit(false);
+}
+
+void Console::say(std::string_view line) {
+  flush();
+  if (sink_) sink_(line);
+}
+
+void Console::end_request() {
+  flush();
+  if (over_request_)
+    say(fmt::format("[unifn] console output over {} bytes in one request: {} bytes dropped", ConsoleLimits::kPerRequest,
+                    over_request_));
+  if (over_call_)
+    say(fmt::format("[unifn] console output over {} bytes in one call: {} bytes dropped", ConsoleLimits::kPerCall, over_call_));
+  if (over_rate_ && !rate_said_) {
+    say(fmt::format("[unifn] console output over {} bytes or {} lines a second: {} bytes dropped (said once per instance)",
+                    ConsoleLimits::kBytesPerSecond, ConsoleLimits::kLinesPerSecond, over_rate_));
+    rate_said_ = true;
+  }
+  request_bytes_ = over_request_ = over_call_ = over_rate_ = 0;
 }
 
 }  // namespace unifn::vmm

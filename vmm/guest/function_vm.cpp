@@ -92,11 +92,10 @@ FunctionVm::FunctionVm(std::shared_ptr<const FunctionImage> image, const Functio
     if (running_since_ != std::chrono::steady_clock::time_point{}) ran += std::chrono::steady_clock::now() - running_since_;
     return static_cast<std::uint64_t>(ran.count());
   };
-  syscalls_.on_unknown = [this](std::string_view what) {
-    console_.flush();
-    std::string line = fmt::format("[unifn] {}\n", what);
-    console_.write(std::span(reinterpret_cast<const std::uint8_t*>(line.data()), line.size()));  // Safe: chars as bytes.
-  };
+  syscalls_.on_unknown = [this](std::string_view what) { console_.say(fmt::format("[unifn] {}", what)); };
+  // Long work inside one exit (console lines to a slow sink, zeroing gigabytes) stops once the call is over.
+  syscalls_.out_of_time = [this] { return machine_->cancelled() || std::chrono::steady_clock::now() >= deadline_; };
+  console_.set_stop(syscalls_.out_of_time);
 }
 
 FunctionVm::~FunctionVm() = default;
@@ -110,7 +109,7 @@ std::unique_ptr<FunctionVm> FunctionVm::boot(std::shared_ptr<const FunctionImage
   vm->wire_ports();
   vm->machine_->start_user(vm->image_->elf.entry, vm->layout_.stack_top, layout::kBootInfo);
   Stop s = vm->run_guest(std::chrono::steady_clock::now() + cfg.init_timeout);
-  vm->console_.flush();
+  vm->console_.end_request();
   if (s.kind != StopKind::Parked) throw BootError(std::move(s), vm->image_->path);
   return vm;
 }
@@ -279,7 +278,7 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
   switch (nr) {
     case UNIFN_HC_CONSOLE_WRITE: {
       auto b = mem.read_user<unifn_hc_buf>(GuestAddr(gpa), "CONSOLE_WRITE argument");
-      console_.write(mem.user_span(GuestAddr(b.data), b.len, "console buffer"));
+      console_.put(mem.user_span(GuestAddr(b.data), b.len, "console buffer"));  // bytes past ConsoleLimits::kPerCall dropped
       return IoResult::next();
     }
     case UNIFN_HC_LOG: {
@@ -340,6 +339,7 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
 Stop FunctionVm::run_guest(std::chrono::steady_clock::time_point deadline) {
   for (const auto& d : devices_) d->begin_run(deadline);  // the accelerator budgets its ops against it
   running_since_ = std::chrono::steady_clock::now();
+  deadline_ = deadline;
   Stop s = machine_->run(deadline);
   ran_ += std::chrono::steady_clock::now() - running_since_;
   running_since_ = {};
@@ -398,7 +398,7 @@ Outcome FunctionVm::invoke(std::span<const std::uint8_t> body, std::string_view 
   current_ = &out;
   out.stop = run_guest(deadline);
   current_ = nullptr;
-  console_.flush();
+  console_.end_request();
   if (out.stop.kind == StopKind::Parked && out.status == 0)
     out.stop = {StopKind::Fault, 0, "the guest parked without answering"};
   return out;

@@ -124,6 +124,7 @@ class FunctionVm {
   // Time the guest has spent running: its CPU time (a unifn guest never blocks inside a run).
   std::chrono::nanoseconds ran_{0};
   std::chrono::steady_clock::time_point running_since_{};
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();  // of the run under way
   Outcome* current_ = nullptr;  // the invocation being served
   std::shared_ptr<const Snapshot> snap_;  // set when restored: what reset() returns to
   std::uint64_t last_reset_pages_ = 0;

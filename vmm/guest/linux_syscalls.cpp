@@ -5,6 +5,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fmt/format.h>
 
@@ -17,6 +18,10 @@ constexpr std::uint64_t page_up(std::uint64_t v) { return (v + kPage - 1) & ~(kP
 
 constexpr std::uint64_t kMapAnonymous = 0x20, kMapFixed = 0x10;
 constexpr std::uint64_t kArchSetFs = 0x1002, kArchGetFs = 0x1003;
+constexpr std::size_t kMaxReported = 64;          // unknown system call numbers named in the log
+constexpr std::uint64_t kMaxRandom = 1u << 20;    // bytes one getrandom fills (about a millisecond)
+// Memory the heap calls zero between two looks at the clock: over a snapshot full of data, about 50 ms.
+constexpr std::uint64_t kZeroChunk = 16u << 20;
 }  // namespace
 
 LinuxSyscalls::LinuxSyscalls(std::uint64_t heap_start, std::uint64_t heap_end, Console& console) : console_(console) {
@@ -24,11 +29,19 @@ LinuxSyscalls::LinuxSyscalls(std::uint64_t heap_start, std::uint64_t heap_end, C
   heap_.end = heap_.mmap_low = heap_end & ~(kPage - 1);
 }
 
+void LinuxSyscalls::zero(Machine& m, std::uint64_t addr, std::uint64_t len) {
+  for (std::uint64_t off = 0; off < len; off += kZeroChunk) {
+    // Past the deadline or cancelled, the guest runs no further instruction before its VM is reset or dropped.
+    if (off && out_of_time && out_of_time()) return;
+    m.memory().zero(GuestAddr(addr + off), std::min(kZeroChunk, len - off));
+  }
+}
+
 std::int64_t LinuxSyscalls::sys_brk(Machine& m, std::uint64_t addr) {
   if (addr >= heap_.start && addr <= heap_.mmap_low) {
     // Pages the break gives back read as zero when it grows over them again, as on Linux.
     const std::uint64_t keep = page_up(addr), had = page_up(heap_.brk);
-    if (keep < had) m.memory().zero(GuestAddr(keep), had - keep);
+    if (keep < had) zero(m, keep, had - keep);
     heap_.brk = addr;
   }
   return static_cast<std::int64_t>(heap_.brk);  // Linux answers the current break on failure
@@ -45,19 +58,19 @@ std::int64_t LinuxSyscalls::sys_mmap(Machine& m, std::uint64_t addr, std::uint64
     std::uint64_t at = it->first, rest = it->second - len;
     heap_.free.erase(it);
     if (rest) heap_.free[at + len] = rest;
-    m.memory().zero(GuestAddr(at), len);  // mmap'd memory reads as zero
+    zero(m, at, len);  // mmap'd memory reads as zero
     return static_cast<std::int64_t>(at);
   }
   if (heap_.mmap_low - heap_.brk < len) return -ENOMEM;
   heap_.mmap_low -= len;
-  m.memory().zero(GuestAddr(heap_.mmap_low), len);  // may hold bytes of a brk heap given back
+  zero(m, heap_.mmap_low, len);  // may hold bytes of a brk heap given back
   return static_cast<std::int64_t>(heap_.mmap_low);
 }
 
 std::int64_t LinuxSyscalls::sys_munmap(Machine& m, std::uint64_t addr, std::uint64_t len) {
   len = page_up(len);
   if (addr % kPage || len == 0 || addr < heap_.mmap_low || addr > heap_.end || len > heap_.end - addr) return -EINVAL;
-  m.memory().zero(GuestAddr(addr), len);
+  zero(m, addr, len);
   // Merge [addr, end) with every free range it overlaps or touches, so no page is listed twice.
   std::uint64_t lo = addr, hi = addr + len;
   auto it = heap_.free.lower_bound(lo);
@@ -77,24 +90,25 @@ std::int64_t LinuxSyscalls::sys_munmap(Machine& m, std::uint64_t addr, std::uint
 
 std::int64_t LinuxSyscalls::sys_write(Machine& m, std::uint64_t fd, std::uint64_t buf, std::uint64_t len) {
   if (fd != 1 && fd != 2) return -EBADF;
-  if (!m.memory().user_contains(GuestAddr(buf), len)) return -EFAULT;
-  console_.write(m.memory().span(GuestAddr(buf), len));
-  return static_cast<std::int64_t>(len);
+  if (!m.memory().user_contains(GuestAddr(buf), len)) return -EFAULT;  // the whole range, as Linux's access_ok
+  // A short count past ConsoleLimits::kPerCall: musl's stdio writes the rest in its next call.
+  return static_cast<std::int64_t>(
+      console_.write(m.memory().span(GuestAddr(buf), std::min<std::uint64_t>(len, ConsoleLimits::kPerCall))));
 }
 
 std::int64_t LinuxSyscalls::sys_writev(Machine& m, std::uint64_t fd, std::uint64_t iov, std::uint64_t cnt) {
   if (fd != 1 && fd != 2) return -EBADF;
   if (cnt > 1024) return -EINVAL;
   if (!m.memory().user_contains(GuestAddr(iov), cnt * 16)) return -EFAULT;
-  std::int64_t total = 0;
-  for (std::uint64_t i = 0; i < cnt; ++i) {
+  // At most ConsoleLimits::kPerCall bytes in all, however many iovecs name the same buffer.
+  std::uint64_t total = 0;
+  for (std::uint64_t i = 0; i < cnt && total < ConsoleLimits::kPerCall; ++i) {
     auto base = m.memory().read_obj<std::uint64_t>(GuestAddr(iov + 16 * i));
     auto len = m.memory().read_obj<std::uint64_t>(GuestAddr(iov + 16 * i + 8));
-    auto r = sys_write(m, fd, base, len);
-    if (r < 0) return total ? total : r;
-    total += r;
+    if (!m.memory().user_contains(GuestAddr(base), len)) return total ? static_cast<std::int64_t>(total) : -EFAULT;
+    total += console_.write(m.memory().span(GuestAddr(base), std::min(len, ConsoleLimits::kPerCall - total)));
   }
-  return total;
+  return static_cast<std::int64_t>(total);
 }
 
 LinuxSyscalls::Outcome LinuxSyscalls::handle(Machine& m, GuestRegs& r) {
@@ -177,7 +191,7 @@ LinuxSyscalls::Outcome LinuxSyscalls::handle(Machine& m, GuestRegs& r) {
       return {0};
     }
     case __NR_getrandom: {
-      if (a1 > (1u << 20)) a1 = 1u << 20;
+      if (a1 > kMaxRandom) a1 = kMaxRandom;  // a short count, as Linux answers past its own limit
       if (!mem.user_contains(GuestAddr(a0), a1)) return {-EFAULT};
       auto out = mem.span(GuestAddr(a0), a1);
       std::size_t done = 0;
@@ -193,8 +207,13 @@ LinuxSyscalls::Outcome LinuxSyscalls::handle(Machine& m, GuestRegs& r) {
       console_.flush();
       return {0, Stop{StopKind::Exited, static_cast<int>(a0), fmt::format("the guest exited with status {}", static_cast<int>(a0))}};
     default:
-      if (reported_.insert(r.rax).second && on_unknown)
-        on_unknown(fmt::format("system call {} is not implemented (answered ENOSYS)", r.rax));
+      // The first kMaxReported numbers, then one line: a guest calling every number cannot grow the set or flood the log.
+      if (reported_.size() < kMaxReported && reported_.insert(r.rax).second && on_unknown)
+        on_unknown(reported_.size() < kMaxReported
+                       ? fmt::format("system call {} is not implemented (answered ENOSYS)", r.rax)
+                       : fmt::format("system call {} is not implemented (answered ENOSYS); {} unknown system calls reported, "
+                                     "no more will be",
+                                     r.rax, kMaxReported));
       return {-ENOSYS};
   }
 }

@@ -38,12 +38,16 @@ class LinuxSyscalls {
   const HeapState& heap() const { return heap_; }
   void set_heap(const HeapState& h) { heap_ = h; }
   std::uint64_t count() const { return count_; }
-  // Called with the name of a system call the VMM does not implement, once per number.
+  // Called with the name of a system call the VMM does not implement, once per number (the first 64 numbers).
   std::function<void(std::string_view)> on_unknown;
   // The guest's own CPU time in ns, for CLOCK_PROCESS_CPUTIME_ID and CLOCK_THREAD_CPUTIME_ID.
   std::function<std::uint64_t()> guest_cpu_ns;
+  // Whether the call is over (deadline passed, cancelled): long work inside one exit stops early.
+  std::function<bool()> out_of_time;
 
  private:
+  // Makes [addr, addr+len) read as zero, in chunks with a look at out_of_time between them.
+  void zero(Machine& m, std::uint64_t addr, std::uint64_t len);
   std::int64_t sys_brk(Machine& m, std::uint64_t addr);
   std::int64_t sys_mmap(Machine& m, std::uint64_t addr, std::uint64_t len, std::uint64_t prot, std::uint64_t flags,
                         std::int64_t fd);

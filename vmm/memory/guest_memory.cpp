@@ -44,10 +44,11 @@ GuestMemory::GuestMemory(std::size_t bytes, int fd, std::size_t file_bytes) : si
   if (mapped > 0) {
     // Safe: fixed mapping over the first `mapped` bytes of the range reserved above.
     void* q = mmap(base_, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
-    if (q == MAP_FAILED) {
+    initial_fd_ = q == MAP_FAILED ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);  // zero() asks it where its data is
+    if (initial_fd_ < 0) {
       int e = errno;
       munmap(base_, size_);
-      throw std::system_error(e, std::generic_category(), "mmap of the snapshot RAM file");
+      throw std::system_error(e, std::generic_category(), "mapping the snapshot RAM file");
     }
   }
 }
@@ -85,16 +86,21 @@ void GuestMemory::punch(std::uint64_t addr, std::uint64_t len) {
     throw std::system_error(errno, std::generic_category(), "punching a hole in guest RAM");
 }
 
+std::pair<std::uint64_t, std::uint64_t> GuestMemory::next_data(std::uint64_t off, std::uint64_t end) const {
+  off_t data = lseek(initial_fd_, static_cast<off_t>(off), SEEK_DATA);
+  const std::uint64_t from = data < 0 ? end : std::min<std::uint64_t>(static_cast<std::uint64_t>(data), end);
+  if (from >= end) return {end, end};
+  off_t hole = lseek(initial_fd_, static_cast<off_t>(from), SEEK_HOLE);
+  return {from, hole < 0 ? end : std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), end)};
+}
+
 void GuestMemory::copy_initial(std::uint64_t addr, std::uint64_t len) {
   const std::uint64_t end = addr + len;
   for (std::uint64_t off = addr; off < end;) {
     // Only the file's data extents are copied; its holes become holes here too.
-    off_t data = lseek(initial_fd_, static_cast<off_t>(off), SEEK_DATA);
-    std::uint64_t from = data < 0 ? end : std::min<std::uint64_t>(static_cast<std::uint64_t>(data), end);
+    const auto [from, to] = next_data(off, end);
     if (from > off) punch(off, from - off);
     if (from >= end) break;
-    off_t hole = lseek(initial_fd_, static_cast<off_t>(from), SEEK_HOLE);
-    std::uint64_t to = hole < 0 ? end : std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), end);
     for (std::uint64_t at = from; at < to;) {
       ssize_t n = pread(initial_fd_, base_ + at, to - at, static_cast<off_t>(at));
       if (n < 0 && errno == EINTR) continue;
@@ -220,9 +226,16 @@ void GuestMemory::zero(GuestAddr addr, std::uint64_t len) {
   if (addr.value >= file_bytes_) return;  // anonymous RAM: discarded pages read as zero
   static const std::uint8_t kZero[kPage] = {};
   const std::uint64_t end = std::min<std::uint64_t>(addr.value + len, (file_bytes_ + kPage - 1) / kPage * kPage);
-  for (std::uint64_t p = addr.value; p < end; p += kPage) {
-    // Reading a hole of the file copies nothing; only pages with old bytes are written.
-    if (std::memcmp(base_ + p, kZero, kPage) != 0) std::memset(span(GuestAddr(p), kPage, "zero").data(), 0, kPage);
+  // The file's holes read as zero once discarded: only its data extents are looked at (a snapshot
+  // file holds the pages that were not zero), never every page of a range the guest names.
+  for (std::uint64_t off = addr.value; off < end;) {
+    const auto [from, to] = next_data(off, end);
+    if (from >= end) break;
+    for (std::uint64_t p = from & ~(kPage - 1); p < to; p += kPage) {
+      // Only pages with old bytes are written (and so become private copies).
+      if (std::memcmp(base_ + p, kZero, kPage) != 0) std::memset(span(GuestAddr(p), kPage, "zero").data(), 0, kPage);
+    }
+    off = to;
   }
 }
 

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "x86/layout.h"
@@ -136,9 +137,11 @@ class GuestMemory {
   void mark(std::uint64_t addr, std::uint64_t len);
   void punch(std::uint64_t addr, std::uint64_t len);
   void copy_initial(std::uint64_t addr, std::uint64_t len);  // shared RAM: initial_fd_'s bytes back
+  // The first data extent [from, to) of initial_fd_ at or after off, cut at end; {end, end} when none.
+  std::pair<std::uint64_t, std::uint64_t> next_data(std::uint64_t off, std::uint64_t end) const;
   std::uint8_t* base_ = nullptr;
   int shared_fd_ = -1;   // owned
-  int initial_fd_ = -1;  // owned (a dup): the bytes discard() restores in shared RAM
+  int initial_fd_ = -1;  // owned (a dup) snapshot RAM file: what discard() restores in shared RAM, where zero() looks
   std::size_t size_ = 0;
   std::size_t file_bytes_ = 0;  // the first file_bytes_ of RAM come from a file
   bool tracking_ = false;

@@ -1,9 +1,13 @@
-// Console: guest output cut into lines for the log, with long lines cut, the last line flushed, control bytes escaped.
+// Console: guest output cut into lines for the log, with long lines cut, the last line flushed, control bytes escaped,
+// within its limits per call, per request and per second.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
+#include "console_lines.h"
 #include "devices/console.h"
 
 using unifn::vmm::Console;
@@ -114,4 +118,74 @@ TEST_CASE("Console without a sink counts bytes and drops lines") {
   c.set_sink([&](std::string_view l) { got.emplace_back(l); });
   c.write(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), 5));
   CHECK(got == V{"lost"});
+}
+
+namespace {
+using unifn::vmm::ConsoleLimits;
+
+// A console on a clock the test moves, with what reached its sink.
+struct Limited : unifn::test::ConsoleLines {
+  Console::Clock::time_point now{};
+  Console console{[this](std::string_view l) { add(l); }, [this] { return now; }};
+  std::size_t write(const std::string& s) {
+    return console.write(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));  // Safe: chars as bytes.
+  }
+};
+}  // namespace
+
+TEST_CASE("Console takes at most 64 KiB per write and answers how many, put() drops the rest and says so") {
+  Limited c;
+  const std::string ten_mib(10u << 20, 'x');
+  CHECK(c.write(ten_mib) == ConsoleLimits::kPerCall);
+  CHECK(c.console.bytes_written() == ConsoleLimits::kPerCall);
+  c.console.put(std::span(reinterpret_cast<const std::uint8_t*>(ten_mib.data()), ten_mib.size()));  // Safe: chars as bytes.
+  CHECK(c.console.bytes_dropped() == ten_mib.size() - ConsoleLimits::kPerCall);
+  c.console.end_request();
+  CHECK(c.lines.size() == 2 * ConsoleLimits::kPerCall / 4096 + 1);  // lines cut at 4096 bytes, the last flushed; the VMM's
+  CHECK(c.said("console output over 65536 bytes in one call: 10420224 bytes dropped") == 1);
+  CHECK(c.lines.back() == "[unifn] console output over 65536 bytes in one call: 10420224 bytes dropped");
+}
+
+TEST_CASE("Console shows 1 MiB per request, drops the rest, says so once per request, and shows the next request again") {
+  Limited c;
+  std::string chunk;
+  while (chunk.size() < ConsoleLimits::kPerCall) chunk += std::string(1023, 'y') + "\n";
+  for (int i = 0; i < 40; ++i) CHECK(c.write(chunk) == chunk.size());  // 2.5 MiB, every byte taken
+  CHECK(c.guest_bytes() == ConsoleLimits::kPerRequest);
+  CHECK(c.said("console output over") == 0);  // said when the request ends, with the count
+  c.console.end_request();
+  CHECK(c.said("console output over 1048576 bytes in one request: 1572864 bytes dropped") == 1);
+  c.console.end_request();
+  CHECK(c.said("console output over") == 1);
+  c.now += std::chrono::seconds(10);  // the rate's bucket full again
+  c.lines.clear();
+  c.write("next\n");
+  c.console.end_request();
+  CHECK(c.lines == V{"next"});
+}
+
+TEST_CASE("Console's rate per instance: a burst of 10000 lines, then 1000 a second, said once per instance") {
+  Limited c;
+  std::string lines;
+  for (std::size_t i = 0; i < ConsoleLimits::kBurstLines + 5; ++i) lines += "a\n";
+  c.write(lines);
+  CHECK(c.lines.size() == ConsoleLimits::kBurstLines);
+  c.console.end_request();
+  CHECK(c.said("console output over 262144 bytes or 1000 lines a second: 10 bytes dropped (said once per instance)") == 1);
+  c.lines.clear();
+  c.now += std::chrono::seconds(1);
+  c.write(std::string(2 * (ConsoleLimits::kLinesPerSecond + 1), '\n'));  // 1001 empty lines, twice over
+  CHECK(c.lines.size() == ConsoleLimits::kLinesPerSecond);
+  c.console.end_request();
+  CHECK(c.said("console output over") == 0);  // the rate said it once already
+  CHECK(c.console.bytes_dropped() == 10 + 2 * (ConsoleLimits::kLinesPerSecond + 1) - ConsoleLimits::kLinesPerSecond);
+}
+
+TEST_CASE("Console: once the call is over (deadline, cancel) the rest of a write is dropped, not handed to the sink") {
+  Limited c;
+  int asked = 0;
+  c.console.set_stop([&] { return ++asked > 2; });
+  CHECK(c.write("one\ntwo\nthree\nfour\n") == 19);
+  CHECK(c.lines == V{"one", "two"});
+  CHECK(c.console.bytes_dropped() == 11);
 }

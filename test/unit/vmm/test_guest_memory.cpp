@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -105,7 +106,7 @@ TEST_CASE("GuestMemory errors name what was accessed, where, how much, and the R
   }
 }
 
-TEST_CASE("the guest's user memory is [kUserLow, RAM size): below it and past it refused, overflow-safe, named") {
+TEST_CASE("the guest's user memory runs from kUserLow to the end of RAM: below it and past it refused, overflow-safe, named") {
   GuestMemory mem(kRam);
   const std::uint64_t low = unifn::vmm::layout::kUserLow;
   CHECK(mem.user_contains(GuestAddr(low), kRam - low));
@@ -187,6 +188,26 @@ TEST_CASE("GuestMemory::discard of file-backed RAM restores the file's bytes, an
   std::string on_disk(content.size(), '\0');
   REQUIRE(::pread(file.fd, on_disk.data(), on_disk.size(), 0) == static_cast<ssize_t>(on_disk.size()));
   CHECK(on_disk == content);  // MAP_PRIVATE: the guest's writes stayed private
+}
+
+TEST_CASE("GuestMemory::zero over a sparse snapshot file writes only the pages the file has data for") {
+  constexpr std::size_t kPages = 4096;  // 16 MiB, two data pages in it
+  char name[] = "/tmp/unifn-guest-memory-XXXXXX";
+  const int fd = mkstemp(name);
+  REQUIRE(fd >= 0);
+  unlink(name);
+  REQUIRE(ftruncate(fd, kPages * 4096) == 0);
+  const std::string data(4096, 'd');
+  REQUIRE(pwrite(fd, data.data(), data.size(), 3 * 4096) == 4096);
+  REQUIRE(pwrite(fd, data.data(), data.size(), 4000 * 4096) == 4096);
+  GuestMemory mem(kPages * 4096, fd, kPages * 4096);
+  close(fd);
+  mem.track_host_writes(true);
+  CHECK(mem.read_obj<char>(GuestAddr(3 * 4096)) == 'd');
+  mem.zero(GuestAddr(0), kPages * 4096);
+  CHECK(mem.take_host_dirty() == std::vector<std::uint64_t>{3, 4000});  // the holes were never looked at, nor copied
+  const auto all = std::as_const(mem).span(GuestAddr(0), kPages * 4096, "check");
+  CHECK(std::all_of(all.begin(), all.end(), [](std::uint8_t b) { return b == 0; }));
 }
 
 TEST_CASE("GuestMemory refuses a backing file larger than RAM") {

@@ -17,6 +17,7 @@
 
 #include <unifn/abi.h>
 
+#include "console_lines.h"
 #include "fuzz_machine.h"
 #include "guest/function_vm.h"
 #include "x86/layout.h"
@@ -33,11 +34,10 @@ namespace {
 constexpr std::uint64_t kLow = vmm::layout::kUserLow;
 
 // A guest whose runs are C++ functions: each run() of the machine plays the next one.
-struct Guest {
+struct Guest : test::ConsoleLines {  // with what reached the console sink
   using Run = std::function<Stop(Guest&, FuzzMachine&)>;
   fuzz::FuzzPlatform platform;
   std::deque<Run> runs;
-  std::vector<std::string> lines;  // what reached the console sink
   unifn_boot_info bi{};
 
   Guest() {
@@ -52,7 +52,7 @@ struct Guest {
 
   vmm::FunctionVmConfig config() {
     vmm::FunctionVmConfig cfg;
-    cfg.memory_bytes = 8u << 20;
+    cfg.memory_bytes = 32u << 20;  // room for a 10 MiB buffer in the heap
     cfg.max_body_bytes = 64u << 10;
     cfg.init_timeout = 10s;
     cfg.platform = &platform;
@@ -60,7 +60,7 @@ struct Guest {
   }
   std::unique_ptr<vmm::FunctionVm> boot() {
     static const auto image = vmm::FunctionImage::load(std::string(UNIFN_FUNCTIONS_DIR) + "/hello.elf");
-    return vmm::FunctionVm::boot(image, config(), [this](std::string_view l) { lines.emplace_back(l); });
+    return vmm::FunctionVm::boot(image, config(), [this](std::string_view l) { add(l); });
   }
 
   // Scratch the guest owns: its heap.
@@ -117,11 +117,19 @@ struct Guest {
     return r.rax;
   }
 
-  vmm::Outcome invoke(vmm::FunctionVm& vm) {
+  vmm::Outcome invoke(vmm::FunctionVm& vm, std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::now() + 10s) {
     const std::string body = "hi";
     return vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()), "text/plain",  // Safe: chars as bytes.
-                     std::chrono::steady_clock::now() + 10s);
+                     deadline);
   }
+  // 10 MiB of 1024-byte lines in the guest's heap.
+  std::uint64_t flood_buffer(FuzzMachine& m) {
+    const std::string line = std::string(1023, 'f') + "\n";
+    for (std::uint64_t off = 0; off < kFlood; off += line.size())
+      m.guest_write(scratch(0x10000) + off, std::span(reinterpret_cast<const std::uint8_t*>(line.data()), line.size()));  // Safe: chars as bytes.
+    return scratch(0x10000);
+  }
+  static constexpr std::uint64_t kFlood = 10u << 20;
 };
 
 bool low_pages_zero(vmm::FunctionVm& vm) {
@@ -225,4 +233,47 @@ TEST_CASE("system calls from a running guest answer -EFAULT below the guest's us
   REQUIRE(g.invoke(*vm).ok());
   for (auto a : answers) CHECK(static_cast<std::int64_t>(a) == -EFAULT);
   CHECK(low_pages_zero(*vm));
+}
+
+TEST_CASE("a guest flooding its console: 64 KiB per write, 1 MiB shown per request and one line saying what was dropped") {
+  using vmm::ConsoleLimits;
+  Guest g;
+  g.runs.push_back([](Guest& gg, FuzzMachine& m) { return gg.park(m); });
+  auto vm = g.boot();
+  std::vector<std::uint64_t> answers;
+  g.runs.push_back([&answers](Guest& gg, FuzzMachine& m) {
+    const auto buf = gg.flood_buffer(m);
+    for (int i = 0; i < 40; ++i) answers.push_back(Guest::syscall(m, __NR_write, 1, buf, Guest::kFlood));
+    return gg.respond_ok(m);
+  });
+  REQUIRE(g.invoke(*vm).ok());
+  CHECK(std::all_of(answers.begin(), answers.end(), [](std::uint64_t a) { return a == ConsoleLimits::kPerCall; }));
+  CHECK(g.guest_bytes() == ConsoleLimits::kPerRequest);
+  CHECK(g.said("console output over 1048576 bytes in one request: 1572864 bytes dropped") == 1);
+  CHECK(g.said("console output over") == 1);
+  // A CONSOLE_WRITE cannot answer a short count: what is over 64 KiB is dropped, and said.
+  g.lines.clear();
+  g.runs.push_back([](Guest& gg, FuzzMachine& m) {
+    const auto buf = gg.flood_buffer(m);
+    if (auto s = gg.hypercall_buf(m, UNIFN_HC_CONSOLE_WRITE, gg.scratch(), buf, Guest::kFlood)) return *s;
+    return gg.respond_ok(m);
+  });
+  REQUIRE(g.invoke(*vm).ok());
+  CHECK(g.said("console output over 65536 bytes in one call: 10420224 bytes dropped") == 1);
+  CHECK(g.guest_bytes() <= ConsoleLimits::kPerCall);  // what the rate let through of the rest, after a full request
+}
+
+TEST_CASE("console output of a call whose deadline has passed is dropped, not handed to the sink") {
+  Guest g;
+  g.runs.push_back([](Guest& gg, FuzzMachine& m) { return gg.park(m); });
+  auto vm = g.boot();
+  std::uint64_t answer = 0;
+  g.runs.push_back([&answer](Guest& gg, FuzzMachine& m) {
+    answer = Guest::syscall(m, __NR_write, 1, gg.flood_buffer(m), 4096);
+    return gg.respond_ok(m);
+  });
+  // The memory-only machine plays its program whatever the deadline: the console is what checks it.
+  REQUIRE(g.invoke(*vm, std::chrono::steady_clock::now() - 1s).ok());
+  CHECK(answer == 4096);
+  CHECK(g.lines.empty());
 }

@@ -378,3 +378,53 @@ TEST_CASE("system calls refuse guest addresses below the guest's user memory wit
   CHECK(f.call(__NR_clock_gettime, 0, low).ret == 0);
   CHECK(f.call(__NR_getrandom, low + 16, 16, 0).ret == 16);
 }
+
+TEST_CASE("write of 10 MiB answers a short count of 64 KiB, and writev takes 64 KiB in all however many iovecs") {
+  Fixture f;
+  const std::uint64_t buf = 0x100000, ten_mib = 10u << 20;
+  f.mem().fill(GuestAddr(buf), 'z', ten_mib);
+  CHECK(f.call(__NR_write, 1, buf, ten_mib).ret == static_cast<std::int64_t>(ConsoleLimits::kPerCall));
+  CHECK(f.console.bytes_written() == ConsoleLimits::kPerCall);
+  // 1024 iovecs that all name the same 10 MiB.
+  std::vector<std::uint64_t> iov;
+  for (int i = 0; i < 1024; ++i) iov.insert(iov.end(), {buf, ten_mib});
+  f.mem().write(GuestAddr(0x20000), std::span(reinterpret_cast<const std::uint8_t*>(iov.data()), iov.size() * 8));  // Safe: u64s as bytes.
+  CHECK(f.call(__NR_writev, 1, 0x20000, 1024).ret == static_cast<std::int64_t>(ConsoleLimits::kPerCall));
+  CHECK(f.console.bytes_written() == 2 * ConsoleLimits::kPerCall);
+  // Several small iovecs up to the limit: the last one is cut short.
+  const std::uint64_t small[6] = {buf, 40000, buf, 40000, buf, 40000};
+  f.mem().write_obj(GuestAddr(0x30000), small);
+  CHECK(f.call(__NR_writev, 1, 0x30000, 3).ret == static_cast<std::int64_t>(ConsoleLimits::kPerCall));
+  CHECK(f.call(__NR_write, 1, buf, 100).ret == 100);
+}
+
+TEST_CASE("unknown system calls are reported for the first 64 numbers only, the last saying so") {
+  Fixture f;
+  for (std::uint64_t nr = 1000; nr < 1200; ++nr) CHECK(f.call(nr).ret == -ENOSYS);
+  REQUIRE(f.unknown.size() == 64);
+  CHECK_THAT(f.unknown.back(), Catch::Contains("system call 1063") && Catch::Contains("no more will be"));
+}
+
+TEST_CASE("mmap zeroes a large range in chunks, and stops between them once the call is over (deadline, cancel)") {
+  constexpr std::uint64_t ram = 128ull << 20, start = 1ull << 20, end = 120ull << 20, len = 64ull << 20;
+  for (bool over : {false, true}) {
+    INFO((over ? "the call is over" : "the call goes on"));
+    Console console;
+    FakeMachine machine(std::make_unique<GuestMemory>(ram));
+    LinuxSyscalls sys(start, end, console);
+    sys.out_of_time = [over] { return over; };
+    // Old bytes where the mapping will lie: in its first 16 MiB and in its last.
+    machine.memory().fill(GuestAddr(end - len), 0xAA, 4096);
+    machine.memory().fill(GuestAddr(end - 4096), 0xAA, 4096);
+    GuestRegs r{};
+    r.rax = __NR_mmap;
+    r.rsi = len;
+    r.rdx = PROT_READ | PROT_WRITE;
+    r.r10 = MAP_PRIVATE | MAP_ANONYMOUS;
+    r.r8 = static_cast<std::uint64_t>(-1);
+    REQUIRE(sys.handle(machine, r).ret == static_cast<std::int64_t>(end - len));
+    CHECK(machine.memory().read_obj<std::uint8_t>(GuestAddr(end - len)) == 0);  // the first chunk always
+    // The rest only while the call goes on: past its deadline the guest runs no further instruction.
+    CHECK(machine.memory().read_obj<std::uint8_t>(GuestAddr(end - 4096)) == (over ? 0xAA : 0));
+  }
+}
