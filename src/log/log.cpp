@@ -11,7 +11,6 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdlib>
-#include <cstring>
 #include <iterator>
 #include <mutex>
 #include <vector>
@@ -74,18 +73,23 @@ class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
   void sink_it_(const spdlog::details::log_msg& msg) override {
     try {
       const Level level = from_spdlog(msg.level);
+      const std::string_view text(msg.payload.data(), msg.payload.size());
       fmt::memory_buffer line;
+      auto out = std::back_inserter(line);
       if (journal_) {
-        fmt::format_to(std::back_inserter(line), "<{}>", priority(level));  // journald adds the time
+        // journald adds the time. Each line of a message gets the prefix, or journald would file
+        // the lines after the first at its default priority.
+        std::size_t start = 0;
+        for (std::size_t nl; (nl = text.find('\n', start)) != std::string_view::npos; start = nl + 1)
+          fmt::format_to(out, "<{}>{}\n", priority(level), text.substr(start, nl - start));
+        fmt::format_to(out, "<{}>{}\n", priority(level), text.substr(start));
       } else {
         const std::time_t t = std::chrono::system_clock::to_time_t(msg.time);
         std::tm tm{};
         localtime_r(&t, &tm);
         const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count() % 1000;
-        fmt::format_to(std::back_inserter(line), "{:%Y-%m-%d %H:%M:%S}.{:03} {} ", tm, ms, level_name(level));
+        fmt::format_to(out, "{:%Y-%m-%d %H:%M:%S}.{:03} {} {}\n", tm, ms, level_name(level), text);
       }
-      line.append(msg.payload.begin(), msg.payload.end());
-      line.push_back('\n');
       if (!write_all(fd_, std::string_view(line.data(), line.size()))) ++failed_;
     } catch (...) {
       ++failed_;

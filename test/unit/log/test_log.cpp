@@ -147,6 +147,10 @@ TEST_CASE("in the journal each line starts with its syslog priority and carries 
   write_each_level(l);
   REQUIRE(l.flush(30s));
   CHECK(p.drain() == "<7>a debug line\n<6>an info line\n<4>a warning line\n<3>an error line\n");
+  // A message of several lines: each keeps the priority.
+  l.write(Level::warning, "first\nsecond");
+  REQUIRE(l.flush(30s));
+  CHECK(p.drain() == "<4>first\n<4>second\n");
 }
 
 TEST_CASE("the journal is recognised by $JOURNAL_STREAM naming the descriptor's device and inode") {
