@@ -1,6 +1,8 @@
 // Name -> pool lookup and the function listing for /system/functions.
 #include "runtime/registry.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace unifn::runtime {
@@ -23,7 +25,6 @@ void Registry::load(std::vector<PoolConfig> configs, std::vector<std::string>& e
           name, warm, cfg.vm.memory_bytes >> 20, need >> 20, memory_->limit() >> 20, (memory_->limit() - planned) >> 20));
       continue;
     }
-    planned += need;
     cfg.memory_budget = memory_;
     cfg.queue_budget = queue_;
     {
@@ -31,11 +32,13 @@ void Registry::load(std::vector<PoolConfig> configs, std::vector<std::string>& e
       auto it = pools_.find(name);
       if (it != pools_.end() && !cfg.fingerprint.empty() && it->second->config().fingerprint == cfg.fingerprint) {
         next[name] = it->second;
+        planned += need;
         continue;
       }
     }
     try {
       next[name] = std::make_shared<InstancePool>(std::move(cfg));
+      planned += need;  // a function that failed to boot leaves its share to the next
     } catch (const std::exception& e) {
       errors.push_back(fmt::format("function {}: {}", name, e.what()));
     }

@@ -39,10 +39,14 @@ void need_open_files(rlim_t need) {
   REQUIRE(setrlimit(RLIMIT_NOFILE, &files) == 0);
 }
 
-// A functions directory with the example echo function.
-struct EchoFunction {
+// A functions directory with the example echo function, and the misbehave guest with one instance.
+struct Functions {
   TempDir dir;
-  EchoFunction() { std::ofstream(dir.path + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR << "/echo.elf\n"; }
+  Functions() {
+    std::ofstream(dir.path + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR << "/echo.elf\n";
+    std::ofstream(dir.path + "/misbehave.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
+                                                << "/test/guests/misbehave.elf\nmax_instances: 1\n";
+  }
 };
 
 // Descriptors of this process, closed at the end.
@@ -92,9 +96,11 @@ std::string roundtrip(int fd, const std::string& request) {
   }
 }
 
-std::string post_echo(const std::string& body) {
-  return "POST /function/echo HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+std::string post(const std::string& function, const std::string& body) {
+  return "POST /function/" + function + " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
 }
+std::string post_echo(const std::string& body) { return post("echo", body); }
 
 // One series of the daemon's /metrics, named with its labels as the text has them; 0 when absent.
 double metric(const std::string& metrics, const std::string& series) {
@@ -137,7 +143,7 @@ bool metrics_until(const Daemon& d, Pred pred) {
 
 TEST_CASE("5000 idle connections leave the daemon serving a new client below its open-file limit") {
   need_open_files(kIdle + 512);
-  EchoFunction fn;
+  Functions fn;
   Daemon d("--functions-dir " + fn.dir.path, "ulimit -n " + std::to_string(kDaemonFiles) + ";");
   const int port = port_of(d);
   CHECK(d.wait_log("limits: 1536 connections at most"));  // derived: 2048 less the 512 reserved
@@ -157,6 +163,9 @@ TEST_CASE("5000 idle connections leave the daemon serving a new client below its
   INFO(answer);
   CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 200") && Catch::EndsWith("\r\n\r\nstill serving"));
   CHECK_THAT(roundtrip(client, post_echo("and again")), Catch::EndsWith("\r\n\r\nand again"));  // kept alive
+  // A crashed instance is still replaced: the descriptors it needs were kept.
+  CHECK_THAT(roundtrip(client, post("misbehave", "null")), Catch::StartsWith("HTTP/1.1 502"));
+  CHECK_THAT(roundtrip(client, post("misbehave", "fine")), Catch::StartsWith("HTTP/1.1 200") && Catch::EndsWith("ok"));
 
   const auto files = open_files_of(d.pid());
   INFO("the daemon holds " << files << " descriptors");
@@ -170,7 +179,7 @@ TEST_CASE("5000 idle connections leave the daemon serving a new client below its
 
 TEST_CASE("one address holding thousands of idle connections cannot lock out another") {
   need_open_files(3500);
-  EchoFunction fn;
+  Functions fn;
   Daemon d("--functions-dir " + fn.dir.path, "ulimit -n 4096;");
   const int port = port_of(d);
   CHECK(d.wait_log("384 per client address"));  // derived: 3072 connections / 8
