@@ -22,6 +22,7 @@
 #include "cli/platform_flag.h"
 #include "cli/signals.h"
 #include "config/config.h"
+#include "devices/console.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "log/log.h"
@@ -135,11 +136,11 @@ runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::D
   c.max_queue = d.limits.max_queue;
   c.accel = f.accel;
   c.state_dir = d.state_dir;
-  // The guest's console lines are info; the pool's and the VMM's own notes ("[unifn] ...": a
-  // failed restore or reset, an unknown syscall) are warnings. The two share this callback, so a
-  // guest that prints the prefix itself raises its own line to a warning, nothing more.
+  // The guest's console lines are info; the pool's and the VMM's own notes (Console::kVmmPrefix: a
+  // failed restore or reset, an unknown syscall) are warnings. No guest line can start with the
+  // prefix (Console::escape writes its '[' as \x5b), so a guest cannot raise its own lines' level.
   c.log = [](const std::string& fn, const std::string& call, std::string_view line) noexcept {
-    function_line(line.starts_with("[unifn] ") ? log::Level::warning : log::Level::info, fn, call, line);
+    function_line(line.starts_with(vmm::Console::kVmmPrefix) ? log::Level::warning : log::Level::info, fn, call, line);
   };
   auto sel = attach_accel(c, f, d, m);
   // Told once per pool, when its snapshot is had: a fallback is logged and counted then.
@@ -147,7 +148,7 @@ runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::D
                    to = c.accel_backend](bool from_disk) {
     m.record_snapshot(name, from_disk);
     if (fallback.empty()) return;
-    function_line(log::Level::warning, name, "", fmt::format("[unifn] accelerator: {}", fallback));
+    function_line(log::Level::warning, name, "", fmt::format("{}accelerator: {}", vmm::Console::kVmmPrefix, fallback));
     m.record_accel_fallback(name, from, to);
   };
   std::string env;

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "devices/console.h"
 #include "snapshot/snapshot_store.h"
 
 namespace unifn::runtime {
@@ -40,13 +41,13 @@ std::string describe(const std::exception_ptr& e) {
   }
 }
 
-// One of the pool's own lines ("[unifn] ..."). It must not end the worker that writes it: a log
+// One of the pool's own lines (Console::kVmmPrefix and the text). It must not end the worker that writes it: a log
 // callback that throws (or a line that cannot be formatted) loses the line, nothing more.
 template <class... Args>
 void note(const PoolConfig& cfg, const std::string& call_id, fmt::format_string<Args...> format, Args&&... args) noexcept {
   if (!cfg.log) return;
   try {
-    cfg.log(cfg.name, call_id, fmt::format(format, std::forward<Args>(args)...));
+    cfg.log(cfg.name, call_id, fmt::format("{}{}", vmm::Console::kVmmPrefix, fmt::format(format, std::forward<Args>(args)...)));
   } catch (...) {
   }
 }
@@ -55,7 +56,7 @@ void note(const PoolConfig& cfg, const std::string& call_id, fmt::format_string<
 
 InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
   if (!cfg_.unavailable.empty()) {
-    note(cfg_, "", "[unifn] cannot run on this machine, its calls answer 503: {}", cfg_.unavailable);
+    note(cfg_, "", "cannot run on this machine, its calls answer 503: {}", cfg_.unavailable);
     return;
   }
   image_ = vmm::FunctionImage::load(cfg_.image_path);
@@ -67,7 +68,7 @@ InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
     vmm::SnapshotStore store(cfg_.state_dir);
     auto got = store.get_or_build(image_, cfg_.vm, sink);
     snapshot_key_ = got.key;
-    if (!got.warning.empty()) note(cfg_, "", "[unifn] warning: {}", got.warning);
+    if (!got.warning.empty()) note(cfg_, "", "warning: {}", got.warning);
     snapshot_ = got.snapshot;
     snapshot_from_disk_ = got.from_disk;
     if (cfg_.min_warm == 0) cold_ = std::move(got.booted);  // its first call is served cold
@@ -212,7 +213,7 @@ void InstancePool::complete(Job& job, InvocationResult r) noexcept {
   try {
     job.done(std::move(r));
   } catch (...) {
-    note(cfg_, job.call.call_id, "[unifn] the completion of a call threw: {}", describe(std::current_exception()));
+    note(cfg_, job.call.call_id, "the completion of a call threw: {}", describe(std::current_exception()));
   }
 }
 
@@ -248,7 +249,7 @@ void InstancePool::worker() {
         why = describe(std::current_exception());
       }
       if (!vm) {
-        note(cfg_, "", "[unifn] cannot restore an instance: {}", why);
+        note(cfg_, "", "cannot restore an instance: {}", why);
         std::deque<Job> stranded;
         {
           std::lock_guard lock(mu_);
@@ -310,7 +311,7 @@ void InstancePool::worker() {
       try {
         vm->reset();
       } catch (...) {
-        note(cfg_, job.call.call_id, "[unifn] reset failed, the instance is dropped: {}", describe(std::current_exception()));
+        note(cfg_, job.call.call_id, "reset failed, the instance is dropped: {}", describe(std::current_exception()));
         vm.reset();
       }
     }

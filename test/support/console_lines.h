@@ -1,5 +1,5 @@
-// What a guest console's sink received in a test: the VMM's own lines ("[unifn] ...") told apart
-// from the guest's.
+// What a guest console's sink received in a test: the VMM's own lines (Console::kVmmPrefix) told
+// apart from the guest's.
 #pragma once
 
 #include <algorithm>
@@ -8,13 +8,15 @@
 #include <string_view>
 #include <vector>
 
+#include "devices/console.h"
+
 namespace unifn::test {
 
 struct ConsoleLines {
   std::vector<std::string> lines;
 
   void add(std::string_view line) { lines.emplace_back(line); }
-  static bool own(const std::string& line) { return line.rfind("[unifn] ", 0) == 0; }
+  static bool own(const std::string& line) { return line.starts_with(vmm::Console::kVmmPrefix); }
   // How many of the VMM's own lines hold part.
   std::size_t said(const std::string& part) const {
     return static_cast<std::size_t>(

@@ -43,7 +43,12 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
 std::string Console::escape(std::string_view line) {
   std::string out;
   out.reserve(line.size());
-  for (std::size_t i = 0; i < line.size();) {
+  std::size_t i = 0;
+  if (line.starts_with(kVmmPrefix)) {
+    hex_escape(out, static_cast<unsigned char>(line[0]));
+    i = 1;
+  }
+  while (i < line.size()) {
     const auto c = static_cast<unsigned char>(line[i]);
     if (c == '\t' || (c >= 0x20 && c < 0x7F)) {
       out += static_cast<char>(c);
@@ -132,20 +137,20 @@ void Console::flush() {
   if (!line_.empty()) emit(false);
 }
 
-void Console::say(std::string_view line) {
+void Console::say(std::string_view text) {
   flush();
-  if (sink_) sink_(line);
+  if (sink_) sink_(fmt::format("{}{}", kVmmPrefix, text));
 }
 
 void Console::end_request() {
   flush();
   if (over_request_)
-    say(fmt::format("[unifn] console output over {} bytes in one request: {} bytes dropped", ConsoleLimits::kPerRequest,
+    say(fmt::format("console output over {} bytes in one request: {} bytes dropped", ConsoleLimits::kPerRequest,
                     over_request_));
   if (over_call_)
-    say(fmt::format("[unifn] console output over {} bytes in one call: {} bytes dropped", ConsoleLimits::kPerCall, over_call_));
+    say(fmt::format("console output over {} bytes in one call: {} bytes dropped", ConsoleLimits::kPerCall, over_call_));
   if (over_rate_ && !rate_said_) {
-    say(fmt::format("[unifn] console output over {} bytes or {} lines a second: {} bytes dropped (said once per instance)",
+    say(fmt::format("console output over {} bytes or {} lines a second: {} bytes dropped (said once per instance)",
                     ConsoleLimits::kBytesPerSecond, ConsoleLimits::kLinesPerSecond, over_rate_));
     rate_said_ = true;
   }

@@ -37,6 +37,9 @@ struct ConsoleLimits {
 class Console {
  public:
   using Sink = std::function<void(std::string_view line)>;
+  // What the VMM's own lines start with. The log tells them from the guest's by it (a warning, not
+  // the guest's info), so escape() never lets a guest line start with it.
+  static constexpr std::string_view kVmmPrefix = "[unifn] ";
   using Clock = std::chrono::steady_clock;
   // clock: what the rate limit measures time with (tests pass their own).
   explicit Console(Sink sink = {}, std::function<Clock::time_point()> clock = Clock::now);
@@ -52,9 +55,9 @@ class Console {
   // not take is dropped and counted.
   void put(std::span<const std::uint8_t> bytes);
   void flush();  // emits a last unterminated line
-  // A line of the VMM's own ("[unifn] ..."), after the guest's unfinished one; not escaped, and
-  // not counted against the guest's limits.
-  void say(std::string_view line);
+  // A line of the VMM's own, after the guest's unfinished one: kVmmPrefix and text, not escaped,
+  // and not counted against the guest's limits.
+  void say(std::string_view text);
   // A request ends (or booting does): the last line is flushed, each limit that dropped output in
   // it says so in one line (the rate only the first time), and the request's count starts again.
   void end_request();
@@ -66,6 +69,7 @@ class Console {
   // (ESC is \x1b), C1 controls encoded in UTF-8 as \u0080-\u009f, bytes that are not UTF-8 as
   // \xNN. HTAB, printable ASCII and valid UTF-8 stay as they are; a backslash is not escaped, so
   // the guest's own text reads unchanged (a literal "\x1b" in it reads the same, and is harmless).
+  // A line that starts with kVmmPrefix has its '[' written \x5b: no guest line passes for the VMM's.
   // Lines are cut at kMaxLine bytes before escaping: an escaped line is at most 4 times that.
   static std::string escape(std::string_view line);
 

@@ -92,7 +92,7 @@ FunctionVm::FunctionVm(std::shared_ptr<const FunctionImage> image, const Functio
     if (running_since_ != std::chrono::steady_clock::time_point{}) ran += std::chrono::steady_clock::now() - running_since_;
     return static_cast<std::uint64_t>(ran.count());
   };
-  syscalls_.on_unknown = [this](std::string_view what) { console_.say(fmt::format("[unifn] {}", what)); };
+  syscalls_.on_unknown = [this](std::string_view what) { console_.say(what); };
   // Long work inside one exit (console lines to a slow sink, zeroing gigabytes) stops once the call is over.
   syscalls_.out_of_time = [this] { return machine_->cancelled() || std::chrono::steady_clock::now() >= deadline_; };
   console_.set_stop(syscalls_.out_of_time);

@@ -42,6 +42,18 @@ TEST_CASE("Console keeps empty lines and every byte other than newline, control 
   CHECK(c.got == V{"", "", "a\tb\\r", "nul\\x00inside"});
 }
 
+TEST_CASE("No guest line passes for one of the VMM's: only say() starts a line with its prefix") {
+  Lines c;
+  c.write("[unifn] reset failed, the instance is dropped\n");
+  c.write("a line with [unifn] inside\n");
+  c.console.say("an unknown system call");
+  REQUIRE(c.got.size() == 3);
+  CHECK(c.got[0] == "\\x5bunifn] reset failed, the instance is dropped");
+  CHECK_FALSE(c.got[0].starts_with(Console::kVmmPrefix));
+  CHECK(c.got[1] == "a line with [unifn] inside");
+  CHECK(c.got[2] == std::string(Console::kVmmPrefix) + "an unknown system call");
+}
+
 TEST_CASE("Console escapes what a terminal or a log reader would obey, and keeps printable UTF-8") {
   Lines c;
   // A guest that clears the screen, recolours, retitles the terminal, rings, backspaces over its
