@@ -163,15 +163,17 @@ TEST_CASE("CPUID shows no KVM paravirtual leaf where KVM answers CPUID") {
   INFO("guest CPUID 0x40000000: " << out.body << " signature '" << signature << "'");
   // The filter clears leaf 1's APIC bit, which every real CPU sets: where the guest still sees it,
   // its CPUID did not come from KVM's table but from the host CPU (PVM runs ring 3 natively and
-  // cannot intercept CPUID there). Then the guest sees exactly what any host process sees.
+  // cannot intercept CPUID there). Then the guest sees no more than any host process sees.
   const bool from_kvm_table = (w[4] & (1u << 9)) == 0;
   if (from_kvm_table) {
     CHECK(std::string(signature) != "KVMKVMKVM");
   } else {
     unsigned a = 0, b = 0, c = 0, d = 0;
     __cpuid(0x40000000, a, b, c, d);
-    CHECK(w[0] == a);
-    CHECK(w[1] == b);
+    // Either the leaf is hidden (PVM answers zeros here) or it is the host CPU's own, as this process sees it.
+    const bool hidden = w[0] == 0 && w[1] == 0 && w[2] == 0 && w[3] == 0;
+    const bool hosts_own = w[0] == a && w[1] == b && w[2] == c && w[3] == d;
+    CHECK((hidden || hosts_own));
     WARN("CPUID in ring 3 is not intercepted by this KVM (PVM): the guest sees the host CPU's own leaves, as any "
          "process here does ('"
          << signature << "'); the filter applies where KVM answers CPUID (VT-x, SVM)");
