@@ -55,6 +55,11 @@ struct Shared {
     if (!o.metrics) return;
     auto& r = o.metrics->registry();
     open = &prometheus::BuildGauge().Name("unifn_http_connections").Help("HTTP connections open now").Register(r).Add({});
+    accepted_series = &prometheus::BuildCounter()
+                           .Name("unifn_http_connections_accepted_total")
+                           .Help("HTTP connections accepted, admitted or not")
+                           .Register(r)
+                           .Add({});
     auto& shed_family = prometheus::BuildCounter()
                             .Name("unifn_http_connections_shed_total")
                             .Help("Idle HTTP connections closed to make room for a new one, by the limit reached")
@@ -83,6 +88,7 @@ struct Shared {
   std::atomic<std::uint64_t> shed{0}, refused{0};
   std::atomic<bool> reserve_noted{false};
   prometheus::Gauge* open = nullptr;
+  prometheus::Counter* accepted_series = nullptr;
   std::array<prometheus::Counter*, kCauses> shed_series{}, refused_series{};
 
   // Under mu, after the table changed.
@@ -440,6 +446,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
     const auto peer = s.remote_endpoint(ec);
     if (ec) return;  // gone before it was admitted
     auto& sh = *shared_;
+    if (sh.accepted_series) sh.accepted_series->Increment();
     const int ceiling = sh.opts.descriptor_ceiling;
     const bool low = ceiling > 0 && s.native_handle() >= ceiling;
     if (low && !sh.reserve_noted.exchange(true))

@@ -32,7 +32,7 @@ struct ServerOptions {
   // for instances, snapshots and state files: it is admitted only in place of an idle one. The
   // daemon passes its open-file limit minus limits.reserved_descriptors; 0: no reserve.
   int descriptor_ceiling = 0;
-  // Where the connection gauge and the shed and refused counters go; none when null.
+  // Where the connection gauge and the accepted, shed and refused counters go; none when null.
   metrics::Metrics* metrics = nullptr;
 };
 
