@@ -19,8 +19,6 @@ using vmm::virtio::Descriptor;
 
 namespace {
 
-constexpr std::uint32_t kStateVersion = 1;
-
 std::string_view command_name(std::uint32_t c) {
   switch (c) {
     case UNIFN_ACCEL_CMD_NOOP: return "noop";
@@ -64,33 +62,47 @@ void AccelDevice::reset_device() {
   next_session_ = 1;
 }
 
-void AccelDevice::save_device(vmm::ByteWriter& w) const {
-  w.pod(kStateVersion);
-  w.pod(next_session_);
-  w.pod(static_cast<std::uint32_t>(sessions_.size()));
-  for (const auto& [id, flags] : sessions_) {
+void AccelState::write(vmm::ByteWriter& w) const {
+  w.pod(kVersion);
+  w.pod(next_session);
+  w.pod(static_cast<std::uint32_t>(sessions.size()));
+  for (const auto& [id, flags] : sessions) {
     w.pod(id);
     w.pod(flags);
   }
 }
 
-void AccelDevice::restore_device(vmm::ByteReader& r) {
-  if (auto v = r.pod<std::uint32_t>(); v != kStateVersion)
-    throw std::runtime_error(fmt::format("virtio-accel state: format {} (expected {})", v, kStateVersion));
-  const auto next = r.pod<std::uint32_t>();
+AccelState AccelState::read(vmm::ByteReader& r) {
+  vmm::read_version(r, kVersion, "virtio-accel state");
+  AccelState s;
+  s.next_session = r.pod<std::uint32_t>();
   const auto count = r.pod<std::uint32_t>();
-  if (count > opts_.max_sessions)
-    throw std::runtime_error(fmt::format("virtio-accel state holds {} sessions, more than the {} allowed", count, opts_.max_sessions));
-  std::map<std::uint32_t, std::uint32_t> sessions;
   for (std::uint32_t i = 0; i < count; ++i) {
     const auto id = r.pod<std::uint32_t>();
     const auto flags = r.pod<std::uint32_t>();
-    if (id == 0 || !sessions.emplace(id, flags).second)
+    if (id == 0 || !s.sessions.emplace(id, flags).second)
       throw std::runtime_error(fmt::format("virtio-accel state: session id {} is invalid or repeated", id));
   }
-  r.expect_end("virtio-accel state");
-  sessions_ = std::move(sessions);
-  next_session_ = next == 0 ? 1 : next;
+  return s;
+}
+
+std::vector<std::uint8_t> AccelDevice::save_device() const { return vmm::encode(AccelState{next_session_, sessions_}); }
+
+std::optional<std::string> AccelDevice::check_device(std::span<const std::uint8_t> state) const {
+  try {
+    const auto s = vmm::decode<AccelState>(state, "virtio-accel state");
+    if (s.sessions.size() > opts_.max_sessions)
+      return fmt::format("virtio-accel state holds {} sessions, more than the {} allowed", s.sessions.size(), opts_.max_sessions);
+    return std::nullopt;
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+}
+
+void AccelDevice::restore_device(std::span<const std::uint8_t> state) {
+  auto s = vmm::decode<AccelState>(state, "virtio-accel state");  // checked by check_device
+  sessions_ = std::move(s.sessions);
+  next_session_ = s.next_session == 0 ? 1 : s.next_session;
 }
 
 vmm::IoResult AccelDevice::access(vmm::Machine& machine, vmm::MmioAccess& a) {

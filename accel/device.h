@@ -33,6 +33,16 @@ struct DeviceOptions {
   std::function<void(std::string_view what)> on_error;
 };
 
+// The device's part of its snapshot state: the open sessions and the next id to hand out.
+struct AccelState {
+  static constexpr std::uint32_t kVersion = 1;
+  std::uint32_t next_session = 1;
+  std::map<std::uint32_t, std::uint32_t> sessions;  // id -> flags
+  bool operator==(const AccelState&) const = default;
+  void write(vmm::ByteWriter& w) const;
+  static AccelState read(vmm::ByteReader& r);  // refuses a session id 0 or one listed twice
+};
+
 class AccelDevice final : public vmm::virtio::MmioTransport {
  public:
   explicit AccelDevice(std::shared_ptr<Backend> backend, DeviceOptions opts = {});
@@ -56,8 +66,9 @@ class AccelDevice final : public vmm::virtio::MmioTransport {
   std::size_t config_size() const override { return sizeof(unifn_accel_config); }
   void read_config(std::uint64_t offset, std::span<std::uint8_t> out) const override;
   void reset_device() override;
-  void save_device(vmm::ByteWriter& w) const override;
-  void restore_device(vmm::ByteReader& r) override;
+  std::vector<std::uint8_t> save_device() const override;
+  std::optional<std::string> check_device(std::span<const std::uint8_t> state) const override;  // also: at most max_sessions
+  void restore_device(std::span<const std::uint8_t> state) override;
 
  private:
   // Serves one chain; returns the status and sets `written` to the bytes the device wrote.

@@ -69,9 +69,19 @@ std::string_view to_string(PlatformKind kind);
 
 // The vCPU state of a snapshot, in the format of the platform that captured it: a platform
 // applies only its own (the snapshot key includes the platform).
+// Its snapshot state (snapshot/persist.h): Machine::capture saves it, the platform's
+// cpu_state_problem checks it, Machine::apply restores it.
+class ByteWriter;
+class ByteReader;
 struct CpuState {
   PlatformKind platform = PlatformKind::Kvm;
   std::vector<std::uint8_t> bytes;
+  bool operator==(const CpuState&) const = default;
+
+  static constexpr std::uint32_t kVersion = 1;
+  static constexpr std::uint64_t kMaxBytes = 1u << 20;
+  void write(ByteWriter& w) const;
+  static CpuState read(ByteReader& r);  // refuses an unknown platform and more than kMaxBytes
 };
 
 class Machine;

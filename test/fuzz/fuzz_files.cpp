@@ -8,8 +8,8 @@
 //      RAM checksum patched into its last 8 bytes) beside the RAM file of a real snapshot of the
 //      example image, then SnapshotStore::load;
 //   4  a whole snapshot state file (header included), beside the same RAM file, then load;
-//   5  virtio-accel device state: u16 n, n bytes of state for MmioDevice::restore, the rest guest
-//      RAM for a queue notification;
+//   5  virtio-accel device state: u16 n, n bytes of state for MmioDevice::check and restore (which
+//      must agree, and a refused restore change nothing), the rest guest RAM for a queue notification;
 //   6  a KVM vCPU state: KvmCpuState::from_bytes (what a snapshot's CPU bytes become on KVM).
 // Whatever loads must not crash or throw anything but the documented errors (ImageError for
 // images and kernels, BootError when an image does not initialise, std::runtime_error for
@@ -288,7 +288,9 @@ void fuzz_snapshot(std::span<const std::uint8_t> in, bool whole_file, bool accel
   static const vmm::SnapshotStore store(base().dir);
   std::vector<std::uint8_t> payload(in.begin(), in.end());
   std::uint64_t ram = kBaseRam;
-  if (!whole_file && payload.size() >= 8) std::memcpy(&ram, payload.data(), 8);  // GuestLayout::ram comes first
+  // GuestLayout::ram comes first, after the layout section's tag (4), length (8) and version (4).
+  constexpr std::size_t kRamAt = 4 + 8 + 4;
+  if (!whole_file && payload.size() >= kRamAt + 8) std::memcpy(&ram, payload.data() + kRamAt, 8);
   // A plausible size gets a RAM file of that size (sparse); others the base one, which load never reaches.
   const bool plausible = ram > 0 && ram <= UNIFN_RAM_MAX_BYTES && ram % kPage == 0;
   const std::uint64_t ram_sum = write_ram(store.ram_path(kKey), plausible ? ram : kBaseRam);
@@ -331,14 +333,20 @@ void fuzz_device(std::span<const std::uint8_t> in) {
   const std::span<const std::uint8_t> state(reinterpret_cast<const std::uint8_t*>(state_chars.data()), state_chars.size());  // Safe: chars as bytes.
   const auto ram_chars = r.rest();
   accel::AccelDevice dev(reference(), device_options());
+  const auto before = dev.save();
+  const auto problem = dev.check(state);  // what the snapshot store asks: restore must agree with it
   try {
     dev.restore(state);
   } catch (...) {
     trace("device state " + refused());
     if (!is_one_of<std::runtime_error>(std::current_exception()))
       finding("escaped", "MmioDevice::restore threw " + describe(std::current_exception()));
+    else if (!problem)
+      finding("device-check", "MmioDevice::check passed a state that restore refused: " + describe(std::current_exception()));
+    if (dev.save() != before) finding("device-check", "a refused restore changed the device");
     return;
   }
+  if (problem) finding("device-check", "MmioDevice::restore took a state that check refused: " + *problem);
   trace("device state restored");
   try {
     const auto saved = dev.save();

@@ -469,7 +469,7 @@ void Run::go() {
     try {
       if (snap) {
         vm->reset();  // per-request isolation: back to the snapshot, heap included
-        shadow_->set_heap(snap_heap);
+        shadow_->restore(snap_heap);
         live_ = snap_live;
       } else if ((flags_ & g::kFlagSnapshot) && out.ok()) {
         vmm::Fd ram(memfd_create("fuzz-snapshot", MFD_CLOEXEC));

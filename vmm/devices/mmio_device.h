@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "machine.h"
@@ -23,8 +25,13 @@ class MmioDevice {
   virtual IoResult access(Machine& machine, MmioAccess& a) = 0;
   // Called before every run of the guest with that run's deadline, for devices that budget long work.
   virtual void begin_run(std::chrono::steady_clock::time_point deadline) { (void)deadline; }
-  // Device state for snapshots: restore(save()) must give back the same device.
+  // Device state for snapshots, in the device's own typed encoding (snapshot/persist.h): save()
+  // gives it; check() names what keeps restore() from taking state, nullopt if nothing; restore()
+  // of state that passed check() cannot fail, and of state that did not throws
+  // std::runtime_error with that sentence, the device unchanged. restore(save()) gives back the
+  // same device.
   virtual std::vector<std::uint8_t> save() const = 0;
+  virtual std::optional<std::string> check(std::span<const std::uint8_t> state) const = 0;
   virtual void restore(std::span<const std::uint8_t> state) = 0;
 };
 

@@ -1,11 +1,6 @@
-// 16550A UART register model: transmit buffer, divisor latch, loopback, IIR priorities, snapshot state.
+// 16550A UART register model: transmit buffer, divisor latch, loopback, IIR priorities.
 #include "devices/serial.h"
 
-#include <fmt/format.h>
-
-#include <stdexcept>
-
-#include "snapshot/byte_io.h"
 
 namespace unifn::vmm {
 
@@ -20,9 +15,6 @@ constexpr std::uint8_t kMcrDtr = 0x01, kMcrRts = 0x02, kMcrOut1 = 0x04, kMcrOut2
                        kMcrMask = 0x1F;
 constexpr std::uint8_t kLsrDr = 0x01, kLsrThre = 0x20, kLsrTemt = 0x40;
 constexpr std::uint8_t kMsrCts = 0x10, kMsrDsr = 0x20, kMsrRi = 0x40, kMsrDcd = 0x80;
-
-constexpr std::uint32_t kStateMagic = 0x30353531;  // "1550"
-constexpr std::uint32_t kStateVersion = 1;
 
 }  // namespace
 
@@ -126,31 +118,6 @@ void Serial16550::flush() {
   if (out_.empty()) return;
   if (sink_) sink_(out_);
   out_.clear();
-}
-
-std::vector<std::uint8_t> Serial16550::save() const {
-  ByteWriter w;
-  w.pod(kStateMagic);
-  w.pod(kStateVersion);
-  w.pod(r_);
-  w.str(out_);
-  return w.take();
-}
-
-void Serial16550::restore(std::span<const std::uint8_t> state) {
-  ByteReader r(state);
-  if (r.pod<std::uint32_t>() != kStateMagic) throw std::runtime_error("serial port state: not 16550 UART state (bad magic)");
-  if (auto v = r.pod<std::uint32_t>(); v != kStateVersion)
-    throw std::runtime_error(fmt::format("serial port state: format version {} (this VMM reads {})", v, kStateVersion));
-  auto regs = r.pod<Registers>();
-  auto out = r.str(kMaxBuffered);
-  r.expect_end("serial port state");
-  regs.ier &= kIerMask;
-  regs.mcr &= kMcrMask;
-  regs.rx_full = regs.rx_full ? 1 : 0;
-  regs.thri_pending = regs.thri_pending ? 1 : 0;
-  r_ = regs;
-  out_ = std::move(out);
 }
 
 }  // namespace unifn::vmm

@@ -43,12 +43,10 @@ class Serial16550 {
   void flush();
   std::uint64_t bytes_transmitted() const { return transmitted_; }
 
-  // Device state for snapshots, untransmitted bytes included: restore(save()) gives back the same
-  // device. restore throws std::runtime_error with a sentence for state it cannot accept.
-  std::vector<std::uint8_t> save() const;
-  void restore(std::span<const std::uint8_t> state);
+  // No snapshot state: only multiboot and PVH kernels have a UART, and they are never snapshotted
+  // (function VMs, which are, print through the hypercall console).
 
-  // The registers, as save() records them.
+  // The registers.
   struct Registers {
     std::uint8_t rbr = 0;    // last received byte (only loopback writes arrive)
     std::uint8_t ier = 0;
@@ -61,7 +59,6 @@ class Serial16550 {
     std::uint8_t rx_full = 0;      // rbr holds an unread byte
     std::uint8_t thri_pending = 0; // "transmitter empty" interrupt waiting to be read from IIR
   };
-  static_assert(sizeof(Registers) == 10, "Registers is saved byte for byte: no padding, no new fields without a version");
   const Registers& registers() const { return r_; }
 
  private:

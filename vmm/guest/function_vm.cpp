@@ -152,7 +152,7 @@ std::shared_ptr<Snapshot> FunctionVm::snapshot(Fd ram_file) {
     throw std::system_error(errno, std::generic_category(), "sizing the snapshot RAM file");
   snap->ram = std::move(ram_file);
   snap->layout = layout_;
-  snap->heap = syscalls_.heap();
+  snap->heap = syscalls_.save();
   snap->parked_at = parked_at_->value;
   for (const auto& d : devices_) snap->devices.push_back(d->save());
   return snap;
@@ -175,7 +175,7 @@ void FunctionVm::reset() {
   }
   machine_->apply(snap_->cpu);
   for (std::size_t i = 0; i < devices_.size(); ++i) devices_[i]->restore(snap_->devices[i]);
-  syscalls_.set_heap(snap_->heap);
+  syscalls_.restore(snap_->heap);
   parked_at_ = GuestAddr(snap_->parked_at);
   current_ = nullptr;
 }

@@ -29,6 +29,61 @@ LinuxSyscalls::LinuxSyscalls(std::uint64_t heap_start, std::uint64_t heap_end, C
   heap_.end = heap_.mmap_low = heap_end & ~(kPage - 1);
 }
 
+void HeapState::write(ByteWriter& w) const {
+  w.pod(kVersion);
+  w.u64(start);
+  w.u64(end);
+  w.u64(brk);
+  w.u64(mmap_low);
+  w.u64(free.size());
+  for (auto [at, len] : free) {
+    w.u64(at);
+    w.u64(len);
+  }
+}
+
+HeapState HeapState::read(ByteReader& r) {
+  read_version(r, kVersion, "heap state");
+  HeapState h;
+  h.start = r.u64();
+  h.end = r.u64();
+  h.brk = r.u64();
+  h.mmap_low = r.u64();
+  const auto n = r.u64();
+  if (n > kMaxFreeRanges)
+    throw std::runtime_error(fmt::format("heap state: {} free ranges is over the limit of {}", n, kMaxFreeRanges));
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const auto at = r.u64();
+    if (!h.free.emplace(at, r.u64()).second) throw std::runtime_error(fmt::format("heap state: the free range at {:#x} is listed twice", at));
+  }
+  return h;
+}
+
+std::optional<std::string> LinuxSyscalls::check(const State& h, std::uint64_t start, std::uint64_t end) {
+  auto hex = [](std::uint64_t v) { return fmt::format("{:#x}", v); };
+  auto aligned = [](std::uint64_t v) { return v % kPage == 0; };
+  if (h.start != start || h.end != end)
+    return fmt::format("[{}, {}) is not the layout's heap [{}, {})", hex(h.start), hex(h.end), hex(start), hex(end));
+  if (h.brk < h.start || h.brk > h.mmap_low || h.mmap_low > h.end || !aligned(h.mmap_low))
+    return fmt::format("the break {} and the lowest mapping {} are not ordered inside [{}, {})", hex(h.brk),
+                       hex(h.mmap_low), hex(h.start), hex(h.end));
+  std::uint64_t prev_end = h.mmap_low;
+  for (const auto& [at, len] : h.free) {
+    if (!aligned(at) || !aligned(len) || len == 0 || at < prev_end || at > h.end || len > h.end - at)
+      return fmt::format("the free range at {} of {} bytes is not page-aligned, apart from the others and inside [{}, {})",
+                         hex(at), len, hex(h.mmap_low), hex(h.end));
+    prev_end = at + len;
+  }
+  return std::nullopt;
+}
+
+static_assert(Persist<LinuxSyscalls>);
+
+void LinuxSyscalls::restore(const State& h) {
+  if (auto bad = check(h, heap_.start, heap_.end)) throw std::invalid_argument("heap: " + *bad);
+  heap_ = h;
+}
+
 void LinuxSyscalls::zero(Machine& m, std::uint64_t addr, std::uint64_t len) {
   for (std::uint64_t off = 0; off < len; off += kZeroChunk) {
     // Past the deadline or cancelled, the guest runs no further instruction before its VM is reset or dropped.

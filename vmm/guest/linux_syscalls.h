@@ -10,6 +10,7 @@
 
 #include "devices/console.h"
 #include "machine.h"
+#include "snapshot/persist.h"
 
 namespace unifn::vmm {
 
@@ -21,6 +22,12 @@ struct HeapState {
   std::uint64_t mmap_low = 0;                  // lowest page handed out by mmap
   std::map<std::uint64_t, std::uint64_t> free;  // munmapped ranges above mmap_low: start -> len
   bool operator==(const HeapState&) const = default;
+
+  // Versioned: 1. read() refuses more free ranges than kMaxFreeRanges.
+  static constexpr std::uint32_t kVersion = 1;
+  static constexpr std::uint64_t kMaxFreeRanges = 1u << 20;
+  void write(ByteWriter& w) const;
+  static HeapState read(ByteReader& r);
 };
 
 class LinuxSyscalls {
@@ -36,7 +43,15 @@ class LinuxSyscalls {
   Outcome handle(Machine& m, GuestRegs& regs);  // arch_prctl sets regs.fs_base
 
   const HeapState& heap() const { return heap_; }
-  void set_heap(const HeapState& h) { heap_ = h; }
+
+  // Snapshot state (Persist): the heap. check() says what is wrong with a heap for a VM whose heap
+  // the layout puts at [start, end): start and end as the VMM sets them, start <= brk <= mmap_low
+  // <= end, free ranges page-aligned, inside [mmap_low, end) and apart; nullopt if nothing.
+  // restore() throws std::invalid_argument with that sentence, the heap unchanged, when it fails.
+  using State = HeapState;
+  State save() const { return heap_; }
+  static std::optional<std::string> check(const State& h, std::uint64_t start, std::uint64_t end);
+  void restore(const State& h);
   std::uint64_t count() const { return count_; }
   // Called with the name of a system call the VMM does not implement, once per number (the first 64 numbers).
   std::function<void(std::string_view)> on_unknown;

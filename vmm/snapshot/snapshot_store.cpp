@@ -1,4 +1,4 @@
-// Writing and checking snapshot files: magic, format version, size cap, key and checksums.
+// Writing and checking snapshot files: magic, format version, size cap, key, tagged sections of each piece's state, checksums.
 #include "snapshot/snapshot_store.h"
 
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 #include <system_error>
 #include <unifn/abi.h>
 
-#include "snapshot/byte_io.h"
+#include "snapshot/persist.h"
 #include "x86/layout.h"
 
 namespace unifn::vmm {
@@ -100,6 +100,59 @@ std::string user(uid_t uid) {
 }
 
 std::string mode_text(mode_t m) { return fmt::format("{:04o}", m & 07777); }
+
+// The state file's payload: these sections in this order, each a tag and its piece's bytes, then
+// the RAM file's checksum.
+enum class Section : std::uint32_t { Layout = 1, Heap, Parked, Cpu, Devices };
+
+std::string_view section_name(std::uint32_t tag) {
+  switch (static_cast<Section>(tag)) {
+    case Section::Layout: return "layout";
+    case Section::Heap: return "heap";
+    case Section::Parked: return "parked";
+    case Section::Cpu: return "cpu";
+    case Section::Devices: return "devices";
+  }
+  return "unknown";
+}
+
+void section(ByteWriter& w, Section tag, const std::vector<std::uint8_t>& bytes) {
+  w.pod(static_cast<std::uint32_t>(tag));
+  w.blob(bytes);
+}
+
+std::vector<std::uint8_t> section(ByteReader& r, Section expected) {
+  const auto tag = r.pod<std::uint32_t>();
+  if (tag != static_cast<std::uint32_t>(expected))
+    throw std::runtime_error(fmt::format("the {} section is missing (found section {} ({}) in its place)",
+                                         section_name(static_cast<std::uint32_t>(expected)), tag, section_name(tag)));
+  return r.blob(kMaxStateBytes);
+}
+
+// Where the guest waits for its next request.
+struct Parked {
+  std::uint64_t at = 0;
+  void write(ByteWriter& w) const { w.u64(at); }
+  static Parked read(ByteReader& r) { return {r.u64()}; }
+};
+
+// Each device's state, in its own encoding (checked by the device, MmioDevice::check).
+struct Devices {
+  static constexpr std::uint64_t kMax = kMmioWindowSize / 0x1000;  // a window each, of 4 KiB at least
+  static constexpr std::uint64_t kMaxBytes = 1u << 20;
+  std::vector<std::vector<std::uint8_t>> states;
+  void write(ByteWriter& w) const {
+    w.u64(states.size());
+    for (const auto& d : states) w.blob(d);
+  }
+  static Devices read(ByteReader& r) {
+    const auto n = r.u64();
+    if (n > kMax) throw std::runtime_error(fmt::format("{} device states is over the limit of {}", n, kMax));
+    Devices d;
+    for (std::uint64_t i = 0; i < n; ++i) d.states.push_back(r.blob(kMaxBytes));
+    return d;
+  }
+};
 
 }  // namespace
 
@@ -215,22 +268,12 @@ std::string SnapshotStore::key(const FunctionImage& image, const FunctionVmConfi
 void SnapshotStore::save(const std::string& key, Snapshot& snap, const fs::path& ram_tmp) const {
   sync_and_rename(snap.ram.get(), ram_tmp, ram_path(key));
   ByteWriter p;
-  p.pod(snap.layout);
-  p.u64(snap.heap.start);
-  p.u64(snap.heap.end);
-  p.u64(snap.heap.brk);
-  p.u64(snap.heap.mmap_low);
-  p.u64(snap.heap.free.size());
-  for (auto [start, len] : snap.heap.free) {
-    p.u64(start);
-    p.u64(len);
-  }
-  p.u64(snap.parked_at);
-  p.u64(static_cast<std::uint64_t>(snap.cpu.platform));
-  p.blob(snap.cpu.bytes);
-  p.u64(snap.devices.size());
-  for (const auto& d : snap.devices) p.blob(d);
-  p.u64(ram_checksum(snap.ram.get(), snap.layout.ram));
+  section(p, Section::Layout, encode(snap.layout));
+  section(p, Section::Heap, encode(snap.heap));
+  section(p, Section::Parked, encode(Parked{snap.parked_at}));
+  section(p, Section::Cpu, encode(snap.cpu));
+  section(p, Section::Devices, encode(Devices{snap.devices}));
+  p.u64(ram_checksum(snap.ram.get(), snap.layout.ram));  // last: fuzz_files patches it there
   auto payload = p.take();
 
   Fnv sum;
@@ -288,42 +331,27 @@ std::shared_ptr<Snapshot> SnapshotStore::load(const std::string& key, const Func
   if (sum.h != expected) throw std::runtime_error(fmt::format("{}: checksum mismatch (corrupted)", state.string()));
 
   auto snap = std::make_shared<Snapshot>();
-  ByteReader p(payload);
-  snap->layout = p.pod<GuestLayout>();
-  snap->heap.start = p.u64();
-  snap->heap.end = p.u64();
-  snap->heap.brk = p.u64();
-  snap->heap.mmap_low = p.u64();
-  auto nfree = p.u64();
-  if (nfree > (1u << 20)) throw std::runtime_error(fmt::format("{}: implausible heap state", state.string()));
-  for (std::uint64_t i = 0; i < nfree; ++i) {
-    auto start = p.u64();
-    snap->heap.free[start] = p.u64();
+  std::uint64_t ram_sum = 0;
+  try {
+    ByteReader p(payload);
+    snap->layout = decode<GuestLayout>(section(p, Section::Layout), "guest layout");
+    snap->heap = decode<HeapState>(section(p, Section::Heap), "heap state");
+    snap->parked_at = decode<Parked>(section(p, Section::Parked), "parked address").at;
+    snap->cpu = decode<CpuState>(section(p, Section::Cpu), "vCPU state");
+    snap->devices = decode<Devices>(section(p, Section::Devices), "device states").states;
+    ram_sum = p.u64();
+    p.expect_end("snapshot state");
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(fmt::format("{}: {}", state.string(), e.what()));
   }
-  snap->parked_at = p.u64();
-  const auto platform = p.u64();
-  if (platform > static_cast<std::uint64_t>(PlatformKind::Fake))
-    throw std::runtime_error(fmt::format("{}: names an unknown platform {}", state.string(), platform));
-  snap->cpu.platform = static_cast<PlatformKind>(platform);
-  snap->cpu.bytes = p.blob(1 << 20);
-  auto ndev = p.u64();
-  if (ndev != device_count)
-    throw std::runtime_error(fmt::format("{}: has {} devices, the function has {}", state.string(), ndev, device_count));
-  for (std::uint64_t i = 0; i < ndev; ++i) snap->devices.push_back(p.blob(1 << 20));
-  auto ram_sum = p.u64();
-  p.expect_end(state.c_str());
-  if (snap->layout.ram == 0 || snap->layout.ram > UNIFN_RAM_MAX_BYTES || snap->layout.ram % kPage)
-    throw std::runtime_error(fmt::format("{}: implausible RAM size {}", state.string(), snap->layout.ram));
+  if (snap->devices.size() != device_count)
+    throw std::runtime_error(fmt::format("{}: has {} devices, the function has {}", state.string(), snap->devices.size(), device_count));
   if (auto bad = state_problem(*snap, image)) throw std::runtime_error(fmt::format("{}: {}", state.string(), *bad));
   if (auto bad = cfg.platform_or_default().cpu_state_problem(snap->cpu))
     throw std::runtime_error(fmt::format("{}: {}", state.string(), *bad));
-  for (std::size_t i = 0; i < device_count; ++i) {
-    try {
-      cfg.devices[i]()->restore(snap->devices[i]);  // as FunctionVm::restore will
-    } catch (const std::exception& e) {
-      throw std::runtime_error(fmt::format("{}: the state of device {} does not restore: {}", state.string(), i, e.what()));
-    }
-  }
+  for (std::size_t i = 0; i < device_count; ++i)
+    if (auto bad = cfg.devices[i]()->check(snap->devices[i]))  // what FunctionVm::restore will restore
+      throw std::runtime_error(fmt::format("{}: the state of device {} does not restore: {}", state.string(), i, *bad));
 
   const auto ram = ram_path(key);
   snap->ram = Fd(::open(ram.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
@@ -359,19 +387,7 @@ std::optional<std::string> SnapshotStore::state_problem(const Snapshot& snap, co
     for (const auto& seg : image->elf.segments)
       if (seg.gpa + seg.mem_size > l.heap_start || seg.gpa + seg.mem_size < seg.gpa)
         return fmt::format("layout: the image's segment at {} ends past the heap's start {}", hex(seg.gpa), hex(l.heap_start));
-  // The heap's state: start and end are what the VMM sets from the layout and never moves.
-  if (h.start != l.heap_start || h.end != l.heap_end)
-    return fmt::format("heap: [{}, {}) is not the layout's heap [{}, {})", hex(h.start), hex(h.end), hex(l.heap_start), hex(l.heap_end));
-  if (h.brk < h.start || h.brk > h.mmap_low || h.mmap_low > h.end || !aligned(h.mmap_low))
-    return fmt::format("heap: the break {} and the lowest mapping {} are not ordered inside [{}, {})", hex(h.brk),
-                       hex(h.mmap_low), hex(h.start), hex(h.end));
-  std::uint64_t prev_end = h.mmap_low;
-  for (const auto& [start, len] : h.free) {
-    if (!aligned(start) || !aligned(len) || len == 0 || start < prev_end || len > h.end - start)
-      return fmt::format("heap: the free range at {} of {} bytes is not page-aligned, apart from the others and inside [{}, {})",
-                         hex(start), len, hex(h.mmap_low), hex(h.end));
-    prev_end = start + len;
-  }
+  if (auto bad = LinuxSyscalls::check(h, l.heap_start, l.heap_end)) return "heap: " + *bad;
   // Where the guest waits: its struct in user memory, whole.
   if (snap.parked_at < layout::kUserLow || snap.parked_at > l.ram - sizeof(unifn_hc_next))
     return fmt::format("parked_at: {} is not a place in guest user memory [{}, {}) with room for its {} byte request struct",

@@ -15,7 +15,9 @@ namespace unifn::vmm {
 
 // The bytes of the state file's header; the format version moves independently of the product.
 inline constexpr char kSnapshotMagic[8] = {'U', 'N', 'I', 'F', 'N', 'S', 'N', 'P'};
-inline constexpr std::uint32_t kSnapshotFormat = 3;  // 2: the platform of the vCPU state; 3: supervisor-only VMM pages, more MSRs
+// 2: the platform of the vCPU state; 3: supervisor-only VMM pages, more MSRs; 4: tagged sections,
+// each piece's state in its own versioned encoding (snapshot/persist.h).
+inline constexpr std::uint32_t kSnapshotFormat = 4;
 inline constexpr std::uint64_t kMaxStateBytes = 16ull << 20;
 
 class SnapshotStore {
@@ -60,8 +62,8 @@ class SnapshotStore {
   // heap state and the parked address are checked against the guest layout's plan (state_problem),
   // so none of them can send a restored VM's first call outside guest RAM or into the VMM's pages;
   // with image given, also that the image lies below the heap. The vCPU state is checked by cfg's
-  // platform (Platform::cpu_state_problem) and each device's state by restoring it into a new
-  // device of cfg's, so that what loads also restores.
+  // platform (Platform::cpu_state_problem) and each device's state by a new device of cfg's
+  // (MmioDevice::check), so that what loads also restores.
   std::shared_ptr<Snapshot> load(const std::string& key, const FunctionVmConfig& cfg,
                                  const FunctionImage* image = nullptr) const;
   // Writes the state file (a new temporary file, fsync, rename) after renaming ram_tmp into place.

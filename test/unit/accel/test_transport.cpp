@@ -1,6 +1,8 @@
 // virtio-mmio v2 transport: identity registers, feature negotiation, queue setup checks, reset, snapshot round trip.
 #include <catch2/catch.hpp>
 
+#include <functional>
+
 #include "ring_harness.h"
 
 using namespace unifn;
@@ -206,4 +208,43 @@ TEST_CASE("restore refuses damaged state and leaves the device as it was") {
   trailing.push_back(0);
   CHECK_THROWS_WITH(dev.restore(trailing), Catch::Contains("trailing"));
   CHECK(dev.save() == before);
+}
+
+TEST_CASE("check() names what restore() would refuse, device part included, and passes what restores", "[snapshot]") {
+  Harness h;
+  h.init_driver();
+  h.open_session(7);
+  const auto good = h.dev.save();
+  accel::AccelDevice dev(accel::reference::make_backend());
+  const auto before = dev.save();
+  CHECK(dev.check(good) == std::nullopt);
+  CHECK(dev.check(before) == std::nullopt);
+
+  // The transport's typed state, rewritten: each change is refused by check() and by restore() alike.
+  auto refused = [&](const std::function<void(vmm::virtio::TransportState&)>& edit, const std::string& why) {
+    auto s = vmm::decode<vmm::virtio::TransportState>(good, "virtio-mmio state");
+    edit(s);
+    const auto bytes = vmm::encode(s);
+    const auto problem = dev.check(bytes);
+    REQUIRE(problem.has_value());
+    CHECK_THAT(*problem, Catch::Contains(why));
+    CHECK_THROWS_WITH(dev.restore(bytes), Catch::Contains(why));
+    CHECK(dev.save() == before);
+  };
+  refused([](auto& s) { s.device_id = 9; }, "virtio-mmio state is for device id 9");
+  refused([](auto& s) { s.queues.push_back({}); }, "virtio-mmio state has 2 queues, the device 1");
+  refused([](auto& s) { s.queues[0].num = 4096; }, "queue size 4096 is above the maximum");
+  refused([](auto& s) { s.device.resize(s.device.size() - 1); }, "truncated");
+  refused([](auto& s) { s.device[0] = 7; }, "virtio-accel state: format version 7");
+  refused(
+      [](auto& s) {
+        accel::AccelState a = vmm::decode<accel::AccelState>(s.device, "virtio-accel state");
+        for (std::uint32_t id = 100; id < 300; ++id) a.sessions[id] = 0;
+        s.device = vmm::encode(a);
+      },
+      "sessions, more than the 64 allowed");
+  CHECK_THAT(dev.check(std::span(good).first(10)).value_or(""), Catch::Contains("truncated"));
+
+  dev.restore(good);
+  CHECK(dev.save() == good);
 }

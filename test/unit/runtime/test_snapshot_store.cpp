@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <fmt/format.h>
@@ -58,6 +59,23 @@ void craft(vmm::SnapshotStore& store, const std::string& key, const std::functio
   snap->ram = vmm::Fd(::open(store.ram_path(key).c_str(), O_RDONLY | O_CLOEXEC));
   store.save(key, *snap, twin);
   fs::remove(twin);
+}
+
+// Edits the payload of a state file and puts the header's checksum right (FNV-1a, as the store sums it).
+void rewrite_payload(const fs::path& state, const std::string& key, const std::function<void(std::vector<std::uint8_t>&)>& edit) {
+  std::ifstream in(state, std::ios::binary);
+  std::vector<std::uint8_t> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  const std::size_t header = 8 + 4 + 8 + key.size() + 16;  // magic, format, key, length, checksum
+  REQUIRE(file.size() > header);
+  std::vector<std::uint8_t> payload(file.begin() + static_cast<std::ptrdiff_t>(header), file.end());
+  edit(payload);
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (auto c : payload) h = (h ^ c) * 0x100000001b3ull;
+  std::memcpy(file.data() + header - 8, &h, sizeof h);
+  std::copy(payload.begin(), payload.end(), file.begin() + static_cast<std::ptrdiff_t>(header));
+  std::ofstream(state, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(file.data()),  // Safe: bytes as chars.
+                                                                 static_cast<std::streamsize>(file.size()));
 }
 
 std::size_t set_aside(const fs::path& dir) {
@@ -130,6 +148,30 @@ TEST_CASE("damaged snapshot files are detected, set aside and rebuilt") {
     CHECK_FALSE(got.from_disk);
     CHECK_THAT(got.warning, Catch::Contains("another image"));
   }
+  SECTION("a state file of an older format") {
+    const std::uint32_t old_format = vmm::kSnapshotFormat - 1;
+    std::fstream f(state, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8);  // after the magic
+    f.write(reinterpret_cast<const char*>(&old_format), sizeof old_format);  // Safe: an integer as bytes.
+    f.close();
+    auto got = store.get_or_build(image, cfg, quiet);
+    CHECK_FALSE(got.from_disk);
+    CHECK_THAT(got.warning, Catch::Contains(fmt::format("snapshot format {} (this unifnd reads format {})", old_format,
+                                                        vmm::kSnapshotFormat)));
+    CHECK(answer(got, image, "format") == "Hello, format!\n");
+  }
+  SECTION("sections out of order, with valid checksums") {
+    rewrite_payload(state, key, [](std::vector<std::uint8_t>& p) { p[0] = 2; });  // the first tag: heap, not layout
+    CHECK_THROWS_WITH(store.load(key, cfg), Catch::Contains("the layout section is missing (found section 2 (heap) in its place)"));
+    auto got = store.get_or_build(image, cfg, quiet);
+    CHECK_FALSE(got.from_disk);
+    CHECK_THAT(got.warning, Catch::Contains("the layout section is missing"));
+  }
+  SECTION("a piece's state of another version, with valid checksums") {
+    rewrite_payload(state, key, [](std::vector<std::uint8_t>& p) { p[12] = 9; });  // the layout's version, after tag and length
+    CHECK_THROWS_WITH(store.load(key, cfg), Catch::Contains("guest layout: format version 9"));
+    CHECK_FALSE(store.get_or_build(image, cfg, quiet).from_disk);
+  }
   SECTION("not a snapshot at all") {
     std::ofstream(state, std::ios::trunc) << "garbage garbage garbage garbage garbage garbage";
     auto got = store.get_or_build(image, cfg, quiet);
@@ -184,6 +226,28 @@ TEST_CASE("vCPU state survives a round trip through a restored machine, and anot
   CHECK_THROWS_WITH(restored->machine().apply(other), Catch::Contains("cannot be applied"));
   vmm::CpuState truncated{snap->cpu.platform, std::vector<std::uint8_t>(snap->cpu.bytes.begin(), snap->cpu.bytes.end() - 1)};
   CHECK_THROWS(restored->machine().apply(truncated));
+  CHECK(restored->machine().capture().bytes == snap->cpu.bytes);  // refused whole: nothing applied
+}
+
+TEST_CASE("the snapshot's own state structs round-trip through their bytes, and damaged bytes are refused", "[snapshot]") {
+  const vmm::GuestLayout l{64 << 20, 2 << 20, 40 << 20, 60 << 20, 63 << 20, 1 << 20};
+  const auto lb = vmm::encode(l);
+  CHECK(vmm::decode<vmm::GuestLayout>(lb, "guest layout") == l);
+  CHECK(vmm::encode(vmm::decode<vmm::GuestLayout>(lb, "guest layout")) == lb);
+  CHECK_THROWS_WITH(vmm::decode<vmm::GuestLayout>(std::span(lb).first(lb.size() - 1), "guest layout"), Catch::Contains("truncated"));
+  auto lv = lb;
+  lv[0] = 2;
+  CHECK_THROWS_WITH(vmm::decode<vmm::GuestLayout>(lv, "guest layout"), Catch::Contains("guest layout: format version 2"));
+
+  const vmm::CpuState c{vmm::PlatformKind::Sandbox, {1, 2, 3, 4}};
+  const auto cb = vmm::encode(c);
+  CHECK(vmm::decode<vmm::CpuState>(cb, "vCPU state") == c);
+  auto cp = cb;
+  cp[4] = 7;  // the platform, after the version
+  CHECK_THROWS_WITH(vmm::decode<vmm::CpuState>(cp, "vCPU state"), Catch::Contains("names an unknown platform 7"));
+  auto ct = cb;
+  ct.push_back(0);
+  CHECK_THROWS_WITH(vmm::decode<vmm::CpuState>(ct, "vCPU state"), Catch::Contains("vCPU state: trailing bytes"));
 }
 
 TEST_CASE("stale snapshots are collected, while the ones in use, set-aside files and other files stay") {
@@ -295,7 +359,7 @@ TEST_CASE("a state file whose fields leave the layout plan is set aside and rebu
   }
 }
 
-TEST_CASE("a state file whose device state does not restore is set aside and rebuilt, never restored") {
+TEST_CASE("a state file reads back and writes again to the same bytes; one whose device state does not restore is set aside and rebuilt", "[snapshot]") {
   TempDir dir;
   vmm::SnapshotStore store(dir.path);
   auto image = vmm::FunctionImage::load(example("hello"));
@@ -305,6 +369,15 @@ TEST_CASE("a state file whose device state does not restore is set aside and reb
   store.get_or_build(image, cfg, quiet);
   const auto key = vmm::SnapshotStore::key(*image, cfg);
   REQUIRE(store.load(key, cfg, image.get())->devices.size() == 1);
+  // Every section, the device's included, reads back and writes again to the same bytes.
+  auto read = [&] {
+    std::ifstream in(store.state_path(key), std::ios::binary);
+    return std::vector<char>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const auto first = read();
+  craft(store, key, [](vmm::Snapshot&) {}, cfg);
+  CHECK(read() == first);
+
   craft(store, key, [](vmm::Snapshot& s) { s.devices[0].resize(s.devices[0].size() / 2); }, cfg);
 
   CHECK_THROWS_WITH(store.load(key, cfg, image.get()), Catch::Contains("the state of device 0 does not restore"));

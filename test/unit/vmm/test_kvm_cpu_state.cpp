@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <span>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -235,4 +237,29 @@ TEST_CASE("the reset list holds the system call entry points and KVM's paravirtu
   }
   // The snapshot format allows up to 256 MSRs.
   CHECK(list.size() <= 256);
+}
+
+TEST_CASE("a KVM vCPU state round-trips through its bytes into a fresh vCPU, and damaged bytes are refused", "[snapshot]") {
+  RecordingVcpu a;
+  for (const auto& m : guest_writable_msrs()) a.msr_values[m.index] = 0x2000 + m.index;
+  a.r.rip = 0x401234;
+  a.r.rsp = 0x7ff000;
+  const auto bytes = KvmCpuState::capture(a, false).to_bytes();
+
+  RecordingVcpu b;
+  KvmCpuState::from_bytes(bytes).apply(b, false);
+  CHECK(KvmCpuState::capture(b, false).to_bytes() == bytes);
+  CHECK(b.r.rip == 0x401234);
+
+  CHECK_THROWS_WITH(KvmCpuState::from_bytes(std::span(bytes).first(bytes.size() - 3)), Catch::Contains("truncated"));
+  auto trailing = bytes;
+  trailing.push_back(0);
+  CHECK_THROWS_WITH(KvmCpuState::from_bytes(trailing), Catch::Contains("snapshot vCPU state: trailing bytes"));
+  auto msrs = bytes;  // the MSR count follows regs, sregs, the XSAVE area (8 + 4096) and xcrs
+  const std::size_t at = sizeof(kvm_regs) + sizeof(kvm_sregs) + 8 + 4096 + sizeof(kvm_xcrs);
+  const std::uint64_t many = 100000;
+  std::memcpy(msrs.data() + at, &many, sizeof many);
+  CHECK_THROWS_WITH(KvmCpuState::from_bytes(msrs), Catch::Contains("100000 MSRs is more than the"));
+  // A state of another platform never reaches the vCPU.
+  CHECK_THROWS_AS(KvmCpuState::from_state(CpuState{PlatformKind::Sandbox, bytes}), std::invalid_argument);
 }

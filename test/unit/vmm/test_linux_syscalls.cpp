@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "devices/console.h"
 #include "guest/linux_syscalls.h"
 #include "machine.h"
@@ -200,7 +202,7 @@ TEST_CASE("in a VM restored from a snapshot, memory munmapped and mmapped again 
   Fixture f(restored_ram(kHeapEnd - 4 * kPage, kHeapEnd));
   HeapState at_snapshot = f.sys.heap();
   at_snapshot.mmap_low = kHeapEnd - 4 * kPage;
-  f.sys.set_heap(at_snapshot);
+  f.sys.restore(at_snapshot);
   REQUIRE(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapEnd - kPage)) == 0x77);
   CHECK(f.munmap(kHeapEnd - kPage, kPage) == 0);  // free the top page: it joins the free list
   auto again = f.mmap(kPage);
@@ -256,7 +258,7 @@ TEST_CASE("munmap of overlapping ranges never lets mmap hand out the same page t
   check_ranges(got, f.brk(0));
 }
 
-TEST_CASE("a heap state survives set_heap, as a snapshot restores it") {
+TEST_CASE("a heap state survives restore, as a snapshot restores it") {
   Fixture f;
   f.mmap(kPage);
   auto a = static_cast<std::uint64_t>(f.mmap(3 * kPage));
@@ -267,9 +269,45 @@ TEST_CASE("a heap state survives set_heap, as a snapshot restores it") {
   f.mmap(2 * kPage);
   f.brk(kHeapStart + 8 * kPage);
   CHECK_FALSE(f.sys.heap() == saved);
-  f.sys.set_heap(saved);
+  f.sys.restore(saved);
   CHECK(f.sys.heap() == saved);
   CHECK(f.mmap(3 * kPage) == static_cast<std::int64_t>(a));
+}
+
+TEST_CASE("heap state round-trips through its bytes into a fresh heap, and a damaged one is refused unchanged", "[snapshot]") {
+  Fixture f;
+  f.mmap(kPage);
+  auto a = static_cast<std::uint64_t>(f.mmap(3 * kPage));
+  f.mmap(kPage);
+  f.munmap(a, kPage);
+  f.brk(kHeapStart + 5 * kPage);
+  const auto bytes = encode(f.sys.save());
+
+  Fixture fresh;
+  fresh.sys.restore(decode<HeapState>(bytes, "heap state"));
+  CHECK(encode(fresh.sys.save()) == bytes);
+  CHECK(fresh.mmap(kPage) == static_cast<std::int64_t>(a));  // the freed page is handed out again
+
+  Fixture other;
+  const auto before = encode(other.sys.save());
+  CHECK_THROWS_WITH(decode<HeapState>(std::span(bytes).first(bytes.size() - 3), "heap state"), Catch::Contains("truncated"));
+  auto versioned = bytes;
+  versioned[0] = 9;
+  CHECK_THROWS_WITH(decode<HeapState>(versioned, "heap state"), Catch::Contains("heap state: format version 9"));
+  auto trailing = bytes;
+  trailing.push_back(0);
+  CHECK_THROWS_WITH(decode<HeapState>(trailing, "heap state"), Catch::Contains("heap state: trailing bytes"));
+
+  auto state = decode<HeapState>(bytes, "heap state");
+  state.brk = state.mmap_low + kPage;  // well-formed bytes, a heap out of order
+  CHECK(LinuxSyscalls::check(state, kHeapStart, kHeapEnd) == std::optional<std::string>(
+            fmt::format("the break {:#x} and the lowest mapping {:#x} are not ordered inside [{:#x}, {:#x})", state.brk,
+                        state.mmap_low, kHeapStart, kHeapEnd)));
+  CHECK_THROWS_AS(other.sys.restore(state), std::invalid_argument);
+  state = decode<HeapState>(bytes, "heap state");
+  state.free[kHeapEnd + kPage] = kPage;  // a free range past the heap's end
+  CHECK_THROWS_WITH(other.sys.restore(state), Catch::Contains("heap: the free range at"));
+  CHECK(encode(other.sys.save()) == before);
 }
 
 TEST_CASE("write and writev go to the console in lines, and bad descriptors and buffers are refused") {

@@ -9,8 +9,6 @@
 namespace unifn::vmm::virtio {
 
 namespace {
-constexpr std::uint32_t kStateMagic = 0x4f494d56;  // "VMIO"
-constexpr std::uint32_t kStateVersion = 1;
 
 void set_low(std::uint64_t& v, std::uint32_t lo) { v = (v & ~0xffffffffull) | lo; }
 void set_high(std::uint64_t& v, std::uint32_t hi) { v = (v & 0xffffffffull) | (std::uint64_t{hi} << 32); }
@@ -184,58 +182,77 @@ void MmioTransport::write_reg(GuestMemory& mem, std::uint64_t offset, std::uint3
   }
 }
 
+void TransportState::write(ByteWriter& w) const {
+  w.pod(kMagic);
+  w.pod(kVersion);
+  w.pod(device_id);
+  w.pod(status);
+  w.pod(device_features_sel);
+  w.pod(driver_features_sel);
+  w.pod(driver_features);
+  w.pod(queue_sel);
+  w.pod(interrupt_status);
+  w.pod(static_cast<std::uint32_t>(queues.size()));
+  for (const auto& q : queues) w.pod(q);
+  w.blob(device);
+}
+
+TransportState TransportState::read(ByteReader& r) {
+  if (r.pod<std::uint32_t>() != kMagic) throw std::runtime_error("virtio-mmio state: bad magic");
+  read_version(r, kVersion, "virtio-mmio state");
+  TransportState s;
+  s.device_id = r.pod<std::uint32_t>();
+  s.status = r.pod<std::uint32_t>();
+  s.device_features_sel = r.pod<std::uint32_t>();
+  s.driver_features_sel = r.pod<std::uint32_t>();
+  s.driver_features = r.pod<std::uint64_t>();
+  s.queue_sel = r.pod<std::uint32_t>();
+  s.interrupt_status = r.pod<std::uint32_t>();
+  const auto n = r.pod<std::uint32_t>();
+  if (n > UINT16_MAX) throw std::runtime_error(fmt::format("virtio-mmio state: {} queues is more than a transport has", n));
+  for (std::uint32_t i = 0; i < n; ++i) s.queues.push_back(r.pod<QueueState>());
+  s.device = r.blob(kMaxDeviceBytes);
+  return s;
+}
+
 std::vector<std::uint8_t> MmioTransport::save() const {
-  ByteWriter w;
-  w.pod(kStateMagic);
-  w.pod(kStateVersion);
-  w.pod(cfg_.device_id);
-  w.pod(status_);
-  w.pod(device_features_sel_);
-  w.pod(driver_features_sel_);
-  w.pod(driver_features_);
-  w.pod(queue_sel_);
-  w.pod(interrupt_status_);
-  w.pod(static_cast<std::uint32_t>(queues_.size()));
-  for (const auto& q : queues_) w.pod(q.state());
-  ByteWriter dev;
-  save_device(dev);
-  w.blob(dev.take());
-  return w.take();
+  TransportState s{cfg_.device_id, status_, device_features_sel_, driver_features_sel_, driver_features_,
+                   queue_sel_, interrupt_status_, {}, save_device()};
+  for (const auto& q : queues_) s.queues.push_back(q.state());
+  return encode(s);
+}
+
+std::optional<std::string> MmioTransport::check_state(const TransportState& s) const {
+  if (s.device_id != cfg_.device_id)
+    return fmt::format("virtio-mmio state is for device id {}, this device is {}", s.device_id, cfg_.device_id);
+  if (s.queues.size() != queues_.size())
+    return fmt::format("virtio-mmio state has {} queues, the device {}", s.queues.size(), queues_.size());
+  for (const auto& q : s.queues)
+    if (q.num > cfg_.queue_max)
+      return fmt::format("virtio-mmio state: queue size {} is above the maximum {}", q.num, cfg_.queue_max);
+  return check_device(s.device);
+}
+
+std::optional<std::string> MmioTransport::check(std::span<const std::uint8_t> state) const {
+  try {
+    return check_state(decode<TransportState>(state, "virtio-mmio state"));
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
 }
 
 void MmioTransport::restore(std::span<const std::uint8_t> state) {
-  ByteReader r(state);
-  if (r.pod<std::uint32_t>() != kStateMagic) throw std::runtime_error("virtio-mmio state: bad magic");
-  if (auto v = r.pod<std::uint32_t>(); v != kStateVersion)
-    throw std::runtime_error(fmt::format("virtio-mmio state: format {} (expected {})", v, kStateVersion));
-  if (auto id = r.pod<std::uint32_t>(); id != cfg_.device_id)
-    throw std::runtime_error(fmt::format("virtio-mmio state is for device id {}, this device is {}", id, cfg_.device_id));
-  const auto status = r.pod<std::uint32_t>();
-  const auto dfs = r.pod<std::uint32_t>();
-  const auto drfs = r.pod<std::uint32_t>();
-  const auto drf = r.pod<std::uint64_t>();
-  const auto qsel = r.pod<std::uint32_t>();
-  const auto isr = r.pod<std::uint32_t>();
-  if (r.pod<std::uint32_t>() != queues_.size())
-    throw std::runtime_error(fmt::format("virtio-mmio state has another queue count than the device's {}", queues_.size()));
-  std::vector<QueueState> qs(queues_.size());
-  for (auto& q : qs) {
-    q = r.pod<QueueState>();
-    if (q.num > cfg_.queue_max)
-      throw std::runtime_error(fmt::format("virtio-mmio state: queue size {} is above the maximum {}", q.num, cfg_.queue_max));
-  }
-  auto dev = r.blob(1u << 20);
-  r.expect_end("virtio-mmio state");
-  // The device part commits only once it has parsed all of its bytes; then the transport's.
-  ByteReader dr(dev);
-  restore_device(dr);
-  status_ = status;
-  device_features_sel_ = dfs;
-  driver_features_sel_ = drfs;
-  driver_features_ = drf;
-  queue_sel_ = qsel;
-  interrupt_status_ = isr;
-  for (std::size_t i = 0; i < qs.size(); ++i) queues_[i].state() = qs[i];
+  const auto s = decode<TransportState>(state, "virtio-mmio state");
+  if (auto bad = check_state(s)) throw std::runtime_error(*bad);
+  // Checked whole: from here nothing fails.
+  restore_device(s.device);
+  status_ = s.status;
+  device_features_sel_ = s.device_features_sel;
+  driver_features_sel_ = s.driver_features_sel;
+  driver_features_ = s.driver_features;
+  queue_sel_ = s.queue_sel;
+  interrupt_status_ = s.interrupt_status;
+  for (std::size_t i = 0; i < queues_.size(); ++i) queues_[i].state() = s.queues[i];
   transport_error_.clear();
 }
 

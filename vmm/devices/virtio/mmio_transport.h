@@ -2,13 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "devices/mmio_device.h"
 #include "devices/virtio/virtqueue.h"
-#include "snapshot/byte_io.h"
+#include "snapshot/persist.h"
 
 namespace unifn::vmm::virtio {
 
@@ -18,6 +19,25 @@ struct TransportConfig {
   std::uint64_t device_features = 0;     // device-specific bits; VERSION_1 is always added
   std::uint16_t queues = 1;
   std::uint16_t queue_max = 256;
+};
+
+// The transport's snapshot state, with its device's own state inside as bytes (encoded by the device).
+struct TransportState {
+  static constexpr std::uint32_t kMagic = 0x4f494d56;  // "VMIO"
+  static constexpr std::uint32_t kVersion = 1;
+  static constexpr std::uint64_t kMaxDeviceBytes = 1u << 20;
+  std::uint32_t device_id = 0;
+  std::uint32_t status = 0;
+  std::uint32_t device_features_sel = 0;
+  std::uint32_t driver_features_sel = 0;
+  std::uint64_t driver_features = 0;
+  std::uint32_t queue_sel = 0;
+  std::uint32_t interrupt_status = 0;
+  std::vector<QueueState> queues;
+  std::vector<std::uint8_t> device;
+  bool operator==(const TransportState&) const = default;
+  void write(ByteWriter& w) const;
+  static TransportState read(ByteReader& r);
 };
 
 // A virtio device on the MMIO bus. Subclasses serve queue notifications and their config space;
@@ -30,7 +50,10 @@ class MmioTransport : public MmioDevice {
   std::uint32_t device_id() const override { return cfg_.device_id; }
   void attach(Machine& machine, std::uint64_t base) override;
   IoResult access(Machine& machine, MmioAccess& a) override;
+  // Snapshot state: a TransportState's bytes. check() decodes them and checks the device id, the
+  // queue count and sizes, and the device's part (check_device).
   std::vector<std::uint8_t> save() const final;
+  std::optional<std::string> check(std::span<const std::uint8_t> state) const final;
   void restore(std::span<const std::uint8_t> state) final;
 
   // One register access at `offset` within the window, without a Machine (tests, fuzzing, access()).
@@ -52,11 +75,16 @@ class MmioTransport : public MmioDevice {
   // Fills `out` from the config space at `offset` (already checked to lie inside config_size()).
   virtual std::size_t config_size() const { return 0; }
   virtual void read_config(std::uint64_t offset, std::span<std::uint8_t> out) const { (void)offset; (void)out; }
-  // Device-specific state: reset with the device, saved and restored with the transport's.
-  // restore_device parses all of r (r.expect_end) before it changes anything, and throws on bad input.
+  // Device-specific state: reset with the device, saved and restored with the transport's, in
+  // the device's own encoding. check_device says what is wrong with such bytes (nullopt if
+  // nothing); restore_device is called only with bytes that passed it, and cannot fail.
   virtual void reset_device() {}
-  virtual void save_device(ByteWriter& w) const { (void)w; }
-  virtual void restore_device(ByteReader& r) { r.expect_end("virtio device state"); }
+  virtual std::vector<std::uint8_t> save_device() const { return {}; }
+  virtual std::optional<std::string> check_device(std::span<const std::uint8_t> state) const {
+    if (state.empty()) return std::nullopt;
+    return "virtio device state: trailing bytes";
+  }
+  virtual void restore_device(std::span<const std::uint8_t> state) { (void)state; }
 
   void raise_interrupt(std::uint32_t bits) { interrupt_status_ |= bits; }
   // Marks the device broken until the driver resets it (DEVICE_NEEDS_RESET), with the reason.
@@ -68,6 +96,8 @@ class MmioTransport : public MmioDevice {
   std::uint32_t read_reg(std::uint64_t offset) const;
   SplitQueue* selected();
   const SplitQueue* selected() const;
+  // What keeps this device from taking a decoded state, nullopt if nothing.
+  std::optional<std::string> check_state(const TransportState& s) const;
 
   TransportConfig cfg_;
   std::uint64_t base_ = 0;

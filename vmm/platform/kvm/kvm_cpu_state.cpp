@@ -88,8 +88,7 @@ void KvmCpuState::apply(VcpuOps& vcpu, bool exit_pending) const {
   vcpu.set_debugregs(reset_debugregs());
 }
 
-std::vector<std::uint8_t> KvmCpuState::to_bytes() const {
-  ByteWriter w;
+void KvmCpuState::write(ByteWriter& w) const {
   w.pod(regs);
   w.pod(sregs);
   w.blob(xsave);
@@ -97,8 +96,9 @@ std::vector<std::uint8_t> KvmCpuState::to_bytes() const {
   w.u64(msrs.size());
   for (const auto& m : msrs) w.pod(m);
   w.pod(events);
-  return w.take();
 }
+
+std::vector<std::uint8_t> KvmCpuState::to_bytes() const { return encode(*this); }
 
 KvmCpuState KvmCpuState::from_state(const CpuState& state) {
   if (state.platform != PlatformKind::Kvm)
@@ -106,8 +106,7 @@ KvmCpuState KvmCpuState::from_state(const CpuState& state) {
   return from_bytes(state.bytes);
 }
 
-KvmCpuState KvmCpuState::from_bytes(std::span<const std::uint8_t> bytes) {
-  ByteReader r(bytes);
+KvmCpuState KvmCpuState::read(ByteReader& r) {
   KvmCpuState s;
   s.regs = r.pod<kvm_regs>();
   s.sregs = r.pod<kvm_sregs>();
@@ -115,11 +114,12 @@ KvmCpuState KvmCpuState::from_bytes(std::span<const std::uint8_t> bytes) {
   if (s.xsave.size() != 4096) throw std::runtime_error("snapshot vCPU state: XSAVE area is not 4096 bytes");
   s.xcrs = r.pod<kvm_xcrs>();
   auto n = r.u64();
-  if (n > kMaxMsrs) throw std::runtime_error("snapshot vCPU state: too many MSRs");
+  if (n > kMaxMsrs) throw std::runtime_error(fmt::format("snapshot vCPU state: {} MSRs is more than the {} allowed", n, kMaxMsrs));
   for (std::uint64_t i = 0; i < n; ++i) s.msrs.push_back(r.pod<kvm_msr_entry>());
   s.events = r.pod<kvm_vcpu_events>();
-  r.expect_end("snapshot vCPU state");
   return s;
 }
+
+KvmCpuState KvmCpuState::from_bytes(std::span<const std::uint8_t> bytes) { return decode<KvmCpuState>(bytes, "snapshot vCPU state"); }
 
 }  // namespace unifn::vmm

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "machine.h"
+#include "snapshot/persist.h"
 #include "platform/kvm/vcpu_ops.h"
 
 namespace unifn::vmm {
@@ -40,7 +41,11 @@ struct KvmCpuState {
   // reset. A pending exit is completed first, so that it cannot land on the applied state.
   void apply(VcpuOps& vcpu, bool exit_pending) const;
 
-  // Flat bytes for the state file, and back; from_bytes throws on a size mismatch.
+  // Its encoding (snapshot/persist.h), the bytes of a KVM CpuState: read() throws
+  // std::runtime_error for an XSAVE area that is not 4096 bytes or more than kMaxMsrs MSRs.
+  void write(ByteWriter& w) const;
+  static KvmCpuState read(ByteReader& r);
+  // All of the bytes, and back (trailing bytes refused).
   std::vector<std::uint8_t> to_bytes() const;
   static KvmCpuState from_bytes(std::span<const std::uint8_t> bytes);
   // from_bytes of a KVM CpuState; throws std::invalid_argument for another platform's.

@@ -31,7 +31,6 @@ namespace unifn::vmm {
 namespace {
 
 constexpr std::uint64_t kPage = 4096;
-constexpr std::uint32_t kFpStateVersion = 1;
 constexpr unsigned kNobody = 65534;
 
 [[noreturn]] void fail(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
@@ -560,41 +559,47 @@ void SandboxMachine::set_regs(const GuestRegs& regs) {
   regs_dirty_ = true;
 }
 
+void SandboxCpuState::write(ByteWriter& w) const {
+  w.pod(kVersion);
+  w.pod(regs);
+  w.pod(fp);
+}
+
+SandboxCpuState SandboxCpuState::read(ByteReader& r) {
+  read_version(r, kVersion, "sandbox CPU state");
+  SandboxCpuState s;
+  s.regs = r.pod<user_regs_struct>();
+  s.fp = r.pod<user_fpregs_struct>();
+  return s;
+}
+
 CpuState SandboxMachine::capture() {
   if (!fpregs_dirty_)
     tracer_.call([this] {
       if (ptrace(PTRACE_GETFPREGS, pid_, nullptr, &fpregs_) != 0) fail("PTRACE_GETFPREGS on the sandbox process");
     });
-  CpuState s{PlatformKind::Sandbox, {}};
-  s.bytes.resize(sizeof kFpStateVersion + sizeof uregs_ + sizeof fpregs_);
-  // Safe: plain C structs copied as bytes into a buffer sized for them.
-  std::memcpy(s.bytes.data(), &kFpStateVersion, sizeof kFpStateVersion);
-  std::memcpy(s.bytes.data() + sizeof kFpStateVersion, &uregs_, sizeof uregs_);
-  std::memcpy(s.bytes.data() + sizeof kFpStateVersion + sizeof uregs_, &fpregs_, sizeof fpregs_);
-  return s;
+  return CpuState{PlatformKind::Sandbox, encode(SandboxCpuState{uregs_, fpregs_})};
 }
 
 std::optional<std::string> SandboxMachine::state_problem(const CpuState& state) {
   if (state.platform != PlatformKind::Sandbox)
     return fmt::format("a {} vCPU state cannot be applied to a sandbox process", to_string(state.platform));
-  std::uint32_t version = 0;
-  constexpr std::size_t size = sizeof version + sizeof(user_regs_struct) + sizeof(user_fpregs_struct);
-  if (state.bytes.size() != size) return fmt::format("a sandbox CPU state of {} bytes (expected {})", state.bytes.size(), size);
-  std::memcpy(&version, state.bytes.data(), sizeof version);
-  if (version != kFpStateVersion) return fmt::format("a sandbox CPU state of version {} (expected {})", version, kFpStateVersion);
+  try {
+    decode<SandboxCpuState>(state.bytes, "sandbox CPU state");
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
   return std::nullopt;
 }
 
 void SandboxMachine::apply(const CpuState& state) {
   if (auto bad = state_problem(state)) throw std::invalid_argument(*bad);
-  const std::uint32_t version = kFpStateVersion;
-  user_regs_struct u;
-  std::memcpy(&u, state.bytes.data() + sizeof version, sizeof u);
+  auto [u, fp] = decode<SandboxCpuState>(state.bytes, "sandbox CPU state");
   // Segment selectors are the kernel's business, not the snapshot's: keep this process's.
   u.cs = uregs_.cs, u.ss = uregs_.ss, u.ds = uregs_.ds, u.es = uregs_.es, u.fs = uregs_.fs, u.gs = uregs_.gs;
   u.gs_base = 0;
   uregs_ = u;
-  std::memcpy(&fpregs_, state.bytes.data() + sizeof version + sizeof u, sizeof fpregs_);
+  fpregs_ = fp;
   regs_dirty_ = fpregs_dirty_ = true;
   last_rip_.store(uregs_.rip);
 }

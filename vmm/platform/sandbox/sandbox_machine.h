@@ -16,6 +16,7 @@
 #include "machine.h"
 #include "platform/platform.h"
 #include "platform/sandbox/tracer_thread.h"
+#include "snapshot/persist.h"
 
 namespace unifn::vmm {
 
@@ -25,6 +26,15 @@ struct SandboxIsolation {
   bool drop_uid = false;         // root without a user namespace: guests run as nobody
   bool nobody = false;           // guests run as nobody (directly, or mapped from a user namespace)
   std::vector<std::string> missing;  // namespaces the host refused, named
+};
+
+// The bytes of a sandbox CpuState: the process's general and x87/SSE registers, versioned.
+struct SandboxCpuState {
+  static constexpr std::uint32_t kVersion = 1;
+  user_regs_struct regs{};
+  user_fpregs_struct fp{};
+  void write(ByteWriter& w) const;
+  static SandboxCpuState read(ByteReader& r);
 };
 
 class SandboxMachine final : public Machine {
