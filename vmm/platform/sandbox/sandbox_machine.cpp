@@ -477,6 +477,15 @@ std::optional<Stop> SandboxMachine::on_signal(int sig) {
     case SIGSEGV: {
       if (si.si_code == SI_KERNEL) {  // #GP: `in`/`out` (hypercalls), privileged or non-canonical
         auto code = code_at(uregs_.rip);
+        // `int $0x80` on a host kernel without 32-bit emulation (CONFIG_IA32_EMULATION off, or
+        // ia32_emulation=0) is a #GP, not a system call: answered ENOSYS all the same, as where it
+        // stops like `syscall` (on_syscall_stop), so a guest sees one behaviour on every host.
+        if (code.size() >= 2 && code[0] == 0xCD && code[1] == 0x80) {
+          uregs_.rax = static_cast<std::uint64_t>(-ENOSYS);
+          uregs_.rip += 2;
+          regs_dirty_ = true;
+          return std::nullopt;
+        }
         auto a = decode_access(code);
         if (a && (a->kind == DecodedAccess::Kind::PortIn || a->kind == DecodedAccess::Kind::PortOut)) return emulate_port(*a);
         return guest_exception(13, std::nullopt);
