@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages unifn needs to build, test and benchmark (run as root).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git curl
-      libboost-dev libyaml-cpp-dev libfmt-dev libspdlog-dev catch2 libsystemd-dev prometheus-cpp-dev
+      libboost-dev libyaml-cpp-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev catch2 libsystemd-dev prometheus-cpp-dev
       musl-dev musl-tools libopenblas-dev libopencv-imgproc-dev libstb-dev
       clang libclang-rt-14-dev wrk lighttpd qemu-system-x86 hyperfine runsc)
 missing=()

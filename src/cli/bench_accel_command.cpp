@@ -9,16 +9,13 @@
 #include <fmt/format.h>
 
 #include "accel/bench/accel_bench.h"
-#include "cli/platform_flag.h"
+#include "cli/flags.h"
 
 namespace unifn::cli {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr const char* kUsage =
-    "usage: unifnd bench-accel [--backend cpu|cuda] [--quick] [--probe IMAGE] [--platform auto|kvm|sandbox]\n";
 
 // functions/bench/accel_probe.elf next to a build tree's unifnd, or in <prefix>/lib/unifn when installed.
 std::string find_probe() {
@@ -31,27 +28,21 @@ std::string find_probe() {
 
 }  // namespace
 
-int bench_accel_command(std::span<char*> args) {
+void add_bench_accel_options(CLI::App& cmd, BenchAccelOptions& o) {
+  cmd.add_option("--backend", o.backend, "the backend measured, as an item of accel")
+      ->check(backend_setting())->capture_default_str();
+  cmd.add_flag("--quick", o.quick, "fewer repetitions and no 2048 (for smoke tests)");
+  cmd.add_option("--probe", o.probe, "the accel_probe guest (default: the one beside unifnd)")->check(CLI::ExistingFile);
+  cmd.add_option("--platform", o.platform, "where the probe guest runs (default: $UNIFN_PLATFORM, else auto)")
+      ->check(platform_setting());
+}
+
+int bench_accel_command(const BenchAccelOptions& o) {
   accel::bench::Options opts;
-  std::optional<std::string> platform_name;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string a = args[i];
-    if (a == "--backend" && i + 1 < args.size()) opts.backend = args[++i];
-    else if (a == "--platform" && i + 1 < args.size()) {
-      try {
-        platform_name = platform_flag(args[++i]);
-      } catch (const std::invalid_argument& e) {
-        fmt::print(stderr, "unifnd bench-accel: {}\n{}", e.what(), kUsage);
-        return 2;
-      }
-    }
-    else if (a == "--probe" && i + 1 < args.size()) opts.probe_image = args[++i];
-    else if (a == "--quick") opts.quick = true;
-    else {
-      fmt::print(stderr, "unifnd bench-accel: unknown option {}\n{}", a, kUsage);
-      return 2;
-    }
-  }
+  opts.backend = o.backend;
+  opts.quick = o.quick;
+  opts.probe_image = o.probe;
+  const std::optional<std::string>& platform_name = o.platform;
   if (opts.probe_image.empty()) opts.probe_image = find_probe();
   if (opts.probe_image.empty()) {
     fmt::print(stderr, "unifnd bench-accel: the probe guest accel_probe.elf is not beside unifnd; name it with --probe\n");

@@ -12,7 +12,7 @@
 
 #include "accel/device.h"
 #include "accel/registry.h"
-#include "cli/platform_flag.h"
+#include "cli/flags.h"
 #include "guest/function_vm.h"
 #include "platform/sandbox/sandbox_machine.h"
 
@@ -58,37 +58,26 @@ vmm::Fd memfd(const char* name) {
 
 }  // namespace
 
-int bench_command(std::span<char*> args) {
-  std::string image_path, isolation = "per-request", accel_backend = "cpu";
-  std::optional<std::string> platform_name;
-  int requests = 2000, boots = 200;
-  const char* usage =
-      "usage: unifnd bench IMAGE [--requests N] [--boots N] [--isolation per-request|reuse] [--accel cpu|cuda|none]\n"
-      "                          [--platform auto|kvm|sandbox]\n";
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
-      return args[++i];
-    };
-    if (a == "--requests") requests = std::stoi(next());
-    else if (a == "--boots") boots = std::stoi(next());
-    else if (a == "--isolation") isolation = next();
-    else if (a == "--accel") accel_backend = next();
-    else if (a == "--platform") {
-      try {
-        platform_name = platform_flag(next());
-      } catch (const std::invalid_argument& e) {
-        fmt::print(stderr, "unifnd bench: {}\n{}", e.what(), usage);
-        return 2;
-      }
-    }
-    else image_path = a;
-  }
-  if (image_path.empty() || (isolation != "per-request" && isolation != "reuse") || requests < 1 || boots < 1) {
-    fmt::print(stderr, "{}", usage);
-    return 2;
-  }
+void add_bench_options(CLI::App& cmd, BenchOptions& o) {
+  cmd.add_option("IMAGE", o.image, "a function image (ELF)")->required();
+  cmd.add_option("--requests", o.requests, "invocations measured")
+      ->check(range_setting({1, 1u << 24}))->capture_default_str();
+  cmd.add_option("--boots", o.boots, "cold boots and restores measured")
+      ->check(range_setting({1, 1u << 20}))->capture_default_str();
+  cmd.add_option("--isolation", o.isolation, "reset after each call (per-request) or not (reuse), as isolation")
+      ->check(isolation_setting())->capture_default_str();
+  cmd.add_option("--accel", o.accel, "the virtio-accel device's backend, or none")
+      ->check(CLI::IsMember({"none"}) | backend_setting())->capture_default_str();
+  cmd.add_option("--platform", o.platform, "where the VMs run (default: $UNIFN_PLATFORM, else auto)")
+      ->check(platform_setting());
+}
+
+int bench_command(const BenchOptions& o) {
+  const std::string& image_path = o.image;
+  const std::string& isolation = o.isolation;
+  const std::string& accel_backend = o.accel;
+  const auto requests = o.requests, boots = o.boots;
+  const std::optional<std::string>& platform_name = o.platform;
   try {
     const auto platform = choose_tool_platform(platform_name);
     if (!platform.warning.empty()) fmt::print(stderr, "unifnd bench: warning: {}\n", platform.warning);
@@ -105,7 +94,7 @@ int bench_command(std::span<char*> args) {
     auto quiet = [](std::string_view) {};
 
     std::vector<double> cold;
-    for (int i = 0; i < boots; ++i) {
+    for (std::uint64_t i = 0; i < boots; ++i) {
       auto t0 = Clock::now();
       auto vm = vmm::FunctionVm::boot(image, cfg, quiet);
       cold.push_back(us_since(t0));
@@ -117,7 +106,7 @@ int bench_command(std::span<char*> args) {
     warm.reset();
 
     std::vector<double> restore;
-    for (int i = 0; i < boots; ++i) {
+    for (std::uint64_t i = 0; i < boots; ++i) {
       auto t0 = Clock::now();
       auto vm = vmm::FunctionVm::restore(snap, image, cfg, quiet);
       restore.push_back(us_since(t0));
@@ -128,7 +117,7 @@ int bench_command(std::span<char*> args) {
     const std::string body = "hello, unifn";
     const auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size());  // Safe: chars as bytes.
     std::vector<double> cycle, to_exec, reset_pages;
-    for (int i = 0; i < requests; ++i) {
+    for (std::uint64_t i = 0; i < requests; ++i) {
       auto t0 = Clock::now();
       auto out = vm->invoke(bytes, "text/plain", t0 + std::chrono::seconds(5));
       if (!out.ok()) throw std::runtime_error(fmt::format("request {} failed: {}", i, out.stop.message));

@@ -19,7 +19,7 @@
 
 #include "accel/device.h"
 #include "accel/registry.h"
-#include "cli/platform_flag.h"
+#include "cli/flags.h"
 #include "cli/signals.h"
 #include "config/config.h"
 #include "devices/console.h"
@@ -38,30 +38,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Overrides {
-  std::optional<fs::path> config;
-  std::optional<std::string> listen, state_dir, platform;
-  std::vector<std::string> functions_dirs;
-};
-
-Overrides parse(std::span<char*> args) {
-  Overrides o;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
-      return args[++i];
-    };
-    if (a == "--config") o.config = value();
-    else if (a == "--listen") o.listen = value();
-    else if (a == "--state-dir") o.state_dir = value();
-    else if (a == "--functions-dir") o.functions_dirs.push_back(value());
-    else if (a == "--platform") o.platform = platform_flag(value());
-    else throw std::invalid_argument(fmt::format("unknown option {}", a));
-  }
-  return o;
-}
-
 // The file's log_level was checked when it was read.
 log::Level log_level(const config::DaemonConfig& d) { return log::parse_level(d.log_level).value_or(log::Level::info); }
 
@@ -71,20 +47,14 @@ void function_line(log::Level level, const std::string& fn, const std::string& c
   log::global().write(level, "{}[{}]: {}", fn, call.empty() ? "-" : call, line);
 }
 
-fs::path exe_dir() {
-  std::error_code ec;
-  auto exe = fs::canonical("/proc/self/exe", ec);
-  return ec ? fs::path() : exe.parent_path();
-}
-
-config::DaemonConfig daemon_config(const Overrides& o) {
-  auto c = config::resolve(o.config, exe_dir());
+config::DaemonConfig daemon_config(const DaemonOptions& o) {
+  auto c = config::resolve_config(o.config);
   if (o.listen) {
-    auto colon = o.listen->rfind(':');
-    if (colon == std::string::npos) throw config::ConfigError("--listen takes HOST:PORT");
-    c.host = o.listen->substr(0, colon);
-    if (c.host.size() > 2 && c.host.front() == '[') c.host = c.host.substr(1, c.host.size() - 2);
-    c.port = static_cast<std::uint16_t>(std::stoul(o.listen->substr(colon + 1)));
+    // Checked as the file's listen when the command line was parsed (listen_setting).
+    const auto at = config::parse_listen(*o.listen);
+    if (!at) throw config::ConfigError(fmt::format("--listen: '{}' is not HOST:PORT", *o.listen));
+    c.host = at->host;
+    c.port = at->port;
   }
   if (o.state_dir) c.state_dir = *o.state_dir;
   if (!o.functions_dirs.empty()) c.functions_dirs = o.functions_dirs;
@@ -95,7 +65,7 @@ config::DaemonConfig daemon_config(const Overrides& o) {
 // The function's virtio-accel device on the backend chosen for it, or the reason it cannot run here.
 accel::Selection attach_accel(runtime::PoolConfig& c, const config::FunctionConfig& f,
                               const config::DaemonConfig& d, metrics::Metrics& m) {
-  auto sel = runtime::choose_accel(f.accel, d.accel_backends, accel::BackendRegistry::global());
+  auto sel = runtime::choose_accel(f.vm.accel, d.accel_backends, accel::BackendRegistry::global());
   if (!sel.backend) {
     c.unavailable = sel.error;
     return sel;
@@ -123,18 +93,20 @@ runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::D
                                 metrics::Metrics& m) {
   runtime::PoolConfig c;
   c.name = f.name;
-  c.image_path = f.image;
+  // f.vm and the daemon's platform, max_body_bytes and accel.backends (attach_accel): the VM.
+  c.image_path = f.vm.image;
   c.vm.platform = &platform;
-  c.vm.memory_bytes = f.memory_mb << 20;
+  c.vm.memory_bytes = f.vm.memory_mb << 20;
   c.vm.max_body_bytes = d.limits.max_body_bytes;
-  c.vm.cmdline = f.cmdline;
-  c.env = f.env;
-  c.min_warm = static_cast<unsigned>(f.min_warm);
-  c.max_instances = static_cast<unsigned>(f.max_instances);
-  c.per_request = f.isolation == "per-request";
-  c.timeout = std::chrono::milliseconds(f.timeout_ms);
-  c.max_queue = d.limits.max_queue;
-  c.accel = f.accel;
+  c.vm.cmdline = f.vm.cmdline;
+  c.vm.env = f.vm.env;
+  c.accel = f.vm.accel;
+  // f.pool and the daemon's max_queue: what a reload applies to a live pool.
+  c.settings.min_warm = static_cast<unsigned>(f.pool.min_warm);
+  c.settings.max_instances = static_cast<unsigned>(f.pool.max_instances);
+  c.settings.per_request = f.pool.isolation == "per-request";
+  c.settings.timeout = std::chrono::milliseconds(f.pool.timeout_ms);
+  c.settings.max_queue = d.limits.max_queue;
   c.state_dir = d.state_dir;
   // The guest's console lines are info; the pool's and the VMM's own notes (Console::kVmmPrefix: a
   // failed restore or reset, an unknown syscall) are warnings. No guest line can start with the
@@ -151,12 +123,6 @@ runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::D
     function_line(log::Level::warning, name, "", fmt::format("{}accelerator: {}", vmm::Console::kVmmPrefix, fallback));
     m.record_accel_fallback(name, from, to);
   };
-  std::string env;
-  for (const auto& [k, v] : f.env) env += k + "=" + v + ";";
-  c.fingerprint = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", f.image, f.memory_mb, f.timeout_ms, f.min_warm,
-                              f.max_instances, f.isolation, fmt::join(f.accel, ","), env, f.cmdline,
-                              d.limits.max_body_bytes, d.limits.max_queue, fmt::join(d.accel_backends, ","),
-                              platform.name());
   return c;
 }
 
@@ -197,9 +163,18 @@ std::vector<runtime::PoolConfig> pool_configs(const config::DropinSet& set, cons
 
 }  // namespace
 
-int check_config_command(std::span<char*> args) {
+void add_daemon_options(CLI::App& cmd, DaemonOptions& o) {
+  cmd.add_option("--config", o.config, "the daemon's file (default: /etc/unifn/unifnd.yaml, else the embedded default)");
+  cmd.add_option("--listen", o.listen, "the address served, over the file's listen")->check(listen_setting());
+  cmd.add_option("--state-dir", o.state_dir, "where snapshots are kept, over the file's state_dir");
+  cmd.add_option("--functions-dir", o.functions_dirs, "a drop-in directory, over the file's functions_dirs (repeat for more)")
+      ->allow_extra_args(false);
+  cmd.add_option("--platform", o.platform, "where functions run, over the file's platform")->check(platform_setting());
+}
+
+int check_config_command(const DaemonOptions& o) {
   try {
-    auto d = daemon_config(parse(args));
+    auto d = daemon_config(o);
     auto set = config::load_dropins(d.functions_dirs);
     auto errors = config::validate_strict(config::FullConfig{d, set});
     for (const auto& e : errors) fmt::print(stderr, "unifnd check-config: {}\n", e);
@@ -215,18 +190,10 @@ int check_config_command(std::span<char*> args) {
   }
 }
 
-int daemon_command(const char*, std::span<char*> args) {
+int daemon_command(const DaemonOptions& overrides) {
   config::DaemonConfig cfg;
-  Overrides overrides;
   try {
-    overrides = parse(args);
     cfg = daemon_config(overrides);
-  } catch (const std::invalid_argument& e) {
-    fmt::print(stderr,
-               "unifnd: {}\nusage: unifnd [--config FILE] [--listen HOST:PORT] [--state-dir DIR] [--functions-dir DIR]... "
-               "[--platform auto|kvm|sandbox]\n",
-               e.what());
-    return 2;
   } catch (const std::exception& e) {
     fmt::print(stderr, "unifnd: {}\n", e.what());
     return 1;

@@ -11,7 +11,8 @@
 #include <fstream>
 #include <optional>
 
-#include "cli/platform_flag.h"
+#include "cli/flags.h"
+#include "config/checks.h"
 #include "guest/function_vm.h"
 #include "kernel_boot.h"
 #include "snapshot/snapshot_store.h"
@@ -19,52 +20,6 @@
 namespace unifn::cli {
 
 namespace {
-
-struct RunOptions {
-  std::string image;
-  std::optional<std::string> input;  // a file, or "-" for stdin
-  std::size_t memory_mb = 64;
-  long timeout_ms = 10000;
-  std::string cmdline;
-  std::optional<std::string> state_dir;  // use and create snapshots there
-  std::optional<std::string> platform;
-};
-
-const char* kUsage =
-    "usage: unifnd run IMAGE [--input FILE|-] [--memory MB] [--timeout-ms N] [--cmdline STR] [--state-dir DIR]\n"
-    "                        [--platform auto|kvm|sandbox]\n";
-
-RunOptions parse(std::span<char*> args) {
-  RunOptions o;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= args.size()) throw std::invalid_argument(fmt::format("{} needs a value", a));
-      return args[++i];
-    };
-    auto number = [&](const std::string& v) -> long {
-      std::size_t end = 0;
-      long n = -1;
-      try {
-        n = std::stol(v, &end);
-      } catch (const std::exception&) {
-      }
-      if (end != v.size() || n <= 0) throw std::invalid_argument(fmt::format("{} needs a positive number, not '{}'", a, v));
-      return n;
-    };
-    if (a == "--input") o.input = value();
-    else if (a == "--memory") o.memory_mb = static_cast<std::size_t>(number(value()));
-    else if (a == "--timeout-ms") o.timeout_ms = number(value());
-    else if (a == "--cmdline") o.cmdline = value();
-    else if (a == "--state-dir") o.state_dir = value();
-    else if (a == "--platform") o.platform = platform_flag(value());
-    else if (!a.empty() && a[0] == '-' && a != "-") throw std::invalid_argument(fmt::format("unknown option {}", a));
-    else if (o.image.empty()) o.image = a;
-    else throw std::invalid_argument(fmt::format("unexpected argument {}", a));
-  }
-  if (o.image.empty()) throw std::invalid_argument("no IMAGE given");
-  return o;
-}
 
 std::string read_input(const std::optional<std::string>& input) {
   if (!input) return {};
@@ -113,14 +68,21 @@ int run_function(const RunOptions& o, std::shared_ptr<const vmm::FunctionImage> 
 
 }  // namespace
 
-int run_command(std::span<char*> args) {
-  RunOptions o;
-  try {
-    o = parse(args);
-  } catch (const std::invalid_argument& e) {
-    fmt::print(stderr, "unifnd run: {}\n{}", e.what(), kUsage);
-    return 2;
-  }
+void add_run_options(CLI::App& cmd, RunOptions& o) {
+  namespace checks = config::checks;
+  cmd.add_option("IMAGE", o.image, "a function image (ELF), or a multiboot/PVH kernel")->required();
+  cmd.add_option("--input", o.input, "the request body: a file, or - for stdin (none: empty)");
+  cmd.add_option("--memory", o.memory_mb, "guest memory in MiB, as memory_mb")
+      ->check(range_setting(checks::kMemoryMb))->capture_default_str();
+  cmd.add_option("--timeout-ms", o.timeout_ms, "the boot's and the call's time limit, as timeout_ms")
+      ->check(range_setting(checks::kTimeoutMs))->capture_default_str();
+  cmd.add_option("--cmdline", o.cmdline, "the guest's command line, as cmdline")->check(cmdline_setting());
+  cmd.add_option("--state-dir", o.state_dir, "keep the snapshot there: restore it when it is there, save it when not");
+  cmd.add_option("--platform", o.platform, "where the VM runs (default: $UNIFN_PLATFORM, else auto)")
+      ->check(platform_setting());
+}
+
+int run_command(const RunOptions& o) {
   try {
     const auto platform = choose_tool_platform(o.platform);
     if (!platform.warning.empty()) fmt::print(stderr, "unifnd run: warning: {}\n", platform.warning);

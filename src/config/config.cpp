@@ -236,8 +236,4 @@ DaemonConfig resolve_config(const std::optional<fs::path>& cli_path, const fs::p
   return embedded_default(exe_dir);
 }
 
-DaemonConfig resolve(const std::optional<fs::path>& cli, const fs::path& exe_dir) {
-  return resolve_config(cli, exe_dir);
-}
-
 }  // namespace unifn::config

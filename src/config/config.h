@@ -96,22 +96,36 @@ struct DaemonConfig {
   std::string listen() const;
 };
 
-struct FunctionConfig {
-  std::string name;
+// What a function's VM is made of, as its drop-in says: with the daemon's platform, accel.backends
+// and limits.max_body_bytes it makes the VM's identity (vmm::VmIdentity), which names its snapshot.
+// A change takes a new snapshot and a new pool.
+struct VmSettings {
   std::string image;  // absolute, or as written when the drop-in's own path was relative
   std::uint64_t memory_mb = 64;
+  std::vector<std::string> accel = {"cpu"};  // in order of preference
+  std::vector<std::pair<std::string, std::string>> env;  // in file order, keys unique
+  std::string cmdline;
+  bool operator==(const VmSettings&) const = default;
+};
+
+// How a function's pool serves it (with the daemon's limits.max_queue): a reload applies a change
+// to the live pool, with no new snapshot (a change of isolation takes a new pool, same snapshot).
+struct PoolSettings {
   std::uint64_t timeout_ms = 5000;
   std::uint64_t min_warm = 1;
   std::uint64_t max_instances = 4;
   std::string isolation = "per-request";  // or "reuse"
-  std::vector<std::string> accel = {"cpu"};  // in order of preference
-  std::vector<std::pair<std::string, std::string>> env;  // in file order, keys unique
-  std::string cmdline;
-  std::string source;             // the drop-in file
-  std::map<std::string, int> lines;  // the line of each key written in `source`, for messages
+  bool operator==(const PoolSettings&) const = default;
+};
 
-  // Equal when everything that shapes the function is equal (source and lines may differ).
-  bool same_function(const FunctionConfig& o) const;
+// A new setting goes in vm or in pool, never here beside them: test_function_config's
+// "every setting is in vm or pool" fails to compile when a member is added at this level.
+struct FunctionConfig {
+  std::string name;
+  VmSettings vm;
+  PoolSettings pool;
+  std::string source;                // the drop-in file
+  std::map<std::string, int> lines;  // the line of each key written in `source`, for messages
 };
 
 struct ListenAddress {
@@ -148,8 +162,6 @@ std::filesystem::path current_exe_dir();
 DaemonConfig resolve_config(const std::optional<std::filesystem::path>& cli_path,
                             const std::filesystem::path& exe_dir = current_exe_dir(),
                             const std::filesystem::path& system_file = kSystemConfigFile);
-// The earlier name of resolve_config().
-DaemonConfig resolve(const std::optional<std::filesystem::path>& cli, const std::filesystem::path& exe_dir);
 
 // One drop-in file; throws ConfigError with every problem found in it.
 FunctionConfig load_function(const std::filesystem::path& file);
@@ -182,7 +194,5 @@ FullConfig load_full(const std::optional<std::filesystem::path>& cli_path,
 // change nothing unless this is empty): the drop-in errors, then images that are missing,
 // unreadable or not ELF files, unknown or repeated backends, names defined twice, bad ranges.
 std::vector<std::string> validate_strict(const FullConfig& full);
-// validate_strict() of a drop-in set alone (the earlier name).
-std::vector<std::string> check_set(const DropinSet& set);
 
 }  // namespace unifn::config

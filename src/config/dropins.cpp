@@ -42,24 +42,24 @@ void check_function(const FunctionConfig& f, std::vector<std::string>& errors) {
   };
   // What the parser already guarantees for a loaded drop-in; a set built in code gets it here.
   report("name", checks::function_name(f.name));
-  report("memory_mb", checks::range(f.memory_mb, checks::kMemoryMb));
-  report("timeout_ms", checks::range(f.timeout_ms, checks::kTimeoutMs));
-  report("max_instances", checks::range(f.max_instances, checks::kMaxInstances));
-  report("min_warm", checks::range(f.min_warm, checks::kMinWarm));
-  if (f.min_warm > f.max_instances)
-    report("min_warm", fmt::format("{} is more than max_instances ({})", f.min_warm, f.max_instances));
-  report("isolation", checks::isolation(f.isolation));
-  report("accel", checks::backend_list(f.accel));
-  for (const auto& [k, v] : f.env) {
+  report("memory_mb", checks::range(f.vm.memory_mb, checks::kMemoryMb));
+  report("timeout_ms", checks::range(f.pool.timeout_ms, checks::kTimeoutMs));
+  report("max_instances", checks::range(f.pool.max_instances, checks::kMaxInstances));
+  report("min_warm", checks::range(f.pool.min_warm, checks::kMinWarm));
+  if (f.pool.min_warm > f.pool.max_instances)
+    report("min_warm", fmt::format("{} is more than max_instances ({})", f.pool.min_warm, f.pool.max_instances));
+  report("isolation", checks::isolation(f.pool.isolation));
+  report("accel", checks::backend_list(f.vm.accel));
+  for (const auto& [k, v] : f.vm.env) {
     report("env." + k, checks::env_name(k));
     report("env." + k, checks::env_value(v));
   }
-  report("env", checks::env_size(f.env));
-  report("cmdline", checks::cmdline(f.cmdline));
+  report("env", checks::env_size(f.vm.env));
+  report("cmdline", checks::cmdline(f.vm.cmdline));
   // What only the machine can tell: the image must be there, readable, and an ELF file.
-  if (f.image.empty()) report("image", std::string("must not be empty"));
-  else if (!fs::path(f.image).is_absolute()) report("image", fmt::format("{} is not an absolute path", f.image));
-  else report("image", checks::image_file(f.image));
+  if (f.vm.image.empty()) report("image", std::string("must not be empty"));
+  else if (!fs::path(f.vm.image).is_absolute()) report("image", fmt::format("{} is not an absolute path", f.vm.image));
+  else report("image", checks::image_file(f.vm.image));
 }
 
 }  // namespace
@@ -125,7 +125,10 @@ FullConfig load_full(const std::optional<fs::path>& cli_path, const fs::path& ex
   return load_full(resolve_config(cli_path, exe_dir));
 }
 
-std::vector<std::string> check_set(const DropinSet& set) {
+namespace {
+
+// The drop-in half of validate_strict(): each function's checks, then names defined twice.
+std::vector<std::string> dropin_errors(const DropinSet& set) {
   std::vector<std::string> errors = set.errors;
   std::map<std::string, std::string> defined;
   for (const auto& f : set.functions) {
@@ -135,6 +138,8 @@ std::vector<std::string> check_set(const DropinSet& set) {
   }
   return errors;
 }
+
+}  // namespace
 
 std::vector<std::string> validate_strict(const FullConfig& full) {
   const auto& d = full.daemon;
@@ -152,7 +157,7 @@ std::vector<std::string> validate_strict(const FullConfig& full) {
   report("io_threads", checks::range(d.io_threads, checks::kIoThreads));
   report("platform", checks::platform(d.platform));
   for (const auto& [key, bad] : checks::limits_consistency(d.limits)) report("limits." + key, bad);
-  auto set_errors = check_set(full.dropins);
+  auto set_errors = dropin_errors(full.dropins);
   errors.insert(errors.end(), set_errors.begin(), set_errors.end());
   return errors;
 }

@@ -9,12 +9,6 @@ namespace unifn::config {
 
 namespace fs = std::filesystem;
 
-bool FunctionConfig::same_function(const FunctionConfig& o) const {
-  return name == o.name && image == o.image && memory_mb == o.memory_mb && timeout_ms == o.timeout_ms &&
-         min_warm == o.min_warm && max_instances == o.max_instances && isolation == o.isolation && accel == o.accel &&
-         env == o.env && cmdline == o.cmdline;
-}
-
 FunctionConfig load_function(const fs::path& file) {
   const std::string name = file.string();
   const auto root = load_map_file(name);
@@ -31,13 +25,13 @@ FunctionConfig load_function(const fs::path& file) {
     if (v->empty()) {
       r.error("image", "must not be empty");
     } else if (fs::path(*v).is_absolute()) {
-      f.image = fs::path(*v).lexically_normal().string();
+      f.vm.image = fs::path(*v).lexically_normal().string();
     } else {
       // Relative to the drop-in, so one file serves a build tree and an installed system alike.
       std::error_code ec;
       auto dir = fs::absolute(file, ec).parent_path();
       if (ec) dir = file.parent_path();
-      f.image = (dir / *v).lexically_normal().string();
+      f.vm.image = (dir / *v).lexically_normal().string();
     }
   }
   auto number = [&](const std::string& key, checks::Range range, std::uint64_t& out) {
@@ -45,15 +39,15 @@ FunctionConfig load_function(const fs::path& file) {
     if (v) out = *v;
     return v.has_value();
   };
-  number("memory_mb", checks::kMemoryMb, f.memory_mb);
-  number("timeout_ms", checks::kTimeoutMs, f.timeout_ms);
+  number("memory_mb", checks::kMemoryMb, f.vm.memory_mb);
+  number("timeout_ms", checks::kTimeoutMs, f.pool.timeout_ms);
   // A bad max_instances is reported on its own; comparing min_warm with it would add noise.
-  const bool max_ok = number("max_instances", checks::kMaxInstances, f.max_instances) || !r.has("max_instances");
-  if (number("min_warm", checks::kMinWarm, f.min_warm) && max_ok && f.min_warm > f.max_instances)
-    r.error("min_warm", fmt::format("{} is more than max_instances ({})", f.min_warm, f.max_instances));
+  const bool max_ok = number("max_instances", checks::kMaxInstances, f.pool.max_instances) || !r.has("max_instances");
+  if (number("min_warm", checks::kMinWarm, f.pool.min_warm) && max_ok && f.pool.min_warm > f.pool.max_instances)
+    r.error("min_warm", fmt::format("{} is more than max_instances ({})", f.pool.min_warm, f.pool.max_instances));
   if (auto v = r.str("isolation")) {
     if (auto bad = checks::isolation(*v)) r.error("isolation", *bad);
-    else f.isolation = *v;
+    else f.pool.isolation = *v;
   }
   std::vector<int> lines;
   if (auto v = r.list("accel", &lines)) {
@@ -62,7 +56,7 @@ FunctionConfig load_function(const fs::path& file) {
       if (auto bad = checks::backend((*v)[i])) r.error("accel", *bad, lines[i]), ok = false;
     if (ok) {
       if (auto bad = checks::backend_list(*v)) r.error("accel", *bad);
-      else f.accel = *v;
+      else f.vm.accel = *v;
     }
   }
   lines.clear();
@@ -75,12 +69,12 @@ FunctionConfig load_function(const fs::path& file) {
     }
     if (ok) {
       if (auto bad = checks::env_size(*v)) r.error("env", *bad);
-      else f.env = *v;
+      else f.vm.env = *v;
     }
   }
   if (auto v = r.str("cmdline")) {
     if (auto bad = checks::cmdline(*v)) r.error("cmdline", *bad);
-    else f.cmdline = *v;
+    else f.vm.cmdline = *v;
   }
   r.finish();
   if (!errors.empty()) {

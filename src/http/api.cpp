@@ -4,11 +4,14 @@
 #include <sys/random.h>
 
 #include <array>
+#include <cmath>
 #include <optional>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "http/header.h"
 #include "http/json.h"
+#include "http/outcome_status.h"
 
 namespace unifn::http {
 
@@ -97,15 +100,10 @@ std::optional<std::string> segment(std::string_view path, std::string_view prefi
 
 double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
 
-// The runtime ran an instance for this call (it answered, crashed, or overran its deadline).
-bool instance_ran(const runtime::InvocationResult& r) {
-  return r.error.empty() || r.status == 502 || r.status == 504;
-}
-
 // Why the function's content type cannot be sent as a header (CR, LF or another control byte, which
 // would inject headers or a second response); nullopt when it can, or when the call failed anyway.
 std::optional<std::string> content_type_problem(const runtime::InvocationResult& r) {
-  if (!r.error.empty()) return std::nullopt;
+  if (!r.answered()) return std::nullopt;
   auto why = field_value_problem(r.content_type);
   if (!why) return std::nullopt;
   return fmt::format("the function answered with a content type holding control bytes ({})", *why);
@@ -116,15 +114,15 @@ std::optional<std::string> content_type_problem(const runtime::InvocationResult&
 void refuse_bad_content_type(runtime::InvocationResult& r) {
   auto why = content_type_problem(r);
   if (!why) return;
-  r.status = 502;
+  r.outcome = runtime::CallOutcome::Failed;
   r.error = std::move(*why);
   r.content_type.clear();
   r.body.clear();
 }
 
-// The function's own answer, or {"error": ...} with the runtime's status.
+// The function's own answer, or {"error": ...} with the outcome's status.
 Response result_response(const runtime::InvocationResult& r, unsigned version) {
-  if (!r.error.empty()) return json_error(static_cast<unsigned>(r.status), r.error, version);
+  if (!r.answered()) return json_error(status_of(r), r.error, version);
   if (auto why = content_type_problem(r)) return json_error(502, *why, version);
   if (r.status < 200 || r.status > 599)
     return json_error(502, fmt::format("the function answered with an invalid HTTP status {}", r.status), version);
@@ -137,39 +135,36 @@ Response result_response(const runtime::InvocationResult& r, unsigned version) {
 void invocation_headers(Response& res, const std::string& id, const runtime::InvocationResult& r) {
   set_field(res, "X-Call-Id", id);
   set_field(res, "X-Duration-Seconds", fmt::format("{:.6f}", seconds(r.duration)));
-  if (instance_ran(r)) set_field(res, "X-Unifn-Start", start_kind_name(r.start));
+  if (r.instance_ran()) set_field(res, "X-Unifn-Start", runtime::to_string(r.start));
 }
 
 void record(metrics::Metrics& m, const std::string& name, const runtime::InvocationResult& r) {
-  // A 404 from the runtime names a function that does not exist: no series for it, or any client
-  // could grow the registry without bound by inventing names.
-  if (r.status == 404 && !r.error.empty()) return;
-  m.record_invocation(name, r.status, seconds(r.duration), instance_ran(r) ? start_kind_name(r.start) : "");
+  // A function that does not exist gets no series, or any client could grow the registry without
+  // bound by inventing names.
+  if (r.outcome == runtime::CallOutcome::NoSuchFunction) return;
+  m.record_invocation(name, static_cast<int>(status_of(r)), seconds(r.duration),
+                      r.instance_ran() ? runtime::to_string(r.start) : "");
 }
 
-void write_status(JsonWriter& w, const runtime::FunctionStatus& f) {
-  w.begin_object();
-  w.key("name").value(f.name);
-  w.key("image").value(f.image);
-  w.key("invocationCount").value(f.invocations);
-  w.key("replicas").value(f.instances);
-  w.key("availableReplicas").value(f.idle_instances);
-  w.key("maxReplicas").value(f.max_instances);
-  w.key("queued").value(f.queued);
+Json status_document(const runtime::FunctionStatus& f) {
   // The names only: values hold model paths, keys and tokens, and this route is not authenticated
   // (that comes with the provider API). OpenFaaS's shape stays an object of strings; "(hidden)" says
   // that a value exists and is withheld, where "" would read as an empty setting.
-  w.key("envVars").begin_object();
-  for (const auto& kv : f.env) w.key(kv.first).value(kHiddenEnvValue);
-  w.end_object();
-  w.key("labels").begin_object().key("unifn.isolation").value(f.isolation).end_object();
-  std::string accel;
-  for (const auto& a : f.accel) accel += (accel.empty() ? "" : ",") + a;
-  w.key("annotations").begin_object().key("unifn.accel").value(accel);
-  if (!f.accel_backend.empty()) w.key("unifn.accel.backend").value(f.accel_backend);
-  if (!f.unavailable.empty()) w.key("unifn.unavailable").value(f.unavailable);
-  w.end_object();
-  w.end_object();
+  Json env = Json::object();
+  for (const auto& kv : f.env) env[kv.first] = std::string(kHiddenEnvValue);
+  Json annotations = {{"unifn.accel", fmt::format("{}", fmt::join(f.accel, ","))}};
+  if (!f.accel_backend.empty()) annotations["unifn.accel.backend"] = f.accel_backend;
+  if (!f.unavailable.empty()) annotations["unifn.unavailable"] = f.unavailable;
+  return {{"name", f.name},
+          {"image", f.image},
+          {"invocationCount", f.invocations},
+          {"replicas", f.instances},
+          {"availableReplicas", f.idle_instances},
+          {"maxReplicas", f.max_instances},
+          {"queued", f.queued},
+          {"envVars", std::move(env)},
+          {"labels", {{"unifn.isolation", f.isolation}}},
+          {"annotations", std::move(annotations)}};
 }
 
 // The call's id: the client's X-Call-Id, or a new one when it sent none; nullopt when it is malformed.
@@ -183,7 +178,7 @@ std::optional<std::string> call_id(const Request& req) {
 }  // namespace
 
 Response json_error(unsigned status, std::string_view message, unsigned version) {
-  return json(status, "{\"error\":" + json_quote(message) + "}", version);
+  return json(status, json_error_text(message), version);
 }
 
 std::string new_call_id() {
@@ -203,15 +198,6 @@ bool valid_call_id(std::string_view id) {
           c == '.' || c == '~' || c == ':'))
       return false;
   return true;
-}
-
-std::string_view start_kind_name(runtime::StartKind kind) {
-  switch (kind) {
-    case runtime::StartKind::Warm: return "warm";
-    case runtime::StartKind::Restored: return "restored";
-    case runtime::StartKind::Cold: return "cold";
-  }
-  return "warm";
 }
 
 void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken> cancelled) {
@@ -332,7 +318,8 @@ void Api::invoke(Request& req, std::string name, Reply reply, std::shared_ptr<ru
     });
   } catch (const std::exception& e) {
     if (once->exchange(true)) return;
-    auto res = json_error(500, fmt::format("cannot dispatch the call: {}", e.what()), version);
+    auto res = json_error(status_of(runtime::CallOutcome::HostError), fmt::format("cannot dispatch the call: {}", e.what()),
+                          version);
     set_field(res, "X-Call-Id", id);
     (*shared_reply)(std::move(res));
   }
@@ -377,6 +364,7 @@ void Api::invoke_async(Request& req, std::string name, Reply reply) {
   call.body = std::move(req.body());
   call.content_type = std::string(req[bhttp::field::content_type]);
   call.call_id = id;
+  call.on_start = [calls = &calls_, id] { calls->set_running(id); };
   auto done = [calls = &calls_, callbacks = &callbacks_, m = &metrics_, id, name, callback](runtime::InvocationResult r) {
     refuse_bad_content_type(r);
     record(*m, name, r);
@@ -387,15 +375,11 @@ void Api::invoke_async(Request& req, std::string name, Reply reply) {
   try {
     dispatcher_.invoke(std::move(call), std::move(done));
   } catch (const std::exception& e) {
-    runtime::InvocationResult r;
-    r.status = 500;
-    r.error = fmt::format("cannot dispatch the call: {}", e.what());
-    calls_.finish(id, std::move(r));
+    calls_.finish(id, runtime::failure(runtime::CallOutcome::HostError,
+                                       fmt::format("cannot dispatch the call: {}", e.what())));
     if (!callback.empty()) calls_.set_callback(id, "failed: not sent, the call could not be dispatched");
   }
-  JsonWriter w;
-  w.begin_object().key("id").value(id).key("function").value(name).key("status_url").value("/v1/calls/" + id).end_object();
-  auto res = json(202, w.take(), version);
+  auto res = json(202, json_text({{"id", id}, {"function", name}, {"status_url", "/v1/calls/" + id}}), version);
   set_field(res, "X-Call-Id", id);
   reply(std::move(res));
 }
@@ -411,26 +395,22 @@ Response Api::call_status(const Request& req, const std::string& id, bool raw) {
     invocation_headers(res, rec->id, r);
     return res;
   }
-  JsonWriter w;
-  w.begin_object();
-  w.key("id").value(rec->id);
-  w.key("function").value(rec->function);
-  w.key("state").value(to_string(rec->state));
+  Json doc = {{"id", rec->id}, {"function", rec->function}, {"state", std::string(to_string(rec->state))}};
   if (done) {
-    w.key("status").value(r.status);
-    w.key("duration_seconds").raw(fmt::format("{:.6f}", seconds(r.duration)));
-    if (instance_ran(r)) w.key("start").value(start_kind_name(r.start));
-    if (r.error.empty()) {
-      w.key("content_type").value(r.content_type);
-      w.key("body_base64").value(base64_encode(r.body));
+    doc["status"] = status_of(r);
+    // To the microsecond, as X-Duration-Seconds.
+    doc["duration_seconds"] = std::round(seconds(r.duration) * 1e6) / 1e6;
+    if (r.instance_ran()) doc["start"] = std::string(runtime::to_string(r.start));
+    if (r.answered()) {
+      doc["content_type"] = r.content_type;
+      doc["body_base64"] = base64_encode(r.body);
     } else {
-      w.key("error").value(r.error);
+      doc["error"] = r.error;
     }
   }
-  if (!rec->callback.empty()) w.key("callback").value(rec->callback);
-  w.end_object();
+  if (!rec->callback.empty()) doc["callback"] = rec->callback;
   // A raw result asked for too early: 202 says "not yet" to a script that only looks at the code.
-  auto res = json(raw ? 202 : 200, w.take(), version);
+  auto res = json(raw ? 202 : 200, json_text(doc), version);
   set_field(res, "X-Call-Id", rec->id);
   return res;
 }
@@ -458,33 +438,25 @@ Response Api::metrics_text(const Request& req) {
 }
 
 Response Api::functions(const Request& req) const {
-  JsonWriter w;
-  w.begin_array();
-  for (const auto& f : dispatcher_.functions()) write_status(w, f);
-  w.end_array();
-  return json(200, w.take(), req.version());
+  Json list = Json::array();
+  for (const auto& f : dispatcher_.functions()) list.push_back(status_document(f));
+  return json(200, json_text(list), req.version());
 }
 
 Response Api::function(const Request& req, const std::string& name) const {
   auto f = dispatcher_.function(name);
   if (!f) return json_error(404, fmt::format("no function named '{}'", name), req.version());
-  JsonWriter w;
-  write_status(w, *f);
-  return json(200, w.take(), req.version());
+  return json(200, json_text(status_document(*f)), req.version());
 }
 
 Response Api::info(const Request& req) const {
-  JsonWriter w;
-  w.begin_object();
-  w.key("provider").begin_object();
-  w.key("provider").value("unifn").key("orchestration").value("unifn");  // the platform has its own field
-  w.key("version").begin_object().key("release").value(kVersion).key("sha").value(kSha).end_object();
-  w.end_object();
-  w.key("version").begin_object().key("release").value(kVersion).key("sha").value(kSha).end_object();
-  w.key("arch").value(kArch);
-  w.key("platform").value(platform_);
-  w.end_object();
-  return json(200, w.take(), req.version());
+  const Json version = {{"release", kVersion}, {"sha", kSha}};
+  // The platform has its own field: the orchestration is unifn's on every platform.
+  const Json doc = {{"provider", {{"provider", "unifn"}, {"orchestration", "unifn"}, {"version", version}}},
+                    {"version", version},
+                    {"arch", kArch},
+                    {"platform", platform_}};
+  return json(200, json_text(doc), req.version());
 }
 
 }  // namespace unifn::http

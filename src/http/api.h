@@ -32,8 +32,6 @@ std::string new_call_id();
 // What a client may choose as X-Call-Id: 1 to 128 of A-Z a-z 0-9 - _ . ~ : (a UUID fits), so that
 // it can stand in a URL path and a header unchanged.
 bool valid_call_id(std::string_view id);
-// "warm", "restored" or "cold": the X-Unifn-Start header and the metrics' kind label.
-std::string_view start_kind_name(runtime::StartKind kind);
 
 // Routes (OpenFaaS-compatible):
 //   POST /function/{name}            synchronous invocation

@@ -24,6 +24,7 @@
 #include "http/calls.h"
 #include "http/header.h"
 #include "http/json.h"
+#include "http/outcome_status.h"
 #include "log/log.h"
 
 namespace unifn::http {
@@ -217,9 +218,9 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
         outcome_(std::move(outcome)), resolve_timer_(impl.ioc), retry_(impl.ioc) {
     // A content type that cannot be a header (CR, LF, other control bytes) is never sent: the
     // receiver gets the 502 the caller of a synchronous call would, with the reason.
-    if (result.error.empty())
+    if (result.answered())
       if (auto why = field_value_problem(result.content_type)) {
-        result.status = 502;
+        result.outcome = runtime::CallOutcome::Failed;
         result.error = fmt::format("the function answered with a content type holding control bytes ({})", *why);
         result.content_type.clear();
         result.body.clear();
@@ -230,14 +231,14 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
     set_field(req_, bhttp::field::host, where_.port == "80" ? host_for_header() : host_for_header() + ":" + where_.port);
     set_field(req_, bhttp::field::user_agent, "unifnd");
     set_field(req_, "X-Call-Id", call_id_);
-    set_field(req_, "X-Function-Status", std::to_string(result.status));
+    set_field(req_, "X-Function-Status", std::to_string(status_of(result)));
     set_field(req_, "X-Duration-Seconds", fmt::format("{:.6f}", std::chrono::duration<double>(result.duration).count()));
-    if (result.error.empty()) {
+    if (result.answered()) {
       if (!result.content_type.empty()) set_field(req_, bhttp::field::content_type, result.content_type);
       req_.body() = std::move(result.body);
     } else {
       set_field(req_, bhttp::field::content_type, "application/json");
-      req_.body() = "{\"error\":" + json_quote(result.error) + "}\n";
+      req_.body() = json_error_text(result.error) + "\n";
     }
     req_.keep_alive(false);
     req_.prepare_payload();

@@ -77,7 +77,7 @@ void CallStore::finish(const std::string& id, runtime::InvocationResult result) 
   while (bytes_ + cost(rec) > max_bytes_ && !finished_.empty()) evict_oldest_finished();
   if (bytes_ + cost(rec) > max_bytes_) {
     const std::size_t size = rec.result.body.size();
-    rec.result.status = 507;
+    rec.result.outcome = runtime::CallOutcome::NotKept;
     rec.result.error = fmt::format(
         "the result ({} bytes) does not fit in the async results' budget of {} bytes (limits.async_results_max_bytes), "
         "{} of which calls not yet finished hold",

@@ -27,19 +27,44 @@ struct Invocation {
   // Cancelled by the HTTP layer when the client went away: a queued call is dropped, a running
   // guest is stopped (its instance replaced) and its answer is not sent.
   std::shared_ptr<CancelToken> cancelled = std::make_shared<CancelToken>();
+  // Told on the instance's thread when an instance takes the call from the queue (async calls
+  // report `running` from then on); empty: nobody asks.
+  std::function<void()> on_start;
 };
 
-// What the runtime answers. Either the function answered (error is empty, status is the
-// function's own) or the runtime failed the call (error holds a sentence for {"error": ...}
-// and status is one of 404, 429, 502, 503, 504).
+// How a call ended: the function answered, or why it did not. Only the HTTP layer turns these
+// into status codes (http::status_of).
+enum class CallOutcome {
+  Answered,        // the function answered; InvocationResult::status is its own
+  NoSuchFunction,  // no function by that name is served
+  TooLarge,        // the request body does not fit the function's buffer; nothing was delivered
+  QueueFull,       // its queue, in calls or in bytes over all queues, is full
+  ClientGone,      // the client went away, so the call was dropped or stopped
+  Failed,          // the instance crashed or broke the protocol, or its answer cannot be sent
+  Unavailable,     // shutting down, cannot run on this machine, or no instance can be started
+  TimedOut,        // the instance did not answer within the function's timeout
+  HostError,       // the daemon itself could not take the call
+  NotKept,         // an async result too large for the results' budget: only the reason is kept
+};
+std::string_view to_string(CallOutcome outcome);
+// An instance ran the call: it answered, crashed or overran its deadline (X-Unifn-Start is sent).
+bool instance_ran(CallOutcome outcome);
+
+// What the runtime answers. Either the function answered (outcome Answered, error empty, status
+// the function's own) or the call failed (error holds a sentence for {"error": ...}).
 struct InvocationResult {
-  int status = 200;
+  CallOutcome outcome = CallOutcome::Answered;
+  int status = 200;  // the function's own status; meaningful when outcome is Answered
   std::string content_type;
   std::string body;
   std::string error;
   StartKind start = StartKind::Warm;
   std::chrono::nanoseconds duration{0};
+  bool answered() const { return outcome == CallOutcome::Answered; }
+  bool instance_ran() const { return runtime::instance_ran(outcome); }
 };
+// A call that failed: outcome (not Answered) and the sentence saying why.
+InvocationResult failure(CallOutcome outcome, std::string error);
 
 using Completion = std::function<void(InvocationResult)>;
 

@@ -3,6 +3,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <exception>
 #include <utility>
 
@@ -10,19 +11,13 @@
 
 #include "devices/console.h"
 #include "snapshot/snapshot_store.h"
+#include "snapshot/vm_identity.h"
 
 namespace unifn::runtime {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-InvocationResult failure(int status, std::string error) {
-  InvocationResult r;
-  r.status = status;
-  r.error = std::move(error);
-  return r;
-}
 
 vmm::Fd snapshot_file(const std::string& name) {
   int fd = memfd_create(("unifn-" + name).c_str(), MFD_CLOEXEC);
@@ -60,7 +55,6 @@ InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
     return;
   }
   image_ = vmm::FunctionImage::load(cfg_.image_path);
-  cfg_.vm.env = cfg_.env;
   auto sink = [this](std::string_view line) {
     if (cfg_.log) cfg_.log(cfg_.name, "init", line);
   };
@@ -71,11 +65,11 @@ InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
     if (!got.warning.empty()) note(cfg_, "", "warning: {}", got.warning);
     snapshot_ = got.snapshot;
     snapshot_from_disk_ = got.from_disk;
-    if (cfg_.min_warm == 0) cold_ = std::move(got.booted);  // its first call is served cold
+    if (cfg_.settings.min_warm == 0) cold_ = std::move(got.booted);  // its first call is served cold
   } else {
     auto vm = vmm::FunctionVm::boot(image_, cfg_.vm, sink);
     snapshot_ = vm->snapshot(snapshot_file(cfg_.name));
-    if (cfg_.min_warm == 0) cold_ = std::move(vm);
+    if (cfg_.settings.min_warm == 0) cold_ = std::move(vm);
   }
   if (cfg_.on_snapshot) cfg_.on_snapshot(snapshot_from_disk_);
   const std::uint64_t memory = cfg_.vm.memory_bytes;
@@ -84,11 +78,9 @@ InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
     if (!cold_counted_) cold_.reset();  // no room to keep it: the first call restores instead
   }
   std::lock_guard lock(mu_);
-  for (unsigned i = 0; i < cfg_.min_warm && i < cfg_.max_instances; ++i) {
+  for (unsigned i = 0; i < cfg_.settings.min_warm && i < cfg_.settings.max_instances; ++i) {
     if (cfg_.memory_budget) cfg_.memory_budget->take(memory);
-    ++instances_;
-    ++starting_;
-    threads_.emplace_back([this] { worker(); });
+    start_worker();
   }
 }
 
@@ -132,41 +124,39 @@ void InstancePool::submit(Invocation call, Completion done) {
   std::unique_lock lock(mu_);
   if (stopping_) {
     lock.unlock();
-    done(failure(503, fmt::format("function {} is shutting down", cfg_.name)));
+    done(failure(CallOutcome::Unavailable, fmt::format("function {} is shutting down", cfg_.name)));
     return;
   }
   if (!cfg_.unavailable.empty()) {
     lock.unlock();
-    done(failure(503, fmt::format("function {} cannot run on this machine: {}", cfg_.name, cfg_.unavailable)));
+    done(failure(CallOutcome::Unavailable, fmt::format("function {} cannot run on this machine: {}", cfg_.name, cfg_.unavailable)));
     return;
   }
-  if (queue_.size() >= cfg_.max_queue) {
+  if (queue_.size() >= cfg_.settings.max_queue) {
     lock.unlock();
-    done(failure(429, fmt::format("function {}: the queue is full ({} calls waiting)", cfg_.name, cfg_.max_queue)));
+    done(failure(CallOutcome::QueueFull, fmt::format("function {}: the queue is full ({} calls waiting)", cfg_.name, cfg_.settings.max_queue)));
     return;
   }
   const std::uint64_t bytes = call.body.size();
   if (cfg_.queue_budget && !cfg_.queue_budget->try_take(bytes)) {
     const auto& b = *cfg_.queue_budget;
     lock.unlock();
-    done(failure(429, fmt::format("function {}: the request bodies waiting in the queues come to {} bytes, and this "
+    done(failure(CallOutcome::QueueFull, fmt::format("function {}: the request bodies waiting in the queues come to {} bytes, and this "
                                   "one ({} bytes) would pass limits.max_queue_bytes ({})",
                                   cfg_.name, b.used(), bytes, b.limit())));
     return;
   }
-  if (queue_.size() + 1 > idle_ + starting_ && instances_ < cfg_.max_instances) {
+  if (queue_.size() + 1 > idle_ + starting_ && instances_ < cfg_.settings.max_instances) {
     const std::uint64_t memory = cfg_.vm.memory_bytes;
     // The booted VM kept for a first cold call already holds its share: the new worker's now.
     const bool from_cold = std::exchange(cold_counted_, false);
     if (!cfg_.memory_budget || from_cold || cfg_.memory_budget->try_take(memory)) {
-      ++instances_;
-      ++starting_;
-      threads_.emplace_back([this] { worker(); });
+      start_worker();
     } else if (instances_ == 0) {  // nothing would ever serve it
       const auto& b = *cfg_.memory_budget;
       lock.unlock();
       if (cfg_.queue_budget) cfg_.queue_budget->give(bytes);
-      done(failure(503, fmt::format("function {} has no instance running, and another {} MiB of guest memory would "
+      done(failure(CallOutcome::Unavailable, fmt::format("function {} has no instance running, and another {} MiB of guest memory would "
                                     "pass limits.guest_memory_mb ({} MiB, {} MiB of which instances hold); retry later",
                                     cfg_.name, memory >> 20, b.limit() >> 20, b.used() >> 20)));
       return;
@@ -176,9 +166,9 @@ void InstancePool::submit(Invocation call, Completion done) {
   cv_.notify_one();
 }
 
-InvocationResult InstancePool::serve(vmm::FunctionVm& vm, Job& job, StartKind start) {
+InvocationResult InstancePool::serve(vmm::FunctionVm& vm, Job& job, StartKind start, std::chrono::milliseconds timeout) {
   const auto& body = job.call.body;
-  auto deadline = Clock::now() + cfg_.timeout;
+  auto deadline = Clock::now() + timeout;
   // A client that hangs up stops its guest: the instance is replaced, its place freed at once.
   auto& machine = vm.machine();
   machine.clear_cancel();
@@ -193,7 +183,7 @@ InvocationResult InstancePool::serve(vmm::FunctionVm& vm, Job& job, StartKind st
                        job.call.content_type, deadline);
   InvocationResult r;
   r.start = start;
-  if (out.too_large) return failure(413, out.body);
+  if (out.too_large) return failure(CallOutcome::TooLarge, out.body);
   switch (out.stop.kind) {
     case vmm::StopKind::Parked:
       r.status = static_cast<int>(out.status);
@@ -201,11 +191,11 @@ InvocationResult InstancePool::serve(vmm::FunctionVm& vm, Job& job, StartKind st
       r.body = std::move(out.body);
       return r;
     case vmm::StopKind::Timeout:
-      return failure(504, fmt::format("function {} did not answer within {} ms", cfg_.name, cfg_.timeout.count()));
+      return failure(CallOutcome::TimedOut, fmt::format("function {} did not answer within {} ms", cfg_.name, timeout.count()));
     case vmm::StopKind::Cancelled:
-      return failure(499, fmt::format("function {}: the client went away, so the call was stopped", cfg_.name));
+      return failure(CallOutcome::ClientGone, fmt::format("function {}: the client went away, so the call was stopped", cfg_.name));
     default:
-      return failure(502, fmt::format("function {} failed: {}", cfg_.name, out.stop.message));
+      return failure(CallOutcome::Failed, fmt::format("function {} failed: {}", cfg_.name, out.stop.message));
   }
 }
 
@@ -217,10 +207,10 @@ void InstancePool::complete(Job& job, InvocationResult r) noexcept {
   }
 }
 
-void InstancePool::fail_all(std::deque<Job> jobs, int status, const std::string& error) noexcept {
+void InstancePool::fail_all(std::deque<Job> jobs, CallOutcome outcome, const std::string& error) noexcept {
   for (auto& job : jobs) {
     try {
-      complete(job, failure(status, error));
+      complete(job, failure(outcome, error));
     } catch (...) {  // failure() could not allocate: nothing left to tell the caller with
     }
   }
@@ -260,7 +250,7 @@ void InstancePool::worker() {
           idle_cv_.notify_all();
         }
         unqueued(stranded);
-        fail_all(std::move(stranded), 503, fmt::format("function {}: no instance could be started: {}", cfg_.name, why));
+        fail_all(std::move(stranded), CallOutcome::Unavailable, fmt::format("function {}: no instance could be started: {}", cfg_.name, why));
         return;
       }
     }
@@ -269,45 +259,55 @@ void InstancePool::worker() {
     if (starting) --starting_;
     starting = false;
     counted_idle = false;
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    // A lowered max_instances (apply) ends idle instances above it.
+    auto surplus = [this] { return instances_ > cfg_.settings.max_instances; };
+    cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || surplus(); });
     --idle_;
-    if (queue_.empty()) {  // stopping with nothing left to do
+    if (queue_.empty() || surplus()) {  // stopping with nothing left to do, or one too many
       instance_ended();
       idle_cv_.notify_all();
       return;
     }
+    const PoolSettings settings = cfg_.settings;  // this call's, whatever apply() does meanwhile
     Job job = std::move(queue_.front());
     queue_.pop_front();
     unqueued(job);
     idle_cv_.notify_all();
     lock.unlock();
     if (job.call.cancelled && job.call.cancelled->cancelled()) {  // the client left while queued
-      complete(job, failure(499, "the client went away"));
+      complete(job, failure(CallOutcome::ClientGone, "the client went away"));
       continue;
     }
     *tag = job.call.call_id;
+    if (job.call.on_start) {
+      try {
+        job.call.on_start();
+      } catch (...) {  // only a state report: the call is served all the same
+        note(cfg_, job.call.call_id, "the start report of a call threw: {}", describe(std::current_exception()));
+      }
+    }
     auto t0 = Clock::now();
     const StartKind kind = fresh ? start : StartKind::Warm;
     InvocationResult r;
     try {
-      r = serve(*vm, job, kind);
+      r = serve(*vm, job, kind, settings.timeout);
     } catch (...) {
       // Something on the vCPU path threw (a console sink whose write failed, a platform error):
       // the guest's state is unknown, so this call fails and its instance is dropped below. The
       // pool, and every other call, go on.
-      r = failure(502, fmt::format("function {} failed: the host could not complete the call: {}", cfg_.name,
+      r = failure(CallOutcome::Failed, fmt::format("function {} failed: the host could not complete the call: {}", cfg_.name,
                                    describe(std::current_exception())));
       r.start = kind;
     }
     r.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
     fresh = false;
     ++invocations_;
-    const bool healthy = r.error.empty() || r.status == 413;
+    const bool healthy = r.answered() || r.outcome == CallOutcome::TooLarge;
     if (!healthy) {
       vm.reset();  // crashed, aborted, timed out or threw: never reused
-    } else if (cfg_.per_request && !vm->can_reset()) {
+    } else if (settings.per_request && !vm->can_reset()) {
       vm.reset();  // booted cold: nothing to reset to, so a restored instance takes its place
-    } else if (cfg_.per_request) {
+    } else if (settings.per_request) {
       try {
         vm->reset();
       } catch (...) {
@@ -322,6 +322,48 @@ void InstancePool::worker() {
     }
     complete(job, std::move(r));
   }
+}
+
+void InstancePool::start_worker() {
+  ++instances_;
+  ++starting_;
+  threads_.emplace_back([this] { worker(); });
+}
+
+bool InstancePool::same_vm(const PoolConfig& next) const {
+  if (!cfg_.unavailable.empty() || !next.unavailable.empty()) return cfg_.unavailable == next.unavailable;
+  std::shared_ptr<const vmm::FunctionImage> image;
+  try {
+    image = vmm::FunctionImage::load(next.image_path);
+  } catch (const std::exception&) {
+    return false;  // a new pool will say what is wrong with it
+  }
+  return vmm::VmIdentity::of(*image_, cfg_.vm) == vmm::VmIdentity::of(*image, next.vm);
+}
+
+bool InstancePool::can_apply(const PoolSettings& next) const {
+  std::lock_guard lock(mu_);
+  return next.per_request == cfg_.settings.per_request;
+}
+
+void InstancePool::apply(const PoolConfig& next) {
+  std::lock_guard lock(mu_);
+  if (stopping_) return;
+  cfg_.settings = next.settings;
+  cfg_.image_path = next.image_path;
+  cfg_.accel = next.accel;
+  const std::uint64_t memory = cfg_.vm.memory_bytes;
+  const unsigned warm = std::min(cfg_.settings.min_warm, cfg_.settings.max_instances);
+  while (cfg_.unavailable.empty() && instances_ < warm) {
+    // The booted VM kept for a first cold call already holds its share: the new worker's now.
+    const bool from_cold = std::exchange(cold_counted_, false);
+    if (cfg_.memory_budget && !from_cold && !cfg_.memory_budget->try_take(memory)) {
+      note(cfg_, "", "min_warm {}: only {} instances fit in limits.guest_memory_mb", warm, instances_);
+      break;
+    }
+    start_worker();
+  }
+  cv_.notify_all();  // idle instances above a lowered max_instances end
 }
 
 void InstancePool::drain(std::chrono::milliseconds grace) {
@@ -342,7 +384,7 @@ void InstancePool::drain(std::chrono::milliseconds grace) {
       idle_cv_.wait(lock, [this] { return instances_ == 0; });
   }
   unqueued(left);
-  fail_all(std::move(left), 503, fmt::format("function {} is shutting down", cfg_.name));
+  fail_all(std::move(left), CallOutcome::Unavailable, fmt::format("function {} is shutting down", cfg_.name));
   for (auto& t : threads) t.join();
 }
 
@@ -351,16 +393,16 @@ FunctionStatus InstancePool::status() const {
   FunctionStatus s;
   s.name = cfg_.name;
   s.image = cfg_.image_path;
-  s.isolation = cfg_.per_request ? "per-request" : "reuse";
+  s.isolation = cfg_.settings.per_request ? "per-request" : "reuse";
   s.accel = cfg_.accel;
   s.accel_backend = cfg_.accel_backend;
   s.unavailable = cfg_.unavailable;
   s.invocations = invocations_.load();
   s.instances = instances_;
   s.idle_instances = idle_;
-  s.max_instances = cfg_.max_instances;
+  s.max_instances = cfg_.settings.max_instances;
   s.queued = static_cast<unsigned>(queue_.size());
-  s.env = cfg_.env;
+  s.env = cfg_.vm.env;
   return s;
 }
 

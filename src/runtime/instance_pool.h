@@ -18,28 +18,33 @@
 
 namespace unifn::runtime {
 
-struct PoolConfig {
-  std::string name;
-  std::string image_path;
-  vmm::FunctionVmConfig vm;
+// How a pool serves its function: what a reload applies to a live pool (InstancePool::apply),
+// with no new snapshot. Everything the VM itself is made of is in PoolConfig::vm instead.
+struct PoolSettings {
   unsigned min_warm = 1;
   unsigned max_instances = 4;
   bool per_request = true;  // isolation: per-request (reset after each call) or reuse
   std::chrono::milliseconds timeout{5000};
   std::size_t max_queue = 1024;
+  bool operator==(const PoolSettings&) const = default;
+};
+
+struct PoolConfig {
+  std::string name;
+  std::string image_path;
+  vmm::FunctionVmConfig vm;  // with the image's content: its vmm::VmIdentity
+  PoolSettings settings;
   // Shared with the other pools (the Registry sets them; null: no limit). memory: guest RAM,
   // vm.memory_bytes per instance (limits.guest_memory_mb); queue: the bytes of request bodies
   // waiting in every queue (limits.max_queue_bytes).
   std::shared_ptr<Budget> memory_budget;
   std::shared_ptr<Budget> queue_budget;
   std::string state_dir;  // snapshots are kept there; empty: in memory only
-  std::string fingerprint;  // equal fingerprints: the same function (a reload keeps its pool)
-  std::vector<std::string> accel;
+  std::vector<std::string> accel;  // as the drop-in lists them (shown in the status)
   std::string accel_backend;  // the backend its virtio-accel device runs on, "" for none
   // Set when the function cannot run on this machine (a cuda-only function with no GPU): nothing
   // is booted and every call answers 503 with this sentence.
   std::string unavailable;
-  std::vector<std::pair<std::string, std::string>> env;
   // Told once how the snapshot was had: loaded from disk (true) or built by a cold boot.
   std::function<void(bool from_disk)> on_snapshot;
   // Where console lines of the guest go: (function, call id, line). It is called on the vCPU thread
@@ -71,6 +76,17 @@ class InstancePool {
   void drain(std::chrono::milliseconds grace);
   FunctionStatus status() const;
   const PoolConfig& config() const { return cfg_; }
+  // Whether next runs the same VM as this pool (equal vmm::VmIdentity, its image read from
+  // next.image_path; both unavailable for the same reason counts too), so that a reload can keep
+  // this pool and apply next's settings to it.
+  bool same_vm(const PoolConfig& next) const;
+  // Whether apply() can take these settings live: all but a change of isolation, which would
+  // leave instances that served under one rule serving under the other.
+  bool can_apply(const PoolSettings& next) const;
+  // The new settings, live: later calls take the new timeout and queue bound; a higher min_warm
+  // starts instances (as far as the memory budget allows), a lower max_instances ends idle
+  // instances above it. The image path and accel list shown in status() are taken too.
+  void apply(const PoolConfig& next);
   bool snapshot_from_disk() const { return snapshot_from_disk_; }
   // The name of its snapshot in the state directory; empty when it keeps none there.
   const std::string& snapshot_key() const { return snapshot_key_; }
@@ -84,15 +100,16 @@ class InstancePool {
   void worker();
   // Hands r to the caller; a completion that throws is noted, never let out of a worker.
   void complete(Job& job, InvocationResult r) noexcept;
-  // The jobs that will never be served: answered with status and error, outside the lock.
-  void fail_all(std::deque<Job> jobs, int status, const std::string& error) noexcept;
+  // The jobs that will never be served: answered with outcome and error, outside the lock.
+  void fail_all(std::deque<Job> jobs, CallOutcome outcome, const std::string& error) noexcept;
   // tag: the call id the instance serves now, for its console lines.
   std::unique_ptr<vmm::FunctionVm> fresh_instance(std::shared_ptr<const std::string> tag);
-  InvocationResult serve(vmm::FunctionVm& vm, Job& job, StartKind start);
+  InvocationResult serve(vmm::FunctionVm& vm, Job& job, StartKind start, std::chrono::milliseconds timeout);
   // Budgets: a job leaving the queue gives back its body's bytes; an instance ending its memory.
   void unqueued(const Job& job) noexcept;
   void unqueued(const std::deque<Job>& jobs) noexcept;
   void instance_ended() noexcept;  // under mu_, with --instances_
+  void start_worker();             // under mu_: one more instance, counted as starting
 
   PoolConfig cfg_;
   std::shared_ptr<const vmm::FunctionImage> image_;

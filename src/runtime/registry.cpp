@@ -15,7 +15,7 @@ void Registry::load(std::vector<PoolConfig> configs, std::vector<std::string>& e
   std::uint64_t planned = 0;  // the memory of the min_warm instances of the functions so far
   for (auto& cfg : configs) {
     std::string name = cfg.name;
-    const std::uint64_t warm = cfg.unavailable.empty() ? std::min(cfg.min_warm, cfg.max_instances) : 0;
+    const std::uint64_t warm = cfg.unavailable.empty() ? std::min(cfg.settings.min_warm, cfg.settings.max_instances) : 0;
     const std::uint64_t need = warm * cfg.vm.memory_bytes;
     if (need > memory_->limit() - planned) {
       errors.push_back(fmt::format(
@@ -27,14 +27,17 @@ void Registry::load(std::vector<PoolConfig> configs, std::vector<std::string>& e
     }
     cfg.memory_budget = memory_;
     cfg.queue_budget = queue_;
+    std::shared_ptr<InstancePool> old;
     {
       std::lock_guard lock(mu_);
-      auto it = pools_.find(name);
-      if (it != pools_.end() && !cfg.fingerprint.empty() && it->second->config().fingerprint == cfg.fingerprint) {
-        next[name] = it->second;
-        planned += need;
-        continue;
-      }
+      if (auto it = pools_.find(name); it != pools_.end()) old = it->second;
+    }
+    // The same VM keeps its pool (and snapshot), with the new settings applied live.
+    if (old && old->same_vm(cfg) && old->can_apply(cfg.settings)) {
+      old->apply(cfg);
+      next[name] = old;
+      planned += need;
+      continue;
     }
     try {
       next[name] = std::make_shared<InstancePool>(std::move(cfg));
@@ -60,20 +63,14 @@ void Registry::invoke(Invocation call, Completion done) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
-      InvocationResult r;
-      r.status = 503;
-      r.error = "unifnd is shutting down";
-      done(std::move(r));
+      done(failure(CallOutcome::Unavailable, "unifnd is shutting down"));
       return;
     }
     auto it = pools_.find(call.function);
     if (it != pools_.end()) pool = it->second;
   }
   if (!pool) {
-    InvocationResult r;
-    r.status = 404;
-    r.error = fmt::format("no function named '{}'", call.function);
-    done(std::move(r));
+    done(failure(CallOutcome::NoSuchFunction, fmt::format("no function named '{}'", call.function)));
     return;
   }
   pool->submit(std::move(call), std::move(done));

@@ -22,8 +22,9 @@ class Registry : public Dispatcher {
   explicit Registry(std::uint64_t guest_memory_bytes = std::numeric_limits<std::uint64_t>::max(),
                     std::uint64_t queue_bytes = std::numeric_limits<std::uint64_t>::max());
 
-  // Makes the set of functions exactly configs: pools whose fingerprint is unchanged keep
-  // serving, new and changed functions get new pools (snapshotted and warmed before they
+  // Makes the set of functions exactly configs: a pool whose VM is unchanged (InstancePool::
+  // same_vm) keeps serving with the new PoolSettings applied live (a change of isolation takes a
+  // new pool); new functions and changed VMs get new pools (snapshotted and warmed before they
   // replace the old), removed ones drain. A function that fails to boot, or whose min_warm
   // instances do not fit in the guest memory budget after the functions before it (in the
   // order of configs), is reported through errors and left out; the others serve. While a

@@ -58,7 +58,7 @@ class Dispatcher final : public test::FakeDispatcher {
     results["badtype"] = test::ok("x", "text/plain\r\nX-Injected: yes");
     results["lftype"] = test::ok("x", "text/html\nSet-Cookie: a=b");
     results["nultype"] = test::ok("x", std::string("text/plain\0evil", 15));
-    results["errcrlf"] = test::failure(502, "boom\r\nX-Injected: yes");
+    results["errcrlf"] = test::failed(runtime::CallOutcome::Failed, "boom\r\nX-Injected: yes");
     results["status0"] = test::ok("x");
     results["status0"].status = 0;
     results["status999"] = test::ok("x");
@@ -84,8 +84,10 @@ class Dispatcher final : public test::FakeDispatcher {
     r.content_type = parts[1];
     r.error = parts[2];
     r.body = std::string(b);
-    static constexpr int kRuntime[] = {404, 413, 429, 499, 502, 503, 504};
-    r.status = r.error.empty() ? static_cast<int>(100 + status % 500) : kRuntime[status % std::size(kRuntime)];
+    // Every failure the runtime or the HTTP layer gives a call (NoSuchFunction through NotKept).
+    constexpr unsigned kFailures = static_cast<unsigned>(runtime::CallOutcome::NotKept);
+    if (r.error.empty()) r.status = static_cast<int>(100 + status % 500);
+    else r.outcome = static_cast<runtime::CallOutcome>(1 + status % kFailures);
     r.start = static_cast<runtime::StartKind>(status % 3);
     done(std::move(r));
   }

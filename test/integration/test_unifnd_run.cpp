@@ -217,13 +217,19 @@ TEST_CASE("unifnd run refuses images that are wrong, naming the file and the pro
   }
 }
 
-TEST_CASE("unifnd run: usage errors exit 2 with the usage line") {
+TEST_CASE("unifnd run: usage errors exit 2 with the reason and a pointer to --help") {
   auto p = run({kUnifnd, "run"});
   CHECK(p.status == 2);
-  CHECK_THAT(p.err, Catch::Contains("no IMAGE given") && Catch::Contains("usage: unifnd run IMAGE"));
+  CHECK_THAT(p.err, Catch::Contains("IMAGE is required") && Catch::Contains("--help"));
   p = unifnd_run(example("hello"), {"--memory", "lots"});
   CHECK(p.status == 2);
-  CHECK_THAT(p.err, Catch::Contains("--memory needs a positive number, not 'lots'"));
+  CHECK_THAT(p.err, Catch::Contains("--memory: 'lots' is not a whole number"));
+  p = unifnd_run(example("hello"), {"--memory", "4"});
+  CHECK(p.status == 2);
+  CHECK_THAT(p.err, Catch::Contains("--memory: 4 is out of range (8 to 3072)"));
+  p = run({kUnifnd, "run", "--help"});
+  CHECK(p.status == 0);
+  CHECK_THAT(p.out, Catch::Contains("IMAGE") && Catch::Contains("--memory") && Catch::Contains("--state-dir"));
   p = unifnd_run(example("hello"), {"--input", "/nonexistent/input"});
   CHECK(p.status == 1);
   CHECK_THAT(p.err, Catch::Contains("/nonexistent/input"));
@@ -241,4 +247,26 @@ TEST_CASE("unifnd run --state-dir: calloc'd memory reads as zero in the restored
   CHECK_THAT(restored.err, Catch::Contains("restored from snapshot"));
   CHECK(restored.out == "zeroed\n");
   run({"/bin/rm", "-rf", dir});
+}
+
+TEST_CASE("unifnd: each command has its --help, and the daemon's flags are refused as the file's keys are") {
+  for (const char* cmd : {"check-config", "bench", "bench-accel"}) {
+    INFO(cmd);
+    auto p = run({kUnifnd, cmd, "--help"});
+    CHECK(p.status == 0);
+    CHECK_THAT(p.out, Catch::Contains("--platform"));
+  }
+  auto top = run({kUnifnd, "--help"});
+  CHECK(top.status == 0);
+  CHECK_THAT(top.out, Catch::Contains("--listen") && Catch::Contains("run") && Catch::Contains("bench-accel"));
+  // Port 70000 once wrapped to 4464, and "host:abc" said "stoul".
+  auto port = run({kUnifnd, "--listen", "0.0.0.0:70000"});
+  CHECK(port.status == 2);
+  CHECK_THAT(port.err, Catch::Contains("--listen: '0.0.0.0:70000': the port must be a number from 0 to 65535"));
+  auto name = run({kUnifnd, "check-config", "--listen", "localhost:abc"});
+  CHECK(name.status == 2);
+  CHECK_THAT(name.err, Catch::Contains("--listen: ") && Catch::Contains("is not an IP address"));
+  auto version = run({kUnifnd, "--version"});
+  CHECK(version.status == 0);
+  CHECK(!version.out.empty());
 }

@@ -125,6 +125,14 @@ std::unique_ptr<FunctionVm> FunctionVm::restore(std::shared_ptr<const Snapshot> 
   unifn_boot_info bi = vm->machine_->memory().read_obj<unifn_boot_info>(GuestAddr(layout::kBootInfo));
   bi.virtio_count = 0;
   vm->attach_devices(bi);  // same factories, same order: same windows as at snapshot time
+  // Every piece checked before reset() restores any: then no reset of this VM fails halfway.
+  auto refuse = [&](const std::string& why) {
+    return std::invalid_argument(fmt::format("{}: the snapshot does not restore: {}", vm->image_->path, why));
+  };
+  if (auto bad = LinuxSyscalls::check(snap->heap, vm->layout_.heap_start, vm->layout_.heap_end)) throw refuse("heap: " + *bad);
+  if (auto bad = cfg.platform_or_default().cpu_state_problem(snap->cpu)) throw refuse(*bad);
+  for (std::size_t i = 0; i < vm->devices_.size(); ++i)
+    if (auto bad = vm->devices_[i]->check(snap->devices[i])) throw refuse(fmt::format("device {}: {}", i, *bad));
   vm->machine_->memory().track_host_writes(true);
   vm->reset();
   vm->reseed();

@@ -65,7 +65,9 @@ class FunctionVm {
   static std::unique_ptr<FunctionVm> boot(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
                                           Console::Sink console);
   // A new VM from a snapshot: RAM mapped copy-on-write from the snapshot's file, state reloaded,
-  // the guest's random seed refreshed. Ready for invoke() and reset().
+  // the guest's random seed refreshed. Ready for invoke() and reset(). Throws
+  // std::invalid_argument, naming the piece, for a heap, vCPU or device state that does not pass
+  // its check (snapshot/persist.h), before anything is restored.
   static std::unique_ptr<FunctionVm> restore(std::shared_ptr<const Snapshot> snap,
                                              std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
                                              Console::Sink console);

@@ -241,26 +241,30 @@ SnapshotStore::SnapshotStore(fs::path dir) : dir_(std::move(dir)) {
 }
 
 std::string SnapshotStore::key(const FunctionImage& image, const FunctionVmConfig& cfg) {
+  return key(VmIdentity::of(image, cfg));
+}
+
+std::string SnapshotStore::key(const VmIdentity& id) {
   Fnv a, b;
   b.h = 0x84222325cbf29ce4ull;  // a second, differently seeded hash: 128 bits of key
+  // Each string and list goes in with its length first, so ("ab", "") stays apart from ("a", "b").
+  auto text = [](Fnv& f, const std::string& s) {
+    f.add_u64(s.size());
+    f.add(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));  // Safe: chars as bytes.
+  };
   for (Fnv* f : {&a, &b}) {
-    f->add(image.bytes);
     f->add_u64(UNIFN_ABI_VERSION);
     f->add_u64(kSnapshotFormat);
-    f->add_u64(cfg.memory_bytes);
-    f->add_u64(cfg.max_body_bytes);
-    const auto platform = to_string(cfg.platform_or_default().kind());  // each platform has its own CPU state
-    f->add_u64(platform.size());
-    f->add(std::span(reinterpret_cast<const std::uint8_t*>(platform.data()), platform.size()));  // Safe: chars as bytes.
-    f->add_u64(cfg.devices.size());
-    f->add_u64(cfg.device_key.size());  // lengths keep ("ab", "") apart from ("a", "b")
-    f->add(std::span(reinterpret_cast<const std::uint8_t*>(cfg.device_key.data()), cfg.device_key.size()));  // Safe: chars as bytes.
-    f->add_u64(cfg.cmdline.size());
-    f->add(std::span(reinterpret_cast<const std::uint8_t*>(cfg.cmdline.data()), cfg.cmdline.size()));  // Safe: chars as bytes.
-    for (const auto& [k, v] : cfg.env) {
-      std::string kv = k + "=" + v + '\0';
-      f->add(std::span(reinterpret_cast<const std::uint8_t*>(kv.data()), kv.size()));  // Safe: chars as bytes.
-    }
+    text(*f, id.platform);
+    f->add_u64(id.image.size());
+    f->add(id.image);
+    f->add_u64(id.memory_bytes);
+    f->add_u64(id.max_body_bytes);
+    f->add_u64(id.devices);
+    text(*f, id.device_key);
+    text(*f, id.cmdline);
+    f->add_u64(id.env.size());
+    for (const auto& [k, v] : id.env) text(*f, k), text(*f, v);
   }
   return fmt::format("{:016x}{:016x}", a.h, b.h);
 }

@@ -10,6 +10,7 @@
 
 #include "guest/function_vm.h"
 #include "snapshot/snapshot.h"
+#include "snapshot/vm_identity.h"
 
 namespace unifn::vmm {
 
@@ -53,8 +54,9 @@ class SnapshotStore {
   // cold, captured and written (temporary name, fsync, rename).
   Result get_or_build(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console);
 
-  // The file names' stem for (image, cfg): a hash of the image bytes, the VM settings and the ABI.
-  static std::string key(const FunctionImage& image, const FunctionVmConfig& cfg);
+  // The file names' stem for a VM: a hash of its identity (vm_identity.h), the ABI and the format.
+  static std::string key(const VmIdentity& id);
+  static std::string key(const FunctionImage& image, const FunctionVmConfig& cfg);  // of VmIdentity::of
   std::filesystem::path ram_path(const std::string& key) const { return dir_ / (key + ".ram"); }
   std::filesystem::path state_path(const std::string& key) const { return dir_ / (key + ".state"); }
 

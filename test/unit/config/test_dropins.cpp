@@ -34,13 +34,13 @@ TEST_CASE("a drop-in in /etc replaces the same-named one in /usr/lib") {
   auto set = load_dropins(std::vector<std::filesystem::path>{d / "usr", d / "etc"});
   CHECK(set.errors.empty());
   REQUIRE(set.functions.size() == 1);
-  CHECK(set.functions[0].image == "/etc/classify.elf");
-  CHECK(set.functions[0].memory_mb == 256);
+  CHECK(set.functions[0].vm.image == "/etc/classify.elf");
+  CHECK(set.functions[0].vm.memory_mb == 256);
   CHECK(set.functions[0].source == (d / "etc/50-classify.yaml").string());
   // The order of the directories decides, not their names.
   set = load_dropins(std::vector<std::filesystem::path>{d / "etc", d / "usr"});
   REQUIRE(set.functions.size() == 1);
-  CHECK(set.functions[0].image == "/usr/classify.elf");
+  CHECK(set.functions[0].vm.image == "/usr/classify.elf");
 }
 
 TEST_CASE("drop-ins of every directory are processed together in file-name order") {
@@ -61,7 +61,7 @@ TEST_CASE("a function name defined in two files is an error naming both, the fir
   d.write("etc/30-echo-copy.yaml", "# copied by hand\nname: echo\nimage: /second.elf\n");
   auto set = load_dropins(std::vector<std::filesystem::path>{d / "usr", d / "etc"});
   REQUIRE(set.functions.size() == 1);
-  CHECK(set.functions[0].image == "/first.elf");
+  CHECK(set.functions[0].vm.image == "/first.elf");
   REQUIRE(set.errors.size() == 1);
   CHECK(set.errors[0] == (d / "etc/30-echo-copy.yaml").string() + ":2: name: function 'echo' is already defined in " +
                              (d / "usr/10-echo.yaml").string() + "; this file is skipped");
@@ -111,8 +111,8 @@ TEST_CASE("relative images are resolved against each drop-in's own directory") {
   d.write("etc/unifn/functions.d/20-mine.yaml", "name: mine\nimage: images/mine.elf\n");
   auto set = load_dropins(std::vector<std::string>{(d / "usr/lib/unifn/functions.d").string(), (d / "etc/unifn/functions.d").string()});
   CHECK(set.errors.empty());
-  CHECK(find(set, "hello").image == (d / "usr/lib/unifn/functions/hello.elf").string());
-  CHECK(find(set, "mine").image == (d / "etc/unifn/functions.d/images/mine.elf").string());
+  CHECK(find(set, "hello").vm.image == (d / "usr/lib/unifn/functions/hello.elf").string());
+  CHECK(find(set, "mine").vm.image == (d / "etc/unifn/functions.d/images/mine.elf").string());
 }
 
 TEST_CASE("an unreadable drop-in directory is reported") {
@@ -168,15 +168,15 @@ TEST_CASE("validate_strict checks a configuration changed in code") {
   full.daemon.platform = "xen";
   FunctionConfig a;
   a.name = "a";
-  a.image = image;
+  a.vm.image = image;
   a.source = "/etc/unifn/functions.d/a.yaml";
   a.lines = {{"name", 1}, {"accel", 4}};
-  a.accel = {"cpu", "tpu"};
+  a.vm.accel = {"cpu", "tpu"};
   FunctionConfig b = a;
-  b.accel = {"cpu"};
+  b.vm.accel = {"cpu"};
   b.source = "/etc/unifn/functions.d/b.yaml";
   b.lines = {};
-  b.min_warm = 9;
+  b.pool.min_warm = 9;
   full.dropins.functions = {a, b};
   const auto errors = validate_strict(full);
   REQUIRE(errors.size() == 5);

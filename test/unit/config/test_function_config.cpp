@@ -28,15 +28,15 @@ TEST_CASE("a drop-in with only name and image gets the documented defaults") {
   TempDir d;
   auto f = load_function(d.write("fn.yaml", "name: echo\nimage: /opt/echo.elf\n"));
   CHECK(f.name == "echo");
-  CHECK(f.image == "/opt/echo.elf");
-  CHECK(f.memory_mb == 64);
-  CHECK(f.timeout_ms == 5000);
-  CHECK(f.min_warm == 1);
-  CHECK(f.max_instances == 4);
-  CHECK(f.isolation == "per-request");
-  CHECK(f.accel == std::vector<std::string>{"cpu"});
-  CHECK(f.env.empty());
-  CHECK(f.cmdline.empty());
+  CHECK(f.vm.image == "/opt/echo.elf");
+  CHECK(f.vm.memory_mb == 64);
+  CHECK(f.pool.timeout_ms == 5000);
+  CHECK(f.pool.min_warm == 1);
+  CHECK(f.pool.max_instances == 4);
+  CHECK(f.pool.isolation == "per-request");
+  CHECK(f.vm.accel == std::vector<std::string>{"cpu"});
+  CHECK(f.vm.env.empty());
+  CHECK(f.vm.cmdline.empty());
   CHECK(f.source == (d / "fn.yaml").string());
 }
 
@@ -57,15 +57,15 @@ TEST_CASE("every key of a drop-in is read") {
                                  "  EMPTY: ''\n"
                                  "cmdline: --verbose --threads=2\n"));
   CHECK(f.name == "classify_v2-b");
-  CHECK(f.image == "/usr/lib/unifn/functions/classify.elf");
-  CHECK(f.memory_mb == 128);
-  CHECK(f.timeout_ms == 2000);
-  CHECK(f.min_warm == 2);
-  CHECK(f.max_instances == 8);
-  CHECK(f.isolation == "reuse");
-  CHECK(f.accel == std::vector<std::string>{"cuda", "cpu"});
-  CHECK(f.env == std::vector<std::pair<std::string, std::string>>{{"MODEL", "fashion"}, {"LEVEL", "3"}, {"EMPTY", ""}});
-  CHECK(f.cmdline == "--verbose --threads=2");
+  CHECK(f.vm.image == "/usr/lib/unifn/functions/classify.elf");
+  CHECK(f.vm.memory_mb == 128);
+  CHECK(f.pool.timeout_ms == 2000);
+  CHECK(f.pool.min_warm == 2);
+  CHECK(f.pool.max_instances == 8);
+  CHECK(f.pool.isolation == "reuse");
+  CHECK(f.vm.accel == std::vector<std::string>{"cuda", "cpu"});
+  CHECK(f.vm.env == std::vector<std::pair<std::string, std::string>>{{"MODEL", "fashion"}, {"LEVEL", "3"}, {"EMPTY", ""}});
+  CHECK(f.vm.cmdline == "--verbose --threads=2");
   CHECK(f.lines.at("name") == 1);
   CHECK(f.lines.at("image") == 2);
   CHECK(f.lines.at("cmdline") == 13);
@@ -75,24 +75,24 @@ TEST_CASE("the edges of each range are accepted") {
   TempDir d;
   auto f = load_function(d.write("lo.yaml", "name: '0'\nimage: /x\nmemory_mb: 8\ntimeout_ms: 1\nmin_warm: 0\nmax_instances: 1\n"));
   CHECK(f.name == "0");
-  CHECK(f.memory_mb == 8);
-  CHECK(f.min_warm == 0);
+  CHECK(f.vm.memory_mb == 8);
+  CHECK(f.pool.min_warm == 0);
   f = load_function(d.write("hi.yaml", "name: " + std::string(63, 'z') +
                                             "\nimage: /x\nmemory_mb: 3072\ntimeout_ms: 600000\nmin_warm: 256\n"
                                             "max_instances: 256\naccel: [cpu, cuda]\n"));
-  CHECK(f.memory_mb == 3072);
-  CHECK(f.timeout_ms == 600000);
-  CHECK(f.min_warm == 256);
-  CHECK(f.max_instances == 256);
-  CHECK(f.accel == std::vector<std::string>{"cpu", "cuda"});
+  CHECK(f.vm.memory_mb == 3072);
+  CHECK(f.pool.timeout_ms == 600000);
+  CHECK(f.pool.min_warm == 256);
+  CHECK(f.pool.max_instances == 256);
+  CHECK(f.vm.accel == std::vector<std::string>{"cpu", "cuda"});
 }
 
 TEST_CASE("a relative image path is resolved against the drop-in's directory") {
   TempDir d;
   auto f = load_function(d.write("lib/unifn/functions.d/10-hello.yaml", "name: hello\nimage: ../functions/hello.elf\n"));
-  CHECK(f.image == (d / "lib/unifn/functions/hello.elf").string());
+  CHECK(f.vm.image == (d / "lib/unifn/functions/hello.elf").string());
   f = load_function(d.write("lib/unifn/functions.d/20-same.yaml", "name: same\nimage: same.elf\n"));
-  CHECK(f.image == (d / "lib/unifn/functions.d/same.elf").string());
+  CHECK(f.vm.image == (d / "lib/unifn/functions.d/same.elf").string());
 }
 
 TEST_CASE("unknown keys are errors, with a suggestion for a near miss") {
@@ -203,5 +203,33 @@ TEST_CASE("every error of a file is reported, in file order") {
     CHECK(e.errors()[4] == f + ":4: isolation: 'maybe' is not an isolation mode (per-request or reuse)");
     CHECK(std::string(e.what()) == e.errors()[0] + "\n" + e.errors()[1] + "\n" + e.errors()[2] + "\n" +
                                        e.errors()[3] + "\n" + e.errors()[4]);
+  }
+}
+
+// The trick: structured bindings compile only with exactly as many names as the struct has
+// members. A setting added to FunctionConfig beside vm and pool, or to VmSettings or
+// PoolSettings, breaks the build here until it is added to the table below, which then checks
+// that its drop-in key lands in exactly the half it was put in.
+TEST_CASE("every function setting is in vm or in pool, and each drop-in key changes exactly its half") {
+  FunctionConfig f;
+  [[maybe_unused]] auto& [name, vm, pool, source, lines] = f;
+  [[maybe_unused]] auto& [image, memory_mb, accel, env, cmdline] = f.vm;
+  [[maybe_unused]] auto& [timeout_ms, min_warm, max_instances, isolation] = f.pool;
+  struct Key {
+    std::string line;
+    bool vm;  // else pool
+  };
+  const Key keys[] = {{"image: /y.elf", true},        {"memory_mb: 128", true},  {"accel: [cuda, cpu]", true},
+                      {"env:\n  A: b", true},         {"cmdline: --v", true},    {"timeout_ms: 100", false},
+                      {"min_warm: 2", false},         {"max_instances: 3", false}, {"isolation: reuse", false}};
+  STATIC_REQUIRE(std::size(keys) == 5 + 4);
+  TempDir d;
+  const auto base = load_function(d.write("fn.yaml", "name: a\nimage: /x.elf\n"));
+  for (const auto& k : keys) {
+    INFO(k.line);
+    const std::string text = k.line.starts_with("image:") ? "name: a\n" + k.line + "\n" : "name: a\nimage: /x.elf\n" + k.line + "\n";
+    const auto changed = load_function(d.write("fn.yaml", text));
+    CHECK((changed.vm == base.vm) == !k.vm);
+    CHECK((changed.pool == base.pool) == k.vm);
   }
 }

@@ -28,11 +28,11 @@ TEST_CASE("configs/functions.d declares the seven example functions next to ../f
   std::vector<std::string> names;
   for (const auto& f : set.functions) {
     names.push_back(f.name);
-    CHECK(f.image == (std::filesystem::path(UNIFN_SOURCE_DIR) / "configs/functions" / (f.name + ".elf")).string());
+    CHECK(f.vm.image == (std::filesystem::path(UNIFN_SOURCE_DIR) / "configs/functions" / (f.name + ".elf")).string());
   }
   CHECK(names == std::vector<std::string>{"hello", "echo", "wordfreq", "counter", "random", "sgemm", "edges"});
   for (const auto& f : set.functions)
-    if (f.name == "counter") CHECK(f.isolation == "per-request");  // it shows that no state survives a request
+    if (f.name == "counter") CHECK(f.pool.isolation == "per-request");  // it shows that no state survives a request
   for (const auto& f : set.functions)
-    if (f.name == "sgemm" || f.name == "edges") CHECK(f.accel == std::vector<std::string>{"cuda", "cpu"});
+    if (f.name == "sgemm" || f.name == "edges") CHECK(f.vm.accel == std::vector<std::string>{"cuda", "cpu"});
 }

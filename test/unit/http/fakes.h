@@ -18,6 +18,7 @@
 namespace unifn::test {
 
 using namespace std::chrono_literals;
+using namespace std::string_literals;
 
 inline runtime::InvocationResult ok(std::string body, std::string type = "text/plain",
                                     runtime::StartKind start = runtime::StartKind::Restored) {
@@ -30,10 +31,18 @@ inline runtime::InvocationResult ok(std::string body, std::string type = "text/p
   return r;
 }
 
-inline runtime::InvocationResult failure(int status, std::string error) {
-  runtime::InvocationResult r;
-  r.status = status;
-  r.error = std::move(error);
+// Text the daemon did not write (a guest's error or content type, a client's path or header): a
+// quote, a backslash, control bytes, DEL, NUL, UTF-8, and bytes that are not UTF-8 (a lone
+// continuation byte, a truncated sequence, an overlong form, a surrogate).
+inline const std::string kForeignText =
+    "say \"hi\"\\ \n\r\t\x01\x1f\x7f nul\0 caf\xc3\xa9 \x80 \xe2\x82 \xc0\xaf \xed\xa0\x80 end"s;
+// kForeignText as a JSON reader gets it back: the same, with each piece that is not UTF-8 as U+FFFD.
+inline const std::string kForeignTextRead =
+    "say \"hi\"\\ \n\r\t\x01\x1f\x7f nul\0 caf\xc3\xa9 \xef\xbf\xbd \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd "
+    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd end"s;
+
+inline runtime::InvocationResult failed(runtime::CallOutcome outcome, std::string error) {
+  auto r = runtime::failure(outcome, std::move(error));
   r.duration = std::chrono::milliseconds(2);
   return r;
 }
@@ -43,7 +52,7 @@ inline runtime::InvocationResult failure(int status, std::string error) {
 //   "slow"   answers "slow done" from another thread after `slow_delay`, or early once cancelled
 //   "held"   keeps the completion until release() (for queued/running states)
 //   others   whatever `results[name]` says, at once
-// Unknown names get the runtime's 404.
+// Unknown names get the runtime's NoSuchFunction.
 class FakeDispatcher : public runtime::Dispatcher {
  public:
   FakeDispatcher() {
@@ -86,7 +95,7 @@ class FakeDispatcher : public runtime::Dispatcher {
     const bool known = std::any_of(fns_.begin(), fns_.end(), [&](const auto& f) { return f.name == call.function; });
     if (!known) {
       lock.unlock();
-      return done(failure(404, "no function named '" + call.function + "'"));
+      return done(failed(runtime::CallOutcome::NoSuchFunction, "no function named '" + call.function + "'"));
     }
     if (call.function == "echo") {
       lock.unlock();
@@ -155,7 +164,7 @@ class FakeDispatcher : public runtime::Dispatcher {
         std::lock_guard lock(mu_);
         if (held_.empty()) return;
       }
-      release(failure(503, "released at teardown"));
+      release(failed(runtime::CallOutcome::Unavailable, "released at teardown"));
     }
   }
 

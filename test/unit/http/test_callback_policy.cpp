@@ -371,7 +371,7 @@ TEST_CASE("submission: a refused address literal is answered 400 with the reason
     return status.find("\"callback\":\"refused") != std::string::npos;
   }));
   CHECK(status ==
-        "{\"id\":\"via-name\",\"function\":\"echo\",\"state\":\"done\",\"status\":200,\"duration_seconds\":0.001500,"
+        "{\"id\":\"via-name\",\"function\":\"echo\",\"state\":\"done\",\"status\":200,\"duration_seconds\":0.0015,"
         "\"start\":\"restored\",\"content_type\":\"application/octet-stream\",\"body_base64\":\"\",\"callback\":\"refused: hooks.internal "
         "resolves only to refused addresses: 192.168.0.10 is a private address (192.168.0.0/16), which "
         "callbacks.allow does not include\"}\n");

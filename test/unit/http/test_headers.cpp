@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <boost/beast/http/write.hpp>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "fakes.h"
@@ -228,6 +229,24 @@ TEST_CASE("a callback never carries a content type with CR LF: the receiver gets
   }
 }
 
+TEST_CASE("a callback's error with a guest's foreign bytes is valid JSON") {
+  Receiver rx;
+  {
+    http::Callbacks::Options o;
+    o.timeout = 2000ms;
+    o.retry_delay = 20ms;
+    o.policy = loopback_allowed();
+    http::Callbacks cb(o);
+    cb.post(rx.url("/hook"), "cb-foreign", failed(runtime::CallOutcome::Failed, kForeignText));
+    auto got = rx.received();
+    CHECK(eventually([&] { return cb.delivered() == 1; }));
+    CHECK_THAT(got, Catch::Contains("X-Function-Status: 502\r\n") && Catch::Contains("Content-Type: application/json\r\n"));
+    auto body = got.find("\r\n\r\n");
+    REQUIRE(body != std::string::npos);
+    CHECK(nlohmann::json::parse(got.substr(body + 4)) == nlohmann::json{{"error", kForeignTextRead}});
+  }
+}
+
 TEST_CASE("/system/functions shows the names of environment variables, never their values") {
   ApiFixture f;
   for (const auto& body : {f.call(verb::get, "/system/functions").body(), f.call(verb::get, "/system/function/echo").body()}) {
@@ -243,7 +262,7 @@ namespace {
 // scrapes ask for the list at once.
 class FlappingDispatcher : public runtime::Dispatcher {
  public:
-  void invoke(runtime::Invocation, runtime::Completion done) override { done(failure(404, "none")); }
+  void invoke(runtime::Invocation, runtime::Completion done) override { done(failed(runtime::CallOutcome::NoSuchFunction, "none")); }
   std::vector<runtime::FunctionStatus> functions() const override {
     if (inside_.fetch_add(1) > 0) ++overlaps;
     std::this_thread::sleep_for(100us);  // widens the window in which another scrape could run

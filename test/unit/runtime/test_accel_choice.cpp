@@ -59,7 +59,7 @@ TEST_CASE("a pool that cannot run here boots nothing and answers every call 503 
   runtime::Invocation call;
   call.function = "gpu-only";
   pool.submit(call, [&](runtime::InvocationResult r) { got = std::move(r); });
-  CHECK(got.status == 503);
+  CHECK(got.outcome == runtime::CallOutcome::Unavailable);
   CHECK(got.error == "function gpu-only cannot run on this machine: cuda is unavailable (no GPU)");
   auto st = pool.status();
   CHECK(st.instances == 0);

@@ -26,9 +26,9 @@ runtime::PoolConfig config(const std::string& name, const std::string& path, boo
   runtime::PoolConfig c;
   c.name = name;
   c.image_path = path;
-  c.per_request = per_request;
-  c.max_instances = 2;
-  c.timeout = std::chrono::milliseconds(300);
+  c.settings.per_request = per_request;
+  c.settings.max_instances = 2;
+  c.settings.timeout = std::chrono::milliseconds(300);
   return c;
 }
 }  // namespace
@@ -52,8 +52,8 @@ TEST_CASE("with min_warm 0 the VM booted for the snapshot serves the first call,
   std::filesystem::remove_all(dir);
   for (bool in_memory : {true, false}) {
     auto cfg = config("counter", example("counter"), true);
-    cfg.min_warm = 0;
-    cfg.max_instances = 1;
+    cfg.settings.min_warm = 0;
+    cfg.settings.max_instances = 1;
     if (!in_memory) cfg.state_dir = dir.string();
     runtime::InstancePool pool(cfg);
     auto first = invoke(pool, "");
@@ -65,13 +65,13 @@ TEST_CASE("with min_warm 0 the VM booted for the snapshot serves the first call,
     CHECK(second.body == "1\n");
   }
   auto cfg = config("counter", example("counter"), true);
-  cfg.min_warm = 0;
+  cfg.settings.min_warm = 0;
   cfg.state_dir = dir.string();
   runtime::InstancePool from_disk(cfg);
   CHECK(from_disk.snapshot_from_disk());
   CHECK(invoke(from_disk, "").start == runtime::StartKind::Restored);
   auto reuse = config("counter", example("counter"), false);
-  reuse.min_warm = 0;
+  reuse.settings.min_warm = 0;
   runtime::InstancePool kept(reuse);  // reuse isolation keeps the cold VM and counts on it
   CHECK(invoke(kept, "").start == runtime::StartKind::Cold);
   auto again = invoke(kept, "");
@@ -83,10 +83,10 @@ TEST_CASE("with min_warm 0 the VM booted for the snapshot serves the first call,
 TEST_CASE("crashes answer 502, timeouts 504, and the pool keeps serving") {
   runtime::InstancePool pool(config("misbehave", guest("misbehave"), true));
   auto crash = invoke(pool, "null");
-  CHECK(crash.status == 502);
+  CHECK(crash.outcome == runtime::CallOutcome::Failed);
   CHECK_THAT(crash.error, Catch::Contains("page fault"));
   auto slow = invoke(pool, "loop");
-  CHECK(slow.status == 504);
+  CHECK(slow.outcome == runtime::CallOutcome::TimedOut);
   auto ok = invoke(pool, "fine");
   CHECK(ok.status == 200);
   CHECK(ok.body == "ok");
@@ -94,9 +94,9 @@ TEST_CASE("crashes answer 502, timeouts 504, and the pool keeps serving") {
 
 TEST_CASE("past the queue bound calls get 429 and nothing is lost") {
   auto cfg = config("misbehave", guest("misbehave"), true);
-  cfg.max_instances = 1;
-  cfg.max_queue = 2;
-  cfg.timeout = std::chrono::milliseconds(200);
+  cfg.settings.max_instances = 1;
+  cfg.settings.max_queue = 2;
+  cfg.settings.timeout = std::chrono::milliseconds(200);
   runtime::InstancePool pool(cfg);
   std::vector<std::future<runtime::InvocationResult>> calls;
   std::vector<std::shared_ptr<std::promise<runtime::InvocationResult>>> ps;
@@ -110,8 +110,8 @@ TEST_CASE("past the queue bound calls get 429 and nothing is lost") {
   int timeouts = 0, rejected = 0;
   for (auto& f : calls) {
     auto r = f.get();
-    if (r.status == 504) ++timeouts;
-    if (r.status == 429) ++rejected;
+    if (r.outcome == runtime::CallOutcome::TimedOut) ++timeouts;
+    if (r.outcome == runtime::CallOutcome::QueueFull) ++rejected;
   }
   CHECK(timeouts + rejected == 6);
   CHECK(rejected >= 3);
@@ -119,8 +119,8 @@ TEST_CASE("past the queue bound calls get 429 and nothing is lost") {
 
 TEST_CASE("a running call whose client went away is stopped at once and its instance replaced") {
   auto cfg = config("misbehave", guest("misbehave"), true);
-  cfg.max_instances = 1;
-  cfg.timeout = std::chrono::seconds(60);  // far longer than the test may take: only the cancel stops it
+  cfg.settings.max_instances = 1;
+  cfg.settings.timeout = std::chrono::seconds(60);  // far longer than the test may take: only the cancel stops it
   runtime::InstancePool pool(cfg);
   std::promise<runtime::InvocationResult> p;
   auto f = p.get_future();
@@ -133,7 +133,7 @@ TEST_CASE("a running call whose client went away is stopped at once and its inst
   token->cancel();
   REQUIRE(f.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
   auto r = f.get();
-  CHECK(r.status == 499);
+  CHECK(r.outcome == runtime::CallOutcome::ClientGone);
   CHECK_THAT(r.error, Catch::Contains("the client went away"));
   auto ok = invoke(pool, "fine");  // the one instance was replaced
   CHECK(ok.status == 200);

@@ -30,9 +30,9 @@ runtime::PoolConfig emulated_pool(EmulatedPlatform& platform, const std::string&
   c.vm.platform = &platform;
   c.vm.memory_bytes = kInstance;
   c.vm.max_body_bytes = 64u << 10;
-  c.min_warm = min_warm;
-  c.max_instances = max_instances;
-  c.timeout = 10s;
+  c.settings.min_warm = min_warm;
+  c.settings.max_instances = max_instances;
+  c.settings.timeout = 10s;
   return c;
 }
 
@@ -114,7 +114,7 @@ TEST_CASE("with no instance running and no room for one, a call is answered 503 
   CHECK(budget->used() == 0);  // the booted VM was not kept: it does not fit
   auto r = submit(pool, "x");
   auto got = get(r);
-  CHECK(got.status == 503);
+  CHECK(got.outcome == runtime::CallOutcome::Unavailable);
   CHECK_THAT(got.error, Catch::Contains("function cold has no instance running") &&
                             Catch::Contains("limits.guest_memory_mb (4 MiB"));
   CHECK(pool.status().instances == 0);
@@ -166,7 +166,7 @@ TEST_CASE("queued request bodies past limits.max_queue_bytes are 429 and served 
   CHECK(registry.queued_bytes().used() == 60);
   auto b = submit(registry, "f", std::string(60, 'b'));
   auto refused = get(b);
-  CHECK(refused.status == 429);
+  CHECK(refused.outcome == runtime::CallOutcome::QueueFull);
   CHECK(refused.error ==
         "function f: the request bodies waiting in the queues come to 60 bytes, and this one (60 bytes) would pass "
         "limits.max_queue_bytes (100)");

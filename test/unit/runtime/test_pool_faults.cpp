@@ -29,8 +29,8 @@ runtime::PoolConfig emulated_pool(EmulatedPlatform& platform, unsigned max_insta
   c.vm.platform = &platform;
   c.vm.memory_bytes = 8u << 20;
   c.vm.max_body_bytes = 64u << 10;
-  c.max_instances = max_instances;
-  c.timeout = 10s;
+  c.settings.max_instances = max_instances;
+  c.settings.timeout = 10s;
   return c;
 }
 
@@ -84,7 +84,7 @@ TEST_CASE("a console sink that throws fails that call with 502 naming why, and a
   const int machines = platform.created.load();
 
   auto r = invoke(pool, "print hello", "boom");
-  CHECK(r.status == 502);
+  CHECK(r.outcome == runtime::CallOutcome::Failed);
   CHECK_THAT(r.error, Catch::Contains("function emulated failed") && Catch::Contains("cannot write to file") &&
                           Catch::Contains(std::strerror(EINTR)));
 
@@ -101,10 +101,10 @@ TEST_CASE("an exception from the platform on the vCPU path, std or not, fails th
   EmulatedPlatform platform;
   runtime::InstancePool pool(emulated_pool(platform, 2));
   auto sys = invoke(pool, "throw");
-  CHECK(sys.status == 502);
+  CHECK(sys.outcome == runtime::CallOutcome::Failed);
   CHECK_THAT(sys.error, Catch::Contains("the emulated vCPU failed"));
   auto other = invoke(pool, "throw-int");
-  CHECK(other.status == 502);
+  CHECK(other.outcome == runtime::CallOutcome::Failed);
   CHECK_THAT(other.error, Catch::Contains("not a std::exception"));
   auto ok = invoke(pool, "count");
   CHECK(ok.status == 200);
@@ -150,10 +150,10 @@ TEST_CASE("a restore that fails (with a log that throws) answers the waiting cal
   auto crash = submit(pool, "crash");  // its instance is dropped, and no new one can be made
   auto waiting = submit(pool, "x");
   REQUIRE(crash.wait_for(20s) == std::future_status::ready);
-  CHECK(crash.get().status == 502);
+  CHECK(crash.get().outcome == runtime::CallOutcome::Failed);
   REQUIRE(waiting.wait_for(20s) == std::future_status::ready);  // not stranded in the queue
   auto w = waiting.get();
-  CHECK(w.status == 503);
+  CHECK(w.outcome == runtime::CallOutcome::Unavailable);
   CHECK_THAT(w.error, Catch::Contains("no instance could be started") &&
                           Catch::Contains("the emulated platform was told to refuse new machines"));
   CHECK(log.has("", "cannot restore an instance"));
@@ -198,7 +198,8 @@ TEST_CASE("drain answers the queued calls 503 once each, even while a worker com
   }
   while (pool.status().queued != 0) std::this_thread::sleep_for(100us);  // it runs now
   std::mutex mu;
-  std::vector<int> answers(20, 0), statuses(20, 0);
+  std::vector<int> answers(20, 0);
+  std::vector<runtime::CallOutcome> statuses(20, runtime::CallOutcome::Answered);
   for (int i = 0; i < 20; ++i) {
     runtime::Invocation call;
     call.body = "x";
@@ -212,7 +213,7 @@ TEST_CASE("drain answers the queued calls 503 once each, even while a worker com
       }
       std::lock_guard lock(mu);
       ++answers[static_cast<std::size_t>(i)];
-      statuses[static_cast<std::size_t>(i)] = r.status;
+      statuses[static_cast<std::size_t>(i)] = r.outcome;
     });
   }
   CHECK(pool.status().queued == 20);
@@ -223,8 +224,8 @@ TEST_CASE("drain answers the queued calls 503 once each, even while a worker com
   for (int i = 0; i < 20; ++i) {
     INFO("call " << i);
     CHECK(answers[static_cast<std::size_t>(i)] == 1);
-    CHECK(statuses[static_cast<std::size_t>(i)] == 503);
+    CHECK(statuses[static_cast<std::size_t>(i)] == runtime::CallOutcome::Unavailable);
   }
-  CHECK(invoke(pool, "x").status == 503);
+  CHECK(invoke(pool, "x").outcome == runtime::CallOutcome::Unavailable);
   pool.drain(0ms);  // again: a no-op
 }

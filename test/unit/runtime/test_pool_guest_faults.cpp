@@ -49,7 +49,7 @@ TEST_CASE("a console sink that throws on a guest's line fails that call with 502
   runtime::PoolConfig cfg;
   cfg.name = "unknown_syscall";
   cfg.image_path = guest("unknown_syscall");
-  cfg.max_instances = 1;
+  cfg.settings.max_instances = 1;
   cfg.log = [&](const std::string&, const std::string& call, std::string_view line) {
     if (call == "boom") throw std::system_error(EINTR, std::generic_category(), "cannot write to file");
     std::lock_guard lock(mu);
@@ -58,7 +58,7 @@ TEST_CASE("a console sink that throws on a guest's line fails that call with 502
   runtime::InstancePool pool(cfg);
 
   auto r = invoke(pool, "", "boom");
-  CHECK(r.status == 502);
+  CHECK(r.outcome == runtime::CallOutcome::Failed);
   CHECK_THAT(r.error, Catch::Contains("function unknown_syscall failed") && Catch::Contains("cannot write to file") &&
                           Catch::Contains(std::strerror(EINTR)));
 
@@ -82,14 +82,14 @@ TEST_CASE("a guest printing forever answers 504 at its timeout, its log within l
   runtime::PoolConfig flood_cfg;
   flood_cfg.name = "console_flood";
   flood_cfg.image_path = guest("console_flood");
-  flood_cfg.max_instances = 1;
-  flood_cfg.timeout = std::chrono::seconds(2);
+  flood_cfg.settings.max_instances = 1;
+  flood_cfg.settings.timeout = std::chrono::seconds(2);
   flood_cfg.log = log;
   runtime::InstancePool flood(flood_cfg);
   runtime::PoolConfig echo_cfg;
   echo_cfg.name = "echo";
   echo_cfg.image_path = example("echo");
-  echo_cfg.max_instances = 1;
+  echo_cfg.settings.max_instances = 1;
   echo_cfg.log = log;
   runtime::InstancePool echo(echo_cfg);
 
@@ -103,7 +103,7 @@ TEST_CASE("a guest printing forever answers 504 at its timeout, its log within l
   CHECK(forever.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);  // the flood was still going
   REQUIRE(forever.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
   auto r = forever.get();
-  CHECK(r.status == 504);
+  CHECK(r.outcome == runtime::CallOutcome::TimedOut);
   CHECK_THAT(r.error, Catch::Contains("did not answer within 2000 ms"));
   // The next call of the same function is served, by a fresh instance.
   auto next = invoke(flood, "other", "next");

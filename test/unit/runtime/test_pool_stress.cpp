@@ -19,6 +19,7 @@
 #include "emulated_guest.h"
 #include "http/api.h"
 #include "http/calls.h"
+#include "http/outcome_status.h"
 #include "metrics/metrics.h"
 #include "runtime/instance_pool.h"
 #include "runtime/registry.h"
@@ -90,11 +91,11 @@ runtime::PoolConfig emulated_pool(EmulatedPlatform& platform, const std::string&
   c.vm.platform = &platform;
   c.vm.memory_bytes = 4u << 20;
   c.vm.max_body_bytes = 64u << 10;
-  c.min_warm = 1;
-  c.max_instances = max_instances;
-  c.max_queue = 256;
-  c.timeout = 20s;  // never reached: the guests here sleep for microseconds
-  c.fingerprint = fmt::format("{}-v{}", name, version);
+  c.settings.min_warm = 1;
+  c.settings.max_instances = max_instances;
+  c.settings.max_queue = 256;
+  c.settings.timeout = 20s;  // never reached: the guests here sleep for microseconds
+  c.vm.cmdline = fmt::format("v{}", version);  // each version is another VM: a reload replaces its pool
   // "[unifn] ..." lines mean something went wrong here (a completion threw, an instance could
   // not be restored); the guests here print nothing.
   c.log = [note = std::move(note)](const std::string& fn, const std::string& call, std::string_view line) {
@@ -200,7 +201,7 @@ TEST_CASE("pool stress: calls, drains, reloads and scrapes at once answer every 
             call.body = body;
             pool->submit(std::move(call), [check](runtime::InvocationResult r) {
               std::this_thread::yield();  // a completion takes a moment, as an HTTP reply does
-              check(r.status, r.body, r.error);
+              check(static_cast<int>(http::status_of(r)), r.body, r.error);
             });
           }
         });

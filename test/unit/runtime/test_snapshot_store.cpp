@@ -359,7 +359,7 @@ TEST_CASE("a state file whose fields leave the layout plan is set aside and rebu
   }
 }
 
-TEST_CASE("a state file reads back and writes again to the same bytes; one whose device state does not restore is set aside and rebuilt", "[snapshot]") {
+TEST_CASE("a state file reads back and writes again to the same bytes, and one whose device state does not restore is set aside and rebuilt", "[snapshot]") {
   TempDir dir;
   vmm::SnapshotStore store(dir.path);
   auto image = vmm::FunctionImage::load(example("hello"));
@@ -403,6 +403,26 @@ TEST_CASE("what the load checks stop: a parked address outside the plan makes th
   CHECK(out.stop.kind == vmm::StopKind::Fault);
   CHECK_THAT(out.stop.message, Catch::Contains("the VM cannot take a request") && Catch::Contains("outside guest RAM"));
   CHECK(vmm::SnapshotStore::state_problem(*store.load(key, cfg), image.get()) == std::nullopt);
+}
+
+TEST_CASE("FunctionVm::restore checks the heap, vCPU and device states before it restores any", "[snapshot]") {
+  TempDir dir;
+  vmm::SnapshotStore store(dir.path);
+  auto image = vmm::FunctionImage::load(example("hello"));
+  vmm::FunctionVmConfig cfg;
+  cfg.devices.push_back(accel::device_factory(accel::BackendRegistry::global().get("cpu")));
+  cfg.device_key = "accel:cpu";
+  store.get_or_build(image, cfg, quiet);
+  const auto key = vmm::SnapshotStore::key(*image, cfg);
+  auto refused = [&](const std::function<void(vmm::Snapshot&)>& edit, const std::string& why) {
+    std::shared_ptr<vmm::Snapshot> lying = store.load(key, cfg);
+    edit(*lying);
+    CHECK_THROWS_WITH(vmm::FunctionVm::restore(lying, image, cfg, quiet),
+                      Catch::Contains("the snapshot does not restore: ") && Catch::Contains(why));
+  };
+  refused([](vmm::Snapshot& s) { s.heap.brk = s.heap.end + 4096; }, "heap: the break");
+  refused([](vmm::Snapshot& s) { s.cpu.bytes.pop_back(); }, "state");
+  refused([](vmm::Snapshot& s) { s.devices[0].pop_back(); }, "device 0: ");
 }
 
 TEST_CASE("temporary files are new files of the store's own: a name already taken is never opened") {
