@@ -1,0 +1,379 @@
+// ONNX model loading: protobuf parse, onnx::checker, onnx::shape_inference, then the executor's own
+// refusals (operator, data type, opset, external data), building the typed graph once.
+#include "accel/onnx/model.h"
+
+#include <array>
+#include <limits>
+#include <map>
+#include <optional>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <onnx/checker.h>
+#include <onnx/defs/schema.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include "accel/onnx/tensor_proto.h"
+
+namespace unifn::onnx_model {
+
+namespace {
+
+struct OpInfo {
+  Op op;
+  const char* name;
+  int oldest;  // the oldest version of the operator with the semantics implemented here
+  const char* why_not_older;
+};
+
+constexpr const char* kLegacyBroadcast = "older versions broadcast by a 'broadcast' attribute";
+constexpr const char* kConsumedInputs = "older versions take the legacy 'consumed_inputs' attribute";
+constexpr std::array kOps{
+    OpInfo{Op::Conv, "Conv", 1, ""},
+    OpInfo{Op::MaxPool, "MaxPool", 1, ""},
+    OpInfo{Op::AveragePool, "AveragePool", 1, ""},
+    OpInfo{Op::GlobalAveragePool, "GlobalAveragePool", 1, ""},
+    OpInfo{Op::BatchNormalization, "BatchNormalization", 7, "older versions take 'is_test' and 'consumed_inputs'"},
+    OpInfo{Op::Relu, "Relu", 6, kConsumedInputs},
+    OpInfo{Op::LeakyRelu, "LeakyRelu", 6, kConsumedInputs},
+    OpInfo{Op::Sigmoid, "Sigmoid", 6, kConsumedInputs},
+    OpInfo{Op::Tanh, "Tanh", 6, kConsumedInputs},
+    OpInfo{Op::Clip, "Clip", 6, kConsumedInputs},
+    OpInfo{Op::Add, "Add", 7, kLegacyBroadcast},
+    OpInfo{Op::Mul, "Mul", 7, kLegacyBroadcast},
+    OpInfo{Op::Sub, "Sub", 7, kLegacyBroadcast},
+    OpInfo{Op::Div, "Div", 7, kLegacyBroadcast},
+    OpInfo{Op::MatMul, "MatMul", 1, ""},
+    OpInfo{Op::Gemm, "Gemm", 7, kLegacyBroadcast},
+    OpInfo{Op::Softmax, "Softmax", 1, ""},
+    OpInfo{Op::Concat, "Concat", 4, "older versions default the axis to 1"},
+    OpInfo{Op::Transpose, "Transpose", 1, ""},
+    OpInfo{Op::Flatten, "Flatten", 1, ""},
+    OpInfo{Op::Reshape, "Reshape", 5, "older versions take the shape as an attribute"},
+    OpInfo{Op::Dropout, "Dropout", 7, "older versions take 'is_test' and 'consumed_inputs'"},
+    OpInfo{Op::Constant, "Constant", 1, ""},
+    OpInfo{Op::Identity, "Identity", 1, ""},
+};
+
+const OpInfo* op_named(const std::string& s) {
+  for (auto& info : kOps)
+    if (s == info.name) return &info;
+  return nullptr;
+}
+
+bool default_domain(const std::string& d) { return d.empty() || d == "ai.onnx"; }
+
+// Thrown inside load() with a full sentence; caught at its end and returned as the Error.
+struct Refusal {
+  std::string message;
+};
+
+// Refuses tensors held outside the model (a path a guest could point anywhere) and subgraphs, which
+// no supported operator takes, wherever an attribute could hold them.
+void refuse_outside_data(const onnx::NodeProto& n, const std::string& who) {
+  for (const auto& a : n.attribute()) {
+    auto external = [](const onnx::TensorProto& t) {
+      return t.data_location() == onnx::TensorProto::EXTERNAL || t.external_data_size() > 0;
+    };
+    bool ext = (a.has_t() && external(a.t())) || (a.has_sparse_tensor() && external(a.sparse_tensor().values()));
+    for (const auto& t : a.tensors()) ext = ext || external(t);
+    if (ext) throw Refusal{fmt::format("{}: attribute '{}' refers to external data: only data held in the model is accepted", who, a.name())};
+    if (a.has_g() || a.graphs_size() > 0)
+      throw Refusal{fmt::format("{}: attribute '{}' holds a subgraph, which no supported operator takes", who, a.name())};
+  }
+}
+
+class Builder {
+ public:
+  Builder(const onnx::ModelProto& m, Graph& g) : m_(m), g_(g) {}
+
+  void build() {
+    const auto& graph = m_.graph();
+    for (const auto& vi : graph.input()) types_[vi.name()] = &vi.type();
+    for (const auto& vi : graph.value_info()) types_[vi.name()] = &vi.type();
+    for (const auto& vi : graph.output()) types_[vi.name()] = &vi.type();
+
+    for (const auto& t : graph.initializer()) {
+      auto value = from_proto(t, fmt::format("initializer '{}'", t.name()));
+      if (!value) throw Refusal{value.error()};
+      int id = define(t.name(), value->type, true, value->dims);
+      g_.initializers.emplace_back(id, std::move(value.value()));
+    }
+    for (const auto& vi : graph.input()) {
+      if (ids_.contains(vi.name())) continue;  // an initializer listed as an input too (IR < 4)
+      auto d = declared(vi.name());
+      // A graph input the executor cannot hold is refused by the node that takes it, named there.
+      if (!d.unusable.empty()) unusable_[vi.name()] = d.unusable;
+      else g_.inputs.push_back(define(vi.name(), d.type, d.known, std::move(d.dims)));
+    }
+    if (static_cast<std::size_t>(graph.node_size()) > kMaxNodes)
+      throw Refusal{fmt::format("the graph has {} nodes, more than the {} accepted", graph.node_size(), kMaxNodes)};
+    for (int i = 0; i < graph.node_size(); ++i) node(graph.node(i), static_cast<std::size_t>(i));
+    for (const auto& [name, why] : unusable_) throw Refusal{fmt::format("graph input {}", why)};
+    for (const auto& vi : graph.output()) {
+      auto it = ids_.find(vi.name());
+      if (it == ids_.end()) throw Refusal{fmt::format("graph output '{}' is computed by no node", vi.name())};
+      g_.outputs.push_back(it->second);
+    }
+  }
+
+ private:
+  struct Declared {
+    DType type = DType::Float;
+    bool known = false;
+    std::vector<Dim> dims;
+    std::string unusable;  // why the executor cannot hold the value, when it cannot
+  };
+
+  int define(const std::string& name, DType type, bool known, const std::vector<std::int64_t>& dims) {
+    std::vector<Dim> d;
+    for (auto v : dims) d.push_back(Dim{v, {}});
+    return define(name, type, known, std::move(d));
+  }
+  int define(const std::string& name, DType type, bool known, std::vector<Dim> dims) {
+    int id = static_cast<int>(g_.values.size());
+    g_.values.push_back(Value{name, type, known, std::move(dims)});
+    ids_[name] = id;
+    return id;
+  }
+
+  // The type and shape the model declares (or shape inference found) for a value.
+  Declared declared(const std::string& name) const {
+    Declared d;
+    auto it = types_.find(name);
+    if (it == types_.end()) {
+      d.unusable = fmt::format("'{}': its type is unknown after shape inference", name);
+      return d;
+    }
+    const onnx::TypeProto& t = *it->second;
+    if (!t.has_tensor_type()) {
+      d.unusable = fmt::format("'{}' is not a tensor (a sequence, map or optional), which is not supported", name);
+      return d;
+    }
+    const auto& tt = t.tensor_type();
+    d.known = tt.has_shape();
+    if (tt.elem_type() == onnx::TensorProto::INT64) d.type = DType::Int64;
+    else if (tt.elem_type() != onnx::TensorProto::FLOAT)
+      d.unusable = fmt::format("'{}' has data type {}: only float32 (and int64 for shapes) is supported", name,
+                               onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(tt.elem_type())));
+    if (tt.has_shape())
+      for (const auto& dim : tt.shape().dim()) d.dims.push_back(Dim{dim.has_dim_value() ? dim.dim_value() : -1, dim.dim_param()});
+    return d;
+  }
+
+  void node(const onnx::NodeProto& n, std::size_t index) {
+    Node out{Op::Identity, n.name(), index, {}, {}, {}};
+    std::string who = n.name().empty() ? fmt::format("node {} ({})", index, n.op_type())
+                                       : fmt::format("node {} '{}' ({})", index, n.name(), n.op_type());
+    if (!default_domain(n.domain()))
+      throw Refusal{fmt::format("{}: domain '{}' is not supported, only the default ONNX domain", who, n.domain())};
+    const OpInfo* info = op_named(n.op_type());
+    if (!info) throw Refusal{fmt::format("{}: the operator is not supported", who)};
+    out.op = info->op;
+    // The checker found the operator's schema; its version is the newest not after the model's opset.
+    const auto* schema = onnx::OpSchemaRegistry::Schema(n.op_type(), static_cast<int>(g_.opset), "");
+    if (schema && schema->SinceVersion() < info->oldest)
+      throw Refusal{fmt::format("{}: version {} of the operator (opset {}) is not supported, only {} and later: {}", who,
+                                schema->SinceVersion(), g_.opset, info->oldest, info->why_not_older)};
+    refuse_outside_data(n, who);
+    Attributes a(n, who);
+    out.attrs = attributes(out.op, a, n, who);
+
+    for (int p = 0; p < n.input_size(); ++p) {
+      const std::string& in = n.input(p);
+      if (in.empty()) { out.inputs.push_back(kNoValue); continue; }
+      if (auto bad = unusable_.find(in); bad != unusable_.end()) {
+        std::string why = bad->second;
+        unusable_.erase(bad);
+        throw Refusal{fmt::format("{}: input {} {}", who, p, why)};
+      }
+      auto it = ids_.find(in);
+      if (it == ids_.end()) throw Refusal{fmt::format("{}: input '{}' is defined by nothing before it", who, in)};
+      DType want = input_type(out.op, p);
+      DType have = g_.values[static_cast<std::size_t>(it->second)].type;
+      if (have != want)
+        throw Refusal{fmt::format("{}: input {} '{}' is {}, where this operator takes {}", who, p, in, to_string(have), to_string(want))};
+      out.inputs.push_back(it->second);
+    }
+    refuse_extra_outputs(out.op, n, who);
+    for (const auto& o : n.output()) {
+      if (out.op == Op::Constant) {
+        const Tensor& v = std::get<ConstantAttrs>(out.attrs).value;
+        out.outputs.push_back(define(o, v.type, true, v.dims));
+        continue;
+      }
+      auto d = declared(o);
+      if (!d.unusable.empty()) throw Refusal{fmt::format("{}: output {}", who, d.unusable)};
+      if (d.type != DType::Float)
+        throw Refusal{fmt::format("{}: output '{}' is {}, where only float32 is supported", who, o, to_string(d.type))};
+      out.outputs.push_back(define(o, d.type, d.known, std::move(d.dims)));
+    }
+    g_.nodes.push_back(std::move(out));
+  }
+
+  static DType input_type(Op op, int position) {
+    return op == Op::Reshape && position == 1 ? DType::Int64 : DType::Float;
+  }
+
+  void refuse_extra_outputs(Op op, const onnx::NodeProto& n, const std::string& who) const {
+    if (n.output_size() <= 1) return;
+    if (op == Op::MaxPool) throw Refusal{fmt::format("{}: the Indices output is not supported", who)};
+    if (op == Op::Dropout) throw Refusal{fmt::format("{}: the mask output is not supported (inference only)", who)};
+    if (op == Op::BatchNormalization)
+      throw Refusal{fmt::format("{}: running mean and variance outputs are training mode, which is not supported", who)};
+  }
+
+  // The attributes of one node, looked up by name; the checker has already matched them to the schema.
+  class Attributes {
+   public:
+    Attributes(const onnx::NodeProto& n, std::string who) : who_(std::move(who)) {
+      for (const auto& a : n.attribute()) by_name_[a.name()] = &a;
+    }
+    const onnx::AttributeProto* find(const std::string& name) const {
+      auto it = by_name_.find(name);
+      return it == by_name_.end() ? nullptr : it->second;
+    }
+    std::int64_t i(const std::string& name, std::int64_t def) const { auto a = find(name); return a ? a->i() : def; }
+    float f(const std::string& name, float def) const { auto a = find(name); return a ? a->f() : def; }
+    std::string s(const std::string& name, std::string def) const { auto a = find(name); return a ? a->s() : def; }
+    std::vector<std::int64_t> ints(const std::string& name) const {
+      auto a = find(name);
+      return a ? std::vector<std::int64_t>(a->ints().begin(), a->ints().end()) : std::vector<std::int64_t>{};
+    }
+    [[noreturn]] void refuse(const std::string& why) const { throw Refusal{fmt::format("{}: {}", who_, why)}; }
+    std::size_t count() const { return by_name_.size(); }
+
+   private:
+    std::string who_;
+    std::map<std::string, const onnx::AttributeProto*> by_name_;
+  };
+
+  Attrs attributes(Op op, const Attributes& a, const onnx::NodeProto& n, const std::string& who) const {
+    switch (op) {
+      case Op::Conv: case Op::MaxPool: case Op::AveragePool: return window(op, a);
+      case Op::BatchNormalization:
+        if (a.i("training_mode", 0) != 0) a.refuse("training mode is not supported (inference only)");
+        if (a.i("spatial", 1) != 1) a.refuse("spatial=0 (per-activation statistics) is not supported");
+        return ScalarAttrs{a.f("epsilon", 1e-5f), 0};
+      case Op::LeakyRelu: return ScalarAttrs{a.f("alpha", 0.01f), 0};
+      case Op::Clip:  // before opset 11 the bounds are attributes, after it inputs
+        return ScalarAttrs{a.f("min", std::numeric_limits<float>::lowest()), a.f("max", std::numeric_limits<float>::max())};
+      case Op::Gemm:
+        return GemmAttrs{a.f("alpha", 1), a.f("beta", 1), a.i("transA", 0) != 0, a.i("transB", 0) != 0};
+      case Op::Softmax: return AxisAttrs{a.i("axis", g_.opset < 13 ? 1 : -1)};
+      case Op::Concat: return AxisAttrs{a.i("axis", 0)};
+      case Op::Flatten: return AxisAttrs{a.i("axis", 1)};
+      case Op::Transpose: return PermAttrs{a.ints("perm")};
+      case Op::Reshape: return ReshapeAttrs{a.i("allowzero", 0) != 0};
+      case Op::Dropout:
+        if (n.input_size() > 2 && !n.input(2).empty()) a.refuse("the training_mode input is not supported (inference only)");
+        return std::monostate{};
+      case Op::Constant: return ConstantAttrs{constant(a, who)};
+      default: return std::monostate{};
+    }
+  }
+
+  static WindowAttrs window(Op op, const Attributes& a) {
+    WindowAttrs w;
+    w.kernel_shape = a.ints("kernel_shape");
+    w.strides = a.ints("strides");
+    w.pads = a.ints("pads");
+    w.dilations = a.ints("dilations");
+    w.group = a.i("group", 1);
+    w.ceil_mode = a.i("ceil_mode", 0) != 0;
+    w.count_include_pad = a.i("count_include_pad", 0) != 0;
+    std::string pad = a.s("auto_pad", "NOTSET");
+    if (pad == "SAME_UPPER") w.auto_pad = AutoPad::SameUpper;
+    else if (pad == "SAME_LOWER") w.auto_pad = AutoPad::SameLower;
+    else if (pad == "VALID") w.auto_pad = AutoPad::Valid;
+    else if (pad != "NOTSET") a.refuse(fmt::format("auto_pad '{}' is not one ONNX defines", pad));
+    if (op != Op::Conv && w.kernel_shape.empty()) a.refuse("kernel_shape is required");
+    std::size_t rank = w.kernel_shape.size();
+    if (rank > 2) a.refuse(fmt::format("{}-D spatial windows are not supported, only 1-D and 2-D", rank));
+    for (auto k : w.kernel_shape) if (k < 1) a.refuse("kernel_shape has a size below 1");
+    for (auto s : w.strides) if (s < 1) a.refuse("strides has a stride below 1");
+    for (auto d : w.dilations) if (d < 1) a.refuse("dilations has a dilation below 1");
+    for (auto p : w.pads) if (p < 0) a.refuse("pads has a negative pad");
+    if (w.group < 1) a.refuse("group is below 1");
+    if (op == Op::AveragePool && w.ceil_mode && w.count_include_pad)
+      a.refuse("ceil_mode with count_include_pad is not supported");
+    return w;
+  }
+
+  static Tensor constant(const Attributes& a, const std::string& who) {
+    if (auto t = a.find("value")) {
+      auto v = from_proto(t->t(), fmt::format("{}: value", who));
+      if (!v) throw Refusal{v.error()};
+      return std::move(v.value());
+    }
+    if (auto t = a.find("value_float")) return Tensor::floats({}, {t->f()});
+    if (auto t = a.find("value_floats")) return Tensor::floats({t->floats_size()}, {t->floats().begin(), t->floats().end()});
+    if (auto t = a.find("value_int")) return Tensor::ints({}, {t->i()});
+    if (auto t = a.find("value_ints")) return Tensor::ints({t->ints_size()}, {t->ints().begin(), t->ints().end()});
+    a.refuse("only a dense float32 or int64 value is supported (not sparse_value or strings)");
+  }
+
+  const onnx::ModelProto& m_;
+  Graph& g_;
+  std::unordered_map<std::string, const onnx::TypeProto*> types_;
+  std::unordered_map<std::string, int> ids_;
+  std::map<std::string, std::string> unusable_;  // graph inputs no node has taken yet, and why
+};
+
+std::int64_t default_opset(const onnx::ModelProto& m) {
+  for (const auto& o : m.opset_import())
+    if (default_domain(o.domain())) return o.version();
+  throw Refusal{"the model imports no opset of the default ONNX domain"};
+}
+
+}  // namespace
+
+std::string_view to_string(Op op) {
+  for (auto& info : kOps)
+    if (info.op == op) return info.name;
+  return "?";
+}
+
+std::string Node::label() const {
+  return name.empty() ? fmt::format("node {} ({})", index, to_string(op)) : fmt::format("node {} '{}' ({})", index, name, to_string(op));
+}
+
+Expected<std::shared_ptr<const Graph>> load(std::span<const std::byte> bytes) {
+  if (bytes.size() > kMaxModelBytes)
+    return Error{fmt::format("the model is {} bytes, more than the {} accepted", bytes.size(), kMaxModelBytes)};
+  onnx::ModelProto m;
+  if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return Error{"the model is not an ONNX ModelProto (protobuf parsing failed)"};
+  auto g = std::make_shared<Graph>();
+  try {
+    // External data is refused before the checker, which would otherwise look for the files named.
+    for (const auto& t : m.graph().initializer())
+      if (t.data_location() == onnx::TensorProto::EXTERNAL || t.external_data_size() > 0)
+        throw Refusal{fmt::format("initializer '{}' refers to external data: only data held in the model is accepted", t.name())};
+    if (m.graph().sparse_initializer_size() > 0)
+      throw Refusal{fmt::format("sparse initializer '{}' is not supported", m.graph().sparse_initializer(0).values().name())};
+    for (int i = 0; i < m.graph().node_size(); ++i)
+      refuse_outside_data(m.graph().node(i), fmt::format("node {} ({})", i, m.graph().node(i).op_type()));
+    if (m.functions_size() > 0) throw Refusal{fmt::format("model-local function '{}' is not supported", m.functions(0).name())};
+    g->opset = default_opset(m);
+    if (g->opset < kMinOpset || g->opset > kMaxOpset)
+      throw Refusal{fmt::format("opset {} of the default domain is not supported, only {} to {}", g->opset, kMinOpset, kMaxOpset)};
+    try {
+      onnx::checker::check_model(m);
+    } catch (const std::exception& e) {
+      throw Refusal{fmt::format("the ONNX checker refuses the model: {}", e.what())};
+    }
+    try {
+      onnx::ShapeInferenceOptions options(/*check_type=*/true, /*strict_mode=*/1, /*data_prop=*/false);
+      onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), options);
+    } catch (const std::exception& e) {
+      throw Refusal{fmt::format("ONNX shape inference refuses the model: {}", e.what())};
+    }
+    Builder(m, *g).build();
+  } catch (const Refusal& r) {
+    return Error{r.message};
+  }
+  return std::shared_ptr<const Graph>(std::move(g));
+}
+
+}  // namespace unifn::onnx_model

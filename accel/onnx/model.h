@@ -1,0 +1,104 @@
+// An ONNX model loaded from untrusted bytes: checked once by the ONNX library, refused with a sentence
+// when it uses what the executor does not support, kept as a typed graph the executor walks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "accel/onnx/expected.h"
+#include "accel/onnx/tensor.h"
+
+namespace unifn::onnx_model {
+
+// The largest model accepted: the bytes come from a guest, and protobuf holds them all in memory.
+inline constexpr std::size_t kMaxModelBytes = std::size_t{64} << 20;
+// The most nodes one graph may have: bounds the work of checking and running it.
+inline constexpr std::size_t kMaxNodes = 100000;
+// The default domain's opsets this executor knows (ONNX 1.12's newest is 17). Operators whose oldest
+// versions mean something else (Add's broadcast attribute) are refused per node below their version.
+inline constexpr std::int64_t kMinOpset = 1;
+inline constexpr std::int64_t kMaxOpset = 17;
+
+enum class Op {
+  Conv, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization,
+  Relu, LeakyRelu, Sigmoid, Tanh, Clip,
+  Add, Mul, Sub, Div, MatMul, Gemm, Softmax, Concat, Transpose,
+  Flatten, Reshape, Dropout, Constant, Identity,
+};
+std::string_view to_string(Op op);
+
+enum class AutoPad { NotSet, SameUpper, SameLower, Valid };
+
+// Conv and the pools. Empty vectors mean the operator's defaults (filled in at run time from ranks).
+struct WindowAttrs {
+  std::vector<std::int64_t> kernel_shape, strides, pads, dilations;
+  AutoPad auto_pad = AutoPad::NotSet;
+  std::int64_t group = 1;              // Conv
+  bool ceil_mode = false;              // pools
+  bool count_include_pad = false;      // AveragePool
+};
+struct GemmAttrs {
+  float alpha = 1, beta = 1;
+  bool trans_a = false, trans_b = false;
+};
+struct ScalarAttrs {  // LeakyRelu's alpha, BatchNormalization's epsilon, Clip's bounds before opset 11
+  float alpha = 0, beta = 0;
+};
+struct AxisAttrs {  // Softmax, Concat, Flatten
+  std::int64_t axis = 0;
+};
+struct PermAttrs {  // Transpose
+  std::vector<std::int64_t> perm;  // empty: reverse
+};
+struct ReshapeAttrs {
+  bool allowzero = false;
+};
+struct ConstantAttrs {
+  Tensor value;
+};
+using Attrs = std::variant<std::monostate, WindowAttrs, GemmAttrs, ScalarAttrs, AxisAttrs, PermAttrs,
+                           ReshapeAttrs, ConstantAttrs>;
+
+inline constexpr int kNoValue = -1;  // an optional input left out
+
+struct Node {
+  Op op;
+  std::string name;  // as the model names it; may be empty
+  std::size_t index; // its position in the graph
+  std::vector<int> inputs, outputs;  // value ids; kNoValue for an omitted optional input
+  Attrs attrs;
+  std::string label() const;  // "node 3 'conv1' (Conv)"
+};
+
+// A declared dimension: a fixed size, a named size (same name, same size), or unknown.
+struct Dim {
+  std::int64_t value = -1;
+  std::string param;
+};
+
+struct Value {
+  std::string name;
+  DType type = DType::Float;
+  bool shape_known = false;  // whether dims below were declared or inferred
+  std::vector<Dim> dims;
+};
+
+struct Graph {
+  std::int64_t opset = 0;
+  std::vector<Value> values;
+  std::vector<int> inputs;   // the values a caller supplies, in the model's order
+  std::vector<int> outputs;  // the values run() returns, in the model's order
+  std::vector<std::pair<int, Tensor>> initializers;
+  std::vector<Node> nodes;   // in an order where each input is computed before its use
+};
+
+// Parses, checks (onnx::checker), infers shapes (onnx::shape_inference) and refuses what the executor
+// does not support, each refusal a sentence naming the node, its operator and the reason.
+Expected<std::shared_ptr<const Graph>> load(std::span<const std::byte> bytes);
+
+}  // namespace unifn::onnx_model

@@ -1,0 +1,185 @@
+// The graph walk: input checks, the shape-only operators in plain C++, the rest through oneDNN.
+#include "accel/onnx/run.h"
+
+#include <map>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "accel/onnx/dnnl_ops.h"
+
+namespace unifn::onnx_model {
+
+namespace {
+
+[[noreturn]] void fail(std::string why) { throw std::runtime_error(std::move(why)); }
+
+std::string check_inputs(const Graph& g, std::span<const Tensor> inputs) {
+  if (inputs.size() != g.inputs.size())
+    return fmt::format("the model takes {} inputs, {} were given", g.inputs.size(), inputs.size());
+  std::map<std::string, std::int64_t> named;  // a dim_param's size, fixed by its first use
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    const Value& v = g.values[static_cast<std::size_t>(g.inputs[k])];
+    const Tensor& t = inputs[k];
+    if (t.type != v.type) return fmt::format("input '{}' is {}, where the model takes {}", v.name, to_string(t.type), to_string(v.type));
+    std::int64_t n = t.elements();
+    if (n < 0) return fmt::format("input '{}' has shape {}, outside what is allowed", v.name, shape_string(t.dims));
+    if (static_cast<std::int64_t>(t.stored()) != n)
+      return fmt::format("input '{}' has shape {} ({} elements) but {} values", v.name, shape_string(t.dims), n, t.stored());
+    if (!v.shape_known) continue;
+    std::string want;
+    for (const Dim& d : v.dims) want += want.empty() ? "" : ", ", want += d.value >= 0 ? std::to_string(d.value) : d.param.empty() ? "?" : d.param;
+    auto refuse = [&] { return fmt::format("input '{}' has shape {}, where the model takes [{}]", v.name, shape_string(t.dims), want); };
+    if (t.dims.size() != v.dims.size()) return refuse();
+    for (std::size_t i = 0; i < t.dims.size(); ++i) {
+      const Dim& d = v.dims[i];
+      if (d.value >= 0 && t.dims[i] != d.value) return refuse();
+      if (d.value < 0 && !d.param.empty()) {
+        auto [it, fresh] = named.emplace(d.param, t.dims[i]);
+        if (!fresh && it->second != t.dims[i])
+          return fmt::format("input '{}' has size {} for '{}', which another input gives as {}", v.name, t.dims[i], d.param, it->second);
+      }
+    }
+  }
+  return {};
+}
+
+float scalar(const Tensor* t, float def, const char* what) {
+  if (!t) return def;
+  if (t->f.size() != 1) fail(fmt::format("{} has shape {}, not a single value", what, shape_string(t->dims)));
+  return t->f[0];
+}
+
+Tensor flatten(const Tensor& x, std::int64_t axis) {
+  std::int64_t ax = normalize_axis(axis, x.dims.size(), true);
+  std::int64_t outer = 1, inner = 1;
+  for (std::size_t i = 0; i < x.dims.size(); ++i) (static_cast<std::int64_t>(i) < ax ? outer : inner) *= x.dims[i];
+  Tensor y = x;
+  y.dims = {outer, inner};
+  return y;
+}
+
+Tensor reshape(const Tensor& x, const Tensor& shape, bool allowzero) {
+  if (shape.dims.size() != 1) fail(fmt::format("the shape input has shape {}, not a vector", shape_string(shape.dims)));
+  std::vector<std::int64_t> out = shape.i;
+  int infer = -1;
+  std::int64_t known = 1;
+  for (std::size_t k = 0; k < out.size(); ++k) {
+    if (out[k] == 0 && !allowzero) {
+      if (k >= x.dims.size()) fail(fmt::format("shape {} copies dim {} of a rank-{} input", shape_string(shape.i), k, x.dims.size()));
+      out[k] = x.dims[k];
+    }
+    if (out[k] == -1) {
+      if (infer >= 0) fail(fmt::format("shape {} has more than one -1", shape_string(shape.i)));
+      infer = static_cast<int>(k);
+      continue;
+    }
+    if (out[k] < 0) fail(fmt::format("shape {} has a negative size", shape_string(shape.i)));
+    if (element_count({known, out[k]}) < 0) fail(fmt::format("shape {} has too many elements", shape_string(shape.i)));
+    known *= out[k];
+  }
+  std::int64_t n = x.elements();
+  if (infer >= 0) {
+    if (known == 0 || n % known != 0) fail(fmt::format("shape {} does not fit {} elements", shape_string(shape.i), n));
+    out[static_cast<std::size_t>(infer)] = n / known;
+  }
+  if (element_count(out) != n) fail(fmt::format("shape {} does not hold the {} elements of shape {}", shape_string(out), n, shape_string(x.dims)));
+  Tensor y = x;
+  y.dims = std::move(out);
+  return y;
+}
+
+class Walk {
+ public:
+  Walk(const Graph& g, std::span<const Tensor> inputs) : g_(g), at_(g.values.size()), held_(g.values.size()) {
+    for (std::size_t k = 0; k < inputs.size(); ++k) at_[static_cast<std::size_t>(g.inputs[k])] = &inputs[k];
+    for (const auto& [id, t] : g.initializers) at_[static_cast<std::size_t>(id)] = &t;
+  }
+
+  std::vector<Tensor> all() {
+    for (const Node& n : g_.nodes) {
+      try {
+        Tensor y = node(n);
+        auto out = static_cast<std::size_t>(n.outputs.at(0));
+        held_[out] = std::move(y);
+        at_[out] = &held_[out];
+      } catch (const dnnl::error& e) {
+        fail(fmt::format("{}: oneDNN: {} ({})", n.label(), e.what(), static_cast<int>(e.status)));
+      } catch (const std::exception& e) {
+        fail(fmt::format("{}: {}", n.label(), e.what()));
+      }
+    }
+    std::vector<Tensor> out;
+    for (int id : g_.outputs) out.push_back(*at_[static_cast<std::size_t>(id)]);
+    return out;
+  }
+
+ private:
+  const Tensor* in(const Node& n, std::size_t k) const {
+    return k < n.inputs.size() && n.inputs[k] != kNoValue ? at_[static_cast<std::size_t>(n.inputs[k])] : nullptr;
+  }
+  const Tensor& need(const Node& n, std::size_t k) const {
+    const Tensor* t = in(n, k);
+    if (!t) fail(fmt::format("input {} is missing", k));
+    return *t;
+  }
+
+  Tensor node(const Node& n) {
+    using A = dnnl::algorithm;
+    const Tensor& x = n.op == Op::Constant ? empty_ : need(n, 0);
+    switch (n.op) {
+      case Op::Conv: return conv(d_, x, need(n, 1), in(n, 2), std::get<WindowAttrs>(n.attrs));
+      case Op::MaxPool: case Op::AveragePool: return pool(d_, n.op, x, std::get<WindowAttrs>(n.attrs));
+      case Op::GlobalAveragePool: return global_average_pool(d_, x);
+      case Op::BatchNormalization:
+        return batch_norm(d_, x, need(n, 1), need(n, 2), need(n, 3), need(n, 4), std::get<ScalarAttrs>(n.attrs).alpha);
+      case Op::Relu: return eltwise(d_, A::eltwise_relu, x);
+      case Op::LeakyRelu: return eltwise(d_, A::eltwise_relu, x, std::get<ScalarAttrs>(n.attrs).alpha);
+      case Op::Sigmoid: return eltwise(d_, A::eltwise_logistic, x);
+      case Op::Tanh: return eltwise(d_, A::eltwise_tanh, x);
+      case Op::Clip: {
+        const auto& s = std::get<ScalarAttrs>(n.attrs);
+        return eltwise(d_, A::eltwise_clip_v2, x, scalar(in(n, 1), s.alpha, "min"), scalar(in(n, 2), s.beta, "max"));
+      }
+      case Op::Add: return binary(d_, A::binary_add, x, need(n, 1));
+      case Op::Mul: return binary(d_, A::binary_mul, x, need(n, 1));
+      case Op::Sub: return binary(d_, A::binary_sub, x, need(n, 1));
+      case Op::Div: return binary(d_, A::binary_div, x, need(n, 1));
+      case Op::MatMul: return matmul(d_, x, need(n, 1));
+      case Op::Gemm: return gemm(d_, x, need(n, 1), in(n, 2), std::get<GemmAttrs>(n.attrs));
+      case Op::Softmax: return softmax(d_, x, std::get<AxisAttrs>(n.attrs).axis, g_.opset < 13);
+      case Op::Concat: {
+        std::vector<const Tensor*> xs;
+        for (std::size_t k = 0; k < n.inputs.size(); ++k) xs.push_back(&need(n, k));
+        return concat(d_, xs, std::get<AxisAttrs>(n.attrs).axis);
+      }
+      case Op::Transpose: return transpose(d_, x, std::get<PermAttrs>(n.attrs).perm);
+      case Op::Flatten: return flatten(x, std::get<AxisAttrs>(n.attrs).axis);
+      case Op::Reshape: return reshape(x, need(n, 1), std::get<ReshapeAttrs>(n.attrs).allowzero);
+      case Op::Dropout: case Op::Identity: return x;
+      case Op::Constant: return std::get<ConstantAttrs>(n.attrs).value;
+    }
+    fail("the operator has no implementation");
+  }
+
+  const Graph& g_;
+  std::vector<const Tensor*> at_;  // each value's tensor: an input, an initializer or one held below
+  std::vector<Tensor> held_;
+  Tensor empty_;
+  static thread_local Dnnl d_;
+};
+
+thread_local Dnnl Walk::d_;
+
+}  // namespace
+
+Expected<std::vector<Tensor>> run(const Graph& graph, std::span<const Tensor> inputs) {
+  if (auto why = check_inputs(graph, inputs); !why.empty()) return Error{why};
+  try {
+    return Walk(graph, inputs).all();
+  } catch (const std::exception& e) {
+    return Error{e.what()};
+  }
+}
+
+}  // namespace unifn::onnx_model

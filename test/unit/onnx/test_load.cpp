@@ -1,0 +1,106 @@
+// load() and run() on crafted models: what a hostile or unsupported model gets back, and the checks
+// on a run's inputs.
+#include <catch2/catch.hpp>
+
+#include <onnx/onnx_pb.h>
+
+#include "accel/onnx/model.h"
+#include "accel/onnx/run.h"
+
+using namespace unifn::onnx_model;
+using Catch::Matchers::Contains;
+
+namespace {
+
+void tensor_value(onnx::ValueInfoProto* v, const std::string& name, int type, std::vector<std::int64_t> dims) {
+  v->set_name(name);
+  auto* t = v->mutable_type()->mutable_tensor_type();
+  t->set_elem_type(type);
+  for (auto d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
+}
+
+// A model of one node X -> op -> Y, X of shape dims (Y declared the same).
+onnx::ModelProto one_node(const std::string& op, int type = onnx::TensorProto::FLOAT, const std::string& domain = "",
+                          std::vector<std::int64_t> dims = {2, 3}) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  if (!domain.empty()) {
+    auto* o = m.add_opset_import();
+    o->set_domain(domain);
+    o->set_version(1);
+  }
+  auto* g = m.mutable_graph();
+  g->set_name("g");
+  tensor_value(g->add_input(), "X", type, dims);
+  tensor_value(g->add_output(), "Y", type, dims);
+  auto* n = g->add_node();
+  n->set_name("the_node");
+  n->set_op_type(op);
+  n->set_domain(domain);
+  n->add_input("X");
+  n->add_output("Y");
+  return m;
+}
+
+std::vector<std::byte> bytes_of(const onnx::ModelProto& m) {
+  std::string s = m.SerializeAsString();
+  auto b = reinterpret_cast<const std::byte*>(s.data());  // Safe: std::byte may alias any object
+  return {b, b + s.size()};
+}
+
+}  // namespace
+
+TEST_CASE("A one-node model loads and runs, and its input shape is checked first", "[onnx]") {
+  auto m = load(bytes_of(one_node("Relu")));
+  REQUIRE(m.ok());
+  std::vector<Tensor> in{Tensor::floats({2, 3}, {-1, 2, -3, 4, -5, 6})};
+  auto out = run(*m.value(), in);
+  REQUIRE(out.ok());
+  CHECK(out.value()[0].f == std::vector<float>{0, 2, 0, 4, 0, 6});
+
+  std::vector<Tensor> wrong{Tensor::floats({3, 2}, {1, 2, 3, 4, 5, 6})};
+  auto refused = run(*m.value(), wrong);
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.error(), Contains("input 'X' has shape [3, 2], where the model takes [2, 3]"));
+  std::vector<Tensor> short_data{Tensor::floats({2, 3}, {1, 2})};
+  CHECK_THAT(run(*m.value(), short_data).error(), Contains("but 2 values"));
+}
+
+TEST_CASE("Bytes that are too many or not a model are refused", "[onnx]") {
+  std::vector<std::byte> big(kMaxModelBytes + 1);
+  CHECK_THAT(load(big).error(), Contains("more than the 67108864 accepted"));
+  std::vector<std::byte> junk(100, std::byte{0xff});
+  CHECK_THAT(load(junk).error(), Contains("not an ONNX ModelProto"));
+}
+
+TEST_CASE("A node of an unsupported operator or domain is refused by name", "[onnx]") {
+  CHECK(load(bytes_of(one_node("Erf"))).error() == "node 0 'the_node' (Erf): the operator is not supported");
+  CHECK_THAT(load(bytes_of(one_node("Relu", onnx::TensorProto::FLOAT, "com.example"))).error(),
+             Contains("node 0 'the_node' (Relu): domain 'com.example' is not supported"));
+  CHECK_THAT(load(bytes_of(one_node("Relu", onnx::TensorProto::DOUBLE))).error(),
+             Contains("node 0 'the_node' (Relu): input 0 'X' has data type DOUBLE: only float32"));
+}
+
+TEST_CASE("An initializer held in an external file is refused before any file is looked at", "[onnx]") {
+  auto m = one_node("Add");
+  m.mutable_graph()->mutable_node(0)->add_input("B");
+  auto* b = m.mutable_graph()->add_initializer();
+  b->set_name("B");
+  b->set_data_type(onnx::TensorProto::FLOAT);
+  b->add_dims(3);
+  b->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* e = b->add_external_data();
+  e->set_key("location");
+  e->set_value("/etc/passwd");
+  CHECK(load(bytes_of(m)).error() == "initializer 'B' refers to external data: only data held in the model is accepted");
+}
+
+TEST_CASE("A 3-D pooling window is refused at load, naming the node", "[onnx]") {
+  auto m = one_node("MaxPool", onnx::TensorProto::FLOAT, "", {1, 1, 2, 2, 2});
+  auto* a = m.mutable_graph()->mutable_node(0)->add_attribute();
+  a->set_name("kernel_shape");
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int k : {1, 1, 1}) a->add_ints(k);
+  CHECK_THAT(load(bytes_of(m)).error(), Contains("(MaxPool)") && Contains("3-D spatial windows are not supported"));
+}
