@@ -26,31 +26,29 @@ struct OpInfo {
   const char* why_not_older;
 };
 
-constexpr const char* kLegacyBroadcast = "older versions broadcast by a 'broadcast' attribute";
-constexpr const char* kConsumedInputs = "older versions take the legacy 'consumed_inputs' attribute";
 constexpr std::array kOps{
     OpInfo{Op::Conv, "Conv", 1, ""},
     OpInfo{Op::MaxPool, "MaxPool", 1, ""},
     OpInfo{Op::AveragePool, "AveragePool", 1, ""},
     OpInfo{Op::GlobalAveragePool, "GlobalAveragePool", 1, ""},
-    OpInfo{Op::BatchNormalization, "BatchNormalization", 7, "older versions take 'is_test' and 'consumed_inputs'"},
-    OpInfo{Op::Relu, "Relu", 6, kConsumedInputs},
-    OpInfo{Op::LeakyRelu, "LeakyRelu", 6, kConsumedInputs},
-    OpInfo{Op::Sigmoid, "Sigmoid", 6, kConsumedInputs},
-    OpInfo{Op::Tanh, "Tanh", 6, kConsumedInputs},
-    OpInfo{Op::Clip, "Clip", 6, kConsumedInputs},
-    OpInfo{Op::Add, "Add", 7, kLegacyBroadcast},
-    OpInfo{Op::Mul, "Mul", 7, kLegacyBroadcast},
-    OpInfo{Op::Sub, "Sub", 7, kLegacyBroadcast},
-    OpInfo{Op::Div, "Div", 7, kLegacyBroadcast},
+    OpInfo{Op::BatchNormalization, "BatchNormalization", 1, ""},
+    OpInfo{Op::Relu, "Relu", 1, ""},
+    OpInfo{Op::LeakyRelu, "LeakyRelu", 1, ""},
+    OpInfo{Op::Sigmoid, "Sigmoid", 1, ""},
+    OpInfo{Op::Tanh, "Tanh", 1, ""},
+    OpInfo{Op::Clip, "Clip", 1, ""},
+    OpInfo{Op::Add, "Add", 1, ""},
+    OpInfo{Op::Mul, "Mul", 1, ""},
+    OpInfo{Op::Sub, "Sub", 1, ""},
+    OpInfo{Op::Div, "Div", 1, ""},
     OpInfo{Op::MatMul, "MatMul", 1, ""},
-    OpInfo{Op::Gemm, "Gemm", 7, kLegacyBroadcast},
+    OpInfo{Op::Gemm, "Gemm", 1, ""},  // its old 'broadcast' flag only allows what numpy's rules allow
     OpInfo{Op::Softmax, "Softmax", 1, ""},
-    OpInfo{Op::Concat, "Concat", 4, "older versions default the axis to 1"},
+    OpInfo{Op::Concat, "Concat", 1, ""},
     OpInfo{Op::Transpose, "Transpose", 1, ""},
     OpInfo{Op::Flatten, "Flatten", 1, ""},
     OpInfo{Op::Reshape, "Reshape", 5, "older versions take the shape as an attribute"},
-    OpInfo{Op::Dropout, "Dropout", 7, "older versions take 'is_test' and 'consumed_inputs'"},
+    OpInfo{Op::Dropout, "Dropout", 1, ""},
     OpInfo{Op::Constant, "Constant", 1, ""},
     OpInfo{Op::Identity, "Identity", 1, ""},
 };
@@ -172,12 +170,13 @@ class Builder {
     out.op = info->op;
     // The checker found the operator's schema; its version is the newest not after the model's opset.
     const auto* schema = onnx::OpSchemaRegistry::Schema(n.op_type(), static_cast<int>(g_.opset), "");
-    if (schema && schema->SinceVersion() < info->oldest)
+    out.version = schema ? schema->SinceVersion() : static_cast<int>(g_.opset);
+    if (out.version < info->oldest)
       throw Refusal{fmt::format("{}: version {} of the operator (opset {}) is not supported, only {} and later: {}", who,
-                                schema->SinceVersion(), g_.opset, info->oldest, info->why_not_older)};
+                                out.version, g_.opset, info->oldest, info->why_not_older)};
     refuse_outside_data(n, who);
     Attributes a(n, who);
-    out.attrs = attributes(out.op, a, n, who);
+    out.attrs = attributes(out.op, out.version, a, who);
 
     for (int p = 0; p < n.input_size(); ++p) {
       const std::string& in = n.input(p);
@@ -226,7 +225,7 @@ class Builder {
   // The attributes of one node, looked up by name; the checker has already matched them to the schema.
   class Attributes {
    public:
-    Attributes(const onnx::NodeProto& n, std::string who) : who_(std::move(who)) {
+    Attributes(const onnx::NodeProto& n, std::string who) : inputs(n.input_size()), n_(n), who_(std::move(who)) {
       for (const auto& a : n.attribute()) by_name_[a.name()] = &a;
     }
     const onnx::AttributeProto* find(const std::string& name) const {
@@ -240,19 +239,23 @@ class Builder {
       auto a = find(name);
       return a ? std::vector<std::int64_t>(a->ints().begin(), a->ints().end()) : std::vector<std::int64_t>{};
     }
+    const std::string& input(int k) const { return n_.input(k); }
+    int inputs;
     [[noreturn]] void refuse(const std::string& why) const { throw Refusal{fmt::format("{}: {}", who_, why)}; }
     std::size_t count() const { return by_name_.size(); }
 
    private:
+    const onnx::NodeProto& n_;
     std::string who_;
     std::map<std::string, const onnx::AttributeProto*> by_name_;
   };
 
-  Attrs attributes(Op op, const Attributes& a, const onnx::NodeProto& n, const std::string& who) const {
+  // Attributes by the operator's version: `version` is its schema's since_version.
+  static Attrs attributes(Op op, int version, const Attributes& a, const std::string& who) {
     switch (op) {
       case Op::Conv: case Op::MaxPool: case Op::AveragePool: return window(op, a);
       case Op::BatchNormalization:
-        if (a.i("training_mode", 0) != 0) a.refuse("training mode is not supported (inference only)");
+        if (a.i("training_mode", 0) != 0 || a.i("is_test", 1) == 0) a.refuse("training mode is not supported (inference only)");
         if (a.i("spatial", 1) != 1) a.refuse("spatial=0 (per-activation statistics) is not supported");
         return ScalarAttrs{a.f("epsilon", 1e-5f), 0};
       case Op::LeakyRelu: return ScalarAttrs{a.f("alpha", 0.01f), 0};
@@ -260,13 +263,19 @@ class Builder {
         return ScalarAttrs{a.f("min", std::numeric_limits<float>::lowest()), a.f("max", std::numeric_limits<float>::max())};
       case Op::Gemm:
         return GemmAttrs{a.f("alpha", 1), a.f("beta", 1), a.i("transA", 0) != 0, a.i("transB", 0) != 0};
-      case Op::Softmax: return AxisAttrs{a.i("axis", g_.opset < 13 ? 1 : -1)};
-      case Op::Concat: return AxisAttrs{a.i("axis", 0)};
+      case Op::Softmax: return AxisAttrs{a.i("axis", version < 13 ? 1 : -1)};
+      case Op::Concat: return AxisAttrs{a.i("axis", version < 4 ? 1 : 0)};
+      case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: {
+        if (version >= 7) return BinaryAttrs{};
+        auto axis = a.find("axis");
+        return BinaryAttrs{true, a.i("broadcast", 0) != 0, axis ? std::optional(axis->i()) : std::nullopt};
+      }
       case Op::Flatten: return AxisAttrs{a.i("axis", 1)};
       case Op::Transpose: return PermAttrs{a.ints("perm")};
       case Op::Reshape: return ReshapeAttrs{a.i("allowzero", 0) != 0};
       case Op::Dropout:
-        if (n.input_size() > 2 && !n.input(2).empty()) a.refuse("the training_mode input is not supported (inference only)");
+        if (a.inputs > 2 && !a.input(2).empty()) a.refuse("the training_mode input is not supported (inference only)");
+        if (a.i("is_test", 1) == 0) a.refuse("is_test=0 (training) is not supported");
         return std::monostate{};
       case Op::Constant: return ConstantAttrs{constant(a, who)};
       default: return std::monostate{};

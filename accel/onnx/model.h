@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -55,6 +56,13 @@ struct AxisAttrs {  // Softmax, Concat, Flatten
 struct PermAttrs {  // Transpose
   std::vector<std::int64_t> perm;  // empty: reverse
 };
+// Add, Sub, Mul, Div before opset 7: no numpy broadcasting, but B fitted into A by a 'broadcast' flag
+// and an 'axis' where B's dims start (suffix matching without it).
+struct BinaryAttrs {
+  bool legacy = false;
+  bool broadcast = false;
+  std::optional<std::int64_t> axis;
+};
 struct ReshapeAttrs {
   bool allowzero = false;
 };
@@ -62,7 +70,7 @@ struct ConstantAttrs {
   Tensor value;
 };
 using Attrs = std::variant<std::monostate, WindowAttrs, GemmAttrs, ScalarAttrs, AxisAttrs, PermAttrs,
-                           ReshapeAttrs, ConstantAttrs>;
+                           BinaryAttrs, ReshapeAttrs, ConstantAttrs>;
 
 inline constexpr int kNoValue = -1;  // an optional input left out
 
@@ -70,6 +78,7 @@ struct Node {
   Op op;
   std::string name;  // as the model names it; may be empty
   std::size_t index; // its position in the graph
+  int version = 0;   // the operator's version (its schema's since_version) under the model's opset
   std::vector<int> inputs, outputs;  // value ids; kNoValue for an omitted optional input
   Attrs attrs;
   std::string label() const;  // "node 3 'conv1' (Conv)"

@@ -141,13 +141,13 @@ class Walk {
         const auto& s = std::get<ScalarAttrs>(n.attrs);
         return eltwise(d_, A::eltwise_clip_v2, x, scalar(in(n, 1), s.alpha, "min"), scalar(in(n, 2), s.beta, "max"));
       }
-      case Op::Add: return binary(d_, A::binary_add, x, need(n, 1));
-      case Op::Mul: return binary(d_, A::binary_mul, x, need(n, 1));
-      case Op::Sub: return binary(d_, A::binary_sub, x, need(n, 1));
-      case Op::Div: return binary(d_, A::binary_div, x, need(n, 1));
+      case Op::Add: return arithmetic(n, A::binary_add, x);
+      case Op::Mul: return arithmetic(n, A::binary_mul, x);
+      case Op::Sub: return arithmetic(n, A::binary_sub, x);
+      case Op::Div: return arithmetic(n, A::binary_div, x);
       case Op::MatMul: return matmul(d_, x, need(n, 1));
       case Op::Gemm: return gemm(d_, x, need(n, 1), in(n, 2), std::get<GemmAttrs>(n.attrs));
-      case Op::Softmax: return softmax(d_, x, std::get<AxisAttrs>(n.attrs).axis, g_.opset < 13);
+      case Op::Softmax: return softmax(d_, x, std::get<AxisAttrs>(n.attrs).axis, n.version < 13);
       case Op::Concat: {
         std::vector<const Tensor*> xs;
         for (std::size_t k = 0; k < n.inputs.size(); ++k) xs.push_back(&need(n, k));
@@ -160,6 +160,24 @@ class Walk {
       case Op::Constant: return std::get<ConstantAttrs>(n.attrs).value;
     }
     fail("the operator has no implementation");
+  }
+
+  Tensor arithmetic(const Node& n, dnnl::algorithm alg, const Tensor& a) {
+    const Tensor& b = need(n, 1);
+    const auto& attrs = std::get<BinaryAttrs>(n.attrs);
+    if (!attrs.legacy) return binary(d_, alg, a, b);
+    // Before opset 7: B equal to A, or with broadcast=1 fitted into A's dims at axis (the last ones
+    // without it), which numpy's rules then reproduce once B has trailing ones.
+    Tensor fitted = b;
+    if (attrs.broadcast && attrs.axis) {
+      std::int64_t axis = normalize_axis(*attrs.axis, a.dims.size());
+      auto trailing = static_cast<std::int64_t>(a.dims.size()) - axis - static_cast<std::int64_t>(b.dims.size());
+      if (trailing < 0) fail(fmt::format("B of shape {} does not fit A of shape {} at axis {}", shape_string(b.dims), shape_string(a.dims), axis));
+      fitted.dims.insert(fitted.dims.end(), static_cast<std::size_t>(trailing), 1);
+    }
+    if (!attrs.broadcast ? b.dims != a.dims : broadcast_shape(a.dims, fitted.dims) != a.dims)
+      fail(fmt::format("B of shape {} does not fit A of shape {} (broadcast={})", shape_string(b.dims), shape_string(a.dims), attrs.broadcast));
+    return binary(d_, alg, a, fitted);
   }
 
   const Graph& g_;

@@ -1,5 +1,6 @@
-// ONNX's own backend node tests through load() and run(): each listed test passes or is refused with
-// the listed reason, and every node test of a supported operator is listed, so a regression fails.
+// ONNX's own backend tests through load() and run(): each listed test passes or is refused with the
+// listed reason, and every node test of a supported operator and every PyTorch-exported test is
+// listed, so a regression fails.
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -23,7 +24,7 @@ using namespace unifn::onnx_model::testing;
 namespace {
 
 struct Entry {
-  std::string name;
+  std::string name;  // the test's folder under libonnx-testdata's data/: "node/test_relu"
   bool pass = false;
   std::string reason;  // for a refused test: a part of the sentence load() must answer
 };
@@ -120,7 +121,7 @@ TEST_CASE("Each listed ONNX node test passes or is refused as node_tests.txt say
   auto start = std::chrono::steady_clock::now();
   for (const auto& e : list) {
     INFO("node test " << e.name);
-    fs::path dir = fs::path(UNIFN_ONNX_NODE_DATA) / e.name;
+    fs::path dir = fs::path(UNIFN_ONNX_TEST_DATA) / e.name;
     REQUIRE(fs::exists(dir / "model.onnx"));
     Outcome o = attempt(dir);
     if (actual.is_open())
@@ -139,15 +140,18 @@ TEST_CASE("Each listed ONNX node test passes or is refused as node_tests.txt say
   WARN(fmt::format("{} node tests passed and {} were refused as listed, in {:.0f} ms", passed, refused, ms));
 }
 
-TEST_CASE("node_tests.txt lists every node test of a supported operator", "[onnx]") {
+TEST_CASE("node_tests.txt lists every node test of a supported operator and every PyTorch test", "[onnx]") {
   auto list = read_list();
   std::vector<std::string> names;
   for (const auto& e : list) names.push_back(e.name);
-  for (const auto& dir : fs::directory_iterator(UNIFN_ONNX_NODE_DATA)) {
-    std::string name = dir.path().filename().string();
-    if (!fs::exists(dir.path() / "model.onnx")) continue;
-    if (!named_for_supported(name) && !only_supported_ops(dir.path())) continue;
-    INFO("node test " << name << " is missing from node_tests.txt");
-    CHECK(std::find(names.begin(), names.end(), name) != names.end());
+  for (std::string set : {"node", "pytorch-converted", "pytorch-operator"}) {
+    for (const auto& dir : fs::directory_iterator(fs::path(UNIFN_ONNX_TEST_DATA) / set)) {
+      std::string test = dir.path().filename().string();
+      if (!fs::exists(dir.path() / "model.onnx")) continue;
+      if (set == "node" && !named_for_supported(test) && !only_supported_ops(dir.path())) continue;
+      std::string name = set + "/" + test;
+      INFO("test " << name << " is missing from node_tests.txt");
+      CHECK(std::find(names.begin(), names.end(), name) != names.end());
+    }
   }
 }
