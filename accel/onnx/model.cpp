@@ -13,6 +13,7 @@
 #include <onnx/defs/schema.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include "accel/onnx/rank_check.h"
 #include "accel/onnx/tensor_proto.h"
 
 namespace unifn::onnx_model {
@@ -104,8 +105,6 @@ class Builder {
       if (!d.unusable.empty()) unusable_[vi.name()] = d.unusable;
       else g_.inputs.push_back(define(vi.name(), d.type, d.known, std::move(d.dims)));
     }
-    if (static_cast<std::size_t>(graph.node_size()) > kMaxNodes)
-      throw Refusal{fmt::format("the graph has {} nodes, more than the {} accepted", graph.node_size(), kMaxNodes)};
     for (int i = 0; i < graph.node_size(); ++i) node(graph.node(i), static_cast<std::size_t>(i));
     for (const auto& [name, why] : unusable_) throw Refusal{fmt::format("graph input {}", why)};
     for (const auto& vi : graph.output()) {
@@ -161,12 +160,8 @@ class Builder {
 
   void node(const onnx::NodeProto& n, std::size_t index) {
     Node out{Op::Identity, n.name(), index, {}, {}, {}};
-    std::string who = n.name().empty() ? fmt::format("node {} ({})", index, n.op_type())
-                                       : fmt::format("node {} '{}' ({})", index, n.name(), n.op_type());
-    if (!default_domain(n.domain()))
-      throw Refusal{fmt::format("{}: domain '{}' is not supported, only the default ONNX domain", who, n.domain())};
-    const OpInfo* info = op_named(n.op_type());
-    if (!info) throw Refusal{fmt::format("{}: the operator is not supported", who)};
+    std::string who = node_label(index, n.name(), n.op_type());
+    const OpInfo* info = op_named(n.op_type());  // supported_operators() has made sure it is found
     out.op = info->op;
     // The checker found the operator's schema; its version is the newest not after the model's opset.
     const auto* schema = onnx::OpSchemaRegistry::Schema(n.op_type(), static_cast<int>(g_.opset), "");
@@ -174,7 +169,6 @@ class Builder {
     if (out.version < info->oldest)
       throw Refusal{fmt::format("{}: version {} of the operator (opset {}) is not supported, only {} and later: {}", who,
                                 out.version, g_.opset, info->oldest, info->why_not_older)};
-    refuse_outside_data(n, who);
     Attributes a(n, who);
     out.attrs = attributes(out.op, out.version, a, who);
 
@@ -299,11 +293,7 @@ class Builder {
     if (op != Op::Conv && w.kernel_shape.empty()) a.refuse("kernel_shape is required");
     std::size_t rank = w.kernel_shape.size();
     if (rank > 2) a.refuse(fmt::format("{}-D spatial windows are not supported, only 1-D and 2-D", rank));
-    for (auto k : w.kernel_shape) if (k < 1) a.refuse("kernel_shape has a size below 1");
-    for (auto s : w.strides) if (s < 1) a.refuse("strides has a stride below 1");
-    for (auto d : w.dilations) if (d < 1) a.refuse("dilations has a dilation below 1");
-    for (auto p : w.pads) if (p < 0) a.refuse("pads has a negative pad");
-    if (w.group < 1) a.refuse("group is below 1");
+    // rank_problem() has refused sizes, strides and dilations below 1, negative pads and groups.
     if (op == Op::AveragePool && w.ceil_mode && w.count_include_pad)
       a.refuse("ceil_mode with count_include_pad is not supported");
     return w;
@@ -329,6 +319,20 @@ class Builder {
   std::map<std::string, std::string> unusable_;  // graph inputs no node has taken yet, and why
 };
 
+// Refuses every node outside the supported operators and those holding data outside the model,
+// before the ONNX library looks at the graph: its checker and shape inference then see only the
+// operators whose rules rank_problem() knows.
+void supported_operators(const onnx::GraphProto& g) {
+  for (int i = 0; i < g.node_size(); ++i) {
+    const auto& n = g.node(i);
+    std::string who = node_label(static_cast<std::size_t>(i), n.name(), n.op_type());
+    if (!default_domain(n.domain()))
+      throw Refusal{fmt::format("{}: domain '{}' is not supported, only the default ONNX domain", who, n.domain())};
+    if (!op_named(n.op_type())) throw Refusal{fmt::format("{}: the operator is not supported", who)};
+    refuse_outside_data(n, who);
+  }
+}
+
 std::int64_t default_opset(const onnx::ModelProto& m) {
   for (const auto& o : m.opset_import())
     if (default_domain(o.domain())) return o.version();
@@ -343,9 +347,11 @@ std::string_view to_string(Op op) {
   return "?";
 }
 
-std::string Node::label() const {
-  return name.empty() ? fmt::format("node {} ({})", index, to_string(op)) : fmt::format("node {} '{}' ({})", index, name, to_string(op));
+std::string node_label(std::size_t index, std::string_view name, std::string_view op) {
+  return name.empty() ? fmt::format("node {} ({})", index, op) : fmt::format("node {} '{}' ({})", index, name, op);
 }
+
+std::string Node::label() const { return node_label(index, name, to_string(op)); }
 
 Expected<std::shared_ptr<const Graph>> load(std::span<const std::byte> bytes) {
   if (bytes.size() > kMaxModelBytes)
@@ -361,8 +367,9 @@ Expected<std::shared_ptr<const Graph>> load(std::span<const std::byte> bytes) {
         throw Refusal{fmt::format("initializer '{}' refers to external data: only data held in the model is accepted", t.name())};
     if (m.graph().sparse_initializer_size() > 0)
       throw Refusal{fmt::format("sparse initializer '{}' is not supported", m.graph().sparse_initializer(0).values().name())};
-    for (int i = 0; i < m.graph().node_size(); ++i)
-      refuse_outside_data(m.graph().node(i), fmt::format("node {} ({})", i, m.graph().node(i).op_type()));
+    if (static_cast<std::size_t>(m.graph().node_size()) > kMaxNodes)
+      throw Refusal{fmt::format("the graph has {} nodes, more than the {} accepted", m.graph().node_size(), kMaxNodes)};
+    supported_operators(m.graph());
     if (m.functions_size() > 0) throw Refusal{fmt::format("model-local function '{}' is not supported", m.functions(0).name())};
     g->opset = default_opset(m);
     if (g->opset < kMinOpset || g->opset > kMaxOpset)
@@ -372,6 +379,7 @@ Expected<std::shared_ptr<const Graph>> load(std::span<const std::byte> bytes) {
     } catch (const std::exception& e) {
       throw Refusal{fmt::format("the ONNX checker refuses the model: {}", e.what())};
     }
+    if (auto why = rank_problem(m.graph()); !why.empty()) throw Refusal{why};
     try {
       onnx::ShapeInferenceOptions options(/*check_type=*/true, /*strict_mode=*/1, /*data_prop=*/false);
       onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), options);

@@ -74,6 +74,9 @@ using Attrs = std::variant<std::monostate, WindowAttrs, GemmAttrs, ScalarAttrs, 
 
 inline constexpr int kNoValue = -1;  // an optional input left out
 
+// "node 3 'conv1' (Conv)", or "node 3 (Conv)" for a node without a name: how refusals name a node.
+std::string node_label(std::size_t index, std::string_view name, std::string_view op);
+
 struct Node {
   Op op;
   std::string name;  // as the model names it; may be empty

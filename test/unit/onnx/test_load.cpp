@@ -104,3 +104,44 @@ TEST_CASE("A 3-D pooling window is refused at load, naming the node", "[onnx]") 
   for (int k : {1, 1, 1}) a->add_ints(k);
   CHECK_THAT(load(bytes_of(m)).error(), Contains("(MaxPool)") && Contains("3-D spatial windows are not supported"));
 }
+
+TEST_CASE("A rank that an operator cannot take is refused before ONNX's shape inference indexes it", "[onnx]") {
+  // Found by fuzz_onnx: Gemm's inference before opset 7 reads B's second dim without checking that
+  // B has one, and libonnx 1.12 crashes on a rank-1 B.
+  auto m = one_node("Gemm");
+  m.mutable_opset_import(0)->set_version(6);
+  auto* n = m.mutable_graph()->mutable_node(0);
+  n->add_input("B");
+  n->add_input("C");
+  tensor_value(m.mutable_graph()->add_input(), "B", onnx::TensorProto::FLOAT, {3});
+  tensor_value(m.mutable_graph()->add_input(), "C", onnx::TensorProto::FLOAT, {3});
+  CHECK(load(bytes_of(m)).error() == "node 0 'the_node' (Gemm): B has rank 1, not 2");
+}
+
+TEST_CASE("Values that crash libonnx's shape inference are refused before it runs", "[onnx]") {
+  // Each found by fuzz_onnx as a crash inside libonnx 1.12.
+  SECTION("a zero stride, which its Conv and pool inference divides by") {
+    auto m = one_node("MaxPool", onnx::TensorProto::FLOAT, "", {1, 1, 4, 4});
+    auto* n = m.mutable_graph()->mutable_node(0);
+    for (const char* name : {"kernel_shape", "strides"}) {
+      auto* a = n->add_attribute();
+      a->set_name(name);
+      a->set_type(onnx::AttributeProto::INTS);
+      a->add_ints(name[0] == 'k' ? 2 : 0);
+      a->add_ints(2);
+    }
+    CHECK(load(bytes_of(m)).error() == "node 0 'the_node' (MaxPool): strides has a value below 1");
+  }
+  SECTION("a map where an operator takes a tensor") {
+    auto m = one_node("Relu");
+    auto* map = m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_map_type();
+    map->set_key_type(onnx::TensorProto::INT64);
+    map->mutable_value_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+    CHECK(load(bytes_of(m)).error() == "node 0 'the_node' (Relu): input 0 'X' is not a tensor (a sequence, map or optional), which is not supported");
+  }
+  SECTION("a graph output named as an input, declared with another rank") {
+    auto m = one_node("Relu");
+    tensor_value(m.mutable_graph()->add_output(), "X", onnx::TensorProto::FLOAT, {6});
+    CHECK(load(bytes_of(m)).error() == "'X' is declared with rank 1 and with rank 2");
+  }
+}
