@@ -2,7 +2,7 @@
 # Runs the fuzzers for longer than the tests do: each for SECONDS (default 300) from its own corpus
 # (kept between runs in BUILD/test/fuzz/corpus-*) and its seeds, one after the other.
 #
-#   scripts/fuzz.sh [SECONDS] [FUZZER...]     FUZZER: accel guest files http (default: all four)
+#   scripts/fuzz.sh [SECONDS] [FUZZER...]     FUZZER: accel guest files http onnx (default: all five)
 #
 # Environment:
 #   UNIFN_BUILD_DIR      the build directory (default: build); configured and built here when needed
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-300}
 [[ $# -gt 0 ]] && shift
 names=("$@")
-[[ ${#names[@]} -eq 0 ]] && names=(accel guest files http)
+[[ ${#names[@]} -eq 0 ]] && names=(accel guest files http onnx)
 build=${UNIFN_BUILD_DIR:-build}
 jobs=${UNIFN_FUZZ_JOBS:-1}
 
@@ -28,8 +28,8 @@ fi
 targets=()
 for n in "${names[@]}"; do
   case "$n" in
-    accel|guest|files|http) targets+=("fuzz_$n") ;;
-    *) echo "fuzz.sh: unknown fuzzer '$n' (accel, guest, files, http)" >&2; exit 2 ;;
+    accel|guest|files|http|onnx) targets+=("fuzz_$n") ;;
+    *) echo "fuzz.sh: unknown fuzzer '$n' (accel, guest, files, http, onnx)" >&2; exit 2 ;;
   esac
 done
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}"
@@ -53,6 +53,7 @@ for n in "${names[@]}"; do
   case "$n" in
     accel) corpus=corpus; seeds=seeds; extra=() ;;   # the names the fuzz_accel test uses
     http) corpus=corpus-http; seeds=fuzz-seeds/http; extra=(-dict="$PWD/test/fuzz/http.dict") ;;
+    onnx) corpus=corpus-onnx; seeds=seeds-onnx; extra=() ;;   # seeds copied at configure time
     *) corpus=corpus-$n; seeds=fuzz-seeds/$n; extra=() ;;
   esac
   mkdir -p "$dir/$corpus"

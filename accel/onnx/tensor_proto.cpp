@@ -18,7 +18,7 @@ Expected<std::vector<T>> data_of(const onnx::TensorProto& p, const Repeated& typ
     if (raw.size() != out.size() * sizeof(T))
       return Error{fmt::format("{} has {} bytes of raw data for {} elements of {} bytes", what, raw.size(), n,
                                sizeof(T))};
-    std::memcpy(out.data(), raw.data(), raw.size());  // x86-64 is little-endian, as raw_data is
+    if (!raw.empty()) std::memcpy(out.data(), raw.data(), raw.size());  // x86-64 is little-endian, as raw_data is
     return out;
   }
   if (static_cast<std::int64_t>(typed.size()) != n)
