@@ -18,8 +18,9 @@ namespace unifn::onnx_model {
 
 // The largest model accepted: the bytes come from a guest, and protobuf holds them all in memory.
 inline constexpr std::size_t kMaxModelBytes = std::size_t{64} << 20;
-// The most nodes one graph may have: bounds the work of checking and running it.
-inline constexpr std::size_t kMaxNodes = 100000;
+// The most nodes one graph may have: bounds the work of checking and running it (measured: a chain
+// of 10,000 Relu loads in ~0.2 s, of 100,000 in ~2.3 s; a 64 MiB model of one Gemm in ~0.7 s).
+inline constexpr std::size_t kMaxNodes = 10000;
 // The default domain's opsets this executor knows (ONNX 1.12's newest is 17). Operators whose oldest
 // versions mean something else (Add's broadcast attribute) are refused per node below their version.
 inline constexpr std::int64_t kMinOpset = 1;

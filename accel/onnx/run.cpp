@@ -1,6 +1,8 @@
 // The graph walk: input checks, the shape-only operators in plain C++, the rest through oneDNN.
 #include "accel/onnx/run.h"
 
+#include <dlfcn.h>
+
 #include <map>
 #include <stdexcept>
 
@@ -42,6 +44,15 @@ std::string check_inputs(const Graph& g, std::span<const Tensor> inputs) {
     }
   }
   return {};
+}
+
+// OpenMP's omp_set_num_threads, found in the runtime oneDNN already loaded (libgomp with Debian's
+// libdnnl), so that nothing here is compiled with OpenMP. It sets the calling thread's team size.
+void set_threads(int n) {
+  using SetThreads = void (*)(int);
+  // Safe: dlsym answers the function's address or null; the type is omp_set_num_threads's own.
+  static auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  if (set && n > 0) set(n);
 }
 
 float scalar(const Tensor* t, float def, const char* what) {
@@ -191,8 +202,9 @@ thread_local Dnnl Walk::d_;
 
 }  // namespace
 
-Expected<std::vector<Tensor>> run(const Graph& graph, std::span<const Tensor> inputs) {
+Expected<std::vector<Tensor>> run(const Graph& graph, std::span<const Tensor> inputs, RunOptions options) {
   if (auto why = check_inputs(graph, inputs); !why.empty()) return Error{why};
+  set_threads(options.threads);
   try {
     return Walk(graph, inputs).all();
   } catch (const std::exception& e) {

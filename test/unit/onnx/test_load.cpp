@@ -145,3 +145,19 @@ TEST_CASE("Values that crash libonnx's shape inference are refused before it run
     CHECK(load(bytes_of(m)).error() == "'X' is declared with rank 1 and with rank 2");
   }
 }
+
+TEST_CASE("A graph of more nodes than the cap is refused before the ONNX library looks at it", "[onnx]") {
+  auto m = one_node("Relu");
+  auto* g = m.mutable_graph();
+  g->mutable_node(0)->set_output(0, "v0");
+  for (std::size_t i = 0; i < kMaxNodes; ++i) {
+    auto* n = g->add_node();
+    n->set_op_type("Identity");
+    n->add_input("v" + std::to_string(i));
+    n->add_output(i + 1 == kMaxNodes ? "Y" : "v" + std::to_string(i + 1));
+  }
+  CHECK(load(bytes_of(m)).error() == "the graph has 10001 nodes, more than the 10000 accepted");
+  g->mutable_node()->RemoveLast();
+  g->mutable_node(g->node_size() - 1)->set_output(0, "Y");
+  CHECK(load(bytes_of(m)).ok());
+}
