@@ -16,6 +16,13 @@ namespace {
 
 [[noreturn]] void fail(std::string why) { throw std::runtime_error(std::move(why)); }
 
+// "[1, batch, ?]": fixed sizes, named sizes, unknown ones.
+std::string declared_shape(const Value& v) {
+  std::string s;
+  for (const Dim& d : v.dims) s += (s.empty() ? "" : ", ") + (d.value >= 0 ? std::to_string(d.value) : d.param.empty() ? "?" : d.param);
+  return "[" + s + "]";
+}
+
 std::string check_inputs(const Graph& g, std::span<const Tensor> inputs) {
   if (inputs.size() != g.inputs.size())
     return fmt::format("the model takes {} inputs, {} were given", g.inputs.size(), inputs.size());
@@ -29,9 +36,7 @@ std::string check_inputs(const Graph& g, std::span<const Tensor> inputs) {
     if (static_cast<std::int64_t>(t.stored()) != n)
       return fmt::format("input '{}' has shape {} ({} elements) but {} values", v.name, shape_string(t.dims), n, t.stored());
     if (!v.shape_known) continue;
-    std::string want;
-    for (const Dim& d : v.dims) want += want.empty() ? "" : ", ", want += d.value >= 0 ? std::to_string(d.value) : d.param.empty() ? "?" : d.param;
-    auto refuse = [&] { return fmt::format("input '{}' has shape {}, where the model takes [{}]", v.name, shape_string(t.dims), want); };
+    auto refuse = [&] { return fmt::format("input '{}' has shape {}, where the model takes {}", v.name, shape_string(t.dims), declared_shape(v)); };
     if (t.dims.size() != v.dims.size()) return refuse();
     for (std::size_t i = 0; i < t.dims.size(); ++i) {
       const Dim& d = v.dims[i];
@@ -112,6 +117,7 @@ class Walk {
       try {
         Tensor y = node(n);
         auto out = static_cast<std::size_t>(n.outputs.at(0));
+        agrees(g_.values[out], y);
         held_[out] = std::move(y);
         at_[out] = &held_[out];
       } catch (const dnnl::error& e) {
@@ -126,6 +132,15 @@ class Walk {
   }
 
  private:
+  // A result must have the shape ONNX's shape inference gave its value at load, where it gave one:
+  // the executor and the model's rules disagreeing is an error, not an answer.
+  static void agrees(const Value& v, const Tensor& y) {
+    if (!v.shape_known) return;
+    bool same = v.dims.size() == y.dims.size();
+    for (std::size_t i = 0; same && i < y.dims.size(); ++i) same = v.dims[i].value < 0 || v.dims[i].value == y.dims[i];
+    if (!same) fail(fmt::format("output '{}' has shape {}, where shape inference gave {}", v.name, shape_string(y.dims), declared_shape(v)));
+  }
+
   const Tensor* in(const Node& n, std::size_t k) const {
     return k < n.inputs.size() && n.inputs[k] != kNoValue ? at_[static_cast<std::size_t>(n.inputs[k])] : nullptr;
   }
