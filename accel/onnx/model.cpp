@@ -188,6 +188,7 @@ class Builder {
         throw Refusal{fmt::format("{}: input {} '{}' is {}, where this operator takes {}", who, p, in, to_string(have), to_string(want))};
       out.inputs.push_back(it->second);
     }
+    refuse_spatial_rank(out, who);
     refuse_extra_outputs(out.op, n, who);
     for (const auto& o : n.output()) {
       if (out.op == Op::Constant) {
@@ -206,6 +207,16 @@ class Builder {
 
   static DType input_type(Op op, int position) {
     return op == Op::Reshape && position == 1 ? DType::Int64 : DType::Float;
+  }
+
+  // A window over more than 2 spatial dims is refused where the rank is known here (a Conv whose
+  // kernel_shape is left to the weights has no attribute that says it).
+  void refuse_spatial_rank(const Node& n, const std::string& who) const {
+    bool windowed = n.op == Op::Conv || n.op == Op::MaxPool || n.op == Op::AveragePool || n.op == Op::GlobalAveragePool;
+    if (!windowed || n.inputs.empty() || n.inputs[0] == kNoValue) return;
+    const Value& x = g_.values[static_cast<std::size_t>(n.inputs[0])];
+    if (x.shape_known && x.dims.size() > 4)
+      throw Refusal{fmt::format("{}: {}-D spatial windows are not supported, only 1-D and 2-D", who, x.dims.size() - 2)};
   }
 
   void refuse_extra_outputs(Op op, const onnx::NodeProto& n, const std::string& who) const {
@@ -236,7 +247,6 @@ class Builder {
     const std::string& input(int k) const { return n_.input(k); }
     int inputs;
     [[noreturn]] void refuse(const std::string& why) const { throw Refusal{fmt::format("{}: {}", who_, why)}; }
-    std::size_t count() const { return by_name_.size(); }
 
    private:
     const onnx::NodeProto& n_;

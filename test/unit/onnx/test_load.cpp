@@ -96,13 +96,19 @@ TEST_CASE("An initializer held in an external file is refused before any file is
   CHECK(load(bytes_of(m)).error() == "initializer 'B' refers to external data: only data held in the model is accepted");
 }
 
-TEST_CASE("A 3-D pooling window is refused at load, naming the node", "[onnx]") {
+TEST_CASE("A 3-D pooling or convolution window is refused at load, naming the node", "[onnx]") {
   auto m = one_node("MaxPool", onnx::TensorProto::FLOAT, "", {1, 1, 2, 2, 2});
   auto* a = m.mutable_graph()->mutable_node(0)->add_attribute();
   a->set_name("kernel_shape");
   a->set_type(onnx::AttributeProto::INTS);
   for (int k : {1, 1, 1}) a->add_ints(k);
   CHECK_THAT(load(bytes_of(m)).error(), Contains("(MaxPool)") && Contains("3-D spatial windows are not supported"));
+
+  // A Conv may leave its kernel's shape to the weights: the input's rank says it then.
+  auto conv = one_node("Conv", onnx::TensorProto::FLOAT, "", {1, 1, 2, 2, 2});
+  conv.mutable_graph()->mutable_node(0)->add_input("W");
+  tensor_value(conv.mutable_graph()->add_input(), "W", onnx::TensorProto::FLOAT, {1, 1, 1, 1, 1});
+  CHECK(load(bytes_of(conv)).error() == "node 0 'the_node' (Conv): 3-D spatial windows are not supported, only 1-D and 2-D");
 }
 
 TEST_CASE("A rank that an operator cannot take is refused before ONNX's shape inference indexes it", "[onnx]") {
