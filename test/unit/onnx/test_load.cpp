@@ -167,3 +167,28 @@ TEST_CASE("A graph of more nodes than the cap is refused before the ONNX library
   g->mutable_node(g->node_size() - 1)->set_output(0, "Y");
   CHECK(load(bytes_of(m)).ok());
 }
+
+TEST_CASE("A named size (a dynamic batch) takes any value, the same in every input", "[onnx]") {
+  auto m = one_node("Add");
+  auto* g = m.mutable_graph();
+  g->mutable_node(0)->add_input("Z");
+  tensor_value(g->add_input(), "Z", onnx::TensorProto::FLOAT, {3});
+  for (auto* v : {g->mutable_input(0), g->mutable_input(1), g->mutable_output(0)}) {
+    auto* shape = v->mutable_type()->mutable_tensor_type()->mutable_shape();
+    shape->Clear();
+    shape->add_dim()->set_dim_param("batch");
+    shape->add_dim()->set_dim_value(3);
+  }
+  auto model = load(bytes_of(m));
+  REQUIRE(model.ok());
+  for (std::int64_t batch : {1, 4}) {
+    std::vector<Tensor> in{Tensor::floats({batch, 3}, std::vector<float>(static_cast<std::size_t>(batch * 3), 1)),
+                           Tensor::floats({batch, 3}, std::vector<float>(static_cast<std::size_t>(batch * 3), 2))};
+    auto out = run(*model.value(), in, RunOptions{2});
+    REQUIRE(out.ok());
+    CHECK(out.value()[0].dims == std::vector<std::int64_t>{batch, 3});
+    CHECK(out.value()[0].f == std::vector<float>(static_cast<std::size_t>(batch * 3), 3));
+  }
+  std::vector<Tensor> mixed{Tensor::floats({2, 3}, std::vector<float>(6)), Tensor::floats({3, 3}, std::vector<float>(9))};
+  CHECK(run(*model.value(), mixed).error() == "input 'Z' has size 3 for 'batch', which another input gives as 2");
+}
