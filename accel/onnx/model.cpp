@@ -49,6 +49,8 @@ constexpr std::array kOps{
     OpInfo{Op::Transpose, "Transpose", 1, ""},
     OpInfo{Op::Flatten, "Flatten", 1, ""},
     OpInfo{Op::Reshape, "Reshape", 5, "older versions take the shape as an attribute"},
+    OpInfo{Op::Squeeze, "Squeeze", 1, ""},
+    OpInfo{Op::Unsqueeze, "Unsqueeze", 1, ""},
     OpInfo{Op::Dropout, "Dropout", 1, ""},
     OpInfo{Op::Constant, "Constant", 1, ""},
     OpInfo{Op::Identity, "Identity", 1, ""},
@@ -206,7 +208,8 @@ class Builder {
   }
 
   static DType input_type(Op op, int position) {
-    return op == Op::Reshape && position == 1 ? DType::Int64 : DType::Float;
+    bool shape_like = op == Op::Reshape || op == Op::Squeeze || op == Op::Unsqueeze;
+    return shape_like && position == 1 ? DType::Int64 : DType::Float;
   }
 
   // A window over more than 2 spatial dims is refused where the rank is known here (a Conv whose
@@ -277,6 +280,7 @@ class Builder {
       case Op::Flatten: return AxisAttrs{a.i("axis", 1)};
       case Op::Transpose: return PermAttrs{a.ints("perm")};
       case Op::Reshape: return ReshapeAttrs{a.i("allowzero", 0) != 0};
+      case Op::Squeeze: case Op::Unsqueeze: return AxesAttrs{a.ints("axes")};
       case Op::Dropout:
         if (a.inputs > 2 && !a.input(2).empty()) a.refuse("the training_mode input is not supported (inference only)");
         if (a.i("is_test", 1) == 0) a.refuse("is_test=0 (training) is not supported");

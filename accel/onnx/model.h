@@ -30,7 +30,7 @@ enum class Op {
   Conv, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization,
   Relu, LeakyRelu, Sigmoid, Tanh, Clip,
   Add, Mul, Sub, Div, MatMul, Gemm, Softmax, Concat, Transpose,
-  Flatten, Reshape, Dropout, Constant, Identity,
+  Flatten, Reshape, Squeeze, Unsqueeze, Dropout, Constant, Identity,
 };
 std::string_view to_string(Op op);
 
@@ -57,6 +57,9 @@ struct AxisAttrs {  // Softmax, Concat, Flatten
 struct PermAttrs {  // Transpose
   std::vector<std::int64_t> perm;  // empty: reverse
 };
+struct AxesAttrs {  // Squeeze and Unsqueeze before opset 13; from 13 the axes are an input
+  std::vector<std::int64_t> axes;
+};
 // Add, Sub, Mul, Div before opset 7: no numpy broadcasting, but B fitted into A by a 'broadcast' flag
 // and an 'axis' where B's dims start (suffix matching without it).
 struct BinaryAttrs {
@@ -70,7 +73,7 @@ struct ReshapeAttrs {
 struct ConstantAttrs {
   Tensor value;
 };
-using Attrs = std::variant<std::monostate, WindowAttrs, GemmAttrs, ScalarAttrs, AxisAttrs, PermAttrs,
+using Attrs = std::variant<std::monostate, WindowAttrs, GemmAttrs, ScalarAttrs, AxisAttrs, PermAttrs, AxesAttrs,
                            BinaryAttrs, ReshapeAttrs, ConstantAttrs>;
 
 inline constexpr int kNoValue = -1;  // an optional input left out

@@ -196,6 +196,14 @@ class Ranks {
       // A shape longer than any tensor oneDNN holds is left to the run to refuse.
       return it == length_.end() || it->second > 64 ? kUnknown : static_cast<int>(it->second);
     }
+    if (op == "Squeeze" || op == "Unsqueeze") {  // axes as an attribute before opset 13, an input after
+      need(in(1) == kUnknown || in(1) == 1, "the axes input is not a vector");
+      auto axes = attr("axes");
+      if (!axes || in(0) == kUnknown) return kUnknown;
+      int r = op == "Unsqueeze" ? in(0) + axes->ints_size() : in(0);
+      for (auto a : axes->ints()) need(a >= -r && a < r, fmt::format("axis {} is outside a rank-{} tensor", a, r));
+      return op == "Unsqueeze" ? r : r - axes->ints_size();
+    }
     if (op == "Constant") {
       for (const auto& a : n_->attribute()) {
         if (a.name() == "value") return a.t().dims_size();

@@ -105,6 +105,30 @@ Tensor reshape(const Tensor& x, const Tensor& shape, bool allowzero) {
   return y;
 }
 
+// Squeeze removes the size-1 dims at axes (all of them when axes is empty); Unsqueeze inserts size-1
+// dims so that they stand at axes in the result.
+Tensor squeeze(const Tensor& x, std::vector<std::int64_t> axes, bool unsqueeze) {
+  std::size_t rank = unsqueeze ? x.dims.size() + axes.size() : x.dims.size();
+  std::vector<bool> at(rank);
+  for (auto& a : axes) {
+    auto k = static_cast<std::size_t>(normalize_axis(a, rank));
+    if (at[k]) fail(fmt::format("axes {} name axis {} twice", shape_string(axes), k));
+    at[k] = true;
+  }
+  Tensor y = x;
+  y.dims.clear();
+  if (unsqueeze) {
+    for (std::size_t k = 0, from = 0; k < rank; ++k) y.dims.push_back(at[k] ? 1 : x.dims[from++]);
+    return y;
+  }
+  for (std::size_t k = 0; k < rank; ++k) {
+    bool drop = axes.empty() ? x.dims[k] == 1 : at[k];
+    if (drop && x.dims[k] != 1) fail(fmt::format("axis {} of shape {} is not of size 1", k, shape_string(x.dims)));
+    if (!drop) y.dims.push_back(x.dims[k]);
+  }
+  return y;
+}
+
 class Walk {
  public:
   Walk(const Graph& g, std::span<const Tensor> inputs) : g_(g), at_(g.values.size()), held_(g.values.size()) {
@@ -182,6 +206,10 @@ class Walk {
       case Op::Transpose: return transpose(d_, x, std::get<PermAttrs>(n.attrs).perm);
       case Op::Flatten: return flatten(x, std::get<AxisAttrs>(n.attrs).axis);
       case Op::Reshape: return reshape(x, need(n, 1), std::get<ReshapeAttrs>(n.attrs).allowzero);
+      case Op::Squeeze: case Op::Unsqueeze: {
+        const Tensor* axes = in(n, 1);  // from opset 13; before it, the attribute
+        return squeeze(x, axes ? axes->i : std::get<AxesAttrs>(n.attrs).axes, n.op == Op::Unsqueeze);
+      }
       case Op::Dropout: case Op::Identity: return x;
       case Op::Constant: return std::get<ConstantAttrs>(n.attrs).value;
     }

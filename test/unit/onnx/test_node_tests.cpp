@@ -86,8 +86,8 @@ Outcome attempt(const fs::path& dir) {
 bool named_for_supported(const std::string& test) {
   static const char* prefixes[] = {"conv", "basic_conv", "maxpool", "averagepool", "globalaveragepool", "batchnorm",
                                    "relu", "leakyrelu", "sigmoid", "tanh", "clip", "add", "mul", "sub", "div", "matmul",
-                                   "gemm", "softmax", "concat", "transpose", "flatten", "reshape", "dropout", "constant",
-                                   "identity"};
+                                   "gemm", "softmax", "concat", "transpose", "flatten", "reshape", "squeeze", "unsqueeze",
+                                   "dropout", "constant", "identity"};
   for (const char* p : prefixes) {
     std::string head = std::string("test_") + p;
     if (test.rfind(head, 0) == 0 && (test.size() == head.size() || test[head.size()] == '_')) return true;
@@ -103,7 +103,7 @@ bool only_supported_ops(const fs::path& dir) {
   static const std::vector<std::string> ops = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "BatchNormalization",
                                                "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Add", "Mul", "Sub", "Div",
                                                "MatMul", "Gemm", "Softmax", "Concat", "Transpose", "Flatten", "Reshape",
-                                               "Dropout", "Constant", "Identity"};
+                                               "Squeeze", "Unsqueeze", "Dropout", "Constant", "Identity"};
   for (const auto& n : m.graph().node())
     if (std::find(ops.begin(), ops.end(), n.op_type()) == ops.end()) return false;
   return m.graph().node_size() > 0;
