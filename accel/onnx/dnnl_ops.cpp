@@ -244,7 +244,7 @@ Tensor gemm(Dnnl& d, const Tensor& a, const Tensor& b, const Tensor* c, const Ge
   return binary(d, dnnl::algorithm::binary_add, y, eltwise(d, dnnl::algorithm::eltwise_linear, *c, g.beta, 0.f));
 }
 
-Tensor softmax(Dnnl& d, const Tensor& x, std::int64_t axis, bool coerce_2d) {
+Tensor softmax(Dnnl& d, const Tensor& x, std::int64_t axis, bool coerce_2d, bool log) {
   if (x.dims.empty()) fail("Softmax takes no scalar");
   std::int64_t ax = normalize_axis(axis, x.dims.size());
   Tensor y = zeros(x.dims);
@@ -257,7 +257,8 @@ Tensor softmax(Dnnl& d, const Tensor& x, std::int64_t axis, bool coerce_2d) {
     ax = 1;
   }
   memory::desc md = plain(dims);
-  dnnl::softmax_forward p({{dnnl::prop_kind::forward_inference, md, static_cast<int>(ax)}, d.engine});
+  auto alg = log ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate;
+  dnnl::softmax_v2_forward p({{dnnl::prop_kind::forward_inference, alg, md, md, static_cast<int>(ax)}, d.engine});
   run(d, p, {{DNNL_ARG_SRC, source(d, md, x)}, {DNNL_ARG_DST, target(d, md, y)}});
   return y;
 }

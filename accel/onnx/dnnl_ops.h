@@ -26,7 +26,8 @@ Tensor eltwise(Dnnl& d, dnnl::algorithm alg, const Tensor& x, float alpha = 0, f
 Tensor binary(Dnnl& d, dnnl::algorithm alg, const Tensor& a, const Tensor& b);  // numpy broadcasting
 Tensor matmul(Dnnl& d, const Tensor& a, const Tensor& b);                       // numpy matmul
 Tensor gemm(Dnnl& d, const Tensor& a, const Tensor& b, const Tensor* c, const GemmAttrs& g);
-Tensor softmax(Dnnl& d, const Tensor& x, std::int64_t axis, bool coerce_2d);
+// Softmax or, with `log`, LogSoftmax; `coerce_2d`: over all dims from axis on, as before opset 13.
+Tensor softmax(Dnnl& d, const Tensor& x, std::int64_t axis, bool coerce_2d, bool log);
 Tensor concat(Dnnl& d, const std::vector<const Tensor*>& xs, std::int64_t axis);
 Tensor transpose(Dnnl& d, const Tensor& x, std::vector<std::int64_t> perm);
 

@@ -45,6 +45,7 @@ constexpr std::array kOps{
     OpInfo{Op::MatMul, "MatMul", 1, ""},
     OpInfo{Op::Gemm, "Gemm", 1, ""},  // its old 'broadcast' flag only allows what numpy's rules allow
     OpInfo{Op::Softmax, "Softmax", 1, ""},
+    OpInfo{Op::LogSoftmax, "LogSoftmax", 1, ""},
     OpInfo{Op::Concat, "Concat", 1, ""},
     OpInfo{Op::Transpose, "Transpose", 1, ""},
     OpInfo{Op::Flatten, "Flatten", 1, ""},
@@ -270,7 +271,7 @@ class Builder {
         return ScalarAttrs{a.f("min", std::numeric_limits<float>::lowest()), a.f("max", std::numeric_limits<float>::max())};
       case Op::Gemm:
         return GemmAttrs{a.f("alpha", 1), a.f("beta", 1), a.i("transA", 0) != 0, a.i("transB", 0) != 0};
-      case Op::Softmax: return AxisAttrs{a.i("axis", version < 13 ? 1 : -1)};
+      case Op::Softmax: case Op::LogSoftmax: return AxisAttrs{a.i("axis", version < 13 ? 1 : -1)};
       case Op::Concat: return AxisAttrs{a.i("axis", version < 4 ? 1 : 0)};
       case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: {
         if (version >= 7) return BinaryAttrs{};

@@ -29,7 +29,7 @@ inline constexpr std::int64_t kMaxOpset = 17;
 enum class Op {
   Conv, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization,
   Relu, LeakyRelu, Sigmoid, Tanh, Clip,
-  Add, Mul, Sub, Div, MatMul, Gemm, Softmax, Concat, Transpose,
+  Add, Mul, Sub, Div, MatMul, Gemm, Softmax, LogSoftmax, Concat, Transpose,
   Flatten, Reshape, Squeeze, Unsqueeze, Dropout, Constant, Identity,
 };
 std::string_view to_string(Op op);
@@ -51,7 +51,7 @@ struct GemmAttrs {
 struct ScalarAttrs {  // LeakyRelu's alpha, BatchNormalization's epsilon, Clip's bounds before opset 11
   float alpha = 0, beta = 0;
 };
-struct AxisAttrs {  // Softmax, Concat, Flatten
+struct AxisAttrs {  // Softmax, LogSoftmax, Concat, Flatten
   std::int64_t axis = 0;
 };
 struct PermAttrs {  // Transpose

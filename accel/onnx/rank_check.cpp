@@ -159,7 +159,7 @@ class Ranks {
       need(in(2) == kUnknown || in(2) <= 2, fmt::format("C has rank {}, more than 2", in(2)));
       return 2;
     }
-    if (op == "Softmax") {
+    if (op == "Softmax" || op == "LogSoftmax") {
       axis_within("axis", 1, in(0), false);  // the default matters not: -1 and 1 both fit rank >= 2
       return in(0);
     }

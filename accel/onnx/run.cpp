@@ -197,7 +197,8 @@ class Walk {
       case Op::Div: return arithmetic(n, A::binary_div, x);
       case Op::MatMul: return matmul(d_, x, need(n, 1));
       case Op::Gemm: return gemm(d_, x, need(n, 1), in(n, 2), std::get<GemmAttrs>(n.attrs));
-      case Op::Softmax: return softmax(d_, x, std::get<AxisAttrs>(n.attrs).axis, n.version < 13);
+      case Op::Softmax: case Op::LogSoftmax:
+        return softmax(d_, x, std::get<AxisAttrs>(n.attrs).axis, n.version < 13, n.op == Op::LogSoftmax);
       case Op::Concat: {
         std::vector<const Tensor*> xs;
         for (std::size_t k = 0; k < n.inputs.size(); ++k) xs.push_back(&need(n, k));

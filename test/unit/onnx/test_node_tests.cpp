@@ -86,7 +86,7 @@ Outcome attempt(const fs::path& dir) {
 bool named_for_supported(const std::string& test) {
   static const char* prefixes[] = {"conv", "basic_conv", "maxpool", "averagepool", "globalaveragepool", "batchnorm",
                                    "relu", "leakyrelu", "sigmoid", "tanh", "clip", "add", "mul", "sub", "div", "matmul",
-                                   "gemm", "softmax", "concat", "transpose", "flatten", "reshape", "squeeze", "unsqueeze",
+                                   "gemm", "softmax", "logsoftmax", "concat", "transpose", "flatten", "reshape", "squeeze", "unsqueeze",
                                    "dropout", "constant", "identity"};
   for (const char* p : prefixes) {
     std::string head = std::string("test_") + p;
@@ -102,7 +102,7 @@ bool only_supported_ops(const fs::path& dir) {
   if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return false;
   static const std::vector<std::string> ops = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "BatchNormalization",
                                                "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Add", "Mul", "Sub", "Div",
-                                               "MatMul", "Gemm", "Softmax", "Concat", "Transpose", "Flatten", "Reshape",
+                                               "MatMul", "Gemm", "Softmax", "LogSoftmax", "Concat", "Transpose", "Flatten", "Reshape",
                                                "Squeeze", "Unsqueeze", "Dropout", "Constant", "Identity"};
   for (const auto& n : m.graph().node())
     if (std::find(ops.begin(), ops.end(), n.op_type()) == ops.end()) return false;
