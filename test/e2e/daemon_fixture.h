@@ -18,17 +18,10 @@
 #include <catch2/catch.hpp>
 
 #include "process.h"
+#include "temp_dir.h"
 
 namespace unifn::test {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/unifn-e2e-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { sh("rm -rf " + path); }
-};
 
 
 // The platform this test runs on (ctest sets UNIFN_PLATFORM), as a flag for the daemon, which

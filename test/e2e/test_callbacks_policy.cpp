@@ -95,7 +95,7 @@ std::string poll_call(const Daemon& d, const std::string& id, const std::string&
 }
 
 std::string config_file(const TempDir& dir, const std::string& extra) {
-  const auto path = dir.path + "/unifn.yaml";
+  const auto path = dir.str() + "/unifn.yaml";
   std::ofstream(path) << "listen: 127.0.0.1:0\nfunctions_dirs: [" << UNIFN_BUILD_DIR << "/functions.d]\n" << extra;
   return path;
 }
@@ -152,7 +152,7 @@ TEST_CASE("a daemon file that allows loopback gets its callbacks, by address or 
 TEST_CASE("a state directory that is not ours alone stops unifnd, unifnd run and check-config with a sentence") {
   namespace fs = std::filesystem;
   TempDir base;  // mkdtemp: ours, 0700, under /tmp
-  const auto open = base.path + "/open";
+  const auto open = base.str() + "/open";
   fs::create_directories(open);
   fs::permissions(open, fs::perms::all);
   const std::string why = "refusing the state directory " + open + ": its mode 0777 lets group and others write to it";
@@ -165,12 +165,12 @@ TEST_CASE("a state directory that is not ours alone stops unifnd, unifnd run and
                 platform_flag("") + " 2>&1");
   CHECK(run.status == 1);
   CHECK_THAT(run.out, Catch::Contains("unifnd run: " + why));
-  auto check = sh(kUnifnd + " check-config --state-dir " + open + " --functions-dir " + base.path + "/none 2>&1");
+  auto check = sh(kUnifnd + " check-config --state-dir " + open + " --functions-dir " + base.str() + "/none 2>&1");
   CHECK(check.status == 1);
   CHECK_THAT(check.out, Catch::Contains("state_dir: " + why));
 
   // An explicit one under /tmp that is ours: created 0700, and it serves.
-  const auto mine = base.path + "/mine";
+  const auto mine = base.str() + "/mine";
   auto ok = sh("timeout 60 " + kUnifnd + " run " + UNIFN_FUNCTIONS_DIR + "/hello.elf --state-dir " + mine +
                platform_flag("") + " 2>&1");
   CHECK(ok.status == 0);
@@ -183,7 +183,7 @@ TEST_CASE("a state directory that is not ours alone stops unifnd, unifnd run and
     WARN("not root: a state directory another user owns needs chown, skipped");
     return;
   }
-  const auto theirs = base.path + "/theirs";
+  const auto theirs = base.str() + "/theirs";
   fs::create_directories(theirs);
   fs::permissions(theirs, fs::perms::owner_all);
   REQUIRE(::chown(theirs.c_str(), 65534, 65534) == 0);

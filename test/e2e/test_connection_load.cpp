@@ -43,8 +43,8 @@ void need_open_files(rlim_t need) {
 struct Functions {
   TempDir dir;
   Functions() {
-    std::ofstream(dir.path + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR << "/echo.elf\n";
-    std::ofstream(dir.path + "/misbehave.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
+    std::ofstream(dir.str() + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR << "/echo.elf\n";
+    std::ofstream(dir.str() + "/misbehave.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
                                                 << "/test/guests/misbehave.elf\nmax_instances: 1\n";
   }
 };
@@ -146,7 +146,7 @@ std::string metrics_until(const Daemon& d, Pred pred) {
 TEST_CASE("5000 idle connections leave the daemon serving a new client below its open-file limit") {
   need_open_files(kIdle + 512);
   Functions fn;
-  Daemon d("--functions-dir " + fn.dir.path, "ulimit -n " + std::to_string(kDaemonFiles) + ";");
+  Daemon d("--functions-dir " + fn.dir.str(), "ulimit -n " + std::to_string(kDaemonFiles) + ";");
   const int port = port_of(d);
   CHECK(d.wait_log("limits: 1536 connections at most"));  // derived: 2048 less the 512 reserved
 
@@ -183,7 +183,7 @@ TEST_CASE("5000 idle connections leave the daemon serving a new client below its
 TEST_CASE("one address holding thousands of idle connections cannot lock out another") {
   need_open_files(3500);
   Functions fn;
-  Daemon d("--functions-dir " + fn.dir.path, "ulimit -n 4096;");
+  Daemon d("--functions-dir " + fn.dir.str(), "ulimit -n 4096;");
   const int port = port_of(d);
   CHECK(d.wait_log("384 per client address"));  // derived: 3072 connections / 8
 

@@ -61,9 +61,9 @@ TEST_CASE("SIGTERM stops the daemon cleanly") {
 
 TEST_CASE("SIGTERM answers the calls in flight before it closes their connections") {
   TempDir fns;
-  std::ofstream(fns.path + "/m.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
+  std::ofstream(fns.str() + "/m.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
                                       << "/test/guests/misbehave.elf\ntimeout_ms: 1000\n";
-  Daemon d("--functions-dir " + fns.path);
+  Daemon d("--functions-dir " + fns.str());
   auto running = std::async(std::launch::async, [&] {
     return curl("-o /dev/null -w '%{http_code}' -X POST --data-binary loop " + d.url("/function/misbehave"));
   });
@@ -79,8 +79,8 @@ TEST_CASE("a SIGTERM or SIGHUP that lands on a thread a library started before m
   // process-directed signal to one of them. Sent to each such thread directly, it must neither
   // kill the daemon nor be lost.
   TempDir fns;
-  std::ofstream(fns.path + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR << "/echo.elf\n";
-  Daemon d("--functions-dir " + fns.path);
+  std::ofstream(fns.str() + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR << "/echo.elf\n";
+  Daemon d("--functions-dir " + fns.str());
   std::vector<pid_t> threads;
   for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(d.pid()) + "/task")) {
     std::ifstream status(t.path() / "status");

@@ -45,7 +45,7 @@ bool cuda_available(const Daemon& d) {
 struct Functions {
   TempDir dir;
   void add(const std::string& name, const std::string& image, const std::string& accel) {
-    std::ofstream(dir.path + "/" + name + ".yaml") << "name: " << name << "\nimage: " << UNIFN_FUNCTIONS_DIR << "/"
+    std::ofstream(dir.str() + "/" + name + ".yaml") << "name: " << name << "\nimage: " << UNIFN_FUNCTIONS_DIR << "/"
                                                    << image << ".elf\nmemory_mb: 128\nmax_instances: 2\naccel: "
                                                    << accel << "\n";
   }
@@ -153,7 +153,7 @@ TEST_CASE("a function that allows only cuda answers 503 with the reason where no
   Functions fns;
   fns.add("gpu-only", "sgemm", "[cuda]");
   fns.add("gpu-first", "sgemm", "[cuda, cpu]");
-  Daemon d("--functions-dir " + fns.dir.path);
+  Daemon d("--functions-dir " + fns.dir.str());
   const std::uint32_t one[5] = {1, 1, 1, 0x40000000u, 0x40400000u};  // 1x1 times 1x1: 2 * 3
   const auto in = temp_file("gpu-in"), out = temp_file("gpu-out");
   write_file(in, one, sizeof one);
@@ -187,7 +187,7 @@ TEST_CASE("the daemon's accel.backends limits what functions may use") {
   fns.add("gpu-only", "sgemm", "[cuda]");
   fns.add("any", "sgemm", "[cuda, cpu]");
   const auto cfg = temp_file("accel-cfg") + ".yaml";
-  std::ofstream(cfg) << "listen: 127.0.0.1:0\nfunctions_dirs: [" << fns.dir.path << "]\naccel: {backends: [cpu]}\n";
+  std::ofstream(cfg) << "listen: 127.0.0.1:0\nfunctions_dirs: [" << fns.dir.str() << "]\naccel: {backends: [cpu]}\n";
   Daemon d("--config " + cfg);
   CHECK(curl("-o /dev/null -w '%{http_code}' -X POST " + d.url("/function/gpu-only")) == "503");
   CHECK_THAT(curl("-X POST " + d.url("/function/gpu-only")),

@@ -13,11 +13,11 @@ using namespace unifn::test;
 TEST_CASE("log_level: error, set by a reload, keeps a guest's console lines out and lets errors through") {
   TempDir dir;
   // hostile_respond prints one console line ("...cleared...forged") per call.
-  std::ofstream(dir.path + "/hostile.yaml") << "name: hostile\nimage: " << UNIFN_BUILD_DIR
+  std::ofstream(dir.str() + "/hostile.yaml") << "name: hostile\nimage: " << UNIFN_BUILD_DIR
                                             << "/test/guests/hostile_respond.elf\ntimeout_ms: 5000\n";
   TempDir etc;  // not in the functions directory, where it would be read as a drop-in
-  const auto cfg = etc.path + "/unifn.yaml";
-  const std::string base = "listen: 127.0.0.1:0\nfunctions_dirs: [" + dir.path + "]\n";
+  const auto cfg = etc.str() + "/unifn.yaml";
+  const std::string base = "listen: 127.0.0.1:0\nfunctions_dirs: [" + dir.str() + "]\n";
   std::ofstream(cfg) << base;
   Daemon d("--config " + cfg);
   CHECK_THAT(d.log(), Catch::Contains(" info unifnd: listening on"));

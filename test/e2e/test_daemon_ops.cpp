@@ -23,9 +23,9 @@ using namespace unifn::test;
 TEST_CASE("async calls answer 202, can be polled, and POST their result to a callback") {
   // The receiver listens on loopback, which callbacks may reach only when the daemon file says so.
   TempDir dir;
-  std::ofstream(dir.path + "/unifn.yaml") << "listen: 127.0.0.1:0\nfunctions_dirs: [" << UNIFN_BUILD_DIR
+  std::ofstream(dir.str() + "/unifn.yaml") << "listen: 127.0.0.1:0\nfunctions_dirs: [" << UNIFN_BUILD_DIR
                                           << "/functions.d]\ncallbacks: {allow: [public, 127.0.0.0/8]}\n";
-  Daemon d("--config " + dir.path + "/unifn.yaml");
+  Daemon d("--config " + dir.str() + "/unifn.yaml");
   CHECK(curl("-o /dev/null -w '%{http_code}' -X POST " + d.url("/async-function/nope")) == "404");
   CHECK(curl("-o /dev/null -w '%{http_code}' -X POST -H 'X-Callback-Url: ftp://x/' " + d.url("/async-function/echo")) == "400");
   auto head = curl("-i -X POST --data-binary 'async hello' " + d.url("/async-function/echo"));
@@ -91,11 +91,11 @@ TEST_CASE("/metrics shows invocations, durations, starts, instances and snapshot
 TEST_CASE("SIGHUP adds, changes and removes functions, a broken set is refused and the old one serves") {
   TempDir fns;
   auto put = [&](const std::string& file, const std::string& fn, const std::string& image) {
-    std::ofstream(fns.path + "/" + file) << "name: " << fn << "\nimage: " << UNIFN_FUNCTIONS_DIR << "/" << image
+    std::ofstream(fns.str() + "/" + file) << "name: " << fn << "\nimage: " << UNIFN_FUNCTIONS_DIR << "/" << image
                                          << ".elf\nmax_instances: 2\n";
   };
   put("10-echo.yaml", "echo", "echo");
-  Daemon d("--functions-dir " + fns.path);
+  Daemon d("--functions-dir " + fns.str());
   CHECK(curl("-X POST --data-binary a " + d.url("/function/echo")) == "a");
   CHECK(curl("-o /dev/null -w '%{http_code}' -X POST " + d.url("/function/hello")) == "404");
 
@@ -115,15 +115,15 @@ TEST_CASE("SIGHUP adds, changes and removes functions, a broken set is refused a
   CHECK(codes.find("200") != std::string::npos);
   CHECK(codes.find_first_not_of("200\n") == std::string::npos);  // nothing but 200s during the reload
 
-  std::ofstream(fns.path + "/30-broken.yaml") << "name: broken\nimage: /nonexistent.elf\n";
-  std::remove((fns.path + "/20-hello.yaml").c_str());
+  std::ofstream(fns.str() + "/30-broken.yaml") << "name: broken\nimage: /nonexistent.elf\n";
+  std::remove((fns.str() + "/20-hello.yaml").c_str());
   mark = d.log().size();
   d.signal(SIGHUP);
   REQUIRE(d.wait_log("reload refused", mark));
   CHECK_THAT(d.log().substr(mark), Catch::Contains("/nonexistent.elf"));
   CHECK(curl("-X POST --data-binary still " + d.url("/function/hello")) == "Hello, still!\n");  // old set serves
 
-  std::remove((fns.path + "/30-broken.yaml").c_str());
+  std::remove((fns.str() + "/30-broken.yaml").c_str());
   mark = d.log().size();
   d.signal(SIGHUP);
   REQUIRE(d.wait_log("reloaded", mark));
@@ -133,7 +133,7 @@ TEST_CASE("SIGHUP adds, changes and removes functions, a broken set is refused a
 TEST_CASE("a reload that changes a function's image removes its old snapshot from the state directory") {
   TempDir fns;
   auto put = [&](const std::string& image) {
-    std::ofstream(fns.path + "/10-fn.yaml") << "name: fn\nimage: " << UNIFN_FUNCTIONS_DIR << "/" << image << ".elf\n";
+    std::ofstream(fns.str() + "/10-fn.yaml") << "name: fn\nimage: " << UNIFN_FUNCTIONS_DIR << "/" << image << ".elf\n";
   };
   auto snapshots = [](const std::string& dir) {
     std::set<std::string> names;
@@ -141,7 +141,7 @@ TEST_CASE("a reload that changes a function's image removes its old snapshot fro
     return names;
   };
   put("echo");
-  Daemon d("--functions-dir " + fns.path);
+  Daemon d("--functions-dir " + fns.str());
   const auto before = snapshots(d.state_dir());
   CHECK(before.size() == 2);  // KEY.ram and KEY.state
   put("counter");
@@ -157,20 +157,20 @@ TEST_CASE("a reload that changes a function's image removes its old snapshot fro
 
 TEST_CASE("a malformed drop-in at start-up is reported and skipped, the others serve") {
   TempDir fns;
-  std::ofstream(fns.path + "/10-echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR << "/echo.elf\n";
-  std::ofstream(fns.path + "/20-bad.yaml") << "name: bad\nimage: x\nmemory_mb: lots\n";
-  Daemon d("--functions-dir " + fns.path);
+  std::ofstream(fns.str() + "/10-echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR << "/echo.elf\n";
+  std::ofstream(fns.str() + "/20-bad.yaml") << "name: bad\nimage: x\nmemory_mb: lots\n";
+  Daemon d("--functions-dir " + fns.str());
   CHECK(curl("-X POST --data-binary ok " + d.url("/function/echo")) == "ok");
   CHECK_THAT(d.log(), Catch::Contains("20-bad.yaml:3: memory_mb: 'lots' is not a whole number"));
 }
 
 TEST_CASE("200 concurrent clients against a pool of 2: only 200s and 429s, none lost") {
   TempDir fns;
-  std::ofstream(fns.path + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR
+  std::ofstream(fns.str() + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR
                                          << "/echo.elf\nmin_warm: 2\nmax_instances: 2\n";
-  std::ofstream(fns.path + "/unifn.yaml") << "listen: 127.0.0.1:0\nfunctions_dirs: [" << fns.path << "]\n"
+  std::ofstream(fns.str() + "/unifn.yaml") << "listen: 127.0.0.1:0\nfunctions_dirs: [" << fns.str() << "]\n"
                                           << "limits: {max_queue: 8}\n";
-  Daemon d("--config " + fns.path + "/unifn.yaml");
+  Daemon d("--config " + fns.str() + "/unifn.yaml");
   auto out = sh("seq 200 | xargs -P 200 -I{} curl -s -o /dev/null -w '%{http_code}\\n' --max-time 20 -X POST "
                 "--data-binary {} " + d.url("/function/echo")).out;
   std::map<std::string, int> codes;
@@ -186,7 +186,7 @@ TEST_CASE("200 concurrent clients against a pool of 2: only 200s and 429s, none 
 
 TEST_CASE("systemd's notify protocol: READY, WATCHDOG, RELOADING, STOPPING on a real socket") {
   TempDir dir;
-  std::string path = dir.path + "/notify.sock";
+  std::string path = dir.str() + "/notify.sock";
   int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -223,9 +223,9 @@ TEST_CASE("systemd's notify protocol: READY, WATCHDOG, RELOADING, STOPPING on a 
 
 TEST_CASE("a client that hangs up while its call runs has the guest stopped, the next call is served at once") {
   TempDir fns;
-  std::ofstream(fns.path + "/m.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
+  std::ofstream(fns.str() + "/m.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
                                       << "/test/guests/misbehave.elf\nmin_warm: 1\nmax_instances: 1\ntimeout_ms: 60000\n";
-  Daemon d("--functions-dir " + fns.path);
+  Daemon d("--functions-dir " + fns.str());
   // The client gives up after 0.5 s on a guest that would spin for a minute.
   CHECK(curl("--max-time 0.5 -o /dev/null -w '%{http_code}' -X POST --data-binary loop " + d.url("/function/misbehave")) == "000");
   // curl's own limit (10 s) is far below the function's: only a stopped guest lets this through.
@@ -235,9 +235,9 @@ TEST_CASE("a client that hangs up while its call runs has the guest stopped, the
 
 TEST_CASE("a client that hangs up while its call waits frees its place, the daemon keeps serving") {
   TempDir fns;
-  std::ofstream(fns.path + "/m.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
+  std::ofstream(fns.str() + "/m.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
                                       << "/test/guests/misbehave.elf\nmin_warm: 1\nmax_instances: 1\ntimeout_ms: 1500\n";
-  Daemon d("--functions-dir " + fns.path);
+  Daemon d("--functions-dir " + fns.str());
   auto busy = std::async(std::launch::async, [&] {
     return curl("-o /dev/null -w '%{http_code}' -X POST --data-binary loop " + d.url("/function/misbehave"));
   });

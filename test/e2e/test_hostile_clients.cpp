@@ -16,7 +16,7 @@ namespace {
 struct HostileFunctions {
   TempDir dir;
   HostileFunctions() {
-    std::ofstream(dir.path + "/hostile.yaml") << "name: hostile\nimage: " << UNIFN_BUILD_DIR
+    std::ofstream(dir.str() + "/hostile.yaml") << "name: hostile\nimage: " << UNIFN_BUILD_DIR
                                               << "/test/guests/hostile_respond.elf\ntimeout_ms: 5000\n";
   }
 };
@@ -27,7 +27,7 @@ const std::string kReason = "RESPOND with a content type holding control bytes (
 
 TEST_CASE("a guest's content type with CR LF is answered 502 with the reason, and no header is injected") {
   HostileFunctions fns;
-  Daemon d("--functions-dir " + fns.dir.path);
+  Daemon d("--functions-dir " + fns.dir.str());
   auto r = curl("-i -X POST --data-binary crlf " + d.url("/function/hostile"));
   INFO(r);
   CHECK_THAT(r, Catch::StartsWith("HTTP/1.1 502"));
@@ -69,9 +69,9 @@ TEST_CASE("a guest's content type with CR LF is answered 502 with the reason, an
 
 TEST_CASE("/system/functions shows a function's environment variable names, not their values") {
   TempDir fns;
-  std::ofstream(fns.path + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR
+  std::ofstream(fns.str() + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR
                                          << "/echo.elf\nenv:\n  API_TOKEN: s3cr3t-t0ken\n";
-  Daemon d("--functions-dir " + fns.path);
+  Daemon d("--functions-dir " + fns.str());
   for (const auto& body : {curl(d.url("/system/functions")), curl(d.url("/system/function/echo"))}) {
     CHECK_THAT(body, Catch::Contains("\"envVars\":{\"API_TOKEN\":\"(hidden)\"}"));
     CHECK(body.find("s3cr3t") == std::string::npos);

@@ -122,23 +122,23 @@ TEST_CASE("without KVM, --platform kvm refuses to start naming /dev/kvm, and aut
   require_platform(unifn::vmm::PlatformKind::Sandbox, "this test plays a host without KVM once, on the sandbox run");
   if (nobody_can_open_kvm()) skip_test("user nobody may open /dev/kvm here, so it cannot play a host without KVM");
   TempDir dir;
-  sh("cp " + std::string(UNIFN_FUNCTIONS_DIR) + "/hello.elf " + dir.path + "/ && chmod -R a+rwX " + dir.path);
+  sh("cp " + std::string(UNIFN_FUNCTIONS_DIR) + "/hello.elf " + dir.str() + "/ && chmod -R a+rwX " + dir.str());
   const std::string unifnd = std::string(UNIFN_BUILD_DIR) + "/unifnd";
-  const std::string in = dir.path + "/in";
+  const std::string in = dir.str() + "/in";
   sh("printf world > " + in + " && chmod a+r " + in);
 
-  auto kvm = sh(as_nobody(unifnd + " run --platform kvm " + dir.path + "/hello.elf --input " + in + " 2>&1"));
+  auto kvm = sh(as_nobody(unifnd + " run --platform kvm " + dir.str() + "/hello.elf --input " + in + " 2>&1"));
   INFO(kvm.out);
   CHECK(kvm.status == 1);
   CHECK_THAT(kvm.out, Catch::Contains("the kvm platform cannot be used") && Catch::Contains("/dev/kvm"));
 
-  auto fallback = sh(as_nobody(unifnd + " run " + dir.path + "/hello.elf --input " + in + " 2>&1"));
+  auto fallback = sh(as_nobody(unifnd + " run " + dir.str() + "/hello.elf --input " + in + " 2>&1"));
   INFO(fallback.out);
   CHECK(fallback.status == 0);
   CHECK_THAT(fallback.out, Catch::Contains("Hello, world") && Catch::Contains("warning: KVM is not usable here") &&
                                Catch::Contains("sandbox platform") && Catch::Contains("weaker than a virtual machine"));
 
-  auto daemon = sh(as_nobody(unifnd + " --platform kvm --listen 127.0.0.1:0 --state-dir " + dir.path + "/state 2>&1"));
+  auto daemon = sh(as_nobody(unifnd + " --platform kvm --listen 127.0.0.1:0 --state-dir " + dir.str() + "/state 2>&1"));
   INFO(daemon.out);
   CHECK(daemon.status == 1);
   CHECK_THAT(daemon.out, Catch::Contains("/dev/kvm"));

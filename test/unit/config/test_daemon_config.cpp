@@ -10,7 +10,7 @@
 #include <optional>
 
 #include "config/config.h"
-#include "temp_dir.h"
+#include "config_test.h"
 
 using namespace unifn::config;
 using unifn::config::test::error_of;

@@ -6,10 +6,11 @@
 #include <algorithm>
 
 #include "config/config.h"
-#include "temp_dir.h"
+#include "config_test.h"
 
 using namespace unifn::config;
 using unifn::config::test::TempDir;
+using unifn::config::test::write_image;
 
 namespace {
 
@@ -128,7 +129,7 @@ TEST_CASE("an unreadable drop-in directory is reported") {
 
 TEST_CASE("validate_strict accepts a set whose images are all there") {
   TempDir d;
-  d.write_image("functions/hello.elf");
+  write_image(d, "functions/hello.elf");
   d.write("functions.d/10-hello.yaml", "name: hello\nimage: ../functions/hello.elf\n");
   DaemonConfig daemon = embedded_default({});
   daemon.functions_dirs = {(d / "functions.d").string()};
@@ -139,7 +140,7 @@ TEST_CASE("validate_strict accepts a set whose images are all there") {
 
 TEST_CASE("validate_strict names the drop-in and the image that cannot serve") {
   TempDir d;
-  d.write_image("functions/ok.elf");
+  write_image(d, "functions/ok.elf");
   d.write("functions/notes.txt", "not an image");
   std::filesystem::create_directories(d / "functions/adir");
   d.write("fns/10-ok.yaml", "name: ok\nimage: ../functions/ok.elf\n");
@@ -162,7 +163,7 @@ TEST_CASE("validate_strict names the drop-in and the image that cannot serve") {
 
 TEST_CASE("validate_strict checks a configuration changed in code") {
   TempDir d;
-  const auto image = d.write_image("f.elf").string();
+  const auto image = write_image(d, "f.elf").string();
   FullConfig full{embedded_default({}), {}};
   full.daemon.accel_backends = {"cpu", "fpga"};
   full.daemon.platform = "xen";
@@ -189,7 +190,7 @@ TEST_CASE("validate_strict checks a configuration changed in code") {
 
 TEST_CASE("load_full reads the daemon file named on the command line, then its drop-ins") {
   TempDir d;
-  d.write_image("functions/echo.elf");
+  write_image(d, "functions/echo.elf");
   d.write("functions.d/20-echo.yaml", "name: echo\nimage: ../functions/echo.elf\nisolation: reuse\n");
   const auto file = d.write("unifn.yaml", "listen: 127.0.0.1:0\nfunctions_dirs: [functions.d]\n");
   auto full = load_full(file, d.path());
@@ -203,7 +204,7 @@ TEST_CASE("load_full reads the daemon file named on the command line, then its d
 TEST_CASE("validate_strict reports an image this user cannot read") {
   if (::geteuid() == 0) return;  // root reads it anyway
   TempDir d;
-  const auto image = d.write_image("locked.elf");
+  const auto image = write_image(d, "locked.elf");
   std::filesystem::permissions(image, std::filesystem::perms::none);
   d.write("fns/10-locked.yaml", "name: locked\nimage: ../locked.elf\n");
   FullConfig full{embedded_default({}), load_dropins(std::vector<std::filesystem::path>{d / "fns"})};

@@ -2,7 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "config/config.h"
-#include "temp_dir.h"
+#include "config_test.h"
 
 using namespace unifn::config;
 using unifn::config::test::error_of;

@@ -16,6 +16,7 @@
 
 #include "accel/device.h"
 #include "guest_helpers.h"
+#include "temp_dir.h"
 #include "accel/registry.h"
 #include "snapshot/snapshot_store.h"
 #include "x86/layout.h"
@@ -26,11 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("unifn-snap-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 std::string answer(vmm::SnapshotStore::Result& got, std::shared_ptr<const vmm::FunctionImage> image, const std::string& body,
                    const vmm::FunctionVmConfig& cfg = {}) {
@@ -93,8 +89,8 @@ mode_t mode_of(const fs::path& p) {
 }  // namespace
 
 TEST_CASE("a snapshot is written once and restored from disk afterwards") {
-  TempDir dir;
-  vmm::SnapshotStore store(dir.path);
+  unifn::test::TempDir dir;
+  vmm::SnapshotStore store(dir.path());
   auto image = vmm::FunctionImage::load(example("hello"));
   vmm::FunctionVmConfig cfg;
   auto first = store.get_or_build(image, cfg, quiet);
@@ -111,8 +107,8 @@ TEST_CASE("a snapshot is written once and restored from disk afterwards") {
 }
 
 TEST_CASE("damaged snapshot files are detected, set aside and rebuilt") {
-  TempDir dir;
-  vmm::SnapshotStore store(dir.path);
+  unifn::test::TempDir dir;
+  vmm::SnapshotStore store(dir.path());
   auto image = vmm::FunctionImage::load(example("hello"));
   vmm::FunctionVmConfig cfg;
   store.get_or_build(image, cfg, quiet);
@@ -182,10 +178,10 @@ TEST_CASE("damaged snapshot files are detected, set aside and rebuilt") {
 }
 
 TEST_CASE("an image changed on disk gets a new snapshot") {
-  TempDir dir;
-  vmm::SnapshotStore store(dir.path);
+  unifn::test::TempDir dir;
+  vmm::SnapshotStore store(dir.path());
   vmm::FunctionVmConfig cfg;
-  auto copy = dir.path / "fn.elf";
+  auto copy = dir.path() / "fn.elf";
   fs::copy_file(example("hello"), copy);
   auto before = vmm::FunctionImage::load(copy.string());
   CHECK_FALSE(store.get_or_build(before, cfg, quiet).from_disk);
@@ -251,39 +247,39 @@ TEST_CASE("the snapshot's own state structs round-trip through their bytes, and 
 }
 
 TEST_CASE("stale snapshots are collected, while the ones in use, set-aside files and other files stay") {
-  TempDir dir;
-  vmm::SnapshotStore store(dir.path);
+  unifn::test::TempDir dir;
+  vmm::SnapshotStore store(dir.path());
   vmm::FunctionVmConfig cfg;
   auto hello = vmm::FunctionImage::load(example("hello"));
   auto echo = vmm::FunctionImage::load(example("echo"));
   auto kept = store.get_or_build(echo, cfg, quiet);
   store.get_or_build(hello, cfg, quiet);
   const auto keep = vmm::SnapshotStore::key(*echo, cfg), stale = vmm::SnapshotStore::key(*hello, cfg);
-  std::ofstream(dir.path / "notes.txt") << "not ours";
-  std::ofstream(dir.path / (stale + ".state.bad-123")) << "set aside";
-  std::ofstream(dir.path / (stale + ".ram.tmp99")) << "a crashed build";
-  std::ofstream(dir.path / (keep + ".ram.tmp98")) << "a build under way";
-  fs::last_write_time(dir.path / (stale + ".ram.tmp99"), fs::file_time_type::clock::now() - std::chrono::hours(2));
+  std::ofstream(dir.path() / "notes.txt") << "not ours";
+  std::ofstream(dir.path() / (stale + ".state.bad-123")) << "set aside";
+  std::ofstream(dir.path() / (stale + ".ram.tmp99")) << "a crashed build";
+  std::ofstream(dir.path() / (keep + ".ram.tmp98")) << "a build under way";
+  fs::last_write_time(dir.path() / (stale + ".ram.tmp99"), fs::file_time_type::clock::now() - std::chrono::hours(2));
 
   auto c = store.collect_garbage({keep});
   CHECK(c.files == 3);  // hello's .ram and .state, the old temporary file
   CHECK(c.bytes > 0);
   CHECK_FALSE(fs::exists(store.state_path(stale)));
   CHECK_FALSE(fs::exists(store.ram_path(stale)));
-  CHECK_FALSE(fs::exists(dir.path / (stale + ".ram.tmp99")));
+  CHECK_FALSE(fs::exists(dir.path() / (stale + ".ram.tmp99")));
   CHECK(fs::exists(store.state_path(keep)));
   CHECK(fs::exists(store.ram_path(keep)));
-  CHECK(fs::exists(dir.path / "notes.txt"));
-  CHECK(fs::exists(dir.path / (stale + ".state.bad-123")));
-  CHECK(fs::exists(dir.path / (keep + ".ram.tmp98")));
+  CHECK(fs::exists(dir.path() / "notes.txt"));
+  CHECK(fs::exists(dir.path() / (stale + ".state.bad-123")));
+  CHECK(fs::exists(dir.path() / (keep + ".ram.tmp98")));
   CHECK(answer(kept, echo, "still") == "still");  // a removed file's mapping lives on; this one is kept
   CHECK(store.get_or_build(echo, cfg, quiet).from_disk);
   CHECK(store.collect_garbage({keep}).files == 0);
 }
 
 TEST_CASE("a state file whose fields leave the layout plan is set aside and rebuilt, never restored") {
-  TempDir dir;
-  vmm::SnapshotStore store(dir.path);
+  unifn::test::TempDir dir;
+  vmm::SnapshotStore store(dir.path());
   auto image = vmm::FunctionImage::load(example("hello"));
   vmm::FunctionVmConfig cfg;
   store.get_or_build(image, cfg, quiet);
@@ -299,7 +295,7 @@ TEST_CASE("a state file whose fields leave the layout plan is set aside and rebu
     CHECK_FALSE(got.from_disk);
     CHECK_THAT(got.warning, Catch::StartsWith("snapshot set aside and rebuilt: " + store.state_path(key).string() + ": ") &&
                                 Catch::Contains(why));
-    CHECK(set_aside(dir.path) == 2);  // the state file and its RAM file, kept for inspection
+    CHECK(set_aside(dir.path()) == 2);  // the state file and its RAM file, kept for inspection
     CHECK(answer(got, image, "plan") == "Hello, plan!\n");
     CHECK(store.get_or_build(image, cfg, quiet).from_disk);  // the rebuilt one is trusted next time
   };
@@ -360,8 +356,8 @@ TEST_CASE("a state file whose fields leave the layout plan is set aside and rebu
 }
 
 TEST_CASE("a state file reads back and writes again to the same bytes, and one whose device state does not restore is set aside and rebuilt", "[snapshot]") {
-  TempDir dir;
-  vmm::SnapshotStore store(dir.path);
+  unifn::test::TempDir dir;
+  vmm::SnapshotStore store(dir.path());
   auto image = vmm::FunctionImage::load(example("hello"));
   vmm::FunctionVmConfig cfg;
   cfg.devices.push_back(accel::device_factory(accel::BackendRegistry::global().get("cpu")));
@@ -388,8 +384,8 @@ TEST_CASE("a state file reads back and writes again to the same bytes, and one w
 }
 
 TEST_CASE("what the load checks stop: a parked address outside the plan makes the first call fail") {
-  TempDir dir;
-  vmm::SnapshotStore store(dir.path);
+  unifn::test::TempDir dir;
+  vmm::SnapshotStore store(dir.path());
   auto image = vmm::FunctionImage::load(example("hello"));
   vmm::FunctionVmConfig cfg;
   store.get_or_build(image, cfg, quiet);
@@ -406,8 +402,8 @@ TEST_CASE("what the load checks stop: a parked address outside the plan makes th
 }
 
 TEST_CASE("FunctionVm::restore checks the heap, vCPU and device states before it restores any", "[snapshot]") {
-  TempDir dir;
-  vmm::SnapshotStore store(dir.path);
+  unifn::test::TempDir dir;
+  vmm::SnapshotStore store(dir.path());
   auto image = vmm::FunctionImage::load(example("hello"));
   vmm::FunctionVmConfig cfg;
   cfg.devices.push_back(accel::device_factory(accel::BackendRegistry::global().get("cpu")));
@@ -426,12 +422,12 @@ TEST_CASE("FunctionVm::restore checks the heap, vCPU and device states before it
 }
 
 TEST_CASE("temporary files are new files of the store's own: a name already taken is never opened") {
-  TempDir dir;
-  const auto victim = dir.path / "victim";
+  unifn::test::TempDir dir;
+  const auto victim = dir.path() / "victim";
   std::ofstream(victim) << "keep me";
 
   // The primitive: O_CREAT|O_EXCL|O_NOFOLLOW.
-  const auto plain = dir.path / "plain";
+  const auto plain = dir.path() / "plain";
   std::ofstream(plain) << "already here";
   CHECK_THROWS_WITH(vmm::SnapshotStore::create_new(plain), Catch::Contains("something already has that name"));
   auto text_of = [](const fs::path& p) {
@@ -439,18 +435,18 @@ TEST_CASE("temporary files are new files of the store's own: a name already take
     return std::string((std::istreambuf_iterator<char>(in)), {});
   };
   CHECK(text_of(plain) == "already here");
-  fs::create_symlink(victim, dir.path / "link");
-  CHECK_THROWS_WITH(vmm::SnapshotStore::create_new(dir.path / "link"), Catch::Contains("something already has that name"));
-  fs::create_symlink(dir.path / "nowhere", dir.path / "dangling");
-  CHECK_THROWS(vmm::SnapshotStore::create_new(dir.path / "dangling"));
-  CHECK_FALSE(fs::exists(dir.path / "nowhere"));  // a dangling link is not followed into a new file
-  auto fd = vmm::SnapshotStore::create_new(dir.path / "fresh");
+  fs::create_symlink(victim, dir.path() / "link");
+  CHECK_THROWS_WITH(vmm::SnapshotStore::create_new(dir.path() / "link"), Catch::Contains("something already has that name"));
+  fs::create_symlink(dir.path() / "nowhere", dir.path() / "dangling");
+  CHECK_THROWS(vmm::SnapshotStore::create_new(dir.path() / "dangling"));
+  CHECK_FALSE(fs::exists(dir.path() / "nowhere"));  // a dangling link is not followed into a new file
+  auto fd = vmm::SnapshotStore::create_new(dir.path() / "fresh");
   CHECK(fd);
-  CHECK(mode_of(dir.path / "fresh") == 0600);
+  CHECK(mode_of(dir.path() / "fresh") == 0600);
 
   // The store: links planted at every temporary name it could take (the names of the code before,
   // which opened them with O_TRUNC and wrote through, and this code's) are never written through.
-  vmm::SnapshotStore store(dir.path / "state");
+  vmm::SnapshotStore store(dir.path() / "state");
   auto image = vmm::FunctionImage::load(example("hello"));
   vmm::FunctionVmConfig cfg;
   const auto key = vmm::SnapshotStore::key(*image, cfg);
@@ -472,12 +468,12 @@ TEST_CASE("temporary files are new files of the store's own: a name already take
 }
 
 TEST_CASE("the state directory is created 0700, and one that is not ours alone is refused with a sentence") {
-  TempDir dir;
-  const auto made = dir.path / "a/b/state";
+  unifn::test::TempDir dir;
+  const auto made = dir.path() / "a/b/state";
   vmm::SnapshotStore store(made);
   CHECK(mode_of(made) == 0700);
 
-  const auto open = dir.path / "open";
+  const auto open = dir.path() / "open";
   fs::create_directories(open);
   fs::permissions(open, fs::perms::all);
   CHECK_THROWS_WITH(vmm::SnapshotStore(open), "refusing the state directory " + open.string() +
@@ -491,7 +487,7 @@ TEST_CASE("the state directory is created 0700, and one that is not ours alone i
     WARN("not root: a directory another user owns needs chown, skipped");
     return;
   }
-  const auto theirs = dir.path / "theirs";
+  const auto theirs = dir.path() / "theirs";
   fs::create_directories(theirs);
   fs::permissions(theirs, fs::perms::owner_all);
   REQUIRE(::chown(theirs.c_str(), 65534, 65534) == 0);
