@@ -1,5 +1,5 @@
 // Names of statuses and image ops, for messages and metrics.
-#include "backend.h"
+#include "accel/backend.h"
 
 namespace unifn::accel {
 

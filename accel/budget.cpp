@@ -1,5 +1,5 @@
 // Work rates measured on the backend itself, and the budget sentence the device answers with.
-#include "budget.h"
+#include "accel/budget.h"
 
 #include <algorithm>
 #include <fmt/format.h>

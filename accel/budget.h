@@ -10,8 +10,8 @@
 #include <optional>
 #include <string>
 
-#include "backend.h"
-#include "ops.h"
+#include "accel/backend.h"
+#include "accel/ops.h"
 
 namespace unifn::accel {
 

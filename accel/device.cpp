@@ -1,5 +1,5 @@
 // virtio-accel request handling: every chain checked against accel_abi.h before a backend touches guest memory.
-#include "device.h"
+#include "accel/device.h"
 
 #include <array>
 #include <atomic>
@@ -7,8 +7,8 @@
 #include <fmt/format.h>
 #include <utility>
 
-#include "devices/virtio/virtio_mmio.h"
-#include "ops.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
+#include "accel/ops.h"
 
 namespace unifn::accel {
 

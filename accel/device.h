@@ -10,10 +10,10 @@
 #include <string>
 #include <string_view>
 
-#include "backend.h"
-#include "budget.h"
-#include "devices/virtio/mmio_transport.h"
-#include "ops.h"
+#include "accel/backend.h"
+#include "accel/budget.h"
+#include "vmm/devices/virtio/mmio_transport.h"
+#include "accel/ops.h"
 
 namespace unifn::accel {
 

@@ -1,5 +1,5 @@
 // FairGate: a round robin of tenants over one mutex, the turn handed over directly on leave.
-#include "fair_gate.h"
+#include "accel/fair_gate.h"
 
 namespace unifn::accel {
 

@@ -8,7 +8,7 @@
 #include <map>
 #include <mutex>
 
-#include "backend.h"
+#include "accel/backend.h"
 
 namespace unifn::accel {
 

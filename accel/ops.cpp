@@ -1,5 +1,5 @@
 // Argument checks for NOOP, BLAS_SGEMM, MINMAX and the OpenCV image ops, then the backend call.
-#include "ops.h"
+#include "accel/ops.h"
 
 #include <array>
 #include <cmath>

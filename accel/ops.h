@@ -7,7 +7,7 @@
 #include <span>
 #include <string_view>
 
-#include "backend.h"
+#include "accel/backend.h"
 
 namespace unifn::accel {
 

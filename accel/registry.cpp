@@ -1,11 +1,11 @@
 // Backend registry: probes the compiled-in backends and picks one per function, saying why it fell back.
-#include "registry.h"
+#include "accel/registry.h"
 
 #include <fmt/format.h>
 
-#include "cpu/cpu_loader.h"
+#include "accel/cpu/cpu_loader.h"
 #ifdef UNIFN_HAVE_CUDA
-#include "cuda/cuda_backend.h"
+#include "accel/cuda/cuda_backend.h"
 #endif
 
 namespace unifn::accel {

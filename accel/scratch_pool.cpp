@@ -1,5 +1,5 @@
 // ScratchPool: reuse what fits, reallocate what does not, never past the cap; trim to keep_bytes after each op.
-#include "scratch_pool.h"
+#include "accel/scratch_pool.h"
 
 #include <algorithm>
 #include <cstdio>

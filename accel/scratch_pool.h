@@ -6,7 +6,7 @@
 #include <span>
 #include <vector>
 
-#include "backend.h"
+#include "accel/backend.h"
 
 namespace unifn::accel {
 

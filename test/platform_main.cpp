@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "platform/platform.h"
+#include "vmm/platform/platform.h"
 
 int main(int argc, char* argv[]) {
   Catch::Session session;

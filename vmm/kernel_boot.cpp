@@ -1,5 +1,5 @@
 // Third-party kernel boot: pick PVH or multiboot1, load, wire COM1 and isa-debug-exit, run to the end.
-#include "kernel_boot.h"
+#include "vmm/kernel_boot.h"
 
 #include <fmt/format.h>
 
@@ -9,13 +9,13 @@
 
 #include <unifn/abi.h>
 
-#include "devices/debug_exit.h"
-#include "devices/serial.h"
-#include "loader/elf.h"
-#include "loader/multiboot.h"
-#include "loader/pvh.h"
-#include "platform/kvm/kvm_machine.h"
-#include "x86/protected_mode.h"
+#include "vmm/devices/debug_exit.h"
+#include "vmm/devices/serial.h"
+#include "vmm/loader/elf.h"
+#include "vmm/loader/multiboot.h"
+#include "vmm/loader/pvh.h"
+#include "vmm/platform/kvm/kvm_machine.h"
+#include "vmm/x86/protected_mode.h"
 
 namespace unifn::vmm {
 

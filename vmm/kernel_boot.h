@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "machine.h"
-#include "platform/platform.h"
+#include "vmm/machine.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::vmm {
 

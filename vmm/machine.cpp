@@ -1,5 +1,5 @@
 // What every platform's machine shares: the port and MMIO buses, the trap handlers, cancel.
-#include "machine.h"
+#include "vmm/machine.h"
 
 #include <fmt/format.h>
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "memory/guest_memory.h"
-#include "platform/regs.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/platform/regs.h"
 
 namespace unifn::vmm {
 

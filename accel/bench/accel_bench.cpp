@@ -1,5 +1,5 @@
 // bench-accel: the NOOP round trip against a bare VM exit, and SGEMM through the guest against the backend on the host.
-#include "bench/accel_bench.h"
+#include "accel/bench/accel_bench.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,9 +9,9 @@
 #include <vector>
 
 #include <unifn/accel_probe.h>
-#include "device.h"
-#include "guest/function_vm.h"
-#include "registry.h"
+#include "accel/device.h"
+#include "vmm/guest/function_vm.h"
+#include "accel/registry.h"
 
 namespace unifn::accel::bench {
 

@@ -4,7 +4,7 @@
 #include <ostream>
 #include <string>
 
-#include "platform/platform.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::accel::bench {
 

@@ -1,5 +1,5 @@
 // CPU backend: cblas_sgemm from OpenBLAS and OpenCV's imgproc, run on cv::Mat headers over guest memory (no copies).
-#include "cpu/cpu_backend.h"
+#include "accel/cpu/cpu_backend.h"
 
 #include <cblas.h>
 

@@ -1,5 +1,5 @@
 // Loading the embedded CPU backend module: written to a sealed memfd once and dlopen()ed from it.
-#include "cpu/cpu_loader.h"
+#include "accel/cpu/cpu_loader.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 // CUDA backend: GPU probe, cuBLAS loaded at run time, capped device scratch, turns shared fairly, and the host side of each op.
-#include "cuda/cuda_backend.h"
+#include "accel/cuda/cuda_backend.h"
 
 #include <dlfcn.h>
 
@@ -11,10 +11,10 @@
 #include <initializer_list>
 #include <string>
 
-#include "cuda/kernels.h"
-#include "fair_gate.h"
-#include "reference/reference.h"
-#include "scratch_pool.h"
+#include "accel/cuda/kernels.h"
+#include "accel/fair_gate.h"
+#include "accel/reference/reference.h"
+#include "accel/scratch_pool.h"
 
 namespace unifn::accel {
 

@@ -4,8 +4,8 @@
 #include <memory>
 #include <optional>
 
-#include "backend.h"
-#include "scratch_pool.h"
+#include "accel/backend.h"
+#include "accel/scratch_pool.h"
 
 namespace unifn::accel {
 

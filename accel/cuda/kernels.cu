@@ -1,5 +1,5 @@
 // unifn's CUDA kernels: the image ops with OpenCV's conventions, min-max scaling, and a tiled SGEMM.
-#include "cuda/kernels.h"
+#include "accel/cuda/kernels.h"
 
 #include <thrust/execution_policy.h>
 #include <thrust/extrema.h>

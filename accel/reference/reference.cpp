@@ -1,5 +1,5 @@
 // Reference implementations of the accelerator ops: simple loops, no libraries, no GPU.
-#include "reference/reference.h"
+#include "accel/reference/reference.h"
 
 #include <algorithm>
 #include <cmath>

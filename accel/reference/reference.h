@@ -4,7 +4,7 @@
 #include <memory>
 #include <vector>
 
-#include "backend.h"
+#include "accel/backend.h"
 
 namespace unifn::accel::reference {
 

@@ -1,5 +1,5 @@
 // `unifnd bench-accel`: finds the probe guest beside unifnd (build tree or installed) and runs accel::bench.
-#include "cli/bench_accel_command.h"
+#include "src/cli/bench_accel_command.h"
 
 #include <exception>
 #include <filesystem>
@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "accel/bench/accel_bench.h"
-#include "cli/flags.h"
+#include "src/cli/flags.h"
 
 namespace unifn::cli {
 

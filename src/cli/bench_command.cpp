@@ -1,5 +1,5 @@
 // `unifnd bench`: measures cold boot, restore, request-to-exec and the invoke cycle of one image.
-#include "cli/bench_command.h"
+#include "src/cli/bench_command.h"
 
 #include <sys/mman.h>
 
@@ -12,9 +12,9 @@
 
 #include "accel/device.h"
 #include "accel/registry.h"
-#include "cli/flags.h"
-#include "guest/function_vm.h"
-#include "platform/sandbox/sandbox_machine.h"
+#include "src/cli/flags.h"
+#include "vmm/guest/function_vm.h"
+#include "vmm/platform/sandbox/sandbox_machine.h"
 
 namespace unifn::cli {
 

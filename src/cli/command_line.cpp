@@ -1,13 +1,13 @@
 // The one parser of unifnd's command line: each command adds its own flags (add_*_options) and runs
 // from the options it filled.
-#include "cli/command_line.h"
+#include "src/cli/command_line.h"
 
 #include <CLI/CLI.hpp>
 
-#include "cli/bench_accel_command.h"
-#include "cli/bench_command.h"
-#include "cli/daemon_command.h"
-#include "cli/run_command.h"
+#include "src/cli/bench_accel_command.h"
+#include "src/cli/bench_command.h"
+#include "src/cli/daemon_command.h"
+#include "src/cli/run_command.h"
 
 namespace unifn::cli {
 

@@ -1,5 +1,5 @@
 // The daemon: configuration and drop-ins loaded, pools warmed, HTTP served, systemd told; and check-config.
-#include "cli/daemon_command.h"
+#include "src/cli/daemon_command.h"
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -19,18 +19,18 @@
 
 #include "accel/device.h"
 #include "accel/registry.h"
-#include "cli/flags.h"
-#include "cli/signals.h"
-#include "config/config.h"
-#include "devices/console.h"
-#include "http/api.h"
-#include "http/server.h"
-#include "log/log.h"
-#include "metrics/metrics.h"
-#include "runtime/accel_choice.h"
-#include "runtime/registry.h"
-#include "snapshot/snapshot_store.h"
-#include "systemd/notifier.h"
+#include "src/cli/flags.h"
+#include "src/cli/signals.h"
+#include "src/config/config.h"
+#include "vmm/devices/console.h"
+#include "src/http/api.h"
+#include "src/http/server.h"
+#include "src/log/log.h"
+#include "src/metrics/metrics.h"
+#include "src/runtime/accel_choice.h"
+#include "src/runtime/registry.h"
+#include "vmm/snapshot/snapshot_store.h"
+#include "src/systemd/notifier.h"
 
 namespace unifn::cli {
 

@@ -1,5 +1,5 @@
 // The flags' checks, each one of config/checks.h, and the platform choice of the one-shot subcommands.
-#include "cli/flags.h"
+#include "src/cli/flags.h"
 
 #include <charconv>
 #include <cstdlib>

@@ -1,5 +1,5 @@
 // `unifnd run`: one image, one VM, one request (functions) or one boot (multiboot/PVH kernels).
-#include "cli/run_command.h"
+#include "src/cli/run_command.h"
 
 #include <unistd.h>
 
@@ -11,11 +11,11 @@
 #include <fstream>
 #include <optional>
 
-#include "cli/flags.h"
-#include "config/checks.h"
-#include "guest/function_vm.h"
-#include "kernel_boot.h"
-#include "snapshot/snapshot_store.h"
+#include "src/cli/flags.h"
+#include "src/config/checks.h"
+#include "vmm/guest/function_vm.h"
+#include "vmm/kernel_boot.h"
+#include "vmm/snapshot/snapshot_store.h"
 
 namespace unifn::cli {
 

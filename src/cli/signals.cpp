@@ -1,5 +1,5 @@
 // Signals to a self-pipe: a handler in whichever thread the kernel picks, ppoll in the main thread.
-#include "cli/signals.h"
+#include "src/cli/signals.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -1,5 +1,5 @@
 // The value rules of the configuration: names, ranges, backends, environment, images, listen address.
-#include "config/checks.h"
+#include "src/config/checks.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -13,11 +13,11 @@
 #include <fmt/format.h>
 #include <set>
 
-#include "config/config.h"
-#include "http/callback_policy.h"
-#include "log/log.h"
-#include "snapshot/snapshot_store.h"
-#include "x86/layout.h"
+#include "src/config/config.h"
+#include "src/http/callback_policy.h"
+#include "src/log/log.h"
+#include "vmm/snapshot/snapshot_store.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::config {
 

@@ -1,5 +1,5 @@
 // The daemon file, the embedded default, and which of them a start uses.
-#include "config/config.h"
+#include "src/config/config.h"
 
 #include <pwd.h>
 #include <unistd.h>
@@ -9,8 +9,8 @@
 #include <string_view>
 #include <fmt/format.h>
 
-#include "config/checks.h"
-#include "config/yaml_reader.h"
+#include "src/config/checks.h"
+#include "src/config/yaml_reader.h"
 
 namespace unifn::config {
 

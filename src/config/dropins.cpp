@@ -6,8 +6,8 @@
 #include <map>
 #include <string_view>
 
-#include "config/checks.h"
-#include "config/config.h"
+#include "src/config/checks.h"
+#include "src/config/config.h"
 
 namespace unifn::config {
 

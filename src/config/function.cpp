@@ -1,9 +1,9 @@
 // One function drop-in: its keys read, checked, and the image path made absolute.
 #include <fmt/format.h>
 
-#include "config/checks.h"
-#include "config/config.h"
-#include "config/yaml_reader.h"
+#include "src/config/checks.h"
+#include "src/config/config.h"
+#include "src/config/yaml_reader.h"
 
 namespace unifn::config {
 

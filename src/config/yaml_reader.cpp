@@ -1,5 +1,5 @@
 // Checked reads of YAML scalars, lists and maps; every error names the file, the line and the key.
-#include "config/yaml_reader.h"
+#include "src/config/yaml_reader.h"
 
 #include <fmt/format.h>
 
@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "config/config.h"
+#include "src/config/config.h"
 
 namespace unifn::config {
 

@@ -1,5 +1,5 @@
 // Routes of the OpenFaaS-compatible API: invocations, async calls, /system/*, /healthz, /metrics.
-#include "http/api.h"
+#include "src/http/api.h"
 
 #include <sys/random.h>
 
@@ -9,9 +9,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "http/header.h"
-#include "http/json.h"
-#include "http/outcome_status.h"
+#include "src/http/header.h"
+#include "src/http/json.h"
+#include "src/http/outcome_status.h"
 
 namespace unifn::http {
 

@@ -12,9 +12,9 @@
 #include <string_view>
 #include <utility>
 
-#include "http/calls.h"
-#include "metrics/metrics.h"
-#include "runtime/dispatcher.h"
+#include "src/http/calls.h"
+#include "src/metrics/metrics.h"
+#include "src/runtime/dispatcher.h"
 
 namespace unifn::http {
 

@@ -1,5 +1,5 @@
 // The allow list of callback destinations and the address ranges a callback must not reach by default.
-#include "http/callback_policy.h"
+#include "src/http/callback_policy.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -21,11 +21,11 @@
 #include <fmt/format.h>
 #include <thread>
 
-#include "http/calls.h"
-#include "http/header.h"
-#include "http/json.h"
-#include "http/outcome_status.h"
-#include "log/log.h"
+#include "src/http/calls.h"
+#include "src/http/header.h"
+#include "src/http/json.h"
+#include "src/http/outcome_status.h"
+#include "src/log/log.h"
 
 namespace unifn::http {
 

@@ -1,5 +1,5 @@
 // The async call store and the parsing of callback URLs.
-#include "http/calls.h"
+#include "src/http/calls.h"
 
 #include <algorithm>
 

@@ -14,8 +14,8 @@
 #include <string_view>
 #include <vector>
 
-#include "http/callback_policy.h"
-#include "runtime/dispatcher.h"
+#include "src/http/callback_policy.h"
+#include "src/runtime/dispatcher.h"
 
 namespace unifn::http {
 

@@ -1,5 +1,5 @@
 // The connection table: per-client counts, the idle order, and which connection a new one displaces.
-#include "http/connection_table.h"
+#include "src/http/connection_table.h"
 
 #include <algorithm>
 

@@ -1,5 +1,5 @@
 // Header values and names checked against RFC 9110's grammar before they are written.
-#include "http/header.h"
+#include "src/http/header.h"
 
 #include <fmt/format.h>
 

@@ -1,5 +1,5 @@
 // Writing the API's JSON documents (nlohmann/json), and base64.
-#include "http/json.h"
+#include "src/http/json.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,5 +1,5 @@
 // Outcome -> HTTP status: the table every route, the metrics and the callbacks read.
-#include "http/outcome_status.h"
+#include "src/http/outcome_status.h"
 
 namespace unifn::http {
 

@@ -1,5 +1,5 @@
 // Listener and sessions on Beast: keep-alive, pipelining, limits, timeouts, hang-ups, graceful stop.
-#include "http/server.h"
+#include "src/http/server.h"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
@@ -22,10 +22,10 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "http/connection_table.h"
-#include "http/header.h"
-#include "http/json.h"
-#include "log/log.h"
+#include "src/http/connection_table.h"
+#include "src/http/header.h"
+#include "src/http/json.h"
+#include "src/log/log.h"
 
 namespace unifn::http {
 

@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "http/api.h"
+#include "src/http/api.h"
 
 namespace unifn::http {
 

@@ -1,5 +1,5 @@
 // The daemon's logger: an spdlog async logger over one sink that writes whole lines to a descriptor.
-#include "log/log.h"
+#include "src/log/log.h"
 
 #include <errno.h>
 #include <pthread.h>

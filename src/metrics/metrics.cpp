@@ -1,5 +1,5 @@
 // Metric families of the daemon and their text rendering.
-#include "metrics/metrics.h"
+#include "src/metrics/metrics.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -8,7 +8,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
-#include "log/log.h"
+#include "src/log/log.h"
 
 namespace unifn::metrics {
 

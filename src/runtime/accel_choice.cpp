@@ -1,5 +1,5 @@
 // Accelerator choice per function: the daemon's list filters, the function's list orders, the registry decides.
-#include "runtime/accel_choice.h"
+#include "src/runtime/accel_choice.h"
 
 #include <algorithm>
 

@@ -1,5 +1,5 @@
 // The shared budget: a compare-and-swap on what is used, so that two takers never both pass the limit.
-#include "runtime/budget.h"
+#include "src/runtime/budget.h"
 
 namespace unifn::runtime {
 

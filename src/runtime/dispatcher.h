@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/cancel_token.h"
+#include "src/runtime/cancel_token.h"
 
 namespace unifn::runtime {
 

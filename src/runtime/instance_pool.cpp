@@ -1,5 +1,5 @@
 // Instance pools: snapshot once, restore per instance, one vCPU thread per instance, bounded queue.
-#include "runtime/instance_pool.h"
+#include "src/runtime/instance_pool.h"
 
 #include <sys/mman.h>
 
@@ -9,9 +9,9 @@
 
 #include <fmt/format.h>
 
-#include "devices/console.h"
-#include "snapshot/snapshot_store.h"
-#include "snapshot/vm_identity.h"
+#include "vmm/devices/console.h"
+#include "vmm/snapshot/snapshot_store.h"
+#include "vmm/snapshot/vm_identity.h"
 
 namespace unifn::runtime {
 

@@ -12,9 +12,9 @@
 #include <thread>
 #include <vector>
 
-#include "guest/function_vm.h"
-#include "runtime/budget.h"
-#include "runtime/dispatcher.h"
+#include "vmm/guest/function_vm.h"
+#include "src/runtime/budget.h"
+#include "src/runtime/dispatcher.h"
 
 namespace unifn::runtime {
 

@@ -1,5 +1,5 @@
 // Names of start kinds and call outcomes, as headers, documents and metrics spell them.
-#include "runtime/dispatcher.h"
+#include "src/runtime/dispatcher.h"
 
 namespace unifn::runtime {
 

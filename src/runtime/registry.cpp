@@ -1,5 +1,5 @@
 // Name -> pool lookup and the function listing for /system/functions.
-#include "runtime/registry.h"
+#include "src/runtime/registry.h"
 
 #include <algorithm>
 

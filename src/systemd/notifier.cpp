@@ -1,5 +1,5 @@
 // sd_notify messages and the watchdog keep-alive thread.
-#include "systemd/notifier.h"
+#include "src/systemd/notifier.h"
 
 #include <systemd/sd-daemon.h>
 #include <time.h>

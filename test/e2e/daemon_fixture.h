@@ -17,8 +17,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "process.h"
-#include "temp_dir.h"
+#include "test/e2e/process.h"
+#include "test/support/temp_dir.h"
 
 namespace unifn::test {
 

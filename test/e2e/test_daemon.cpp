@@ -12,7 +12,7 @@
 #include <regex>
 #include <thread>
 
-#include "daemon_fixture.h"
+#include "test/e2e/daemon_fixture.h"
 
 using unifn::test::sh;
 
@@ -64,10 +64,21 @@ TEST_CASE("SIGTERM answers the calls in flight before it closes their connection
   std::ofstream(fns.str() + "/m.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
                                       << "/test/guests/misbehave.elf\ntimeout_ms: 1000\n";
   Daemon d("--functions-dir " + fns.str());
+  // Its one warm instance idle, then busy with the call: SIGTERM lands while the guest spins until
+  // its timeout, however slowly a loaded machine starts curl.
+  auto idle_instances_are = [&](const char* n) {
+    for (int i = 0; i < 400; ++i) {
+      if (curl(d.url("/system/function/misbehave")).find(std::string("\"availableReplicas\":") + n) != std::string::npos)
+        return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return false;
+  };
+  REQUIRE(idle_instances_are("1"));
   auto running = std::async(std::launch::async, [&] {
     return curl("-o /dev/null -w '%{http_code}' -X POST --data-binary loop " + d.url("/function/misbehave"));
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the guest spins until its timeout
+  REQUIRE(idle_instances_are("0"));
   d.signal(SIGTERM);
   CHECK(running.get() == "504");  // answered within the grace (10 s), not cut off
   REQUIRE(d.stop() == 0);

@@ -13,9 +13,9 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
-#include "backend.h"
-#include "daemon_fixture.h"
-#include "reference/reference.h"
+#include "accel/backend.h"
+#include "test/e2e/daemon_fixture.h"
+#include "accel/reference/reference.h"
 
 using namespace unifn::test;
 

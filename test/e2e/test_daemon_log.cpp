@@ -6,7 +6,7 @@
 
 #include <fstream>
 
-#include "daemon_fixture.h"
+#include "test/e2e/daemon_fixture.h"
 
 using namespace unifn::test;
 

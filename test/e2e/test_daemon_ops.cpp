@@ -16,7 +16,7 @@
 #include <set>
 #include <thread>
 
-#include "daemon_fixture.h"
+#include "test/e2e/daemon_fixture.h"
 
 using namespace unifn::test;
 

@@ -5,7 +5,7 @@
 
 #include <fstream>
 
-#include "process.h"
+#include "test/e2e/process.h"
 
 using unifn::test::sh;
 

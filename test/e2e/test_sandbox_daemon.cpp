@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "daemon_fixture.h"
-#include "platform_skip.h"
+#include "test/e2e/daemon_fixture.h"
+#include "test/support/platform_skip.h"
 
 using namespace unifn::test;
 

@@ -13,14 +13,14 @@
 #include <memory>
 #include <string>
 
-#include "budget.h"
-#include "cpu/cpu_backend.h"
-#include "device.h"
-#include "devices/virtio/virtio_mmio.h"
-#include "fuzz_common.h"
-#include "fuzz_layout.h"
-#include "platform/fake/fake_machine.h"
-#include "reference/reference.h"
+#include "accel/budget.h"
+#include "accel/cpu/cpu_backend.h"
+#include "accel/device.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
+#include "test/fuzz/fuzz_common.h"
+#include "test/fuzz/fuzz_layout.h"
+#include "vmm/platform/fake/fake_machine.h"
+#include "accel/reference/reference.h"
 
 using namespace unifn;
 using fuzz::finding;

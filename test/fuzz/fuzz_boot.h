@@ -8,11 +8,11 @@
 
 #include <unifn/abi.h>
 
-#include "device.h"
-#include "fuzz_machine.h"
-#include "guest/function_vm.h"
-#include "reference/reference.h"
-#include "x86/layout.h"
+#include "accel/device.h"
+#include "test/fuzz/fuzz_machine.h"
+#include "vmm/guest/function_vm.h"
+#include "accel/reference/reference.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::fuzz {
 

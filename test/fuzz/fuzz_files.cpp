@@ -33,19 +33,19 @@
 
 #include <unifn/abi.h>
 
-#include "device.h"
-#include "devices/virtio/virtio_mmio.h"
-#include "fuzz_boot.h"
-#include "fuzz_common.h"
-#include "fuzz_machine.h"
-#include "guest/function_vm.h"
-#include "loader/multiboot.h"
-#include "loader/pvh.h"
-#include "platform/fake/fake_machine.h"
-#include "platform/kvm/kvm_cpu_state.h"
-#include "reference/reference.h"
-#include "snapshot/byte_io.h"
-#include "snapshot/snapshot_store.h"
+#include "accel/device.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
+#include "test/fuzz/fuzz_boot.h"
+#include "test/fuzz/fuzz_common.h"
+#include "test/fuzz/fuzz_machine.h"
+#include "vmm/guest/function_vm.h"
+#include "vmm/loader/multiboot.h"
+#include "vmm/loader/pvh.h"
+#include "vmm/platform/fake/fake_machine.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
+#include "accel/reference/reference.h"
+#include "vmm/snapshot/byte_io.h"
+#include "vmm/snapshot/snapshot_store.h"
 
 #ifndef UNIFN_FUZZ_IMAGE
 #error "UNIFN_FUZZ_IMAGE must name the example image whose snapshots are fuzzed (build/functions/echo.elf)"

@@ -36,14 +36,14 @@
 
 #include <unifn/abi.h>
 
-#include "device.h"
-#include "fuzz_common.h"
-#include "fuzz_machine.h"
-#include "guest/function_vm.h"
-#include "guest_format.h"
-#include "platform/fake/fake_machine.h"
-#include "reference/reference.h"
-#include "x86/layout.h"
+#include "accel/device.h"
+#include "test/fuzz/fuzz_common.h"
+#include "test/fuzz/fuzz_machine.h"
+#include "vmm/guest/function_vm.h"
+#include "test/fuzz/guest_format.h"
+#include "vmm/platform/fake/fake_machine.h"
+#include "accel/reference/reference.h"
+#include "vmm/x86/layout.h"
 
 #ifndef UNIFN_FUZZ_IMAGE
 #error "UNIFN_FUZZ_IMAGE must name the example image to run (build/functions/echo.elf)"

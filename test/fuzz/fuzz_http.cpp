@@ -27,11 +27,11 @@
 #include <string>
 #include <vector>
 
-#include "fakes.h"
-#include "fuzz_common.h"
-#include "http/api.h"
-#include "http/header.h"
-#include "http/server.h"
+#include "test/unit/http/fakes.h"
+#include "test/fuzz/fuzz_common.h"
+#include "src/http/api.h"
+#include "src/http/header.h"
+#include "src/http/server.h"
 
 using namespace unifn;
 using namespace unifn::fuzz;

@@ -15,8 +15,8 @@
 #include <utility>
 #include <vector>
 
-#include "machine.h"
-#include "platform/platform.h"
+#include "vmm/machine.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::fuzz {
 

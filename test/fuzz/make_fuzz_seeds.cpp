@@ -15,13 +15,13 @@
 
 #include <unifn/abi.h>
 
-#include "devices/virtio/virtio_mmio.h"
-#include "fuzz_boot.h"
-#include "fuzz_machine.h"
-#include "guest_format.h"
-#include "kernel_images.h"
-#include "platform/kvm/kvm_cpu_state.h"
-#include "snapshot/snapshot_store.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
+#include "test/fuzz/fuzz_boot.h"
+#include "test/fuzz/fuzz_machine.h"
+#include "test/fuzz/guest_format.h"
+#include "test/kernels/kernel_images.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
+#include "vmm/snapshot/snapshot_store.h"
 
 using namespace unifn;
 using namespace unifn::fuzz;

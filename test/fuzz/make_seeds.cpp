@@ -5,8 +5,8 @@
 #include <functional>
 #include <string>
 
-#include "fuzz_layout.h"
-#include "ring_harness.h"
+#include "test/fuzz/fuzz_layout.h"
+#include "test/support/ring_harness.h"
 
 using namespace unifn;
 using namespace unifn::test;

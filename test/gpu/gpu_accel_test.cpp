@@ -13,8 +13,8 @@
 
 #include <cuda_runtime_api.h>
 
-#include "cuda/cuda_backend.h"
-#include "reference/reference.h"
+#include "accel/cuda/cuda_backend.h"
+#include "accel/reference/reference.h"
 
 using namespace unifn::accel;
 

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "console_lines.h"
-#include "devices/console.h"
-#include "guest/function_vm.h"
-#include "helpers.h"
+#include "test/support/console_lines.h"
+#include "vmm/devices/console.h"
+#include "vmm/guest/function_vm.h"
+#include "test/integration/helpers.h"
 
 using namespace unifn;
 using namespace unifn::itest;

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "guest/function_vm.h"
-#include "helpers.h"
+#include "vmm/guest/function_vm.h"
+#include "test/integration/helpers.h"
 
 using namespace unifn;
 using namespace unifn::itest;

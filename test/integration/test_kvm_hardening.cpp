@@ -22,14 +22,14 @@
 
 #include <fmt/format.h>
 
-#include "guest/function_vm.h"
-#include "helpers.h"
-#include "platform/kvm/kvm.h"
-#include "platform/kvm/kvm_cpu_state.h"
-#include "platform/kvm/kvm_machine.h"
-#include "platform_skip.h"
-#include "x86/cpu.h"
-#include "x86/layout.h"
+#include "vmm/guest/function_vm.h"
+#include "test/integration/helpers.h"
+#include "vmm/platform/kvm/kvm.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
+#include "vmm/platform/kvm/kvm_machine.h"
+#include "test/support/platform_skip.h"
+#include "vmm/x86/cpu.h"
+#include "vmm/x86/layout.h"
 
 using namespace unifn;
 using namespace unifn::itest;

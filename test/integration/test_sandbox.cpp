@@ -27,11 +27,11 @@
 
 #include <fmt/format.h>
 
-#include "guest/function_vm.h"
-#include "helpers.h"
-#include "platform/sandbox/sandbox_abi.h"
-#include "platform/sandbox/sandbox_machine.h"
-#include "platform_skip.h"
+#include "vmm/guest/function_vm.h"
+#include "test/integration/helpers.h"
+#include "vmm/platform/sandbox/sandbox_abi.h"
+#include "vmm/platform/sandbox/sandbox_machine.h"
+#include "test/support/platform_skip.h"
 
 using namespace unifn;
 using namespace unifn::itest;

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "helpers.h"
+#include "test/integration/helpers.h"
 
 using namespace unifn::itest;
 using namespace std::chrono_literals;

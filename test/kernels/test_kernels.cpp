@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "kernel_images.h"
-#include "platform_skip.h"
-#include "temp_dir.h"
+#include "test/kernels/kernel_images.h"
+#include "test/support/platform_skip.h"
+#include "test/support/temp_dir.h"
 
 extern char** environ;
 

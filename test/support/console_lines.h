@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "devices/console.h"
+#include "vmm/devices/console.h"
 
 namespace unifn::test {
 

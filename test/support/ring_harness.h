@@ -11,11 +11,11 @@
 
 #include <unifn/accel_abi.h>
 
-#include "device.h"
-#include "devices/virtio/virtio_mmio.h"
-#include "memory/guest_memory.h"
-#include "platform/fake/fake_machine.h"
-#include "reference/reference.h"
+#include "accel/device.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/platform/fake/fake_machine.h"
+#include "accel/reference/reference.h"
 
 namespace unifn::test {
 

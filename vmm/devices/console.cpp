@@ -1,5 +1,5 @@
 // Line buffering for guest console output within its limits, and the escaping of what a terminal or a log reader would obey.
-#include "devices/console.h"
+#include "vmm/devices/console.h"
 
 #include <algorithm>
 #include <fmt/format.h>

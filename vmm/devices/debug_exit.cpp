@@ -1,5 +1,5 @@
 // isa-debug-exit: lets test kernels written for QEMU end the VM with a status of their choosing.
-#include "devices/debug_exit.h"
+#include "vmm/devices/debug_exit.h"
 
 #include <fmt/format.h>
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "machine.h"
+#include "vmm/machine.h"
 
 namespace unifn::vmm {
 

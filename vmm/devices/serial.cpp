@@ -1,5 +1,5 @@
 // 16550A UART register model: transmit buffer, divisor latch, loopback, IIR priorities.
-#include "devices/serial.h"
+#include "vmm/devices/serial.h"
 
 
 namespace unifn::vmm {

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "machine.h"
+#include "vmm/machine.h"
 
 namespace unifn::vmm {
 

@@ -1,5 +1,5 @@
 // Validation of unifn function images: ELF64 checks plus the ABI note.
-#include "guest/function_image.h"
+#include "vmm/guest/function_image.h"
 
 #include <fmt/format.h>
 #include <unifn/abi.h>

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "loader/elf.h"
+#include "vmm/loader/elf.h"
 
 namespace unifn::vmm {
 

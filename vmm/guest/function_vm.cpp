@@ -1,5 +1,5 @@
 // Boot, hypercalls, system calls and exceptions of a unifn function VM.
-#include "guest/function_vm.h"
+#include "vmm/guest/function_vm.h"
 
 #include <sys/random.h>
 #include <x86intrin.h>
@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 #include <unifn/abi.h>
 
-#include "x86/layout.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::vmm {
 

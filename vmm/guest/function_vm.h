@@ -10,13 +10,13 @@
 #include <utility>
 #include <vector>
 
-#include "devices/console.h"
-#include "devices/mmio_device.h"
-#include "guest/function_image.h"
-#include "guest/linux_syscalls.h"
-#include "machine.h"
-#include "platform/platform.h"
-#include "snapshot/snapshot.h"
+#include "vmm/devices/console.h"
+#include "vmm/devices/mmio_device.h"
+#include "vmm/guest/function_image.h"
+#include "vmm/guest/linux_syscalls.h"
+#include "vmm/machine.h"
+#include "vmm/platform/platform.h"
+#include "vmm/snapshot/snapshot.h"
 
 struct unifn_boot_info;
 

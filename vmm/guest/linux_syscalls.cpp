@@ -1,5 +1,5 @@
 // Linux system calls for musl: console writes, brk/mmap over the guest heap, clocks, randomness.
-#include "guest/linux_syscalls.h"
+#include "vmm/guest/linux_syscalls.h"
 
 #include <asm/unistd.h>
 #include <sys/random.h>

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "devices/console.h"
-#include "machine.h"
-#include "snapshot/persist.h"
+#include "vmm/devices/console.h"
+#include "vmm/machine.h"
+#include "vmm/snapshot/persist.h"
 
 namespace unifn::vmm {
 

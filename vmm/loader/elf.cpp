@@ -1,5 +1,5 @@
 // ELF64 header validation and segment loading, with every offset and size overflow-checked.
-#include "loader/elf.h"
+#include "vmm/loader/elf.h"
 
 #include <elf.h>
 
@@ -10,7 +10,7 @@
 
 #include <unifn/abi.h>
 
-#include "loader/file_bytes.h"
+#include "vmm/loader/file_bytes.h"
 
 namespace unifn::vmm {
 

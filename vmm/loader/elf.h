@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "loader/image_error.h"
-#include "memory/guest_memory.h"
+#include "vmm/loader/image_error.h"
+#include "vmm/memory/guest_memory.h"
 
 namespace unifn::vmm {
 

@@ -1,5 +1,5 @@
 // Multiboot1 loader and the ELF32/ELF64 kernel parser: every offset and size overflow-checked.
-#include "loader/multiboot.h"
+#include "vmm/loader/multiboot.h"
 
 #include <elf.h>
 
@@ -9,8 +9,8 @@
 
 #include <unifn/abi.h>
 
-#include "loader/file_bytes.h"
-#include "x86/protected_mode.h"
+#include "vmm/loader/file_bytes.h"
+#include "vmm/x86/protected_mode.h"
 
 namespace unifn::vmm {
 

@@ -1,11 +1,11 @@
 // PVH loader: segments at their physical addresses, hvm_start_info v1 with a memory map.
-#include "loader/pvh.h"
+#include "vmm/loader/pvh.h"
 
 #include <fmt/format.h>
 
 #include <stdexcept>
 
-#include "x86/protected_mode.h"
+#include "vmm/x86/protected_mode.h"
 
 namespace unifn::vmm {
 

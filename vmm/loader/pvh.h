@@ -6,8 +6,8 @@
 #include <span>
 #include <string>
 
-#include "loader/multiboot.h"
-#include "memory/guest_memory.h"
+#include "vmm/loader/multiboot.h"
+#include "vmm/memory/guest_memory.h"
 
 namespace unifn::vmm {
 

@@ -1,5 +1,5 @@
 // Guest RAM mapping and its bounds-checked accessors.
-#include "memory/guest_memory.h"
+#include "vmm/memory/guest_memory.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "x86/layout.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::vmm {
 

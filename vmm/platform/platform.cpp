@@ -1,5 +1,5 @@
 // Choosing a platform: auto takes KVM when a probe VM runs, else the sandbox, and says why.
-#include "platform/platform.h"
+#include "vmm/platform/platform.h"
 
 #include <cstdlib>
 #include <fmt/format.h>

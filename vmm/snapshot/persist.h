@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "snapshot/byte_io.h"
+#include "vmm/snapshot/byte_io.h"
 
 namespace unifn::vmm {
 

@@ -1,9 +1,9 @@
 // The encodings of the snapshot's own state structs: the guest layout and the vCPU state's frame.
-#include "snapshot/snapshot.h"
+#include "vmm/snapshot/snapshot.h"
 
 #include <fmt/format.h>
 
-#include "snapshot/persist.h"
+#include "vmm/snapshot/persist.h"
 
 namespace unifn::vmm {
 

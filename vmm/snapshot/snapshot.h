@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "guest/linux_syscalls.h"
-#include "fd.h"
-#include "machine.h"
+#include "vmm/guest/linux_syscalls.h"
+#include "vmm/fd.h"
+#include "vmm/machine.h"
 
 namespace unifn::vmm {
 

@@ -1,5 +1,5 @@
 // Writing and checking snapshot files: magic, format version, size cap, key, tagged sections of each piece's state, checksums.
-#include "snapshot/snapshot_store.h"
+#include "vmm/snapshot/snapshot_store.h"
 
 #include <fcntl.h>
 #include <pwd.h>
@@ -14,8 +14,8 @@
 #include <system_error>
 #include <unifn/abi.h>
 
-#include "snapshot/persist.h"
-#include "x86/layout.h"
+#include "vmm/snapshot/persist.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::vmm {
 
@@ -244,27 +244,33 @@ std::string SnapshotStore::key(const FunctionImage& image, const FunctionVmConfi
   return key(VmIdentity::of(image, cfg));
 }
 
+namespace {
+
+// One field of a VmIdentity into the key. Each string and list goes in with its length first, so
+// ("ab", "") stays apart from ("a", "b").
+void add_field(Fnv& f, std::uint64_t v) { f.add_u64(v); }
+void add_field(Fnv& f, const std::string& s) {
+  f.add_u64(s.size());
+  f.add(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));  // Safe: chars as bytes.
+}
+void add_field(Fnv& f, const ImageContent& image) {
+  f.add_u64(image.bytes.size());
+  f.add(image.bytes);
+}
+void add_field(Fnv& f, const VmIdentity::Env& env) {
+  f.add_u64(env.size());
+  for (const auto& [k, v] : env) add_field(f, k), add_field(f, v);
+}
+
+}  // namespace
+
 std::string SnapshotStore::key(const VmIdentity& id) {
   Fnv a, b;
   b.h = 0x84222325cbf29ce4ull;  // a second, differently seeded hash: 128 bits of key
-  // Each string and list goes in with its length first, so ("ab", "") stays apart from ("a", "b").
-  auto text = [](Fnv& f, const std::string& s) {
-    f.add_u64(s.size());
-    f.add(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));  // Safe: chars as bytes.
-  };
   for (Fnv* f : {&a, &b}) {
     f->add_u64(UNIFN_ABI_VERSION);
     f->add_u64(kSnapshotFormat);
-    text(*f, id.platform);
-    f->add_u64(id.image.size());
-    f->add(id.image);
-    f->add_u64(id.memory_bytes);
-    f->add_u64(id.max_body_bytes);
-    f->add_u64(id.devices);
-    text(*f, id.device_key);
-    text(*f, id.cmdline);
-    f->add_u64(id.env.size());
-    for (const auto& [k, v] : id.env) text(*f, k), text(*f, v);
+    std::apply([f](const auto&... field) { (add_field(*f, field), ...); }, id.fields());
   }
   return fmt::format("{:016x}{:016x}", a.h, b.h);
 }

@@ -8,9 +8,9 @@
 #include <set>
 #include <string>
 
-#include "guest/function_vm.h"
-#include "snapshot/snapshot.h"
-#include "snapshot/vm_identity.h"
+#include "vmm/guest/function_vm.h"
+#include "vmm/snapshot/snapshot.h"
+#include "vmm/snapshot/vm_identity.h"
 
 namespace unifn::vmm {
 

@@ -1,11 +1,11 @@
 // The guest's CPUID (filtered), its CR4, the MSRs a reset writes back, and the TSC frequency.
-#include "x86/cpu.h"
+#include "vmm/x86/cpu.h"
 
 #include <sys/ioctl.h>
 
 #include <array>
 
-#include "platform/kvm/kvm.h"
+#include "vmm/platform/kvm/kvm.h"
 
 namespace unifn::vmm {
 

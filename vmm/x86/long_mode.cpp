@@ -1,14 +1,14 @@
 // Builds the ring-3 long-mode machine state that unifn guests start in (DESIGN.md "Why ring 3").
-#include "x86/long_mode.h"
+#include "vmm/x86/long_mode.h"
 
 #include <array>
 #include <cstring>
 #include <fmt/format.h>
 #include <utility>
 
-#include "platform/kvm/kvm.h"
-#include "x86/cpu.h"
-#include "x86/layout.h"
+#include "vmm/platform/kvm/kvm.h"
+#include "vmm/x86/cpu.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::vmm {
 

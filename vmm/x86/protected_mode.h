@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "memory/guest_memory.h"
+#include "vmm/memory/guest_memory.h"
 
 namespace unifn::vmm {
 

@@ -6,13 +6,13 @@
 #include <filesystem>
 #include <random>
 
-#include "cpu/cpu_backend.h"
-#include "fake_backend.h"
-#include "test_image.h"
-#include "reference/reference.h"
-#include "registry.h"
+#include "accel/cpu/cpu_backend.h"
+#include "test/support/fake_backend.h"
+#include "test/support/test_image.h"
+#include "accel/reference/reference.h"
+#include "accel/registry.h"
 #ifdef UNIFN_HAVE_CUDA
-#include "cuda/cuda_backend.h"
+#include "accel/cuda/cuda_backend.h"
 #endif
 
 using namespace unifn;

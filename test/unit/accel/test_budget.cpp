@@ -3,8 +3,8 @@
 
 #include <functional>
 
-#include "budget.h"
-#include "ring_harness.h"
+#include "accel/budget.h"
+#include "test/support/ring_harness.h"
 
 using namespace unifn;
 using namespace unifn::test;

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "ring_harness.h"
+#include "test/support/ring_harness.h"
 
 using namespace unifn;
 using namespace unifn::test;

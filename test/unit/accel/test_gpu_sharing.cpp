@@ -5,8 +5,8 @@
 #include <thread>
 #include <vector>
 
-#include "fair_gate.h"
-#include "scratch_pool.h"
+#include "accel/fair_gate.h"
+#include "accel/scratch_pool.h"
 
 using namespace unifn;
 using accel::FairGate;

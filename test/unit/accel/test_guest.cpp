@@ -10,11 +10,11 @@
 #include <stb_image_write.h>
 
 #include <unifn/accel_probe.h>
-#include "cpu/cpu_backend.h"
-#include "device.h"
-#include "guest/function_vm.h"
-#include "reference/reference.h"
-#include "test_image.h"
+#include "accel/cpu/cpu_backend.h"
+#include "accel/device.h"
+#include "vmm/guest/function_vm.h"
+#include "accel/reference/reference.h"
+#include "test/support/test_image.h"
 
 using namespace unifn;
 

@@ -4,11 +4,11 @@
 
 #include <CLI/CLI.hpp>
 
-#include "cli/bench_accel_command.h"
-#include "cli/bench_command.h"
-#include "cli/daemon_command.h"
-#include "cli/run_command.h"
-#include "config/checks.h"
+#include "src/cli/bench_accel_command.h"
+#include "src/cli/bench_command.h"
+#include "src/cli/daemon_command.h"
+#include "src/cli/run_command.h"
+#include "src/config/checks.h"
 
 using namespace unifn;
 

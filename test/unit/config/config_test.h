@@ -5,8 +5,8 @@
 #include <functional>
 #include <string>
 
-#include "config/config.h"
-#include "temp_dir.h"
+#include "src/config/config.h"
+#include "test/support/temp_dir.h"
 
 namespace unifn::config::test {
 

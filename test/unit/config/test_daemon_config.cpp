@@ -9,8 +9,8 @@
 #include <fmt/format.h>
 #include <optional>
 
-#include "config/config.h"
-#include "config_test.h"
+#include "src/config/config.h"
+#include "test/unit/config/config_test.h"
 
 using namespace unifn::config;
 using unifn::config::test::error_of;

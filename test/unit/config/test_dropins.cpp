@@ -5,8 +5,8 @@
 
 #include <algorithm>
 
-#include "config/config.h"
-#include "config_test.h"
+#include "src/config/config.h"
+#include "test/unit/config/config_test.h"
 
 using namespace unifn::config;
 using unifn::config::test::TempDir;

@@ -1,8 +1,8 @@
 // Function drop-ins: defaults, every key, and each kind of mistake reported as file:line: key: what.
 #include <catch2/catch.hpp>
 
-#include "config/config.h"
-#include "config_test.h"
+#include "src/config/config.h"
+#include "test/unit/config/config_test.h"
 
 using namespace unifn::config;
 using unifn::config::test::error_of;

@@ -3,7 +3,7 @@
 
 #include <filesystem>
 
-#include "config/config.h"
+#include "src/config/config.h"
 
 using namespace unifn::config;
 

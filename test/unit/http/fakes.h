@@ -12,8 +12,8 @@
 #include <thread>
 #include <vector>
 
-#include "http/api.h"
-#include "runtime/dispatcher.h"
+#include "src/http/api.h"
+#include "src/runtime/dispatcher.h"
 
 namespace unifn::test {
 

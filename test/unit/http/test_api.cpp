@@ -3,8 +3,8 @@
 
 #include <fmt/format.h>
 
-#include "fakes.h"
-#include "http/json.h"
+#include "test/unit/http/fakes.h"
+#include "src/http/json.h"
 
 using namespace unifn;
 using namespace unifn::test;

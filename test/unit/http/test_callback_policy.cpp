@@ -13,8 +13,8 @@
 #include <memory>
 #include <mutex>
 
-#include "fakes.h"
-#include "http/callback_policy.h"
+#include "test/unit/http/fakes.h"
+#include "src/http/callback_policy.h"
 
 using namespace unifn;
 using namespace unifn::test;

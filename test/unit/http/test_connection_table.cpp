@@ -1,7 +1,7 @@
 // The shedding policy as data: which connection makes room for a new one, and when one is refused.
 #include <catch2/catch.hpp>
 
-#include "http/connection_table.h"
+#include "src/http/connection_table.h"
 
 using unifn::http::ConnectionTable;
 using Cause = ConnectionTable::Cause;

@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "fakes.h"
-#include "http/header.h"
+#include "test/unit/http/fakes.h"
+#include "src/http/header.h"
 
 using namespace unifn;
 using namespace unifn::test;

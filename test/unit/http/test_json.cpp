@@ -4,8 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fakes.h"
-#include "http/json.h"
+#include "test/unit/http/fakes.h"
+#include "src/http/json.h"
 
 using namespace unifn;
 using namespace unifn::test;

@@ -1,7 +1,7 @@
 // The one table from a call's outcome to its HTTP status, and what "an instance ran" means.
 #include <catch2/catch.hpp>
 
-#include "http/outcome_status.h"
+#include "src/http/outcome_status.h"
 
 using namespace unifn;
 using O = runtime::CallOutcome;

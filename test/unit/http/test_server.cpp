@@ -12,8 +12,8 @@
 #include <map>
 #include <sstream>
 
-#include "fakes.h"
-#include "http/server.h"
+#include "test/unit/http/fakes.h"
+#include "src/http/server.h"
 
 using namespace unifn;
 using namespace unifn::test;

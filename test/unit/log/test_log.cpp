@@ -16,8 +16,8 @@
 #include <string>
 #include <thread>
 
-#include "log/log.h"
-#include "metrics/metrics.h"
+#include "src/log/log.h"
+#include "src/metrics/metrics.h"
 
 using namespace unifn::log;
 using namespace std::chrono_literals;

@@ -4,7 +4,7 @@
 #include <thread>
 #include <vector>
 
-#include "metrics/metrics.h"
+#include "src/metrics/metrics.h"
 
 using unifn::metrics::Metrics;
 

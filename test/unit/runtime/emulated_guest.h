@@ -31,8 +31,8 @@
 
 #include <unifn/abi.h>
 
-#include "machine.h"
-#include "platform/platform.h"
+#include "vmm/machine.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::test {
 

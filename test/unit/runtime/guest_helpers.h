@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "guest/function_vm.h"
+#include "vmm/guest/function_vm.h"
 
 namespace unifn::test {
 

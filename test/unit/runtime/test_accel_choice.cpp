@@ -1,9 +1,9 @@
 // Choosing a function's accelerator backend: its order, the daemon's accel.backends, availability; and unavailable pools.
 #include <catch2/catch.hpp>
 
-#include "fake_backend.h"
-#include "runtime/accel_choice.h"
-#include "runtime/instance_pool.h"
+#include "test/support/fake_backend.h"
+#include "src/runtime/accel_choice.h"
+#include "src/runtime/instance_pool.h"
 
 using namespace unifn;
 

@@ -5,8 +5,8 @@
 #include <future>
 #include <thread>
 
-#include "guest_helpers.h"
-#include "runtime/instance_pool.h"
+#include "test/unit/runtime/guest_helpers.h"
+#include "src/runtime/instance_pool.h"
 
 using namespace unifn;
 using namespace unifn::test;

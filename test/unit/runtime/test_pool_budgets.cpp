@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "emulated_guest.h"
-#include "runtime/budget.h"
-#include "runtime/instance_pool.h"
-#include "runtime/registry.h"
+#include "test/unit/runtime/emulated_guest.h"
+#include "src/runtime/budget.h"
+#include "src/runtime/instance_pool.h"
+#include "src/runtime/registry.h"
 
 using namespace unifn;
 using namespace unifn::test;

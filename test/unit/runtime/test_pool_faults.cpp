@@ -13,8 +13,8 @@
 #include <system_error>
 #include <vector>
 
-#include "emulated_guest.h"
-#include "runtime/instance_pool.h"
+#include "test/unit/runtime/emulated_guest.h"
+#include "src/runtime/instance_pool.h"
 
 using namespace unifn;
 using namespace unifn::test;

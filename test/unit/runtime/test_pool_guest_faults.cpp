@@ -14,10 +14,10 @@
 #include <system_error>
 #include <vector>
 
-#include "console_lines.h"
-#include "devices/console.h"
-#include "guest_helpers.h"
-#include "runtime/instance_pool.h"
+#include "test/support/console_lines.h"
+#include "vmm/devices/console.h"
+#include "test/unit/runtime/guest_helpers.h"
+#include "src/runtime/instance_pool.h"
 
 using namespace unifn;
 using namespace unifn::test;

@@ -16,13 +16,13 @@
 
 #include <fmt/format.h>
 
-#include "emulated_guest.h"
-#include "http/api.h"
-#include "http/calls.h"
-#include "http/outcome_status.h"
-#include "metrics/metrics.h"
-#include "runtime/instance_pool.h"
-#include "runtime/registry.h"
+#include "test/unit/runtime/emulated_guest.h"
+#include "src/http/api.h"
+#include "src/http/calls.h"
+#include "src/http/outcome_status.h"
+#include "src/metrics/metrics.h"
+#include "src/runtime/instance_pool.h"
+#include "src/runtime/registry.h"
 
 using namespace unifn;
 using namespace unifn::test;

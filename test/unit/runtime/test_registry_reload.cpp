@@ -10,13 +10,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "emulated_guest.h"
-#include "http/api.h"
-#include "http/calls.h"
-#include "metrics/metrics.h"
-#include "runtime/registry.h"
-#include "snapshot/snapshot_store.h"
-#include "snapshot/vm_identity.h"
+#include "test/unit/runtime/emulated_guest.h"
+#include "src/http/api.h"
+#include "src/http/calls.h"
+#include "src/metrics/metrics.h"
+#include "src/runtime/registry.h"
+#include "vmm/snapshot/snapshot_store.h"
+#include "vmm/snapshot/vm_identity.h"
 
 using namespace unifn;
 using namespace unifn::test;

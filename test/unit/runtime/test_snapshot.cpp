@@ -3,7 +3,7 @@
 
 #include <unistd.h>
 
-#include "guest_helpers.h"
+#include "test/unit/runtime/guest_helpers.h"
 
 using namespace unifn;
 using namespace unifn::test;

@@ -15,11 +15,11 @@
 #include <unifn/abi.h>
 
 #include "accel/device.h"
-#include "guest_helpers.h"
-#include "temp_dir.h"
+#include "test/unit/runtime/guest_helpers.h"
+#include "test/support/temp_dir.h"
 #include "accel/registry.h"
-#include "snapshot/snapshot_store.h"
-#include "x86/layout.h"
+#include "vmm/snapshot/snapshot_store.h"
+#include "vmm/x86/layout.h"
 
 using namespace unifn;
 using namespace unifn::test;

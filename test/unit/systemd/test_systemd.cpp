@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "systemd/notifier.h"
+#include "src/systemd/notifier.h"
 
 using namespace std::chrono_literals;
 using unifn::systemd::Notifier;

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "console_lines.h"
-#include "devices/console.h"
+#include "test/support/console_lines.h"
+#include "vmm/devices/console.h"
 
 using unifn::vmm::Console;
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "x86/cpu.h"
+#include "vmm/x86/cpu.h"
 
 using namespace unifn::vmm;
 

@@ -12,8 +12,8 @@
 
 #include <unifn/abi.h>
 
-#include "guest/function_image.h"
-#include "loader/elf.h"
+#include "vmm/guest/function_image.h"
+#include "vmm/loader/elf.h"
 
 using namespace unifn::vmm;
 

@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "memory/guest_memory.h"
-#include "x86/layout.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/x86/layout.h"
 
 using unifn::vmm::GuestAddr;
 using unifn::vmm::GuestMemory;

@@ -17,10 +17,10 @@
 
 #include <unifn/abi.h>
 
-#include "console_lines.h"
-#include "fuzz_machine.h"
-#include "guest/function_vm.h"
-#include "x86/layout.h"
+#include "test/support/console_lines.h"
+#include "test/fuzz/fuzz_machine.h"
+#include "vmm/guest/function_vm.h"
+#include "vmm/x86/layout.h"
 
 using namespace unifn;
 using namespace std::chrono_literals;

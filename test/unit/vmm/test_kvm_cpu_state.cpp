@@ -17,9 +17,9 @@
 
 #include <fmt/format.h>
 
-#include "platform/kvm/kvm_cpu_state.h"
-#include "platform/kvm/vcpu_ops.h"
-#include "x86/cpu.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
+#include "vmm/platform/kvm/vcpu_ops.h"
+#include "vmm/x86/cpu.h"
 
 using namespace unifn::vmm;
 

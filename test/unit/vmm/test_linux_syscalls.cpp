@@ -17,11 +17,11 @@
 
 #include <fmt/format.h>
 
-#include "devices/console.h"
-#include "guest/linux_syscalls.h"
-#include "machine.h"
-#include "platform/fake/fake_machine.h"
-#include "x86/layout.h"
+#include "vmm/devices/console.h"
+#include "vmm/guest/linux_syscalls.h"
+#include "vmm/machine.h"
+#include "vmm/platform/fake/fake_machine.h"
+#include "vmm/x86/layout.h"
 
 using namespace unifn::vmm;
 

@@ -2,10 +2,10 @@
 #include <catch2/catch.hpp>
 #include <cstddef>
 
-#include "kernel_boot.h"
-#include "kernel_images.h"
-#include "loader/multiboot.h"
-#include "x86/protected_mode.h"
+#include "vmm/kernel_boot.h"
+#include "test/kernels/kernel_images.h"
+#include "vmm/loader/multiboot.h"
+#include "vmm/x86/protected_mode.h"
 
 using namespace unifn::vmm;
 using namespace unifn::test;

@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <optional>
 
-#include "memory/guest_memory.h"
-#include "x86/layout.h"
-#include "x86/long_mode.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/x86/layout.h"
+#include "vmm/x86/long_mode.h"
 
 using namespace unifn::vmm;
 

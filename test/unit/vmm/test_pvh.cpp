@@ -2,9 +2,9 @@
 #include <catch2/catch.hpp>
 #include <cstddef>
 
-#include "kernel_images.h"
-#include "loader/pvh.h"
-#include "x86/protected_mode.h"
+#include "test/kernels/kernel_images.h"
+#include "vmm/loader/pvh.h"
+#include "vmm/x86/protected_mode.h"
 
 using namespace unifn::vmm;
 using namespace unifn::test;

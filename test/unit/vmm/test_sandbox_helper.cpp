@@ -15,8 +15,8 @@
 #include <sstream>
 #include <string>
 
-#include "platform/sandbox/helper_image.h"
-#include "platform/sandbox/sandbox_abi.h"
+#include "vmm/platform/sandbox/helper_image.h"
+#include "vmm/platform/sandbox/sandbox_abi.h"
 
 namespace {
 

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "devices/serial.h"
+#include "vmm/devices/serial.h"
 
 using unifn::vmm::Serial16550;
 using R = Serial16550::Reg;

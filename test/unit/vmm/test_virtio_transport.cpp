@@ -3,7 +3,7 @@
 
 #include <functional>
 
-#include "ring_harness.h"
+#include "test/support/ring_harness.h"
 
 using namespace unifn;
 using namespace unifn::test;

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "platform/sandbox/x86_decode.h"
+#include "vmm/platform/sandbox/x86_decode.h"
 
 using unifn::vmm::decode_access;
 using unifn::vmm::DecodedAccess;

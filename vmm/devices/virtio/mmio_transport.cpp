@@ -1,10 +1,10 @@
 // virtio-mmio v2 register file, device status and feature negotiation, queue setup, and its snapshot format.
-#include "devices/virtio/mmio_transport.h"
+#include "vmm/devices/virtio/mmio_transport.h"
 
 #include <cstring>
 #include <fmt/format.h>
 
-#include "devices/virtio/virtio_mmio.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
 
 namespace unifn::vmm::virtio {
 

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "devices/mmio_device.h"
-#include "devices/virtio/virtqueue.h"
-#include "snapshot/persist.h"
+#include "vmm/devices/mmio_device.h"
+#include "vmm/devices/virtio/virtqueue.h"
+#include "vmm/snapshot/persist.h"
 
 namespace unifn::vmm::virtio {
 

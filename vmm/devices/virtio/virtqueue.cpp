@@ -1,10 +1,10 @@
 // Split virtqueue: ring layout checks, chain walks that refuse loops, stray indices and out-of-RAM buffers.
-#include "devices/virtio/virtqueue.h"
+#include "vmm/devices/virtio/virtqueue.h"
 
 #include <atomic>
 #include <fmt/format.h>
 
-#include "devices/virtio/virtio_mmio.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
 
 namespace unifn::vmm::virtio {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "memory/guest_memory.h"
+#include "vmm/memory/guest_memory.h"
 
 namespace unifn::vmm::virtio {
 

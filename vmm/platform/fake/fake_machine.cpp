@@ -1,5 +1,5 @@
 // The memory-only platform for unit tests and fuzzers.
-#include "platform/fake/fake_machine.h"
+#include "vmm/platform/fake/fake_machine.h"
 
 #include <cstring>
 #include <fmt/format.h>

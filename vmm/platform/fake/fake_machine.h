@@ -4,8 +4,8 @@
 
 #include <deque>
 
-#include "machine.h"
-#include "platform/platform.h"
+#include "vmm/machine.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::vmm {
 

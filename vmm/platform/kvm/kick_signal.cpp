@@ -1,5 +1,5 @@
 // The vCPU kick signal: its number, its restartable handler, and the thread's kvm_run it stops.
-#include "platform/kvm/kick_signal.h"
+#include "vmm/platform/kvm/kick_signal.h"
 
 #include <signal.h>
 

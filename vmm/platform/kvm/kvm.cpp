@@ -1,5 +1,5 @@
 // KVM system, VM and vCPU wrappers: every ioctl checked, every failure a sentence.
-#include "platform/kvm/kvm.h"
+#include "vmm/platform/kvm/kvm.h"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "memory/guest_memory.h"
+#include "vmm/memory/guest_memory.h"
 
 namespace unifn::vmm {
 

@@ -1,12 +1,12 @@
 // Capturing and applying vCPU state: registers, segments, FPU/SSE (XSAVE), XCRs, MSRs, events.
-#include "platform/kvm/kvm_cpu_state.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
 
 #include <cstring>
 #include <fmt/format.h>
 #include <stdexcept>
 
-#include "snapshot/byte_io.h"
-#include "x86/cpu.h"
+#include "vmm/snapshot/byte_io.h"
+#include "vmm/x86/cpu.h"
 
 namespace unifn::vmm {
 

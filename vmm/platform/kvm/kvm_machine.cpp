@@ -1,5 +1,5 @@
 // The KVM run loop (one switch over exit reasons) and the ring-0 stub traps of unifn guests.
-#include "platform/kvm/kvm_machine.h"
+#include "vmm/platform/kvm/kvm_machine.h"
 
 #include <signal.h>
 #include <sys/syscall.h>
@@ -15,12 +15,12 @@
 #include <unifn/abi.h>
 #include <utility>
 
-#include "platform/kvm/kick_signal.h"
-#include "platform/kvm/kvm_cpu_state.h"
-#include "snapshot/byte_io.h"
-#include "x86/cpu.h"
-#include "x86/layout.h"
-#include "x86/long_mode.h"
+#include "vmm/platform/kvm/kick_signal.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
+#include "vmm/snapshot/byte_io.h"
+#include "vmm/x86/cpu.h"
+#include "vmm/x86/layout.h"
+#include "vmm/x86/long_mode.h"
 
 namespace unifn::vmm {
 

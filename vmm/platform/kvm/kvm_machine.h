@@ -4,8 +4,8 @@
 
 #include <linux/kvm.h>
 
-#include "machine.h"
-#include "platform/kvm/kvm.h"
+#include "vmm/machine.h"
+#include "vmm/platform/kvm/kvm.h"
 
 namespace unifn::vmm {
 

@@ -1,9 +1,9 @@
 // The KVM platform: machines are KVM VMs; usable when /dev/kvm opens and a probe VM runs.
 #include <fmt/format.h>
 
-#include "platform/kvm/kvm_cpu_state.h"
-#include "platform/kvm/kvm_machine.h"
-#include "platform/platform.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
+#include "vmm/platform/kvm/kvm_machine.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::vmm {
 

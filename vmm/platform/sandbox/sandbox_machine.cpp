@@ -1,7 +1,7 @@
 // The sandbox run loop: a ptrace-supervised guest process, its system calls emulated through
 // PTRACE_SYSEMU, its hypercalls (#GP on `out`) and device accesses (#PF in the MMIO window)
 // decoded and served, its writes tracked with userfaultfd write-protection and PAGEMAP_SCAN.
-#include "platform/sandbox/sandbox_machine.h"
+#include "vmm/platform/sandbox/sandbox_machine.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -21,10 +21,10 @@
 #include <fmt/format.h>
 #include <system_error>
 
-#include "platform/sandbox/helper_image.h"
-#include "platform/sandbox/sandbox_abi.h"
-#include "platform/sandbox/x86_decode.h"
-#include "x86/layout.h"
+#include "vmm/platform/sandbox/helper_image.h"
+#include "vmm/platform/sandbox/sandbox_abi.h"
+#include "vmm/platform/sandbox/x86_decode.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::vmm {
 

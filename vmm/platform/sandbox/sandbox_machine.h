@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "fd.h"
-#include "machine.h"
-#include "platform/platform.h"
-#include "platform/sandbox/tracer_thread.h"
-#include "snapshot/persist.h"
+#include "vmm/fd.h"
+#include "vmm/machine.h"
+#include "vmm/platform/platform.h"
+#include "vmm/platform/sandbox/tracer_thread.h"
+#include "vmm/snapshot/persist.h"
 
 namespace unifn::vmm {
 

@@ -1,8 +1,8 @@
 // The sandbox platform: machines are supervised guest processes; available on any Linux host.
 #include <fmt/format.h>
 
-#include "platform/platform.h"
-#include "platform/sandbox/sandbox_machine.h"
+#include "vmm/platform/platform.h"
+#include "vmm/platform/sandbox/sandbox_machine.h"
 
 namespace unifn::vmm {
 

@@ -1,5 +1,5 @@
 // A thread that runs one job at a time for its caller: the sandbox's ptrace requests.
-#include "platform/sandbox/tracer_thread.h"
+#include "vmm/platform/sandbox/tracer_thread.h"
 
 #include <utility>
 

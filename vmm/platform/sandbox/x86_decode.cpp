@@ -1,5 +1,5 @@
 // Decoding of faulting mov/movzx/movsx/in/out instructions and applying their register effects.
-#include "platform/sandbox/x86_decode.h"
+#include "vmm/platform/sandbox/x86_decode.h"
 
 #include <algorithm>
 

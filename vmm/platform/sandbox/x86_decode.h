@@ -5,7 +5,7 @@
 #include <optional>
 #include <span>
 
-#include "platform/regs.h"
+#include "vmm/platform/regs.h"
 
 namespace unifn::vmm {
 
