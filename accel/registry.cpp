@@ -1,4 +1,5 @@
-// Backend registry: probes the compiled-in backends and picks one per function, saying why it fell back.
+// Backend registry: probes the compiled-in backends and picks one per function, saying why it fell
+// back.
 #include "accel/registry.h"
 
 #include <fmt/format.h>
@@ -25,7 +26,8 @@ BackendRegistry::BackendRegistry() {
   backends_.push_back(make_lazy_cpu_backend());
 }
 
-BackendRegistry::BackendRegistry(std::vector<std::shared_ptr<Backend>> backends) : backends_(std::move(backends)) {}
+BackendRegistry::BackendRegistry(std::vector<std::shared_ptr<Backend>> backends)
+    : backends_(std::move(backends)) {}
 
 const BackendRegistry& BackendRegistry::global() {
   static const BackendRegistry registry;
@@ -40,7 +42,8 @@ std::shared_ptr<Backend> BackendRegistry::get(std::string_view name) const {
 
 std::vector<BackendInfo> BackendRegistry::list() const {
   std::vector<BackendInfo> out;
-  for (const auto& b : backends_) out.push_back({std::string(b->name()), b->available(), b->unavailable_reason()});
+  for (const auto& b : backends_)
+    out.push_back({std::string(b->name()), b->available(), b->unavailable_reason()});
   return out;
 }
 
@@ -60,11 +63,13 @@ Selection BackendRegistry::select(std::span<const std::string> allowed) const {
       skipped.push_back(fmt::format("{} is unavailable ({})", name, b->unavailable_reason()));
     } else {
       s.backend = std::move(b);
-      if (!skipped.empty()) s.fallback = fmt::format("{}; using {}", fmt::join(skipped, "; "), name);
+      if (!skipped.empty())
+        s.fallback = fmt::format("{}; using {}", fmt::join(skipped, "; "), name);
       return s;
     }
   }
-  s.error = fmt::format("none of the allowed accelerator backends can run here: {}", fmt::join(skipped, "; "));
+  s.error = fmt::format("none of the allowed accelerator backends can run here: {}",
+                        fmt::join(skipped, "; "));
   return s;
 }
 

@@ -1,4 +1,5 @@
-// Plain C++ versions of every accelerator op: the yardstick the CPU and CUDA backends are checked against.
+// Plain C++ versions of every accelerator op: the yardstick the CPU and CUDA backends are checked
+// against.
 #pragma once
 
 #include <memory>

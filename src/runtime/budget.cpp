@@ -1,4 +1,5 @@
-// The shared budget: a compare-and-swap on what is used, so that two takers never both pass the limit.
+// The shared budget: a compare-and-swap on what is used, so that two takers never both pass the
+// limit.
 #include "src/runtime/budget.h"
 
 namespace unifn::runtime {

@@ -17,9 +17,11 @@ namespace unifn::test {
 class TempDir {
  public:
   explicit TempDir(std::string_view tag = "unifn-test") {
-    std::string tmpl = (std::filesystem::temp_directory_path() / (std::string(tag) + "-XXXXXX")).string();
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / (std::string(tag) + "-XXXXXX")).string();
     if (!mkdtemp(tmpl.data()))
-      throw std::runtime_error("cannot make a temporary directory " + tmpl + ": " + std::strerror(errno));
+      throw std::runtime_error("cannot make a temporary directory " + tmpl + ": " +
+                               std::strerror(errno));
     path_ = tmpl;
   }
   ~TempDir() {

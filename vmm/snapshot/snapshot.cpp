@@ -15,7 +15,8 @@ void GuestLayout::write(ByteWriter& w) const {
 GuestLayout GuestLayout::read(ByteReader& r) {
   read_version(r, kVersion, "guest layout");
   GuestLayout l;
-  for (auto* v : {&l.ram, &l.heap_start, &l.heap_end, &l.stack_top, &l.io_buf, &l.io_size}) *v = r.u64();
+  for (auto* v : {&l.ram, &l.heap_start, &l.heap_end, &l.stack_top, &l.io_buf, &l.io_size})
+    *v = r.u64();
   return l;
 }
 

@@ -27,7 +27,8 @@ struct Snapshot {
   GuestLayout layout;
   HeapState heap;
   std::uint64_t parked_at = 0;  // gpa of the unifn_hc_next the guest waits in
-  std::vector<std::vector<std::uint8_t>> devices;  // MmioDevice::save() of each, in order (each device's encoding)
+  std::vector<std::vector<std::uint8_t>>
+      devices;  // MmioDevice::save() of each, in order (each device's encoding)
 };
 
 }  // namespace unifn::vmm

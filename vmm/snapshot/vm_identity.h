@@ -24,7 +24,7 @@ struct ImageContent {
 
 struct VmIdentity {
   using Env = std::vector<std::pair<std::string, std::string>>;
-  std::string platform;               // each platform has its own CPU state
+  std::string platform;                 // each platform has its own CPU state
   std::span<const std::uint8_t> image;  // the image's content (not owned: the image outlives this)
   std::uint64_t memory_bytes = 0;
   std::uint64_t max_body_bytes = 0;
@@ -52,7 +52,8 @@ struct VmIdentity {
   auto fields() const {
     return std::tuple<const std::string&, ImageContent, std::uint64_t, std::uint64_t, std::uint64_t,
                       const std::string&, const std::string&, const Env&>(
-        platform, ImageContent{image}, memory_bytes, max_body_bytes, devices, device_key, cmdline, env);
+        platform, ImageContent{image}, memory_bytes, max_body_bytes, devices, device_key, cmdline,
+        env);
   }
   bool operator==(const VmIdentity& o) const { return fields() == o.fields(); }
 };

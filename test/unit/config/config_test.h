@@ -1,4 +1,5 @@
-// The configuration tests' helpers: an image file that passes the checks, and a ConfigError's message.
+// The configuration tests' helpers: an image file that passes the checks, and a ConfigError's
+// message.
 #pragma once
 
 #include <filesystem>
@@ -14,7 +15,9 @@ using unifn::test::TempDir;
 
 // A file that passes the image checks: it starts like an ELF file.
 inline std::filesystem::path write_image(const TempDir& d, const std::string& rel) {
-  return d.write(rel, std::string("\x7f" "ELF\x02\x01\x01", 7));
+  return d.write(rel, std::string("\x7f"
+                                  "ELF\x02\x01\x01",
+                                  7));
 }
 
 // The message of the ConfigError that f throws, or "(no error)".

@@ -32,9 +32,11 @@ CpuState FakeMachine::capture() {
 }
 
 std::optional<std::string> FakeMachine::state_problem(const CpuState& state) {
-  if (state.platform != PlatformKind::Fake) return fmt::format("a {} vCPU state is not a fake one", to_string(state.platform));
+  if (state.platform != PlatformKind::Fake)
+    return fmt::format("a {} vCPU state is not a fake one", to_string(state.platform));
   if (state.bytes.size() != sizeof regs_)
-    return fmt::format("a fake vCPU state of {} bytes (expected {})", state.bytes.size(), sizeof regs_);
+    return fmt::format("a fake vCPU state of {} bytes (expected {})", state.bytes.size(),
+                       sizeof regs_);
   return std::nullopt;
 }
 
