@@ -1,4 +1,5 @@
-// The accelerator backend interface: operations on buffers that live in guest memory, checked by the device first.
+// The accelerator backend interface: operations on buffers that live in guest memory, checked by
+// the device first.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // Work rates measured on the backend itself, and the budget sentence the device answers with.
-#include "budget.h"
+#include "accel/budget.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -9,10 +9,13 @@ namespace unifn::accel {
 
 namespace {
 
-constexpr auto kMinRun = std::chrono::milliseconds(2);  // long enough that launch and set-up costs fade
+constexpr auto kMinRun =
+    std::chrono::milliseconds(2);  // long enough that launch and set-up costs fade
 constexpr std::uint32_t kMaxSgemmSide = 2048, kMaxImageSide = 4096;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 // The faster of two runs of `op`, in seconds (the first may pay for threads, kernels, buffers).
 template <typename Op>
@@ -45,7 +48,9 @@ double WorkRates::per_second(WorkKind kind) {
   return r.load();
 }
 
-void WorkRates::set(WorkKind kind, double per_second) { rate_[static_cast<std::size_t>(kind)].store(per_second); }
+void WorkRates::set(WorkKind kind, double per_second) {
+  rate_[static_cast<std::size_t>(kind)].store(per_second);
+}
 
 double WorkRates::measure(WorkKind kind) {
   try {
@@ -59,7 +64,8 @@ double WorkRates::measure(WorkKind kind) {
         s.a = a, s.b = b, s.c = c;
         units = work_of(s).units;
         t = best_of_two([&] { return backend_->sgemm(s); });
-        if (t && (*t >= std::chrono::duration<double>(kMinRun).count() || n >= kMaxSgemmSide)) return units / std::max(*t, 1e-9);
+        if (t && (*t >= std::chrono::duration<double>(kMinRun).count() || n >= kMaxSgemmSide))
+          return units / std::max(*t, 1e-9);
       } else {
         std::vector<std::uint8_t> src(std::size_t{n} * n * 3, 128), dst(src.size());
         ImageArgs im;
@@ -70,7 +76,8 @@ double WorkRates::measure(WorkKind kind) {
         im.src = src, im.dst = dst;
         units = work_of(im).units;
         t = best_of_two([&] { return backend_->image(im); });
-        if (t && (*t >= std::chrono::duration<double>(kMinRun).count() || n >= kMaxImageSide)) return units / std::max(*t, 1e-9);
+        if (t && (*t >= std::chrono::duration<double>(kMinRun).count() || n >= kMaxImageSide))
+          return units / std::max(*t, 1e-9);
       }
       if (!t) return 0;
     }
@@ -79,13 +86,17 @@ double WorkRates::measure(WorkKind kind) {
   }
 }
 
-std::optional<std::string> over_budget(const Work& work, double per_second, Clock::time_point now, Clock::time_point deadline) {
+std::optional<std::string> over_budget(const Work& work, double per_second, Clock::time_point now,
+                                       Clock::time_point deadline) {
   if (!(per_second > 0) || deadline == Clock::time_point::max()) return std::nullopt;
   const double need = static_cast<double>(work.units) / per_second;
   const double left = std::chrono::duration<double>(deadline - now).count();
   if (need <= left) return std::nullopt;
-  return fmt::format("{} {} would take about {} on this backend (measured at {:.3g} a second), and the call has {} left",
-                     work.units, unit_name(work.kind), duration_text(need), per_second, duration_text(std::max(left, 0.0)));
+  return fmt::format(
+      "{} {} would take about {} on this backend (measured at {:.3g} a second), and the call has "
+      "{} left",
+      work.units, unit_name(work.kind), duration_text(need), per_second,
+      duration_text(std::max(left, 0.0)));
 }
 
 }  // namespace unifn::accel

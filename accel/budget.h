@@ -1,4 +1,5 @@
-// Whether an op can finish in the time its call has left: each backend's speed, measured once, per kind of work.
+// Whether an op can finish in the time its call has left: each backend's speed, measured once, per
+// kind of work.
 #pragma once
 
 #include <array>
@@ -10,8 +11,8 @@
 #include <optional>
 #include <string>
 
-#include "backend.h"
-#include "ops.h"
+#include "accel/backend.h"
+#include "accel/ops.h"
 
 namespace unifn::accel {
 
@@ -43,6 +44,7 @@ class WorkRates {
 
 // Why `work` cannot finish before `deadline` at `per_second` units a second, or nothing when it
 // can (or when the rate is unknown).
-std::optional<std::string> over_budget(const Work& work, double per_second, Clock::time_point now, Clock::time_point deadline);
+std::optional<std::string> over_budget(const Work& work, double per_second, Clock::time_point now,
+                                       Clock::time_point deadline);
 
 }  // namespace unifn::accel

@@ -1,5 +1,6 @@
-// virtio-accel request handling: every chain checked against accel_abi.h before a backend touches guest memory.
-#include "device.h"
+// virtio-accel request handling: every chain checked against accel_abi.h before a backend touches
+// guest memory.
+#include "accel/device.h"
 
 #include <array>
 #include <atomic>
@@ -7,8 +8,8 @@
 #include <fmt/format.h>
 #include <utility>
 
-#include "devices/virtio/virtio_mmio.h"
-#include "ops.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
+#include "accel/ops.h"
 
 namespace unifn::accel {
 
@@ -21,10 +22,14 @@ namespace {
 
 std::string_view command_name(std::uint32_t c) {
   switch (c) {
-    case UNIFN_ACCEL_CMD_NOOP: return "noop";
-    case UNIFN_ACCEL_CMD_CREATE_SESSION: return "create-session";
-    case UNIFN_ACCEL_CMD_DESTROY_SESSION: return "destroy-session";
-    case UNIFN_ACCEL_CMD_DO_OP: return "do-op";
+    case UNIFN_ACCEL_CMD_NOOP:
+      return "noop";
+    case UNIFN_ACCEL_CMD_CREATE_SESSION:
+      return "create-session";
+    case UNIFN_ACCEL_CMD_DESTROY_SESSION:
+      return "destroy-session";
+    case UNIFN_ACCEL_CMD_DO_OP:
+      return "do-op";
   }
   return "unknown command";
 }
@@ -53,7 +58,8 @@ AccelDevice::AccelDevice(std::shared_ptr<Backend> backend, DeviceOptions opts)
 }
 
 void AccelDevice::read_config(std::uint64_t offset, std::span<std::uint8_t> out) const {
-  // Safe: the config struct viewed as the bytes the guest reads; offset and size checked by the transport.
+  // Safe: the config struct viewed as the bytes the guest reads; offset and size checked by the
+  // transport.
   std::memcpy(out.data(), reinterpret_cast<const std::uint8_t*>(&config_) + offset, out.size());
 }
 
@@ -81,18 +87,22 @@ AccelState AccelState::read(vmm::ByteReader& r) {
     const auto id = r.pod<std::uint32_t>();
     const auto flags = r.pod<std::uint32_t>();
     if (id == 0 || !s.sessions.emplace(id, flags).second)
-      throw std::runtime_error(fmt::format("virtio-accel state: session id {} is invalid or repeated", id));
+      throw std::runtime_error(
+          fmt::format("virtio-accel state: session id {} is invalid or repeated", id));
   }
   return s;
 }
 
-std::vector<std::uint8_t> AccelDevice::save_device() const { return vmm::encode(AccelState{next_session_, sessions_}); }
+std::vector<std::uint8_t> AccelDevice::save_device() const {
+  return vmm::encode(AccelState{next_session_, sessions_});
+}
 
 std::optional<std::string> AccelDevice::check_device(std::span<const std::uint8_t> state) const {
   try {
     const auto s = vmm::decode<AccelState>(state, "virtio-accel state");
     if (s.sessions.size() > opts_.max_sessions)
-      return fmt::format("virtio-accel state holds {} sessions, more than the {} allowed", s.sessions.size(), opts_.max_sessions);
+      return fmt::format("virtio-accel state holds {} sessions, more than the {} allowed",
+                         s.sessions.size(), opts_.max_sessions);
     return std::nullopt;
   } catch (const std::runtime_error& e) {
     return e.what();
@@ -114,14 +124,17 @@ vmm::IoResult AccelDevice::access(vmm::Machine& machine, vmm::MmioAccess& a) {
 
 std::optional<std::string> AccelDevice::interrupted() const {
   if (machine_ && machine_->cancelled()) return "the call was cancelled";
-  if (deadline_ != Clock::time_point::max() && Clock::now() >= deadline_) return "the call's deadline passed";
+  if (deadline_ != Clock::time_point::max() && Clock::now() >= deadline_)
+    return "the call's deadline passed";
   return std::nullopt;
 }
 
 Result AccelDevice::admit(const Work& w) {
   if (deadline_ == Clock::time_point::max() || w.units < kUnbudgetedWork) return Result::success();
-  const double rate = opts_.rates->per_second(w.kind);  // measured here the first time: after it, now() is what counts
-  if (auto why = over_budget(w, rate, Clock::now(), deadline_)) return Result::fail(Status::Error, std::move(*why));
+  const double rate = opts_.rates->per_second(
+      w.kind);  // measured here the first time: after it, now() is what counts
+  if (auto why = over_budget(w, rate, Clock::now(), deadline_))
+    return Result::fail(Status::Error, std::move(*why));
   return Result::success();
 }
 
@@ -147,50 +160,68 @@ Result AccelDevice::serve(GuestMemory& mem, const Chain& chain, std::uint32_t& w
   const auto& d = chain.descs;
   const GuestMemory& ro = mem;  // reads through a const view: they do not count as host writes
   if (d.size() < 2)
-    return badmsg(fmt::format("the chain has {} descriptor(s); a header and a status byte at least are needed", d.size()));
+    return badmsg(fmt::format(
+        "the chain has {} descriptor(s); a header and a status byte at least are needed",
+        d.size()));
   if (d[0].writable || d[0].len != sizeof(unifn_accel_req))
-    return badmsg(fmt::format("the header descriptor is {} bytes{}; a device-readable {}-byte header is expected", d[0].len,
-                              d[0].writable ? ", device-writable" : "", sizeof(unifn_accel_req)));
+    return badmsg(fmt::format(
+        "the header descriptor is {} bytes{}; a device-readable {}-byte header is expected",
+        d[0].len, d[0].writable ? ", device-writable" : "", sizeof(unifn_accel_req)));
   const auto req = ro.read_obj<unifn_accel_req>(GuestAddr(d[0].addr));
   // Who the request is, for messages; built only when one is needed.
   const auto who_of = [&req] {
-    return fmt::format("request {} ({}, session {})", req.request_id,
-                       req.command == UNIFN_ACCEL_CMD_DO_OP ? op_name(req.op) : command_name(req.command), req.session_id);
+    return fmt::format(
+        "request {} ({}, session {})", req.request_id,
+        req.command == UNIFN_ACCEL_CMD_DO_OP ? op_name(req.op) : command_name(req.command),
+        req.session_id);
   };
-  if (d.back().len != 1) return badmsg(fmt::format("{}: the status descriptor is {} bytes, 1 expected", who_of(), d.back().len));
-  if (req._reserved != 0) return badmsg(fmt::format("{}: the header's reserved field is {}, 0 expected", who_of(), req._reserved));
+  if (d.back().len != 1)
+    return badmsg(
+        fmt::format("{}: the status descriptor is {} bytes, 1 expected", who_of(), d.back().len));
+  if (req._reserved != 0)
+    return badmsg(
+        fmt::format("{}: the header's reserved field is {}, 0 expected", who_of(), req._reserved));
   const std::uint64_t nargs = std::uint64_t{req.nr_read} + req.nr_write;
   if (nargs > UNIFN_ACCEL_MAX_ARGS)
-    return badmsg(fmt::format("{}: {} read and {} write arguments, more than the {} allowed", who_of(), req.nr_read, req.nr_write,
-                              UNIFN_ACCEL_MAX_ARGS));
+    return badmsg(fmt::format("{}: {} read and {} write arguments, more than the {} allowed",
+                              who_of(), req.nr_read, req.nr_write, UNIFN_ACCEL_MAX_ARGS));
   const std::size_t want = 2 + (nargs ? 1 : 0) + nargs;
   if (d.size() != want)
-    return badmsg(fmt::format("{}: the chain has {} descriptors, its header's {} read and {} write arguments need {}", who_of(),
-                              d.size(), req.nr_read, req.nr_write, want));
+    return badmsg(fmt::format(
+        "{}: the chain has {} descriptors, its header's {} read and {} write arguments need {}",
+        who_of(), d.size(), req.nr_read, req.nr_write, want));
 
   std::array<unifn_accel_arg, UNIFN_ACCEL_MAX_ARGS> hdrs{};
   std::array<InArg, UNIFN_ACCEL_MAX_ARGS> in{};
   std::array<OutArg, UNIFN_ACCEL_MAX_ARGS> out{};
   if (nargs) {
     if (d[1].writable || d[1].len != nargs * sizeof(unifn_accel_arg))
-      return badmsg(fmt::format("{}: the argument headers are {} bytes{}; {} device-readable bytes expected", who_of(), d[1].len,
-                                d[1].writable ? ", device-writable" : "", nargs * sizeof(unifn_accel_arg)));
-    ro.read(GuestAddr(d[1].addr), std::span(reinterpret_cast<std::uint8_t*>(hdrs.data()), nargs * sizeof(unifn_accel_arg)));  // Safe: POD array as bytes.
+      return badmsg(fmt::format(
+          "{}: the argument headers are {} bytes{}; {} device-readable bytes expected", who_of(),
+          d[1].len, d[1].writable ? ", device-writable" : "", nargs * sizeof(unifn_accel_arg)));
+    ro.read(GuestAddr(d[1].addr),
+            std::span(reinterpret_cast<std::uint8_t*>(hdrs.data()),
+                      nargs * sizeof(unifn_accel_arg)));  // Safe: POD array as bytes.
     for (std::size_t i = 0; i < nargs; ++i) {
       const Descriptor& a = d[2 + i];
       const bool is_write = i >= req.nr_read;
       const std::size_t j = is_write ? i - req.nr_read : i;
       if (a.writable != is_write)
-        return badmsg(fmt::format("{}: {} argument {} is in a device-{} descriptor", who_of(), is_write ? "write" : "read", j,
+        return badmsg(fmt::format("{}: {} argument {} is in a device-{} descriptor", who_of(),
+                                  is_write ? "write" : "read", j,
                                   a.writable ? "writable" : "readable"));
       if (a.len != hdrs[i].len)
-        return badmsg(fmt::format("{}: {} argument {} is {} bytes in its descriptor but {} in its header", who_of(),
-                                  is_write ? "write" : "read", j, a.len, hdrs[i].len));
+        return badmsg(
+            fmt::format("{}: {} argument {} is {} bytes in its descriptor but {} in its header",
+                        who_of(), is_write ? "write" : "read", j, a.len, hdrs[i].len));
       if (a.len > UNIFN_ACCEL_MAX_ARG_BYTES)
-        return badmsg(fmt::format("{}: {} argument {} is {} bytes, more than the {} allowed", who_of(), is_write ? "write" : "read",
-                                  j, a.len, UNIFN_ACCEL_MAX_ARG_BYTES));
-      if (is_write) out[j] = {hdrs[i].type, mem.span(GuestAddr(a.addr), a.len, "accel write argument")};
-      else in[j] = {hdrs[i].type, ro.span(GuestAddr(a.addr), a.len, "accel read argument")};
+        return badmsg(fmt::format("{}: {} argument {} is {} bytes, more than the {} allowed",
+                                  who_of(), is_write ? "write" : "read", j, a.len,
+                                  UNIFN_ACCEL_MAX_ARG_BYTES));
+      if (is_write)
+        out[j] = {hdrs[i].type, mem.span(GuestAddr(a.addr), a.len, "accel write argument")};
+      else
+        in[j] = {hdrs[i].type, ro.span(GuestAddr(a.addr), a.len, "accel read argument")};
     }
   }
   const std::span<const InArg> ins(in.data(), req.nr_read);
@@ -205,8 +236,10 @@ Result AccelDevice::serve(GuestMemory& mem, const Chain& chain, std::uint32_t& w
       if (nargs) return badmsg(fmt::format("{}: takes no arguments, {} given", who_of(), nargs));
       return Result::success();
     case UNIFN_ACCEL_CMD_CREATE_SESSION: {
-      if (req.nr_read > 1 || req.nr_write != 1 || outs[0].bytes.size() != 4 || (req.nr_read == 1 && ins[0].bytes.size() != 4))
-        return badmsg(fmt::format("{}: takes [u32 flags] to read and one u32 to write the session id into", who_of()));
+      if (req.nr_read > 1 || req.nr_write != 1 || outs[0].bytes.size() != 4 ||
+          (req.nr_read == 1 && ins[0].bytes.size() != 4))
+        return badmsg(fmt::format(
+            "{}: takes [u32 flags] to read and one u32 to write the session id into", who_of()));
       std::uint32_t flags = 0, id = 0;
       if (req.nr_read == 1) std::memcpy(&flags, ins[0].bytes.data(), 4);
       auto r = create_session(flags, id);
@@ -231,7 +264,9 @@ Result AccelDevice::serve(GuestMemory& mem, const Chain& chain, std::uint32_t& w
       return r;
     }
     default:
-      return Result::fail(Status::NotSupported, fmt::format("{}: command {} is not one this device knows", who_of(), req.command));
+      return Result::fail(
+          Status::NotSupported,
+          fmt::format("{}: command {} is not one this device knows", who_of(), req.command));
   }
 }
 
@@ -243,7 +278,8 @@ void AccelDevice::on_notify(GuestMemory& mem, vmm::virtio::SplitQueue& q, std::u
     const auto slot = chain->status_slot(mem);
     if (!slot) {
       // No place to answer: hand the chain back empty, as virtio does for buffers it cannot use.
-      refuse(chain->error.empty() ? "the request's last descriptor cannot hold a status byte (device-readable, empty or outside RAM)"
+      refuse(chain->error.empty() ? "the request's last descriptor cannot hold a status byte "
+                                    "(device-readable, empty or outside RAM)"
                                   : chain->error);
       q.push_used(mem, chain->head, 0);
       continue;
@@ -261,16 +297,22 @@ void AccelDevice::on_notify(GuestMemory& mem, vmm::virtio::SplitQueue& q, std::u
     try {
       r = serve(mem, *chain, written);
     } catch (const std::exception& e) {
-      r = Result::fail(Status::Error, fmt::format("the {} backend failed: {}", backend_->name(), e.what()));
+      r = Result::fail(Status::Error,
+                       fmt::format("the {} backend failed: {}", backend_->name(), e.what()));
       written = 0;
     }
-    if (r.ok()) ++served_;
-    else refuse(r.message);
+    if (r.ok())
+      ++served_;
+    else
+      refuse(r.message);
     mem.write_obj(GuestAddr(slot->addr), static_cast<std::uint8_t>(r.status));
     q.push_used(mem, chain->head, written + 1);
   }
   if (unserved)
-    refuse(fmt::format("{}: {} more request(s) of this notification answered with an error, not run", *stopped, unserved), unserved);
+    refuse(
+        fmt::format("{}: {} more request(s) of this notification answered with an error, not run",
+                    *stopped, unserved),
+        unserved);
   raise_interrupt(vmm::virtio::kInterruptUsedBuffer);
 }
 
@@ -278,9 +320,10 @@ vmm::MmioDeviceFactory device_factory(std::shared_ptr<Backend> backend, DeviceOp
   if (!backend) throw std::invalid_argument("a virtio-accel device factory needs a backend");
   if (opts.tenant == 0) opts.tenant = next_tenant();
   if (!opts.rates) opts.rates = std::make_shared<WorkRates>(backend);
-  return [backend = std::move(backend), opts = std::move(opts)]() -> std::unique_ptr<vmm::MmioDevice> {
-    return std::make_unique<AccelDevice>(backend, opts);
-  };
+  return
+      [backend = std::move(backend), opts = std::move(opts)]() -> std::unique_ptr<vmm::MmioDevice> {
+        return std::make_unique<AccelDevice>(backend, opts);
+      };
 }
 
 }  // namespace unifn::accel

@@ -1,4 +1,5 @@
-// The virtio-accel device: one request queue, sessions that live in the snapshot, ops run on one backend.
+// The virtio-accel device: one request queue, sessions that live in the snapshot, ops run on one
+// backend.
 #pragma once
 
 #include <chrono>
@@ -10,10 +11,10 @@
 #include <string>
 #include <string_view>
 
-#include "backend.h"
-#include "budget.h"
-#include "devices/virtio/mmio_transport.h"
-#include "ops.h"
+#include "accel/backend.h"
+#include "accel/budget.h"
+#include "vmm/devices/virtio/mmio_transport.h"
+#include "accel/ops.h"
 
 namespace unifn::accel {
 
@@ -67,7 +68,8 @@ class AccelDevice final : public vmm::virtio::MmioTransport {
   void read_config(std::uint64_t offset, std::span<std::uint8_t> out) const override;
   void reset_device() override;
   std::vector<std::uint8_t> save_device() const override;
-  std::optional<std::string> check_device(std::span<const std::uint8_t> state) const override;  // also: at most max_sessions
+  std::optional<std::string> check_device(
+      std::span<const std::uint8_t> state) const override;  // also: at most max_sessions
   void restore_device(std::span<const std::uint8_t> state) override;
 
  private:

@@ -1,5 +1,5 @@
 // FairGate: a round robin of tenants over one mutex, the turn handed over directly on leave.
-#include "fair_gate.h"
+#include "accel/fair_gate.h"
 
 namespace unifn::accel {
 
@@ -30,8 +30,10 @@ void FairGate::leave() {
   auto it = queued_.find(next);
   granted_ = it->second.front();
   it->second.pop_front();
-  if (it->second.empty()) queued_.erase(it);
-  else round_.push_back(next);  // its next op waits for every other tenant's turn first
+  if (it->second.empty())
+    queued_.erase(it);
+  else
+    round_.push_back(next);  // its next op waits for every other tenant's turn first
   cv_.notify_all();
 }
 

@@ -8,7 +8,7 @@
 #include <map>
 #include <mutex>
 
-#include "backend.h"
+#include "accel/backend.h"
 
 namespace unifn::accel {
 
@@ -47,9 +47,10 @@ class FairGate {
   std::condition_variable cv_;
   bool busy_ = false;
   std::uint64_t next_ticket_ = 1;
-  std::uint64_t granted_ = 0;                           // the ticket whose holder may go now
-  std::deque<Tenant> round_;                            // tenants with waiters, in the order they are served
-  std::map<Tenant, std::deque<std::uint64_t>> queued_;  // each tenant's waiting tickets, oldest first
+  std::uint64_t granted_ = 0;  // the ticket whose holder may go now
+  std::deque<Tenant> round_;   // tenants with waiters, in the order they are served
+  std::map<Tenant, std::deque<std::uint64_t>>
+      queued_;  // each tenant's waiting tickets, oldest first
   std::size_t waiting_ = 0;
 };
 

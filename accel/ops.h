@@ -7,7 +7,7 @@
 #include <span>
 #include <string_view>
 
-#include "backend.h"
+#include "accel/backend.h"
 
 namespace unifn::accel {
 
@@ -48,19 +48,24 @@ Work work_of(const ImageArgs& a);
 // Bounds on the work one request may ask for: an op cannot be interrupted once it runs, so this
 // is what bounds the time a guest can hold its vCPU thread inside one op.
 struct OpLimits {
-  std::uint64_t max_sgemm_madds = std::uint64_t{1} << 36;  // m * n * k: 4096^3, 1.5 s of OpenBLAS on 2 cores
-  std::uint64_t max_taps = std::uint64_t{1} << 34;         // image ops, MINMAX: as long again in OpenCV
-  std::uint64_t max_of(WorkKind kind) const { return kind == WorkKind::MultiplyAdds ? max_sgemm_madds : max_taps; }
+  std::uint64_t max_sgemm_madds = std::uint64_t{1}
+                                  << 36;  // m * n * k: 4096^3, 1.5 s of OpenBLAS on 2 cores
+  std::uint64_t max_taps = std::uint64_t{1} << 34;  // image ops, MINMAX: as long again in OpenCV
+  std::uint64_t max_of(WorkKind kind) const {
+    return kind == WorkKind::MultiplyAdds ? max_sgemm_madds : max_taps;
+  }
 };
 
 // Asked with an op's work once its arguments passed every check and the limits, just before the
-// backend runs it: a failure refuses the op, which then does not run (the device's deadline budget).
+// backend runs it: a failure refuses the op, which then does not run (the device's deadline
+// budget).
 using WorkGate = std::function<Result(const Work&)>;
 
 // Checks the arguments of `op` (counts, types, sizes, alignment, shapes) and its work against
 // `limits` and `gate`, and runs it on the backend for `tenant`. Nothing is written to an output
 // buffer unless every check passed.
-Result run_op(Backend& backend, std::uint32_t op, std::span<const InArg> in, std::span<const OutArg> out,
-              const OpLimits& limits = {}, Tenant tenant = 0, const WorkGate& gate = {});
+Result run_op(Backend& backend, std::uint32_t op, std::span<const InArg> in,
+              std::span<const OutArg> out, const OpLimits& limits = {}, Tenant tenant = 0,
+              const WorkGate& gate = {});
 
 }  // namespace unifn::accel

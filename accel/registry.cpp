@@ -1,11 +1,12 @@
-// Backend registry: probes the compiled-in backends and picks one per function, saying why it fell back.
-#include "registry.h"
+// Backend registry: probes the compiled-in backends and picks one per function, saying why it fell
+// back.
+#include "accel/registry.h"
 
 #include <fmt/format.h>
 
-#include "cpu/cpu_loader.h"
+#include "accel/cpu/cpu_loader.h"
 #ifdef UNIFN_HAVE_CUDA
-#include "cuda/cuda_backend.h"
+#include "accel/cuda/cuda_backend.h"
 #endif
 
 namespace unifn::accel {
@@ -25,7 +26,8 @@ BackendRegistry::BackendRegistry() {
   backends_.push_back(make_lazy_cpu_backend());
 }
 
-BackendRegistry::BackendRegistry(std::vector<std::shared_ptr<Backend>> backends) : backends_(std::move(backends)) {}
+BackendRegistry::BackendRegistry(std::vector<std::shared_ptr<Backend>> backends)
+    : backends_(std::move(backends)) {}
 
 const BackendRegistry& BackendRegistry::global() {
   static const BackendRegistry registry;
@@ -40,7 +42,8 @@ std::shared_ptr<Backend> BackendRegistry::get(std::string_view name) const {
 
 std::vector<BackendInfo> BackendRegistry::list() const {
   std::vector<BackendInfo> out;
-  for (const auto& b : backends_) out.push_back({std::string(b->name()), b->available(), b->unavailable_reason()});
+  for (const auto& b : backends_)
+    out.push_back({std::string(b->name()), b->available(), b->unavailable_reason()});
   return out;
 }
 
@@ -60,11 +63,13 @@ Selection BackendRegistry::select(std::span<const std::string> allowed) const {
       skipped.push_back(fmt::format("{} is unavailable ({})", name, b->unavailable_reason()));
     } else {
       s.backend = std::move(b);
-      if (!skipped.empty()) s.fallback = fmt::format("{}; using {}", fmt::join(skipped, "; "), name);
+      if (!skipped.empty())
+        s.fallback = fmt::format("{}; using {}", fmt::join(skipped, "; "), name);
       return s;
     }
   }
-  s.error = fmt::format("none of the allowed accelerator backends can run here: {}", fmt::join(skipped, "; "));
+  s.error = fmt::format("none of the allowed accelerator backends can run here: {}",
+                        fmt::join(skipped, "; "));
   return s;
 }
 

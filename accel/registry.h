@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "backend.h"
+#include "accel/backend.h"
 
 namespace unifn::accel {
 
@@ -21,7 +21,8 @@ struct BackendInfo {
 struct Selection {
   std::shared_ptr<Backend> backend;  // null when none of the allowed backends can run here
   std::string preferred;             // the first allowed name (what the function asked for first)
-  // Set when the backend is not the preferred one: "cuda is unavailable (no CUDA device ...); using cpu".
+  // Set when the backend is not the preferred one: "cuda is unavailable (no CUDA device ...); using
+  // cpu".
   std::string fallback;
   // Set when backend is null: a sentence for the 503 answer and the log.
   std::string error;
@@ -30,7 +31,8 @@ struct Selection {
 
 class BackendRegistry {
  public:
-  // Every backend compiled into this build ("cuda" where the toolkit was found, then "cpu"), probed now.
+  // Every backend compiled into this build ("cuda" where the toolkit was found, then "cpu"), probed
+  // now.
   BackendRegistry();
   // Exactly these backends (tests).
   explicit BackendRegistry(std::vector<std::shared_ptr<Backend>> backends);

@@ -1,5 +1,6 @@
-// ScratchPool: reuse what fits, reallocate what does not, never past the cap; trim to keep_bytes after each op.
-#include "scratch_pool.h"
+// ScratchPool: reuse what fits, reallocate what does not, never past the cap; trim to keep_bytes
+// after each op.
+#include "accel/scratch_pool.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -29,7 +30,8 @@ std::string sizes(std::span<const std::size_t> bytes) {
 
 ScratchPool::ScratchPool(std::size_t slots, Limits limits, Allocator allocator)
     : limits_(limits), allocator_(std::move(allocator)), bufs_(slots) {
-  if (!allocator_.alloc || !allocator_.free) throw std::invalid_argument("a scratch pool needs an allocator");
+  if (!allocator_.alloc || !allocator_.free)
+    throw std::invalid_argument("a scratch pool needs an allocator");
   if (limits_.keep_bytes > limits_.max_bytes) limits_.keep_bytes = limits_.max_bytes;
 }
 
@@ -47,7 +49,8 @@ Result ScratchPool::acquire(std::span<const std::size_t> bytes, std::span<void*>
     throw std::logic_error("ScratchPool::acquire: more slots asked for than the pool has");
   const std::size_t need = std::accumulate(bytes.begin(), bytes.end(), std::size_t{0});
   if (need > limits_.max_bytes)
-    return Result::fail(Status::Error, "the op needs " + mib(need) + " of device scratch (" + sizes(bytes) + "), more than the " +
+    return Result::fail(Status::Error, "the op needs " + mib(need) + " of device scratch (" +
+                                           sizes(bytes) + "), more than the " +
                                            mib(limits_.max_bytes) + " one op may hold");
   // What would be held if every buffer that is big enough were kept: past the cap, start afresh.
   std::size_t kept = 0;
@@ -67,8 +70,9 @@ Result ScratchPool::acquire(std::span<const std::size_t> bytes, std::span<void*>
       release(b);
       b.ptr = allocator_.alloc(bytes[i]);
       if (!b.ptr)
-        return Result::fail(Status::Error, "the device could not allocate " + mib(bytes[i]) + " of scratch (" +
-                                               mib(held_bytes()) + " already held)");
+        return Result::fail(Status::Error, "the device could not allocate " + mib(bytes[i]) +
+                                               " of scratch (" + mib(held_bytes()) +
+                                               " already held)");
       b.size = bytes[i];
     }
     out[i] = b.ptr;
@@ -78,7 +82,8 @@ Result ScratchPool::acquire(std::span<const std::size_t> bytes, std::span<void*>
 
 void ScratchPool::trim() {
   while (held_bytes() > limits_.keep_bytes) {
-    auto biggest = std::max_element(bufs_.begin(), bufs_.end(), [](const Buf& a, const Buf& b) { return a.size < b.size; });
+    auto biggest = std::max_element(bufs_.begin(), bufs_.end(),
+                                    [](const Buf& a, const Buf& b) { return a.size < b.size; });
     release(*biggest);
   }
 }

@@ -1,4 +1,5 @@
-// Device scratch buffers that ops borrow one at a time: grown on demand up to a cap, trimmed after each op.
+// Device scratch buffers that ops borrow one at a time: grown on demand up to a cap, trimmed after
+// each op.
 #pragma once
 
 #include <cstddef>
@@ -6,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "backend.h"
+#include "accel/backend.h"
 
 namespace unifn::accel {
 
@@ -15,8 +16,9 @@ namespace unifn::accel {
 class ScratchPool {
  public:
   struct Limits {
-    std::size_t max_bytes = std::size_t{8} << 30;   // one op may hold at most this much at once
-    std::size_t keep_bytes = std::size_t{256} << 20;  // what stays held between ops, for the next one
+    std::size_t max_bytes = std::size_t{8} << 30;  // one op may hold at most this much at once
+    std::size_t keep_bytes = std::size_t{256}
+                             << 20;  // what stays held between ops, for the next one
   };
   // How buffers are made and freed (cudaMalloc and cudaFree); alloc returns nullptr on failure.
   struct Allocator {

@@ -5,7 +5,7 @@ pkgs=(build-essential cmake pkg-config git curl
       libboost-dev libyaml-cpp-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev catch2 libsystemd-dev prometheus-cpp-dev
       musl-dev musl-tools libopenblas-dev libopencv-imgproc-dev libstb-dev
       libonnx-dev libprotobuf-dev libonnx-testdata libdnnl-dev
-      clang libclang-rt-14-dev wrk lighttpd qemu-system-x86 hyperfine runsc)
+      clang clang-format libclang-rt-14-dev wrk lighttpd qemu-system-x86 hyperfine runsc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

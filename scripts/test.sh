@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds everything and runs every test: once normally, once under ASan/UBSan (UNIFN_SKIP_ASAN=1 skips it),
+# Checks the formatting, builds everything and runs every test: once normally, once under ASan/UBSan (UNIFN_SKIP_ASAN=1 skips it),
 # then the pool stress test under TSan (UNIFN_SKIP_TSAN=1 skips it).
 # Tests that boot guests run on each platform (sandbox, kvm); one the host lacks reports skipped with
 # the reason. Ends with the counts per platform and the total.
@@ -9,6 +9,8 @@ scripts/install-deps.sh
 jobs=$(nproc)
 logs=()
 status=0
+# Every C and C++ file in .clang-format's style (scripts/format.sh formats them).
+scripts/format.sh --check || status=1
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j1 --timeout 600) 2>&1 | tee build/ctest.log || status=1

@@ -1,4 +1,4 @@
 // unifnd: the unifn daemon and its subcommands (check-config, run, bench, bench-accel).
-#include "cli/command_line.h"
+#include "src/cli/command_line.h"
 
 int main(int argc, char** argv) { return unifn::cli::unifnd_main(argc, argv); }

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "platform/platform.h"
+#include "vmm/platform/platform.h"
 
 int main(int argc, char* argv[]) {
   Catch::Session session;
@@ -15,7 +15,8 @@ int main(int argc, char* argv[]) {
   const char* want = std::getenv("UNIFN_PLATFORM");
   const bool listing = session.configData().listTests || session.configData().listTestNamesOnly;
   if (!listing && want && std::string_view(want) == "kvm" && unifn::vmm::kvm_unavailable_reason()) {
-    std::printf("SKIPPED: the kvm platform is not on this host: %s\n", unifn::vmm::kvm_unavailable_reason()->c_str());
+    std::printf("SKIPPED: the kvm platform is not on this host: %s\n",
+                unifn::vmm::kvm_unavailable_reason()->c_str());
     return 77;
   }
   return session.run();

@@ -1,4 +1,5 @@
-// Booting third-party kernels written for `qemu -kernel`: multiboot1 and PVH, COM1 and isa-debug-exit.
+// Booting third-party kernels written for `qemu -kernel`: multiboot1 and PVH, COM1 and
+// isa-debug-exit.
 #pragma once
 
 #include <chrono>
@@ -8,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "machine.h"
-#include "platform/platform.h"
+#include "vmm/machine.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::vmm {
 
@@ -34,6 +35,7 @@ bool is_kernel_image(std::span<const std::uint8_t> bytes);
 
 // Boots a multiboot1 or PVH kernel and runs it until it exits, halts, faults or times out;
 // throws ImageError naming `name` when the image is neither.
-KernelResult boot_kernel(const std::string& name, std::span<const std::uint8_t> bytes, const KernelBootConfig& cfg);
+KernelResult boot_kernel(const std::string& name, std::span<const std::uint8_t> bytes,
+                         const KernelBootConfig& cfg);
 
 }  // namespace unifn::vmm

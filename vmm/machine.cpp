@@ -1,5 +1,5 @@
 // What every platform's machine shares: the port and MMIO buses, the trap handlers, cancel.
-#include "machine.h"
+#include "vmm/machine.h"
 
 #include <fmt/format.h>
 
@@ -7,22 +7,32 @@ namespace unifn::vmm {
 
 std::string_view to_string(StopKind kind) {
   switch (kind) {
-    case StopKind::Parked: return "parked";
-    case StopKind::Exited: return "exited";
-    case StopKind::Halted: return "halted";
-    case StopKind::Aborted: return "aborted";
-    case StopKind::Fault: return "fault";
-    case StopKind::Timeout: return "timeout";
-    case StopKind::Cancelled: return "cancelled";
+    case StopKind::Parked:
+      return "parked";
+    case StopKind::Exited:
+      return "exited";
+    case StopKind::Halted:
+      return "halted";
+    case StopKind::Aborted:
+      return "aborted";
+    case StopKind::Fault:
+      return "fault";
+    case StopKind::Timeout:
+      return "timeout";
+    case StopKind::Cancelled:
+      return "cancelled";
   }
   return "unknown";
 }
 
 std::string_view to_string(PlatformKind kind) {
   switch (kind) {
-    case PlatformKind::Kvm: return "kvm";
-    case PlatformKind::Sandbox: return "sandbox";
-    case PlatformKind::Fake: return "fake";
+    case PlatformKind::Kvm:
+      return "kvm";
+    case PlatformKind::Sandbox:
+      return "sandbox";
+    case PlatformKind::Fake:
+      return "fake";
   }
   return "unknown";
 }
@@ -62,20 +72,24 @@ bool Machine::has_mmio(std::uint64_t addr) const {
 std::optional<Stop> Machine::mmio_access(MmioAccess& a) {
   if (!has_mmio(a.addr))
     return Stop{StopKind::Fault, 0,
-                fmt::format("the guest {} unmapped guest-physical address {:#x} at {}", a.write ? "wrote" : "read",
-                            a.addr, where())};
+                fmt::format("the guest {} unmapped guest-physical address {:#x} at {}",
+                            a.write ? "wrote" : "read", a.addr, where())};
   return std::prev(mmio_.upper_bound(a.addr))->second.handler(*this, a).stop;
 }
 
 std::optional<Stop> Machine::syscall(GuestRegs& regs) {
   if (!syscall_)
-    return Stop{StopKind::Fault, 0, fmt::format("the guest made system call {} and nothing serves system calls here, at {}",
-                                                regs.rax, where())};
+    return Stop{
+        StopKind::Fault, 0,
+        fmt::format("the guest made system call {} and nothing serves system calls here, at {}",
+                    regs.rax, where())};
   return syscall_(*this, regs).stop;
 }
 
 std::optional<Stop> Machine::exception(const GuestException& e) {
-  if (!exception_) return Stop{StopKind::Fault, 0, fmt::format("guest exception (vector {}) at {}", e.vector, where())};
+  if (!exception_)
+    return Stop{StopKind::Fault, 0,
+                fmt::format("guest exception (vector {}) at {}", e.vector, where())};
   return exception_(*this, e).stop;
 }
 

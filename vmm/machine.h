@@ -13,19 +13,19 @@
 #include <string>
 #include <vector>
 
-#include "memory/guest_memory.h"
-#include "platform/regs.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/platform/regs.h"
 
 namespace unifn::vmm {
 
 // Why the run loop handed control back to its caller.
 enum class StopKind {
-  Parked,   // the guest waits for the host (NEXT_REQUEST, RESPOND): resume with run() again
-  Exited,   // the guest finished on purpose (EXIT, exit_group, isa-debug-exit): exit_status
-  Halted,   // HLT with nothing to wake it
-  Aborted,  // the guest gave up with a reason of its own (ABORT)
-  Fault,    // the guest crashed or broke the rules: message says how and where
-  Timeout,  // the deadline passed
+  Parked,     // the guest waits for the host (NEXT_REQUEST, RESPOND): resume with run() again
+  Exited,     // the guest finished on purpose (EXIT, exit_group, isa-debug-exit): exit_status
+  Halted,     // HLT with nothing to wake it
+  Aborted,    // the guest gave up with a reason of its own (ABORT)
+  Fault,      // the guest crashed or broke the rules: message says how and where
+  Timeout,    // the deadline passed
   Cancelled,  // cancel() was called (the caller went away)
 };
 std::string_view to_string(StopKind kind);

@@ -1,5 +1,6 @@
-// bench-accel: the NOOP round trip against a bare VM exit, and SGEMM through the guest against the backend on the host.
-#include "bench/accel_bench.h"
+// bench-accel: the NOOP round trip against a bare VM exit, and SGEMM through the guest against the
+// backend on the host.
+#include "accel/bench/accel_bench.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,9 +10,9 @@
 #include <vector>
 
 #include <unifn/accel_probe.h>
-#include "device.h"
-#include "guest/function_vm.h"
-#include "registry.h"
+#include "accel/device.h"
+#include "vmm/guest/function_vm.h"
+#include "accel/registry.h"
 
 namespace unifn::accel::bench {
 
@@ -19,7 +20,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 vmm::Outcome call(vmm::FunctionVm& vm, probe_cmd c) {
   std::uint8_t body[sizeof c];
@@ -29,7 +32,8 @@ vmm::Outcome call(vmm::FunctionVm& vm, probe_cmd c) {
 
 void require(const vmm::Outcome& o, const char* what) {
   if (!o.ok() || o.status != 200)
-    throw std::runtime_error(fmt::format("the probe guest failed {}: {} (status {}, {})", what, o.stop.message, o.status, o.body));
+    throw std::runtime_error(fmt::format("the probe guest failed {}: {} (status {}, {})", what,
+                                         o.stop.message, o.status, o.body));
 }
 
 // Median of the u32 nanosecond timings a probe answered, in microseconds.
@@ -58,7 +62,8 @@ int run(const Options& opts, std::ostream& out, std::ostream& err) {
     return 2;
   }
   if (!backend->available()) {
-    err << fmt::format("bench-accel: the {} backend is unavailable here: {}\n", opts.backend, backend->unavailable_reason());
+    err << fmt::format("bench-accel: the {} backend is unavailable here: {}\n", opts.backend,
+                       backend->unavailable_reason());
     return 2;
   }
   vmm::FunctionVmConfig cfg;
@@ -88,8 +93,9 @@ int run(const Options& opts, std::ostream& out, std::ostream& err) {
     std::uint32_t n, reps;
     int trials;
   };
-  std::vector<Size> sizes = opts.quick ? std::vector<Size>{{256, 20, 1}, {1024, 2, 1}}
-                                       : std::vector<Size>{{256, 150, 15}, {1024, 3, 15}, {2048, 1, 9}};
+  std::vector<Size> sizes = opts.quick
+                                ? std::vector<Size>{{256, 20, 1}, {1024, 2, 1}}
+                                : std::vector<Size>{{256, 150, 15}, {1024, 3, 15}, {2048, 1, 9}};
   for (auto [n, reps, trials] : sizes) {
     const std::uint32_t seed = 1000 + n;
     require(call(*vm, {PROBE_SGEMM_SETUP, n, n, n, seed}), "the SGEMM setup");
@@ -105,7 +111,8 @@ int run(const Options& opts, std::ostream& out, std::ostream& err) {
     args.a = a;
     args.b = b;
     args.c = c;
-    if (auto r = backend->sgemm(args); !r.ok()) throw std::runtime_error("the host SGEMM failed: " + r.message);
+    if (auto r = backend->sgemm(args); !r.ok())
+      throw std::runtime_error("the host SGEMM failed: " + r.message);
     bool match = first.body.size() == 64;
     for (std::size_t i = 0; match && i < 16; ++i) {
       float g;

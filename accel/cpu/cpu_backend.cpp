@@ -1,5 +1,6 @@
-// CPU backend: cblas_sgemm from OpenBLAS and OpenCV's imgproc, run on cv::Mat headers over guest memory (no copies).
-#include "cpu/cpu_backend.h"
+// CPU backend: cblas_sgemm from OpenBLAS and OpenCV's imgproc, run on cv::Mat headers over guest
+// memory (no copies).
+#include "accel/cpu/cpu_backend.h"
 
 #include <cblas.h>
 
@@ -13,9 +14,12 @@ namespace unifn::accel {
 namespace {
 
 // A Mat header over a guest buffer. OpenCV's constructor takes a non-const pointer even for inputs.
-cv::Mat input_mat(std::uint32_t w, std::uint32_t h, std::uint32_t c, std::span<const std::uint8_t> px) {
-  // Safe: the Mat is only ever read (it is passed as an InputArray), so dropping const writes nothing.
-  return cv::Mat(static_cast<int>(h), static_cast<int>(w), CV_8UC(static_cast<int>(c)), const_cast<std::uint8_t*>(px.data()));
+cv::Mat input_mat(std::uint32_t w, std::uint32_t h, std::uint32_t c,
+                  std::span<const std::uint8_t> px) {
+  // Safe: the Mat is only ever read (it is passed as an InputArray), so dropping const writes
+  // nothing.
+  return cv::Mat(static_cast<int>(h), static_cast<int>(w), CV_8UC(static_cast<int>(c)),
+                 const_cast<std::uint8_t*>(px.data()));
 }
 
 class CpuBackend final : public Backend {
@@ -24,9 +28,10 @@ class CpuBackend final : public Backend {
   bool available() const override { return true; }
 
   Result sgemm(const SgemmArgs& a) override {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(a.m), static_cast<int>(a.n),
-                static_cast<int>(a.k), a.alpha, a.a.data(), static_cast<int>(a.lda), a.b.data(),
-                static_cast<int>(a.ldb), a.beta, a.c.data(), static_cast<int>(a.ldc));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(a.m),
+                static_cast<int>(a.n), static_cast<int>(a.k), a.alpha, a.a.data(),
+                static_cast<int>(a.lda), a.b.data(), static_cast<int>(a.ldb), a.beta, a.c.data(),
+                static_cast<int>(a.ldc));
     return Result::success();
   }
 
@@ -47,8 +52,8 @@ class CpuBackend final : public Backend {
   Result image(const ImageArgs& a) override {
     try {
       const cv::Mat src = input_mat(a.width, a.height, a.channels, a.src);
-      cv::Mat dst(static_cast<int>(a.out_height), static_cast<int>(a.out_width), CV_8UC(static_cast<int>(a.out_channels)),
-                  a.dst.data());
+      cv::Mat dst(static_cast<int>(a.out_height), static_cast<int>(a.out_width),
+                  CV_8UC(static_cast<int>(a.out_channels)), a.dst.data());
       std::uint8_t* const where = dst.data;
       switch (a.op) {
         case ImageOp::Grayscale:
@@ -60,8 +65,8 @@ class CpuBackend final : public Backend {
           break;
         }
         case ImageOp::Sobel: {
-          // In bands of rows, so the 16-bit temporaries stay small whatever the image; a band (an ROI)
-          // filters with its neighbours' pixels, so the result is the whole image's.
+          // In bands of rows, so the 16-bit temporaries stay small whatever the image; a band (an
+          // ROI) filters with its neighbours' pixels, so the result is the whole image's.
           const int rows = std::max(1, (1 << 22) / src.cols);
           cv::Mat dx, dy, sum;
           for (int y = 0; y < src.rows; y += rows) {
@@ -72,7 +77,8 @@ class CpuBackend final : public Backend {
             cv::add(cv::abs(dx), cv::abs(dy), sum, cv::noArray(), CV_16S);
             std::uint8_t* const at = out.data;
             sum.convertTo(out, CV_8U);  // saturates at 255
-            if (out.data != at) return Result::fail(Status::Error, "OpenCV sobel produced a band of another shape");
+            if (out.data != at)
+              return Result::fail(Status::Error, "OpenCV sobel produced a band of another shape");
           }
           break;
         }
@@ -80,12 +86,15 @@ class CpuBackend final : public Backend {
           cv::resize(src, dst, dst.size(), 0, 0, cv::INTER_LINEAR);
           break;
       }
-      // OpenCV reallocates an output whose shape it disagrees with; that would leave the guest's buffer unwritten.
+      // OpenCV reallocates an output whose shape it disagrees with; that would leave the guest's
+      // buffer unwritten.
       if (dst.data != where)
-        return Result::fail(Status::Error, "OpenCV " + std::string(to_string(a.op)) + " produced an image of another shape");
+        return Result::fail(Status::Error, "OpenCV " + std::string(to_string(a.op)) +
+                                               " produced an image of another shape");
       return Result::success();
     } catch (const cv::Exception& e) {
-      return Result::fail(Status::Error, "OpenCV " + std::string(to_string(a.op)) + " failed: " + e.what());
+      return Result::fail(Status::Error,
+                          "OpenCV " + std::string(to_string(a.op)) + " failed: " + e.what());
     }
   }
 };

@@ -1,5 +1,5 @@
 // Loading the embedded CPU backend module: written to a sealed memfd once and dlopen()ed from it.
-#include "cpu/cpu_loader.h"
+#include "accel/cpu/cpu_loader.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -37,7 +37,8 @@ class LazyCpuBackend final : public Backend {
  private:
   Backend* real() const {
     if (Backend* b = load()) return b;
-    throw std::runtime_error(fmt::format("the cpu accelerator backend cannot be loaded: {}", error_));
+    throw std::runtime_error(
+        fmt::format("the cpu accelerator backend cannot be loaded: {}", error_));
   }
   Backend* load() const {
     std::call_once(once_, [this] {
@@ -53,7 +54,8 @@ class LazyCpuBackend final : public Backend {
     int fd = memfd_create("unifn-accel-cpu", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) throw std::runtime_error(fmt::format("memfd_create: {}", std::strerror(errno)));
     for (unsigned long long done = 0; done < unifn_accel_cpu_module_size;) {
-      ssize_t n = write(fd, unifn_accel_cpu_module_start + done, unifn_accel_cpu_module_size - done);
+      ssize_t n =
+          write(fd, unifn_accel_cpu_module_start + done, unifn_accel_cpu_module_size - done);
       if (n <= 0) {
         close(fd);
         throw std::runtime_error(fmt::format("writing the module: {}", std::strerror(errno)));

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "backend.h"
+#include "accel/backend.h"
 
 namespace unifn::accel {
 

@@ -1,5 +1,6 @@
-// CUDA backend: GPU probe, cuBLAS loaded at run time, capped device scratch, turns shared fairly, and the host side of each op.
-#include "cuda/cuda_backend.h"
+// CUDA backend: GPU probe, cuBLAS loaded at run time, capped device scratch, turns shared fairly,
+// and the host side of each op.
+#include "accel/cuda/cuda_backend.h"
 
 #include <dlfcn.h>
 
@@ -11,10 +12,10 @@
 #include <initializer_list>
 #include <string>
 
-#include "cuda/kernels.h"
-#include "fair_gate.h"
-#include "reference/reference.h"
-#include "scratch_pool.h"
+#include "accel/cuda/kernels.h"
+#include "accel/fair_gate.h"
+#include "accel/reference/reference.h"
+#include "accel/scratch_pool.h"
 
 namespace unifn::accel {
 
@@ -35,10 +36,12 @@ struct Cublas {
     // Safe: dlopen of a system library by name; the handle is kept for the process's life.
     lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!lib) return name + " could not be loaded (" + dlerror() + ")";
-    // Safe (each of the three): the symbol is cast to the exact prototype cublas_api.h declares for it.
-    create = reinterpret_cast<decltype(create)>(dlsym(lib, "cublasCreate_v2"));               // Safe: see above.
-    set_stream = reinterpret_cast<decltype(set_stream)>(dlsym(lib, "cublasSetStream_v2"));   // Safe: see above.
-    sgemm = reinterpret_cast<decltype(sgemm)>(dlsym(lib, "cublasSgemm_v2"));                  // Safe: see above.
+    // Safe (each of the three): the symbol is cast to the exact prototype cublas_api.h declares for
+    // it.
+    create = reinterpret_cast<decltype(create)>(dlsym(lib, "cublasCreate_v2"));  // Safe: see above.
+    set_stream = reinterpret_cast<decltype(set_stream)>(
+        dlsym(lib, "cublasSetStream_v2"));                                    // Safe: see above.
+    sgemm = reinterpret_cast<decltype(sgemm)>(dlsym(lib, "cublasSgemm_v2"));  // Safe: see above.
     if (!create || !set_stream || !sgemm) return "cuBLAS lacks cublasSgemm_v2 or its companions";
     if (create(&handle) != CUBLAS_STATUS_SUCCESS) return "cublasCreate failed";
     if (set_stream(handle, stream) != CUBLAS_STATUS_SUCCESS) {
@@ -71,7 +74,8 @@ class CudaBackend final : public Backend {
       return;
     }
     device_name_ = prop.name;
-    if (cudaError_t e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking); e != cudaSuccess) {
+    if (cudaError_t e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
+        e != cudaSuccess) {
       reason_ = cuda_error("cudaStreamCreate", e);
       return;
     }
@@ -101,7 +105,8 @@ class CudaBackend final : public Backend {
   std::string unavailable_reason() const override { return reason_; }
   std::string detail() const override {
     if (!available_) return {};
-    return device_name_ + (cublas_note_.empty() ? ", cuBLAS" : ", own SGEMM kernel: " + cublas_note_);
+    return device_name_ +
+           (cublas_note_.empty() ? ", cuBLAS" : ", own SGEMM kernel: " + cublas_note_);
   }
 
   Result sgemm(const SgemmArgs& a) override {
@@ -117,11 +122,13 @@ class CudaBackend final : public Backend {
       const int m = static_cast<int>(a.m), n = static_cast<int>(a.n), k = static_cast<int>(a.k);
       if (cublas_.handle) {
         // Row-major C = A B is column-major C^T = B^T A^T: swap the operands, no transposes.
-        if (cublas_.sgemm(cublas_.handle, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &a.alpha, db, static_cast<int>(a.ldb), da,
-                          static_cast<int>(a.lda), &a.beta, dc, static_cast<int>(a.ldc)) != CUBLAS_STATUS_SUCCESS)
+        if (cublas_.sgemm(cublas_.handle, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &a.alpha, db,
+                          static_cast<int>(a.ldb), da, static_cast<int>(a.lda), &a.beta, dc,
+                          static_cast<int>(a.ldc)) != CUBLAS_STATUS_SUCCESS)
           return cudaErrorUnknown;
-      } else if (auto e = cuda::sgemm(m, n, k, a.alpha, da, static_cast<int>(a.lda), db, static_cast<int>(a.ldb), a.beta, dc,
-                                      static_cast<int>(a.ldc), stream_);
+      } else if (auto e = cuda::sgemm(m, n, k, a.alpha, da, static_cast<int>(a.lda), db,
+                                      static_cast<int>(a.ldb), a.beta, dc, static_cast<int>(a.ldc),
+                                      stream_);
                  e != cudaSuccess) {
         return e;
       }
@@ -135,7 +142,9 @@ class CudaBackend final : public Backend {
       auto* din = static_cast<double*>(buf[0]);
       auto* dout = static_cast<double*>(buf[1]);
       if (auto e = up(din, a.in.data(), bytes); e != cudaSuccess) return e;
-      if (auto e = cuda::minmax(din, dout, static_cast<int>(a.in.size()), a.low, a.high, a.min, a.max, stream_); e != cudaSuccess)
+      if (auto e = cuda::minmax(din, dout, static_cast<int>(a.in.size()), a.low, a.high, a.min,
+                                a.max, stream_);
+          e != cudaSuccess)
         return e;
       return down(a.out.data(), dout, bytes);
     });
@@ -143,27 +152,35 @@ class CudaBackend final : public Backend {
 
   Result image(const ImageArgs& a) override {
     const std::size_t tmp_bytes = a.op == ImageOp::GaussianBlur ? a.src.size() * sizeof(float) : 0;
-    return run(a.tenant, to_string(a.op), {a.src.size(), a.dst.size(), tmp_bytes}, [&](const Buffers& buf) -> cudaError_t {
-      const int w = static_cast<int>(a.width), h = static_cast<int>(a.height), c = static_cast<int>(a.channels);
-      auto* src = static_cast<std::uint8_t*>(buf[0]);
-      auto* dst = static_cast<std::uint8_t*>(buf[1]);
-      if (auto e = up(src, a.src.data(), a.src.size()); e != cudaSuccess) return e;
-      cudaError_t e = cudaSuccess;
-      switch (a.op) {
-        case ImageOp::Grayscale: e = cuda::grayscale(src, dst, w, h, c, stream_); break;
-        case ImageOp::GaussianBlur: {
-          const auto k = reference::gaussian_kernel(static_cast<int>(a.ksize), a.sigma);
-          e = cuda::gaussian_blur(src, static_cast<float*>(buf[2]), dst, w, h, c, k.data(), static_cast<int>(a.ksize), stream_);
-          break;
-        }
-        case ImageOp::Sobel: e = cuda::sobel(src, dst, w, h, stream_); break;
-        case ImageOp::Resize:
-          e = cuda::resize_bilinear(src, w, h, c, dst, static_cast<int>(a.out_width), static_cast<int>(a.out_height), stream_);
-          break;
-      }
-      if (e != cudaSuccess) return e;
-      return down(a.dst.data(), dst, a.dst.size());
-    });
+    return run(a.tenant, to_string(a.op), {a.src.size(), a.dst.size(), tmp_bytes},
+               [&](const Buffers& buf) -> cudaError_t {
+                 const int w = static_cast<int>(a.width), h = static_cast<int>(a.height),
+                           c = static_cast<int>(a.channels);
+                 auto* src = static_cast<std::uint8_t*>(buf[0]);
+                 auto* dst = static_cast<std::uint8_t*>(buf[1]);
+                 if (auto e = up(src, a.src.data(), a.src.size()); e != cudaSuccess) return e;
+                 cudaError_t e = cudaSuccess;
+                 switch (a.op) {
+                   case ImageOp::Grayscale:
+                     e = cuda::grayscale(src, dst, w, h, c, stream_);
+                     break;
+                   case ImageOp::GaussianBlur: {
+                     const auto k = reference::gaussian_kernel(static_cast<int>(a.ksize), a.sigma);
+                     e = cuda::gaussian_blur(src, static_cast<float*>(buf[2]), dst, w, h, c,
+                                             k.data(), static_cast<int>(a.ksize), stream_);
+                     break;
+                   }
+                   case ImageOp::Sobel:
+                     e = cuda::sobel(src, dst, w, h, stream_);
+                     break;
+                   case ImageOp::Resize:
+                     e = cuda::resize_bilinear(src, w, h, c, dst, static_cast<int>(a.out_width),
+                                               static_cast<int>(a.out_height), stream_);
+                     break;
+                 }
+                 if (e != cudaSuccess) return e;
+                 return down(a.dst.data(), dst, a.dst.size());
+               });
   }
 
  private:
@@ -174,12 +191,15 @@ class CudaBackend final : public Backend {
   // buffers; the scratch is trimmed after, whatever happened.
   template <typename F>
   Result run(Tenant tenant, std::string_view op, std::initializer_list<std::size_t> bytes, F&& f) {
-    if (!available_) return Result::fail(Status::Error, "the CUDA backend is unavailable: " + reason_);
+    if (!available_)
+      return Result::fail(Status::Error, "the CUDA backend is unavailable: " + reason_);
     const auto turn = gate_.enter(tenant);
     Buffers buf{};
     Result r = scratch_->acquire(std::span(bytes.begin(), bytes.size()), buf);
-    if (r.ok()) r = guarded(op, [&] { return f(buf); });
-    else r.message = "CUDA " + std::string(op) + ": " + r.message;
+    if (r.ok())
+      r = guarded(op, [&] { return f(buf); });
+    else
+      r.message = "CUDA " + std::string(op) + ": " + r.message;
     scratch_->trim();
     return r;
   }
@@ -187,7 +207,8 @@ class CudaBackend final : public Backend {
     return cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, stream_);
   }
   cudaError_t down(void* host, const void* dev, std::size_t n) {
-    if (auto e = cudaMemcpyAsync(host, dev, n, cudaMemcpyDeviceToHost, stream_); e != cudaSuccess) return e;
+    if (auto e = cudaMemcpyAsync(host, dev, n, cudaMemcpyDeviceToHost, stream_); e != cudaSuccess)
+      return e;
     return cudaStreamSynchronize(stream_);
   }
   template <typename F>

@@ -1,5 +1,5 @@
 // Reference implementations of the accelerator ops: simple loops, no libraries, no GPU.
-#include "reference/reference.h"
+#include "accel/reference/reference.h"
 
 #include <algorithm>
 #include <cmath>
@@ -22,39 +22,48 @@ void grayscale(const ImageArgs& a) {
   for (std::size_t i = 0; i < px; ++i) {
     const std::uint8_t* p = a.src.data() + i * a.channels;
     // OpenCV's RGB2GRAY for 8-bit: BT.601 weights in 15-bit fixed point, rounded.
-    a.dst[i] = static_cast<std::uint8_t>((p[0] * 9798u + p[1] * 19235u + p[2] * 3735u + (1u << 14)) >> 15);
+    a.dst[i] =
+        static_cast<std::uint8_t>((p[0] * 9798u + p[1] * 19235u + p[2] * 3735u + (1u << 14)) >> 15);
   }
 }
 
 void blur(const ImageArgs& a) {
   const auto k = gaussian_kernel(static_cast<int>(a.ksize), a.sigma);
-  const int r = static_cast<int>(a.ksize) / 2, w = static_cast<int>(a.width), h = static_cast<int>(a.height);
+  const int r = static_cast<int>(a.ksize) / 2, w = static_cast<int>(a.width),
+            h = static_cast<int>(a.height);
   const int c = static_cast<int>(a.channels);
   std::vector<double> tmp(std::size_t(w) * h * c);
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
       for (int ch = 0; ch < c; ++ch) {
         double s = 0;
-        for (int i = -r; i <= r; ++i) s += k[i + r] * a.src[(std::size_t(y) * w + clampi(x + i, 0, w - 1)) * c + ch];
+        for (int i = -r; i <= r; ++i)
+          s += k[i + r] * a.src[(std::size_t(y) * w + clampi(x + i, 0, w - 1)) * c + ch];
         tmp[(std::size_t(y) * w + x) * c + ch] = s;
       }
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
       for (int ch = 0; ch < c; ++ch) {
         double s = 0;
-        for (int i = -r; i <= r; ++i) s += k[i + r] * tmp[(std::size_t(clampi(y + i, 0, h - 1)) * w + x) * c + ch];
+        for (int i = -r; i <= r; ++i)
+          s += k[i + r] * tmp[(std::size_t(clampi(y + i, 0, h - 1)) * w + x) * c + ch];
         a.dst[(std::size_t(y) * w + x) * c + ch] = saturate_u8(s);
       }
 }
 
 void sobel(const ImageArgs& a) {
   const int w = static_cast<int>(a.width), h = static_cast<int>(a.height);
-  auto at = [&](int x, int y) -> int { return a.src[std::size_t(clampi(y, 0, h - 1)) * w + clampi(x, 0, w - 1)]; };
+  auto at = [&](int x, int y) -> int {
+    return a.src[std::size_t(clampi(y, 0, h - 1)) * w + clampi(x, 0, w - 1)];
+  };
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x) {
-      const int gx = (at(x + 1, y - 1) + 2 * at(x + 1, y) + at(x + 1, y + 1)) - (at(x - 1, y - 1) + 2 * at(x - 1, y) + at(x - 1, y + 1));
-      const int gy = (at(x - 1, y + 1) + 2 * at(x, y + 1) + at(x + 1, y + 1)) - (at(x - 1, y - 1) + 2 * at(x, y - 1) + at(x + 1, y - 1));
-      a.dst[std::size_t(y) * w + x] = static_cast<std::uint8_t>(std::min(255, std::abs(gx) + std::abs(gy)));
+      const int gx = (at(x + 1, y - 1) + 2 * at(x + 1, y) + at(x + 1, y + 1)) -
+                     (at(x - 1, y - 1) + 2 * at(x - 1, y) + at(x - 1, y + 1));
+      const int gy = (at(x - 1, y + 1) + 2 * at(x, y + 1) + at(x + 1, y + 1)) -
+                     (at(x - 1, y - 1) + 2 * at(x, y - 1) + at(x + 1, y - 1));
+      a.dst[std::size_t(y) * w + x] =
+          static_cast<std::uint8_t>(std::min(255, std::abs(gx) + std::abs(gy)));
     }
 }
 
@@ -75,7 +84,8 @@ void map_linear(int d, double scale, int size, int& s0, double& f) {
 }
 
 void resize(const ImageArgs& a) {
-  const int w = static_cast<int>(a.width), h = static_cast<int>(a.height), c = static_cast<int>(a.channels);
+  const int w = static_cast<int>(a.width), h = static_cast<int>(a.height),
+            c = static_cast<int>(a.channels);
   const int ow = static_cast<int>(a.out_width), oh = static_cast<int>(a.out_height);
   const double sx = double(w) / ow, sy = double(h) / oh;
   for (int y = 0; y < oh; ++y) {
@@ -89,7 +99,9 @@ void resize(const ImageArgs& a) {
       map_linear(x, sx, w, x0, fx);
       const int x1 = std::min(x0 + 1, w - 1);
       for (int ch = 0; ch < c; ++ch) {
-        auto p = [&](int xx, int yy) -> double { return a.src[(std::size_t(yy) * w + xx) * c + ch]; };
+        auto p = [&](int xx, int yy) -> double {
+          return a.src[(std::size_t(yy) * w + xx) * c + ch];
+        };
         const double top = (1 - fx) * p(x0, y0) + fx * p(x1, y0);
         const double bottom = (1 - fx) * p(x0, y1) + fx * p(x1, y1);
         a.dst[(std::size_t(y) * ow + x) * c + ch] = saturate_u8((1 - fy) * top + fy * bottom);
@@ -119,10 +131,11 @@ class ReferenceBackend final : public Backend {
 }  // namespace
 
 std::vector<float> gaussian_kernel(int ksize, double sigma) {
-  static const float small[4][7] = {{1.f},
-                                    {0.25f, 0.5f, 0.25f},
-                                    {0.0625f, 0.25f, 0.375f, 0.25f, 0.0625f},
-                                    {0.03125f, 0.109375f, 0.21875f, 0.28125f, 0.21875f, 0.109375f, 0.03125f}};
+  static const float small[4][7] = {
+      {1.f},
+      {0.25f, 0.5f, 0.25f},
+      {0.0625f, 0.25f, 0.375f, 0.25f, 0.0625f},
+      {0.03125f, 0.109375f, 0.21875f, 0.28125f, 0.21875f, 0.109375f, 0.03125f}};
   std::vector<float> k(static_cast<std::size_t>(ksize));
   if (ksize % 2 == 1 && ksize <= 7 && sigma <= 0) {
     std::copy_n(small[ksize / 2], ksize, k.begin());
@@ -166,10 +179,14 @@ void minmax(const MinmaxArgs& a) {
 
 void image(const ImageArgs& a) {
   switch (a.op) {
-    case ImageOp::Grayscale: return grayscale(a);
-    case ImageOp::GaussianBlur: return blur(a);
-    case ImageOp::Sobel: return sobel(a);
-    case ImageOp::Resize: return resize(a);
+    case ImageOp::Grayscale:
+      return grayscale(a);
+    case ImageOp::GaussianBlur:
+      return blur(a);
+    case ImageOp::Sobel:
+      return sobel(a);
+    case ImageOp::Resize:
+      return resize(a);
   }
 }
 

@@ -1,10 +1,11 @@
-// Plain C++ versions of every accelerator op: the yardstick the CPU and CUDA backends are checked against.
+// Plain C++ versions of every accelerator op: the yardstick the CPU and CUDA backends are checked
+// against.
 #pragma once
 
 #include <memory>
 #include <vector>
 
-#include "backend.h"
+#include "accel/backend.h"
 
 namespace unifn::accel::reference {
 

@@ -3,7 +3,7 @@
 
 static unsigned long served;
 
-static int counter(const unifn_request *req, unifn_response *res) {
+static int counter(const unifn_request* req, unifn_response* res) {
   (void)req;
   unifn_printf(res, "%lu\n", ++served);
   return 200;

@@ -1,5 +1,5 @@
-/* edges: body = a PNG or JPEG image (decoded here with stb_image); answers a PNG of its Sobel edges,
- * computed by the accelerator (grayscale, then Sobel). */
+/* edges: body = a PNG or JPEG image (decoded here with stb_image); answers a PNG of its Sobel
+ * edges, computed by the accelerator (grayscale, then Sobel). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,16 +37,16 @@ static void init(void) { sess_rc = vaccel_sess_init(&sess, 0); }
 UNIFN_INIT(init)
 
 struct sink {
-  unifn_response *res;
+  unifn_response* res;
   int full;
 };
 
-static void write_png(void *ctx, void *data, int size) {
-  struct sink *s = ctx;
+static void write_png(void* ctx, void* data, int size) {
+  struct sink* s = ctx;
   if (!s->full && unifn_write(s->res, data, (size_t)size) != 0) s->full = 1;
 }
 
-static int edges(const unifn_request *req, unifn_response *res) {
+static int edges(const unifn_request* req, unifn_response* res) {
   if (sess_rc != VACCEL_OK) {
     unifn_printf(res, "no accelerator session (error %d)\n", sess_rc);
     return 503;
@@ -61,7 +61,7 @@ static int edges(const unifn_request *req, unifn_response *res) {
     return 413;
   }
   const int want = n <= 2 ? 1 : n; /* gray(+alpha) as gray; RGB and RGBA as they are */
-  uint8_t *px = stbi_load_from_memory(req->body, (int)req->len, &w, &h, &n, want);
+  uint8_t* px = stbi_load_from_memory(req->body, (int)req->len, &w, &h, &n, want);
   if (!px) {
     unifn_printf(res, "the image could not be decoded: %s\n", stbi_failure_reason());
     return 400;
@@ -74,10 +74,13 @@ static int edges(const unifn_request *req, unifn_response *res) {
     status = 413;
     goto done;
   }
-  int rc = want == 1 ? VACCEL_OK : vaccel_image_grayscale(&sess, px, (uint32_t)w, (uint32_t)h, (uint32_t)want, gray);
+  int rc = want == 1
+               ? VACCEL_OK
+               : vaccel_image_grayscale(&sess, px, (uint32_t)w, (uint32_t)h, (uint32_t)want, gray);
   if (rc == VACCEL_OK) rc = vaccel_image_sobel(&sess, gray, (uint32_t)w, (uint32_t)h, out);
   if (rc != VACCEL_OK) {
-    unifn_printf(res, "the accelerator failed: error %d, device status %d\n", rc, vaccel_last_status());
+    unifn_printf(res, "the accelerator failed: error %d, device status %d\n", rc,
+                 vaccel_last_status());
     status = 502;
     goto done;
   }

@@ -3,7 +3,7 @@
 
 #include <unifn/function.h>
 
-static int random_hex(const unifn_request *req, unifn_response *res) {
+static int random_hex(const unifn_request* req, unifn_response* res) {
   (void)req;
   unsigned char b[16];
   if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) return 500;

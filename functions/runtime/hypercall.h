@@ -5,8 +5,11 @@
 #include <stdint.h>
 #include <unifn/abi.h>
 
-static inline void unifn_hc(unsigned nr, void *arg) {
-  __asm__ volatile("outl %0, %1" : : "a"((uint32_t)(uintptr_t)arg), "Nd"((uint16_t)(UNIFN_HC_BASE + nr)) : "memory");
+static inline void unifn_hc(unsigned nr, void* arg) {
+  __asm__ volatile("outl %0, %1"
+                   :
+                   : "a"((uint32_t)(uintptr_t)arg), "Nd"((uint16_t)(UNIFN_HC_BASE + nr))
+                   : "memory");
 }
 
 static inline uint64_t unifn_rdtsc(void) {

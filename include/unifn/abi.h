@@ -56,24 +56,24 @@ struct unifn_hc_exit {
 /* NEXT_REQUEST. The first call tells the VMM the function has initialised: that is where the
  * snapshot is taken. The VMM resumes the guest once a request is ready. */
 struct unifn_hc_next {
-  uint64_t buf;          /* IN: gpa of the buffer that receives the request body */
-  uint64_t buf_cap;      /* IN: its capacity in bytes */
-  uint64_t len;          /* OUT: body length (never more than buf_cap) */
-  uint64_t request_id;   /* OUT: the VMM's sequence number of this request, from 1 */
-  uint64_t deliver_tsc;  /* OUT: guest TSC when the VMM handed the request over */
-  char content_type[128];/* OUT: the request's Content-Type, NUL-terminated, may be empty */
+  uint64_t buf;           /* IN: gpa of the buffer that receives the request body */
+  uint64_t buf_cap;       /* IN: its capacity in bytes */
+  uint64_t len;           /* OUT: body length (never more than buf_cap) */
+  uint64_t request_id;    /* OUT: the VMM's sequence number of this request, from 1 */
+  uint64_t deliver_tsc;   /* OUT: guest TSC when the VMM handed the request over */
+  char content_type[128]; /* OUT: the request's Content-Type, NUL-terminated, may be empty */
 };
 
 /* RESPOND. Answers the current request; when next != 0 it also parks exactly like
  * NEXT_REQUEST with the struct at next, so one exit serves one request. */
 struct unifn_hc_respond {
-  uint32_t status;        /* IN: HTTP status, 100..599 */
+  uint32_t status;           /* IN: HTTP status, 100..599 */
   uint32_t content_type_len; /* IN */
-  uint64_t content_type;  /* IN: gpa of the Content-Type text, may be 0 */
-  uint64_t body;          /* IN: gpa */
-  uint64_t body_len;      /* IN */
-  uint64_t handler_tsc;   /* IN: guest TSC when the handler was entered (for measurements) */
-  uint64_t next;          /* IN: gpa of a struct unifn_hc_next, or 0 */
+  uint64_t content_type;     /* IN: gpa of the Content-Type text, may be 0 */
+  uint64_t body;             /* IN: gpa */
+  uint64_t body_len;         /* IN */
+  uint64_t handler_tsc;      /* IN: guest TSC when the handler was entered (for measurements) */
+  uint64_t next;             /* IN: gpa of a struct unifn_hc_next, or 0 */
 };
 
 /* Boot info: rdi at entry holds its guest-physical address. All pointers are gpas. */
@@ -91,22 +91,22 @@ struct unifn_virtio_mmio {
 };
 
 struct unifn_boot_info {
-  uint64_t magic;        /* UNIFN_BOOT_MAGIC */
-  uint32_t abi_version;  /* UNIFN_ABI_VERSION */
+  uint64_t magic;       /* UNIFN_BOOT_MAGIC */
+  uint32_t abi_version; /* UNIFN_ABI_VERSION */
   uint32_t _pad0;
-  uint64_t ram_bytes;    /* guest RAM size: [0, ram_bytes) */
-  uint64_t tsc_khz;      /* guest TSC frequency, for the runtime's clock */
-  uint64_t cmdline;      /* gpa of a NUL-terminated command line */
-  uint64_t env;          /* gpa of "K=V\0K=V\0\0" from the function's config */
-  uint64_t phdr;         /* gpa of a copy of the image's program headers (for AT_PHDR) */
+  uint64_t ram_bytes; /* guest RAM size: [0, ram_bytes) */
+  uint64_t tsc_khz;   /* guest TSC frequency, for the runtime's clock */
+  uint64_t cmdline;   /* gpa of a NUL-terminated command line */
+  uint64_t env;       /* gpa of "K=V\0K=V\0\0" from the function's config */
+  uint64_t phdr;      /* gpa of a copy of the image's program headers (for AT_PHDR) */
   uint64_t phnum;
   uint64_t phent;
-  uint64_t random;       /* gpa of 16 random bytes (AT_RANDOM), fresh for every restore */
-  uint64_t io_buf;       /* gpa of the request/response area the VMM fills itself */
-  uint64_t io_buf_size;  /* its size: half for the request body, half for the response */
-  uint64_t heap_start;   /* brk starts here */
-  uint64_t heap_end;     /* brk and mmap end here */
-  uint64_t stack_top;    /* initial rsp */
+  uint64_t random;      /* gpa of 16 random bytes (AT_RANDOM), fresh for every restore */
+  uint64_t io_buf;      /* gpa of the request/response area the VMM fills itself */
+  uint64_t io_buf_size; /* its size: half for the request body, half for the response */
+  uint64_t heap_start;  /* brk starts here */
+  uint64_t heap_end;    /* brk and mmap end here */
+  uint64_t stack_top;   /* initial rsp */
   uint32_t virtio_count;
   uint32_t _pad1;
   struct unifn_virtio_mmio virtio[UNIFN_MAX_VIRTIO];

@@ -1,4 +1,5 @@
-/* virtio-accel wire format (after vAccel's virtio-accel) and op codes (after vAccel's numbering). Freestanding C. */
+/* virtio-accel wire format (after vAccel's virtio-accel) and op codes (after vAccel's numbering).
+ * Freestanding C. */
 #ifndef UNIFN_ACCEL_ABI_H
 #define UNIFN_ACCEL_ABI_H
 
@@ -15,7 +16,8 @@
  *   2. struct unifn_accel_arg[nr_read + nr_write]
  *                                         device-readable; present only when nr_read + nr_write > 0
  *   3. nr_read argument buffers           device-readable, one descriptor each, len == arg[i].len
- *   4. nr_write argument buffers          device-writable, one descriptor each, len == arg[nr_read + j].len
+ *   4. nr_write argument buffers          device-writable, one descriptor each, len == arg[nr_read
+ * + j].len
  *   5. one status byte                    device-writable (UNIFN_ACCEL_OK ...)
  * The device checks all of it (lengths, directions, bounds, overlaps, counts, types) before it runs
  * anything; a request it refuses gets an error status and touches no argument buffer. A chain so
@@ -35,8 +37,8 @@ enum unifn_accel_status {
 
 /* Commands (vAccel's virtio-accel generic commands). */
 enum unifn_accel_command {
-  UNIFN_ACCEL_CMD_NOOP = 0,            /* no args: answers OK (checks the path, no session needed) */
-  UNIFN_ACCEL_CMD_CREATE_SESSION = 1,  /* read: [u32 flags] (optional); write: [u32 session id] */
+  UNIFN_ACCEL_CMD_NOOP = 0,           /* no args: answers OK (checks the path, no session needed) */
+  UNIFN_ACCEL_CMD_CREATE_SESSION = 1, /* read: [u32 flags] (optional); write: [u32 session id] */
   UNIFN_ACCEL_CMD_DESTROY_SESSION = 2, /* no args; session_id names it */
   UNIFN_ACCEL_CMD_DO_OP = 3,           /* op, in session_id, with the op's args below */
 };
@@ -45,8 +47,8 @@ enum unifn_accel_command {
  * NOOP = 0, BLAS_SGEMM, IMAGE_CLASSIFY, ...). Only those marked (*) are served here; the others
  * answer UNIFN_ACCEL_NOTSUPP. */
 enum unifn_accel_op {
-  UNIFN_ACCEL_OP_NOOP = 0,        /* (*) no args */
-  UNIFN_ACCEL_OP_BLAS_SGEMM = 1,  /* (*) see below */
+  UNIFN_ACCEL_OP_NOOP = 0,       /* (*) no args */
+  UNIFN_ACCEL_OP_BLAS_SGEMM = 1, /* (*) see below */
   UNIFN_ACCEL_OP_IMAGE_CLASSIFY = 2,
   UNIFN_ACCEL_OP_IMAGE_DETECT = 3,
   UNIFN_ACCEL_OP_IMAGE_SEGMENT = 4,
@@ -60,7 +62,7 @@ enum unifn_accel_op {
   UNIFN_ACCEL_OP_TF_SESSION_LOAD = 12,
   UNIFN_ACCEL_OP_TF_SESSION_RUN = 13,
   UNIFN_ACCEL_OP_TF_SESSION_DELETE = 14,
-  UNIFN_ACCEL_OP_MINMAX = 15,     /* (*) see below */
+  UNIFN_ACCEL_OP_MINMAX = 15, /* (*) see below */
   UNIFN_ACCEL_OP_FPGA_ARRAYCOPY = 16,
   UNIFN_ACCEL_OP_FPGA_MMULT = 17,
   UNIFN_ACCEL_OP_FPGA_PARALLEL = 18,
@@ -68,14 +70,15 @@ enum unifn_accel_op {
   UNIFN_ACCEL_OP_EXEC_WITH_RESOURCE = 20,
   UNIFN_ACCEL_OP_TORCH_JITLOAD_FORWARD = 21,
   UNIFN_ACCEL_OP_TORCH_SGEMM = 22,
-  UNIFN_ACCEL_OP_OPENCV = 23,     /* (*) image ops, see below */
+  UNIFN_ACCEL_OP_OPENCV = 23, /* (*) image ops, see below */
   UNIFN_ACCEL_OP_TFLITE_SESSION_LOAD = 24,
   UNIFN_ACCEL_OP_TFLITE_SESSION_RUN = 25,
   UNIFN_ACCEL_OP_TFLITE_SESSION_DELETE = 26,
   UNIFN_ACCEL_OP_COUNT
 };
 
-/* Argument element types. RAW accepts any argument; any other type must be the one the op expects. */
+/* Argument element types. RAW accepts any argument; any other type must be the one the op expects.
+ */
 enum unifn_accel_arg_type {
   UNIFN_ACCEL_ARG_RAW = 0,
   UNIFN_ACCEL_ARG_INT32 = 1,
@@ -130,19 +133,21 @@ struct unifn_accel_arg {
  *   write: [uint8 dst: out_width * out_height * out_channels]
  * The params say what the output is; the device checks it against the op. */
 enum unifn_accel_image_op {
-  UNIFN_ACCEL_IMAGE_GRAYSCALE = 1,     /* RGB (3) or RGBA (4) -> 1 channel, same size (BT.601) */
-  UNIFN_ACCEL_IMAGE_GAUSSIAN_BLUR = 2, /* 1..4 channels -> same; ksize odd 1..31; sigma > 0 or 0 (from ksize) */
-  UNIFN_ACCEL_IMAGE_SOBEL = 3,         /* 1 channel -> 1 channel: min(255, |dx| + |dy|), 3x3, edges replicated */
-  UNIFN_ACCEL_IMAGE_RESIZE = 4,        /* 1..4 channels -> same, out_width x out_height, bilinear */
+  UNIFN_ACCEL_IMAGE_GRAYSCALE = 1, /* RGB (3) or RGBA (4) -> 1 channel, same size (BT.601) */
+  UNIFN_ACCEL_IMAGE_GAUSSIAN_BLUR =
+      2, /* 1..4 channels -> same; ksize odd 1..31; sigma > 0 or 0 (from ksize) */
+  UNIFN_ACCEL_IMAGE_SOBEL =
+      3, /* 1 channel -> 1 channel: min(255, |dx| + |dy|), 3x3, edges replicated */
+  UNIFN_ACCEL_IMAGE_RESIZE = 4, /* 1..4 channels -> same, out_width x out_height, bilinear */
 };
 
 struct unifn_accel_image_params {
-  uint32_t op;                /* enum unifn_accel_image_op */
+  uint32_t op; /* enum unifn_accel_image_op */
   uint32_t width, height, channels;
   uint32_t out_width, out_height, out_channels;
-  uint32_t ksize;             /* GAUSSIAN_BLUR */
-  float sigma;                /* GAUSSIAN_BLUR */
-  uint32_t _reserved;         /* 0 */
+  uint32_t ksize;     /* GAUSSIAN_BLUR */
+  float sigma;        /* GAUSSIAN_BLUR */
+  uint32_t _reserved; /* 0 */
 };
 
 /* Largest image side the device accepts. */
@@ -154,7 +159,7 @@ struct unifn_accel_config {
   uint32_t ops;          /* bit n set: op code n is served */
   uint32_t max_sessions; /* open sessions at most */
   uint32_t _reserved;
-  char backend[16];      /* the backend serving this device ("cpu", "cuda"), NUL-padded */
+  char backend[16]; /* the backend serving this device ("cpu", "cuda"), NUL-padded */
 };
 
 #endif /* UNIFN_ACCEL_ABI_H */

@@ -1,5 +1,6 @@
-// `unifnd bench-accel`: finds the probe guest beside unifnd (build tree or installed) and runs accel::bench.
-#include "cli/bench_accel_command.h"
+// `unifnd bench-accel`: finds the probe guest beside unifnd (build tree or installed) and runs
+// accel::bench.
+#include "src/cli/bench_accel_command.h"
 
 #include <exception>
 #include <filesystem>
@@ -9,7 +10,7 @@
 #include <fmt/format.h>
 
 #include "accel/bench/accel_bench.h"
-#include "cli/flags.h"
+#include "src/cli/flags.h"
 
 namespace unifn::cli {
 
@@ -17,11 +18,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// functions/bench/accel_probe.elf next to a build tree's unifnd, or in <prefix>/lib/unifn when installed.
+// functions/bench/accel_probe.elf next to a build tree's unifnd, or in <prefix>/lib/unifn when
+// installed.
 std::string find_probe() {
   std::error_code ec;
   auto dir = fs::canonical("/proc/self/exe", ec).parent_path();
-  for (auto candidate : {dir / "functions/bench/accel_probe.elf", dir / "../lib/unifn/functions/bench/accel_probe.elf"})
+  for (auto candidate : {dir / "functions/bench/accel_probe.elf",
+                         dir / "../lib/unifn/functions/bench/accel_probe.elf"})
     if (fs::is_regular_file(candidate, ec)) return candidate.lexically_normal().string();
   return {};
 }
@@ -30,10 +33,13 @@ std::string find_probe() {
 
 void add_bench_accel_options(CLI::App& cmd, BenchAccelOptions& o) {
   cmd.add_option("--backend", o.backend, "the backend measured, as an item of accel")
-      ->check(backend_setting())->capture_default_str();
+      ->check(backend_setting())
+      ->capture_default_str();
   cmd.add_flag("--quick", o.quick, "fewer repetitions and no 2048 (for smoke tests)");
-  cmd.add_option("--probe", o.probe, "the accel_probe guest (default: the one beside unifnd)")->check(CLI::ExistingFile);
-  cmd.add_option("--platform", o.platform, "where the probe guest runs (default: $UNIFN_PLATFORM, else auto)")
+  cmd.add_option("--probe", o.probe, "the accel_probe guest (default: the one beside unifnd)")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--platform", o.platform,
+                 "where the probe guest runs (default: $UNIFN_PLATFORM, else auto)")
       ->check(platform_setting());
 }
 
@@ -45,12 +51,15 @@ int bench_accel_command(const BenchAccelOptions& o) {
   const std::optional<std::string>& platform_name = o.platform;
   if (opts.probe_image.empty()) opts.probe_image = find_probe();
   if (opts.probe_image.empty()) {
-    fmt::print(stderr, "unifnd bench-accel: the probe guest accel_probe.elf is not beside unifnd; name it with --probe\n");
+    fmt::print(stderr,
+               "unifnd bench-accel: the probe guest accel_probe.elf is not beside unifnd; name it "
+               "with --probe\n");
     return 2;
   }
   try {
     const auto platform = choose_tool_platform(platform_name);
-    if (!platform.warning.empty()) fmt::print(stderr, "unifnd bench-accel: warning: {}\n", platform.warning);
+    if (!platform.warning.empty())
+      fmt::print(stderr, "unifnd bench-accel: warning: {}\n", platform.warning);
     opts.platform = platform.platform;
     std::cout << "platform=" << platform.platform->name() << "\n";
     return accel::bench::run(opts, std::cout, std::cerr);

@@ -1,4 +1,5 @@
-// `unifnd bench-accel [--backend cpu|cuda]`: the NOOP round trip and SGEMM through a real guest against the host.
+// `unifnd bench-accel [--backend cpu|cuda]`: the NOOP round trip and SGEMM through a real guest
+// against the host.
 #pragma once
 
 #include <optional>

@@ -1,4 +1,5 @@
-// `unifnd bench IMAGE [--accel cpu|cuda|none]`: cold boot, snapshot restore and invocation cycle figures, one key=value a line.
+// `unifnd bench IMAGE [--accel cpu|cuda|none]`: cold boot, snapshot restore and invocation cycle
+// figures, one key=value a line.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
-// unifnd's command line (CLI11): the daemon's flags at the top, and the subcommands check-config, run,
-// bench and bench-accel, each with its own --help.
+// unifnd's command line (CLI11): the daemon's flags at the top, and the subcommands check-config,
+// run, bench and bench-accel, each with its own --help.
 #pragma once
 
 namespace unifn::cli {

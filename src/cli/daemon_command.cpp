@@ -1,5 +1,6 @@
-// The daemon: configuration and drop-ins loaded, pools warmed, HTTP served, systemd told; and check-config.
-#include "cli/daemon_command.h"
+// The daemon: configuration and drop-ins loaded, pools warmed, HTTP served, systemd told; and
+// check-config.
+#include "src/cli/daemon_command.h"
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -19,18 +20,18 @@
 
 #include "accel/device.h"
 #include "accel/registry.h"
-#include "cli/flags.h"
-#include "cli/signals.h"
-#include "config/config.h"
-#include "devices/console.h"
-#include "http/api.h"
-#include "http/server.h"
-#include "log/log.h"
-#include "metrics/metrics.h"
-#include "runtime/accel_choice.h"
-#include "runtime/registry.h"
-#include "snapshot/snapshot_store.h"
-#include "systemd/notifier.h"
+#include "src/cli/flags.h"
+#include "src/cli/signals.h"
+#include "src/config/config.h"
+#include "vmm/devices/console.h"
+#include "src/http/api.h"
+#include "src/http/server.h"
+#include "src/log/log.h"
+#include "src/metrics/metrics.h"
+#include "src/runtime/accel_choice.h"
+#include "src/runtime/registry.h"
+#include "vmm/snapshot/snapshot_store.h"
+#include "src/systemd/notifier.h"
 
 namespace unifn::cli {
 
@@ -39,11 +40,15 @@ namespace fs = std::filesystem;
 namespace {
 
 // The file's log_level was checked when it was read.
-log::Level log_level(const config::DaemonConfig& d) { return log::parse_level(d.log_level).value_or(log::Level::info); }
+log::Level log_level(const config::DaemonConfig& d) {
+  return log::parse_level(d.log_level).value_or(log::Level::info);
+}
 
-// One line of a function's (its guest's console, the pool's and the VMM's notes) in the daemon's log.
-// It only queues the line for the logger's writer thread: on a vCPU thread it neither blocks nor throws.
-void function_line(log::Level level, const std::string& fn, const std::string& call, std::string_view line) noexcept {
+// One line of a function's (its guest's console, the pool's and the VMM's notes) in the daemon's
+// log. It only queues the line for the logger's writer thread: on a vCPU thread it neither blocks
+// nor throws.
+void function_line(log::Level level, const std::string& fn, const std::string& call,
+                   std::string_view line) noexcept {
   log::global().write(level, "{}[{}]: {}", fn, call.empty() ? "-" : call, line);
 }
 
@@ -62,7 +67,8 @@ config::DaemonConfig daemon_config(const DaemonOptions& o) {
   return c;
 }
 
-// The function's virtio-accel device on the backend chosen for it, or the reason it cannot run here.
+// The function's virtio-accel device on the backend chosen for it, or the reason it cannot run
+// here.
 accel::Selection attach_accel(runtime::PoolConfig& c, const config::FunctionConfig& f,
                               const config::DaemonConfig& d, metrics::Metrics& m) {
   auto sel = runtime::choose_accel(f.vm.accel, d.accel_backends, accel::BackendRegistry::global());
@@ -89,8 +95,8 @@ accel::Selection attach_accel(runtime::PoolConfig& c, const config::FunctionConf
   return sel;
 }
 
-runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::DaemonConfig& d, vmm::Platform& platform,
-                                metrics::Metrics& m) {
+runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::DaemonConfig& d,
+                                vmm::Platform& platform, metrics::Metrics& m) {
   runtime::PoolConfig c;
   c.name = f.name;
   // f.vm and the daemon's platform, max_body_bytes and accel.backends (attach_accel): the VM.
@@ -112,7 +118,9 @@ runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::D
   // failed restore or reset, an unknown syscall) are warnings. No guest line can start with the
   // prefix (Console::escape writes its '[' as \x5b), so a guest cannot raise its own lines' level.
   c.log = [](const std::string& fn, const std::string& call, std::string_view line) noexcept {
-    function_line(line.starts_with(vmm::Console::kVmmPrefix) ? log::Level::warning : log::Level::info, fn, call, line);
+    function_line(
+        line.starts_with(vmm::Console::kVmmPrefix) ? log::Level::warning : log::Level::info, fn,
+        call, line);
   };
   auto sel = attach_accel(c, f, d, m);
   // Told once per pool, when its snapshot is had: a fallback is logged and counted then.
@@ -120,13 +128,15 @@ runtime::PoolConfig pool_config(const config::FunctionConfig& f, const config::D
                    to = c.accel_backend](bool from_disk) {
     m.record_snapshot(name, from_disk);
     if (fallback.empty()) return;
-    function_line(log::Level::warning, name, "", fmt::format("{}accelerator: {}", vmm::Console::kVmmPrefix, fallback));
+    function_line(log::Level::warning, name, "",
+                  fmt::format("{}accelerator: {}", vmm::Console::kVmmPrefix, fallback));
     m.record_accel_fallback(name, from, to);
   };
   return c;
 }
 
-// Snapshots no function uses any more (changed images, removed functions) leave the state directory.
+// Snapshots no function uses any more (changed images, removed functions) leave the state
+// directory.
 void collect_snapshots(const runtime::Registry& registry, const std::string& state_dir) {
   if (state_dir.empty()) return;
   try {
@@ -143,18 +153,25 @@ void collect_snapshots(const runtime::Registry& registry, const std::string& sta
 config::EffectiveLimits effective_limits(const config::Limits& l) {
   rlimit files{};
   const std::uint64_t open_files =
-      getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY ? files.rlim_cur : 1u << 20;
+      getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY ? files.rlim_cur
+                                                                               : 1u << 20;
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  const std::uint64_t memory = pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page) : 0;
+  const std::uint64_t memory =
+      pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page)
+                            : 0;
   auto e = config::derive_limits(l, open_files, memory);
   for (const auto& note : e.notes) log::warning("unifnd: {}", note);
-  log::info("unifnd: limits: {} connections at most, {} per client address; {} of the {} open files kept for "
-            "instances, snapshots and state files; {} MiB of guest memory",
-            e.max_connections, e.max_connections_per_client, e.reserved_descriptors, open_files, e.guest_memory_mb);
+  log::info(
+      "unifnd: limits: {} connections at most, {} per client address; {} of the {} open files kept "
+      "for "
+      "instances, snapshots and state files; {} MiB of guest memory",
+      e.max_connections, e.max_connections_per_client, e.reserved_descriptors, open_files,
+      e.guest_memory_mb);
   return e;
 }
 
-std::vector<runtime::PoolConfig> pool_configs(const config::DropinSet& set, const config::DaemonConfig& d,
+std::vector<runtime::PoolConfig> pool_configs(const config::DropinSet& set,
+                                              const config::DaemonConfig& d,
                                               vmm::Platform& platform, metrics::Metrics& m) {
   std::vector<runtime::PoolConfig> out;
   for (const auto& f : set.functions) out.push_back(pool_config(f, d, platform, m));
@@ -164,12 +181,16 @@ std::vector<runtime::PoolConfig> pool_configs(const config::DropinSet& set, cons
 }  // namespace
 
 void add_daemon_options(CLI::App& cmd, DaemonOptions& o) {
-  cmd.add_option("--config", o.config, "the daemon's file (default: /etc/unifn/unifnd.yaml, else the embedded default)");
-  cmd.add_option("--listen", o.listen, "the address served, over the file's listen")->check(listen_setting());
+  cmd.add_option("--config", o.config,
+                 "the daemon's file (default: /etc/unifn/unifnd.yaml, else the embedded default)");
+  cmd.add_option("--listen", o.listen, "the address served, over the file's listen")
+      ->check(listen_setting());
   cmd.add_option("--state-dir", o.state_dir, "where snapshots are kept, over the file's state_dir");
-  cmd.add_option("--functions-dir", o.functions_dirs, "a drop-in directory, over the file's functions_dirs (repeat for more)")
+  cmd.add_option("--functions-dir", o.functions_dirs,
+                 "a drop-in directory, over the file's functions_dirs (repeat for more)")
       ->allow_extra_args(false);
-  cmd.add_option("--platform", o.platform, "where functions run, over the file's platform")->check(platform_setting());
+  cmd.add_option("--platform", o.platform, "where functions run, over the file's platform")
+      ->check(platform_setting());
 }
 
 int check_config_command(const DaemonOptions& o) {
@@ -226,8 +247,10 @@ int daemon_command(const DaemonOptions& overrides) {
   }
   const std::string platform_name(platform.platform->name());
   // A fallback's warning already says what the platform isolates: one line either way.
-  if (platform.warning.empty()) log::info("unifnd: platform {}: {}", platform_name, platform.platform->isolation());
-  else log::warning("unifnd: warning: {}", platform.warning);
+  if (platform.warning.empty())
+    log::info("unifnd: platform {}: {}", platform_name, platform.platform->isolation());
+  else
+    log::warning("unifnd: warning: {}", platform.warning);
   // Snapshots are trusted once they pass their checks: their directory must be ours alone.
   if (auto bad = config::state_dir_problem(cfg.state_dir)) {
     log::error("unifnd: {}", *bad);
@@ -238,8 +261,10 @@ int daemon_command(const DaemonOptions& overrides) {
   metrics.set_platform(platform_name);
   for (const auto& b : accel::BackendRegistry::global().list()) {
     metrics.set_backend_available(b.name, b.available);
-    if (b.available) log::info("unifnd: accelerator backend {} is available", b.name);
-    else log::info("unifnd: accelerator backend {} is unavailable: {}", b.name, b.reason);
+    if (b.available)
+      log::info("unifnd: accelerator backend {} is available", b.name);
+    else
+      log::info("unifnd: accelerator backend {} is unavailable: {}", b.name, b.reason);
   }
   runtime::Registry registry(limits.guest_memory_mb << 20, cfg.limits.max_queue_bytes);
   auto set = config::load_dropins(cfg.functions_dirs);
@@ -249,10 +274,12 @@ int daemon_command(const DaemonOptions& overrides) {
   for (const auto& e : errors) log::warning("unifnd: skipped: {}", e);
   collect_snapshots(registry, cfg.state_dir);
 
-  http::CallStore calls(cfg.limits.async_results_max, std::chrono::seconds(cfg.limits.async_results_ttl_s),
+  http::CallStore calls(cfg.limits.async_results_max,
+                        std::chrono::seconds(cfg.limits.async_results_ttl_s),
                         cfg.limits.async_results_max_bytes);
   http::Callbacks::Options callback_options;
-  callback_options.policy = http::CallbackPolicy(cfg.callbacks.allow);  // checked when the file was read
+  callback_options.policy =
+      http::CallbackPolicy(cfg.callbacks.allow);  // checked when the file was read
   callback_options.resolve_timeout = std::chrono::milliseconds(cfg.callbacks.resolve_timeout_ms);
   http::Callbacks callbacks(callback_options);
   http::Api api(registry, metrics, calls, callbacks, platform_name);
@@ -266,7 +293,8 @@ int daemon_command(const DaemonOptions& overrides) {
   so.io_threads = static_cast<unsigned>(cfg.io_threads);
   so.max_connections = limits.max_connections;
   so.max_connections_per_client = limits.max_connections_per_client;
-  so.descriptor_ceiling = static_cast<int>(std::min<std::uint64_t>(limits.descriptor_ceiling, INT_MAX));
+  so.descriptor_ceiling =
+      static_cast<int>(std::min<std::uint64_t>(limits.descriptor_ceiling, INT_MAX));
   so.metrics = &metrics;
   http::Server server(so, api);
   try {
@@ -279,9 +307,10 @@ int daemon_command(const DaemonOptions& overrides) {
   log::info("unifnd: {} ; state in {}", cfg.source, cfg.state_dir);
   std::string names;
   for (const auto& f : fns) names += " " + f.name;
-  log::info("unifnd: listening on http://{}:{} with {} functions:{}", cfg.host, server.port(), fns.size(), names);
-  notify.ready(fmt::format("serving {} functions on {}:{} (platform {})", fns.size(), cfg.host, server.port(),
-                           platform_name));
+  log::info("unifnd: listening on http://{}:{} with {} functions:{}", cfg.host, server.port(),
+            fns.size(), names);
+  notify.ready(fmt::format("serving {} functions on {}:{} (platform {})", fns.size(), cfg.host,
+                           server.port(), platform_name));
   systemd::Watchdog watchdog(notify);
 
   for (;;) {
@@ -303,20 +332,23 @@ int daemon_command(const DaemonOptions& overrides) {
       }
       if (!problems.empty()) {
         for (const auto& p : problems) log::error("unifnd: reload refused: {}", p);
-        notify.ready(fmt::format("reload refused ({} errors), still serving the old set: {}", problems.size(),
-                                 problems.front()));
+        notify.ready(fmt::format("reload refused ({} errors), still serving the old set: {}",
+                                 problems.size(), problems.front()));
         continue;
       }
       std::vector<std::string> errs;
       cfg.functions_dirs = next_cfg.functions_dirs;  // the listener and limits stay until a restart
       cfg.state_dir = next_cfg.state_dir;
-      if (next_cfg.callbacks.allow != cfg.callbacks.allow) {  // a tighter allow list must not wait for a restart
+      if (next_cfg.callbacks.allow !=
+          cfg.callbacks.allow) {  // a tighter allow list must not wait for a restart
         callbacks.set_policy(http::CallbackPolicy(next_cfg.callbacks.allow));
         cfg.callbacks.allow = next_cfg.callbacks.allow;
-        log::info("unifnd: reload: callbacks.allow is now [{}]", fmt::join(cfg.callbacks.allow, ", "));
+        log::info("unifnd: reload: callbacks.allow is now [{}]",
+                  fmt::join(cfg.callbacks.allow, ", "));
       }
       if (next_cfg.log_level != cfg.log_level) {
-        // Said under whichever of the two levels is lower, so that it shows when either lets info through.
+        // Said under whichever of the two levels is lower, so that it shows when either lets info
+        // through.
         const auto level = log_level(next_cfg);
         if (level < log::global().level()) log::global().set_level(level);
         log::info("unifnd: reload: log_level is now {}", next_cfg.log_level);
@@ -329,7 +361,8 @@ int daemon_command(const DaemonOptions& overrides) {
       for (const auto& e : errs) log::warning("unifnd: reload: {}", e);
       collect_snapshots(registry, cfg.state_dir);
       log::info("unifnd: reloaded: {} functions", registry.functions().size());
-      notify.ready(fmt::format("serving {} functions (platform {})", registry.functions().size(), platform_name));
+      notify.ready(fmt::format("serving {} functions (platform {})", registry.functions().size(),
+                               platform_name));
       continue;
     }
     log::info("unifnd: {} received, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -339,7 +372,8 @@ int daemon_command(const DaemonOptions& overrides) {
     const auto grace = std::chrono::milliseconds(cfg.limits.shutdown_grace_ms);
     const auto deadline = std::chrono::steady_clock::now() + grace;
     server.stop(grace);
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     registry.shutdown(std::max(left, std::chrono::milliseconds(0)));
     log::info("unifnd: stopped");
     return 0;

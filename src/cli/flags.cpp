@@ -1,5 +1,6 @@
-// The flags' checks, each one of config/checks.h, and the platform choice of the one-shot subcommands.
-#include "cli/flags.h"
+// The flags' checks, each one of config/checks.h, and the platform choice of the one-shot
+// subcommands.
+#include "src/cli/flags.h"
 
 #include <charconv>
 #include <cstdlib>
@@ -9,16 +10,22 @@ namespace unifn::cli {
 namespace {
 
 // A validator from a config check: CLI11 prints "--flag: <the check's sentence>".
-CLI::Validator from_check(std::string description, std::optional<std::string> (*check)(const std::string&)) {
-  return CLI::Validator([check](std::string& value) { return check(value).value_or(std::string()); },
-                        std::move(description));
+CLI::Validator from_check(std::string description,
+                          std::optional<std::string> (*check)(const std::string&)) {
+  return CLI::Validator(
+      [check](std::string& value) { return check(value).value_or(std::string()); },
+      std::move(description));
 }
 
 }  // namespace
 
-CLI::Validator platform_setting() { return from_check("auto|kvm|sandbox", config::checks::platform); }
+CLI::Validator platform_setting() {
+  return from_check("auto|kvm|sandbox", config::checks::platform);
+}
 CLI::Validator listen_setting() { return from_check("HOST:PORT", config::checks::listen); }
-CLI::Validator isolation_setting() { return from_check("per-request|reuse", config::checks::isolation); }
+CLI::Validator isolation_setting() {
+  return from_check("per-request|reuse", config::checks::isolation);
+}
 CLI::Validator backend_setting() { return from_check("cpu|cuda", config::checks::backend); }
 CLI::Validator cmdline_setting() { return from_check("TEXT", config::checks::cmdline); }
 
@@ -28,7 +35,8 @@ CLI::Validator range_setting(config::checks::Range r) {
         std::uint64_t n = 0;
         const char* end = value.data() + value.size();
         auto [at, ec] = std::from_chars(value.data(), end, n);
-        if (value.empty() || ec != std::errc() || at != end) return "'" + value + "' is not a whole number";
+        if (value.empty() || ec != std::errc() || at != end)
+          return "'" + value + "' is not a whole number";
         return config::checks::range(n, r).value_or(std::string());
       },
       std::to_string(r.lo) + ".." + std::to_string(r.hi));

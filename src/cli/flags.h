@@ -7,8 +7,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "config/checks.h"
-#include "platform/platform.h"
+#include "src/config/checks.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::cli {
 

@@ -1,5 +1,5 @@
 // Signals to a self-pipe: a handler in whichever thread the kernel picks, ppoll in the main thread.
-#include "cli/signals.h"
+#include "src/cli/signals.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -17,7 +17,8 @@ int pipe_fds[2] = {-1, -1};  // the handler's only state: async-signal-safe to w
 void on_signal(int sig) {
   const int saved = errno;
   const unsigned char b = static_cast<unsigned char>(sig);
-  [[maybe_unused]] auto n = write(pipe_fds[1], &b, 1);  // full pipe: that signal is already pending there
+  [[maybe_unused]] auto n =
+      write(pipe_fds[1], &b, 1);  // full pipe: that signal is already pending there
   errno = saved;
 }
 

@@ -1,4 +1,5 @@
-// The daemon's SIGTERM/SIGINT/SIGHUP, taken by its main thread even when libraries started threads before main.
+// The daemon's SIGTERM/SIGINT/SIGHUP, taken by its main thread even when libraries started threads
+// before main.
 #pragma once
 
 #include <signal.h>

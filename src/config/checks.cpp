@@ -1,5 +1,6 @@
-// The value rules of the configuration: names, ranges, backends, environment, images, listen address.
-#include "config/checks.h"
+// The value rules of the configuration: names, ranges, backends, environment, images, listen
+// address.
+#include "src/config/checks.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -13,11 +14,11 @@
 #include <fmt/format.h>
 #include <set>
 
-#include "config/config.h"
-#include "http/callback_policy.h"
-#include "log/log.h"
-#include "snapshot/snapshot_store.h"
-#include "x86/layout.h"
+#include "src/config/config.h"
+#include "src/http/callback_policy.h"
+#include "src/log/log.h"
+#include "vmm/snapshot/snapshot_store.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::config {
 
@@ -82,9 +83,12 @@ std::optional<ListenAddress> parse_listen(std::string_view text) {
 
 std::optional<std::string> state_dir_problem(const std::string& dir) {
   if (dir.empty())
-    return std::string("no state directory: $STATE_DIRECTORY is unset, /var/lib/unifn is not writable, and neither "
-                       "$XDG_STATE_HOME, $HOME nor the password database gives a home (a default under /tmp is never "
-                       "taken); set state_dir in the daemon file or pass --state-dir");
+    return std::string(
+        "no state directory: $STATE_DIRECTORY is unset, /var/lib/unifn is not writable, and "
+        "neither "
+        "$XDG_STATE_HOME, $HOME nor the password database gives a home (a default under /tmp is "
+        "never "
+        "taken); set state_dir in the daemon file or pass --state-dir");
   return vmm::SnapshotStore::directory_problem(dir);
 }
 
@@ -98,10 +102,13 @@ std::optional<std::string> range(std::uint64_t v, Range r) {
 std::optional<std::string> function_name(const std::string& name) {
   auto ok_first = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   auto ok = [&](char c) { return ok_first(c) || c == '-' || c == '_'; };
-  if (!name.empty() && name.size() <= 63 && ok_first(name[0]) && std::all_of(name.begin(), name.end(), ok))
+  if (!name.empty() && name.size() <= 63 && ok_first(name[0]) &&
+      std::all_of(name.begin(), name.end(), ok))
     return std::nullopt;
-  return fmt::format("'{}' is not a valid function name (1 to 63 characters of a-z, 0-9, '-' and '_', "
-                     "starting with a letter or digit)", name);
+  return fmt::format(
+      "'{}' is not a valid function name (1 to 63 characters of a-z, 0-9, '-' and '_', "
+      "starting with a letter or digit)",
+      name);
 }
 
 std::optional<std::string> isolation(const std::string& mode) {
@@ -115,17 +122,21 @@ std::optional<std::string> log_level(const std::string& level) {
 }
 
 std::optional<std::string> platform(const std::string& name) {
-  if (std::find(kKnownPlatforms.begin(), kKnownPlatforms.end(), name) != kKnownPlatforms.end()) return std::nullopt;
+  if (std::find(kKnownPlatforms.begin(), kKnownPlatforms.end(), name) != kKnownPlatforms.end())
+    return std::nullopt;
   return fmt::format("'{}' is not a platform (auto, kvm or sandbox)", name);
 }
 
 std::optional<std::string> backend(const std::string& name) {
-  if (std::find(kKnownBackends.begin(), kKnownBackends.end(), name) != kKnownBackends.end()) return std::nullopt;
-  return fmt::format("'{}' is not an accelerator backend ({})", name, fmt::join(kKnownBackends, " or "));
+  if (std::find(kKnownBackends.begin(), kKnownBackends.end(), name) != kKnownBackends.end())
+    return std::nullopt;
+  return fmt::format("'{}' is not an accelerator backend ({})", name,
+                     fmt::join(kKnownBackends, " or "));
 }
 
 std::optional<std::string> backend_list(const std::vector<std::string>& names) {
-  if (names.empty()) return fmt::format("must name at least one backend ({})", fmt::join(kKnownBackends, ", "));
+  if (names.empty())
+    return fmt::format("must name at least one backend ({})", fmt::join(kKnownBackends, ", "));
   std::set<std::string> seen;
   for (const auto& n : names) {
     if (auto bad = backend(n)) return bad;
@@ -135,10 +146,14 @@ std::optional<std::string> backend_list(const std::vector<std::string>& names) {
 }
 
 std::optional<std::string> env_name(const std::string& name) {
-  auto ok_first = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
+  auto ok_first = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+  };
   auto ok = [&](char c) { return ok_first(c) || (c >= '0' && c <= '9'); };
-  if (!name.empty() && ok_first(name[0]) && std::all_of(name.begin(), name.end(), ok)) return std::nullopt;
-  return "is not a valid environment variable name (letters, digits and '_', not starting with a digit)";
+  if (!name.empty() && ok_first(name[0]) && std::all_of(name.begin(), name.end(), ok))
+    return std::nullopt;
+  return "is not a valid environment variable name (letters, digits and '_', not starting with a "
+         "digit)";
 }
 
 std::optional<std::string> env_value(const std::string& value) {
@@ -151,14 +166,16 @@ std::optional<std::string> env_size(const std::vector<std::pair<std::string, std
   std::uint64_t size = 1;
   for (const auto& [k, v] : env) size += k.size() + v.size() + 2;
   if (size <= vmm::layout::kEnvMax) return std::nullopt;
-  return fmt::format("takes {} bytes in the guest, more than the {} a function may have", size, vmm::layout::kEnvMax);
+  return fmt::format("takes {} bytes in the guest, more than the {} a function may have", size,
+                     vmm::layout::kEnvMax);
 }
 
 std::optional<std::string> cmdline(const std::string& text) {
   if (text.find('\0') != std::string::npos) return "must not contain a NUL character";
   // The VMM would cut a longer one short without a word.
   if (text.size() < vmm::layout::kCmdlineMax) return std::nullopt;
-  return fmt::format("is {} bytes, more than the {} a function may have", text.size(), vmm::layout::kCmdlineMax - 1);
+  return fmt::format("is {} bytes, more than the {} a function may have", text.size(),
+                     vmm::layout::kCmdlineMax - 1);
 }
 
 std::optional<std::string> image_file(const std::string& path) {
@@ -174,12 +191,17 @@ std::optional<std::string> image_file(const std::string& path) {
   char magic[4] = {};
   const auto got = ::read(fd, magic, sizeof magic);
   ::close(fd);
-  if (got != static_cast<ssize_t>(sizeof magic) || std::memcmp(magic, "\x7f" "ELF", 4) != 0)
+  if (got != static_cast<ssize_t>(sizeof magic) || std::memcmp(magic,
+                                                               "\x7f"
+                                                               "ELF",
+                                                               4) != 0)
     return fmt::format("{} is not an ELF image", path);
   return std::nullopt;
 }
 
-std::optional<std::string> callback_allow(const std::string& entry) { return http::CallbackPolicy::entry_problem(entry); }
+std::optional<std::string> callback_allow(const std::string& entry) {
+  return http::CallbackPolicy::entry_problem(entry);
+}
 
 std::optional<std::string> listen(const std::string& text) {
   std::string why;
@@ -190,17 +212,21 @@ std::optional<std::string> listen(const std::string& text) {
 std::vector<std::pair<std::string, std::string>> limits_consistency(const Limits& l) {
   std::vector<std::pair<std::string, std::string>> out;
   if (l.max_connections != 0 && l.max_connections_per_client > l.max_connections)
-    out.emplace_back("max_connections_per_client", fmt::format("{} is more than max_connections ({})",
-                                                               l.max_connections_per_client, l.max_connections));
+    out.emplace_back("max_connections_per_client",
+                     fmt::format("{} is more than max_connections ({})",
+                                 l.max_connections_per_client, l.max_connections));
   if (l.async_results_max_bytes < l.max_body_bytes)
-    out.emplace_back("async_results_max_bytes",
-                     fmt::format("{} is less than max_body_bytes ({}): the largest result could never be kept",
-                                 l.async_results_max_bytes, l.max_body_bytes));
+    out.emplace_back(
+        "async_results_max_bytes",
+        fmt::format("{} is less than max_body_bytes ({}): the largest result could never be kept",
+                    l.async_results_max_bytes, l.max_body_bytes));
   if (l.max_queue_bytes < l.max_body_bytes)
-    out.emplace_back("max_queue_bytes",
-                     fmt::format("{} is less than max_body_bytes ({}): the largest request body could never wait "
-                                 "in a queue",
-                                 l.max_queue_bytes, l.max_body_bytes));
+    out.emplace_back(
+        "max_queue_bytes",
+        fmt::format(
+            "{} is less than max_body_bytes ({}): the largest request body could never wait "
+            "in a queue",
+            l.max_queue_bytes, l.max_body_bytes));
   return out;
 }
 

@@ -1,5 +1,5 @@
 // The daemon file, the embedded default, and which of them a start uses.
-#include "config/config.h"
+#include "src/config/config.h"
 
 #include <pwd.h>
 #include <unistd.h>
@@ -9,8 +9,8 @@
 #include <string_view>
 #include <fmt/format.h>
 
-#include "config/checks.h"
-#include "config/yaml_reader.h"
+#include "src/config/checks.h"
+#include "src/config/yaml_reader.h"
 
 namespace unifn::config {
 
@@ -18,7 +18,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kInstalledDropinDirs = {"/usr/lib/unifn/functions.d", "/etc/unifn/functions.d"};
+const std::vector<std::string> kInstalledDropinDirs = {"/usr/lib/unifn/functions.d",
+                                                       "/etc/unifn/functions.d"};
 
 std::string env_or_empty(const char* name) {
   const char* v = std::getenv(name);
@@ -40,17 +41,21 @@ std::string default_state_dir() {
   if (auto s = env_or_empty("STATE_DIRECTORY"); !s.empty()) return s.substr(0, s.find(':'));
   if (usable_dir("/var/lib/unifn")) return "/var/lib/unifn";
   // XDG wants absolute paths; a relative one is to be ignored.
-  if (auto x = env_or_empty("XDG_STATE_HOME"); !x.empty() && x[0] == '/') return (fs::path(x) / "unifn").string();
-  if (auto h = env_or_empty("HOME"); !h.empty() && h[0] == '/') return (fs::path(h) / ".local/state/unifn").string();
+  if (auto x = env_or_empty("XDG_STATE_HOME"); !x.empty() && x[0] == '/')
+    return (fs::path(x) / "unifn").string();
+  if (auto h = env_or_empty("HOME"); !h.empty() && h[0] == '/')
+    return (fs::path(h) / ".local/state/unifn").string();
   // No $HOME (a service started without one): the home the password database gives.
   struct passwd pw {};
   struct passwd* found = nullptr;
   std::vector<char> buf(16384);
-  if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) == 0 && found && found->pw_dir &&
-      found->pw_dir[0] == '/' && std::string_view(found->pw_dir) != "/" && usable_dir(found->pw_dir))
+  if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) == 0 && found &&
+      found->pw_dir && found->pw_dir[0] == '/' && std::string_view(found->pw_dir) != "/" &&
+      usable_dir(found->pw_dir))
     return (fs::path(found->pw_dir) / ".local/state/unifn").string();
   // Never a directory under /tmp, where another user could have made it first: none at all, which
-  // the daemon refuses with a sentence (state_dir_problem) until state_dir or --state-dir names one.
+  // the daemon refuses with a sentence (state_dir_problem) until state_dir or --state-dir names
+  // one.
   return "";
 }
 
@@ -69,7 +74,8 @@ void read_number(MapReader& r, const std::string& key, checks::Range range, std:
 
 }  // namespace
 
-ConfigError::ConfigError(const std::string& message) : std::runtime_error(message), errors_{message} {}
+ConfigError::ConfigError(const std::string& message)
+    : std::runtime_error(message), errors_{message} {}
 
 ConfigError::ConfigError(std::vector<std::string> errors)
     : std::runtime_error(fmt::format("{}", fmt::join(errors, "\n"))), errors_(std::move(errors)) {}
@@ -103,15 +109,19 @@ DaemonConfig load_daemon_config(const fs::path& file) {
     }
   }
   if (auto v = r.str("state_dir")) {
-    if (v->empty()) r.error("state_dir", "must not be empty");
-    else c.state_dir = beside(file, *v);
+    if (v->empty())
+      r.error("state_dir", "must not be empty");
+    else
+      c.state_dir = beside(file, *v);
   }
   std::vector<int> lines;
   if (auto v = r.list("functions_dirs", &lines)) {
     c.functions_dirs.clear();
     for (std::size_t i = 0; i < v->size(); ++i) {
-      if ((*v)[i].empty()) r.error("functions_dirs", "an item is empty; each must be a directory", lines[i]);
-      else c.functions_dirs.push_back(beside(file, (*v)[i]));
+      if ((*v)[i].empty())
+        r.error("functions_dirs", "an item is empty; each must be a directory", lines[i]);
+      else
+        c.functions_dirs.push_back(beside(file, (*v)[i]));
     }
   }
   if (auto limits = r.sub("limits")) {
@@ -122,12 +132,16 @@ DaemonConfig load_daemon_config(const fs::path& file) {
     read_number(*limits, "idle_timeout_ms", checks::kTimeoutMsLong, c.limits.idle_timeout_ms);
     read_number(*limits, "shutdown_grace_ms", checks::kShutdownGraceMs, c.limits.shutdown_grace_ms);
     read_number(*limits, "async_results_max", checks::kAsyncResultsMax, c.limits.async_results_max);
-    read_number(*limits, "async_results_ttl_s", checks::kAsyncResultsTtlS, c.limits.async_results_ttl_s);
+    read_number(*limits, "async_results_ttl_s", checks::kAsyncResultsTtlS,
+                c.limits.async_results_ttl_s);
     read_number(*limits, "max_connections", checks::kMaxConnections, c.limits.max_connections);
-    read_number(*limits, "max_connections_per_client", checks::kMaxConnections, c.limits.max_connections_per_client);
-    read_number(*limits, "reserved_descriptors", checks::kReservedDescriptors, c.limits.reserved_descriptors);
+    read_number(*limits, "max_connections_per_client", checks::kMaxConnections,
+                c.limits.max_connections_per_client);
+    read_number(*limits, "reserved_descriptors", checks::kReservedDescriptors,
+                c.limits.reserved_descriptors);
     read_number(*limits, "guest_memory_mb", checks::kGuestMemoryMb, c.limits.guest_memory_mb);
-    read_number(*limits, "async_results_max_bytes", checks::kBudgetBytes, c.limits.async_results_max_bytes);
+    read_number(*limits, "async_results_max_bytes", checks::kBudgetBytes,
+                c.limits.async_results_max_bytes);
     read_number(*limits, "max_queue_bytes", checks::kBudgetBytes, c.limits.max_queue_bytes);
     for (const auto& [key, bad] : checks::limits_consistency(c.limits)) limits->error(key, bad);
     limits->finish();
@@ -137,10 +151,12 @@ DaemonConfig load_daemon_config(const fs::path& file) {
     if (auto v = cb->list("allow", &lines)) {
       bool ok = true;
       for (std::size_t i = 0; i < v->size(); ++i)
-        if (auto bad = checks::callback_allow((*v)[i])) cb->error("allow", *bad, lines[i]), ok = false;
+        if (auto bad = checks::callback_allow((*v)[i]))
+          cb->error("allow", *bad, lines[i]), ok = false;
       if (ok) c.callbacks.allow = *v;
     }
-    read_number(*cb, "resolve_timeout_ms", checks::kResolveTimeoutMs, c.callbacks.resolve_timeout_ms);
+    read_number(*cb, "resolve_timeout_ms", checks::kResolveTimeoutMs,
+                c.callbacks.resolve_timeout_ms);
     cb->finish();
   }
   if (auto accel = r.sub("accel")) {
@@ -148,22 +164,29 @@ DaemonConfig load_daemon_config(const fs::path& file) {
     if (auto v = accel->list("backends", &lines)) {
       bool ok = true;
       for (std::size_t i = 0; i < v->size(); ++i)
-        if (auto bad = checks::backend((*v)[i])) accel->error("backends", *bad, lines[i]), ok = false;
+        if (auto bad = checks::backend((*v)[i]))
+          accel->error("backends", *bad, lines[i]), ok = false;
       if (ok) {
-        if (auto bad = checks::backend_list(*v)) accel->error("backends", *bad);
-        else c.accel_backends = *v;
+        if (auto bad = checks::backend_list(*v))
+          accel->error("backends", *bad);
+        else
+          c.accel_backends = *v;
       }
     }
     accel->finish();
   }
   if (auto v = r.str("log_level")) {
-    if (auto bad = checks::log_level(*v)) r.error("log_level", *bad);
-    else c.log_level = *v;
+    if (auto bad = checks::log_level(*v))
+      r.error("log_level", *bad);
+    else
+      c.log_level = *v;
   }
   read_number(r, "io_threads", checks::kIoThreads, c.io_threads);
   if (auto v = r.str("platform")) {
-    if (auto bad = checks::platform(*v)) r.error("platform", *bad);
-    else c.platform = *v;
+    if (auto bad = checks::platform(*v))
+      r.error("platform", *bad);
+    else
+      c.platform = *v;
   }
   r.finish();
   if (!errors.empty()) {
@@ -173,16 +196,19 @@ DaemonConfig load_daemon_config(const fs::path& file) {
   return c;
 }
 
-EffectiveLimits derive_limits(const Limits& l, std::uint64_t open_files, std::uint64_t memory_bytes) {
+EffectiveLimits derive_limits(const Limits& l, std::uint64_t open_files,
+                              std::uint64_t memory_bytes) {
   constexpr std::uint64_t kMaxConnectionsDefault = 16384;  // an idle connection costs some 10 KiB
   EffectiveLimits e;
-  e.reserved_descriptors =
-      l.reserved_descriptors ? l.reserved_descriptors : std::clamp<std::uint64_t>(open_files / 4, 64, 4096);
+  e.reserved_descriptors = l.reserved_descriptors
+                               ? l.reserved_descriptors
+                               : std::clamp<std::uint64_t>(open_files / 4, 64, 4096);
   if (e.reserved_descriptors > open_files / 2) {
     if (l.reserved_descriptors)
-      e.notes.push_back(fmt::format("limits.reserved_descriptors ({}) would leave too few of the open-file limit ({}) "
-                                    "for connections: {} are reserved",
-                                    l.reserved_descriptors, open_files, open_files / 2));
+      e.notes.push_back(fmt::format(
+          "limits.reserved_descriptors ({}) would leave too few of the open-file limit ({}) "
+          "for connections: {} are reserved",
+          l.reserved_descriptors, open_files, open_files / 2));
     e.reserved_descriptors = open_files / 2;
   }
   e.descriptor_ceiling = open_files - e.reserved_descriptors;
@@ -190,9 +216,10 @@ EffectiveLimits derive_limits(const Limits& l, std::uint64_t open_files, std::ui
   if (l.max_connections) {
     e.max_connections = std::min(l.max_connections, e.descriptor_ceiling);
     if (e.max_connections < l.max_connections)
-      e.notes.push_back(fmt::format("limits.max_connections ({}) is more than the open-file limit ({}) leaves after "
-                                    "limits.reserved_descriptors ({}): at most {} connections",
-                                    l.max_connections, open_files, e.reserved_descriptors, e.max_connections));
+      e.notes.push_back(fmt::format(
+          "limits.max_connections ({}) is more than the open-file limit ({}) leaves after "
+          "limits.reserved_descriptors ({}): at most {} connections",
+          l.max_connections, open_files, e.reserved_descriptors, e.max_connections));
   }
   e.max_connections = std::max<std::uint64_t>(e.max_connections, 1);
   e.max_connections_per_client = l.max_connections_per_client
@@ -200,9 +227,9 @@ EffectiveLimits derive_limits(const Limits& l, std::uint64_t open_files, std::ui
                                      : std::max<std::uint64_t>(e.max_connections / 8, 16);
   e.max_connections_per_client = std::min(e.max_connections_per_client, e.max_connections);
   // Memory unknown (0): no budget short of the key's range.
-  e.guest_memory_mb = l.guest_memory_mb          ? l.guest_memory_mb
-                      : memory_bytes == 0         ? checks::kGuestMemoryMb.hi
-                                                  : (memory_bytes / 4 * 3) >> 20;
+  e.guest_memory_mb = l.guest_memory_mb   ? l.guest_memory_mb
+                      : memory_bytes == 0 ? checks::kGuestMemoryMb.hi
+                                          : (memory_bytes / 4 * 3) >> 20;
   return e;
 }
 
@@ -214,7 +241,8 @@ DaemonConfig embedded_default(const fs::path& exe_dir) {
   // A build tree: the example drop-ins sit next to the unifnd binary.
   if (!exe_dir.empty() && fs::is_directory(exe_dir / "functions.d", ec))
     c.functions_dirs.push_back((exe_dir / "functions.d").lexically_normal().string());
-  c.functions_dirs.insert(c.functions_dirs.end(), kInstalledDropinDirs.begin(), kInstalledDropinDirs.end());
+  c.functions_dirs.insert(c.functions_dirs.end(), kInstalledDropinDirs.begin(),
+                          kInstalledDropinDirs.end());
   return c;
 }
 
@@ -224,15 +252,18 @@ fs::path current_exe_dir() {
   return ec ? fs::path() : exe.parent_path();
 }
 
-DaemonConfig resolve_config(const std::optional<fs::path>& cli_path, const fs::path& exe_dir, const fs::path& system_file) {
+DaemonConfig resolve_config(const std::optional<fs::path>& cli_path, const fs::path& exe_dir,
+                            const fs::path& system_file) {
   std::error_code ec;
   if (cli_path) {
     if (fs::status(*cli_path, ec).type() == fs::file_type::not_found)
-      throw ConfigError(fmt::format("{}: no such configuration file (given with --config)", cli_path->string()));
+      throw ConfigError(
+          fmt::format("{}: no such configuration file (given with --config)", cli_path->string()));
     return load_daemon_config(*cli_path);
   }
   // Present but unreadable is an error, not a reason to run on the default.
-  if (fs::status(system_file, ec).type() != fs::file_type::not_found) return load_daemon_config(system_file);
+  if (fs::status(system_file, ec).type() != fs::file_type::not_found)
+    return load_daemon_config(system_file);
   return embedded_default(exe_dir);
 }
 

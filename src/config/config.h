@@ -58,16 +58,18 @@ struct EffectiveLimits {
   std::uint64_t max_connections = 0;
   std::uint64_t max_connections_per_client = 0;
   std::uint64_t reserved_descriptors = 0;
-  std::uint64_t descriptor_ceiling = 0;  // open_files - reserved_descriptors: the reserve starts here
+  std::uint64_t descriptor_ceiling =
+      0;  // open_files - reserved_descriptors: the reserve starts here
   std::uint64_t guest_memory_mb = 0;
   std::vector<std::string> notes;  // a sentence for each value lowered to fit, to log once at start
 };
 // From the soft open-file limit the daemon runs with and the machine's memory in bytes:
 //   reserved_descriptors  a quarter of open_files, from 64 to 4096 (at most half of open_files)
-//   max_connections       open_files - reserved_descriptors, at most 16384 (lowered to that when set higher)
-//   max_connections_per_client  max_connections / 8, at least 16 (at most max_connections)
-//   guest_memory_mb       three quarters of the memory
-EffectiveLimits derive_limits(const Limits& limits, std::uint64_t open_files, std::uint64_t memory_bytes);
+//   max_connections       open_files - reserved_descriptors, at most 16384 (lowered to that when
+//   set higher) max_connections_per_client  max_connections / 8, at least 16 (at most
+//   max_connections) guest_memory_mb       three quarters of the memory
+EffectiveLimits derive_limits(const Limits& limits, std::uint64_t open_files,
+                              std::uint64_t memory_bytes);
 
 // Where async results may be POSTed (X-Callback-Url).
 struct CallbackSettings {
@@ -87,9 +89,9 @@ struct DaemonConfig {
   Limits limits;
   CallbackSettings callbacks;
   std::vector<std::string> accel_backends = {"cuda", "cpu"};  // in order of preference
-  std::string log_level = "info";  // debug, info, warning or error
+  std::string log_level = "info";                             // debug, info, warning or error
   std::uint64_t io_threads = 2;
-  std::string platform = "auto";   // auto, kvm or sandbox
+  std::string platform = "auto";         // auto, kvm or sandbox
   std::string source = kEmbeddedSource;  // the file it came from
 
   // host:port as a user writes it: "[::1]:8080" for IPv6.
@@ -102,7 +104,7 @@ struct DaemonConfig {
 struct VmSettings {
   std::string image;  // absolute, or as written when the drop-in's own path was relative
   std::uint64_t memory_mb = 64;
-  std::vector<std::string> accel = {"cpu"};  // in order of preference
+  std::vector<std::string> accel = {"cpu"};              // in order of preference
   std::vector<std::pair<std::string, std::string>> env;  // in file order, keys unique
   std::string cmdline;
   bool operator==(const VmSettings&) const = default;
@@ -150,8 +152,8 @@ DaemonConfig load_daemon_config(const std::filesystem::path& file);
 
 // What unifnd runs on with no file: 127.0.0.1:8080, a state directory it can write (never under
 // /tmp: $STATE_DIRECTORY, /var/lib/unifn when writable, $XDG_STATE_HOME/unifn, ~/.local/state/unifn
-// from $HOME or the password database; else empty, which the daemon refuses with a sentence), and the
-// drop-ins of a build tree (<exe_dir>/functions.d, if present) then of the installed system.
+// from $HOME or the password database; else empty, which the daemon refuses with a sentence), and
+// the drop-ins of a build tree (<exe_dir>/functions.d, if present) then of the installed system.
 DaemonConfig embedded_default(const std::filesystem::path& exe_dir);
 
 // The directory of the running executable, or empty if /proc/self/exe cannot be read.

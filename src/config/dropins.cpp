@@ -6,8 +6,8 @@
 #include <map>
 #include <string_view>
 
-#include "config/checks.h"
-#include "config/config.h"
+#include "src/config/checks.h"
+#include "src/config/config.h"
 
 namespace unifn::config {
 
@@ -23,7 +23,8 @@ bool ignored_name(std::string_view name) {
 
 // systemd's mask: the entry resolves to /dev/null (std::filesystem::equivalent refuses devices).
 bool masks(const fs::path& p) {
-  struct stat st {}, null {};
+  struct stat st {
+  }, null{};
   return ::stat(p.c_str(), &st) == 0 && S_ISCHR(st.st_mode) && ::stat("/dev/null", &null) == 0 &&
          st.st_rdev == null.st_rdev;
 }
@@ -47,7 +48,8 @@ void check_function(const FunctionConfig& f, std::vector<std::string>& errors) {
   report("max_instances", checks::range(f.pool.max_instances, checks::kMaxInstances));
   report("min_warm", checks::range(f.pool.min_warm, checks::kMinWarm));
   if (f.pool.min_warm > f.pool.max_instances)
-    report("min_warm", fmt::format("{} is more than max_instances ({})", f.pool.min_warm, f.pool.max_instances));
+    report("min_warm", fmt::format("{} is more than max_instances ({})", f.pool.min_warm,
+                                   f.pool.max_instances));
   report("isolation", checks::isolation(f.pool.isolation));
   report("accel", checks::backend_list(f.vm.accel));
   for (const auto& [k, v] : f.vm.env) {
@@ -57,22 +59,27 @@ void check_function(const FunctionConfig& f, std::vector<std::string>& errors) {
   report("env", checks::env_size(f.vm.env));
   report("cmdline", checks::cmdline(f.vm.cmdline));
   // What only the machine can tell: the image must be there, readable, and an ELF file.
-  if (f.vm.image.empty()) report("image", std::string("must not be empty"));
-  else if (!fs::path(f.vm.image).is_absolute()) report("image", fmt::format("{} is not an absolute path", f.vm.image));
-  else report("image", checks::image_file(f.vm.image));
+  if (f.vm.image.empty())
+    report("image", std::string("must not be empty"));
+  else if (!fs::path(f.vm.image).is_absolute())
+    report("image", fmt::format("{} is not an absolute path", f.vm.image));
+  else
+    report("image", checks::image_file(f.vm.image));
 }
 
 }  // namespace
 
 DropinSet load_dropins(const std::vector<fs::path>& dirs) {
   DropinSet set;
-  std::map<std::string, fs::path> chosen;  // file name -> path; std::string's order is strcmp's, like systemd's
+  std::map<std::string, fs::path>
+      chosen;  // file name -> path; std::string's order is strcmp's, like systemd's
   for (const auto& dir : dirs) {
     std::error_code ec;
     fs::directory_iterator it(dir, ec), end;
     if (ec) {
       if (ec != std::errc::no_such_file_or_directory)
-        set.errors.push_back(fmt::format("{}: the drop-in directory cannot be read ({})", dir.string(), ec.message()));
+        set.errors.push_back(fmt::format("{}: the drop-in directory cannot be read ({})",
+                                         dir.string(), ec.message()));
       continue;
     }
     for (; !ec && it != end; it.increment(ec)) {
@@ -86,11 +93,14 @@ DropinSet load_dropins(const std::vector<fs::path>& dirs) {
       std::error_code sec;
       const auto type = fs::status(p, sec).type();
       if (type == fs::file_type::directory) continue;
-      // A dangling link is kept so that loading reports it; sockets and FIFOs are not files to read.
+      // A dangling link is kept so that loading reports it; sockets and FIFOs are not files to
+      // read.
       if (type != fs::file_type::regular && type != fs::file_type::not_found) continue;
       chosen[name] = p;
     }
-    if (ec) set.errors.push_back(fmt::format("{}: the drop-in directory cannot be read ({})", dir.string(), ec.message()));
+    if (ec)
+      set.errors.push_back(
+          fmt::format("{}: the drop-in directory cannot be read ({})", dir.string(), ec.message()));
   }
 
   std::map<std::string, std::string> defined;  // function name -> the file that defined it first
@@ -103,8 +113,9 @@ DropinSet load_dropins(const std::vector<fs::path>& dirs) {
       continue;
     }
     if (auto it = defined.find(f.name); it != defined.end()) {
-      set.errors.push_back(fmt::format("{}: name: function '{}' is already defined in {}; this file is skipped",
-                                       where(f, "name"), f.name, it->second));
+      set.errors.push_back(
+          fmt::format("{}: name: function '{}' is already defined in {}; this file is skipped",
+                      where(f, "name"), f.name, it->second));
       continue;
     }
     defined.emplace(f.name, f.source);
@@ -134,7 +145,8 @@ std::vector<std::string> dropin_errors(const DropinSet& set) {
   for (const auto& f : set.functions) {
     check_function(f, errors);
     if (auto [it, fresh] = defined.emplace(f.name, f.source); !fresh)
-      errors.push_back(fmt::format("{}: name: function '{}' is also defined in {}", where(f, "name"), f.name, it->second));
+      errors.push_back(fmt::format("{}: name: function '{}' is also defined in {}",
+                                   where(f, "name"), f.name, it->second));
   }
   return errors;
 }
@@ -150,8 +162,10 @@ std::vector<std::string> validate_strict(const FullConfig& full) {
   // A loaded file was checked key by key already; this covers a configuration changed in code.
   report("listen", checks::listen(d.listen()));
   report("state_dir", state_dir_problem(d.state_dir));
-  for (const auto& entry : d.callbacks.allow) report("callbacks.allow", checks::callback_allow(entry));
-  report("callbacks.resolve_timeout_ms", checks::range(d.callbacks.resolve_timeout_ms, checks::kResolveTimeoutMs));
+  for (const auto& entry : d.callbacks.allow)
+    report("callbacks.allow", checks::callback_allow(entry));
+  report("callbacks.resolve_timeout_ms",
+         checks::range(d.callbacks.resolve_timeout_ms, checks::kResolveTimeoutMs));
   report("accel.backends", checks::backend_list(d.accel_backends));
   report("log_level", checks::log_level(d.log_level));
   report("io_threads", checks::range(d.io_threads, checks::kIoThreads));

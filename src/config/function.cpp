@@ -1,9 +1,9 @@
 // One function drop-in: its keys read, checked, and the image path made absolute.
 #include <fmt/format.h>
 
-#include "config/checks.h"
-#include "config/config.h"
-#include "config/yaml_reader.h"
+#include "src/config/checks.h"
+#include "src/config/config.h"
+#include "src/config/yaml_reader.h"
 
 namespace unifn::config {
 
@@ -18,8 +18,10 @@ FunctionConfig load_function(const fs::path& file) {
   f.source = name;
 
   if (auto v = r.str("name", true)) {
-    if (auto bad = checks::function_name(*v)) r.error("name", *bad);
-    else f.name = *v;
+    if (auto bad = checks::function_name(*v))
+      r.error("name", *bad);
+    else
+      f.name = *v;
   }
   if (auto v = r.str("image", true)) {
     if (v->empty()) {
@@ -42,12 +44,17 @@ FunctionConfig load_function(const fs::path& file) {
   number("memory_mb", checks::kMemoryMb, f.vm.memory_mb);
   number("timeout_ms", checks::kTimeoutMs, f.pool.timeout_ms);
   // A bad max_instances is reported on its own; comparing min_warm with it would add noise.
-  const bool max_ok = number("max_instances", checks::kMaxInstances, f.pool.max_instances) || !r.has("max_instances");
-  if (number("min_warm", checks::kMinWarm, f.pool.min_warm) && max_ok && f.pool.min_warm > f.pool.max_instances)
-    r.error("min_warm", fmt::format("{} is more than max_instances ({})", f.pool.min_warm, f.pool.max_instances));
+  const bool max_ok = number("max_instances", checks::kMaxInstances, f.pool.max_instances) ||
+                      !r.has("max_instances");
+  if (number("min_warm", checks::kMinWarm, f.pool.min_warm) && max_ok &&
+      f.pool.min_warm > f.pool.max_instances)
+    r.error("min_warm", fmt::format("{} is more than max_instances ({})", f.pool.min_warm,
+                                    f.pool.max_instances));
   if (auto v = r.str("isolation")) {
-    if (auto bad = checks::isolation(*v)) r.error("isolation", *bad);
-    else f.pool.isolation = *v;
+    if (auto bad = checks::isolation(*v))
+      r.error("isolation", *bad);
+    else
+      f.pool.isolation = *v;
   }
   std::vector<int> lines;
   if (auto v = r.list("accel", &lines)) {
@@ -55,8 +62,10 @@ FunctionConfig load_function(const fs::path& file) {
     for (std::size_t i = 0; i < v->size(); ++i)
       if (auto bad = checks::backend((*v)[i])) r.error("accel", *bad, lines[i]), ok = false;
     if (ok) {
-      if (auto bad = checks::backend_list(*v)) r.error("accel", *bad);
-      else f.vm.accel = *v;
+      if (auto bad = checks::backend_list(*v))
+        r.error("accel", *bad);
+      else
+        f.vm.accel = *v;
     }
   }
   lines.clear();
@@ -68,13 +77,17 @@ FunctionConfig load_function(const fs::path& file) {
       if (auto bad = checks::env_value(value)) r.error("env." + k, *bad, lines[i]), ok = false;
     }
     if (ok) {
-      if (auto bad = checks::env_size(*v)) r.error("env", *bad);
-      else f.vm.env = *v;
+      if (auto bad = checks::env_size(*v))
+        r.error("env", *bad);
+      else
+        f.vm.env = *v;
     }
   }
   if (auto v = r.str("cmdline")) {
-    if (auto bad = checks::cmdline(*v)) r.error("cmdline", *bad);
-    else f.vm.cmdline = *v;
+    if (auto bad = checks::cmdline(*v))
+      r.error("cmdline", *bad);
+    else
+      f.vm.cmdline = *v;
   }
   r.finish();
   if (!errors.empty()) {

@@ -1,5 +1,5 @@
 // Checked reads of YAML scalars, lists and maps; every error names the file, the line and the key.
-#include "config/yaml_reader.h"
+#include "src/config/yaml_reader.h"
 
 #include <fmt/format.h>
 
@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "config/config.h"
+#include "src/config/config.h"
 
 namespace unifn::config {
 
@@ -22,10 +22,14 @@ constexpr std::size_t kMaxFileBytes = 1 << 20;
 
 std::string describe(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Map: return "a map";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Scalar: return fmt::format("'{}'", n.Scalar());
-    default: return "empty";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return fmt::format("'{}'", n.Scalar());
+    default:
+      return "empty";
   }
 }
 
@@ -56,31 +60,33 @@ std::string line_text(const std::string& text, int line) {
 
 }  // namespace
 
-int line_of(const YAML::Node& node) {
-  return node.Mark().line >= 0 ? node.Mark().line + 1 : 0;
-}
+int line_of(const YAML::Node& node) { return node.Mark().line >= 0 ? node.Mark().line + 1 : 0; }
 
 void sort_by_line(std::vector<std::string>& errors, const std::string& file) {
   auto line = [&](const std::string& e) {
-    if (e.compare(0, file.size(), file) != 0 || e.size() <= file.size() || e[file.size()] != ':') return 0;
+    if (e.compare(0, file.size(), file) != 0 || e.size() <= file.size() || e[file.size()] != ':')
+      return 0;
     return std::atoi(e.c_str() + file.size() + 1);
   };
-  std::stable_sort(errors.begin(), errors.end(), [&](const auto& a, const auto& b) { return line(a) < line(b); });
+  std::stable_sort(errors.begin(), errors.end(),
+                   [&](const auto& a, const auto& b) { return line(a) < line(b); });
 }
 
-MapReader::MapReader(const YAML::Node& map, std::string file, std::vector<std::string>& errors, std::string prefix)
+MapReader::MapReader(const YAML::Node& map, std::string file, std::vector<std::string>& errors,
+                     std::string prefix)
     : map_(map), file_(std::move(file)), prefix_(std::move(prefix)), errors_(&errors) {
   if (!map_.IsMap()) return;
   for (const auto& kv : map_) {
     if (!kv.first.IsScalar()) {
-      errors_->push_back(fmt::format("{}:{}: {}keys must be plain names, not {}", file_, line_of(kv.first),
-                                     prefix_.empty() ? "" : prefix_.substr(0, prefix_.size() - 1) + ": ",
-                                     describe(kv.first)));
+      errors_->push_back(fmt::format(
+          "{}:{}: {}keys must be plain names, not {}", file_, line_of(kv.first),
+          prefix_.empty() ? "" : prefix_.substr(0, prefix_.size() - 1) + ": ", describe(kv.first)));
       continue;
     }
     const auto& name = kv.first.Scalar();
     if (auto it = entries_.find(name); it != entries_.end()) {
-      error(name, fmt::format("is given twice (first on line {})", line_of(it->second.key)), line_of(kv.first));
+      error(name, fmt::format("is given twice (first on line {})", line_of(it->second.key)),
+            line_of(kv.first));
       continue;
     }
     entries_.emplace(name, Entry{kv.first, kv.second});
@@ -89,12 +95,14 @@ MapReader::MapReader(const YAML::Node& map, std::string file, std::vector<std::s
 }
 
 int MapReader::line(const std::string& key) const {
-  if (auto it = entries_.find(key); it != entries_.end() && line_of(it->second.key) > 0) return line_of(it->second.key);
+  if (auto it = entries_.find(key); it != entries_.end() && line_of(it->second.key) > 0)
+    return line_of(it->second.key);
   return std::max(1, line_of(map_));
 }
 
 void MapReader::error(const std::string& key, const std::string& what, int at) {
-  errors_->push_back(fmt::format("{}:{}: {}{}: {}", file_, at > 0 ? at : line(key), prefix_, key, what));
+  errors_->push_back(
+      fmt::format("{}:{}: {}{}: {}", file_, at > 0 ? at : line(key), prefix_, key, what));
 }
 
 const MapReader::Entry* MapReader::take(const std::string& key) {
@@ -125,7 +133,8 @@ std::optional<std::string> MapReader::str(const std::string& key, bool required)
   return e->value.Scalar();
 }
 
-std::optional<std::uint64_t> MapReader::num(const std::string& key, std::uint64_t lo, std::uint64_t hi) {
+std::optional<std::uint64_t> MapReader::num(const std::string& key, std::uint64_t lo,
+                                            std::uint64_t hi) {
   const Entry* e = take(key);
   if (!e || !scalar_or_error(key, *e, "a whole number")) return std::nullopt;
   const std::string& text = e->value.Scalar();
@@ -136,7 +145,8 @@ std::optional<std::uint64_t> MapReader::num(const std::string& key, std::uint64_
   if (negative) digits.remove_prefix(1);
   std::uint64_t v = 0;
   const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
-  if (digits.empty() || end != digits.data() + digits.size() || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
+  if (digits.empty() || end != digits.data() + digits.size() ||
+      (ec != std::errc() && ec != std::errc::result_out_of_range)) {
     error(key, fmt::format("'{}' is not a whole number ({})", text, range));
     return std::nullopt;
   }
@@ -151,7 +161,8 @@ std::optional<std::uint64_t> MapReader::num(const std::string& key, std::uint64_
   return v;
 }
 
-std::optional<std::vector<std::string>> MapReader::list(const std::string& key, std::vector<int>* item_lines) {
+std::optional<std::vector<std::string>> MapReader::list(const std::string& key,
+                                                        std::vector<int>* item_lines) {
   const Entry* e = take(key);
   if (!e) return std::nullopt;
   if (e->value.IsNull()) {
@@ -178,8 +189,8 @@ std::optional<std::vector<std::string>> MapReader::list(const std::string& key, 
   return out;
 }
 
-std::optional<std::vector<std::pair<std::string, std::string>>> MapReader::string_map(const std::string& key,
-                                                                                      std::vector<int>* key_lines) {
+std::optional<std::vector<std::pair<std::string, std::string>>> MapReader::string_map(
+    const std::string& key, std::vector<int>* key_lines) {
   const Entry* e = take(key);
   if (!e) return std::nullopt;
   if (e->value.IsNull()) {
@@ -226,7 +237,8 @@ std::optional<std::vector<std::pair<std::string, std::string>>> MapReader::strin
 std::optional<MapReader> MapReader::sub(const std::string& key) {
   const Entry* e = take(key);
   // An absent or empty map (every sub-key commented out) gives every sub-key its default.
-  if (!e || e->value.IsNull()) return MapReader(YAML::Node(YAML::NodeType::Map), file_, *errors_, prefix_ + key + ".");
+  if (!e || e->value.IsNull())
+    return MapReader(YAML::Node(YAML::NodeType::Map), file_, *errors_, prefix_ + key + ".");
   if (!e->value.IsMap()) {
     error(key, fmt::format("must be a map of keys, not {}", describe(e->value)));
     return std::nullopt;
@@ -246,22 +258,29 @@ void MapReader::finish() {
       if (key.size() >= 3 && known.starts_with(key)) score = std::min<std::size_t>(score, 2);
       if (score < best_score) best = known, best_score = score;
     }
-    error(key, best.empty() ? "unknown key" : fmt::format("unknown key (did you mean '{}'?)", best));
+    error(key,
+          best.empty() ? "unknown key" : fmt::format("unknown key (did you mean '{}'?)", best));
   }
 }
 
 YAML::Node load_map_file(const std::string& file) {
   std::error_code ec;
-  if (std::filesystem::is_directory(file, ec)) throw ConfigError(fmt::format("{}: is a directory, not a YAML file", file));
+  if (std::filesystem::is_directory(file, ec))
+    throw ConfigError(fmt::format("{}: is a directory, not a YAML file", file));
   errno = 0;
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw ConfigError(fmt::format("{}: cannot be read ({})", file, std::strerror(errno ? errno : EIO)));
+  if (!in)
+    throw ConfigError(
+        fmt::format("{}: cannot be read ({})", file, std::strerror(errno ? errno : EIO)));
   std::string text(kMaxFileBytes + 1, '\0');
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) throw ConfigError(fmt::format("{}: cannot be read ({})", file, std::strerror(errno ? errno : EIO)));
+  if (in.bad())
+    throw ConfigError(
+        fmt::format("{}: cannot be read ({})", file, std::strerror(errno ? errno : EIO)));
   text.resize(static_cast<std::size_t>(in.gcount()));
   if (text.size() > kMaxFileBytes)
-    throw ConfigError(fmt::format("{}: is larger than {} bytes, too large for a configuration file", file, kMaxFileBytes));
+    throw ConfigError(fmt::format("{}: is larger than {} bytes, too large for a configuration file",
+                                  file, kMaxFileBytes));
 
   std::vector<YAML::Node> docs;
   try {
@@ -271,19 +290,22 @@ YAML::Node load_map_file(const std::string& file) {
       // The likeliest cause by far: an unquoted IPv6 listen address, which YAML reads as a list.
       const auto bad = line_text(text, e.mark.line);
       const bool v6 = bad.find(": [") != std::string::npos && bad.find("]:") != std::string::npos;
-      throw ConfigError(fmt::format("{}:{}: malformed YAML: {}{}", file, e.mark.line + 1, e.msg,
-                                    v6 ? " (quote a value that starts with '[', as in listen: '[::1]:8080')" : ""));
+      throw ConfigError(fmt::format(
+          "{}:{}: malformed YAML: {}{}", file, e.mark.line + 1, e.msg,
+          v6 ? " (quote a value that starts with '[', as in listen: '[::1]:8080')" : ""));
     }
     throw ConfigError(fmt::format("{}: malformed YAML: {}", file, e.msg));
   }
   if (docs.empty() || docs[0].IsNull())
-    throw ConfigError(fmt::format("{}: is empty; a map of keys such as 'name: hello' is expected", file));
+    throw ConfigError(
+        fmt::format("{}: is empty; a map of keys such as 'name: hello' is expected", file));
   if (docs.size() > 1)
-    throw ConfigError(fmt::format("{}:{}: a second YAML document starts here; one map of keys is expected", file,
-                                  std::max(1, line_of(docs[1]))));
+    throw ConfigError(
+        fmt::format("{}:{}: a second YAML document starts here; one map of keys is expected", file,
+                    std::max(1, line_of(docs[1]))));
   if (!docs[0].IsMap())
-    throw ConfigError(fmt::format("{}:{}: the file must be a map of keys, not {}", file, std::max(1, line_of(docs[0])),
-                                  describe(docs[0])));
+    throw ConfigError(fmt::format("{}:{}: the file must be a map of keys, not {}", file,
+                                  std::max(1, line_of(docs[0])), describe(docs[0])));
   return docs[0];
 }
 

@@ -17,7 +17,8 @@ namespace unifn::config {
 // absent or wrong (the error is recorded); finish() then reports the keys nobody asked for.
 class MapReader {
  public:
-  MapReader(const YAML::Node& map, std::string file, std::vector<std::string>& errors, std::string prefix = "");
+  MapReader(const YAML::Node& map, std::string file, std::vector<std::string>& errors,
+            std::string prefix = "");
 
   bool has(const std::string& key) const { return entries_.count(key) != 0; }
   // The line (1-based) where key is written, or the map's own line when it is absent.
@@ -27,10 +28,11 @@ class MapReader {
   std::optional<std::string> str(const std::string& key, bool required = false);
   std::optional<std::uint64_t> num(const std::string& key, std::uint64_t lo, std::uint64_t hi);
   // A list of strings; item_lines receives the line of each item.
-  std::optional<std::vector<std::string>> list(const std::string& key, std::vector<int>* item_lines = nullptr);
+  std::optional<std::vector<std::string>> list(const std::string& key,
+                                               std::vector<int>* item_lines = nullptr);
   // A map of strings to strings, in file order; key_lines receives the line of each entry.
-  std::optional<std::vector<std::pair<std::string, std::string>>> string_map(const std::string& key,
-                                                                             std::vector<int>* key_lines = nullptr);
+  std::optional<std::vector<std::pair<std::string, std::string>>> string_map(
+      const std::string& key, std::vector<int>* key_lines = nullptr);
   // A nested map; absent gives an empty one, so its keys take their defaults.
   std::optional<MapReader> sub(const std::string& key);
 
@@ -49,8 +51,8 @@ class MapReader {
   YAML::Node map_;
   std::string file_, prefix_;
   std::vector<std::string>* errors_;
-  std::map<std::string, Entry> entries_;   // the first of each key
-  std::vector<std::string> order_;         // keys in file order
+  std::map<std::string, Entry> entries_;  // the first of each key
+  std::vector<std::string> order_;        // keys in file order
   std::set<std::string> asked_;
 };
 

@@ -1,5 +1,5 @@
 // Routes of the OpenFaaS-compatible API: invocations, async calls, /system/*, /healthz, /metrics.
-#include "http/api.h"
+#include "src/http/api.h"
 
 #include <sys/random.h>
 
@@ -9,9 +9,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "http/header.h"
-#include "http/json.h"
-#include "http/outcome_status.h"
+#include "src/http/header.h"
+#include "src/http/json.h"
+#include "src/http/outcome_status.h"
 
 namespace unifn::http {
 
@@ -82,7 +82,8 @@ std::optional<std::string_view> query_param(std::string_view query, std::string_
     auto amp = query.find('&');
     auto part = query.substr(0, amp);
     auto eq = part.find('=');
-    if (part.substr(0, eq) == key) return eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
+    if (part.substr(0, eq) == key)
+      return eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
     if (amp == std::string_view::npos) break;
     query.remove_prefix(amp + 1);
   }
@@ -125,7 +126,9 @@ Response result_response(const runtime::InvocationResult& r, unsigned version) {
   if (!r.answered()) return json_error(status_of(r), r.error, version);
   if (auto why = content_type_problem(r)) return json_error(502, *why, version);
   if (r.status < 200 || r.status > 599)
-    return json_error(502, fmt::format("the function answered with an invalid HTTP status {}", r.status), version);
+    return json_error(502,
+                      fmt::format("the function answered with an invalid HTTP status {}", r.status),
+                      version);
   auto type = !r.content_type.empty() ? std::string_view(r.content_type)
               : r.body.empty()        ? std::string_view()
                                       : std::string_view("application/octet-stream");
@@ -148,8 +151,8 @@ void record(metrics::Metrics& m, const std::string& name, const runtime::Invocat
 
 Json status_document(const runtime::FunctionStatus& f) {
   // The names only: values hold model paths, keys and tokens, and this route is not authenticated
-  // (that comes with the provider API). OpenFaaS's shape stays an object of strings; "(hidden)" says
-  // that a value exists and is withheld, where "" would read as an empty setting.
+  // (that comes with the provider API). OpenFaaS's shape stays an object of strings; "(hidden)"
+  // says that a value exists and is withheld, where "" would read as an empty setting.
   Json env = Json::object();
   for (const auto& kv : f.env) env[kv.first] = std::string(kHiddenEnvValue);
   Json annotations = {{"unifn.accel", fmt::format("{}", fmt::join(f.accel, ","))}};
@@ -167,7 +170,8 @@ Json status_document(const runtime::FunctionStatus& f) {
           {"annotations", std::move(annotations)}};
 }
 
-// The call's id: the client's X-Call-Id, or a new one when it sent none; nullopt when it is malformed.
+// The call's id: the client's X-Call-Id, or a new one when it sent none; nullopt when it is
+// malformed.
 std::optional<std::string> call_id(const Request& req) {
   std::string id(req["X-Call-Id"]);
   if (id.empty()) return new_call_id();
@@ -194,8 +198,8 @@ std::string new_call_id() {
 bool valid_call_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   for (char c : id)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-          c == '.' || c == '~' || c == ':'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.' || c == '~' || c == ':'))
       return false;
   return true;
 }
@@ -207,7 +211,8 @@ void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken>
   const std::string_view path = t.path;
   const auto method = req.method();
   const bool head = method == bhttp::verb::head;
-  bool handed = false;  // reply was called or handed on: exceptions past that point must not answer again
+  bool handed =
+      false;  // reply was called or handed on: exceptions past that point must not answer again
   // Every answer to HEAD passes here, whatever its route or status (a 404, a 405, a 500).
   if (head)
     reply = [inner = std::move(reply)](Response r) {
@@ -218,7 +223,9 @@ void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken>
   // Only these methods on a known path; otherwise 405 and Allow.
   auto allow = [&](bool post) {
     if (post ? method == bhttp::verb::post : (method == bhttp::verb::get || head)) return true;
-    auto r = json_error(405, fmt::format("{} is not allowed on {}", std::string(req.method_string()), path), version);
+    auto r = json_error(
+        405, fmt::format("{} is not allowed on {}", std::string(req.method_string()), path),
+        version);
     set_field(r, bhttp::field::allow, post ? "POST" : "GET, HEAD");
     handed = true;
     reply(std::move(r));
@@ -263,7 +270,8 @@ void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken>
     }
     if (path == "/healthz") {
       if (allow(false))
-        get(shutting_down_ ? make(503, "shutting down\n", "text/plain", version) : make(200, "OK\n", "text/plain", version));
+        get(shutting_down_ ? make(503, "shutting down\n", "text/plain", version)
+                           : make(200, "OK\n", "text/plain", version));
       return;
     }
     if (path == "/metrics") {
@@ -284,12 +292,16 @@ void Api::record_refused(std::string_view target, unsigned status) {
   if (name && known(*name)) metrics_.record_rejection(*name, static_cast<int>(status));
 }
 
-bool Api::known(std::string_view function) const { return dispatcher_.function(function).has_value(); }
+bool Api::known(std::string_view function) const {
+  return dispatcher_.function(function).has_value();
+}
 
-void Api::invoke(Request& req, std::string name, Reply reply, std::shared_ptr<runtime::CancelToken> cancelled) {
+void Api::invoke(Request& req, std::string name, Reply reply,
+                 std::shared_ptr<runtime::CancelToken> cancelled) {
   const unsigned version = req.version();
   auto given = call_id(req);
-  if (!given) return reply(json_error(400, "X-Call-Id must be 1 to 128 of A-Z a-z 0-9 - _ . ~ :", version));
+  if (!given)
+    return reply(json_error(400, "X-Call-Id must be 1 to 128 of A-Z a-z 0-9 - _ . ~ :", version));
   const std::string id = std::move(*given);
   if (shutting_down_) {
     if (known(name)) metrics_.record_rejection(name, 503);
@@ -304,11 +316,13 @@ void Api::invoke(Request& req, std::string name, Reply reply, std::shared_ptr<ru
   call.call_id = id;
   if (cancelled) call.cancelled = std::move(cancelled);
 
-  // reply is shared with the completion; whichever of it and a throwing invoke() comes first answers.
+  // reply is shared with the completion; whichever of it and a throwing invoke() comes first
+  // answers.
   auto once = std::make_shared<std::atomic<bool>>(false);
   auto shared_reply = std::make_shared<Reply>(std::move(reply));
   try {
-    dispatcher_.invoke(std::move(call), [shared_reply, once, version, id, name, m = &metrics_](runtime::InvocationResult r) {
+    dispatcher_.invoke(std::move(call), [shared_reply, once, version, id, name,
+                                         m = &metrics_](runtime::InvocationResult r) {
       if (once->exchange(true)) return;
       refuse_bad_content_type(r);
       record(*m, name, r);
@@ -318,8 +332,8 @@ void Api::invoke(Request& req, std::string name, Reply reply, std::shared_ptr<ru
     });
   } catch (const std::exception& e) {
     if (once->exchange(true)) return;
-    auto res = json_error(status_of(runtime::CallOutcome::HostError), fmt::format("cannot dispatch the call: {}", e.what()),
-                          version);
+    auto res = json_error(status_of(runtime::CallOutcome::HostError),
+                          fmt::format("cannot dispatch the call: {}", e.what()), version);
     set_field(res, "X-Call-Id", id);
     (*shared_reply)(std::move(res));
   }
@@ -328,21 +342,26 @@ void Api::invoke(Request& req, std::string name, Reply reply, std::shared_ptr<ru
 void Api::invoke_async(Request& req, std::string name, Reply reply) {
   const unsigned version = req.version();
   auto given = call_id(req);
-  if (!given) return reply(json_error(400, "X-Call-Id must be 1 to 128 of A-Z a-z 0-9 - _ . ~ :", version));
+  if (!given)
+    return reply(json_error(400, "X-Call-Id must be 1 to 128 of A-Z a-z 0-9 - _ . ~ :", version));
   const std::string id = std::move(*given);
   if (shutting_down_) {
     if (known(name)) metrics_.record_rejection(name, 503);
     return reply(json_error(503, "unifnd is shutting down", version));
   }
-  if (!known(name)) return reply(json_error(404, fmt::format("no function named '{}'", name), version));
+  if (!known(name))
+    return reply(json_error(404, fmt::format("no function named '{}'", name), version));
   std::string callback(req["X-Callback-Url"]);
   if (!callback.empty() && !Callbacks::valid_url(callback))
-    return reply(json_error(400, fmt::format("X-Callback-Url '{}' is not an http://host[:port]/path URL", callback), version));
+    return reply(json_error(
+        400, fmt::format("X-Callback-Url '{}' is not an http://host[:port]/path URL", callback),
+        version));
   // An address literal is checked here (callbacks.allow); a host name once it is resolved, when the
   // result is delivered, and a refusal then shows in GET /v1/calls/{id} as "callback".
   if (!callback.empty())
     if (auto why = callbacks_.refused_literal(callback))
-      return reply(json_error(400, fmt::format("X-Callback-Url '{}' is refused: {}", callback, *why), version));
+      return reply(json_error(
+          400, fmt::format("X-Callback-Url '{}' is refused: {}", callback, *why), version));
   switch (calls_.add(id, name)) {
     case CallStore::Added::Ok:
       if (!callback.empty()) calls_.set_callback(id, "pending");
@@ -350,13 +369,15 @@ void Api::invoke_async(Request& req, std::string name, Reply reply) {
     case CallStore::Added::Duplicate:
       return reply(json_error(409, fmt::format("a call with id '{}' already exists", id), version));
     case CallStore::Added::Full:
-      return reply(json_error(429, "too many async calls are unfinished; try again later", version));
+      return reply(
+          json_error(429, "too many async calls are unfinished; try again later", version));
     case CallStore::Added::NoRoom:
-      return reply(json_error(429,
-                              fmt::format("async calls not yet finished hold the async results' whole budget of {} "
-                                          "bytes (limits.async_results_max_bytes); try again later",
-                                          calls_.max_bytes()),
-                              version));
+      return reply(json_error(
+          429,
+          fmt::format("async calls not yet finished hold the async results' whole budget of {} "
+                      "bytes (limits.async_results_max_bytes); try again later",
+                      calls_.max_bytes()),
+          version));
   }
 
   runtime::Invocation call;
@@ -365,11 +386,14 @@ void Api::invoke_async(Request& req, std::string name, Reply reply) {
   call.content_type = std::string(req[bhttp::field::content_type]);
   call.call_id = id;
   call.on_start = [calls = &calls_, id] { calls->set_running(id); };
-  auto done = [calls = &calls_, callbacks = &callbacks_, m = &metrics_, id, name, callback](runtime::InvocationResult r) {
+  auto done = [calls = &calls_, callbacks = &callbacks_, m = &metrics_, id, name,
+               callback](runtime::InvocationResult r) {
     refuse_bad_content_type(r);
     record(*m, name, r);
     if (!callback.empty())
-      callbacks->post(callback, id, r, [calls, id](std::string outcome) { calls->set_callback(id, std::move(outcome)); });
+      callbacks->post(callback, id, r, [calls, id](std::string outcome) {
+        calls->set_callback(id, std::move(outcome));
+      });
     calls->finish(id, std::move(r));
   };
   try {
@@ -377,9 +401,11 @@ void Api::invoke_async(Request& req, std::string name, Reply reply) {
   } catch (const std::exception& e) {
     calls_.finish(id, runtime::failure(runtime::CallOutcome::HostError,
                                        fmt::format("cannot dispatch the call: {}", e.what())));
-    if (!callback.empty()) calls_.set_callback(id, "failed: not sent, the call could not be dispatched");
+    if (!callback.empty())
+      calls_.set_callback(id, "failed: not sent, the call could not be dispatched");
   }
-  auto res = json(202, json_text({{"id", id}, {"function", name}, {"status_url", "/v1/calls/" + id}}), version);
+  auto res = json(
+      202, json_text({{"id", id}, {"function", name}, {"status_url", "/v1/calls/" + id}}), version);
   set_field(res, "X-Call-Id", id);
   reply(std::move(res));
 }
@@ -387,7 +413,9 @@ void Api::invoke_async(Request& req, std::string name, Reply reply) {
 Response Api::call_status(const Request& req, const std::string& id, bool raw) {
   const unsigned version = req.version();
   auto rec = calls_.get(id);
-  if (!rec) return json_error(404, fmt::format("no call with id '{}' (unknown, or its result expired)", id), version);
+  if (!rec)
+    return json_error(404, fmt::format("no call with id '{}' (unknown, or its result expired)", id),
+                      version);
   const auto& r = rec->result;
   const bool done = rec->state == CallState::Done;
   if (raw && done) {
@@ -395,7 +423,8 @@ Response Api::call_status(const Request& req, const std::string& id, bool raw) {
     invocation_headers(res, rec->id, r);
     return res;
   }
-  Json doc = {{"id", rec->id}, {"function", rec->function}, {"state", std::string(to_string(rec->state))}};
+  Json doc = {
+      {"id", rec->id}, {"function", rec->function}, {"state", std::string(to_string(rec->state))}};
   if (done) {
     doc["status"] = status_of(r);
     // To the microsecond, as X-Duration-Seconds.
@@ -427,7 +456,8 @@ Response Api::metrics_text(const Request& req) {
     std::set<std::string, std::less<>> now;
     for (const auto& f : dispatcher_.functions()) {
       metrics_.set_queue_depth(f.name, f.queued);
-      metrics_.set_instances(f.name, f.idle_instances, f.instances > f.idle_instances ? f.instances - f.idle_instances : 0);
+      metrics_.set_instances(f.name, f.idle_instances,
+                             f.instances > f.idle_instances ? f.instances - f.idle_instances : 0);
       now.insert(f.name);
     }
     for (const auto& old : gauged_)
@@ -452,10 +482,11 @@ Response Api::function(const Request& req, const std::string& name) const {
 Response Api::info(const Request& req) const {
   const Json version = {{"release", kVersion}, {"sha", kSha}};
   // The platform has its own field: the orchestration is unifn's on every platform.
-  const Json doc = {{"provider", {{"provider", "unifn"}, {"orchestration", "unifn"}, {"version", version}}},
-                    {"version", version},
-                    {"arch", kArch},
-                    {"platform", platform_}};
+  const Json doc = {
+      {"provider", {{"provider", "unifn"}, {"orchestration", "unifn"}, {"version", version}}},
+      {"version", version},
+      {"arch", kArch},
+      {"platform", platform_}};
   return json(200, json_text(doc), req.version());
 }
 

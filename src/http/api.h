@@ -12,9 +12,9 @@
 #include <string_view>
 #include <utility>
 
-#include "http/calls.h"
-#include "metrics/metrics.h"
-#include "runtime/dispatcher.h"
+#include "src/http/calls.h"
+#include "src/metrics/metrics.h"
+#include "src/runtime/dispatcher.h"
 
 namespace unifn::http {
 
@@ -42,15 +42,19 @@ bool valid_call_id(std::string_view id);
 //                                    shown as "(hidden)")
 //   GET  /healthz, /metrics
 // Every header value is written through set_field (http/header.h); a function's content type that
-// is not a valid field value is answered 502 with the reason. GET routes answer HEAD too. A known path with a wrong method is 405 with Allow, an unknown path
-// 404; errors are {"error": "..."}. Every answer to HEAD, an error's too, has no content (its
-// Content-Length is the GET's).
+// is not a valid field value is answered 502 with the reason. GET routes answer HEAD too. A known
+// path with a wrong method is 405 with Allow, an unknown path 404; errors are {"error": "..."}.
+// Every answer to HEAD, an error's too, has no content (its Content-Length is the GET's).
 class Api {
  public:
   // platform: the name /system/info reports ("kvm", "sandbox"; tests pass "fake").
-  Api(runtime::Dispatcher& dispatcher, metrics::Metrics& metrics, CallStore& calls, Callbacks& callbacks,
-      std::string platform)
-      : dispatcher_(dispatcher), metrics_(metrics), calls_(calls), callbacks_(callbacks), platform_(std::move(platform)) {}
+  Api(runtime::Dispatcher& dispatcher, metrics::Metrics& metrics, CallStore& calls,
+      Callbacks& callbacks, std::string platform)
+      : dispatcher_(dispatcher),
+        metrics_(metrics),
+        calls_(calls),
+        callbacks_(callbacks),
+        platform_(std::move(platform)) {}
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
@@ -67,7 +71,8 @@ class Api {
   bool shutting_down() const { return shutting_down_; }
 
  private:
-  void invoke(Request& req, std::string name, Reply reply, std::shared_ptr<runtime::CancelToken> cancelled);
+  void invoke(Request& req, std::string name, Reply reply,
+              std::shared_ptr<runtime::CancelToken> cancelled);
   void invoke_async(Request& req, std::string name, Reply reply);
   Response call_status(const Request& req, const std::string& id, bool raw);
   Response metrics_text(const Request& req);

@@ -1,5 +1,6 @@
-// The allow list of callback destinations and the address ranges a callback must not reach by default.
-#include "http/callback_policy.h"
+// The allow list of callback destinations and the address ranges a callback must not reach by
+// default.
+#include "src/http/callback_policy.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,7 +28,9 @@ struct Range6 {
   const char* kind;
 };
 
-constexpr std::uint32_t v4(unsigned a, unsigned b, unsigned c, unsigned d) { return (a << 24) | (b << 16) | (c << 8) | d; }
+constexpr std::uint32_t v4(unsigned a, unsigned b, unsigned c, unsigned d) {
+  return (a << 24) | (b << 16) | (c << 8) | d;
+}
 
 // IANA's special-purpose registry, the ranges that are not globally reachable destinations.
 constexpr Range4 kSpecial4[] = {
@@ -35,7 +38,8 @@ constexpr Range4 kSpecial4[] = {
     {v4(10, 0, 0, 0), 8, "a private address (10.0.0.0/8)"},
     {v4(100, 64, 0, 0), 10, "a private address (shared address space 100.64.0.0/10)"},
     {v4(127, 0, 0, 0), 8, "a loopback address"},
-    {v4(169, 254, 0, 0), 16, "a link-local address (169.254.0.0/16, where cloud metadata services answer)"},
+    {v4(169, 254, 0, 0), 16,
+     "a link-local address (169.254.0.0/16, where cloud metadata services answer)"},
     {v4(172, 16, 0, 0), 12, "a private address (172.16.0.0/12)"},
     {v4(192, 0, 0, 0), 24, "a reserved address (IETF protocol assignments 192.0.0.0/24)"},
     {v4(192, 0, 2, 0), 24, "a documentation address (192.0.2.0/24)"},
@@ -61,7 +65,8 @@ const Range6 kSpecial6[] = {
     {b6({}), 128, "an unspecified address (::, which reaches this host)"},
     {b6({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), 128, "a loopback address"},
     {b6({}), 96, "a reserved address (IPv4-compatible ::/96, deprecated)"},
-    {b6({0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}), 48, "a private address (local-use NAT64 64:ff9b:1::/48)"},
+    {b6({0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}), 48,
+     "a private address (local-use NAT64 64:ff9b:1::/48)"},
     {b6({0x01, 0x00}), 64, "a reserved address (discard-only 100::/64)"},
     {b6({0x20, 0x01, 0x0d, 0xb8}), 32, "a documentation address (2001:db8::/32)"},
     {b6({0xfc}), 7, "a private address (unique local fc00::/7)"},
@@ -87,10 +92,13 @@ std::optional<std::string> special4(std::uint32_t a) {
 }
 
 std::uint32_t read_be32(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         std::uint32_t{p[3]};
 }
 
-std::string v4_text(std::uint32_t a) { return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xFF, (a >> 8) & 0xFF, a & 0xFF); }
+std::string v4_text(std::uint32_t a) {
+  return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xFF, (a >> 8) & 0xFF, a & 0xFF);
+}
 
 // An entry's address part: inet_pton's strict forms only (no "127.1"), so that a typo is an error.
 std::optional<IpAddress> parse_strict(const std::string& text) {
@@ -118,25 +126,31 @@ ParsedEntry parse_entry(std::string_view entry) {
   const std::string addr(entry.substr(0, slash));
   auto a = parse_strict(addr);
   if (!a) {
-    out.error = fmt::format("'{}' is not an IP address, a CIDR range (such as 10.0.0.0/8 or fd00::/8) or `public`", shown);
+    out.error = fmt::format(
+        "'{}' is not an IP address, a CIDR range (such as 10.0.0.0/8 or fd00::/8) or `public`",
+        shown);
     return out;
   }
-  // An entry written in IPv6 is an IPv6 range, unless it is an IPv4-mapped range (::ffff:a.b.c.d/96+).
+  // An entry written in IPv6 is an IPv6 range, unless it is an IPv4-mapped range
+  // (::ffff:a.b.c.d/96+).
   const bool written_v6 = addr.find(':') != std::string::npos;
   const unsigned width = written_v6 ? 128 : 32;
   unsigned bits = width;
   if (slash != std::string_view::npos) {
     auto digits = entry.substr(slash + 1);
     const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), bits);
-    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || bits > width) {
-      out.error = fmt::format("'{}': the prefix length must be a number from 0 to {}", shown, width);
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() ||
+        bits > width) {
+      out.error =
+          fmt::format("'{}': the prefix length must be a number from 0 to {}", shown, width);
       return out;
     }
   }
   // Bits of a's 128 that the range fixes: an IPv4 range sits under the mapped prefix ::ffff:0:0/96.
   unsigned bits128 = written_v6 ? bits : 96 + bits;
   if (written_v6 && a->v4 && bits < 96) {
-    out.error = fmt::format("'{}': a range of IPv4-mapped addresses must be /96 or longer (or written in IPv4)", shown);
+    out.error = fmt::format(
+        "'{}': a range of IPv4-mapped addresses must be /96 or longer (or written in IPv4)", shown);
     return out;
   }
   // Host bits set are most likely a typo for another range: said, not silently masked.
@@ -144,7 +158,8 @@ ParsedEntry parse_entry(std::string_view entry) {
   for (unsigned i = 0; i < 128; ++i)
     if (i >= bits128) masked.bytes[i / 8] &= static_cast<std::uint8_t>(~(0x80u >> (i % 8)));
   if (!(masked == *a)) {
-    out.error = fmt::format("'{}' has bits set past its /{} prefix (the range starts at {})", shown, bits, masked.str());
+    out.error = fmt::format("'{}' has bits set past its /{} prefix (the range starts at {})", shown,
+                            bits, masked.str());
     return out;
   }
   out.base = *a;
@@ -205,12 +220,14 @@ std::optional<std::string> special_address(const IpAddress& a) {
   static constexpr std::uint8_t kNat64[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
   if (std::memcmp(b, kNat64, sizeof kNat64) == 0) {
     const auto inner = read_be32(b + 12);
-    if (auto kind = special4(inner)) return fmt::format("the NAT64 form of {}, {}", v4_text(inner), *kind);
+    if (auto kind = special4(inner))
+      return fmt::format("the NAT64 form of {}, {}", v4_text(inner), *kind);
     return std::nullopt;
   }
   if (b[0] == 0x20 && b[1] == 0x02) {
     const auto inner = read_be32(b + 2);
-    if (auto kind = special4(inner)) return fmt::format("the 6to4 form of {}, {}", v4_text(inner), *kind);
+    if (auto kind = special4(inner))
+      return fmt::format("the 6to4 form of {}, {}", v4_text(inner), *kind);
     return std::nullopt;
   }
   for (const auto& r : kSpecial6)

@@ -11,7 +11,8 @@
 namespace unifn::http {
 
 // An IP address as 16 bytes; an IPv4 address (and an IPv4-mapped IPv6 address, ::ffff:a.b.c.d,
-// which reaches the same host) is held in its mapped form with v4 set, so that one rule covers both.
+// which reaches the same host) is held in its mapped form with v4 set, so that one rule covers
+// both.
 struct IpAddress {
   std::array<std::uint8_t, 16> bytes{};
   bool v4 = false;
@@ -21,8 +22,9 @@ struct IpAddress {
   // for anything else (a host name).
   static std::optional<IpAddress> parse(std::string_view text);
   static IpAddress from_v4(std::uint32_t host_order);
-  static IpAddress from_v6(const std::array<std::uint8_t, 16>& bytes);  // a mapped address becomes v4
-  std::uint32_t v4_value() const;  // host order; meaningful when v4
+  static IpAddress from_v6(
+      const std::array<std::uint8_t, 16>& bytes);  // a mapped address becomes v4
+  std::uint32_t v4_value() const;                  // host order; meaningful when v4
   std::string str() const;
   bool operator==(const IpAddress&) const = default;
 };
@@ -45,7 +47,8 @@ class CallbackPolicy {
   // Throws std::invalid_argument naming the first entry that is not valid (see entry_problem).
   explicit CallbackPolicy(const std::vector<std::string>& allow);
 
-  // What is wrong with one entry, as the tail of a "callbacks.allow: ..." sentence; nullopt if valid.
+  // What is wrong with one entry, as the tail of a "callbacks.allow: ..." sentence; nullopt if
+  // valid.
   static std::optional<std::string> entry_problem(std::string_view entry);
 
   // Why a callback may not go to a; nullopt when it may. The reason names the address and its kind:

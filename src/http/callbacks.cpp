@@ -21,11 +21,11 @@
 #include <fmt/format.h>
 #include <thread>
 
-#include "http/calls.h"
-#include "http/header.h"
-#include "http/json.h"
-#include "http/outcome_status.h"
-#include "log/log.h"
+#include "src/http/calls.h"
+#include "src/http/header.h"
+#include "src/http/json.h"
+#include "src/http/outcome_status.h"
+#include "src/log/log.h"
 
 namespace unifn::http {
 
@@ -54,8 +54,12 @@ std::vector<std::string> system_resolve(const std::string& host, std::string& er
   for (auto* ai = list; ai; ai = ai->ai_next) {
     char buf[INET6_ADDRSTRLEN] = {};
     const void* where = nullptr;
-    if (ai->ai_family == AF_INET) where = &reinterpret_cast<const sockaddr_in*>(ai->ai_addr)->sin_addr;  // Safe: AF_INET's sockaddr.
-    else if (ai->ai_family == AF_INET6) where = &reinterpret_cast<const sockaddr_in6*>(ai->ai_addr)->sin6_addr;  // Safe: AF_INET6's sockaddr.
+    if (ai->ai_family == AF_INET)
+      where = &reinterpret_cast<const sockaddr_in*>(ai->ai_addr)
+                   ->sin_addr;  // Safe: AF_INET's sockaddr.
+    else if (ai->ai_family == AF_INET6)
+      where = &reinterpret_cast<const sockaddr_in6*>(ai->ai_addr)
+                   ->sin6_addr;  // Safe: AF_INET6's sockaddr.
     if (!where || !::inet_ntop(ai->ai_family, where, buf, sizeof buf)) continue;
     if (std::find(out.begin(), out.end(), buf) == out.end()) out.emplace_back(buf);
   }
@@ -128,7 +132,8 @@ class NameResolver {
     std::unique_lock lock(s->mu);
     for (;;) {
       ++s->idle;
-      const bool got = s->cv.wait_for(lock, std::chrono::seconds(30), [&] { return s->closed || !s->queue.empty(); });
+      const bool got = s->cv.wait_for(lock, std::chrono::seconds(30),
+                                      [&] { return s->closed || !s->queue.empty(); });
       --s->idle;
       if (s->closed || !got) break;
       Job job = std::move(s->queue.front());
@@ -164,7 +169,9 @@ struct Callbacks::Impl {
     {
       std::unique_lock lock(mu);
       cv.wait_for(lock, opts.timeout, [this] { return pending == 0; });
-      if (pending > 0) log(fmt::format("unifnd: {} callbacks still under way at shutdown were abandoned", pending));
+      if (pending > 0)
+        log(fmt::format("unifnd: {} callbacks still under way at shutdown were abandoned",
+                        pending));
     }
     resolver.close();  // before the io_context goes: lookups under way must not post to it
     work.reset();
@@ -172,8 +179,10 @@ struct Callbacks::Impl {
     thread.join();
   }
   void log(const std::string& line) {
-    if (opts.log) opts.log(line);
-    else log::warning("{}", line);  // every line here is a callback that failed or was dropped
+    if (opts.log)
+      opts.log(line);
+    else
+      log::warning("{}", line);  // every line here is a callback that failed or was dropped
   }
   void finished(bool ok) {
     (ok ? delivered : failed).fetch_add(1);
@@ -214,27 +223,36 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
  public:
   Delivery(Callbacks::Impl& impl, std::string url, CallbackUrl where, std::string call_id,
            runtime::InvocationResult result, Callbacks::Outcome outcome)
-      : impl_(impl), url_(std::move(url)), where_(std::move(where)), call_id_(std::move(call_id)),
-        outcome_(std::move(outcome)), resolve_timer_(impl.ioc), retry_(impl.ioc) {
+      : impl_(impl),
+        url_(std::move(url)),
+        where_(std::move(where)),
+        call_id_(std::move(call_id)),
+        outcome_(std::move(outcome)),
+        resolve_timer_(impl.ioc),
+        retry_(impl.ioc) {
     // A content type that cannot be a header (CR, LF, other control bytes) is never sent: the
     // receiver gets the 502 the caller of a synchronous call would, with the reason.
     if (result.answered())
       if (auto why = field_value_problem(result.content_type)) {
         result.outcome = runtime::CallOutcome::Failed;
-        result.error = fmt::format("the function answered with a content type holding control bytes ({})", *why);
+        result.error = fmt::format(
+            "the function answered with a content type holding control bytes ({})", *why);
         result.content_type.clear();
         result.body.clear();
       }
     // Every header through set_field (http/header.h). The URL's host, port and target hold no
     // control bytes (CallbackUrl::parse refuses them) and the call id is a valid_call_id.
     req_ = {bhttp::verb::post, where_.target, 11};
-    set_field(req_, bhttp::field::host, where_.port == "80" ? host_for_header() : host_for_header() + ":" + where_.port);
+    set_field(req_, bhttp::field::host,
+              where_.port == "80" ? host_for_header() : host_for_header() + ":" + where_.port);
     set_field(req_, bhttp::field::user_agent, "unifnd");
     set_field(req_, "X-Call-Id", call_id_);
     set_field(req_, "X-Function-Status", std::to_string(status_of(result)));
-    set_field(req_, "X-Duration-Seconds", fmt::format("{:.6f}", std::chrono::duration<double>(result.duration).count()));
+    set_field(req_, "X-Duration-Seconds",
+              fmt::format("{:.6f}", std::chrono::duration<double>(result.duration).count()));
     if (result.answered()) {
-      if (!result.content_type.empty()) set_field(req_, bhttp::field::content_type, result.content_type);
+      if (!result.content_type.empty())
+        set_field(req_, bhttp::field::content_type, result.content_type);
       req_.body() = std::move(result.body);
     } else {
       set_field(req_, bhttp::field::content_type, "application/json");
@@ -258,12 +276,13 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
       self->failed(fmt::format("cannot resolve {}: no answer within {} ms", self->where_.host,
                                self->impl_.opts.resolve_timeout.count()));
     });
-    impl_.resolver.resolve(where_.host, deadline,
-                           [weak = weak_from_this(), attempt = attempt_, &ioc = impl_.ioc](NameResolver::Answer a) {
-                             asio::post(ioc, [weak, attempt, a = std::move(a)]() mutable {
-                               if (auto self = weak.lock()) self->resolved(attempt, std::move(a));
-                             });
-                           });
+    impl_.resolver.resolve(
+        where_.host, deadline,
+        [weak = weak_from_this(), attempt = attempt_, &ioc = impl_.ioc](NameResolver::Answer a) {
+          asio::post(ioc, [weak, attempt, a = std::move(a)]() mutable {
+            if (auto self = weak.lock()) self->resolved(attempt, std::move(a));
+          });
+        });
   }
 
  private:
@@ -287,7 +306,8 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
     for (const auto& text : addresses) {
       auto a = IpAddress::parse(text);
       if (!a) {
-        if (why.empty()) why = fmt::format("the resolver answered '{}', which is not an address", text);
+        if (why.empty())
+          why = fmt::format("the resolver answered '{}', which is not an address", text);
         continue;
       }
       if (auto refused = policy->refuses(*a)) {
@@ -297,7 +317,8 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
       endpoints_.push_back(endpoint_of(*a, port));
     }
     if (endpoints_.empty()) {
-      if (resolved) why = fmt::format("{} resolves only to refused addresses: {}", where_.host, why);
+      if (resolved)
+        why = fmt::format("{} resolves only to refused addresses: {}", where_.host, why);
       return refused(why);
     }
     connect();
@@ -306,27 +327,32 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
   void connect() {
     stream_.emplace(impl_.ioc);
     stream_->expires_after(impl_.opts.timeout);
-    stream_->async_connect(endpoints_, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
-      if (ec) return self->failed("cannot connect: " + ec.message());
-      self->write();
-    });
+    stream_->async_connect(endpoints_,
+                           [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+                             if (ec) return self->failed("cannot connect: " + ec.message());
+                             self->write();
+                           });
   }
 
   void write() {
-    bhttp::async_write(*stream_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) return self->failed("cannot send: " + ec.message());
-      self->res_.emplace();
-      self->res_->body_limit(64 * 1024);  // only the status matters
-      bhttp::async_read(*self->stream_, self->buffer_, *self->res_, [self](beast::error_code ec, std::size_t) {
-        if (ec) return self->failed("no answer: " + ec.message());
-        beast::error_code ignored;
-        self->stream_->socket().shutdown(tcp::socket::shutdown_both, ignored);
-        unsigned status = self->res_->get().result_int();
-        if (status / 100 != 2) return self->failed(fmt::format("the receiver answered {}", status));
-        self->tell("delivered");
-        self->impl_.finished(true);
-      });
-    });
+    bhttp::async_write(
+        *stream_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          if (ec) return self->failed("cannot send: " + ec.message());
+          self->res_.emplace();
+          self->res_->body_limit(64 * 1024);  // only the status matters
+          bhttp::async_read(
+              *self->stream_, self->buffer_, *self->res_,
+              [self](beast::error_code ec, std::size_t) {
+                if (ec) return self->failed("no answer: " + ec.message());
+                beast::error_code ignored;
+                self->stream_->socket().shutdown(tcp::socket::shutdown_both, ignored);
+                unsigned status = self->res_->get().result_int();
+                if (status / 100 != 2)
+                  return self->failed(fmt::format("the receiver answered {}", status));
+                self->tell("delivered");
+                self->impl_.finished(true);
+              });
+        });
   }
 
   // Not retried: the policy would answer the same.
@@ -350,7 +376,8 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
       });
       return;
     }
-    impl_.log(fmt::format("unifnd: callback for call {} to {} failed after 2 attempts: {}", call_id_, url_, why));
+    impl_.log(fmt::format("unifnd: callback for call {} to {} failed after 2 attempts: {}",
+                          call_id_, url_, why));
     tell("failed: " + why);
     impl_.finished(false);
   }
@@ -360,7 +387,8 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
     try {
       outcome_(std::move(what));
     } catch (const std::exception& e) {
-      impl_.log(fmt::format("unifnd: callback for call {}: recording its outcome failed: {}", call_id_, e.what()));
+      impl_.log(fmt::format("unifnd: callback for call {}: recording its outcome failed: {}",
+                            call_id_, e.what()));
     }
     outcome_ = nullptr;
   }
@@ -389,10 +417,12 @@ Callbacks::Callbacks(Options options) : impl_(std::make_unique<Impl>(std::move(o
 
 Callbacks::~Callbacks() = default;
 
-void Callbacks::post(std::string url, std::string call_id, runtime::InvocationResult result, Outcome outcome) {
+void Callbacks::post(std::string url, std::string call_id, runtime::InvocationResult result,
+                     Outcome outcome) {
   auto where = CallbackUrl::parse(url);
   if (!where) {
-    impl_->log(fmt::format("unifnd: callback for call {}: '{}' is not an http:// URL", call_id, url));
+    impl_->log(
+        fmt::format("unifnd: callback for call {}: '{}' is not an http:// URL", call_id, url));
     impl_->failed.fetch_add(1);
     if (outcome) outcome("failed: not an http:// URL");
     return;
@@ -401,15 +431,18 @@ void Callbacks::post(std::string url, std::string call_id, runtime::InvocationRe
     std::lock_guard lock(impl_->mu);
     if (impl_->pending >= impl_->opts.max_pending) {
       impl_->failed.fetch_add(1);
-      impl_->log(fmt::format("unifnd: callback for call {} to {} dropped: {} callbacks already under way", call_id,
-                             url, impl_->pending));
-      if (outcome) outcome(fmt::format("failed: dropped, {} callbacks were already under way", impl_->pending));
+      impl_->log(
+          fmt::format("unifnd: callback for call {} to {} dropped: {} callbacks already under way",
+                      call_id, url, impl_->pending));
+      if (outcome)
+        outcome(
+            fmt::format("failed: dropped, {} callbacks were already under way", impl_->pending));
       return;
     }
     ++impl_->pending;
   }
-  auto d = std::make_shared<Delivery>(*impl_, std::move(url), std::move(*where), std::move(call_id), std::move(result),
-                                      std::move(outcome));
+  auto d = std::make_shared<Delivery>(*impl_, std::move(url), std::move(*where), std::move(call_id),
+                                      std::move(result), std::move(outcome));
   asio::post(impl_->ioc, [d] { d->start(); });
 }
 

@@ -1,5 +1,5 @@
 // The async call store and the parsing of callback URLs.
-#include "http/calls.h"
+#include "src/http/calls.h"
 
 #include <algorithm>
 
@@ -9,17 +9,20 @@ namespace unifn::http {
 
 std::string_view to_string(CallState state) {
   switch (state) {
-    case CallState::Queued: return "queued";
-    case CallState::Running: return "running";
-    case CallState::Done: return "done";
+    case CallState::Queued:
+      return "queued";
+    case CallState::Running:
+      return "running";
+    case CallState::Done:
+      return "done";
   }
   return "queued";
 }
 
 std::size_t CallStore::cost(const CallRecord& r) {
   // The id twice: the record's key, and its place in finished_.
-  return sizeof(CallRecord) + 2 * r.id.size() + r.function.size() + r.callback.size() + r.result.body.size() +
-         r.result.content_type.size() + r.result.error.size();
+  return sizeof(CallRecord) + 2 * r.id.size() + r.function.size() + r.callback.size() +
+         r.result.body.size() + r.result.content_type.size() + r.result.error.size();
 }
 
 void CallStore::evict_oldest_finished() {
@@ -61,7 +64,8 @@ CallStore::Added CallStore::add(const std::string& id, const std::string& functi
 void CallStore::set_running(const std::string& id) {
   std::lock_guard lock(mu_);
   auto it = calls_.find(id);
-  if (it != calls_.end() && it->second.state == CallState::Queued) it->second.state = CallState::Running;
+  if (it != calls_.end() && it->second.state == CallState::Queued)
+    it->second.state = CallState::Running;
 }
 
 void CallStore::finish(const std::string& id, runtime::InvocationResult result) {
@@ -79,7 +83,8 @@ void CallStore::finish(const std::string& id, runtime::InvocationResult result) 
     const std::size_t size = rec.result.body.size();
     rec.result.outcome = runtime::CallOutcome::NotKept;
     rec.result.error = fmt::format(
-        "the result ({} bytes) does not fit in the async results' budget of {} bytes (limits.async_results_max_bytes), "
+        "the result ({} bytes) does not fit in the async results' budget of {} bytes "
+        "(limits.async_results_max_bytes), "
         "{} of which calls not yet finished hold",
         size, max_bytes_, bytes_);
     rec.result.content_type.clear();
@@ -121,8 +126,8 @@ std::size_t CallStore::bytes() {
 
 std::optional<CallbackUrl> CallbackUrl::parse(std::string_view url) {
   constexpr std::string_view scheme = "http://";
-  if (url.size() < scheme.size() ||
-      !std::equal(scheme.begin(), scheme.end(), url.begin(), [](char a, char b) { return a == (b | 0x20); }))
+  if (url.size() < scheme.size() || !std::equal(scheme.begin(), scheme.end(), url.begin(),
+                                                [](char a, char b) { return a == (b | 0x20); }))
     return std::nullopt;
   url.remove_prefix(scheme.size());
   if (auto hash = url.find('#'); hash != std::string_view::npos) url = url.substr(0, hash);
@@ -145,7 +150,8 @@ std::optional<CallbackUrl> CallbackUrl::parse(std::string_view url) {
       port = rest.substr(1);
       if (port.empty()) return std::nullopt;
     }
-    if (host.empty() || host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos)
+    if (host.empty() ||
+        host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos)
       return std::nullopt;
   } else {
     if (auto colon = authority.find(':'); colon != std::string_view::npos) {
@@ -153,13 +159,14 @@ std::optional<CallbackUrl> CallbackUrl::parse(std::string_view url) {
       port = authority.substr(colon + 1);
       if (port.empty()) return std::nullopt;
     }
-    if (host.empty() ||
-        host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
-            std::string_view::npos)
+    if (host.empty() || host.find_first_not_of(
+                            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+                            std::string_view::npos)
       return std::nullopt;
   }
   if (!port.empty()) {
-    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos)
+      return std::nullopt;
     unsigned long p = std::stoul(std::string(port));
     if (p == 0 || p > 65535) return std::nullopt;
   }

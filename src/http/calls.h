@@ -14,8 +14,8 @@
 #include <string_view>
 #include <vector>
 
-#include "http/callback_policy.h"
-#include "runtime/dispatcher.h"
+#include "src/http/callback_policy.h"
+#include "src/runtime/dispatcher.h"
 
 namespace unifn::http {
 
@@ -28,7 +28,8 @@ struct CallRecord {
   CallState state = CallState::Queued;
   runtime::InvocationResult result;  // meaningful once state is Done
   // Where its X-Callback-Url delivery stands: empty when it has none, else "pending", "delivered",
-  // "failed: <why>" or "refused: <why>" (a host name that resolved to addresses callbacks.allow refuses).
+  // "failed: <why>" or "refused: <why>" (a host name that resolved to addresses callbacks.allow
+  // refuses).
   std::string callback;
   std::chrono::steady_clock::time_point created, finished;
 };
@@ -48,7 +49,7 @@ class CallStore {
   void set_running(const std::string& id);
   void finish(const std::string& id, runtime::InvocationResult result);
   void set_callback(const std::string& id, std::string outcome);  // nothing when the call is gone
-  std::optional<CallRecord> get(const std::string& id);  // nullopt: unknown or expired
+  std::optional<CallRecord> get(const std::string& id);           // nullopt: unknown or expired
   std::size_t size();
   std::size_t bytes();  // what the records hold now, as counted against max_bytes
   std::size_t max_bytes() const { return max_bytes_; }
@@ -93,7 +94,7 @@ class Callbacks {
     std::chrono::milliseconds retry_delay{500};
     std::size_t max_pending = 1000;
     unsigned resolver_threads = 4;  // at most this many host names are resolved at once
-    CallbackPolicy policy;  // default: public addresses only
+    CallbackPolicy policy;          // default: public addresses only
     // Turns a host name into its addresses (as text), or sets error; runs on a resolver thread
     // and may block. Empty: getaddrinfo. Tests put a slow or scripted resolver here.
     std::function<std::vector<std::string>(const std::string& host, std::string& error)> resolve;
@@ -117,7 +118,8 @@ class Callbacks {
   // Never blocks. A result with error set is sent as {"error": ...} with its status. outcome, when
   // given, is called once with how the delivery ended, on the callbacks' thread (or in post() for
   // a URL it drops at once).
-  void post(std::string url, std::string call_id, runtime::InvocationResult result, Outcome outcome = {});
+  void post(std::string url, std::string call_id, runtime::InvocationResult result,
+            Outcome outcome = {});
   std::size_t pending() const;
   std::uint64_t delivered() const;
   std::uint64_t failed() const;

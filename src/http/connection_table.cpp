@@ -1,5 +1,6 @@
-// The connection table: per-client counts, the idle order, and which connection a new one displaces.
-#include "http/connection_table.h"
+// The connection table: per-client counts, the idle order, and which connection a new one
+// displaces.
+#include "src/http/connection_table.h"
 
 #include <algorithm>
 
@@ -14,10 +15,14 @@ ConnectionTable::ConnectionTable(Limits limits) : limits_(limits) {
 
 std::string_view ConnectionTable::name(Cause cause) {
   switch (cause) {
-    case Cause::None: return "none";
-    case Cause::Total: return "max_connections";
-    case Cause::PerClient: return "max_connections_per_client";
-    case Cause::Descriptors: return "reserved_descriptors";
+    case Cause::None:
+      return "none";
+    case Cause::Total:
+      return "max_connections";
+    case Cause::PerClient:
+      return "max_connections_per_client";
+    case Cause::Descriptors:
+      return "reserved_descriptors";
   }
   return "none";
 }
@@ -36,7 +41,8 @@ void ConnectionTable::make_busy(Entry& e) {
   e.idle_since.reset();
 }
 
-ConnectionTable::Admission ConnectionTable::admit(Id id, const std::string& client, bool low_on_descriptors) {
+ConnectionTable::Admission ConnectionTable::admit(Id id, const std::string& client,
+                                                  bool low_on_descriptors) {
   Admission a;
   if (entries_.contains(id)) {
     a.refusal = fmt::format("connection {} is already held", id);
@@ -48,7 +54,8 @@ ConnectionTable::Admission ConnectionTable::admit(Id id, const std::string& clie
     a.cause = Cause::PerClient;
     if (held->second.idle.empty()) {
       a.refusal = fmt::format(
-          "this client ({}) already holds {} connections, each with a request under way, and may hold no more "
+          "this client ({}) already holds {} connections, each with a request under way, and may "
+          "hold no more "
           "(limits.max_connections_per_client); retry once one is answered",
           client, mine);
       return a;
@@ -57,14 +64,19 @@ ConnectionTable::Admission ConnectionTable::admit(Id id, const std::string& clie
   } else if (entries_.size() >= limits_.total || low_on_descriptors) {
     a.cause = low_on_descriptors ? Cause::Descriptors : Cause::Total;
     if (idle_.empty()) {
-      a.refusal = low_on_descriptors
-                      ? fmt::format("unifnd's open descriptors reached the reserve kept for instances and snapshots "
-                                    "(limits.reserved_descriptors), and each of its {} connections has a request "
-                                    "under way; retry shortly",
-                                    entries_.size())
-                      : fmt::format("unifnd holds {} connections, each with a request under way, and may hold no more "
-                                    "(limits.max_connections); retry shortly",
-                                    entries_.size());
+      a.refusal =
+          low_on_descriptors
+              ? fmt::format(
+                    "unifnd's open descriptors reached the reserve kept for instances and "
+                    "snapshots "
+                    "(limits.reserved_descriptors), and each of its {} connections has a request "
+                    "under way; retry shortly",
+                    entries_.size())
+              : fmt::format(
+                    "unifnd holds {} connections, each with a request under way, and may hold no "
+                    "more "
+                    "(limits.max_connections); retry shortly",
+                    entries_.size());
       return a;
     }
     a.shed = idle_.begin()->second;

@@ -49,7 +49,7 @@ class ConnectionTable {
   // A request began. False when id is not held any more (it was shed while idle): the connection
   // must close without serving.
   bool busy(Id id);
-  void idle(Id id);  // its answer is written; it waits for another request or closes
+  void idle(Id id);    // its answer is written; it waits for another request or closes
   void remove(Id id);  // closed (also fine for an id already shed)
 
   std::size_t size() const { return entries_.size(); }
@@ -59,7 +59,8 @@ class ConnectionTable {
   bool is_idle(Id id) const;
   const Limits& limits() const { return limits_; }
 
-  static std::string_view name(Cause cause);  // "max_connections", "max_connections_per_client", ...
+  static std::string_view name(
+      Cause cause);  // "max_connections", "max_connections_per_client", ...
 
  private:
   struct Entry {

@@ -1,5 +1,5 @@
 // Header values and names checked against RFC 9110's grammar before they are written.
-#include "http/header.h"
+#include "src/http/header.h"
 
 #include <fmt/format.h>
 
@@ -27,7 +27,9 @@ boost::beast::string_view bsv(std::string_view s) { return {s.data(), s.size()};
 
 }  // namespace
 
-bool valid_field_value(std::string_view value) { return first_ctl(value) == std::string_view::npos; }
+bool valid_field_value(std::string_view value) {
+  return first_ctl(value) == std::string_view::npos;
+}
 
 bool valid_field_name(std::string_view name) {
   if (name.empty()) return false;
@@ -48,7 +50,8 @@ std::string_view trim_ows(std::string_view value) {
   return value;
 }
 
-bool set_field(boost::beast::http::fields& fields, boost::beast::http::field name, std::string_view value) {
+bool set_field(boost::beast::http::fields& fields, boost::beast::http::field name,
+               std::string_view value) {
   value = trim_ows(value);
   if (name == boost::beast::http::field::unknown || !valid_field_value(value)) return false;
   fields.set(name, bsv(value));

@@ -1,4 +1,5 @@
-// The one place where the daemon checks a header before it writes it (responses, callback requests).
+// The one place where the daemon checks a header before it writes it (responses, callback
+// requests).
 #pragma once
 
 #include <boost/beast/http/field.hpp>
@@ -30,7 +31,8 @@ std::string_view trim_ows(std::string_view value);
 // written only when valid. Returns false, writing nothing (an earlier value of the field stays),
 // when it is not; callers that pass a value a guest or a client chose check it first with
 // field_value_problem and answer with the reason.
-bool set_field(boost::beast::http::fields& fields, boost::beast::http::field name, std::string_view value);
+bool set_field(boost::beast::http::fields& fields, boost::beast::http::field name,
+               std::string_view value);
 bool set_field(boost::beast::http::fields& fields, std::string_view name, std::string_view value);
 
 }  // namespace unifn::http

@@ -1,5 +1,5 @@
 // Writing the API's JSON documents (nlohmann/json), and base64.
-#include "http/json.h"
+#include "src/http/json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -17,7 +17,9 @@ std::string base64_encode(std::string_view in) {
   static constexpr char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((in.size() + 2) / 3 * 4);
-  auto byte = [&](std::size_t k) { return static_cast<unsigned>(static_cast<unsigned char>(in[k])); };
+  auto byte = [&](std::size_t k) {
+    return static_cast<unsigned>(static_cast<unsigned char>(in[k]));
+  };
   std::size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
     unsigned v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);

@@ -1,7 +1,7 @@
 // The one place a call's outcome becomes an HTTP status code.
 #pragma once
 
-#include "runtime/dispatcher.h"
+#include "src/runtime/dispatcher.h"
 
 namespace unifn::http {
 

@@ -1,5 +1,6 @@
-// Listener and sessions on Beast: keep-alive, pipelining, limits, timeouts, hang-ups, graceful stop.
-#include "http/server.h"
+// Listener and sessions on Beast: keep-alive, pipelining, limits, timeouts, hang-ups, graceful
+// stop.
+#include "src/http/server.h"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
@@ -22,10 +23,10 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "http/connection_table.h"
-#include "http/header.h"
-#include "http/json.h"
-#include "log/log.h"
+#include "src/http/connection_table.h"
+#include "src/http/header.h"
+#include "src/http/json.h"
+#include "src/log/log.h"
 
 namespace unifn::http {
 
@@ -51,25 +52,34 @@ class Session;
 // may outlive the Server: they post to a session only while `alive`, checked under `mu`, so never
 // into a destroyed io_context.
 struct Shared {
-  Shared(const ServerOptions& o, Api& a) : opts(o), api(a), table({o.max_connections, o.max_connections_per_client}) {
+  Shared(const ServerOptions& o, Api& a)
+      : opts(o), api(a), table({o.max_connections, o.max_connections_per_client}) {
     if (!o.metrics) return;
     auto& r = o.metrics->registry();
-    open = &prometheus::BuildGauge().Name("unifn_http_connections").Help("HTTP connections open now").Register(r).Add({});
+    open = &prometheus::BuildGauge()
+                .Name("unifn_http_connections")
+                .Help("HTTP connections open now")
+                .Register(r)
+                .Add({});
     accepted_series = &prometheus::BuildCounter()
                            .Name("unifn_http_connections_accepted_total")
                            .Help("HTTP connections accepted, admitted or not")
                            .Register(r)
                            .Add({});
-    auto& shed_family = prometheus::BuildCounter()
-                            .Name("unifn_http_connections_shed_total")
-                            .Help("Idle HTTP connections closed to make room for a new one, by the limit reached")
-                            .Register(r);
-    auto& refused_family = prometheus::BuildCounter()
-                               .Name("unifn_http_connections_refused_total")
-                               .Help("New HTTP connections answered 503 at accept: each that could make room had a "
-                                     "request under way")
-                               .Register(r);
-    for (auto c : {ConnectionTable::Cause::Total, ConnectionTable::Cause::PerClient, ConnectionTable::Cause::Descriptors}) {
+    auto& shed_family =
+        prometheus::BuildCounter()
+            .Name("unifn_http_connections_shed_total")
+            .Help("Idle HTTP connections closed to make room for a new one, by the limit reached")
+            .Register(r);
+    auto& refused_family =
+        prometheus::BuildCounter()
+            .Name("unifn_http_connections_refused_total")
+            .Help(
+                "New HTTP connections answered 503 at accept: each that could make room had a "
+                "request under way")
+            .Register(r);
+    for (auto c : {ConnectionTable::Cause::Total, ConnectionTable::Cause::PerClient,
+                   ConnectionTable::Cause::Descriptors}) {
       const prometheus::Labels l{{"limit", std::string(ConnectionTable::name(c))}};
       shed_series[static_cast<std::size_t>(c)] = &shed_family.Add(l);
       refused_series[static_cast<std::size_t>(c)] = &refused_family.Add(l);
@@ -82,8 +92,9 @@ struct Shared {
   std::condition_variable cv;  // in_flight or sessions changed
   bool alive = true;
   std::size_t in_flight = 0;
-  std::unordered_map<ConnectionTable::Id, std::weak_ptr<Session>> sessions;  // admitted, not yet destroyed
-  ConnectionTable table;  // which connections are held and idle; under mu
+  std::unordered_map<ConnectionTable::Id, std::weak_ptr<Session>>
+      sessions;                     // admitted, not yet destroyed
+  ConnectionTable table;            // which connections are held and idle; under mu
   ConnectionTable::Id next_id = 0;  // the acceptor's only
   std::atomic<std::uint64_t> shed{0}, refused{0};
   std::atomic<bool> reserve_noted{false};
@@ -190,8 +201,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // From any thread: the answer to the request with generation gen.
-  static void deliver(const std::shared_ptr<Shared>& shared, const std::weak_ptr<Session>& weak, std::uint64_t gen,
-                      Response res) {
+  static void deliver(const std::shared_ptr<Shared>& shared, const std::weak_ptr<Session>& weak,
+                      std::uint64_t gen, Response res) {
     std::lock_guard lock(shared->mu);
     if (!shared->alive) return;
     auto self = weak.lock();
@@ -213,7 +224,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // A fresh connection's whole first request must arrive within the read timeout (this deadline
     // stays for its header); a kept-alive connection may wait for the idle timeout.
     stream_.expires_after(first_ ? o.read_timeout : o.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(kFirstRead), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+    stream_.async_read_some(buffer_.prepare(kFirstRead), [self = shared_from_this()](
+                                                             beast::error_code ec, std::size_t n) {
       if (self->closed_) return;
       if (ec) return self->close();  // the client left, timed out, or the connection was shed
       self->buffer_.commit(n);
@@ -225,35 +237,41 @@ class Session : public std::enable_shared_from_this<Session> {
     // Shed while idle (its place went to a new connection) before this request came: not served.
     if (!set_busy()) return close();
     parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(shared_->opts.max_header_bytes, UINT32_MAX)));
+    parser_->header_limit(static_cast<std::uint32_t>(
+        std::min<std::size_t>(shared_->opts.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(shared_->opts.max_body_bytes);
     if (!first_) stream_.expires_after(shared_->opts.read_timeout);
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
   }
 
   void on_header(beast::error_code ec) {
     if (closed_) return;
     // The client left, timed out, or the socket failed: nothing to answer.
-    if (ec && (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message || !is_http_error(ec)))
+    if (ec && (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
+               !is_http_error(ec)))
       return close();
     first_ = false;
     in_flight_.emplace(shared_);
     const auto& o = shared_->opts;
     if (ec == bhttp::error::header_limit)
-      return refuse(431, fmt::format("the request header is larger than the limit of {} bytes", o.max_header_bytes));
+      return refuse(431, fmt::format("the request header is larger than the limit of {} bytes",
+                                     o.max_header_bytes));
     if (ec == bhttp::error::body_limit) return refuse_too_large();
     if (ec) return refuse(400, fmt::format("malformed request: {}", ec.message()));
-    if (auto len = parser_->content_length(); len && *len > o.max_body_bytes) return refuse_too_large();
+    if (auto len = parser_->content_length(); len && *len > o.max_body_bytes)
+      return refuse_too_large();
     if (parser_->is_done()) return dispatch();
     const auto& h = parser_->get();
     if (h.version() == 11 && beast::iequals(h[bhttp::field::expect], "100-continue")) {
       // The client waits for this before sending its body (curl does for large bodies).
       stream_.expires_after(o.read_timeout);
-      asio::async_write(stream_, asio::buffer(kContinue), [self = shared_from_this()](beast::error_code ec, std::size_t) {
-        if (ec) return self->close();
-        self->read_body();
-      });
+      asio::async_write(stream_, asio::buffer(kContinue),
+                        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                          if (ec) return self->close();
+                          self->read_body();
+                        });
       return;
     }
     read_body();
@@ -262,14 +280,17 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_body() {
     if (closed_) return;
     stream_.expires_after(shared_->opts.read_timeout);
-    bhttp::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (self->closed_) return;
-      if (ec == bhttp::error::body_limit) return self->refuse_too_large();  // a chunked body grew too large
-      if (ec && is_http_error(ec) && ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message)
-        return self->refuse(400, fmt::format("malformed request body: {}", ec.message()));
-      if (ec) return self->close();
-      self->dispatch();
-    });
+    bhttp::async_read(
+        stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          if (self->closed_) return;
+          if (ec == bhttp::error::body_limit)
+            return self->refuse_too_large();  // a chunked body grew too large
+          if (ec && is_http_error(ec) && ec != bhttp::error::end_of_stream &&
+              ec != bhttp::error::partial_message)
+            return self->refuse(400, fmt::format("malformed request body: {}", ec.message()));
+          if (ec) return self->close();
+          self->dispatch();
+        });
   }
 
   void dispatch() {
@@ -287,7 +308,8 @@ class Session : public std::enable_shared_from_this<Session> {
     try {
       shared_->api.handle(std::move(req), std::move(reply), cancelled_);
     } catch (const std::exception& e) {
-      deliver(shared_, weak_from_this(), gen, json_error(500, fmt::format("internal error: {}", e.what()), version_));
+      deliver(shared_, weak_from_this(), gen,
+              json_error(500, fmt::format("internal error: {}", e.what()), version_));
     }
   }
 
@@ -295,16 +317,18 @@ class Session : public std::enable_shared_from_this<Session> {
   // for the parser, and an end of stream or a reset means the client is gone.
   void watch_peer(std::uint64_t gen) {
     if (buffer_.size() >= kReadAhead) return;
-    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(), gen](beast::error_code ec) {
-      if (ec || self->closed_ || !self->waiting_ || gen != self->gen_) return;
-      beast::error_code rec;
-      auto room = std::min<std::size_t>(16384, kReadAhead - self->buffer_.size());
-      auto n = self->stream_.socket().read_some(self->buffer_.prepare(room), rec);
-      if (rec == asio::error::would_block || rec == asio::error::try_again) return self->watch_peer(gen);
-      if (rec) return self->close();  // cancels the call
-      self->buffer_.commit(n);
-      self->watch_peer(gen);
-    });
+    stream_.socket().async_wait(
+        tcp::socket::wait_read, [self = shared_from_this(), gen](beast::error_code ec) {
+          if (ec || self->closed_ || !self->waiting_ || gen != self->gen_) return;
+          beast::error_code rec;
+          auto room = std::min<std::size_t>(16384, kReadAhead - self->buffer_.size());
+          auto n = self->stream_.socket().read_some(self->buffer_.prepare(room), rec);
+          if (rec == asio::error::would_block || rec == asio::error::try_again)
+            return self->watch_peer(gen);
+          if (rec) return self->close();  // cancels the call
+          self->buffer_.commit(n);
+          self->watch_peer(gen);
+        });
   }
 
   void on_response(std::uint64_t gen, Response res) {
@@ -320,7 +344,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void refuse_too_large() {
     auto target = parser_->get().target();
     shared_->api.record_refused(std::string_view(target.data(), target.size()), 413);
-    refuse(413, fmt::format("the request body is larger than the limit of {} bytes", shared_->opts.max_body_bytes));
+    refuse(413, fmt::format("the request body is larger than the limit of {} bytes",
+                            shared_->opts.max_body_bytes));
   }
 
   // An error answered before the request was read in full: the connection cannot be reused.
@@ -334,13 +359,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void write(Response res, bool keep) {
     auto sp = std::make_shared<Response>(std::move(res));
     stream_.expires_after(shared_->opts.read_timeout);
-    bhttp::async_write(stream_, *sp, [self = shared_from_this(), sp, keep](beast::error_code ec, std::size_t) {
-      self->in_flight_.reset();
-      if (self->closed_) return;
-      if (ec) return self->close();
-      if (!keep) return self->linger();
-      self->read_request();
-    });
+    bhttp::async_write(stream_, *sp,
+                       [self = shared_from_this(), sp, keep](beast::error_code ec, std::size_t) {
+                         self->in_flight_.reset();
+                         if (self->closed_) return;
+                         if (ec) return self->close();
+                         if (!keep) return self->linger();
+                         self->read_request();
+                       });
   }
 
   // Half-close, then drain what the client still sends (a body we refused, pipelined requests)
@@ -355,10 +381,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void drain_more() {
-    stream_.async_read_some(asio::buffer(drain_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec || self->closed_) return self->close();
-      self->drain_more();
-    });
+    stream_.async_read_some(asio::buffer(drain_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec || self->closed_) return self->close();
+                              self->drain_more();
+                            });
   }
 
   void close() {
@@ -403,7 +430,10 @@ class Session : public std::enable_shared_from_this<Session> {
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
   Listener(asio::io_context& ioc, const tcp::endpoint& ep, std::shared_ptr<Shared> shared)
-      : ioc_(ioc), acceptor_(asio::make_strand(ioc)), retry_(acceptor_.get_executor()), shared_(std::move(shared)) {
+      : ioc_(ioc),
+        acceptor_(asio::make_strand(ioc)),
+        retry_(acceptor_.get_executor()),
+        shared_(std::move(shared)) {
     acceptor_.open(ep.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
     acceptor_.bind(ep);
@@ -413,22 +443,24 @@ class Listener : public std::enable_shared_from_this<Listener> {
   std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
 
   void accept() {
-    acceptor_.async_accept(asio::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
-      if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-      if (ec) {
-        // Out of descriptors: the longest-idle connection makes room (its close is posted; the
-        // pause below lets it happen).
-        if (ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system)
-          self->shed_for_descriptors();
-        // Out of descriptors, most likely: say so, and pause rather than spin.
-        log::error("unifnd: accept failed: {}", ec.message());
-        self->retry_.expires_after(std::chrono::milliseconds(100));
-        self->retry_.async_wait([self](beast::error_code) { self->accept(); });
-        return;
-      }
-      self->admit(std::move(s));
-      self->accept();
-    });
+    acceptor_.async_accept(
+        asio::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+          if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+          if (ec) {
+            // Out of descriptors: the longest-idle connection makes room (its close is posted; the
+            // pause below lets it happen).
+            if (ec == asio::error::no_descriptors ||
+                ec == boost::system::errc::too_many_files_open_in_system)
+              self->shed_for_descriptors();
+            // Out of descriptors, most likely: say so, and pause rather than spin.
+            log::error("unifnd: accept failed: {}", ec.message());
+            self->retry_.expires_after(std::chrono::milliseconds(100));
+            self->retry_.async_wait([self](beast::error_code) { self->accept(); });
+            return;
+          }
+          self->admit(std::move(s));
+          self->accept();
+        });
   }
 
   void close() {
@@ -450,10 +482,13 @@ class Listener : public std::enable_shared_from_this<Listener> {
     const int ceiling = sh.opts.descriptor_ceiling;
     const bool low = ceiling > 0 && s.native_handle() >= ceiling;
     if (low && !sh.reserve_noted.exchange(true))
-      log::warning("unifnd: open descriptors reached the reserve kept for instances, snapshots and state files "
-                   "(a connection got descriptor {}; those from {} on are the reserve, limits.reserved_descriptors): "
-                   "from now on a new connection takes the place of an idle one (said once)",
-                   s.native_handle(), ceiling);
+      log::warning(
+          "unifnd: open descriptors reached the reserve kept for instances, snapshots and state "
+          "files "
+          "(a connection got descriptor {}; those from {} on are the reserve, "
+          "limits.reserved_descriptors): "
+          "from now on a new connection takes the place of an idle one (said once)",
+          s.native_handle(), ceiling);
     auto session = std::make_shared<Session>(std::move(s), shared_, sh.next_id++);
     ConnectionTable::Admission a;
     std::shared_ptr<Session> displaced;
@@ -462,7 +497,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
       a = sh.table.admit(session->id(), client_address(peer.address()), low);
       if (a.admitted) sh.sessions.emplace(session->id(), session);
       if (a.shed)
-        if (auto it = sh.sessions.find(*a.shed); it != sh.sessions.end()) displaced = it->second.lock();
+        if (auto it = sh.sessions.find(*a.shed); it != sh.sessions.end())
+          displaced = it->second.lock();
       sh.table_changed();
     }
     if (a.shed) {
@@ -498,29 +534,32 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
 tcp::endpoint endpoint_for(const ServerOptions& o, asio::io_context& ioc) {
   std::string host = o.host;
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   beast::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
   if (!ec) return tcp::endpoint(addr, o.port);
   tcp::resolver resolver(ioc);
   auto results = resolver.resolve(host, std::to_string(o.port), ec);
   if (ec || results.empty())
-    throw std::runtime_error(fmt::format("cannot listen on {}:{}: cannot resolve '{}': {}", o.host, o.port, host,
-                                         ec ? ec.message() : "no address"));
+    throw std::runtime_error(fmt::format("cannot listen on {}:{}: cannot resolve '{}': {}", o.host,
+                                         o.port, host, ec ? ec.message() : "no address"));
   return results.begin()->endpoint();
 }
 
 }  // namespace
 
 struct Server::Impl {
-  Impl(ServerOptions o, Api& api) : opts(std::move(o)), shared(std::make_shared<Shared>(opts, api)) {}
+  Impl(ServerOptions o, Api& api)
+      : opts(std::move(o)), shared(std::make_shared<Shared>(opts, api)) {}
   ServerOptions opts;
   std::shared_ptr<Shared> shared;
   std::unique_ptr<asio::io_context> ioc;
   std::shared_ptr<Listener> listener;
 };
 
-Server::Server(ServerOptions opts, Api& api) : api_(api), impl_(std::make_unique<Impl>(std::move(opts), api)) {}
+Server::Server(ServerOptions opts, Api& api)
+    : api_(api), impl_(std::make_unique<Impl>(std::move(opts), api)) {}
 
 Server::~Server() {
   stop();

@@ -1,4 +1,5 @@
-// The HTTP server: an Asio listener, one Beast session per connection on its own strand, I/O threads.
+// The HTTP server: an Asio listener, one Beast session per connection on its own strand, I/O
+// threads.
 #pragma once
 
 #include <chrono>
@@ -9,13 +10,14 @@
 #include <thread>
 #include <vector>
 
-#include "http/api.h"
+#include "src/http/api.h"
 
 namespace unifn::http {
 
 struct ServerOptions {
-  std::string host = "127.0.0.1";  // an IPv4 or IPv6 address (brackets allowed) or a name to resolve
-  std::uint16_t port = 8080;       // 0: any free port, see Server::port()
+  std::string host =
+      "127.0.0.1";            // an IPv4 or IPv6 address (brackets allowed) or a name to resolve
+  std::uint16_t port = 8080;  // 0: any free port, see Server::port()
   std::size_t max_body_bytes = 6291456;
   std::size_t max_header_bytes = 16384;
   // For a request to arrive once its connection is open or its first bytes came, for a body, and
@@ -64,10 +66,10 @@ class Server {
   // joined. Idempotent. Not to be called from an I/O thread (from an Api handler).
   void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(0));
 
-  std::size_t connections() const;        // open now
-  std::size_t connections_idle() const;   // of those, held with no request under way
-  std::size_t requests_in_flight() const;  // read, and not yet answered
-  std::uint64_t connections_shed() const;  // closed to make room for another, since start
+  std::size_t connections() const;            // open now
+  std::size_t connections_idle() const;       // of those, held with no request under way
+  std::size_t requests_in_flight() const;     // read, and not yet answered
+  std::uint64_t connections_shed() const;     // closed to make room for another, since start
   std::uint64_t connections_refused() const;  // answered 503 at accept, since start
 
   struct Impl;  // defined in server.cpp

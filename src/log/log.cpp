@@ -1,5 +1,6 @@
-// The daemon's logger: an spdlog async logger over one sink that writes whole lines to a descriptor.
-#include "log/log.h"
+// The daemon's logger: an spdlog async logger over one sink that writes whole lines to a
+// descriptor.
+#include "src/log/log.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,10 +29,14 @@ constexpr std::string_view kNames[] = {"debug", "info", "warning", "error"};  //
 
 spdlog::level::level_enum to_spdlog(Level level) {
   switch (level) {
-    case Level::debug: return spdlog::level::debug;
-    case Level::info: return spdlog::level::info;
-    case Level::warning: return spdlog::level::warn;
-    case Level::error: break;
+    case Level::debug:
+      return spdlog::level::debug;
+    case Level::info:
+      return spdlog::level::info;
+    case Level::warning:
+      return spdlog::level::warn;
+    case Level::error:
+      break;
   }
   return spdlog::level::err;
 }
@@ -43,13 +48,18 @@ Level from_spdlog(spdlog::level::level_enum level) {
   return Level::error;
 }
 
-// The syslog priority journald reads from a "<N>" prefix (sd-daemon(3)): err 3, warning 4, info 6, debug 7.
+// The syslog priority journald reads from a "<N>" prefix (sd-daemon(3)): err 3, warning 4, info 6,
+// debug 7.
 int priority(Level level) {
   switch (level) {
-    case Level::debug: return 7;
-    case Level::info: return 6;
-    case Level::warning: return 4;
-    case Level::error: break;
+    case Level::debug:
+      return 7;
+    case Level::info:
+      return 6;
+    case Level::warning:
+      return 4;
+    case Level::error:
+      break;
   }
   return 3;
 }
@@ -58,7 +68,8 @@ int priority(Level level) {
 // counted as failed: nothing is thrown back into spdlog (whose handler would print to stderr).
 class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  FdSink(int fd, bool journal, std::atomic<std::uint64_t>& failed) : fd_(fd), journal_(journal), failed_(failed) {}
+  FdSink(int fd, bool journal, std::atomic<std::uint64_t>& failed)
+      : fd_(fd), journal_(journal), failed_(failed) {}
 
   std::uint64_t flushes() {
     std::lock_guard lock(flush_mu_);
@@ -80,14 +91,18 @@ class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
         // journald adds the time. Each line of a message gets the prefix, or journald would file
         // the lines after the first at its default priority.
         std::size_t start = 0;
-        for (std::size_t nl; (nl = text.find('\n', start)) != std::string_view::npos; start = nl + 1)
+        for (std::size_t nl; (nl = text.find('\n', start)) != std::string_view::npos;
+             start = nl + 1)
           fmt::format_to(out, "<{}>{}\n", priority(level), text.substr(start, nl - start));
         fmt::format_to(out, "<{}>{}\n", priority(level), text.substr(start));
       } else {
         const std::time_t t = std::chrono::system_clock::to_time_t(msg.time);
         std::tm tm{};
         localtime_r(&t, &tm);
-        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count() % 1000;
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch())
+                .count() %
+            1000;
         fmt::format_to(out, "{:%Y-%m-%d %H:%M:%S}.{:03} {} {}\n", tm, ms, level_name(level), text);
       }
       if (!write_all(fd_, std::string_view(line.data(), line.size()))) ++failed_;
@@ -137,9 +152,10 @@ bool is_journal_stream(int fd, const char* journal_stream) {
   unsigned long long dev = 0, ino = 0;
   const auto d = std::from_chars(v.data(), v.data() + colon, dev);
   const auto i = std::from_chars(v.data() + colon + 1, v.data() + v.size(), ino);
-  if (d.ec != std::errc() || d.ptr != v.data() + colon || i.ec != std::errc() || i.ptr != v.data() + v.size())
+  if (d.ec != std::errc() || d.ptr != v.data() + colon || i.ec != std::errc() ||
+      i.ptr != v.data() + v.size())
     return false;
-  struct stat st{};
+  struct stat st {};
   return fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
@@ -168,8 +184,8 @@ Logger::Logger(Options o) : s_(std::make_shared<State>()) {
   const bool journal = o.journal.value_or(is_journal_stream(o.fd, std::getenv("JOURNAL_STREAM")));
   s_->sink = std::make_shared<FdSink>(o.fd, journal, s_->failed);
   s_->pool = std::make_shared<spdlog::details::thread_pool>(o.queue_lines, 1, block_signals);
-  s_->logger = std::make_shared<spdlog::async_logger>("unifnd", s_->sink, s_->pool,
-                                                      spdlog::async_overflow_policy::overrun_oldest);
+  s_->logger = std::make_shared<spdlog::async_logger>(
+      "unifnd", s_->sink, s_->pool, spdlog::async_overflow_policy::overrun_oldest);
   // Formatting errors are caught by spdlog and handed here: counted, not printed to stderr.
   s_->logger->set_error_handler([failed = &s_->failed](const std::string&) { ++*failed; });
   s_->logger->set_level(to_spdlog(o.level));

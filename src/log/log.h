@@ -1,4 +1,5 @@
-// The daemon's one logger: levels, a bounded async queue that never blocks a caller, journald priorities.
+// The daemon's one logger: levels, a bounded async queue that never blocks a caller, journald
+// priorities.
 #pragma once
 
 #include <unistd.h>
@@ -80,7 +81,8 @@ class Logger {
   std::shared_ptr<State> s_;
 };
 
-// The daemon's logger: stderr (the journal under systemd), level info until set_level. Made on first use.
+// The daemon's logger: stderr (the journal under systemd), level info until set_level. Made on
+// first use.
 Logger& global();
 
 template <class... Args>

@@ -8,7 +8,7 @@
 namespace prometheus {
 class Counter;
 class Registry;
-}
+}  // namespace prometheus
 
 namespace unifn::metrics {
 
@@ -24,7 +24,8 @@ namespace unifn::metrics {
 //   unifn_accel_fallbacks_total{function,from,to}     counter
 //   unifn_accel_backend_available{backend}            gauge, 0 or 1
 //   unifn_platform{name}                              gauge, 1 for the platform guests run on
-//   unifn_log_dropped_lines_total                     counter, read from log::global() at each scrape
+//   unifn_log_dropped_lines_total                     counter, read from log::global() at each
+//   scrape
 class Metrics {
  public:
   Metrics();
@@ -34,7 +35,8 @@ class Metrics {
 
   // One answered invocation: its HTTP status code, its duration, and how the instance that served
   // it started ("warm", "restored" or "cold"; empty when no instance ran it, e.g. a 429).
-  void record_invocation(std::string_view function, int code, double seconds, std::string_view start_kind);
+  void record_invocation(std::string_view function, int code, double seconds,
+                         std::string_view start_kind);
   // An invocation refused before it reached the runtime (413, 503): counted, but no duration.
   void record_rejection(std::string_view function, int code);
   void set_queue_depth(std::string_view function, double depth);

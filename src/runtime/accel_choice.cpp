@@ -1,5 +1,6 @@
-// Accelerator choice per function: the daemon's list filters, the function's list orders, the registry decides.
-#include "runtime/accel_choice.h"
+// Accelerator choice per function: the daemon's list filters, the function's list orders, the
+// registry decides.
+#include "src/runtime/accel_choice.h"
 
 #include <algorithm>
 
@@ -8,7 +9,8 @@
 namespace unifn::runtime {
 
 accel::Selection choose_accel(const std::vector<std::string>& function_allowed,
-                              const std::vector<std::string>& daemon_allowed, const accel::BackendRegistry& backends) {
+                              const std::vector<std::string>& daemon_allowed,
+                              const accel::BackendRegistry& backends) {
   std::vector<std::string> allowed, disabled;
   for (const auto& name : function_allowed) {
     if (std::find(daemon_allowed.begin(), daemon_allowed.end(), name) != daemon_allowed.end())
@@ -21,8 +23,10 @@ accel::Selection choose_accel(const std::vector<std::string>& function_allowed,
     s.preferred = function_allowed.empty() ? std::string() : function_allowed.front();
     s.error = function_allowed.empty()
                   ? "the function allows no accelerator backend"
-                  : fmt::format("the function allows only {} and the daemon's accel.backends ({}) allows none of them",
-                                fmt::join(function_allowed, ", "), fmt::join(daemon_allowed, ", "));
+                  : fmt::format(
+                        "the function allows only {} and the daemon's accel.backends ({}) allows "
+                        "none of them",
+                        fmt::join(function_allowed, ", "), fmt::join(daemon_allowed, ", "));
     return s;
   }
   auto s = backends.select(allowed);
@@ -31,7 +35,8 @@ accel::Selection choose_accel(const std::vector<std::string>& function_allowed,
   if (s.backend && !disabled.empty() && s.preferred != allowed.front()) {
     std::string why = fmt::format("{} {} disabled by accel.backends", fmt::join(disabled, ", "),
                                   disabled.size() == 1 ? "is" : "are");
-    s.fallback = s.fallback.empty() ? fmt::format("{}; using {}", why, s.backend->name()) : why + "; " + s.fallback;
+    s.fallback = s.fallback.empty() ? fmt::format("{}; using {}", why, s.backend->name())
+                                    : why + "; " + s.fallback;
   }
   if (!s.backend && !disabled.empty())
     s.error += fmt::format("; {} not allowed by accel.backends", fmt::join(disabled, ", "));

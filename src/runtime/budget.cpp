@@ -1,5 +1,6 @@
-// The shared budget: a compare-and-swap on what is used, so that two takers never both pass the limit.
-#include "runtime/budget.h"
+// The shared budget: a compare-and-swap on what is used, so that two takers never both pass the
+// limit.
+#include "src/runtime/budget.h"
 
 namespace unifn::runtime {
 

@@ -11,7 +11,8 @@ namespace unifn::runtime {
 // goes. A null budget pointer, where one is optional, means no limit.
 class Budget {
  public:
-  explicit Budget(std::uint64_t limit = std::numeric_limits<std::uint64_t>::max()) : limit_(limit) {}
+  explicit Budget(std::uint64_t limit = std::numeric_limits<std::uint64_t>::max())
+      : limit_(limit) {}
   Budget(const Budget&) = delete;
   Budget& operator=(const Budget&) = delete;
 

@@ -1,5 +1,5 @@
 // CancelToken: the hook runs under the token's lock, so clear() is a barrier against it.
-#include "runtime/cancel_token.h"
+#include "src/runtime/cancel_token.h"
 
 #include <utility>
 

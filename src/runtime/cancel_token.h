@@ -1,4 +1,5 @@
-// A call's cancellation: set by the HTTP layer when the client hangs up, hooked by the runtime to stop the guest.
+// A call's cancellation: set by the HTTP layer when the client hangs up, hooked by the runtime to
+// stop the guest.
 #pragma once
 
 #include <atomic>

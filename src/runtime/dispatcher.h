@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/cancel_token.h"
+#include "src/runtime/cancel_token.h"
 
 namespace unifn::runtime {
 
@@ -72,7 +72,7 @@ using Completion = std::function<void(InvocationResult)>;
 struct FunctionStatus {
   std::string name;
   std::string image;
-  std::string isolation;      // "per-request" or "reuse"
+  std::string isolation;  // "per-request" or "reuse"
   std::vector<std::string> accel;
   std::string accel_backend;  // the backend it was given, "" for none
   std::string unavailable;    // why it cannot run here (its calls answer 503), "" when it can
@@ -80,7 +80,7 @@ struct FunctionStatus {
   unsigned instances = 0;       // instances alive (idle + busy)
   unsigned idle_instances = 0;  // ready to take a call now
   unsigned max_instances = 0;
-  unsigned queued = 0;          // calls waiting for an instance
+  unsigned queued = 0;  // calls waiting for an instance
   std::vector<std::pair<std::string, std::string>> env;
 };
 

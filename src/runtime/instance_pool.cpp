@@ -1,5 +1,5 @@
 // Instance pools: snapshot once, restore per instance, one vCPU thread per instance, bounded queue.
-#include "runtime/instance_pool.h"
+#include "src/runtime/instance_pool.h"
 
 #include <sys/mman.h>
 
@@ -9,9 +9,9 @@
 
 #include <fmt/format.h>
 
-#include "devices/console.h"
-#include "snapshot/snapshot_store.h"
-#include "snapshot/vm_identity.h"
+#include "vmm/devices/console.h"
+#include "vmm/snapshot/snapshot_store.h"
+#include "vmm/snapshot/vm_identity.h"
 
 namespace unifn::runtime {
 
@@ -21,7 +21,8 @@ using Clock = std::chrono::steady_clock;
 
 vmm::Fd snapshot_file(const std::string& name) {
   int fd = memfd_create(("unifn-" + name).c_str(), MFD_CLOEXEC);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "memfd_create for a snapshot");
+  if (fd < 0)
+    throw std::system_error(errno, std::generic_category(), "memfd_create for a snapshot");
   return vmm::Fd(fd);
 }
 
@@ -36,13 +37,17 @@ std::string describe(const std::exception_ptr& e) {
   }
 }
 
-// One of the pool's own lines (Console::kVmmPrefix and the text). It must not end the worker that writes it: a log
-// callback that throws (or a line that cannot be formatted) loses the line, nothing more.
+// One of the pool's own lines (Console::kVmmPrefix and the text). It must not end the worker that
+// writes it: a log callback that throws (or a line that cannot be formatted) loses the line,
+// nothing more.
 template <class... Args>
-void note(const PoolConfig& cfg, const std::string& call_id, fmt::format_string<Args...> format, Args&&... args) noexcept {
+void note(const PoolConfig& cfg, const std::string& call_id, fmt::format_string<Args...> format,
+          Args&&... args) noexcept {
   if (!cfg.log) return;
   try {
-    cfg.log(cfg.name, call_id, fmt::format("{}{}", vmm::Console::kVmmPrefix, fmt::format(format, std::forward<Args>(args)...)));
+    cfg.log(cfg.name, call_id,
+            fmt::format("{}{}", vmm::Console::kVmmPrefix,
+                        fmt::format(format, std::forward<Args>(args)...)));
   } catch (...) {
   }
 }
@@ -65,7 +70,8 @@ InstancePool::InstancePool(PoolConfig cfg) : cfg_(std::move(cfg)) {
     if (!got.warning.empty()) note(cfg_, "", "warning: {}", got.warning);
     snapshot_ = got.snapshot;
     snapshot_from_disk_ = got.from_disk;
-    if (cfg_.settings.min_warm == 0) cold_ = std::move(got.booted);  // its first call is served cold
+    if (cfg_.settings.min_warm == 0)
+      cold_ = std::move(got.booted);  // its first call is served cold
   } else {
     auto vm = vmm::FunctionVm::boot(image_, cfg_.vm, sink);
     snapshot_ = vm->snapshot(snapshot_file(cfg_.name));
@@ -104,7 +110,8 @@ void InstancePool::instance_ended() noexcept {
   if (cfg_.memory_budget) cfg_.memory_budget->give(cfg_.vm.memory_bytes);
 }
 
-std::unique_ptr<vmm::FunctionVm> InstancePool::fresh_instance(std::shared_ptr<const std::string> tag) {
+std::unique_ptr<vmm::FunctionVm> InstancePool::fresh_instance(
+    std::shared_ptr<const std::string> tag) {
   auto sink = [this, tag](std::string_view line) {
     if (cfg_.log) cfg_.log(cfg_.name, *tag, line);
   };
@@ -129,21 +136,27 @@ void InstancePool::submit(Invocation call, Completion done) {
   }
   if (!cfg_.unavailable.empty()) {
     lock.unlock();
-    done(failure(CallOutcome::Unavailable, fmt::format("function {} cannot run on this machine: {}", cfg_.name, cfg_.unavailable)));
+    done(failure(CallOutcome::Unavailable, fmt::format("function {} cannot run on this machine: {}",
+                                                       cfg_.name, cfg_.unavailable)));
     return;
   }
   if (queue_.size() >= cfg_.settings.max_queue) {
     lock.unlock();
-    done(failure(CallOutcome::QueueFull, fmt::format("function {}: the queue is full ({} calls waiting)", cfg_.name, cfg_.settings.max_queue)));
+    done(failure(CallOutcome::QueueFull,
+                 fmt::format("function {}: the queue is full ({} calls waiting)", cfg_.name,
+                             cfg_.settings.max_queue)));
     return;
   }
   const std::uint64_t bytes = call.body.size();
   if (cfg_.queue_budget && !cfg_.queue_budget->try_take(bytes)) {
     const auto& b = *cfg_.queue_budget;
     lock.unlock();
-    done(failure(CallOutcome::QueueFull, fmt::format("function {}: the request bodies waiting in the queues come to {} bytes, and this "
-                                  "one ({} bytes) would pass limits.max_queue_bytes ({})",
-                                  cfg_.name, b.used(), bytes, b.limit())));
+    done(failure(
+        CallOutcome::QueueFull,
+        fmt::format(
+            "function {}: the request bodies waiting in the queues come to {} bytes, and this "
+            "one ({} bytes) would pass limits.max_queue_bytes ({})",
+            cfg_.name, b.used(), bytes, b.limit())));
     return;
   }
   if (queue_.size() + 1 > idle_ + starting_ && instances_ < cfg_.settings.max_instances) {
@@ -156,9 +169,12 @@ void InstancePool::submit(Invocation call, Completion done) {
       const auto& b = *cfg_.memory_budget;
       lock.unlock();
       if (cfg_.queue_budget) cfg_.queue_budget->give(bytes);
-      done(failure(CallOutcome::Unavailable, fmt::format("function {} has no instance running, and another {} MiB of guest memory would "
-                                    "pass limits.guest_memory_mb ({} MiB, {} MiB of which instances hold); retry later",
-                                    cfg_.name, memory >> 20, b.limit() >> 20, b.used() >> 20)));
+      done(failure(
+          CallOutcome::Unavailable,
+          fmt::format(
+              "function {} has no instance running, and another {} MiB of guest memory would "
+              "pass limits.guest_memory_mb ({} MiB, {} MiB of which instances hold); retry later",
+              cfg_.name, memory >> 20, b.limit() >> 20, b.used() >> 20)));
       return;
     }  // else it waits for one of the instances running
   }
@@ -166,7 +182,8 @@ void InstancePool::submit(Invocation call, Completion done) {
   cv_.notify_one();
 }
 
-InvocationResult InstancePool::serve(vmm::FunctionVm& vm, Job& job, StartKind start, std::chrono::milliseconds timeout) {
+InvocationResult InstancePool::serve(vmm::FunctionVm& vm, Job& job, StartKind start,
+                                     std::chrono::milliseconds timeout) {
   const auto& body = job.call.body;
   auto deadline = Clock::now() + timeout;
   // A client that hangs up stops its guest: the instance is replaced, its place freed at once.
@@ -179,7 +196,8 @@ InvocationResult InstancePool::serve(vmm::FunctionVm& vm, Job& job, StartKind st
     }
   } hook{job.call.cancelled.get()};
   if (hook.token) hook.token->on_cancel([&machine] { machine.cancel(); });
-  auto out = vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()),  // Safe: chars as bytes.
+  auto out = vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()),
+                                 body.size()),  // Safe: chars as bytes.
                        job.call.content_type, deadline);
   InvocationResult r;
   r.start = start;
@@ -191,11 +209,15 @@ InvocationResult InstancePool::serve(vmm::FunctionVm& vm, Job& job, StartKind st
       r.body = std::move(out.body);
       return r;
     case vmm::StopKind::Timeout:
-      return failure(CallOutcome::TimedOut, fmt::format("function {} did not answer within {} ms", cfg_.name, timeout.count()));
+      return failure(CallOutcome::TimedOut, fmt::format("function {} did not answer within {} ms",
+                                                        cfg_.name, timeout.count()));
     case vmm::StopKind::Cancelled:
-      return failure(CallOutcome::ClientGone, fmt::format("function {}: the client went away, so the call was stopped", cfg_.name));
+      return failure(
+          CallOutcome::ClientGone,
+          fmt::format("function {}: the client went away, so the call was stopped", cfg_.name));
     default:
-      return failure(CallOutcome::Failed, fmt::format("function {} failed: {}", cfg_.name, out.stop.message));
+      return failure(CallOutcome::Failed,
+                     fmt::format("function {} failed: {}", cfg_.name, out.stop.message));
   }
 }
 
@@ -203,11 +225,13 @@ void InstancePool::complete(Job& job, InvocationResult r) noexcept {
   try {
     job.done(std::move(r));
   } catch (...) {
-    note(cfg_, job.call.call_id, "the completion of a call threw: {}", describe(std::current_exception()));
+    note(cfg_, job.call.call_id, "the completion of a call threw: {}",
+         describe(std::current_exception()));
   }
 }
 
-void InstancePool::fail_all(std::deque<Job> jobs, CallOutcome outcome, const std::string& error) noexcept {
+void InstancePool::fail_all(std::deque<Job> jobs, CallOutcome outcome,
+                            const std::string& error) noexcept {
   for (auto& job : jobs) {
     try {
       complete(job, failure(outcome, error));
@@ -235,7 +259,8 @@ void InstancePool::worker() {
         vm = fresh_instance(tag);
         start = was_cold ? StartKind::Cold : StartKind::Restored;
         fresh = true;
-      } catch (...) {  // whatever it was (an errno, a platform error, a bad snapshot): this worker ends
+      } catch (
+          ...) {  // whatever it was (an errno, a platform error, a bad snapshot): this worker ends
         why = describe(std::current_exception());
       }
       if (!vm) {
@@ -250,7 +275,8 @@ void InstancePool::worker() {
           idle_cv_.notify_all();
         }
         unqueued(stranded);
-        fail_all(std::move(stranded), CallOutcome::Unavailable, fmt::format("function {}: no instance could be started: {}", cfg_.name, why));
+        fail_all(std::move(stranded), CallOutcome::Unavailable,
+                 fmt::format("function {}: no instance could be started: {}", cfg_.name, why));
         return;
       }
     }
@@ -283,7 +309,8 @@ void InstancePool::worker() {
       try {
         job.call.on_start();
       } catch (...) {  // only a state report: the call is served all the same
-        note(cfg_, job.call.call_id, "the start report of a call threw: {}", describe(std::current_exception()));
+        note(cfg_, job.call.call_id, "the start report of a call threw: {}",
+             describe(std::current_exception()));
       }
     }
     auto t0 = Clock::now();
@@ -295,8 +322,9 @@ void InstancePool::worker() {
       // Something on the vCPU path threw (a console sink whose write failed, a platform error):
       // the guest's state is unknown, so this call fails and its instance is dropped below. The
       // pool, and every other call, go on.
-      r = failure(CallOutcome::Failed, fmt::format("function {} failed: the host could not complete the call: {}", cfg_.name,
-                                   describe(std::current_exception())));
+      r = failure(CallOutcome::Failed,
+                  fmt::format("function {} failed: the host could not complete the call: {}",
+                              cfg_.name, describe(std::current_exception())));
       r.start = kind;
     }
     r.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
@@ -311,7 +339,8 @@ void InstancePool::worker() {
       try {
         vm->reset();
       } catch (...) {
-        note(cfg_, job.call.call_id, "reset failed, the instance is dropped: {}", describe(std::current_exception()));
+        note(cfg_, job.call.call_id, "reset failed, the instance is dropped: {}",
+             describe(std::current_exception()));
         vm.reset();
       }
     }
@@ -331,7 +360,8 @@ void InstancePool::start_worker() {
 }
 
 bool InstancePool::same_vm(const PoolConfig& next) const {
-  if (!cfg_.unavailable.empty() || !next.unavailable.empty()) return cfg_.unavailable == next.unavailable;
+  if (!cfg_.unavailable.empty() || !next.unavailable.empty())
+    return cfg_.unavailable == next.unavailable;
   std::shared_ptr<const vmm::FunctionImage> image;
   try {
     image = vmm::FunctionImage::load(next.image_path);
@@ -358,7 +388,8 @@ void InstancePool::apply(const PoolConfig& next) {
     // The booted VM kept for a first cold call already holds its share: the new worker's now.
     const bool from_cold = std::exchange(cold_counted_, false);
     if (cfg_.memory_budget && !from_cold && !cfg_.memory_budget->try_take(memory)) {
-      note(cfg_, "", "min_warm {}: only {} instances fit in limits.guest_memory_mb", warm, instances_);
+      note(cfg_, "", "min_warm {}: only {} instances fit in limits.guest_memory_mb", warm,
+           instances_);
       break;
     }
     start_worker();
@@ -384,7 +415,8 @@ void InstancePool::drain(std::chrono::milliseconds grace) {
       idle_cv_.wait(lock, [this] { return instances_ == 0; });
   }
   unqueued(left);
-  fail_all(std::move(left), CallOutcome::Unavailable, fmt::format("function {} is shutting down", cfg_.name));
+  fail_all(std::move(left), CallOutcome::Unavailable,
+           fmt::format("function {} is shutting down", cfg_.name));
   for (auto& t : threads) t.join();
 }
 

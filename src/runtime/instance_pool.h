@@ -1,4 +1,5 @@
-// The instances of one function: restored from its snapshot, fed from a bounded queue by vCPU threads.
+// The instances of one function: restored from its snapshot, fed from a bounded queue by vCPU
+// threads.
 #pragma once
 
 #include <atomic>
@@ -12,9 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "guest/function_vm.h"
-#include "runtime/budget.h"
-#include "runtime/dispatcher.h"
+#include "vmm/guest/function_vm.h"
+#include "src/runtime/budget.h"
+#include "src/runtime/dispatcher.h"
 
 namespace unifn::runtime {
 
@@ -39,9 +40,9 @@ struct PoolConfig {
   // waiting in every queue (limits.max_queue_bytes).
   std::shared_ptr<Budget> memory_budget;
   std::shared_ptr<Budget> queue_budget;
-  std::string state_dir;  // snapshots are kept there; empty: in memory only
+  std::string state_dir;           // snapshots are kept there; empty: in memory only
   std::vector<std::string> accel;  // as the drop-in lists them (shown in the status)
-  std::string accel_backend;  // the backend its virtio-accel device runs on, "" for none
+  std::string accel_backend;       // the backend its virtio-accel device runs on, "" for none
   // Set when the function cannot run on this machine (a cuda-only function with no GPU): nothing
   // is booted and every call answers 503 with this sentence.
   std::string unavailable;
@@ -104,7 +105,8 @@ class InstancePool {
   void fail_all(std::deque<Job> jobs, CallOutcome outcome, const std::string& error) noexcept;
   // tag: the call id the instance serves now, for its console lines.
   std::unique_ptr<vmm::FunctionVm> fresh_instance(std::shared_ptr<const std::string> tag);
-  InvocationResult serve(vmm::FunctionVm& vm, Job& job, StartKind start, std::chrono::milliseconds timeout);
+  InvocationResult serve(vmm::FunctionVm& vm, Job& job, StartKind start,
+                         std::chrono::milliseconds timeout);
   // Budgets: a job leaving the queue gives back its body's bytes; an instance ending its memory.
   void unqueued(const Job& job) noexcept;
   void unqueued(const std::deque<Job>& jobs) noexcept;
@@ -115,7 +117,8 @@ class InstancePool {
   std::shared_ptr<const vmm::FunctionImage> image_;
   std::shared_ptr<const vmm::Snapshot> snapshot_;
   std::unique_ptr<vmm::FunctionVm> cold_;
-  bool snapshot_from_disk_ = false;  // the cold-booted VM, used for the first call when min_warm is 0
+  bool snapshot_from_disk_ =
+      false;                   // the cold-booted VM, used for the first call when min_warm is 0
   bool cold_counted_ = false;  // cold_ holds its memory in the budget
   std::string snapshot_key_;
 

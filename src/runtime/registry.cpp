@@ -1,5 +1,5 @@
 // Name -> pool lookup and the function listing for /system/functions.
-#include "runtime/registry.h"
+#include "src/runtime/registry.h"
 
 #include <algorithm>
 
@@ -8,21 +8,26 @@
 namespace unifn::runtime {
 
 Registry::Registry(std::uint64_t guest_memory_bytes, std::uint64_t queue_bytes)
-    : memory_(std::make_shared<Budget>(guest_memory_bytes)), queue_(std::make_shared<Budget>(queue_bytes)) {}
+    : memory_(std::make_shared<Budget>(guest_memory_bytes)),
+      queue_(std::make_shared<Budget>(queue_bytes)) {}
 
 void Registry::load(std::vector<PoolConfig> configs, std::vector<std::string>& errors) {
   std::map<std::string, std::shared_ptr<InstancePool>, std::less<>> next;
   std::uint64_t planned = 0;  // the memory of the min_warm instances of the functions so far
   for (auto& cfg : configs) {
     std::string name = cfg.name;
-    const std::uint64_t warm = cfg.unavailable.empty() ? std::min(cfg.settings.min_warm, cfg.settings.max_instances) : 0;
+    const std::uint64_t warm =
+        cfg.unavailable.empty() ? std::min(cfg.settings.min_warm, cfg.settings.max_instances) : 0;
     const std::uint64_t need = warm * cfg.vm.memory_bytes;
     if (need > memory_->limit() - planned) {
-      errors.push_back(fmt::format(
-          "function {}: min_warm {} instances of {} MiB need {} MiB of guest memory, but limits.guest_memory_mb ({} "
-          "MiB) leaves {} MiB after the functions before it; skipped (lower its min_warm or memory_mb, or raise the "
-          "limit)",
-          name, warm, cfg.vm.memory_bytes >> 20, need >> 20, memory_->limit() >> 20, (memory_->limit() - planned) >> 20));
+      errors.push_back(
+          fmt::format("function {}: min_warm {} instances of {} MiB need {} MiB of guest memory, "
+                      "but limits.guest_memory_mb ({} "
+                      "MiB) leaves {} MiB after the functions before it; skipped (lower its "
+                      "min_warm or memory_mb, or raise the "
+                      "limit)",
+                      name, warm, cfg.vm.memory_bytes >> 20, need >> 20, memory_->limit() >> 20,
+                      (memory_->limit() - planned) >> 20));
       continue;
     }
     cfg.memory_budget = memory_;
@@ -70,7 +75,8 @@ void Registry::invoke(Invocation call, Completion done) {
     if (it != pools_.end()) pool = it->second;
   }
   if (!pool) {
-    done(failure(CallOutcome::NoSuchFunction, fmt::format("no function named '{}'", call.function)));
+    done(
+        failure(CallOutcome::NoSuchFunction, fmt::format("no function named '{}'", call.function)));
     return;
   }
   pool->submit(std::move(call), std::move(done));

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/dispatcher.h"
-#include "runtime/instance_pool.h"
+#include "src/runtime/dispatcher.h"
+#include "src/runtime/instance_pool.h"
 
 namespace unifn::runtime {
 

@@ -1,5 +1,5 @@
 // sd_notify messages and the watchdog keep-alive thread.
-#include "systemd/notifier.h"
+#include "src/systemd/notifier.h"
 
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -22,7 +22,8 @@ std::string one_line(std::string_view text) {
 std::uint64_t monotonic_usec() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000u +
+         static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
 }
 
 }  // namespace
@@ -41,7 +42,9 @@ bool Notifier::ready(std::string_view status) {
   return send(status.empty() ? std::string("READY=1") : "READY=1\nSTATUS=" + one_line(status));
 }
 
-bool Notifier::reloading() { return send(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec())); }
+bool Notifier::reloading() {
+  return send(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
+}
 
 bool Notifier::stopping() { return send("STOPPING=1"); }
 

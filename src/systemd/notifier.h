@@ -1,4 +1,5 @@
-// systemd's notify protocol (Type=notify): readiness, reloads, stopping, status text and the watchdog.
+// systemd's notify protocol (Type=notify): readiness, reloads, stopping, status text and the
+// watchdog.
 #pragma once
 
 #include <chrono>
@@ -28,8 +29,8 @@ class Notifier {
   bool status(std::string_view text);
   bool watchdog();  // WATCHDOG=1
 
-  // The interval systemd expects keep-alives in (WATCHDOG_USEC, when WATCHDOG_PID is unset or ours);
-  // zero when the watchdog is off or there is no socket.
+  // The interval systemd expects keep-alives in (WATCHDOG_USEC, when WATCHDOG_PID is unset or
+  // ours); zero when the watchdog is off or there is no socket.
   std::chrono::microseconds watchdog_interval() const;
 
  private:

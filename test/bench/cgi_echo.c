@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 int main(void) {
-  const char *cl = getenv("CONTENT_LENGTH");
+  const char* cl = getenv("CONTENT_LENGTH");
   long n = cl ? atol(cl) : 0;
   static char buf[1 << 16];
   printf("Content-Type: application/octet-stream\r\nContent-Length: %ld\r\n\r\n", n);

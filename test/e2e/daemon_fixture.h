@@ -17,19 +17,10 @@
 
 #include <catch2/catch.hpp>
 
-#include "process.h"
+#include "test/e2e/process.h"
+#include "test/support/temp_dir.h"
 
 namespace unifn::test {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/unifn-e2e-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { sh("rm -rf " + path); }
-};
-
 
 // The platform this test runs on (ctest sets UNIFN_PLATFORM), as a flag for the daemon, which
 // reads its platform from its file and flags only.
@@ -44,15 +35,17 @@ class Daemon {
   explicit Daemon(const std::string& args = "", const std::string& env = "") {
     log_ = "/tmp/unifn-e2e-" + std::to_string(getpid()) + ".log";
     state_ = "/tmp/unifn-e2e-state-" + std::to_string(getpid());
-    auto r = sh(env + " " + std::string(UNIFN_BUILD_DIR) + "/unifnd --listen 127.0.0.1:0 --state-dir " + state_ + " " + args + platform_flag(args) + " >" + log_ +
-                " 2>&1 & echo $!");
+    auto r =
+        sh(env + " " + std::string(UNIFN_BUILD_DIR) + "/unifnd --listen 127.0.0.1:0 --state-dir " +
+           state_ + " " + args + platform_flag(args) + " >" + log_ + " 2>&1 & echo $!");
     pid_ = std::stoi(r.out);
     for (int i = 0; i < 200 && port_.empty(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
       std::ifstream f(log_);
       std::string text((std::istreambuf_iterator<char>(f)), {});
       std::smatch m;
-      if (std::regex_search(text, m, std::regex("listening on http://127.0.0.1:([0-9]+)"))) port_ = m[1];
+      if (std::regex_search(text, m, std::regex("listening on http://127.0.0.1:([0-9]+)")))
+        port_ = m[1];
     }
     REQUIRE(!port_.empty());
   }
@@ -93,6 +86,5 @@ class Daemon {
 };
 
 inline std::string curl(const std::string& args) { return sh("curl -s --max-time 10 " + args).out; }
-
 
 }  // namespace unifn::test

@@ -1,6 +1,6 @@
-// The real daemon against SSRF through X-Callback-Url and against state directories that are not its
-// own (issue 10, items 9 and 11): the default allow list, one that lets loopback in, a reload that
-// takes it back, and unifnd, unifnd run and check-config refusing a directory with a sentence.
+// The real daemon against SSRF through X-Callback-Url and against state directories that are not
+// its own (issue 10, items 9 and 11): the default allow list, one that lets loopback in, a reload
+// that takes it back, and unifnd, unifnd run and check-config refusing a directory with a sentence.
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -16,7 +16,7 @@
 #include <fstream>
 #include <thread>
 
-#include "daemon_fixture.h"
+#include "test/e2e/daemon_fixture.h"
 
 using namespace unifn::test;
 
@@ -32,7 +32,8 @@ class Receiver {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(srv_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);  // Safe: sockaddr_in as sockaddr.
+    REQUIRE(bind(srv_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) ==
+            0);  // Safe: sockaddr_in as sockaddr.
     socklen_t len = sizeof addr;
     getsockname(srv_, reinterpret_cast<sockaddr*>(&addr), &len);  // Safe: as above.
     port_ = std::to_string(ntohs(addr.sin_port));
@@ -53,7 +54,9 @@ class Receiver {
           auto end = got.find("\r\n\r\n");
           if (end == std::string::npos) continue;
           auto cl = got.find("Content-Length: ");
-          if (cl == std::string::npos || cl > end || got.size() >= end + 4 + std::stoul(got.substr(cl + 16))) break;
+          if (cl == std::string::npos || cl > end ||
+              got.size() >= end + 4 + std::stoul(got.substr(cl + 16)))
+            break;
         }
         std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         (void)!write(c, ok.data(), ok.size());
@@ -67,7 +70,9 @@ class Receiver {
     thread_.join();
     ::close(srv_);
   }
-  std::string url(const std::string& host) const { return "http://" + host + ":" + port_ + "/hook"; }
+  std::string url(const std::string& host) const {
+    return "http://" + host + ":" + port_ + "/hook";
+  }
   int requests() const { return requests_.load(); }
 
  private:
@@ -80,8 +85,8 @@ class Receiver {
 
 // Submits an async call to echo with a callback URL; "<code> <body>".
 std::string submit(const Daemon& d, const std::string& callback, const std::string& id) {
-  return curl("-w ' %{http_code}' -X POST -H 'X-Call-Id: " + id + "' -H 'X-Callback-Url: " + callback +
-              "' --data-binary x " + d.url("/async-function/echo"));
+  return curl("-w ' %{http_code}' -X POST -H 'X-Call-Id: " + id + "' -H 'X-Callback-Url: " +
+              callback + "' --data-binary x " + d.url("/async-function/echo"));
 }
 
 // GET /v1/calls/{id} until it shows what, or a few seconds passed; the last answer.
@@ -95,48 +100,63 @@ std::string poll_call(const Daemon& d, const std::string& id, const std::string&
 }
 
 std::string config_file(const TempDir& dir, const std::string& extra) {
-  const auto path = dir.path + "/unifn.yaml";
-  std::ofstream(path) << "listen: 127.0.0.1:0\nfunctions_dirs: [" << UNIFN_BUILD_DIR << "/functions.d]\n" << extra;
+  const auto path = dir.str() + "/unifn.yaml";
+  std::ofstream(path) << "listen: 127.0.0.1:0\nfunctions_dirs: [" << UNIFN_BUILD_DIR
+                      << "/functions.d]\n"
+                      << extra;
   return path;
 }
 
 }  // namespace
 
-TEST_CASE("by default callbacks reach no loopback, link-local or private address: 400 for a literal, "
-          "\"refused\" in the call's status for a name") {
+TEST_CASE(
+    "by default callbacks reach no loopback, link-local or private address: 400 for a literal, "
+    "\"refused\" in the call's status for a name") {
   Receiver rx;
   Daemon d;  // no callbacks key anywhere: allow: [public]
   auto r = submit(d, rx.url("127.0.0.1"), "lit-loop");
-  CHECK_THAT(r, Catch::EndsWith(" 400") &&
-                    Catch::Contains("is refused: 127.0.0.1 is a loopback address, which callbacks.allow does not include"));
+  CHECK_THAT(
+      r, Catch::EndsWith(" 400") && Catch::Contains("is refused: 127.0.0.1 is a loopback address, "
+                                                    "which callbacks.allow does not include"));
   r = submit(d, "http://169.254.169.254/latest/meta-data/iam/", "lit-meta");
-  CHECK_THAT(r, Catch::EndsWith(" 400") && Catch::Contains("169.254.169.254 is a link-local address"));
+  CHECK_THAT(r,
+             Catch::EndsWith(" 400") && Catch::Contains("169.254.169.254 is a link-local address"));
   CHECK_THAT(submit(d, "http://[::ffff:127.0.0.1]:9/", "lit-mapped"), Catch::EndsWith(" 400"));
   CHECK_THAT(submit(d, "http://[::1]:9/", "lit-v6"), Catch::EndsWith(" 400"));
   CHECK_THAT(submit(d, "http://10.1.2.3/", "lit-private"), Catch::EndsWith(" 400"));
-  CHECK_THAT(submit(d, "http://2130706433:9/", "lit-decimal"), Catch::EndsWith(" 400"));  // 127.0.0.1 as getaddrinfo reads it
-  CHECK(curl("-o /dev/null -w '%{http_code}' " + d.url("/v1/calls/lit-loop")) == "404");  // never accepted
+  CHECK_THAT(submit(d, "http://2130706433:9/", "lit-decimal"),
+             Catch::EndsWith(" 400"));  // 127.0.0.1 as getaddrinfo reads it
+  CHECK(curl("-o /dev/null -w '%{http_code}' " + d.url("/v1/calls/lit-loop")) ==
+        "404");  // never accepted
 
   // A name is accepted, resolved (localhost: /etc/hosts), found to be loopback only, and refused.
   CHECK_THAT(submit(d, rx.url("localhost"), "by-name"), Catch::EndsWith(" 202"));
   auto status = poll_call(d, "by-name", "\"callback\":\"refused");
-  CHECK_THAT(status, Catch::Contains("\"state\":\"done\"") && Catch::Contains("\"status\":200") &&
-                         Catch::Contains("\"callback\":\"refused: localhost resolves only to refused addresses: ") &&
-                         Catch::Contains("is a loopback address, which callbacks.allow does not include\""));
+  CHECK_THAT(
+      status,
+      Catch::Contains("\"state\":\"done\"") && Catch::Contains("\"status\":200") &&
+          Catch::Contains(
+              "\"callback\":\"refused: localhost resolves only to refused addresses: ") &&
+          Catch::Contains("is a loopback address, which callbacks.allow does not include\""));
   CHECK(d.wait_log("callback for call by-name to " + rx.url("localhost") + " refused: "));
   CHECK(rx.requests() == 0);
 }
 
-TEST_CASE("a daemon file that allows loopback gets its callbacks, by address or by name, and a reload that "
-          "drops it refuses them again") {
+TEST_CASE(
+    "a daemon file that allows loopback gets its callbacks, by address or by name, and a reload "
+    "that "
+    "drops it refuses them again") {
   Receiver rx;
   TempDir dir;
-  const auto cfg = config_file(dir, "callbacks:\n  allow: [public, 127.0.0.0/8, '::1']\n  resolve_timeout_ms: 1000\n");
+  const auto cfg = config_file(
+      dir, "callbacks:\n  allow: [public, 127.0.0.0/8, '::1']\n  resolve_timeout_ms: 1000\n");
   Daemon d("--config " + cfg);
   CHECK_THAT(submit(d, rx.url("127.0.0.1"), "ok-lit"), Catch::EndsWith(" 202"));
-  CHECK_THAT(poll_call(d, "ok-lit", "\"callback\":\"delivered\""), Catch::Contains("\"callback\":\"delivered\""));
+  CHECK_THAT(poll_call(d, "ok-lit", "\"callback\":\"delivered\""),
+             Catch::Contains("\"callback\":\"delivered\""));
   CHECK_THAT(submit(d, rx.url("localhost"), "ok-name"), Catch::EndsWith(" 202"));
-  CHECK_THAT(poll_call(d, "ok-name", "\"callback\":\"delivered\""), Catch::Contains("\"callback\":\"delivered\""));
+  CHECK_THAT(poll_call(d, "ok-name", "\"callback\":\"delivered\""),
+             Catch::Contains("\"callback\":\"delivered\""));
   CHECK(rx.requests() == 2);
 
   config_file(dir, "");  // back to the default allow list
@@ -145,34 +165,40 @@ TEST_CASE("a daemon file that allows loopback gets its callbacks, by address or 
   REQUIRE(d.wait_log("callbacks.allow is now [public]", skip));
   CHECK_THAT(submit(d, rx.url("127.0.0.1"), "after-reload"), Catch::EndsWith(" 400"));
   CHECK_THAT(submit(d, rx.url("localhost"), "after-reload-name"), Catch::EndsWith(" 202"));
-  CHECK_THAT(poll_call(d, "after-reload-name", "\"callback\":\"refused"), Catch::Contains("\"callback\":\"refused: "));
+  CHECK_THAT(poll_call(d, "after-reload-name", "\"callback\":\"refused"),
+             Catch::Contains("\"callback\":\"refused: "));
   CHECK(rx.requests() == 2);
 }
 
-TEST_CASE("a state directory that is not ours alone stops unifnd, unifnd run and check-config with a sentence") {
+TEST_CASE(
+    "a state directory that is not ours alone stops unifnd, unifnd run and check-config with a "
+    "sentence") {
   namespace fs = std::filesystem;
   TempDir base;  // mkdtemp: ours, 0700, under /tmp
-  const auto open = base.path + "/open";
+  const auto open = base.str() + "/open";
   fs::create_directories(open);
   fs::permissions(open, fs::perms::all);
-  const std::string why = "refusing the state directory " + open + ": its mode 0777 lets group and others write to it";
+  const std::string why =
+      "refusing the state directory " + open + ": its mode 0777 lets group and others write to it";
 
-  auto daemon = sh("timeout 20 " + kUnifnd + " --listen 127.0.0.1:0 --state-dir " + open + platform_flag("") + " 2>&1");
+  auto daemon = sh("timeout 20 " + kUnifnd + " --listen 127.0.0.1:0 --state-dir " + open +
+                   platform_flag("") + " 2>&1");
   CHECK(daemon.status == 1);
   CHECK_THAT(daemon.out, Catch::Contains("unifnd: " + why));
   CHECK_THAT(daemon.out, !Catch::Contains("listening on"));
-  auto run = sh("timeout 20 " + kUnifnd + " run " + UNIFN_FUNCTIONS_DIR + "/hello.elf --state-dir " + open +
-                platform_flag("") + " 2>&1");
+  auto run = sh("timeout 20 " + kUnifnd + " run " + UNIFN_FUNCTIONS_DIR +
+                "/hello.elf --state-dir " + open + platform_flag("") + " 2>&1");
   CHECK(run.status == 1);
   CHECK_THAT(run.out, Catch::Contains("unifnd run: " + why));
-  auto check = sh(kUnifnd + " check-config --state-dir " + open + " --functions-dir " + base.path + "/none 2>&1");
+  auto check = sh(kUnifnd + " check-config --state-dir " + open + " --functions-dir " + base.str() +
+                  "/none 2>&1");
   CHECK(check.status == 1);
   CHECK_THAT(check.out, Catch::Contains("state_dir: " + why));
 
   // An explicit one under /tmp that is ours: created 0700, and it serves.
-  const auto mine = base.path + "/mine";
-  auto ok = sh("timeout 60 " + kUnifnd + " run " + UNIFN_FUNCTIONS_DIR + "/hello.elf --state-dir " + mine +
-               platform_flag("") + " 2>&1");
+  const auto mine = base.str() + "/mine";
+  auto ok = sh("timeout 60 " + kUnifnd + " run " + UNIFN_FUNCTIONS_DIR + "/hello.elf --state-dir " +
+               mine + platform_flag("") + " 2>&1");
   CHECK(ok.status == 0);
   CHECK_THAT(ok.out, Catch::Contains("booted cold, snapshot saved"));
   struct stat st {};
@@ -183,11 +209,13 @@ TEST_CASE("a state directory that is not ours alone stops unifnd, unifnd run and
     WARN("not root: a state directory another user owns needs chown, skipped");
     return;
   }
-  const auto theirs = base.path + "/theirs";
+  const auto theirs = base.str() + "/theirs";
   fs::create_directories(theirs);
   fs::permissions(theirs, fs::perms::owner_all);
   REQUIRE(::chown(theirs.c_str(), 65534, 65534) == 0);
-  daemon = sh("timeout 20 " + kUnifnd + " --listen 127.0.0.1:0 --state-dir " + theirs + platform_flag("") + " 2>&1");
+  daemon = sh("timeout 20 " + kUnifnd + " --listen 127.0.0.1:0 --state-dir " + theirs +
+              platform_flag("") + " 2>&1");
   CHECK(daemon.status == 1);
-  CHECK_THAT(daemon.out, Catch::Contains("unifnd: refusing the state directory " + theirs + ": it is owned by uid 65534"));
+  CHECK_THAT(daemon.out, Catch::Contains("unifnd: refusing the state directory " + theirs +
+                                         ": it is owned by uid 65534"));
 }

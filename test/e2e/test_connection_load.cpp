@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "daemon_fixture.h"
-#include "platform_skip.h"
+#include "test/e2e/daemon_fixture.h"
+#include "test/support/platform_skip.h"
 
 using namespace unifn::test;
 
@@ -28,13 +28,14 @@ namespace {
 constexpr int kIdle = 5000;
 constexpr int kDaemonFiles = 2048;
 
-// Raises this process's soft open-file limit to its hard one; skips the test when that is below need.
+// Raises this process's soft open-file limit to its hard one; skips the test when that is below
+// need.
 void need_open_files(rlim_t need) {
   rlimit files{};
   REQUIRE(getrlimit(RLIMIT_NOFILE, &files) == 0);
   if (files.rlim_max != RLIM_INFINITY && files.rlim_max < need)
-    skip_test("the hard open-file limit is " + std::to_string(files.rlim_max) + ", and this test needs " +
-              std::to_string(need) + " (ulimit -Hn)");
+    skip_test("the hard open-file limit is " + std::to_string(files.rlim_max) +
+              ", and this test needs " + std::to_string(need) + " (ulimit -Hn)");
   files.rlim_cur = files.rlim_max;
   REQUIRE(setrlimit(RLIMIT_NOFILE, &files) == 0);
 }
@@ -43,9 +44,11 @@ void need_open_files(rlim_t need) {
 struct Functions {
   TempDir dir;
   Functions() {
-    std::ofstream(dir.path + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR << "/echo.elf\n";
-    std::ofstream(dir.path + "/misbehave.yaml") << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
-                                                << "/test/guests/misbehave.elf\nmax_instances: 1\n";
+    std::ofstream(dir.str() + "/echo.yaml")
+        << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR << "/echo.elf\n";
+    std::ofstream(dir.str() + "/misbehave.yaml")
+        << "name: misbehave\nimage: " << UNIFN_BUILD_DIR
+        << "/test/guests/misbehave.elf\nmax_instances: 1\n";
   }
 };
 
@@ -67,18 +70,22 @@ int connect_from(const std::string& source, int port, bool blocking) {
   REQUIRE(inet_pton(AF_INET, source.c_str(), &from.sin_addr) == 1);
   to.sin_port = htons(static_cast<std::uint16_t>(port));
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) == 0);  // Safe: sockaddr_in as sockaddr.
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) ==
+          0);  // Safe: sockaddr_in as sockaddr.
   timeval tv{10, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to);  // Safe: sockaddr_in as sockaddr.
+  const int rc =
+      ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to);  // Safe: sockaddr_in as sockaddr.
   REQUIRE((rc == 0 || (!blocking && errno == EINPROGRESS)));
   return fd;
 }
 
 // Sends one request on a blocking connection and reads its whole answer (Content-Length framed).
 std::string roundtrip(int fd, const std::string& request) {
-  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) return "";
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size()))
+    return "";
   std::string got;
   char buf[4096];
   for (;;) {
@@ -87,7 +94,8 @@ std::string roundtrip(int fd, const std::string& request) {
       std::smatch m;
       const std::string head = got.substr(0, end);
       std::size_t length = 0;
-      if (std::regex_search(head, m, std::regex("Content-Length: ([0-9]+)", std::regex::icase))) length = std::stoul(m[1]);
+      if (std::regex_search(head, m, std::regex("Content-Length: ([0-9]+)", std::regex::icase)))
+        length = std::stoul(m[1]);
       if (got.size() >= end + 4 + length) return got.substr(0, end + 4 + length);
     }
     const auto n = ::recv(fd, buf, sizeof buf, 0);
@@ -97,8 +105,9 @@ std::string roundtrip(int fd, const std::string& request) {
 }
 
 std::string post(const std::string& function, const std::string& body) {
-  return "POST /function/" + function + " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\n\r\n" + body;
+  return "POST /function/" + function +
+         " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+         body;
 }
 std::string post_echo(const std::string& body) { return post("echo", body); }
 
@@ -112,14 +121,17 @@ double metric(const std::string& metrics, const std::string& series) {
 double metric_sum(const std::string& metrics, const std::string& name) {
   double sum = 0;
   std::regex line("(^|\\n)" + name + "(\\{[^}]*\\})? ([0-9.e+]+)");
-  for (auto it = std::sregex_iterator(metrics.begin(), metrics.end(), line); it != std::sregex_iterator(); ++it)
+  for (auto it = std::sregex_iterator(metrics.begin(), metrics.end(), line);
+       it != std::sregex_iterator(); ++it)
     sum += std::stod((*it)[3]);
   return sum;
 }
 
 std::size_t open_files_of(pid_t pid) {
   std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
+  for ([[maybe_unused]] const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+    ++n;
   return n;
 }
 
@@ -146,7 +158,7 @@ std::string metrics_until(const Daemon& d, Pred pred) {
 TEST_CASE("5000 idle connections leave the daemon serving a new client below its open-file limit") {
   need_open_files(kIdle + 512);
   Functions fn;
-  Daemon d("--functions-dir " + fn.dir.path, "ulimit -n " + std::to_string(kDaemonFiles) + ";");
+  Daemon d("--functions-dir " + fn.dir.str(), "ulimit -n " + std::to_string(kDaemonFiles) + ";");
   const int port = port_of(d);
   CHECK(d.wait_log("limits: 1536 connections at most"));  // derived: 2048 less the 512 reserved
 
@@ -157,25 +169,28 @@ TEST_CASE("5000 idle connections leave the daemon serving a new client below its
   // Every one accepted (besides those asking for /metrics): those past the limit took the place of
   // older idle ones.
   CHECK("" == metrics_until(d, [](const std::string& m, int polls) {
-    return metric(m, "unifn_http_connections_accepted_total") >= kIdle + polls;
-  }));
+          return metric(m, "unifn_http_connections_accepted_total") >= kIdle + polls;
+        }));
 
   const int client = connect_from("127.0.0.1", port, true);
   idle.fds.push_back(client);
   const auto answer = roundtrip(client, post_echo("still serving"));
   INFO(answer);
   CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 200") && Catch::EndsWith("\r\n\r\nstill serving"));
-  CHECK_THAT(roundtrip(client, post_echo("and again")), Catch::EndsWith("\r\n\r\nand again"));  // kept alive
+  CHECK_THAT(roundtrip(client, post_echo("and again")),
+             Catch::EndsWith("\r\n\r\nand again"));  // kept alive
   // A crashed instance is still replaced: the descriptors it needs were kept.
   CHECK_THAT(roundtrip(client, post("misbehave", "null")), Catch::StartsWith("HTTP/1.1 502"));
-  CHECK_THAT(roundtrip(client, post("misbehave", "fine")), Catch::StartsWith("HTTP/1.1 200") && Catch::EndsWith("ok"));
+  CHECK_THAT(roundtrip(client, post("misbehave", "fine")),
+             Catch::StartsWith("HTTP/1.1 200") && Catch::EndsWith("ok"));
 
   const auto files = open_files_of(d.pid());
   INFO("the daemon holds " << files << " descriptors");
   CHECK(files < kDaemonFiles - 256);  // the reserve is left, give or take the connection being shed
   const auto metrics = curl(d.url("/metrics"));
   CHECK(metric_sum(metrics, "unifn_http_connections") <= 1536);
-  CHECK(metric_sum(metrics, "unifn_http_connections_refused_total") == 0);  // every newcomer found an idle one
+  CHECK(metric_sum(metrics, "unifn_http_connections_refused_total") ==
+        0);  // every newcomer found an idle one
   CHECK(d.log().find("accept failed") == std::string::npos);
   CHECK(d.log().find("open descriptors reached the reserve") != std::string::npos);
 }
@@ -183,26 +198,30 @@ TEST_CASE("5000 idle connections leave the daemon serving a new client below its
 TEST_CASE("one address holding thousands of idle connections cannot lock out another") {
   need_open_files(3500);
   Functions fn;
-  Daemon d("--functions-dir " + fn.dir.path, "ulimit -n 4096;");
+  Daemon d("--functions-dir " + fn.dir.str(), "ulimit -n 4096;");
   const int port = port_of(d);
   CHECK(d.wait_log("384 per client address"));  // derived: 3072 connections / 8
 
   Sockets greedy, other;
   for (int i = 0; i < 2000; ++i) greedy.fds.push_back(connect_from("127.0.0.1", port, false));
   CHECK("" == metrics_until(d, [](const std::string& m, int polls) {
-    return metric(m, "unifn_http_connections_accepted_total") >= 2000 + polls;
-  }));
+          return metric(m, "unifn_http_connections_accepted_total") >= 2000 + polls;
+        }));
   // The other client gets in, is served, and keeps its kept-alive connections...
   for (int i = 0; i < 10; ++i) other.fds.push_back(connect_from("127.0.0.2", port, true));
-  for (int fd : other.fds) CHECK_THAT(roundtrip(fd, post_echo("mine")), Catch::StartsWith("HTTP/1.1 200"));
+  for (int fd : other.fds)
+    CHECK_THAT(roundtrip(fd, post_echo("mine")), Catch::StartsWith("HTTP/1.1 200"));
   // ...while the first opens another thousand, each in place of one of its own.
   const auto before = metric(curl(d.url("/metrics")), "unifn_http_connections_accepted_total");
   for (int i = 0; i < 1000; ++i) greedy.fds.push_back(connect_from("127.0.0.1", port, false));
   CHECK("" == metrics_until(d, [before](const std::string& m, int polls) {
-    return metric(m, "unifn_http_connections_accepted_total") >= before + 1000 + polls;
-  }));
-  for (int fd : other.fds) CHECK_THAT(roundtrip(fd, post_echo("still mine")), Catch::EndsWith("\r\n\r\nstill mine"));
+          return metric(m, "unifn_http_connections_accepted_total") >= before + 1000 + polls;
+        }));
+  for (int fd : other.fds)
+    CHECK_THAT(roundtrip(fd, post_echo("still mine")), Catch::EndsWith("\r\n\r\nstill mine"));
   const auto metrics = curl(d.url("/metrics"));
-  CHECK(metric(metrics, "unifn_http_connections_shed_total{limit=\"max_connections_per_client\"}") >= 3000 - 384);
+  CHECK(
+      metric(metrics, "unifn_http_connections_shed_total{limit=\"max_connections_per_client\"}") >=
+      3000 - 384);
   CHECK(metric_sum(metrics, "unifn_http_connections_refused_total") == 0);
 }

@@ -1,4 +1,5 @@
-// The daemon's accelerated functions end to end: sgemm and edges over HTTP, backend choice, 503s, metrics, bench-accel.
+// The daemon's accelerated functions end to end: sgemm and edges over HTTP, backend choice, 503s,
+// metrics, bench-accel.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -13,18 +14,21 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
-#include "backend.h"
-#include "daemon_fixture.h"
-#include "reference/reference.h"
+#include "accel/backend.h"
+#include "test/e2e/daemon_fixture.h"
+#include "accel/reference/reference.h"
 
 using namespace unifn::test;
 
 namespace {
 
-std::string temp_file(const std::string& tag) { return "/tmp/unifn-e2e-" + tag + "-" + std::to_string(getpid()); }
+std::string temp_file(const std::string& tag) {
+  return "/tmp/unifn-e2e-" + tag + "-" + std::to_string(getpid());
+}
 
 void write_file(const std::string& path, const void* data, std::size_t n) {
-  std::ofstream(path, std::ios::binary).write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
+  std::ofstream(path, std::ios::binary)
+      .write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
 }
 
 std::string read_file(const std::string& path) {
@@ -33,21 +37,24 @@ std::string read_file(const std::string& path) {
 }
 
 // POSTs the file at `in` and leaves the answer's body at `out`; returns the status code.
-std::string post_file(const Daemon& d, const std::string& fn, const std::string& in, const std::string& out) {
-  return curl("-o " + out + " -w '%{http_code}' -X POST --data-binary @" + in + " " + d.url("/function/" + fn));
+std::string post_file(const Daemon& d, const std::string& fn, const std::string& in,
+                      const std::string& out) {
+  return curl("-o " + out + " -w '%{http_code}' -X POST --data-binary @" + in + " " +
+              d.url("/function/" + fn));
 }
 
 bool cuda_available(const Daemon& d) {
-  return curl(d.url("/metrics")).find("unifn_accel_backend_available{backend=\"cuda\"} 1") != std::string::npos;
+  return curl(d.url("/metrics")).find("unifn_accel_backend_available{backend=\"cuda\"} 1") !=
+         std::string::npos;
 }
 
 // Drop-ins for the test: each function's image from the build tree, with the given accel list.
 struct Functions {
   TempDir dir;
   void add(const std::string& name, const std::string& image, const std::string& accel) {
-    std::ofstream(dir.path + "/" + name + ".yaml") << "name: " << name << "\nimage: " << UNIFN_FUNCTIONS_DIR << "/"
-                                                   << image << ".elf\nmemory_mb: 128\nmax_instances: 2\naccel: "
-                                                   << accel << "\n";
+    std::ofstream(dir.str() + "/" + name + ".yaml")
+        << "name: " << name << "\nimage: " << UNIFN_FUNCTIONS_DIR << "/" << image
+        << ".elf\nmemory_mb: 128\nmax_instances: 2\naccel: " << accel << "\n";
   }
 };
 
@@ -92,26 +99,33 @@ TEST_CASE("sgemm over HTTP multiplies on the chosen backend and answers 400 to m
   unlink(out.c_str());
 
   const std::string backend = cuda_available(d) ? "cuda" : "cpu";
-  CHECK_THAT(curl(d.url("/system/function/sgemm")), Catch::Contains("\"unifn.accel.backend\":\"" + backend + "\""));
-  CHECK_THAT(curl(d.url("/metrics")), Catch::Contains("unifn_accel_ops_total{backend=\"" + backend + "\",op=\"sgemm\"} 1"));
+  CHECK_THAT(curl(d.url("/system/function/sgemm")),
+             Catch::Contains("\"unifn.accel.backend\":\"" + backend + "\""));
+  CHECK_THAT(curl(d.url("/metrics")),
+             Catch::Contains("unifn_accel_ops_total{backend=\"" + backend + "\",op=\"sgemm\"} 1"));
 }
 
-TEST_CASE("edges over HTTP answers the PNG of the Sobel edges, and 400 to a body that is not an image") {
+TEST_CASE(
+    "edges over HTTP answers the PNG of the Sobel edges, and 400 to a body that is not an image") {
   Daemon d;
   const int w = 40, h = 30;
   std::vector<std::uint8_t> rgb(std::size_t(w) * h * 3, 20);
   for (int y = 8; y < 22; ++y)
     for (int x = 10; x < 30; ++x)
-      for (int c = 0; c < 3; ++c) rgb[(std::size_t(y) * w + x) * 3 + c] = static_cast<std::uint8_t>(200 + c * 20);
+      for (int c = 0; c < 3; ++c)
+        rgb[(std::size_t(y) * w + x) * 3 + c] = static_cast<std::uint8_t>(200 + c * 20);
   std::string png;
-  auto sink = [](void* ctx, void* data, int size) { static_cast<std::string*>(ctx)->append(static_cast<char*>(data), size); };
+  auto sink = [](void* ctx, void* data, int size) {
+    static_cast<std::string*>(ctx)->append(static_cast<char*>(data), size);
+  };
   REQUIRE(stbi_write_png_to_func(sink, &png, w, h, 3, rgb.data(), w * 3));
   const auto in = temp_file("edges-in"), out = temp_file("edges-out");
   write_file(in, png.data(), png.size());
   REQUIRE(post_file(d, "edges", in, out) == "200");
   auto answer = read_file(out);
   int ow = 0, oh = 0, on = 0;
-  const auto* bytes = reinterpret_cast<const stbi_uc*>(answer.data());  // Safe: the body's chars as bytes.
+  const auto* bytes =
+      reinterpret_cast<const stbi_uc*>(answer.data());  // Safe: the body's chars as bytes.
   stbi_uc* got = stbi_load_from_memory(bytes, static_cast<int>(answer.size()), &ow, &oh, &on, 0);
   REQUIRE(got);
   std::vector<std::uint8_t> edges(got, got + std::size_t(w) * h);
@@ -139,8 +153,10 @@ TEST_CASE("edges over HTTP answers the PNG of the Sobel edges, and 400 to a body
   CHECK(post_file(d, "edges", in, out) == "200");
   const std::string backend = cuda_available(d) ? "cuda" : "cpu";
   auto metrics = curl(d.url("/metrics"));
-  CHECK_THAT(metrics, Catch::Contains("unifn_accel_ops_total{backend=\"" + backend + "\",op=\"image-grayscale\"} 2"));
-  CHECK_THAT(metrics, Catch::Contains("unifn_accel_ops_total{backend=\"" + backend + "\",op=\"image-sobel\"} 2"));
+  CHECK_THAT(metrics, Catch::Contains("unifn_accel_ops_total{backend=\"" + backend +
+                                      "\",op=\"image-grayscale\"} 2"));
+  CHECK_THAT(metrics, Catch::Contains("unifn_accel_ops_total{backend=\"" + backend +
+                                      "\",op=\"image-sobel\"} 2"));
 
   write_file(in, "not an image", 12);
   CHECK(post_file(d, "edges", in, out) == "400");
@@ -149,11 +165,13 @@ TEST_CASE("edges over HTTP answers the PNG of the Sobel edges, and 400 to a body
   unlink(out.c_str());
 }
 
-TEST_CASE("a function that allows only cuda answers 503 with the reason where no GPU serves, [cuda, cpu] falls back") {
+TEST_CASE(
+    "a function that allows only cuda answers 503 with the reason where no GPU serves, [cuda, cpu] "
+    "falls back") {
   Functions fns;
   fns.add("gpu-only", "sgemm", "[cuda]");
   fns.add("gpu-first", "sgemm", "[cuda, cpu]");
-  Daemon d("--functions-dir " + fns.dir.path);
+  Daemon d("--functions-dir " + fns.dir.str());
   const std::uint32_t one[5] = {1, 1, 1, 0x40000000u, 0x40400000u};  // 1x1 times 1x1: 2 * 3
   const auto in = temp_file("gpu-in"), out = temp_file("gpu-out");
   write_file(in, one, sizeof one);
@@ -165,13 +183,17 @@ TEST_CASE("a function that allows only cuda answers 503 with the reason where no
     CHECK_THAT(metrics, !Catch::Contains("unifn_accel_fallbacks_total{"));
   } else {
     CHECK(post_file(d, "gpu-only", in, out) == "503");
-    CHECK_THAT(read_file(out), Catch::Contains("function gpu-only cannot run on this machine") && Catch::Contains("cuda"));
+    CHECK_THAT(read_file(out), Catch::Contains("function gpu-only cannot run on this machine") &&
+                                   Catch::Contains("cuda"));
     CHECK_THAT(curl(d.url("/system/function/gpu-only")), Catch::Contains("\"unifn.unavailable\":"));
     CHECK_THAT(d.log(), Catch::Contains("gpu-only[-]: [unifn] cannot run on this machine"));
     // The fallback is logged once and counted once, not per call.
     CHECK(post_file(d, "gpu-first", in, out) == "200");
     metrics = curl(d.url("/metrics"));
-    CHECK_THAT(metrics, Catch::Contains("unifn_accel_fallbacks_total{from=\"cuda\",function=\"gpu-first\",to=\"cpu\"} 1"));
+    CHECK_THAT(
+        metrics,
+        Catch::Contains(
+            "unifn_accel_fallbacks_total{from=\"cuda\",function=\"gpu-first\",to=\"cpu\"} 1"));
     auto log = d.log();
     auto first = log.find("gpu-first[-]: [unifn] accelerator: cuda is");
     REQUIRE(first != std::string::npos);
@@ -187,28 +209,38 @@ TEST_CASE("the daemon's accel.backends limits what functions may use") {
   fns.add("gpu-only", "sgemm", "[cuda]");
   fns.add("any", "sgemm", "[cuda, cpu]");
   const auto cfg = temp_file("accel-cfg") + ".yaml";
-  std::ofstream(cfg) << "listen: 127.0.0.1:0\nfunctions_dirs: [" << fns.dir.path << "]\naccel: {backends: [cpu]}\n";
+  std::ofstream(cfg) << "listen: 127.0.0.1:0\nfunctions_dirs: [" << fns.dir.str()
+                     << "]\naccel: {backends: [cpu]}\n";
   Daemon d("--config " + cfg);
   CHECK(curl("-o /dev/null -w '%{http_code}' -X POST " + d.url("/function/gpu-only")) == "503");
   CHECK_THAT(curl("-X POST " + d.url("/function/gpu-only")),
-             Catch::Contains("allows only cuda and the daemon's accel.backends (cpu) allows none of them"));
-  CHECK_THAT(curl(d.url("/system/function/any")), Catch::Contains("\"unifn.accel.backend\":\"cpu\""));
+             Catch::Contains(
+                 "allows only cuda and the daemon's accel.backends (cpu) allows none of them"));
+  CHECK_THAT(curl(d.url("/system/function/any")),
+             Catch::Contains("\"unifn.accel.backend\":\"cpu\""));
   unlink(cfg.c_str());
 }
 
-TEST_CASE("unifnd bench-accel prints its figures, it and unifnd bench refuse a backend or probe they cannot use") {
+TEST_CASE(
+    "unifnd bench-accel prints its figures, it and unifnd bench refuse a backend or probe they "
+    "cannot use") {
   auto r = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd bench-accel --quick 2>&1");
   CHECK(r.status == 0);
-  for (const char* key : {"backend=cpu\n", "noop_roundtrip_us_p50=", "sgemm_256_guest_over_host=", "sgemm_1024_guest_over_host="})
+  for (const char* key : {"backend=cpu\n", "noop_roundtrip_us_p50=", "sgemm_256_guest_over_host=",
+                          "sgemm_1024_guest_over_host="})
     CHECK_THAT(r.out, Catch::Contains(key));
   // Refused as the command line is read, by the rule a drop-in's accel is read with: exit 2.
   auto bad = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd bench-accel --backend tpu 2>&1");
   CHECK(bad.status == 2);
-  CHECK_THAT(bad.out, Catch::Contains("--backend: 'tpu' is not an accelerator backend (cuda or cpu)"));
-  auto no_probe = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd bench-accel --probe /nonexistent/probe.elf 2>&1");
+  CHECK_THAT(bad.out,
+             Catch::Contains("--backend: 'tpu' is not an accelerator backend (cuda or cpu)"));
+  auto no_probe =
+      sh(std::string(UNIFN_BUILD_DIR) + "/unifnd bench-accel --probe /nonexistent/probe.elf 2>&1");
   CHECK(no_probe.status == 2);
   CHECK_THAT(no_probe.out, Catch::Contains("--probe") && Catch::Contains("/nonexistent/probe.elf"));
-  auto bench = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd bench " + UNIFN_FUNCTIONS_DIR + "/echo.elf --accel tpu 2>&1");
+  auto bench = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd bench " + UNIFN_FUNCTIONS_DIR +
+                  "/echo.elf --accel tpu 2>&1");
   CHECK(bench.status == 2);
-  CHECK_THAT(bench.out, Catch::Contains("--accel") && Catch::Contains("'tpu' is not an accelerator backend"));
+  CHECK_THAT(bench.out,
+             Catch::Contains("--accel") && Catch::Contains("'tpu' is not an accelerator backend"));
 }

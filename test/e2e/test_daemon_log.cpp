@@ -6,18 +6,21 @@
 
 #include <fstream>
 
-#include "daemon_fixture.h"
+#include "test/e2e/daemon_fixture.h"
 
 using namespace unifn::test;
 
-TEST_CASE("log_level: error, set by a reload, keeps a guest's console lines out and lets errors through") {
+TEST_CASE(
+    "log_level: error, set by a reload, keeps a guest's console lines out and lets errors "
+    "through") {
   TempDir dir;
   // hostile_respond prints one console line ("...cleared...forged") per call.
-  std::ofstream(dir.path + "/hostile.yaml") << "name: hostile\nimage: " << UNIFN_BUILD_DIR
-                                            << "/test/guests/hostile_respond.elf\ntimeout_ms: 5000\n";
+  std::ofstream(dir.str() + "/hostile.yaml")
+      << "name: hostile\nimage: " << UNIFN_BUILD_DIR
+      << "/test/guests/hostile_respond.elf\ntimeout_ms: 5000\n";
   TempDir etc;  // not in the functions directory, where it would be read as a drop-in
-  const auto cfg = etc.path + "/unifn.yaml";
-  const std::string base = "listen: 127.0.0.1:0\nfunctions_dirs: [" + dir.path + "]\n";
+  const auto cfg = etc.str() + "/unifn.yaml";
+  const std::string base = "listen: 127.0.0.1:0\nfunctions_dirs: [" + dir.str() + "]\n";
   std::ofstream(cfg) << base;
   Daemon d("--config " + cfg);
   CHECK_THAT(d.log(), Catch::Contains(" info unifnd: listening on"));
@@ -35,6 +38,7 @@ TEST_CASE("log_level: error, set by a reload, keeps a guest's console lines out 
   // The console line was queued before the call was answered, the refusal after it: the log keeps
   // that order, so with the refusal written the console line had its turn already.
   const auto after = d.log().substr(from);
-  CHECK_THAT(after, Catch::Contains(" error unifnd: reload refused:") && Catch::Contains("'loud' is not a log level"));
+  CHECK_THAT(after, Catch::Contains(" error unifnd: reload refused:") &&
+                        Catch::Contains("'loud' is not a log level"));
   CHECK_THAT(after, !Catch::Contains("cleared"));
 }

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <string>
 
-#include "daemon_fixture.h"
+#include "test/e2e/daemon_fixture.h"
 
 using namespace unifn::test;
 
@@ -16,18 +16,22 @@ namespace {
 struct HostileFunctions {
   TempDir dir;
   HostileFunctions() {
-    std::ofstream(dir.path + "/hostile.yaml") << "name: hostile\nimage: " << UNIFN_BUILD_DIR
-                                              << "/test/guests/hostile_respond.elf\ntimeout_ms: 5000\n";
+    std::ofstream(dir.str() + "/hostile.yaml")
+        << "name: hostile\nimage: " << UNIFN_BUILD_DIR
+        << "/test/guests/hostile_respond.elf\ntimeout_ms: 5000\n";
   }
 };
 
-const std::string kReason = "RESPOND with a content type holding control bytes (byte 0x0d at offset 10)";
+const std::string kReason =
+    "RESPOND with a content type holding control bytes (byte 0x0d at offset 10)";
 
 }  // namespace
 
-TEST_CASE("a guest's content type with CR LF is answered 502 with the reason, and no header is injected") {
+TEST_CASE(
+    "a guest's content type with CR LF is answered 502 with the reason, and no header is "
+    "injected") {
   HostileFunctions fns;
-  Daemon d("--functions-dir " + fns.dir.path);
+  Daemon d("--functions-dir " + fns.dir.str());
   auto r = curl("-i -X POST --data-binary crlf " + d.url("/function/hostile"));
   INFO(r);
   CHECK_THAT(r, Catch::StartsWith("HTTP/1.1 502"));
@@ -43,11 +47,13 @@ TEST_CASE("a guest's content type with CR LF is answered 502 with the reason, an
   CHECK_THAT(curl("-i -X POST --data-binary del " + d.url("/function/hostile")),
              Catch::StartsWith("HTTP/1.1 502") && Catch::Contains("(byte 0x7f at offset 10)"));
   auto tab = curl("-i -X POST --data-binary tab " + d.url("/function/hostile"));
-  CHECK_THAT(tab, Catch::StartsWith("HTTP/1.1 200") && Catch::Contains("Content-Type: text/plain;\tcharset=utf-8\r\n") &&
+  CHECK_THAT(tab, Catch::StartsWith("HTTP/1.1 200") &&
+                      Catch::Contains("Content-Type: text/plain;\tcharset=utf-8\r\n") &&
                       Catch::EndsWith("\r\n\r\nsmuggled\n"));
 
   // The async path stores the same 502.
-  auto id = curl("-X POST -H 'X-Call-Id: split-1' --data-binary crlf " + d.url("/async-function/hostile"));
+  auto id = curl("-X POST -H 'X-Call-Id: split-1' --data-binary crlf " +
+                 d.url("/async-function/hostile"));
   CHECK_THAT(id, Catch::Contains("\"id\":\"split-1\""));
   std::string state;
   for (int i = 0; i < 200 && state.find("\"state\":\"done\"") == std::string::npos; ++i) {
@@ -69,10 +75,11 @@ TEST_CASE("a guest's content type with CR LF is answered 502 with the reason, an
 
 TEST_CASE("/system/functions shows a function's environment variable names, not their values") {
   TempDir fns;
-  std::ofstream(fns.path + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR
-                                         << "/echo.elf\nenv:\n  API_TOKEN: s3cr3t-t0ken\n";
-  Daemon d("--functions-dir " + fns.path);
-  for (const auto& body : {curl(d.url("/system/functions")), curl(d.url("/system/function/echo"))}) {
+  std::ofstream(fns.str() + "/echo.yaml") << "name: echo\nimage: " << UNIFN_FUNCTIONS_DIR
+                                          << "/echo.elf\nenv:\n  API_TOKEN: s3cr3t-t0ken\n";
+  Daemon d("--functions-dir " + fns.str());
+  for (const auto& body :
+       {curl(d.url("/system/functions")), curl(d.url("/system/function/echo"))}) {
     CHECK_THAT(body, Catch::Contains("\"envVars\":{\"API_TOKEN\":\"(hidden)\"}"));
     CHECK(body.find("s3cr3t") == std::string::npos);
   }

@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "daemon_fixture.h"
-#include "platform_skip.h"
+#include "test/e2e/daemon_fixture.h"
+#include "test/support/platform_skip.h"
 
 using namespace unifn::test;
 
@@ -81,8 +81,9 @@ bool gone(pid_t pid, unsigned long long start) {
 }  // namespace
 
 TEST_CASE("killing the daemon with SIGKILL leaves no sandbox guest process behind", "[sandbox]") {
-  require_platform(unifn::vmm::PlatformKind::Sandbox,
-                   "on KVM guests are VMs inside the daemon process: nothing of theirs can outlive it");
+  require_platform(
+      unifn::vmm::PlatformKind::Sandbox,
+      "on KVM guests are VMs inside the daemon process: nothing of theirs can outlive it");
   Daemon d("--platform sandbox");
   REQUIRE(curl("-X POST --data-binary hi " + d.url("/function/echo")) == "hi");
 
@@ -110,35 +111,49 @@ TEST_CASE("killing the daemon with SIGKILL leaves no sandbox guest process behin
 // A host without a usable /dev/kvm, as a user sees it: unifnd as nobody, who may not open it here.
 namespace {
 bool nobody_can_open_kvm() {
-  return sh("setpriv --reuid 65534 --regid 65534 --clear-groups sh -c 'exec 3<>/dev/kvm' 2>/dev/null").status == 0;
+  return sh("setpriv --reuid 65534 --regid 65534 --clear-groups sh -c 'exec 3<>/dev/kvm' "
+            "2>/dev/null")
+             .status == 0;
 }
 std::string as_nobody(const std::string& cmd) {
-  return "env -u UNIFN_PLATFORM setpriv --reuid 65534 --regid 65534 --clear-groups " + cmd;  // auto, as a user has it
+  return "env -u UNIFN_PLATFORM setpriv --reuid 65534 --regid 65534 --clear-groups " +
+         cmd;  // auto, as a user has it
 }
 }  // namespace
 
-TEST_CASE("without KVM, --platform kvm refuses to start naming /dev/kvm, and auto falls back with a warning",
-          "[sandbox]") {
-  require_platform(unifn::vmm::PlatformKind::Sandbox, "this test plays a host without KVM once, on the sandbox run");
-  if (nobody_can_open_kvm()) skip_test("user nobody may open /dev/kvm here, so it cannot play a host without KVM");
+TEST_CASE(
+    "without KVM, --platform kvm refuses to start naming /dev/kvm, and auto falls back with a "
+    "warning",
+    "[sandbox]") {
+  require_platform(unifn::vmm::PlatformKind::Sandbox,
+                   "this test plays a host without KVM once, on the sandbox run");
+  if (nobody_can_open_kvm())
+    skip_test("user nobody may open /dev/kvm here, so it cannot play a host without KVM");
   TempDir dir;
-  sh("cp " + std::string(UNIFN_FUNCTIONS_DIR) + "/hello.elf " + dir.path + "/ && chmod -R a+rwX " + dir.path);
+  sh("cp " + std::string(UNIFN_FUNCTIONS_DIR) + "/hello.elf " + dir.str() + "/ && chmod -R a+rwX " +
+     dir.str());
   const std::string unifnd = std::string(UNIFN_BUILD_DIR) + "/unifnd";
-  const std::string in = dir.path + "/in";
+  const std::string in = dir.str() + "/in";
   sh("printf world > " + in + " && chmod a+r " + in);
 
-  auto kvm = sh(as_nobody(unifnd + " run --platform kvm " + dir.path + "/hello.elf --input " + in + " 2>&1"));
+  auto kvm = sh(as_nobody(unifnd + " run --platform kvm " + dir.str() + "/hello.elf --input " + in +
+                          " 2>&1"));
   INFO(kvm.out);
   CHECK(kvm.status == 1);
-  CHECK_THAT(kvm.out, Catch::Contains("the kvm platform cannot be used") && Catch::Contains("/dev/kvm"));
+  CHECK_THAT(kvm.out,
+             Catch::Contains("the kvm platform cannot be used") && Catch::Contains("/dev/kvm"));
 
-  auto fallback = sh(as_nobody(unifnd + " run " + dir.path + "/hello.elf --input " + in + " 2>&1"));
+  auto fallback =
+      sh(as_nobody(unifnd + " run " + dir.str() + "/hello.elf --input " + in + " 2>&1"));
   INFO(fallback.out);
   CHECK(fallback.status == 0);
-  CHECK_THAT(fallback.out, Catch::Contains("Hello, world") && Catch::Contains("warning: KVM is not usable here") &&
-                               Catch::Contains("sandbox platform") && Catch::Contains("weaker than a virtual machine"));
+  CHECK_THAT(fallback.out, Catch::Contains("Hello, world") &&
+                               Catch::Contains("warning: KVM is not usable here") &&
+                               Catch::Contains("sandbox platform") &&
+                               Catch::Contains("weaker than a virtual machine"));
 
-  auto daemon = sh(as_nobody(unifnd + " --platform kvm --listen 127.0.0.1:0 --state-dir " + dir.path + "/state 2>&1"));
+  auto daemon = sh(as_nobody(unifnd + " --platform kvm --listen 127.0.0.1:0 --state-dir " +
+                             dir.str() + "/state 2>&1"));
   INFO(daemon.out);
   CHECK(daemon.status == 1);
   CHECK_THAT(daemon.out, Catch::Contains("/dev/kvm"));

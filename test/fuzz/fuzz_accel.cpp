@@ -1,4 +1,5 @@
-// libFuzzer target: the input is a guest RAM image (rings, chains, arguments; fuzz_layout.h) fed to a virtio-accel device.
+// libFuzzer target: the input is a guest RAM image (rings, chains, arguments; fuzz_layout.h) fed to
+// a virtio-accel device.
 //
 // Checked on every notification (besides "no crash, no sanitizer report"):
 //   - it returns within $UNIFN_FUZZ_MAX_TRAP_MS (1000 by default) of a call that has 100 ms left
@@ -13,14 +14,14 @@
 #include <memory>
 #include <string>
 
-#include "budget.h"
-#include "cpu/cpu_backend.h"
-#include "device.h"
-#include "devices/virtio/virtio_mmio.h"
-#include "fuzz_common.h"
-#include "fuzz_layout.h"
-#include "platform/fake/fake_machine.h"
-#include "reference/reference.h"
+#include "accel/budget.h"
+#include "accel/cpu/cpu_backend.h"
+#include "accel/device.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
+#include "test/fuzz/fuzz_common.h"
+#include "test/fuzz/fuzz_layout.h"
+#include "vmm/platform/fake/fake_machine.h"
+#include "accel/reference/reference.h"
 
 using namespace unifn;
 using fuzz::finding;
@@ -68,17 +69,22 @@ struct Call {
 // A QueueNotify as the guest's trap delivers it (through the machine), timed and checked.
 void notify(accel::AccelDevice& dev, vmm::FakeMachine& machine, Call& call, const char* what) {
   std::uint32_t zero = 0;
-  vmm::MmioAccess a{kWindow + reg::kQueueNotify, true, std::span(reinterpret_cast<std::uint8_t*>(&zero), 4)};  // Safe: a u32 as bytes.
+  vmm::MmioAccess a{kWindow + reg::kQueueNotify, true,
+                    std::span(reinterpret_cast<std::uint8_t*>(&zero), 4)};  // Safe: a u32 as bytes.
   const auto t0 = Clock::now();
   (void)dev.access(machine, a);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
   if (ms > kMaxNotifyMs)
-    finding("accel-time", std::string(what) + ": one notification of a call with " + std::to_string(kCallLeft.count()) +
-                              " ms left took " + std::to_string(ms) + " ms (bound " + std::to_string(kMaxNotifyMs) + " ms)");
+    finding("accel-time", std::string(what) + ": one notification of a call with " +
+                              std::to_string(kCallLeft.count()) + " ms left took " +
+                              std::to_string(ms) + " ms (bound " + std::to_string(kMaxNotifyMs) +
+                              " ms)");
   if (call.ops_after_cancel)
-    finding("accel-cancel", std::string(what) + ": " + std::to_string(call.ops_after_cancel) + " op(s) ran after the call was cancelled");
+    finding("accel-cancel", std::string(what) + ": " + std::to_string(call.ops_after_cancel) +
+                                " op(s) ran after the call was cancelled");
   if ((call.mode & fuzz::kModeLate) && call.ops)
-    finding("accel-deadline", std::string(what) + ": " + std::to_string(call.ops) + " op(s) ran after the call's deadline");
+    finding("accel-deadline", std::string(what) + ": " + std::to_string(call.ops) +
+                                  " op(s) ran after the call's deadline");
 }
 
 }  // namespace
@@ -95,7 +101,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   vmm::FakeMachine machine(std::make_unique<vmm::GuestMemory>(fuzz::kRam));
   vmm::GuestMemory& mem = machine.memory();
   mem.write(vmm::GuestAddr(fuzz::kRamAt),
-            std::span(data + fuzz::kHeader, std::min<std::size_t>(size - fuzz::kHeader, fuzz::kRam - fuzz::kRamAt)));
+            std::span(data + fuzz::kHeader,
+                      std::min<std::size_t>(size - fuzz::kHeader, fuzz::kRam - fuzz::kRamAt)));
 
   Call call{h.mode, 0, 0, &machine};
   const bool on_cpu = h.mode & fuzz::kModeCpu;
@@ -103,10 +110,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   opts.max_sessions = 4;
   opts.rates = on_cpu ? cpu_rates : ref_rates;
   opts.on_op = [&call](std::string_view, std::string_view) { call.on_op(); };
-  if (kTrace) opts.on_error = [](std::string_view why) { std::fprintf(stderr, "  refused: %.*s\n", static_cast<int>(why.size()), why.data()); };
+  if (kTrace)
+    opts.on_error = [](std::string_view why) {
+      std::fprintf(stderr, "  refused: %.*s\n", static_cast<int>(why.size()), why.data());
+    };
   accel::AccelDevice dev(on_cpu ? cpu : ref, opts);
   dev.attach(machine, kWindow);
-  dev.begin_run(h.mode & fuzz::kModeLate ? Clock::now() - std::chrono::milliseconds(1) : Clock::now() + kCallLeft);
+  dev.begin_run(h.mode & fuzz::kModeLate ? Clock::now() - std::chrono::milliseconds(1)
+                                         : Clock::now() + kCallLeft);
   // Mostly a proper queue of 64; sometimes whatever size the input asks for.
   init_driver(dev, mem, h.mode & fuzz::kModeOddQueue ? h.queue_num : fuzz::kQueue);
   notify(dev, machine, call, "the first notification");
@@ -124,7 +135,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     copy.restore(state);
     if (copy.save() != state) __builtin_trap();
     copy.attach(machine, kWindow);
-    copy.begin_run(h.mode & fuzz::kModeLate ? Clock::now() - std::chrono::milliseconds(1) : Clock::now() + kCallLeft);
+    copy.begin_run(h.mode & fuzz::kModeLate ? Clock::now() - std::chrono::milliseconds(1)
+                                            : Clock::now() + kCallLeft);
     notify(copy, machine, call, "a restored device's notification");
   }
   return 0;

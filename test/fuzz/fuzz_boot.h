@@ -8,11 +8,11 @@
 
 #include <unifn/abi.h>
 
-#include "device.h"
-#include "fuzz_machine.h"
-#include "guest/function_vm.h"
-#include "reference/reference.h"
-#include "x86/layout.h"
+#include "accel/device.h"
+#include "test/fuzz/fuzz_machine.h"
+#include "vmm/guest/function_vm.h"
+#include "accel/reference/reference.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::fuzz {
 
@@ -48,7 +48,8 @@ inline vmm::FunctionVmConfig files_config(vmm::Platform& platform, bool accel) {
 inline vmm::Stop polite_guest(FuzzMachine& m) {
   auto& mem = m.memory();
   const auto bi = mem.read_obj<unifn_boot_info>(vmm::GuestAddr(vmm::layout::kBootInfo));
-  const std::uint64_t next_at = bi.stack_top - 4096, respond_at = next_at - 512, text_at = respond_at - 256;
+  const std::uint64_t next_at = bi.stack_top - 4096, respond_at = next_at - 512,
+                      text_at = respond_at - 256;
   unifn_hc_next next{};
   next.buf = bi.io_buf;
   next.buf_cap = bi.io_buf_size / 2;
@@ -58,14 +59,19 @@ inline vmm::Stop polite_guest(FuzzMachine& m) {
   std::uint64_t arg = next_at;
   if (parked.buf == next.buf && parked.request_id != 0) {
     static const char kType[] = "text/plain";
-    m.guest_write(text_at, std::span(reinterpret_cast<const std::uint8_t*>(kType), sizeof kType - 1));  // Safe: chars as bytes.
-    m.guest_write(bi.io_buf + next.buf_cap, std::span(reinterpret_cast<const std::uint8_t*>("ok"), 2));  // Safe: chars as bytes.
-    const unifn_hc_respond r{200, sizeof kType - 1, text_at, bi.io_buf + next.buf_cap, 2, 0, next_at};
-    m.guest_write(respond_at, std::span(reinterpret_cast<const std::uint8_t*>(&r), sizeof r));  // Safe: POD as bytes.
+    m.guest_write(text_at, std::span(reinterpret_cast<const std::uint8_t*>(kType),
+                                     sizeof kType - 1));  // Safe: chars as bytes.
+    m.guest_write(bi.io_buf + next.buf_cap, std::span(reinterpret_cast<const std::uint8_t*>("ok"),
+                                                      2));  // Safe: chars as bytes.
+    const unifn_hc_respond r{200, sizeof kType - 1, text_at, bi.io_buf + next.buf_cap, 2,
+                             0,   next_at};
+    m.guest_write(respond_at, std::span(reinterpret_cast<const std::uint8_t*>(&r),
+                                        sizeof r));  // Safe: POD as bytes.
     nr = UNIFN_HC_RESPOND;
     arg = respond_at;
   }
-  m.guest_write(next_at, std::span(reinterpret_cast<const std::uint8_t*>(&next), sizeof next));  // Safe: POD as bytes.
+  m.guest_write(next_at, std::span(reinterpret_cast<const std::uint8_t*>(&next),
+                                   sizeof next));  // Safe: POD as bytes.
   auto s = m.out32(static_cast<std::uint16_t>(UNIFN_HC_BASE + nr), static_cast<std::uint32_t>(arg));
   return s ? *s : vmm::Stop{vmm::StopKind::Fault, 0, "the polite guest did not park"};
 }

@@ -23,7 +23,8 @@ inline bool tolerated(std::string_view tag) {
     const char* e = std::getenv("UNIFN_FUZZ_TOLERATE");
     return std::string(",") + (e ? e : "") + ",";
   }();
-  return list.find(",all,") != std::string::npos || list.find("," + std::string(tag) + ",") != std::string::npos;
+  return list.find(",all,") != std::string::npos ||
+         list.find("," + std::string(tag) + ",") != std::string::npos;
 }
 
 inline void finding(std::string_view tag, const std::string& what) {
@@ -32,11 +33,12 @@ inline void finding(std::string_view tag, const std::string& what) {
     static std::map<std::string, unsigned long, std::less<>> seen;
     std::lock_guard lock(mu);
     if (seen[std::string(tag)]++ == 0)
-      std::fprintf(stderr, "\nFUZZ FINDING (tolerated, reported once) [%.*s]: %s\n", static_cast<int>(tag.size()), tag.data(),
-                   what.c_str());
+      std::fprintf(stderr, "\nFUZZ FINDING (tolerated, reported once) [%.*s]: %s\n",
+                   static_cast<int>(tag.size()), tag.data(), what.c_str());
     return;
   }
-  std::fprintf(stderr, "\nFUZZ FINDING [%.*s]: %s\n", static_cast<int>(tag.size()), tag.data(), what.c_str());
+  std::fprintf(stderr, "\nFUZZ FINDING [%.*s]: %s\n", static_cast<int>(tag.size()), tag.data(),
+               what.c_str());
   std::fflush(stderr);
   std::abort();
 }

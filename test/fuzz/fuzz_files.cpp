@@ -9,7 +9,8 @@
 //      example image, then SnapshotStore::load;
 //   4  a whole snapshot state file (header included), beside the same RAM file, then load;
 //   5  virtio-accel device state: u16 n, n bytes of state for MmioDevice::check and restore (which
-//      must agree, and a refused restore change nothing), the rest guest RAM for a queue notification;
+//      must agree, and a refused restore change nothing), the rest guest RAM for a queue
+//      notification;
 //   6  a KVM vCPU state: KvmCpuState::from_bytes (what a snapshot's CPU bytes become on KVM).
 // Whatever loads must not crash or throw anything but the documented errors (ImageError for
 // images and kernels, BootError when an image does not initialise, std::runtime_error for
@@ -33,22 +34,23 @@
 
 #include <unifn/abi.h>
 
-#include "device.h"
-#include "devices/virtio/virtio_mmio.h"
-#include "fuzz_boot.h"
-#include "fuzz_common.h"
-#include "fuzz_machine.h"
-#include "guest/function_vm.h"
-#include "loader/multiboot.h"
-#include "loader/pvh.h"
-#include "platform/fake/fake_machine.h"
-#include "platform/kvm/kvm_cpu_state.h"
-#include "reference/reference.h"
-#include "snapshot/byte_io.h"
-#include "snapshot/snapshot_store.h"
+#include "accel/device.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
+#include "test/fuzz/fuzz_boot.h"
+#include "test/fuzz/fuzz_common.h"
+#include "test/fuzz/fuzz_machine.h"
+#include "vmm/guest/function_vm.h"
+#include "vmm/loader/multiboot.h"
+#include "vmm/loader/pvh.h"
+#include "vmm/platform/fake/fake_machine.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
+#include "accel/reference/reference.h"
+#include "vmm/snapshot/byte_io.h"
+#include "vmm/snapshot/snapshot_store.h"
 
 #ifndef UNIFN_FUZZ_IMAGE
-#error "UNIFN_FUZZ_IMAGE must name the example image whose snapshots are fuzzed (build/functions/echo.elf)"
+#error \
+    "UNIFN_FUZZ_IMAGE must name the example image whose snapshots are fuzzed (build/functions/echo.elf)"
 #endif
 
 using namespace unifn;
@@ -64,7 +66,9 @@ constexpr std::uint64_t kBaseRam = 16u << 20;  // what files_config() gives
 constexpr const char* kKey = kSnapshotKey;
 
 std::shared_ptr<accel::Backend> reference() { return reference_backend(); }
-vmm::FunctionVmConfig vm_config(vmm::Platform& platform, bool accel) { return files_config(platform, accel); }
+vmm::FunctionVmConfig vm_config(vmm::Platform& platform, bool accel) {
+  return files_config(platform, accel);
+}
 
 // Whether the exception in e is one of the types listed (the documented errors of a loader).
 template <typename T, typename... Rest>
@@ -74,8 +78,10 @@ bool is_one_of(std::exception_ptr e) {
   } catch (const T&) {
     return true;
   } catch (...) {
-    if constexpr (sizeof...(Rest) == 0) return false;
-    else return is_one_of<Rest...>(e);
+    if constexpr (sizeof...(Rest) == 0)
+      return false;
+    else
+      return is_one_of<Rest...>(e);
   }
 }
 
@@ -96,7 +102,8 @@ std::string refused() { return "refused: " + describe(std::current_exception());
 void fuzz_image(std::span<const std::uint8_t> file) {
   std::shared_ptr<const vmm::FunctionImage> image;
   try {
-    image = vmm::FunctionImage::from_bytes("fuzz.elf", std::vector<std::uint8_t>(file.begin(), file.end()));
+    image = vmm::FunctionImage::from_bytes("fuzz.elf",
+                                           std::vector<std::uint8_t>(file.begin(), file.end()));
   } catch (...) {
     trace("image " + refused());
     if (!is_one_of<vmm::ImageError>(std::current_exception()))
@@ -104,7 +111,9 @@ void fuzz_image(std::span<const std::uint8_t> file) {
     return;
   }
   FuzzPlatform platform;
-  platform.program = [](FuzzMachine& m, std::chrono::steady_clock::time_point) { return polite_guest(m); };
+  platform.program = [](FuzzMachine& m, std::chrono::steady_clock::time_point) {
+    return polite_guest(m);
+  };
   std::unique_ptr<vmm::FunctionVm> vm;
   try {
     vm = vmm::FunctionVm::boot(image, vm_config(platform, false), noop_sink);
@@ -116,9 +125,12 @@ void fuzz_image(std::span<const std::uint8_t> file) {
   }
   try {
     const std::uint8_t body[] = "request";
-    auto out = vm->invoke(body, "text/plain", std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    auto out =
+        vm->invoke(body, "text/plain", std::chrono::steady_clock::now() + std::chrono::seconds(1));
     trace(fmt::format("image booted and answered {} ({})", out.status, out.stop.message));
-    if (!out.ok() || out.body != "ok") finding("loaded-state", fmt::format("a loaded image's VM did not answer: {}", out.stop.message));
+    if (!out.ok() || out.body != "ok")
+      finding("loaded-state",
+              fmt::format("a loaded image's VM did not answer: {}", out.stop.message));
   } catch (...) {
     finding("escaped", "invoking a loaded image threw " + describe(std::current_exception()));
   }
@@ -139,7 +151,8 @@ void fuzz_kernel(std::span<const std::uint8_t> file, bool pvh) {
   } catch (...) {
     trace("kernel " + refused());
     if (!is_one_of<vmm::ImageError>(std::current_exception()))
-      finding("escaped", fmt::format("loading a {} kernel threw {}", pvh ? "PVH" : "multiboot", describe(std::current_exception())));
+      finding("escaped", fmt::format("loading a {} kernel threw {}", pvh ? "PVH" : "multiboot",
+                                     describe(std::current_exception())));
   }
 }
 
@@ -150,7 +163,9 @@ struct Fnv {
   void add(std::span<const std::uint8_t> b) {
     for (auto c : b) h = (h ^ c) * 0x100000001b3ull;
   }
-  void add_u64(std::uint64_t v) { add(std::span(reinterpret_cast<const std::uint8_t*>(&v), 8)); }  // Safe: integer as bytes.
+  void add_u64(std::uint64_t v) {
+    add(std::span(reinterpret_cast<const std::uint8_t*>(&v), 8));
+  }  // Safe: integer as bytes.
 };
 
 // A real snapshot of the example image (booted by the polite guest on the fuzz platform): its
@@ -173,13 +188,16 @@ const Base& base() {
     if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     b.dir = tmpl;
     FuzzPlatform platform;
-    platform.program = [](FuzzMachine& m, std::chrono::steady_clock::time_point) { return polite_guest(m); };
+    platform.program = [](FuzzMachine& m, std::chrono::steady_clock::time_point) {
+      return polite_guest(m);
+    };
     auto vm = vmm::FunctionVm::boot(b.image, vm_config(platform, false), noop_sink);
     const auto& mem = vm->machine().memory();
     static const std::uint8_t zero[kPage] = {};
     for (std::uint64_t off = 0; off < mem.size(); off += kPage) {
       auto page = mem.span(GuestAddr(off), kPage);
-      if (std::memcmp(page.data(), zero, kPage) != 0) b.pages.emplace_back(off, std::vector<std::uint8_t>(page.begin(), page.end()));
+      if (std::memcmp(page.data(), zero, kPage) != 0)
+        b.pages.emplace_back(off, std::vector<std::uint8_t>(page.begin(), page.end()));
     }
     return b;
   }();
@@ -191,11 +209,13 @@ const Base& base() {
 std::uint64_t write_ram(const fs::path& path, std::uint64_t ram) {
   fs::remove(path);
   vmm::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(ram)) != 0) throw std::runtime_error("cannot write the RAM file");
+  if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(ram)) != 0)
+    throw std::runtime_error("cannot write the RAM file");
   Fnv f;
   for (const auto& [off, page] : base().pages) {
     if (off + kPage > ram) break;
-    if (::pwrite(fd.get(), page.data(), kPage, static_cast<off_t>(off)) != static_cast<ssize_t>(kPage))
+    if (::pwrite(fd.get(), page.data(), kPage, static_cast<off_t>(off)) !=
+        static_cast<ssize_t>(kPage))
       throw std::runtime_error("cannot write the RAM file");
     f.add_u64(off);
     f.add(page);
@@ -214,34 +234,41 @@ void use_snapshot(std::shared_ptr<vmm::Snapshot> snap, bool accel) {
   const auto heap = snap->heap;
   const auto parked = snap->parked_at;
   const auto layout = snap->layout;
-  const std::string what = fmt::format("a state file that SnapshotStore::load accepted (ram {:#x}, heap {:#x}-{:#x} brk {:#x} "
-                                       "mmap_low {:#x}, {} free ranges, parked at {:#x}, vCPU state of {} {} bytes)",
-                                       layout.ram, heap.start, heap.end, heap.brk, heap.mmap_low, heap.free.size(), parked,
-                                       vmm::to_string(snap->cpu.platform), snap->cpu.bytes.size());
+  const std::string what = fmt::format(
+      "a state file that SnapshotStore::load accepted (ram {:#x}, heap {:#x}-{:#x} brk {:#x} "
+      "mmap_low {:#x}, {} free ranges, parked at {:#x}, vCPU state of {} {} bytes)",
+      layout.ram, heap.start, heap.end, heap.brk, heap.mmap_low, heap.free.size(), parked,
+      vmm::to_string(snap->cpu.platform), snap->cpu.bytes.size());
   // The parts restore() hands on, one at a time, so that a finding says which one load let through.
   try {
     vmm::FakeMachine probe(std::make_unique<vmm::GuestMemory>(kPage));
     probe.apply(snap->cpu);
   } catch (...) {
-    return finding("restore-cpu-state", what + ": its vCPU state makes the platform's apply() (FunctionVm::reset) throw " +
-                                            describe(std::current_exception()));
+    return finding("restore-cpu-state",
+                   what +
+                       ": its vCPU state makes the platform's apply() (FunctionVm::reset) throw " +
+                       describe(std::current_exception()));
   }
   for (std::size_t i = 0; i < snap->devices.size(); ++i) try {
       accel::AccelDevice probe(reference(), device_options());
       probe.restore(snap->devices[i]);
     } catch (...) {
-      return finding("restore-device-state", what + fmt::format(": the state of device {} makes MmioDevice::restore "
-                                                                "(FunctionVm::reset) throw {}",
-                                                                i, describe(std::current_exception())));
+      return finding("restore-device-state",
+                     what + fmt::format(": the state of device {} makes MmioDevice::restore "
+                                        "(FunctionVm::reset) throw {}",
+                                        i, describe(std::current_exception())));
     }
   std::unique_ptr<vmm::FunctionVm> vm;
   try {
-    vm = vmm::FunctionVm::restore(std::move(snap), base().image, vm_config(vmm::fake_platform(), accel), noop_sink);
+    vm = vmm::FunctionVm::restore(std::move(snap), base().image,
+                                  vm_config(vmm::fake_platform(), accel), noop_sink);
   } catch (...) {
-    return finding("restore-threw", what + ": FunctionVm::restore throws " + describe(std::current_exception()));
+    return finding("restore-threw",
+                   what + ": FunctionVm::restore throws " + describe(std::current_exception()));
   }
   auto* fake = dynamic_cast<vmm::FakeMachine*>(&vm->machine());
-  if (!fake) return finding("escaped", "the fake platform made a machine that is not a FakeMachine");
+  if (!fake)
+    return finding("escaped", "the fake platform made a machine that is not a FakeMachine");
   const char* step = "invoke";
   std::uint64_t nr = 0;
   try {
@@ -250,14 +277,15 @@ void use_snapshot(std::shared_ptr<vmm::Snapshot> snap, bool accel) {
     vm->invoke(body, "text/plain", std::chrono::steady_clock::now() + std::chrono::seconds(1));
     // The heap calls a guest makes first (the guest's own state is whatever the file said).
     step = "a heap system call";
-    const std::uint64_t calls[][3] = {{12, 0, 0},
-                                      {12, heap.brk + 0x3000, 0},
-                                      {12, heap.start, 0},
-                                      {9, 0, 0x5000},
-                                      {9, 0, 0x100000},
-                                      {11, heap.mmap_low, 0x2000},
-                                      {11, heap.free.empty() ? heap.end - kPage : heap.free.begin()->first, kPage},
-                                      {9, 0, kPage}};
+    const std::uint64_t calls[][3] = {
+        {12, 0, 0},
+        {12, heap.brk + 0x3000, 0},
+        {12, heap.start, 0},
+        {9, 0, 0x5000},
+        {9, 0, 0x100000},
+        {11, heap.mmap_low, 0x2000},
+        {11, heap.free.empty() ? heap.end - kPage : heap.free.begin()->first, kPage},
+        {9, 0, kPage}};
     for (const auto& c : calls) {
       nr = c[0];
       vmm::GuestRegs r{};
@@ -273,14 +301,17 @@ void use_snapshot(std::shared_ptr<vmm::Snapshot> snap, bool accel) {
     step = "reset";
     vm->reset();
     step = "a second invoke";
-    const auto out = vm->invoke(body, "text/plain", std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    const auto out =
+        vm->invoke(body, "text/plain", std::chrono::steady_clock::now() + std::chrono::seconds(1));
     trace(fmt::format("restored, invoked, reset, invoked: {}", out.stop.message));
   } catch (...) {
     finding("loaded-state",
-            fmt::format("after restoring a state file that loaded (ram {:#x}, heap {:#x}-{:#x} brk {:#x} mmap_low {:#x}, {} free "
+            fmt::format("after restoring a state file that loaded (ram {:#x}, heap {:#x}-{:#x} brk "
+                        "{:#x} mmap_low {:#x}, {} free "
                         "ranges, parked at {:#x}), {}{} threw {}",
-                        layout.ram, heap.start, heap.end, heap.brk, heap.mmap_low, heap.free.size(), parked, step,
-                        nr ? fmt::format(" ({})", nr) : "", describe(std::current_exception())));
+                        layout.ram, heap.start, heap.end, heap.brk, heap.mmap_low, heap.free.size(),
+                        parked, step, nr ? fmt::format(" ({})", nr) : "",
+                        describe(std::current_exception())));
   }
 }
 
@@ -291,7 +322,8 @@ void fuzz_snapshot(std::span<const std::uint8_t> in, bool whole_file, bool accel
   // GuestLayout::ram comes first, after the layout section's tag (4), length (8) and version (4).
   constexpr std::size_t kRamAt = 4 + 8 + 4;
   if (!whole_file && payload.size() >= kRamAt + 8) std::memcpy(&ram, payload.data() + kRamAt, 8);
-  // A plausible size gets a RAM file of that size (sparse); others the base one, which load never reaches.
+  // A plausible size gets a RAM file of that size (sparse); others the base one, which load never
+  // reaches.
   const bool plausible = ram > 0 && ram <= UNIFN_RAM_MAX_BYTES && ram % kPage == 0;
   const std::uint64_t ram_sum = write_ram(store.ram_path(kKey), plausible ? ram : kBaseRam);
   std::vector<std::uint8_t> file;
@@ -313,7 +345,8 @@ void fuzz_snapshot(std::span<const std::uint8_t> in, bool whole_file, bool accel
   write_file(store.state_path(kKey), file);
   std::shared_ptr<vmm::Snapshot> snap;
   try {
-    snap = store.load(kKey, vm_config(vmm::fake_platform(), accel), base().image.get());  // as get_or_build loads
+    snap = store.load(kKey, vm_config(vmm::fake_platform(), accel),
+                      base().image.get());  // as get_or_build loads
   } catch (...) {
     trace("snapshot " + refused());
     if (!is_one_of<std::runtime_error>(std::current_exception()))
@@ -330,11 +363,14 @@ void fuzz_device(std::span<const std::uint8_t> in) {
   Reader r(in.data(), in.size());
   const auto n = r.take<std::uint16_t>();
   const auto state_chars = r.bytes(n);
-  const std::span<const std::uint8_t> state(reinterpret_cast<const std::uint8_t*>(state_chars.data()), state_chars.size());  // Safe: chars as bytes.
+  const std::span<const std::uint8_t> state(
+      reinterpret_cast<const std::uint8_t*>(state_chars.data()),
+      state_chars.size());  // Safe: chars as bytes.
   const auto ram_chars = r.rest();
   accel::AccelDevice dev(reference(), device_options());
   const auto before = dev.save();
-  const auto problem = dev.check(state);  // what the snapshot store asks: restore must agree with it
+  const auto problem =
+      dev.check(state);  // what the snapshot store asks: restore must agree with it
   try {
     dev.restore(state);
   } catch (...) {
@@ -342,26 +378,32 @@ void fuzz_device(std::span<const std::uint8_t> in) {
     if (!is_one_of<std::runtime_error>(std::current_exception()))
       finding("escaped", "MmioDevice::restore threw " + describe(std::current_exception()));
     else if (!problem)
-      finding("device-check", "MmioDevice::check passed a state that restore refused: " + describe(std::current_exception()));
+      finding("device-check", "MmioDevice::check passed a state that restore refused: " +
+                                  describe(std::current_exception()));
     if (dev.save() != before) finding("device-check", "a refused restore changed the device");
     return;
   }
-  if (problem) finding("device-check", "MmioDevice::restore took a state that check refused: " + *problem);
+  if (problem)
+    finding("device-check", "MmioDevice::restore took a state that check refused: " + *problem);
   trace("device state restored");
   try {
     const auto saved = dev.save();
     accel::AccelDevice copy(reference(), device_options());
     copy.restore(saved);
-    if (copy.save() != saved) finding("device", "a restored device's state does not survive save and restore unchanged");
+    if (copy.save() != saved)
+      finding("device", "a restored device's state does not survive save and restore unchanged");
     vmm::GuestMemory mem(1u << 20);
-    mem.write(GuestAddr(0), std::span(reinterpret_cast<const std::uint8_t*>(ram_chars.data()),  // Safe: chars as bytes.
-                                      std::min<std::size_t>(ram_chars.size(), mem.size())));
+    mem.write(
+        GuestAddr(0),
+        std::span(reinterpret_cast<const std::uint8_t*>(ram_chars.data()),  // Safe: chars as bytes.
+                  std::min<std::size_t>(ram_chars.size(), mem.size())));
     for (std::uint64_t reg = 0; reg < 0x100; reg += 4) (void)dev.read32(mem, reg);
     dev.write32(mem, vmm::virtio::reg::kQueueNotify, 0);
     dev.write32(mem, vmm::virtio::reg::kQueueNotify, 0);
     (void)dev.save();
   } catch (...) {
-    finding("device", "a device whose state restored threw when used: " + describe(std::current_exception()));
+    finding("device",
+            "a device whose state restored threw when used: " + describe(std::current_exception()));
   }
 }
 
@@ -390,14 +432,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::span<const std::uint8_t> rest(data + 1, size - 1);
   const bool accel = tag & 0x10;
   switch (tag & 7) {
-    case 0: fuzz_image(rest); break;
-    case 1: fuzz_kernel(rest, false); break;
-    case 2: fuzz_kernel(rest, true); break;
-    case 3: fuzz_snapshot(rest, false, accel); break;
-    case 4: fuzz_snapshot(rest, true, accel); break;
-    case 5: fuzz_device(rest); break;
-    case 6: fuzz_cpu_state(rest); break;
-    default: break;
+    case 0:
+      fuzz_image(rest);
+      break;
+    case 1:
+      fuzz_kernel(rest, false);
+      break;
+    case 2:
+      fuzz_kernel(rest, true);
+      break;
+    case 3:
+      fuzz_snapshot(rest, false, accel);
+      break;
+    case 4:
+      fuzz_snapshot(rest, true, accel);
+      break;
+    case 5:
+      fuzz_device(rest);
+      break;
+    case 6:
+      fuzz_cpu_state(rest);
+      break;
+    default:
+      break;
   }
   return 0;
 }

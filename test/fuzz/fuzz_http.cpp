@@ -27,11 +27,11 @@
 #include <string>
 #include <vector>
 
-#include "fakes.h"
-#include "fuzz_common.h"
-#include "http/api.h"
-#include "http/header.h"
-#include "http/server.h"
+#include "test/unit/http/fakes.h"
+#include "test/fuzz/fuzz_common.h"
+#include "src/http/api.h"
+#include "src/http/header.h"
+#include "src/http/server.h"
 
 using namespace unifn;
 using namespace unifn::fuzz;
@@ -52,8 +52,8 @@ class Dispatcher final : public test::FakeDispatcher {
     remove("slow");  // answers from a thread of its own, joined only at the end
     remove("held");  // keeps its completion until released
     add("mirror");
-    for (const char* n : {"badtype", "lftype", "nultype", "errcrlf", "status0", "status999", "informational", "nocontent",
-                          "trailing"})
+    for (const char* n : {"badtype", "lftype", "nultype", "errcrlf", "status0", "status999",
+                          "informational", "nocontent", "trailing"})
       add(n);
     results["badtype"] = test::ok("x", "text/plain\r\nX-Injected: yes");
     results["lftype"] = test::ok("x", "text/html\nSet-Cookie: a=b");
@@ -86,8 +86,10 @@ class Dispatcher final : public test::FakeDispatcher {
     r.body = std::string(b);
     // Every failure the runtime or the HTTP layer gives a call (NoSuchFunction through NotKept).
     constexpr unsigned kFailures = static_cast<unsigned>(runtime::CallOutcome::NotKept);
-    if (r.error.empty()) r.status = static_cast<int>(100 + status % 500);
-    else r.outcome = static_cast<runtime::CallOutcome>(1 + status % kFailures);
+    if (r.error.empty())
+      r.status = static_cast<int>(100 + status % 500);
+    else
+      r.outcome = static_cast<runtime::CallOutcome>(1 + status % kFailures);
     r.start = static_cast<runtime::StartKind>(status % 3);
     done(std::move(r));
   }
@@ -123,7 +125,8 @@ void check_fields(const bhttp::header<isRequest, Fields>& h, const std::string& 
     const auto name = f.name_string();
     const auto value = f.value();
     if (!http::valid_field_name(std::string_view(name.data(), name.size())))
-      finding("http-header", fmt::format("{}: header name '{}' is not a token", context, std::string_view(name.data(), name.size())));
+      finding("http-header", fmt::format("{}: header name '{}' is not a token", context,
+                                         std::string_view(name.data(), name.size())));
     if (auto why = http::field_value_problem(std::string_view(value.data(), value.size())))
       finding("http-header", fmt::format("{}: header {}'s value is not a field value ({})", context,
                                          std::string_view(name.data(), name.size()), *why));
@@ -131,7 +134,8 @@ void check_fields(const bhttp::header<isRequest, Fields>& h, const std::string& 
 }
 
 // Parses one response off the front of `wire`; nullopt (and `wire` unchanged) when incomplete.
-std::optional<http::Response> parse_response(std::string_view& wire, bool head, beast::error_code& ec) {
+std::optional<http::Response> parse_response(std::string_view& wire, bool head,
+                                             beast::error_code& ec) {
   bhttp::response_parser<bhttp::string_body> p;
   p.eager(true);
   p.skip(head);
@@ -141,7 +145,8 @@ std::optional<http::Response> parse_response(std::string_view& wire, bool head, 
   while (!p.is_done()) {
     const auto n = p.put(boost::asio::buffer(wire.data() + used, wire.size() - used), ec);
     used += n;
-    // Nothing taken and no error: a body cut short where the bytes end, as need_more says elsewhere.
+    // Nothing taken and no error: a body cut short where the bytes end, as need_more says
+    // elsewhere.
     if (ec == bhttp::error::need_more || (!ec && n == 0)) {
       ec = {};
       if (n == 0 || used >= wire.size()) {  // all of it seen: the message ends with the stream
@@ -158,7 +163,8 @@ std::optional<http::Response> parse_response(std::string_view& wire, bool head, 
 
 void check_response(const http::Response& res, bool head, const std::string& context) {
   const unsigned status = res.result_int();
-  if (status < 100 || status > 599) finding("http-header", fmt::format("{}: status {}", context, status));
+  if (status < 100 || status > 599)
+    finding("http-header", fmt::format("{}: status {}", context, status));
   check_fields(res.base(), context);
   if (status == 500 && res.body().find("internal error") != std::string::npos)
     finding("http-internal", fmt::format("{}: {}", context, res.body()));
@@ -168,23 +174,30 @@ void check_response(const http::Response& res, bool head, const std::string& con
     os << res;
     wire = os.str();
   } catch (...) {
-    return finding("http-splitting", fmt::format("{}: the answer does not serialise: {}", context, describe(std::current_exception())));
+    return finding("http-splitting", fmt::format("{}: the answer does not serialise: {}", context,
+                                                 describe(std::current_exception())));
   }
   // An answer to HEAD carries no content (RFC 9110 9.3.2): a client reads the next response
   // where these bytes are, so on a kept-alive connection the answers after it desynchronise.
   if (head && !res.body().empty()) {
-    finding("http-head-body", fmt::format("{}: the answer to a HEAD request ({}) carries {} bytes of content: {:?}", context,
-                                          status, res.body().size(), res.body().substr(0, 100)));
+    finding("http-head-body",
+            fmt::format("{}: the answer to a HEAD request ({}) carries {} bytes of content: {:?}",
+                        context, status, res.body().size(), res.body().substr(0, 100)));
     head = false;  // parse it back as what it is
   }
   std::string_view rest = wire;
   beast::error_code ec;
   auto back = parse_response(rest, head, ec);
-  if (!back) return finding("http-splitting", fmt::format("{}: the answer does not parse back: {}", context, ec.message()));
-  if (!rest.empty() || std::distance(back->begin(), back->end()) != std::distance(res.begin(), res.end()))
-    finding("http-splitting", fmt::format("{}: the answer parses back as {} header fields and {} more bytes, not {} fields",
-                                          context, std::distance(back->begin(), back->end()), rest.size(),
-                                          std::distance(res.begin(), res.end())));
+  if (!back)
+    return finding("http-splitting",
+                   fmt::format("{}: the answer does not parse back: {}", context, ec.message()));
+  if (!rest.empty() ||
+      std::distance(back->begin(), back->end()) != std::distance(res.begin(), res.end()))
+    finding("http-splitting",
+            fmt::format(
+                "{}: the answer parses back as {} header fields and {} more bytes, not {} fields",
+                context, std::distance(back->begin(), back->end()), rest.size(),
+                std::distance(res.begin(), res.end())));
 }
 
 // ---- in-process: the parser and the Api ----
@@ -207,12 +220,14 @@ void fuzz_api(std::string_view wire) {
       }
       break;
     }
-    if (!p.is_done()) return;  // what the server answers 400, 413 or 431 (or waits for): no Api call
+    if (!p.is_done())
+      return;  // what the server answers 400, 413 or 431 (or waits for): no Api call
     wire.remove_prefix(used);
     http::Request req = p.release();
     const bool head = req.method() == bhttp::verb::head;
-    const std::string context = fmt::format("{} {}", std::string_view(req.method_string().data(), req.method_string().size()),
-                                            std::string_view(req.target().data(), req.target().size()));
+    const std::string context = fmt::format(
+        "{} {}", std::string_view(req.method_string().data(), req.method_string().size()),
+        std::string_view(req.target().data(), req.target().size()));
     int replies = 0;
     http::Response res;
     try {
@@ -221,9 +236,11 @@ void fuzz_api(std::string_view wire) {
         res = std::move(r);
       });
     } catch (...) {
-      return finding("escaped", fmt::format("{}: Api::handle threw {}", context, describe(std::current_exception())));
+      return finding("escaped", fmt::format("{}: Api::handle threw {}", context,
+                                            describe(std::current_exception())));
     }
-    if (replies != 1) return finding("http-reply", fmt::format("{}: answered {} times", context, replies));
+    if (replies != 1)
+      return finding("http-reply", fmt::format("{}: answered {} times", context, replies));
     check_response(res, head, context);
   }
 }
@@ -257,7 +274,8 @@ void fuzz_server(std::string_view wire) {
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {  // Safe: sockaddr_in as sockaddr.
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) !=
+      0) {  // Safe: sockaddr_in as sockaddr.
     ::close(fd);
     return;
   }
@@ -281,8 +299,12 @@ void fuzz_server(std::string_view wire) {
   }
   ::close(fd);
   if (timed_out)
-    finding("http-hang", fmt::format("the server neither answered nor closed within {} ms of a half-closed request",
-                                     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()));
+    finding(
+        "http-hang",
+        fmt::format("the server neither answered nor closed within {} ms of a half-closed request",
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - t0)
+                        .count()));
   // What came back is a sequence of whole responses, one per request the server read (its parser
   // is the same Beast parser, so the methods are known: HEAD's answers carry no body), each perhaps
   // after a 100 Continue.
@@ -321,16 +343,19 @@ void fuzz_server(std::string_view wire) {
       const bool next_head = request + 1 < heads.size() && heads[request + 1];
       beast::error_code ec2;
       if (!parse_response(next, next_head, ec2) && parse_response(again, false, ec2)) {
-        finding("http-head-body", fmt::format("server response {}: the answer to a HEAD request carries content, which "
-                                              "the client reads as the next response: {:?}",
-                                              n, std::string(rest.substr(0, 100))));
+        finding(
+            "http-head-body",
+            fmt::format("server response {}: the answer to a HEAD request carries content, which "
+                        "the client reads as the next response: {:?}",
+                        n, std::string(rest.substr(0, 100))));
         rest = before;
         res = parse_response(rest, false, ec);
       }
     }
     if (!res)
-      return finding("http-splitting", fmt::format("response {} from the server does not parse ({}): {:?}", n, ec.message(),
-                                                   std::string(rest.substr(0, 200))));
+      return finding("http-splitting",
+                     fmt::format("response {} from the server does not parse ({}): {:?}", n,
+                                 ec.message(), std::string(rest.substr(0, 200))));
     if (res->result_int() >= 200) ++request;
     check_fields(res->base(), fmt::format("server response {}", n));
     if (res->result_int() == 500 && res->body().find("internal error") != std::string::npos)
@@ -342,8 +367,11 @@ void fuzz_server(std::string_view wire) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
-  const std::string_view wire(reinterpret_cast<const char*>(data + 1), size - 1);  // Safe: input bytes as chars.
-  if ((data[0] & 7) == 7) fuzz_server(wire);
-  else fuzz_api(wire);
+  const std::string_view wire(reinterpret_cast<const char*>(data + 1),
+                              size - 1);  // Safe: input bytes as chars.
+  if ((data[0] & 7) == 7)
+    fuzz_server(wire);
+  else
+    fuzz_api(wire);
   return 0;
 }

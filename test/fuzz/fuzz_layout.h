@@ -7,17 +7,21 @@
 
 namespace unifn::fuzz {
 
-inline constexpr std::uint64_t kRamAt = 0x10000;  // layout::kUserLow: the device refuses rings and buffers below
+inline constexpr std::uint64_t kRamAt =
+    0x10000;  // layout::kUserLow: the device refuses rings and buffers below
 inline constexpr std::uint64_t kDesc = 0x11000, kAvail = 0x12000, kUsed = 0x13000, kData = 0x20000;
 inline constexpr std::uint16_t kQueue = 64;
 inline constexpr std::size_t kRam = 1u << 20;
 
-inline constexpr std::uint32_t kModeCpu = 1;       // the CPU backend (OpenBLAS, OpenCV) instead of the reference
+inline constexpr std::uint32_t kModeCpu =
+    1;  // the CPU backend (OpenBLAS, OpenCV) instead of the reference
 inline constexpr std::uint32_t kModeOddQueue = 2;  // queue size from the header instead of 64
-inline constexpr std::uint32_t kModePokes = 4;     // register writes from the header, then notify again
-inline constexpr std::uint32_t kModeRestore = 8;   // save, restore into a new device, notify it
-inline constexpr std::uint32_t kModeCancel = 16;   // the call is cancelled while the first op runs
-inline constexpr std::uint32_t kModeLate = 32;     // the call's deadline passed before the first notify
+inline constexpr std::uint32_t kModePokes =
+    4;  // register writes from the header, then notify again
+inline constexpr std::uint32_t kModeRestore = 8;  // save, restore into a new device, notify it
+inline constexpr std::uint32_t kModeCancel = 16;  // the call is cancelled while the first op runs
+inline constexpr std::uint32_t kModeLate =
+    32;  // the call's deadline passed before the first notify
 
 struct Poke {
   std::uint32_t offset, value;

@@ -15,14 +15,15 @@
 #include <utility>
 #include <vector>
 
-#include "machine.h"
-#include "platform/platform.h"
+#include "vmm/machine.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::fuzz {
 
 class FuzzMachine;
 // What run() does: deliver traps through the deliver_* calls, return the Stop that ended the run.
-using Program = std::function<vmm::Stop(FuzzMachine&, std::chrono::steady_clock::time_point deadline)>;
+using Program =
+    std::function<vmm::Stop(FuzzMachine&, std::chrono::steady_clock::time_point deadline)>;
 
 class FuzzMachine final : public vmm::Machine {
  public:
@@ -70,7 +71,8 @@ class FuzzMachine final : public vmm::Machine {
   void guest_write(std::uint64_t gpa, std::span<const std::uint8_t> bytes) {
     memory().write(vmm::GuestAddr(gpa), bytes);
     if (!track_writes_ || bytes.empty()) return;
-    for (std::uint64_t p = gpa / 4096; p <= (gpa + bytes.size() - 1) / 4096; ++p) dirty_.push_back(p);
+    for (std::uint64_t p = gpa / 4096; p <= (gpa + bytes.size() - 1) / 4096; ++p)
+      dirty_.push_back(p);
   }
   // The guest's `outl gpa, port`.
   std::optional<vmm::Stop> out32(std::uint16_t port, std::uint32_t value) {
@@ -99,7 +101,9 @@ class FuzzPlatform final : public vmm::Platform {
   std::unique_ptr<vmm::Machine> create(const vmm::MachineSpec& spec) override {
     return std::make_unique<FuzzMachine>(vmm::private_ram(spec), program, spec.track_writes);
   }
-  std::string isolation() const override { return "nothing runs: the fuzz platform is for fuzzers"; }
+  std::string isolation() const override {
+    return "nothing runs: the fuzz platform is for fuzzers";
+  }
   Program program;
 };
 

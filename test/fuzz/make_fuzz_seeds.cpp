@@ -15,13 +15,13 @@
 
 #include <unifn/abi.h>
 
-#include "devices/virtio/virtio_mmio.h"
-#include "fuzz_boot.h"
-#include "fuzz_machine.h"
-#include "guest_format.h"
-#include "kernel_images.h"
-#include "platform/kvm/kvm_cpu_state.h"
-#include "snapshot/snapshot_store.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
+#include "test/fuzz/fuzz_boot.h"
+#include "test/fuzz/fuzz_machine.h"
+#include "test/fuzz/guest_format.h"
+#include "test/kernels/kernel_images.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
+#include "vmm/snapshot/snapshot_store.h"
 
 using namespace unifn;
 using namespace unifn::fuzz;
@@ -39,7 +39,8 @@ Bytes read_all(const fs::path& p) {
 
 void write(const fs::path& p, const Bytes& b) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));  // Safe: bytes as chars.
+  out.write(reinterpret_cast<const char*>(b.data()),
+            static_cast<std::streamsize>(b.size()));  // Safe: bytes as chars.
   if (!out) throw std::runtime_error("cannot write " + p.string());
 }
 
@@ -63,7 +64,9 @@ Bytes pod(const T& v) {
 // The boot info of the VM the guest fuzzer runs (same image, same sizes), for absolute addresses.
 unifn_boot_info guest_boot_info(const std::shared_ptr<const vmm::FunctionImage>& image) {
   FuzzPlatform platform;
-  platform.program = [](FuzzMachine& m, std::chrono::steady_clock::time_point) { return polite_guest(m); };
+  platform.program = [](FuzzMachine& m, std::chrono::steady_clock::time_point) {
+    return polite_guest(m);
+  };
   vmm::FunctionVmConfig cfg;
   cfg.memory_bytes = g::kRam;
   cfg.max_body_bytes = g::kMaxBody;
@@ -77,21 +80,26 @@ void guest_seeds(const fs::path& dir, const std::shared_ptr<const vmm::FunctionI
   const auto bi = guest_boot_info(image);
   // Where the boot's NEXT_REQUEST struct sits (fuzz_guest.cpp: one page below the stack top),
   // as a code: RAM end minus the request area and a page.
-  const std::uint32_t next = code(g::kRamEnd, static_cast<std::uint32_t>(bi.ram_bytes - bi.stack_top + 4096));
-  const std::uint32_t ct = code(g::kScratch, 0), body = code(g::kScratch, 0x100), arg = code(g::kScratch, 0x800);
+  const std::uint32_t next =
+      code(g::kRamEnd, static_cast<std::uint32_t>(bi.ram_bytes - bi.stack_top + 4096));
+  const std::uint32_t ct = code(g::kScratch, 0), body = code(g::kScratch, 0x100),
+                      arg = code(g::kScratch, 0x800);
   auto start = [](std::uint8_t flags) {
     g::Writer w;
     w.put(flags);
     return w;
   };
-  auto answer = [&](g::Writer& w, std::string_view type, std::string_view b, std::uint32_t status = 200) {
+  auto answer = [&](g::Writer& w, std::string_view type, std::string_view b,
+                    std::uint32_t status = 200) {
     w.poke(ct, text(type)).poke(body, text(b));
     w.hypercall(UNIFN_HC_RESPOND, arg,
-                {body, code(g::kSmall, static_cast<std::uint32_t>(b.size())), status, static_cast<std::uint32_t>(type.size()), ct, 0,
-                 next});
+                {body, code(g::kSmall, static_cast<std::uint32_t>(b.size())), status,
+                 static_cast<std::uint32_t>(type.size()), ct, 0, next});
   };
   const std::uint32_t minus1 = code(g::kNegative, 1);
-  auto mmap = [&](g::Writer& w, std::uint32_t len) { w.syscall(g::sys(9), {0, len, 3, 0x22, minus1, 0}); };
+  auto mmap = [&](g::Writer& w, std::uint32_t len) {
+    w.syscall(g::sys(9), {0, len, 3, 0x22, minus1, 0});
+  };
 
   {  // three answered requests
     auto w = start(0);
@@ -117,7 +125,8 @@ void guest_seeds(const fs::path& dir, const std::shared_ptr<const vmm::FunctionI
     mmap(w, code(g::kSmall, 0x3000));
     w.syscall(g::sys(11), {code(g::kLastMmap, 0x3000), code(g::kSmall, 0x3000)});
     mmap(w, code(g::kPages, 0x100));
-    w.syscall(g::sys(25), {code(g::kLastMmap, 0), code(g::kSmall, 0x1000), code(g::kSmall, 0x2000), 1});
+    w.syscall(g::sys(25),
+              {code(g::kLastMmap, 0), code(g::kSmall, 0x1000), code(g::kSmall, 0x2000), 1});
     w.syscall(g::sys(12), {code(g::kHeap, 0x1000)});
     mmap(w, code(g::kSmall, 0x2000));
     answer(w, "text/plain", "heap");
@@ -132,7 +141,8 @@ void guest_seeds(const fs::path& dir, const std::shared_ptr<const vmm::FunctionI
     auto w = start(0);
     const std::string line = "line one\n\x1b[31mred\x1b[0m \r\x07\xc2\x9b\xff tail\n";
     w.poke(body, text(line));
-    w.hypercall(UNIFN_HC_CONSOLE_WRITE, arg, {body, code(g::kSmall, static_cast<std::uint32_t>(line.size()))});
+    w.hypercall(UNIFN_HC_CONSOLE_WRITE, arg,
+                {body, code(g::kSmall, static_cast<std::uint32_t>(line.size()))});
     w.hypercall(UNIFN_HC_LOG, arg, {body, code(g::kSmall, 8), 2});
     w.syscall(g::sys(1), {1, body, code(g::kSmall, static_cast<std::uint32_t>(line.size()))});
     std::uint64_t iov[4] = {bi.heap_start + 0x100, 5, bi.heap_start + 0x100, line.size()};
@@ -180,8 +190,8 @@ void guest_seeds(const fs::path& dir, const std::shared_ptr<const vmm::FunctionI
     s.stop(0);
     write(dir / "timeout", s.out);
   }
-  {  // hypercalls used wrongly: unknown number, a read, a short access, NEXT_REQUEST inside a request,
-     // RESPOND with a bad status, a long content type, control bytes, a struct outside RAM
+  {  // hypercalls used wrongly: unknown number, a read, a short access, NEXT_REQUEST inside a
+     // request, RESPOND with a bad status, a long content type, control bytes, a struct outside RAM
     auto w = start(0);
     w.hypercall(9, arg, {});
     write(dir / "hc-unknown", w.out);
@@ -205,19 +215,23 @@ void guest_seeds(const fs::path& dir, const std::shared_ptr<const vmm::FunctionI
     write(dir / "hc-outside", o.out);
     auto nx = start(0);
     nx.hypercall(UNIFN_HC_RESPOND, arg, {body, 2, 200, 0, 0, 0, 0});  // answers, does not park
-    nx.hypercall(UNIFN_HC_NEXT_REQUEST, code(g::kScratch, 0xA00), {code(g::kIoBuf, 0), code(g::kSmall, 0x8000)});
+    nx.hypercall(UNIFN_HC_NEXT_REQUEST, code(g::kScratch, 0xA00),
+                 {code(g::kIoBuf, 0), code(g::kSmall, 0x8000)});
     answer(nx, "text/plain", "again");
     write(dir / "respond-then-next", nx.out);
   }
-  {  // the virtio-accel device: registers read, the driver's set-up, a notification of an empty ring
+  {  // the virtio-accel device: registers read, the driver's set-up, a notification of an empty
+     // ring
     auto w = start(g::kFlagAccel);
     namespace reg = vmm::virtio::reg;
     namespace st = vmm::virtio::status;
     const std::uint32_t win = 0x80000000u;
-    for (std::uint64_t r : {reg::kMagic, reg::kVersion, reg::kDeviceId, reg::kVendorId, reg::kDeviceFeatures, reg::kQueueNumMax,
-                            std::uint64_t{0x100}})
+    for (std::uint64_t r : {reg::kMagic, reg::kVersion, reg::kDeviceId, reg::kVendorId,
+                            reg::kDeviceFeatures, reg::kQueueNumMax, std::uint64_t{0x100}})
       w.mmio(2, false, win | static_cast<std::uint32_t>(r), 0);
-    auto wr = [&](std::uint64_t r, std::uint32_t v) { w.mmio(2, true, win | static_cast<std::uint32_t>(r), v); };
+    auto wr = [&](std::uint64_t r, std::uint32_t v) {
+      w.mmio(2, true, win | static_cast<std::uint32_t>(r), v);
+    };
     const auto ring = static_cast<std::uint32_t>(bi.heap_start + 0x10000);
     wr(reg::kStatus, 0);
     wr(reg::kStatus, st::kAcknowledge | st::kDriver);
@@ -255,7 +269,9 @@ void snapshot_seeds(const fs::path& dir, const std::shared_ptr<const vmm::Functi
   const fs::path tmp = tmpl;
   for (bool accel : {false, true}) {
     FuzzPlatform platform;
-    platform.program = [](FuzzMachine& m, std::chrono::steady_clock::time_point) { return polite_guest(m); };
+    platform.program = [](FuzzMachine& m, std::chrono::steady_clock::time_point) {
+      return polite_guest(m);
+    };
     auto vm = vmm::FunctionVm::boot(image, files_config(platform, accel), {});
     const vmm::SnapshotStore store(tmp);
     const fs::path ram_tmp = tmp / "ram.tmp";
@@ -265,9 +281,11 @@ void snapshot_seeds(const fs::path& dir, const std::shared_ptr<const vmm::Functi
     const Bytes state = read_all(store.state_path(kSnapshotKey));
     const std::uint8_t accel_bit = accel ? 0x10 : 0;
     write(dir / (accel ? "state-file-accel" : "state-file"), tagged(4 | accel_bit, state));
-    // The payload alone: after magic (8), format (4), the key (8 + its length), length and sum (16).
+    // The payload alone: after magic (8), format (4), the key (8 + its length), length and sum
+    // (16).
     const std::size_t header = 8 + 4 + 8 + std::strlen(kSnapshotKey) + 16;
-    write(dir / (accel ? "state-payload-accel" : "state-payload"), tagged(3 | accel_bit, Bytes(state.begin() + header, state.end())));
+    write(dir / (accel ? "state-payload-accel" : "state-payload"),
+          tagged(3 | accel_bit, Bytes(state.begin() + header, state.end())));
     if (accel) {
       const auto& dev = snap->devices.at(0);
       Bytes seed = pod(static_cast<std::uint16_t>(dev.size()));
@@ -297,7 +315,8 @@ void device_seeds(const fs::path& dir) {
   dev.write32(mem, reg::kDriverFeatures, 1);
   dev.write32(mem, reg::kStatus, st::kAcknowledge | st::kDriver | st::kFeaturesOk);
   dev.write32(mem, reg::kQueueNum, 64);
-  dev.write32(mem, reg::kQueueDescLow, 0x11000);  // in the guest's user memory, from layout::kUserLow
+  dev.write32(mem, reg::kQueueDescLow,
+              0x11000);  // in the guest's user memory, from layout::kUserLow
   dev.write32(mem, reg::kQueueDriverLow, 0x12000);
   dev.write32(mem, reg::kQueueDeviceLow, 0x13000);
   dev.write32(mem, reg::kQueueReady, 1);
@@ -320,10 +339,12 @@ void file_seeds(const fs::path& dir, const fs::path& functions, const fs::path& 
   namespace k = unifn::test;
   namespace kc = unifn::test::code;
   for (const char* f : {"echo.elf", "hello.elf"})
-    if (fs::exists(functions / f)) write(dir / (std::string("image-") + f), tagged(0, read_all(functions / f)));
+    if (fs::exists(functions / f))
+      write(dir / (std::string("image-") + f), tagged(0, read_all(functions / f)));
   write(dir / "kernel-multiboot", tagged(1, read_all(kernels / "multiboot.elf")));
   write(dir / "kernel-pvh", tagged(2, read_all(kernels / "pvh.elf")));
-  write(dir / "kernel-aout", tagged(1, k::aout_kernel(kc::cat({kc::serial_char('k'), kc::kHlt}), 0x100000, 0, 0x1000)));
+  write(dir / "kernel-aout",
+        tagged(1, k::aout_kernel(kc::cat({kc::serial_char('k'), kc::kHlt}), 0x100000, 0, 0x1000)));
   const Bytes pvh_code = kc::cat({kc::serial_char('p'), kc::kHlt});
   write(dir / "kernel-pvh32", tagged(2, k::elf32(0x100000, {{0x100000, 0x100000, pvh_code, 0x2000}},
                                                  {{"Xen", 18, k::pvh_note_desc32(0x100000)}})));
@@ -337,34 +358,54 @@ void file_seeds(const fs::path& dir, const fs::path& functions, const fs::path& 
 void http_seeds(const fs::path& dir) {
   auto req = [](std::string_view s) { return text(s); };
   const std::vector<std::pair<std::string, std::string>> seeds = {
-      {"invoke", "POST /function/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"},
+      {"invoke",
+       "POST /function/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: "
+       "5\r\n\r\nhello"},
       {"invoke-continue",
-       "POST /function/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody"},
+       "POST /function/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: "
+       "4\r\n\r\nbody"},
       {"invoke-chunked",
-       "POST /function/echo/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
-      {"invoke-call-id", "POST /function/echo HTTP/1.1\r\nX-Call-Id: my-id.1~:x\r\nContent-Length: 0\r\n\r\n"},
-      {"invoke-bad-call-id", "POST /function/echo HTTP/1.1\r\nX-Call-Id: a b\r\nContent-Length: 0\r\n\r\n"},
-      {"mirror", "POST /function/mirror HTTP/1.1\r\nContent-Length: 25\r\n\r\n201|text/x||hello mirror!"},
+       "POST /function/echo/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+       "chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+      {"invoke-call-id",
+       "POST /function/echo HTTP/1.1\r\nX-Call-Id: my-id.1~:x\r\nContent-Length: 0\r\n\r\n"},
+      {"invoke-bad-call-id",
+       "POST /function/echo HTTP/1.1\r\nX-Call-Id: a b\r\nContent-Length: 0\r\n\r\n"},
+      {"mirror",
+       "POST /function/mirror HTTP/1.1\r\nContent-Length: 25\r\n\r\n201|text/x||hello mirror!"},
       {"mirror-error", "POST /function/mirror HTTP/1.1\r\nContent-Length: 13\r\n\r\n4||no luck|x!"},
       {"hostile-results",
-       "POST /function/badtype HTTP/1.1\r\n\r\nPOST /function/lftype HTTP/1.1\r\n\r\nPOST /function/errcrlf HTTP/1.1\r\n\r\n"
-       "POST /function/status999 HTTP/1.1\r\n\r\nPOST /function/nocontent HTTP/1.1\r\n\r\nHEAD /function/echo HTTP/1.1\r\n\r\n"},
+       "POST /function/badtype HTTP/1.1\r\n\r\nPOST /function/lftype HTTP/1.1\r\n\r\nPOST "
+       "/function/errcrlf HTTP/1.1\r\n\r\n"
+       "POST /function/status999 HTTP/1.1\r\n\r\nPOST /function/nocontent HTTP/1.1\r\n\r\nHEAD "
+       "/function/echo HTTP/1.1\r\n\r\n"},
       {"async",
-       "POST /async-function/mirror HTTP/1.1\r\nX-Call-Id: c1\r\nContent-Length: 20\r\n\r\n200|text/plain||body"
-       "GET /v1/calls/c1 HTTP/1.1\r\n\r\nGET /v1/calls/c1?result=raw HTTP/1.1\r\n\r\nHEAD /v1/calls/c1 HTTP/1.1\r\n\r\n"},
+       "POST /async-function/mirror HTTP/1.1\r\nX-Call-Id: c1\r\nContent-Length: "
+       "20\r\n\r\n200|text/plain||body"
+       "GET /v1/calls/c1 HTTP/1.1\r\n\r\nGET /v1/calls/c1?result=raw HTTP/1.1\r\n\r\nHEAD "
+       "/v1/calls/c1 HTTP/1.1\r\n\r\n"},
       {"async-callback",
-       "POST /async-function/echo HTTP/1.1\r\nX-Callback-Url: http://127.0.0.1:1/cb\r\nContent-Length: 2\r\n\r\nhi"},
-      {"async-bad-callback", "POST /async-function/echo HTTP/1.1\r\nX-Callback-Url: ftp://x/\r\nContent-Length: 0\r\n\r\n"},
+       "POST /async-function/echo HTTP/1.1\r\nX-Callback-Url: "
+       "http://127.0.0.1:1/cb\r\nContent-Length: 2\r\n\r\nhi"},
+      {"async-bad-callback",
+       "POST /async-function/echo HTTP/1.1\r\nX-Callback-Url: ftp://x/\r\nContent-Length: "
+       "0\r\n\r\n"},
       {"async-unknown", "POST /async-function/nope HTTP/1.1\r\nContent-Length: 0\r\n\r\n"},
       {"system",
-       "GET /system/functions HTTP/1.1\r\n\r\nGET /system/function/echo HTTP/1.1\r\n\r\nGET /system/function/nope HTTP/1.1\r\n\r\n"
+       "GET /system/functions HTTP/1.1\r\n\r\nGET /system/function/echo HTTP/1.1\r\n\r\nGET "
+       "/system/function/nope HTTP/1.1\r\n\r\n"
        "GET /system/info HTTP/1.1\r\n\r\nHEAD /system/info HTTP/1.1\r\n\r\n"},
-      {"health-metrics", "GET /healthz HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n\r\nHEAD /metrics HTTP/1.0\r\n\r\n"},
+      {"health-metrics",
+       "GET /healthz HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n\r\nHEAD /metrics HTTP/1.0\r\n\r\n"},
       {"wrong-methods",
-       "GET /function/echo HTTP/1.1\r\n\r\nDELETE /system/functions HTTP/1.1\r\n\r\nPUT /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+       "GET /function/echo HTTP/1.1\r\n\r\nDELETE /system/functions HTTP/1.1\r\n\r\nPUT /healthz "
+       "HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
        "OPTIONS /v1/calls/x HTTP/1.1\r\n\r\nPOST /metrics HTTP/1.1\r\n\r\n"},
-      {"unknown-routes", "GET / HTTP/1.1\r\n\r\nGET /function/ HTTP/1.1\r\n\r\nGET /function/a/b HTTP/1.1\r\n\r\nGET * HTTP/1.1\r\n\r\n"},
-      {"http10", "POST /function/echo HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nabc"},
+      {"unknown-routes",
+       "GET / HTTP/1.1\r\n\r\nGET /function/ HTTP/1.1\r\n\r\nGET /function/a/b HTTP/1.1\r\n\r\nGET "
+       "* HTTP/1.1\r\n\r\n"},
+      {"http10",
+       "POST /function/echo HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nabc"},
       {"too-large", "POST /function/echo HTTP/1.1\r\nContent-Length: 99999999\r\n\r\nxx"},
       {"bad", "GET /healthz HTTP/9.9\r\n\r\n"},
   };

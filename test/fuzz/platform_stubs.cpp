@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "platform/platform.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::vmm {
 

@@ -7,14 +7,14 @@
 
 enum { SIZE = 1 << 20 }; /* above musl's mmap threshold: malloc and free become mmap and munmap */
 
-static unsigned char *buf;
+static unsigned char* buf;
 
 static void fill(void) {
   buf = malloc(SIZE);
   if (buf) memset(buf, 0x77, SIZE);
 }
 
-static int calloc_after_snapshot(const unifn_request *req, unifn_response *res) {
+static int calloc_after_snapshot(const unifn_request* req, unifn_response* res) {
   (void)req;
   if (!buf) return 500;
   free(buf);

@@ -26,7 +26,10 @@
 
 static long raw3(long nr, long a, long b, long c) {
   long ret;
-  __asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(nr), "D"(a), "S"(b), "d"(c)
+                   : "rcx", "r11", "memory");
   return ret;
 }
 
@@ -34,17 +37,18 @@ static void hypercall(unsigned nr, uint32_t gpa) {
   __asm__ volatile("outl %0, %1" : : "a"(gpa), "Nd"((uint16_t)(UNIFN_HC_BASE + nr)) : "memory");
 }
 
-static int is(const unifn_request *req, const char *word) {
+static int is(const unifn_request* req, const char* word) {
   return req->len == strlen(word) && memcmp(req->body, word, req->len) == 0;
 }
 
 enum { kChunk = 1 << 20, kFlood = 64 << 20 };
 
-static int console_flood(const unifn_request *req, unifn_response *res) {
+static int console_flood(const unifn_request* req, unifn_response* res) {
   if (is(req, "flood")) {
-    char *buf = malloc(kChunk);
+    char* buf = malloc(kChunk);
     if (!buf) return 500;
-    for (int i = 0; i < kChunk; i++) buf[i] = (i % 1000 == 999) ? '\n' : 'f'; /* lines of 1000 bytes */
+    for (int i = 0; i < kChunk; i++)
+      buf[i] = (i % 1000 == 999) ? '\n' : 'f'; /* lines of 1000 bytes */
     long calls = 0, total = 0, max = 0;
     while (total < kFlood) {
       long n = raw3(NR_write, 1, (long)buf, kChunk);
@@ -62,7 +66,7 @@ static int console_flood(const unifn_request *req, unifn_response *res) {
   if (is(req, "putflood")) {
     static struct unifn_hc_buf b;
     b.len = 8 << 20;
-    char *data = malloc(b.len);
+    char* data = malloc(b.len);
     if (!data) return 500;
     memset(data, 'p', b.len);
     b.data = (uint64_t)(uintptr_t)data;
@@ -94,7 +98,7 @@ static int console_flood(const unifn_request *req, unifn_response *res) {
     r.body_len = 4;
     r.next = 0x2000;
     hypercall(UNIFN_HC_RESPOND, (uint32_t)(uintptr_t)&r);
-    for (;;) hypercall(UNIFN_HC_EXIT, 0x2000);  /* never reached: the VMM refused the park */
+    for (;;) hypercall(UNIFN_HC_EXIT, 0x2000); /* never reached: the VMM refused the park */
   }
   unifn_printf(res, "ok\n");
   return 200;

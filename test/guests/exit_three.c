@@ -4,7 +4,7 @@
 
 #include <unifn/function.h>
 
-static int exit_three(const unifn_request *req, unifn_response *res) {
+static int exit_three(const unifn_request* req, unifn_response* res) {
   (void)req;
   (void)res;
   printf("leaving with status 3\n");

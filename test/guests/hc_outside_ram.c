@@ -12,7 +12,7 @@ static void hypercall(unsigned nr, uint32_t gpa) {
   __asm__ volatile("outl %0, %1" : : "a"(gpa), "Nd"((uint16_t)(UNIFN_HC_BASE + nr)) : "memory");
 }
 
-static int hc_outside_ram(const unifn_request *req, unifn_response *res) {
+static int hc_outside_ram(const unifn_request* req, unifn_response* res) {
   static struct unifn_hc_buf buf;
   if (req->len == 4 && memcmp(req->body, "data", 4) == 0) {
     buf.data = BEYOND_RAM;

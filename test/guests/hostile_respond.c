@@ -8,11 +8,11 @@
 
 #include <unifn/function.h>
 
-static int is(const unifn_request *req, const char *word) {
+static int is(const unifn_request* req, const char* word) {
   return req->len == strlen(word) && memcmp(req->body, word, req->len) == 0;
 }
 
-static int hostile_respond(const unifn_request *req, unifn_response *res) {
+static int hostile_respond(const unifn_request* req, unifn_response* res) {
   printf("\x1b[2Jcleared\rforged\n");
   fflush(stdout);
   if (is(req, "tab"))

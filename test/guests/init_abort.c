@@ -3,7 +3,7 @@
 
 static void give_up(void) { unifn_abort("no model configured"); }
 
-static int never_called(const unifn_request *req, unifn_response *res) {
+static int never_called(const unifn_request* req, unifn_response* res) {
   (void)req;
   unifn_printf(res, "init finished\n");
   return 200;

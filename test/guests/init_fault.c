@@ -4,12 +4,12 @@
 static volatile int sink;
 
 static void read_null(void) {
-  volatile const int *p = 0;
+  volatile const int* p = 0;
   __asm__ volatile("" : "+r"(p));
   sink = *p;
 }
 
-static int never_called(const unifn_request *req, unifn_response *res) {
+static int never_called(const unifn_request* req, unifn_response* res) {
   (void)req;
   unifn_printf(res, "init survived a NULL read\n");
   return 200;

@@ -6,11 +6,13 @@
 #include <unifn/function.h>
 
 static void bad_next_request(void) {
-  __asm__ volatile("outl %0, %1" : : "a"(0xF0000000u), "Nd"((uint16_t)(UNIFN_HC_BASE + UNIFN_HC_NEXT_REQUEST))
+  __asm__ volatile("outl %0, %1"
+                   :
+                   : "a"(0xF0000000u), "Nd"((uint16_t)(UNIFN_HC_BASE + UNIFN_HC_NEXT_REQUEST))
                    : "memory");
 }
 
-static int never_called(const unifn_request *req, unifn_response *res) {
+static int never_called(const unifn_request* req, unifn_response* res) {
   (void)req;
   unifn_printf(res, "the VMM accepted NEXT_REQUEST outside guest RAM\n");
   return 200;

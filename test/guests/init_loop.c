@@ -6,7 +6,7 @@ static void spin(void) {
   }
 }
 
-static int never_called(const unifn_request *req, unifn_response *res) {
+static int never_called(const unifn_request* req, unifn_response* res) {
   (void)req;
   unifn_printf(res, "init finished\n");
   return 200;

@@ -2,48 +2,52 @@
  * state on KVM. Every attempt must end the call with a CPU exception; the few that are not
  * privileged (CPUID, SGDT without UMIP) answer what they saw.
  *   write:ADDR  read:ADDR  exec:ADDR   (hex) a byte store, a byte load, a jump
- *   wrmsr rdmsr mov_dr7 read_dr7 mov_dr0 mov_cr3 mov_cr4 read_cr0 lgdt lidt ltr iretq_ring0 kernel_ds
- *   int_gp hlt sysretq invlpg wbinvd out_syscall_port out_exception_port
- *   cpuid:LEAF  "eax ebx ecx edx" in hex, and leaf 1's edx
- *   sgdt        the GDT's base and limit, when the instruction does not fault
- * The body after the attempt's name is ignored by those that take no argument. */
+ *   wrmsr rdmsr mov_dr7 read_dr7 mov_dr0 mov_cr3 mov_cr4 read_cr0 lgdt lidt ltr iretq_ring0
+ * kernel_ds int_gp hlt sysretq invlpg wbinvd out_syscall_port out_exception_port cpuid:LEAF  "eax
+ * ebx ecx edx" in hex, and leaf 1's edx sgdt        the GDT's base and limit, when the instruction
+ * does not fault The body after the attempt's name is ignored by those that take no argument. */
 #include <stdint.h>
 #include <string.h>
 
 #include <unifn/function.h>
 
-static uint64_t hex(const char *s, size_t n) {
+static uint64_t hex(const char* s, size_t n) {
   uint64_t v = 0;
   for (size_t i = 0; i < n; ++i) {
     char c = s[i];
-    if (c >= '0' && c <= '9') v = v * 16 + (uint64_t)(c - '0');
-    else if (c >= 'a' && c <= 'f') v = v * 16 + (uint64_t)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') v = v * 16 + (uint64_t)(c - 'A' + 10);
-    else if (c == 'x' || c == 'X') v = 0; /* a 0x prefix */
-    else break;
+    if (c >= '0' && c <= '9')
+      v = v * 16 + (uint64_t)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v = v * 16 + (uint64_t)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      v = v * 16 + (uint64_t)(c - 'A' + 10);
+    else if (c == 'x' || c == 'X')
+      v = 0; /* a 0x prefix */
+    else
+      break;
   }
   return v;
 }
 
-static int is(const unifn_request *req, const char *name) {
+static int is(const unifn_request* req, const char* name) {
   size_t n = strlen(name);
   return req->len >= n && memcmp(req->body, name, n) == 0 && (req->len == n || req->body[n] == ':');
 }
 
-static uint64_t arg(const unifn_request *req, const char *name) {
+static uint64_t arg(const unifn_request* req, const char* name) {
   size_t n = strlen(name) + 1;
-  return req->len > n ? hex((const char *)req->body + n, req->len - n) : 0;
+  return req->len > n ? hex((const char*)req->body + n, req->len - n) : 0;
 }
 
 static void cpuid(uint32_t leaf, uint32_t r[4]) {
   __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));
 }
 
-static int ring0_reach(const unifn_request *req, unifn_response *res) {
+static int ring0_reach(const unifn_request* req, unifn_response* res) {
   if (is(req, "write")) {
-    *(volatile uint8_t *)(uintptr_t)arg(req, "write") = 0xCC;
+    *(volatile uint8_t*)(uintptr_t)arg(req, "write") = 0xCC;
   } else if (is(req, "read")) {
-    unifn_printf(res, "read %u\n", *(volatile uint8_t *)(uintptr_t)arg(req, "read"));
+    unifn_printf(res, "read %u\n", *(volatile uint8_t*)(uintptr_t)arg(req, "read"));
   } else if (is(req, "exec")) {
     ((void (*)(void))(uintptr_t)arg(req, "exec"))();
   } else if (is(req, "wrmsr")) {
@@ -74,8 +78,10 @@ static int ring0_reach(const unifn_request *req, unifn_response *res) {
       uint16_t limit;
       uint64_t base;
     } table = {0xFFF, 0x200000};
-    if (is(req, "lgdt")) __asm__ volatile("lgdt %0" : : "m"(table));
-    else __asm__ volatile("lidt %0" : : "m"(table));
+    if (is(req, "lgdt"))
+      __asm__ volatile("lgdt %0" : : "m"(table));
+    else
+      __asm__ volatile("lidt %0" : : "m"(table));
   } else if (is(req, "ltr")) {
     __asm__ volatile("ltr %w0" : : "r"(0x28));
   } else if (is(req, "iretq_ring0")) {
@@ -96,7 +102,8 @@ static int ring0_reach(const unifn_request *req, unifn_response *res) {
   } else if (is(req, "hlt")) {
     __asm__ volatile("hlt");
   } else if (is(req, "sysretq")) {
-    __asm__ volatile("lea 1f(%%rip), %%rcx\n mov $0x202, %%r11\n sysretq\n1:" ::: "rcx", "r11", "memory");
+    __asm__ volatile("lea 1f(%%rip), %%rcx\n mov $0x202, %%r11\n sysretq\n1:" ::
+                         : "rcx", "r11", "memory");
   } else if (is(req, "invlpg")) {
     __asm__ volatile("invlpg (%0)" : : "r"(0x3000ull) : "memory");
   } else if (is(req, "wbinvd")) {

@@ -55,7 +55,7 @@ static long raw6(long nr, long a, long b, long c, long d, long e, long f) {
 }
 static long raw3(long nr, long a, long b, long c) { return raw6(nr, a, b, c, 0, 0, 0); }
 
-static long int80_creat(const char *path) {
+static long int80_creat(const char* path) {
   long ret;
   /* Guest RAM lies below 4 GiB, so the pointer fits the 32-bit ABI's ebx. */
   __asm__ volatile("int $0x80" : "=a"(ret) : "a"(NR32_creat), "b"(path), "c"(0644) : "memory");
@@ -71,12 +71,12 @@ static const char rodata_page[8192] __attribute__((aligned(4096))) = "read-only"
 /* A page of its own code to mprotect. */
 __attribute__((noinline, used)) void sandbox_code_page(void) { __asm__ volatile(""); }
 
-static void with_suffix(char *out, const char *suffix) {
+static void with_suffix(char* out, const char* suffix) {
   strcpy(out, prefix);
   strcat(out, suffix);
 }
 
-static int sandbox_escape(const unifn_request *req, unifn_response *res) {
+static int sandbox_escape(const unifn_request* req, unifn_response* res) {
   if (req->len > 6 && memcmp(req->body, "int80:", 6) == 0) {
     size_t n = req->len - 6 < sizeof prefix - 1 ? req->len - 6 : sizeof prefix - 1;
     memcpy(prefix, req->body + 6, n);
@@ -91,8 +91,8 @@ static int sandbox_escape(const unifn_request *req, unifn_response *res) {
   with_suffix(path_exec, "-exec");
   strcpy(shell_cmd, "touch ");
   strcat(shell_cmd, path_exec);
-  char *argv[] = {"/bin/sh", "-c", shell_cmd, 0};
-  char *envp[] = {0};
+  char* argv[] = {"/bin/sh", "-c", shell_cmd, 0};
+  char* envp[] = {0};
 
   unifn_printf(res, "open=%ld\n", raw3(NR_open, (long)"/etc/passwd", 0, 0));
   unifn_printf(res, "openat=%ld\n", raw6(NR_openat, AT_FDCWD, (long)"/etc/passwd", 0, 0, 0, 0));
@@ -107,7 +107,8 @@ static int sandbox_escape(const unifn_request *req, unifn_response *res) {
   unifn_printf(res, "ptrace_traceme=%ld\n", raw6(NR_ptrace, PTRACE_TRACEME, 0, 0, 0, 0, 0));
   unifn_printf(res, "ptrace_attach=%ld\n", raw6(NR_ptrace, PTRACE_ATTACH, 1, 0, 0, 0, 0));
   unifn_printf(res, "unshare=%ld\n", raw3(NR_unshare, CLONE_NEWUSER, 0, 0));
-  unifn_printf(res, "mount=%ld\n", raw6(NR_mount, (long)"none", (long)"/tmp", (long)"tmpfs", 0, 0, 0));
+  unifn_printf(res, "mount=%ld\n",
+               raw6(NR_mount, (long)"none", (long)"/tmp", (long)"tmpfs", 0, 0, 0));
   unifn_printf(res, "memfd_create=%ld\n", raw3(NR_memfd_create, (long)"x", 0, 0));
   unifn_printf(res, "userfaultfd=%ld\n", raw3(NR_userfaultfd, 0, 0, 0));
   /* The personality answers these three with success without doing anything: what the host

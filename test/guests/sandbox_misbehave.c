@@ -19,19 +19,24 @@ static char path[256];
 /* Code of its own to write into. */
 __attribute__((noinline, used)) void sandbox_code_target(void) { __asm__ volatile(""); }
 
-static int starts(const unifn_request *req, const char *word) {
+static int starts(const unifn_request* req, const char* word) {
   size_t n = strlen(word);
   return req->len >= n && memcmp(req->body, word, n) == 0;
 }
 
 /* The hex number at body[*at] ("0x..."); *at moves past it. */
-static uint64_t hex_at(const unifn_request *req, size_t *at) {
+static uint64_t hex_at(const unifn_request* req, size_t* at) {
   uint64_t v = 0;
   size_t i = *at;
-  if (i + 1 < req->len && req->body[i] == '0' && (req->body[i + 1] == 'x' || req->body[i + 1] == 'X')) i += 2;
+  if (i + 1 < req->len && req->body[i] == '0' &&
+      (req->body[i + 1] == 'x' || req->body[i + 1] == 'X'))
+    i += 2;
   for (; i < req->len; ++i) {
     char c = (char)req->body[i];
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : -1;
     if (d < 0) break;
     v = v * 16 + (uint64_t)d;
   }
@@ -39,27 +44,27 @@ static uint64_t hex_at(const unifn_request *req, size_t *at) {
   return v;
 }
 
-static int sandbox_misbehave(const unifn_request *req, unifn_response *res) {
+static int sandbox_misbehave(const unifn_request* req, unifn_response* res) {
   if (starts(req, "write ")) {
     size_t at = 6;
-    volatile unsigned char *p = (volatile unsigned char *)(uintptr_t)hex_at(req, &at);
+    volatile unsigned char* p = (volatile unsigned char*)(uintptr_t)hex_at(req, &at);
     *p = 0x90;
-    unifn_printf(res, "wrote %p\n", (void *)p);
+    unifn_printf(res, "wrote %p\n", (void*)p);
     return 200;
   }
   if (starts(req, "rodata")) {
-    ((volatile char *)table)[0] = 'X';
+    ((volatile char*)table)[0] = 'X';
     unifn_printf(res, "wrote the table: %c\n", table[0]);
     return 200;
   }
   if (starts(req, "text")) {
-    volatile unsigned char *p = (volatile unsigned char *)(uintptr_t)&sandbox_code_target;
+    volatile unsigned char* p = (volatile unsigned char*)(uintptr_t)&sandbox_code_target;
     *p = 0xC3;
     unifn_printf(res, "wrote my code\n");
     return 200;
   }
   if (starts(req, "exec_data")) {
-    ((volatile unsigned char *)code_buf)[0] = 0xC3; /* ret */
+    ((volatile unsigned char*)code_buf)[0] = 0xC3; /* ret */
     void (*fn)(void) = (void (*)(void))(uintptr_t)code_buf;
     fn();
     unifn_printf(res, "ran a data page\n");
@@ -82,7 +87,9 @@ static int sandbox_misbehave(const unifn_request *req, unifn_response *res) {
     unifn_printf(res, "came back: %ld\n", ret);
     return 200;
   }
-  if (starts(req, "loop")) for (volatile int spin = 0;; spin++) {}
+  if (starts(req, "loop"))
+    for (volatile int spin = 0;; spin++) {
+    }
   unifn_printf(res, "ok");
   return 200;
 }

@@ -6,7 +6,7 @@
 
 #include <unifn/function.h>
 
-static int unknown_syscall(const unifn_request *req, unifn_response *res) {
+static int unknown_syscall(const unifn_request* req, unifn_response* res) {
   (void)req;
   for (int i = 0; i < 2; i++) {
     errno = 0;

@@ -1,4 +1,5 @@
-// Helpers for the integration tests: image paths, temp files, crafted images, and running unifnd with a time limit.
+// Helpers for the integration tests: image paths, temp files, crafted images, and running unifnd
+// with a time limit.
 #pragma once
 
 #include <elf.h>
@@ -23,8 +24,12 @@ extern char** environ;
 
 namespace unifn::itest {
 
-inline std::string example(const std::string& name) { return std::string(UNIFN_FUNCTIONS_DIR) + "/" + name + ".elf"; }
-inline std::string guest(const std::string& name) { return std::string(UNIFN_BUILD_DIR) + "/test/guests/" + name + ".elf"; }
+inline std::string example(const std::string& name) {
+  return std::string(UNIFN_FUNCTIONS_DIR) + "/" + name + ".elf";
+}
+inline std::string guest(const std::string& name) {
+  return std::string(UNIFN_BUILD_DIR) + "/test/guests/" + name + ".elf";
+}
 inline const std::string kUnifnd = std::string(UNIFN_BUILD_DIR) + "/unifnd";
 
 inline std::string read_file(const std::string& path) {
@@ -53,17 +58,20 @@ struct Proc {
 
 // Runs argv[0] with argv (no shell), stdin from /dev/null or `input`, stdout and stderr
 // captured apart; kills it after `limit`.
-inline Proc run(const std::vector<std::string>& argv, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+inline Proc run(const std::vector<std::string>& argv,
+                std::chrono::milliseconds limit = std::chrono::seconds(20)) {
   Proc p;
   int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0)
+    throw std::runtime_error("pipe2 failed");
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
   std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));  // Safe: posix_spawn does not write them.
+  for (const auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));  // Safe: posix_spawn does not write them.
   args.push_back(nullptr);
   pid_t pid = -1;
   int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
@@ -79,7 +87,9 @@ inline Proc run(const std::vector<std::string>& argv, std::chrono::milliseconds 
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   int open_fds = 2;
   while (open_fds > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
     if (left <= 0) {
       p.timed_out = true;
       kill(pid, SIGKILL);

@@ -1,4 +1,5 @@
-// Misbehaving guests through the library API (FunctionVm::boot/invoke): each fails clearly, and the next VM still serves.
+// Misbehaving guests through the library API (FunctionVm::boot/invoke): each fails clearly, and the
+// next VM still serves.
 #include <catch2/catch.hpp>
 
 #include <sys/mman.h>
@@ -9,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "guest/function_vm.h"
-#include "helpers.h"
+#include "vmm/guest/function_vm.h"
+#include "test/integration/helpers.h"
 
 using namespace unifn;
 using namespace unifn::itest;
@@ -23,15 +24,18 @@ struct Booted {
   std::unique_ptr<vmm::FunctionVm> vm;
 };
 
-vmm::Outcome call(vmm::FunctionVm& vm, const std::string& body, std::chrono::milliseconds limit = 5s) {
-  return vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()), "text/plain",  // Safe: chars as bytes.
+vmm::Outcome call(vmm::FunctionVm& vm, const std::string& body,
+                  std::chrono::milliseconds limit = 5s) {
+  return vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()),
+                   "text/plain",  // Safe: chars as bytes.
                    std::chrono::steady_clock::now() + limit);
 }
 
 std::unique_ptr<Booted> boot(const std::string& path, vmm::FunctionVmConfig cfg = {}) {
   auto b = std::make_unique<Booted>();
   auto* lines = &b->console;
-  b->vm = vmm::FunctionVm::boot(vmm::FunctionImage::load(path), cfg, [lines](std::string_view l) { lines->emplace_back(l); });
+  b->vm = vmm::FunctionVm::boot(vmm::FunctionImage::load(path), cfg,
+                                [lines](std::string_view l) { lines->emplace_back(l); });
   return b;
 }
 
@@ -46,7 +50,8 @@ void next_vm_still_serves(const std::string& after) {
 }
 
 bool has_line(const std::vector<std::string>& lines, const std::string& text) {
-  return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(text) != std::string::npos; });
+  return std::any_of(lines.begin(), lines.end(),
+                     [&](const std::string& l) { return l.find(text) != std::string::npos; });
 }
 
 struct HandlerCase {
@@ -81,7 +86,9 @@ void check_handler_failure(const HandlerCase& c) {
 }  // namespace
 
 TEST_CASE("a NULL read in the handler is a page fault at address 0, after the output before it") {
-  check_handler_failure({"null_read", "", vmm::StopKind::Fault,
+  check_handler_failure({"null_read",
+                         "",
+                         vmm::StopKind::Fault,
                          {"guest exception #PF page fault (vector 14) at rip 0x", "address 0x0"}});
   auto b = boot(guest("null_read"));
   call(*b->vm, "");
@@ -89,11 +96,13 @@ TEST_CASE("a NULL read in the handler is a page fault at address 0, after the ou
 }
 
 TEST_CASE("a division by zero in the handler is a divide error") {
-  check_handler_failure({"divide_zero", "", vmm::StopKind::Fault, {"#DE divide error (vector 0) at rip 0x"}});
+  check_handler_failure(
+      {"divide_zero", "", vmm::StopKind::Fault, {"#DE divide error (vector 0) at rip 0x"}});
 }
 
 TEST_CASE("ud2 in the handler is an invalid opcode") {
-  check_handler_failure({"invalid_opcode", "", vmm::StopKind::Fault, {"#UD invalid opcode (vector 6) at rip 0x"}});
+  check_handler_failure(
+      {"invalid_opcode", "", vmm::StopKind::Fault, {"#UD invalid opcode (vector 6) at rip 0x"}});
 }
 
 TEST_CASE("a handler that never returns is stopped at its deadline") {
@@ -101,16 +110,21 @@ TEST_CASE("a handler that never returns is stopped at its deadline") {
 }
 
 TEST_CASE("a hypercall whose argument struct lies outside guest RAM is refused") {
-  check_handler_failure({"hc_outside_ram", "arg", vmm::StopKind::Fault, {"0xf0000000", "outside guest RAM"}});
+  check_handler_failure(
+      {"hc_outside_ram", "arg", vmm::StopKind::Fault, {"0xf0000000", "outside guest RAM"}});
 }
 
 TEST_CASE("a CONSOLE_WRITE whose buffer lies outside guest RAM is refused") {
-  check_handler_failure({"hc_outside_ram", "data", vmm::StopKind::Fault,
+  check_handler_failure({"hc_outside_ram",
+                         "data",
+                         vmm::StopKind::Fault,
                          {"console buffer", "0xf0000000", "outside guest RAM"}});
 }
 
 TEST_CASE("a RESPOND whose body length wraps past 2^64 is refused") {
-  check_handler_failure({"respond_overflow", "x", vmm::StopKind::Fault,
+  check_handler_failure({"respond_overflow",
+                         "x",
+                         vmm::StopKind::Fault,
                          {"response body", "18446744073709551600 bytes", "outside guest RAM"}});
 }
 
@@ -121,7 +135,8 @@ TEST_CASE("a hypercall number the ABI does not define fails the invocation and n
 }
 
 TEST_CASE("unifn_abort fails the invocation with the function's reason") {
-  check_handler_failure({"abort_reason", "", vmm::StopKind::Aborted, {"aborted: the model file is missing"}});
+  check_handler_failure(
+      {"abort_reason", "", vmm::StopKind::Aborted, {"aborted: the model file is missing"}});
 }
 
 TEST_CASE("exit(3) from the handler ends the VM with status 3, stdout flushed") {
@@ -136,7 +151,9 @@ TEST_CASE("a handler that smashes its own stack and returns crashes cleanly") {
   check_handler_failure({"stack_smash", "", vmm::StopKind::Fault, {"guest exception"}});
 }
 
-TEST_CASE("an unimplemented system call answers ENOSYS, is reported once, and the function still answers") {
+TEST_CASE(
+    "an unimplemented system call answers ENOSYS, is reported once, and the function still "
+    "answers") {
   auto b = boot(guest("unknown_syscall"));
   for (int i = 0; i < 2; ++i) {
     auto out = call(*b->vm, "");
@@ -166,7 +183,8 @@ void check_init_failure(const InitCase& c) {
     FAIL("the boot succeeded");
   } catch (const vmm::BootError& e) {
     CHECK(e.stop.kind == c.kind);
-    CHECK_THAT(std::string(e.what()), Catch::Contains(guest(c.guest)) && Catch::Contains("did not initialise"));
+    CHECK_THAT(std::string(e.what()),
+               Catch::Contains(guest(c.guest)) && Catch::Contains("did not initialise"));
     for (const auto& s : c.says) CHECK_THAT(std::string(e.what()), Catch::Contains(s));
   }
   CHECK(std::chrono::steady_clock::now() - t0 < 3s);
@@ -178,12 +196,15 @@ TEST_CASE("failures during init fail the boot with the reason, and the next VM s
   check_init_failure({"init_fault", vmm::StopKind::Fault, {"#PF page fault", "address 0x0"}});
   check_init_failure({"init_loop", vmm::StopKind::Timeout, {"deadline"}});
   check_init_failure({"init_abort", vmm::StopKind::Aborted, {"aborted: no model configured"}});
-  check_init_failure({"init_hc_outside_ram", vmm::StopKind::Fault, {"NEXT_REQUEST argument", "0xf0000000", "outside guest RAM"}});
+  check_init_failure({"init_hc_outside_ram",
+                      vmm::StopKind::Fault,
+                      {"NEXT_REQUEST argument", "0xf0000000", "outside guest RAM"}});
 }
 
 TEST_CASE("every misbehaving guest in turn, in one process, then the examples still answer") {
   // Failures must leave nothing behind (timers, signals, state) that breaks later VMs.
-  for (const char* g : {"null_read", "spin_forever", "divide_zero", "stack_smash", "spin_forever", "invalid_opcode"}) {
+  for (const char* g : {"null_read", "spin_forever", "divide_zero", "stack_smash", "spin_forever",
+                        "invalid_opcode"}) {
     auto b = boot(guest(g));
     CHECK_FALSE(call(*b->vm, "", 200ms).ok());
   }
@@ -210,7 +231,8 @@ TEST_CASE("images that are wrong are refused by the library, naming the file") {
       vmm::FunctionVm::boot(img, cfg, {});
       FAIL("the boot succeeded");
     } catch (const vmm::ImageError& e) {
-      CHECK_THAT(std::string(e.what()), Catch::Contains("/images/far.elf") && Catch::Contains("segment at 0x4000000") &&
+      CHECK_THAT(std::string(e.what()), Catch::Contains("/images/far.elf") &&
+                                            Catch::Contains("segment at 0x4000000") &&
                                             Catch::Contains("does not fit in 16 MiB of guest RAM"));
     }
   }

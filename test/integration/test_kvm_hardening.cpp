@@ -22,14 +22,14 @@
 
 #include <fmt/format.h>
 
-#include "guest/function_vm.h"
-#include "helpers.h"
-#include "platform/kvm/kvm.h"
-#include "platform/kvm/kvm_cpu_state.h"
-#include "platform/kvm/kvm_machine.h"
-#include "platform_skip.h"
-#include "x86/cpu.h"
-#include "x86/layout.h"
+#include "vmm/guest/function_vm.h"
+#include "test/integration/helpers.h"
+#include "vmm/platform/kvm/kvm.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
+#include "vmm/platform/kvm/kvm_machine.h"
+#include "test/support/platform_skip.h"
+#include "vmm/x86/cpu.h"
+#include "vmm/x86/layout.h"
 
 using namespace unifn;
 using namespace unifn::itest;
@@ -40,19 +40,25 @@ namespace {
 
 const char* const kWhy = "the checks are about KVM's page tables, vCPU registers and CPUID";
 
-vmm::Outcome call(vmm::FunctionVm& vm, const std::string& body, std::chrono::milliseconds limit = 5s) {
-  return vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()), "text/plain",  // Safe: chars as bytes.
+vmm::Outcome call(vmm::FunctionVm& vm, const std::string& body,
+                  std::chrono::milliseconds limit = 5s) {
+  return vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()),
+                   "text/plain",  // Safe: chars as bytes.
                    std::chrono::steady_clock::now() + limit);
 }
 
 std::unique_ptr<vmm::FunctionVm> boot_guest() {
-  return vmm::FunctionVm::boot(vmm::FunctionImage::load(guest("ring0_reach")), {}, [](std::string_view) {});
+  return vmm::FunctionVm::boot(vmm::FunctionImage::load(guest("ring0_reach")), {},
+                               [](std::string_view) {});
 }
 
-vmm::KvmMachine& kvm_of(vmm::FunctionVm& vm) { return dynamic_cast<vmm::KvmMachine&>(vm.machine()); }
+vmm::KvmMachine& kvm_of(vmm::FunctionVm& vm) {
+  return dynamic_cast<vmm::KvmMachine&>(vm.machine());
+}
 
 // One attempt in a fresh VM: it must end the call with the exception named, and the VM is done.
-void expect_exception(const std::string& attempt, const std::string& exception, const std::string& also = "") {
+void expect_exception(const std::string& attempt, const std::string& exception,
+                      const std::string& also = "") {
   INFO("attempt '" << attempt << "'");
   auto vm = boot_guest();
   auto out = call(*vm, attempt);
@@ -66,7 +72,8 @@ void expect_exception(const std::string& attempt, const std::string& exception, 
 // "eax ebx ecx edx leaf1.edx %x" from the cpuid attempt.
 std::vector<std::uint32_t> cpuid_words(const std::string& s) {
   unsigned w[5] = {};
-  if (std::sscanf(s.c_str(), "%x %x %x %x leaf1.edx %x", &w[0], &w[1], &w[2], &w[3], &w[4]) != 5) return {};
+  if (std::sscanf(s.c_str(), "%x %x %x %x leaf1.edx %x", &w[0], &w[1], &w[2], &w[3], &w[4]) != 5)
+    return {};
   return {w, w + 5};
 }
 
@@ -101,10 +108,13 @@ TEST_CASE("ring 3 can neither write, read nor run the VMM's pages: each access i
   expect_exception(fmt::format("exec:{:x}", kIdt), "#PF page fault (vector 14)");
 }
 
-TEST_CASE("privileged instructions from ring 3 raise #GP: MSRs, debug and control registers, tables, IRET to ring 0") {
+TEST_CASE(
+    "privileged instructions from ring 3 raise #GP: MSRs, debug and control registers, tables, "
+    "IRET to ring 0") {
   require_platform(vmm::PlatformKind::Kvm, kWhy);
-  for (const char* attempt : {"wrmsr", "rdmsr", "mov_dr7", "read_dr7", "mov_dr0", "mov_cr3", "mov_cr4", "read_cr0", "lgdt",
-                              "lidt", "ltr", "iretq_ring0", "kernel_ds", "hlt", "sysretq", "invlpg", "wbinvd"})
+  for (const char* attempt :
+       {"wrmsr", "rdmsr", "mov_dr7", "read_dr7", "mov_dr0", "mov_cr3", "mov_cr4", "read_cr0",
+        "lgdt", "lidt", "ltr", "iretq_ring0", "kernel_ds", "hlt", "sysretq", "invlpg", "wbinvd"})
     expect_exception(attempt, "#GP general protection (vector 13)");
   {
     // `int $13` through a DPL-0 gate: #GP on VT-x and SVM; PVM answers a software interrupt from
@@ -113,8 +123,9 @@ TEST_CASE("privileged instructions from ring 3 raise #GP: MSRs, debug and contro
     auto out = call(*vm, "int_gp");
     INFO(out.stop.message);
     CHECK(out.stop.kind == vmm::StopKind::Fault);
-    const bool refused = out.stop.message.find("#GP general protection (vector 13)") != std::string::npos ||
-                         out.stop.message.find("#UD invalid opcode (vector 6)") != std::string::npos;
+    const bool refused =
+        out.stop.message.find("#GP general protection (vector 13)") != std::string::npos ||
+        out.stop.message.find("#UD invalid opcode (vector 6)") != std::string::npos;
     CHECK(refused);
   }
   // The stubs' ports: with IOPL 3 (VT-x, SVM) the VMM sees an `out` that no stub made; under
@@ -130,14 +141,17 @@ TEST_CASE("privileged instructions from ring 3 raise #GP: MSRs, debug and contro
   }
 }
 
-TEST_CASE("CR4 turns on SMEP, SMAP and UMIP where the host's CPUID offers them, and SGDT then faults in ring 3") {
+TEST_CASE(
+    "CR4 turns on SMEP, SMAP and UMIP where the host's CPUID offers them, and SGDT then faults in "
+    "ring 3") {
   require_platform(vmm::PlatformKind::Kvm, kWhy);
   auto vm = boot_guest();
   const auto cpuid = vmm::filter_cpuid(vmm::Kvm::instance().supported_cpuid());
   const std::uint64_t cr4 = kvm_of(*vm).vcpu().sregs().cr4;
   CHECK(cr4 == vmm::ring3_cr4(cpuid));
   INFO("CR4 " << std::hex << cr4);
-  if (!(cr4 & vmm::cr4::kSMEP)) WARN("this host's KVM does not offer SMEP: the stubs' pages are supervisor-only all the same");
+  if (!(cr4 & vmm::cr4::kSMEP))
+    WARN("this host's KVM does not offer SMEP: the stubs' pages are supervisor-only all the same");
   if (cr4 & vmm::cr4::kUMIP) {
     expect_exception("sgdt", "#GP general protection (vector 13)");
   } else {
@@ -170,13 +184,16 @@ TEST_CASE("CPUID shows no KVM paravirtual leaf where KVM answers CPUID") {
   } else {
     unsigned a = 0, b = 0, c = 0, d = 0;
     __cpuid(0x40000000, a, b, c, d);
-    // Either the leaf is hidden (PVM answers zeros here) or it is the host CPU's own, as this process sees it.
+    // Either the leaf is hidden (PVM answers zeros here) or it is the host CPU's own, as this
+    // process sees it.
     const bool hidden = w[0] == 0 && w[1] == 0 && w[2] == 0 && w[3] == 0;
     const bool hosts_own = w[0] == a && w[1] == b && w[2] == c && w[3] == d;
     CHECK((hidden || hosts_own));
-    WARN("CPUID in ring 3 is not intercepted by this KVM (PVM): the guest sees the host CPU's own leaves, as any "
-         "process here does ('"
-         << signature << "'); the filter applies where KVM answers CPUID (VT-x, SVM)");
+    WARN(
+        "CPUID in ring 3 is not intercepted by this KVM (PVM): the guest sees the host CPU's own "
+        "leaves, as any "
+        "process here does ('"
+        << signature << "'); the filter applies where KVM answers CPUID (VT-x, SVM)");
   }
 }
 
@@ -189,7 +206,8 @@ TEST_CASE("a reset puts back the debug registers and every MSR a guest could hav
   std::map<std::uint32_t, std::uint64_t> snapshot_msrs;
   for (const auto& m : saved.msrs) snapshot_msrs[m.index] = m.data;
   // The MSRs that matter most are saved on every KVM host.
-  for (std::uint32_t index : {vmm::msr::kLstar, vmm::msr::kStar, vmm::msr::kFmask, vmm::msr::kKernelGsBase, 0x174u, 0x176u})
+  for (std::uint32_t index : {vmm::msr::kLstar, vmm::msr::kStar, vmm::msr::kFmask,
+                              vmm::msr::kKernelGsBase, 0x174u, 0x176u})
     CHECK(snapshot_msrs.contains(index));
   CHECK(snapshot_msrs.contains(vmm::msr::kKvmSystemTimeNew));  // KVM has had kvmclock since 2.6.26
   CHECK(snapshot_msrs.contains(vmm::msr::kKvmSystemTime));
@@ -226,14 +244,17 @@ TEST_CASE("a reset puts back the debug registers and every MSR a guest could hav
   CHECK(call(*vm, "b").body == "Hello, b!\n");
 }
 
-TEST_CASE("a snapshot taken at NEXT_REQUEST holds rip past the guest's `out`, and capturing twice changes nothing") {
+TEST_CASE(
+    "a snapshot taken at NEXT_REQUEST holds rip past the guest's `out`, and capturing twice "
+    "changes nothing") {
   require_platform(vmm::PlatformKind::Kvm, kWhy);
   auto image = vmm::FunctionImage::load(example("hello"));
   auto booted = vmm::FunctionVm::boot(image, {}, {});
   auto snap = booted->snapshot(vmm::Fd(memfd_create("unifn-itest", MFD_CLOEXEC)));
   const auto first = vmm::KvmCpuState::from_bytes(snap->cpu.bytes);
   // The hypercall is `out %eax, %dx` (0xEF): the saved rip is the instruction after it.
-  CHECK(booted->machine().memory().read_obj<std::uint8_t>(vmm::GuestAddr(first.regs.rip - 1)) == 0xEF);
+  CHECK(booted->machine().memory().read_obj<std::uint8_t>(vmm::GuestAddr(first.regs.rip - 1)) ==
+        0xEF);
   CHECK((first.sregs.cs.selector & 3) == 3);
   const auto second = vmm::KvmCpuState::from_bytes(booted->machine().capture().bytes);
   CHECK(second.regs.rip == first.regs.rip);
@@ -246,7 +267,8 @@ TEST_CASE("a snapshot taken at NEXT_REQUEST holds rip past the guest's `out`, an
   }
 }
 
-TEST_CASE("a snapshot whose VMM pages ring 3 could write (an older unifnd's) is refused at restore") {
+TEST_CASE(
+    "a snapshot whose VMM pages ring 3 could write (an older unifnd's) is refused at restore") {
   require_platform(vmm::PlatformKind::Kvm, kWhy);
   auto image = vmm::FunctionImage::load(example("hello"));
   auto booted = vmm::FunctionVm::boot(image, {}, {});
@@ -254,7 +276,8 @@ TEST_CASE("a snapshot whose VMM pages ring 3 could write (an older unifnd's) is 
   auto snap = booted->snapshot(vmm::Fd(fd));
   // The stub page's entry as an older unifnd wrote it: present, writable, user.
   const std::uint64_t entry = vmm::layout::kStubs | 7;
-  REQUIRE(pwrite(fd, &entry, 8, static_cast<off_t>(vmm::layout::kPt0 + 8 * (vmm::layout::kStubs >> 12))) == 8);
+  REQUIRE(pwrite(fd, &entry, 8,
+                 static_cast<off_t>(vmm::layout::kPt0 + 8 * (vmm::layout::kStubs >> 12))) == 8);
   try {
     vmm::FunctionVm::restore(snap, image, {}, {});
     FAIL("the restore was not refused");

@@ -27,11 +27,11 @@
 
 #include <fmt/format.h>
 
-#include "guest/function_vm.h"
-#include "helpers.h"
-#include "platform/sandbox/sandbox_abi.h"
-#include "platform/sandbox/sandbox_machine.h"
-#include "platform_skip.h"
+#include "vmm/guest/function_vm.h"
+#include "test/integration/helpers.h"
+#include "vmm/platform/sandbox/sandbox_abi.h"
+#include "vmm/platform/sandbox/sandbox_machine.h"
+#include "test/support/platform_skip.h"
 
 using namespace unifn;
 using namespace unifn::itest;
@@ -41,14 +41,18 @@ using unifn::test::test_platform;
 
 namespace {
 
-vmm::Outcome call(vmm::FunctionVm& vm, const std::string& body, std::chrono::milliseconds limit = 5s) {
-  return vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()), "text/plain",  // Safe: chars as bytes.
+vmm::Outcome call(vmm::FunctionVm& vm, const std::string& body,
+                  std::chrono::milliseconds limit = 5s) {
+  return vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()),
+                   "text/plain",  // Safe: chars as bytes.
                    std::chrono::steady_clock::now() + limit);
 }
 
 bool on_sandbox() { return test_platform() == vmm::PlatformKind::Sandbox; }
 
-pid_t guest_pid(vmm::FunctionVm& vm) { return dynamic_cast<vmm::SandboxMachine&>(vm.machine()).pid(); }
+pid_t guest_pid(vmm::FunctionVm& vm) {
+  return dynamic_cast<vmm::SandboxMachine&>(vm.machine()).pid();
+}
 
 std::string proc_file(pid_t pid, const std::string& name) {
   return read_file("/proc/" + std::to_string(pid) + "/" + name);
@@ -94,7 +98,8 @@ std::vector<Mapping> maps_of(pid_t pid) {
 
 std::string describe(const std::vector<Mapping>& maps) {
   std::string s;
-  for (const auto& m : maps) s += fmt::format("{:x}-{:x} {} {:x} {}\n", m.start, m.end, m.perms, m.offset, m.path);
+  for (const auto& m : maps)
+    s += fmt::format("{:x}-{:x} {} {:x} {}\n", m.start, m.end, m.perms, m.offset, m.path);
   return s;
 }
 
@@ -109,7 +114,8 @@ std::vector<std::string> fds_of(pid_t pid) {
     if (name == "." || name == "..") continue;
     char target[512];
     ssize_t n = readlink((dir + "/" + name).c_str(), target, sizeof target - 1);
-    out.push_back(name + " -> " + (n < 0 ? std::string("?") : std::string(target, static_cast<std::size_t>(n))));
+    out.push_back(name + " -> " +
+                  (n < 0 ? std::string("?") : std::string(target, static_cast<std::size_t>(n))));
   }
   closedir(d);
   std::sort(out.begin(), out.end());
@@ -152,7 +158,9 @@ std::string unique_tmp_prefix() {
 
 }  // namespace
 
-TEST_CASE("system calls outside the personality fail, touch nothing on the host, and the guest serves on", "[sandbox]") {
+TEST_CASE(
+    "system calls outside the personality fail, touch nothing on the host, and the guest serves on",
+    "[sandbox]") {
   // Runs on KVM too (the same personality answers there); the look at the host process is the
   // sandbox's alone.
   const std::string prefix = unique_tmp_prefix();
@@ -175,9 +183,9 @@ TEST_CASE("system calls outside the personality fail, touch nothing on the host,
   REQUIRE(out.ok());
   CHECK(out.status == 200);
   auto got = lines_of(out.body);
-  for (const char* name : {"open", "openat", "open_creat", "creat", "socket", "fork", "vfork", "clone",
-                           "execve", "kill", "ptrace_traceme", "ptrace_attach", "unshare", "mount", "memfd_create",
-                           "userfaultfd"}) {
+  for (const char* name : {"open", "openat", "open_creat", "creat", "socket", "fork", "vfork",
+                           "clone", "execve", "kill", "ptrace_traceme", "ptrace_attach", "unshare",
+                           "mount", "memfd_create", "userfaultfd"}) {
     INFO("system call " << name);
     REQUIRE(got.count(name) == 1);
     CHECK(std::stol(got[name]) < 0);  // -ENOSYS, -ENOENT, ...: never a descriptor, pid or success
@@ -248,7 +256,8 @@ std::optional<std::uint64_t> fault_address(const std::string& message) {
 }
 
 std::string flags_name(std::uint32_t flags) {
-  return fmt::format("{}{}{}", flags & PF_R ? 'R' : '-', flags & PF_W ? 'W' : '-', flags & PF_X ? 'X' : '-');
+  return fmt::format("{}{}{}", flags & PF_R ? 'R' : '-', flags & PF_W ? 'W' : '-',
+                     flags & PF_X ? 'X' : '-');
 }
 
 // The flags of the image segment that holds addr, named; "none" outside every segment.
@@ -261,7 +270,8 @@ std::string segment_at(const vmm::FunctionImage& image, std::uint64_t addr) {
 // Boots the guest once, snapshots it, and for each case restores an instance that misbehaves (and
 // must be stopped as the case says, its process gone once the instance is dropped) and then a
 // fresh instance from the same snapshot that must answer "ok".
-void check_contained(const std::vector<Case>& cases, const NoSuchFiles& must_not_exist = NoSuchFiles({})) {
+void check_contained(const std::vector<Case>& cases,
+                     const NoSuchFiles& must_not_exist = NoSuchFiles({})) {
   auto image = vmm::FunctionImage::load(guest("sandbox_misbehave"));
   vmm::FunctionVmConfig cfg;
   auto booted = vmm::FunctionVm::boot(image, cfg, {});
@@ -273,7 +283,8 @@ void check_contained(const std::vector<Case>& cases, const NoSuchFiles& must_not
     const pid_t pid = on_sandbox() ? guest_pid(*bad) : 0;
     const auto t0 = std::chrono::steady_clock::now();
     auto out = call(*bad, c.body, c.limit);
-    INFO("stop " << vmm::to_string(out.stop.kind) << ": " << out.stop.message << "; body '" << out.body << "'");
+    INFO("stop " << vmm::to_string(out.stop.kind) << ": " << out.stop.message << "; body '"
+                 << out.body << "'");
     CHECK(out.stop.kind == c.kind);
     for (const auto& s : c.says) CHECK_THAT(out.stop.message, Catch::Contains(s));
     if (c.segment_flags) {
@@ -302,7 +313,8 @@ void check_contained(const std::vector<Case>& cases, const NoSuchFiles& must_not
 
 }  // namespace
 
-TEST_CASE("a write outside guest RAM and an endless loop are stopped, and a fresh restore serves", "[sandbox]") {
+TEST_CASE("a write outside guest RAM and an endless loop are stopped, and a fresh restore serves",
+          "[sandbox]") {
   // The same on KVM: no page table maps 0x7000000000 there either, and the deadline holds.
   check_contained({
       {"write 0x7000000000", vmm::StopKind::Fault, {"#PF page fault", "address 0x7000000000"}},
@@ -310,10 +322,12 @@ TEST_CASE("a write outside guest RAM and an endless loop are stopped, and a fres
   });
 }
 
-TEST_CASE("writes to the system call page, read-only data and code, and running data, are page faults",
-          "[sandbox]") {
-  require_platform(vmm::PlatformKind::Sandbox,
-                   "KVM maps guest RAM whole (segment rights are not enforced) and has no system call page");
+TEST_CASE(
+    "writes to the system call page, read-only data and code, and running data, are page faults",
+    "[sandbox]") {
+  require_platform(
+      vmm::PlatformKind::Sandbox,
+      "KVM maps guest RAM whole (segment rights are not enforced) and has no system call page");
   const std::string page = fmt::format("{:#x}", UNIFN_SANDBOX_HELPER_PAGE);
   const std::string file = unique_tmp_prefix() + "-helper";
   const NoSuchFiles files({file});
@@ -331,9 +345,11 @@ TEST_CASE("writes to the system call page, read-only data and code, and running 
       files);
 }
 
-TEST_CASE("the guest process runs under seccomp and no_new_privs, with W^X shared RAM and no descriptors",
-          "[sandbox]") {
-  require_platform(vmm::PlatformKind::Sandbox, "on KVM the guest is a VM inside the daemon, not a process of its own");
+TEST_CASE(
+    "the guest process runs under seccomp and no_new_privs, with W^X shared RAM and no descriptors",
+    "[sandbox]") {
+  require_platform(vmm::PlatformKind::Sandbox,
+                   "on KVM the guest is a VM inside the daemon, not a process of its own");
   vmm::FunctionVmConfig cfg;
   auto vm = vmm::FunctionVm::boot(vmm::FunctionImage::load(example("echo")), cfg, {});
   REQUIRE(call(*vm, "hi").body == "hi");
@@ -387,8 +403,12 @@ TEST_CASE("the guest process runs under seccomp and no_new_privs, with W^X share
   if (dynamic_cast<vmm::SandboxMachine&>(vm->machine()).tracks_writes()) CHECK(fds.size() == 1);
 }
 
-TEST_CASE("a guest process killed from outside fails its call with the reason, and a fresh restore serves", "[sandbox]") {
-  require_platform(vmm::PlatformKind::Sandbox, "on KVM the guest is a VM inside the daemon, not a process to kill");
+TEST_CASE(
+    "a guest process killed from outside fails its call with the reason, and a fresh restore "
+    "serves",
+    "[sandbox]") {
+  require_platform(vmm::PlatformKind::Sandbox,
+                   "on KVM the guest is a VM inside the daemon, not a process to kill");
   auto image = vmm::FunctionImage::load(example("echo"));
   vmm::FunctionVmConfig cfg;
   auto booted = vmm::FunctionVm::boot(image, cfg, {});

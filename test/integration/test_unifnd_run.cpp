@@ -1,4 +1,5 @@
-// `unifnd run` as a user runs it: examples answer byte for byte, misbehaving guests and wrong images give one clear line.
+// `unifnd run` as a user runs it: examples answer byte for byte, misbehaving guests and wrong
+// images give one clear line.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -6,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "helpers.h"
+#include "test/integration/helpers.h"
 
 using namespace unifn::itest;
 using namespace std::chrono_literals;
@@ -75,7 +76,8 @@ TEST_CASE("unifnd run: wordfreq counts a known text exactly") {
   TempFile words("many", many);
   p = unifnd_run(example("wordfreq"), {"--input", words.path});
   std::string expected = "27 distinct words\n3 zeta\n2 alpha\n";
-  for (int i = 1; i <= 18; ++i) expected += "1 w" + std::string(i < 10 ? "0" : "") + std::to_string(i) + "\n";
+  for (int i = 1; i <= 18; ++i)
+    expected += "1 w" + std::string(i < 10 ? "0" : "") + std::to_string(i) + "\n";
   CHECK(p.status == 0);
   CHECK(p.out == expected);
 
@@ -152,7 +154,8 @@ TEST_CASE("unifnd run: the guest's own output comes before the error, on stderr"
   CHECK_THAT(p.err, Catch::StartsWith("leaving with status 3\nunifnd run: "));
 }
 
-TEST_CASE("unifnd run: an unimplemented system call is logged once and the function still answers") {
+TEST_CASE(
+    "unifnd run: an unimplemented system call is logged once and the function still answers") {
   auto p = unifnd_run(guest("unknown_syscall"));
   CHECK(p.status == 0);
   CHECK(p.out == "fork: -1 errno 38\nfork: -1 errno 38\n");
@@ -160,7 +163,8 @@ TEST_CASE("unifnd run: an unimplemented system call is logged once and the funct
 }
 
 namespace {
-void check_refused(const std::string& path, std::vector<std::string> args, const std::vector<std::string>& says) {
+void check_refused(const std::string& path, std::vector<std::string> args,
+                   const std::vector<std::string>& says) {
   INFO("image " << path);
   auto p = unifnd_run(path, std::move(args), 10s);
   INFO("stderr: " << p.err);
@@ -198,9 +202,11 @@ TEST_CASE("unifnd run refuses images that are wrong, naming the file and the pro
     check_refused(f.path, {}, {"wrong machine 183 (x86-64 expected)"});
   }
   SECTION("a segment outside a 16 MiB guest's RAM") {
-    // Say what is wrong (the segment is outside RAM), not a consequence of it (no room for the heap).
+    // Say what is wrong (the segment is outside RAM), not a consequence of it (no room for the
+    // heap).
     TempFile f("far.elf", hello_with_last_segment_at(64ull << 20));
-    check_refused(f.path, {"--memory", "16"}, {"segment at 0x4000000", "does not fit in 16 MiB of guest RAM"});
+    check_refused(f.path, {"--memory", "16"},
+                  {"segment at 0x4000000", "does not fit in 16 MiB of guest RAM"});
   }
   SECTION("a 32-bit ELF with no multiboot header") {
     TempFile f("i386.elf", elf32_without_multiboot());
@@ -212,7 +218,8 @@ TEST_CASE("unifnd run refuses images that are wrong, naming the file and the pro
   SECTION("a directory") {
     auto p = unifnd_run("/tmp");
     CHECK(p.status == 1);
-    CHECK_THAT(p.err, Catch::StartsWith("unifnd run: /tmp: ") && Catch::Contains("directory", Catch::CaseSensitive::No));
+    CHECK_THAT(p.err, Catch::StartsWith("unifnd run: /tmp: ") &&
+                          Catch::Contains("directory", Catch::CaseSensitive::No));
     CHECK_THAT(p.err, !Catch::Contains("larger than"));  // not a size read from a directory
   }
 }
@@ -229,7 +236,8 @@ TEST_CASE("unifnd run: usage errors exit 2 with the reason and a pointer to --he
   CHECK_THAT(p.err, Catch::Contains("--memory: 4 is out of range (8 to 3072)"));
   p = run({kUnifnd, "run", "--help"});
   CHECK(p.status == 0);
-  CHECK_THAT(p.out, Catch::Contains("IMAGE") && Catch::Contains("--memory") && Catch::Contains("--state-dir"));
+  CHECK_THAT(p.out, Catch::Contains("IMAGE") && Catch::Contains("--memory") &&
+                        Catch::Contains("--state-dir"));
   p = unifnd_run(example("hello"), {"--input", "/nonexistent/input"});
   CHECK(p.status == 1);
   CHECK_THAT(p.err, Catch::Contains("/nonexistent/input"));
@@ -249,7 +257,9 @@ TEST_CASE("unifnd run --state-dir: calloc'd memory reads as zero in the restored
   run({"/bin/rm", "-rf", dir});
 }
 
-TEST_CASE("unifnd: each command has its --help, and the daemon's flags are refused as the file's keys are") {
+TEST_CASE(
+    "unifnd: each command has its --help, and the daemon's flags are refused as the file's keys "
+    "are") {
   for (const char* cmd : {"check-config", "bench", "bench-accel"}) {
     INFO(cmd);
     auto p = run({kUnifnd, cmd, "--help"});
@@ -258,11 +268,13 @@ TEST_CASE("unifnd: each command has its --help, and the daemon's flags are refus
   }
   auto top = run({kUnifnd, "--help"});
   CHECK(top.status == 0);
-  CHECK_THAT(top.out, Catch::Contains("--listen") && Catch::Contains("run") && Catch::Contains("bench-accel"));
+  CHECK_THAT(top.out, Catch::Contains("--listen") && Catch::Contains("run") &&
+                          Catch::Contains("bench-accel"));
   // Port 70000 once wrapped to 4464, and "host:abc" said "stoul".
   auto port = run({kUnifnd, "--listen", "0.0.0.0:70000"});
   CHECK(port.status == 2);
-  CHECK_THAT(port.err, Catch::Contains("--listen: '0.0.0.0:70000': the port must be a number from 0 to 65535"));
+  CHECK_THAT(port.err, Catch::Contains(
+                           "--listen: '0.0.0.0:70000': the port must be a number from 0 to 65535"));
   auto name = run({kUnifnd, "check-config", "--listen", "localhost:abc"});
   CHECK(name.status == 2);
   CHECK_THAT(name.err, Catch::Contains("--listen: ") && Catch::Contains("is not an IP address"));

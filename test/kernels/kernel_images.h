@@ -1,4 +1,5 @@
-// Builders for small kernel images in tests: ELF32/ELF64 with segments and notes, multiboot headers.
+// Builders for small kernel images in tests: ELF32/ELF64 with segments and notes, multiboot
+// headers.
 #pragma once
 
 #include <elf.h>
@@ -40,7 +41,8 @@ void append(Bytes& b, const T& v) {
 struct MbFields {
   std::uint32_t header_addr = 0, load_addr = 0, load_end_addr = 0, bss_end_addr = 0, entry_addr = 0;
 };
-inline Bytes multiboot_header(std::uint32_t flags, std::uint32_t checksum_delta = 0, MbFields f = {}) {
+inline Bytes multiboot_header(std::uint32_t flags, std::uint32_t checksum_delta = 0,
+                              MbFields f = {}) {
   Bytes b;
   const std::uint32_t magic = 0x1BADB002;
   append(b, magic);
@@ -56,10 +58,10 @@ inline Bytes multiboot_header(std::uint32_t flags, std::uint32_t checksum_delta 
   return b;
 }
 
-// A raw (non-ELF) multiboot kernel using the a.out kludge: the header at offset 0, loaded at `base`,
-// code right after the header, `bss` zero bytes after the file.
-inline Bytes aout_kernel(const Bytes& code, std::uint32_t base = 0x100000, std::uint32_t extra_flags = 0,
-                         std::uint32_t bss = 0) {
+// A raw (non-ELF) multiboot kernel using the a.out kludge: the header at offset 0, loaded at
+// `base`, code right after the header, `bss` zero bytes after the file.
+inline Bytes aout_kernel(const Bytes& code, std::uint32_t base = 0x100000,
+                         std::uint32_t extra_flags = 0, std::uint32_t bss = 0) {
   const std::uint32_t flags = 0x00010003u | extra_flags;
   MbFields f;
   f.header_addr = base;
@@ -97,8 +99,8 @@ struct Segment {
 
 // An ELF executable of either class with PT_LOAD segments and one PT_NOTE holding `notes`.
 template <typename Ehdr, typename Phdr, typename Nhdr>
-Bytes elf_image(unsigned char cls, std::uint16_t machine, std::uint64_t entry, const std::vector<Segment>& segs,
-                const std::vector<Note>& notes) {
+Bytes elf_image(unsigned char cls, std::uint16_t machine, std::uint64_t entry,
+                const std::vector<Segment>& segs, const std::vector<Note>& notes) {
   const std::size_t nph = segs.size() + (notes.empty() ? 0 : 1);
   Bytes notes_bytes;
   for (const auto& n : notes) {
@@ -145,7 +147,8 @@ Bytes elf_image(unsigned char cls, std::uint16_t machine, std::uint64_t entry, c
     ph.p_vaddr = static_cast<decltype(ph.p_vaddr)>(segs[i].vaddr);
     ph.p_paddr = static_cast<decltype(ph.p_paddr)>(segs[i].paddr);
     ph.p_filesz = static_cast<decltype(ph.p_filesz)>(segs[i].data.size());
-    ph.p_memsz = static_cast<decltype(ph.p_memsz)>(segs[i].memsz ? segs[i].memsz : segs[i].data.size());
+    ph.p_memsz =
+        static_cast<decltype(ph.p_memsz)>(segs[i].memsz ? segs[i].memsz : segs[i].data.size());
     ph.p_flags = PF_R | PF_X;
     ph.p_align = 16;
     std::memcpy(b.data() + ph_at, &ph, sizeof(ph));
@@ -164,12 +167,12 @@ Bytes elf_image(unsigned char cls, std::uint16_t machine, std::uint64_t entry, c
   return b;
 }
 
-inline Bytes elf32(std::uint64_t entry, const std::vector<Segment>& segs, const std::vector<Note>& notes = {},
-                   std::uint16_t machine = EM_386) {
+inline Bytes elf32(std::uint64_t entry, const std::vector<Segment>& segs,
+                   const std::vector<Note>& notes = {}, std::uint16_t machine = EM_386) {
   return elf_image<Elf32_Ehdr, Elf32_Phdr, Elf32_Nhdr>(ELFCLASS32, machine, entry, segs, notes);
 }
-inline Bytes elf64(std::uint64_t entry, const std::vector<Segment>& segs, const std::vector<Note>& notes = {},
-                   std::uint16_t machine = EM_X86_64) {
+inline Bytes elf64(std::uint64_t entry, const std::vector<Segment>& segs,
+                   const std::vector<Note>& notes = {}, std::uint16_t machine = EM_X86_64) {
   return elf_image<Elf64_Ehdr, Elf64_Phdr, Elf64_Nhdr>(ELFCLASS64, machine, entry, segs, notes);
 }
 
@@ -185,13 +188,13 @@ inline void write_file(const std::string& path, const Bytes& b) {
 
 // x86 machine code for the raw test kernels (32-bit protected mode).
 namespace code {
-inline Bytes out_f4(std::uint8_t v) { return {0xB0, v, 0xE6, 0xF4}; }        // mov al, v; out 0xF4, al
-inline Bytes serial_char(char c) {                                           // mov dx, 0x3F8; mov al, c; out dx, al
+inline Bytes out_f4(std::uint8_t v) { return {0xB0, v, 0xE6, 0xF4}; }  // mov al, v; out 0xF4, al
+inline Bytes serial_char(char c) {  // mov dx, 0x3F8; mov al, c; out dx, al
   return {0x66, 0xBA, 0xF8, 0x03, 0xB0, static_cast<std::uint8_t>(c), 0xEE};
 }
-inline const Bytes kSpin = {0xEB, 0xFE};          // jmp $
-inline const Bytes kUd2 = {0x0F, 0x0B};           // #UD with no IDT: a triple fault
-inline const Bytes kHlt = {0xFA, 0xF4};           // cli; hlt
+inline const Bytes kSpin = {0xEB, 0xFE};  // jmp $
+inline const Bytes kUd2 = {0x0F, 0x0B};   // #UD with no IDT: a triple fault
+inline const Bytes kHlt = {0xFA, 0xF4};   // cli; hlt
 inline Bytes cat(std::initializer_list<Bytes> parts) {
   Bytes b;
   for (const auto& p : parts) b.insert(b.end(), p.begin(), p.end());

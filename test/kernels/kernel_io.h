@@ -7,7 +7,9 @@
 #define COM1 0x3F8
 #define DEBUG_EXIT_PORT 0xF4
 
-static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outb(uint16_t port, uint8_t v) {
+  __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
 static inline uint8_t inb(uint16_t port) {
   uint8_t v;
   __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));

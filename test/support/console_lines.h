@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "devices/console.h"
+#include "vmm/devices/console.h"
 
 namespace unifn::test {
 
@@ -19,8 +19,9 @@ struct ConsoleLines {
   static bool own(const std::string& line) { return line.starts_with(vmm::Console::kVmmPrefix); }
   // How many of the VMM's own lines hold part.
   std::size_t said(const std::string& part) const {
-    return static_cast<std::size_t>(
-        std::count_if(lines.begin(), lines.end(), [&](const std::string& l) { return own(l) && l.find(part) != std::string::npos; }));
+    return static_cast<std::size_t>(std::count_if(
+        lines.begin(), lines.end(),
+        [&](const std::string& l) { return own(l) && l.find(part) != std::string::npos; }));
   }
   // The bytes of the guest's lines, one more for each line's end.
   std::size_t guest_bytes() const {

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "backend.h"
+#include "accel/backend.h"
 
 namespace unifn::test {
 

@@ -1,5 +1,6 @@
-// Line buffering for guest console output within its limits, and the escaping of what a terminal or a log reader would obey.
-#include "devices/console.h"
+// Line buffering for guest console output within its limits, and the escaping of what a terminal or
+// a log reader would obey.
+#include "vmm/devices/console.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -85,8 +86,10 @@ void Console::refill() {
   const double seconds = std::chrono::duration<double>(now - refilled_).count();
   if (seconds <= 0) return;
   refilled_ = now;
-  byte_tokens_ = std::min<double>(ConsoleLimits::kBurstBytes, byte_tokens_ + seconds * ConsoleLimits::kBytesPerSecond);
-  line_tokens_ = std::min<double>(ConsoleLimits::kBurstLines, line_tokens_ + seconds * ConsoleLimits::kLinesPerSecond);
+  byte_tokens_ = std::min<double>(ConsoleLimits::kBurstBytes,
+                                  byte_tokens_ + seconds * ConsoleLimits::kBytesPerSecond);
+  line_tokens_ = std::min<double>(ConsoleLimits::kBurstLines,
+                                  line_tokens_ + seconds * ConsoleLimits::kLinesPerSecond);
 }
 
 void Console::emit(bool newline) {
@@ -106,7 +109,8 @@ std::size_t Console::write(std::span<const std::uint8_t> bytes) {
   const std::size_t n = std::min(bytes.size(), ConsoleLimits::kPerCall);
   taken_ += n;
   // Beyond the request's limit bytes are counted, not even looked at.
-  const std::size_t shown = std::min(n, ConsoleLimits::kPerRequest - std::min(request_bytes_, ConsoleLimits::kPerRequest));
+  const std::size_t shown = std::min(
+      n, ConsoleLimits::kPerRequest - std::min(request_bytes_, ConsoleLimits::kPerRequest));
   request_bytes_ += n;
   over_request_ += n - shown;
   dropped_ += n - shown;
@@ -145,12 +149,15 @@ void Console::say(std::string_view text) {
 void Console::end_request() {
   flush();
   if (over_request_)
-    say(fmt::format("console output over {} bytes in one request: {} bytes dropped", ConsoleLimits::kPerRequest,
-                    over_request_));
+    say(fmt::format("console output over {} bytes in one request: {} bytes dropped",
+                    ConsoleLimits::kPerRequest, over_request_));
   if (over_call_)
-    say(fmt::format("console output over {} bytes in one call: {} bytes dropped", ConsoleLimits::kPerCall, over_call_));
+    say(fmt::format("console output over {} bytes in one call: {} bytes dropped",
+                    ConsoleLimits::kPerCall, over_call_));
   if (over_rate_ && !rate_said_) {
-    say(fmt::format("console output over {} bytes or {} lines a second: {} bytes dropped (said once per instance)",
+    say(
+        fmt::format("console output over {} bytes or {} lines a second: {} bytes dropped (said "
+                    "once per instance)",
                     ConsoleLimits::kBytesPerSecond, ConsoleLimits::kLinesPerSecond, over_rate_));
     rate_said_ = true;
   }

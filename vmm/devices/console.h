@@ -1,4 +1,5 @@
-// Guest console output, cut into lines and handed to a sink (stderr, the daemon's log), within limits.
+// Guest console output, cut into lines and handed to a sink (stderr, the daemon's log), within
+// limits.
 #pragma once
 
 #include <chrono>
@@ -62,21 +63,24 @@ class Console {
   // it says so in one line (the rate only the first time), and the request's count starts again.
   void end_request();
 
-  std::size_t bytes_written() const { return taken_; }   // taken from the guest
-  std::size_t bytes_dropped() const { return dropped_; }  // of those (and put()'s rest), never shown
+  std::size_t bytes_written() const { return taken_; }  // taken from the guest
+  std::size_t bytes_dropped() const {
+    return dropped_;
+  }  // of those (and put()'s rest), never shown
 
   // line with every control character escaped: CR as \r, the other C0 controls and DEL as \xNN
   // (ESC is \x1b), C1 controls encoded in UTF-8 as \u0080-\u009f, bytes that are not UTF-8 as
   // \xNN. HTAB, printable ASCII and valid UTF-8 stay as they are; a backslash is not escaped, so
   // the guest's own text reads unchanged (a literal "\x1b" in it reads the same, and is harmless).
-  // A line that starts with kVmmPrefix has its '[' written \x5b: no guest line passes for the VMM's.
-  // Lines are cut at kMaxLine bytes before escaping: an escaped line is at most 4 times that.
+  // A line that starts with kVmmPrefix has its '[' written \x5b: no guest line passes for the
+  // VMM's. Lines are cut at kMaxLine bytes before escaping: an escaped line is at most 4 times
+  // that.
   static std::string escape(std::string_view line);
 
  private:
   static constexpr std::size_t kMaxLine = 4096;  // longer lines are cut, never buffered forever
-  void emit(bool newline);                       // the line, escaped, to the sink (rate allowing); then cleared
-  void refill();                                 // the rate's tokens for the time since the last call
+  void emit(bool newline);  // the line, escaped, to the sink (rate allowing); then cleared
+  void refill();            // the rate's tokens for the time since the last call
   Sink sink_;
   std::function<Clock::time_point()> clock_;
   std::function<bool()> stop_;

@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "machine.h"
+#include "vmm/machine.h"
 
 namespace unifn::vmm {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "machine.h"
+#include "vmm/machine.h"
 
 namespace unifn::vmm {
 
@@ -20,10 +20,14 @@ class MmioDevice {
   virtual std::uint32_t device_id() const = 0;  // the virtio device id the boot info announces
   virtual std::uint64_t window_size() const { return 0x1000; }
   // Called once the device has its place: base is the gpa of its register window.
-  virtual void attach(Machine& machine, std::uint64_t base) { (void)machine; (void)base; }
+  virtual void attach(Machine& machine, std::uint64_t base) {
+    (void)machine;
+    (void)base;
+  }
   // One guest access inside the window (addr is absolute).
   virtual IoResult access(Machine& machine, MmioAccess& a) = 0;
-  // Called before every run of the guest with that run's deadline, for devices that budget long work.
+  // Called before every run of the guest with that run's deadline, for devices that budget long
+  // work.
   virtual void begin_run(std::chrono::steady_clock::time_point deadline) { (void)deadline; }
   // Device state for snapshots, in the device's own typed encoding (snapshot/persist.h): save()
   // gives it; check() names what keeps restore() from taking state, nullopt if nothing; restore()

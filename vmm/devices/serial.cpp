@@ -1,6 +1,5 @@
 // 16550A UART register model: transmit buffer, divisor latch, loopback, IIR priorities.
-#include "devices/serial.h"
-
+#include "vmm/devices/serial.h"
 
 namespace unifn::vmm {
 
@@ -11,8 +10,8 @@ constexpr std::uint8_t kIerRdi = 0x01, kIerThri = 0x02, kIerMask = 0x0F;
 constexpr std::uint8_t kIirNoInt = 0x01, kIirThri = 0x02, kIirRdi = 0x04, kIirFifos = 0xC0;
 constexpr std::uint8_t kFcrEnable = 0x01, kFcrClearRx = 0x02, kFcrKeep = 0xC9;
 constexpr std::uint8_t kLcrDlab = 0x80;
-constexpr std::uint8_t kMcrDtr = 0x01, kMcrRts = 0x02, kMcrOut1 = 0x04, kMcrOut2 = 0x08, kMcrLoop = 0x10,
-                       kMcrMask = 0x1F;
+constexpr std::uint8_t kMcrDtr = 0x01, kMcrRts = 0x02, kMcrOut1 = 0x04, kMcrOut2 = 0x08,
+                       kMcrLoop = 0x10, kMcrMask = 0x1F;
 constexpr std::uint8_t kLsrDr = 0x01, kLsrThre = 0x20, kLsrTemt = 0x40;
 constexpr std::uint8_t kMsrCts = 0x10, kMsrDsr = 0x20, kMsrRi = 0x40, kMsrDcd = 0x80;
 
@@ -29,8 +28,10 @@ IoResult Serial16550::access(std::uint16_t base, PortAccess& a) {
       if (!a.write) a.data[i] = 0xFF;  // past the chip: an unclaimed port
       continue;
     }
-    if (a.write) write(static_cast<std::uint8_t>(offset), a.data[i]);
-    else a.data[i] = read(static_cast<std::uint8_t>(offset));
+    if (a.write)
+      write(static_cast<std::uint8_t>(offset), a.data[i]);
+    else
+      a.data[i] = read(static_cast<std::uint8_t>(offset));
   }
   return IoResult::next();
 }
@@ -38,8 +39,9 @@ IoResult Serial16550::access(std::uint16_t base, PortAccess& a) {
 std::uint8_t Serial16550::msr() const {
   if (r_.mcr & kMcrLoop) {
     // Loopback wires the modem outputs back to the inputs.
-    return static_cast<std::uint8_t>(((r_.mcr & kMcrRts) ? kMsrCts : 0) | ((r_.mcr & kMcrDtr) ? kMsrDsr : 0) |
-                                     ((r_.mcr & kMcrOut1) ? kMsrRi : 0) | ((r_.mcr & kMcrOut2) ? kMsrDcd : 0));
+    return static_cast<std::uint8_t>(
+        ((r_.mcr & kMcrRts) ? kMsrCts : 0) | ((r_.mcr & kMcrDtr) ? kMsrDsr : 0) |
+        ((r_.mcr & kMcrOut1) ? kMsrRi : 0) | ((r_.mcr & kMcrOut2) ? kMsrDcd : 0));
   }
   return kMsrDcd | kMsrDsr | kMsrCts;  // a peer is always connected and ready
 }
@@ -61,14 +63,22 @@ std::uint8_t Serial16550::read(std::uint8_t offset) {
       if (dlab) return r_.dll;
       r_.rx_full = 0;
       return r_.rbr;
-    case kIer: return dlab ? r_.dlm : r_.ier;
-    case kIir: return iir();
-    case kLcr: return r_.lcr;
-    case kMcr: return r_.mcr;
-    case kLsr: return static_cast<std::uint8_t>(kLsrThre | kLsrTemt | (r_.rx_full ? kLsrDr : 0));
-    case kMsr: return msr();
-    case kScr: return r_.scr;
-    default: return 0xFF;
+    case kIer:
+      return dlab ? r_.dlm : r_.ier;
+    case kIir:
+      return iir();
+    case kLcr:
+      return r_.lcr;
+    case kMcr:
+      return r_.mcr;
+    case kLsr:
+      return static_cast<std::uint8_t>(kLsrThre | kLsrTemt | (r_.rx_full ? kLsrDr : 0));
+    case kMsr:
+      return msr();
+    case kScr:
+      return r_.scr;
+    default:
+      return 0xFF;
   }
 }
 
@@ -96,10 +106,17 @@ void Serial16550::write(std::uint8_t offset, std::uint8_t value) {
       if (value & kFcrClearRx) r_.rx_full = 0;
       r_.fcr = value & kFcrKeep;
       break;
-    case kLcr: r_.lcr = value; break;
-    case kMcr: r_.mcr = value & kMcrMask; break;
-    case kScr: r_.scr = value; break;
-    default: break;  // LSR and MSR are read-only (writes are a factory test mode)
+    case kLcr:
+      r_.lcr = value;
+      break;
+    case kMcr:
+      r_.mcr = value & kMcrMask;
+      break;
+    case kScr:
+      r_.scr = value;
+      break;
+    default:
+      break;  // LSR and MSR are read-only (writes are a factory test mode)
   }
 }
 

@@ -1,4 +1,5 @@
-// A 16550A UART (COM1) for third-party kernels: transmit to a sink, registers that read back sensibly.
+// A 16550A UART (COM1) for third-party kernels: transmit to a sink, registers that read back
+// sensibly.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "machine.h"
+#include "vmm/machine.h"
 
 namespace unifn::vmm {
 
@@ -21,7 +22,16 @@ class Serial16550 {
   static constexpr std::uint16_t kPorts = 8;
 
   // Register offsets from the base port.
-  enum Reg : std::uint8_t { kData = 0, kIer = 1, kIir = 2, kLcr = 3, kMcr = 4, kLsr = 5, kMsr = 6, kScr = 7 };
+  enum Reg : std::uint8_t {
+    kData = 0,
+    kIer = 1,
+    kIir = 2,
+    kLcr = 3,
+    kMcr = 4,
+    kLsr = 5,
+    kMsr = 6,
+    kScr = 7
+  };
 
   using Sink = std::function<void(std::string_view bytes)>;
   explicit Serial16550(Sink sink = {}) : sink_(std::move(sink)) {}
@@ -48,7 +58,7 @@ class Serial16550 {
 
   // The registers.
   struct Registers {
-    std::uint8_t rbr = 0;    // last received byte (only loopback writes arrive)
+    std::uint8_t rbr = 0;  // last received byte (only loopback writes arrive)
     std::uint8_t ier = 0;
     std::uint8_t fcr = 0;
     std::uint8_t lcr = 0;
@@ -56,8 +66,8 @@ class Serial16550 {
     std::uint8_t scr = 0;
     std::uint8_t dll = 0x0C;  // 9600 baud from the 1.8432 MHz clock
     std::uint8_t dlm = 0;
-    std::uint8_t rx_full = 0;      // rbr holds an unread byte
-    std::uint8_t thri_pending = 0; // "transmitter empty" interrupt waiting to be read from IIR
+    std::uint8_t rx_full = 0;       // rbr holds an unread byte
+    std::uint8_t thri_pending = 0;  // "transmitter empty" interrupt waiting to be read from IIR
   };
   const Registers& registers() const { return r_; }
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "loader/elf.h"
+#include "vmm/loader/elf.h"
 
 namespace unifn::vmm {
 
@@ -18,7 +18,8 @@ struct FunctionImage {
   // ImageError with a sentence naming the file otherwise.
   static std::shared_ptr<const FunctionImage> load(const std::string& path);
   // The same checks over bytes already in memory.
-  static std::shared_ptr<const FunctionImage> from_bytes(std::string name, std::vector<std::uint8_t> bytes);
+  static std::shared_ptr<const FunctionImage> from_bytes(std::string name,
+                                                         std::vector<std::uint8_t> bytes);
 };
 
 }  // namespace unifn::vmm

@@ -1,5 +1,5 @@
 // Boot, hypercalls, system calls and exceptions of a unifn function VM.
-#include "guest/function_vm.h"
+#include "vmm/guest/function_vm.h"
 
 #include <sys/random.h>
 #include <x86intrin.h>
@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 #include <unifn/abi.h>
 
-#include "x86/layout.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::vmm {
 
@@ -23,15 +23,30 @@ constexpr std::uint64_t k2M = 2ull << 20;
 constexpr std::uint64_t page_up(std::uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
 constexpr std::uint64_t kStackBytes = 1ull << 20;
 constexpr std::uint16_t kHypercallPorts = 0x100;  // UNIFN_HC_BASE .. +0xFF belong to hypercalls
-constexpr std::uint32_t kPfW = 2, kPfX = 1;         // ELF segment flags
+constexpr std::uint32_t kPfW = 2, kPfX = 1;       // ELF segment flags
 
 const char* vector_name(unsigned v) {
-  static const char* names[] = {"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
-                                "#BR bound range", "#UD invalid opcode", "#NM device not available",
-                                "#DF double fault", "coprocessor overrun", "#TS invalid TSS",
-                                "#NP segment not present", "#SS stack fault", "#GP general protection",
-                                "#PF page fault", "reserved", "#MF x87 floating point", "#AC alignment check",
-                                "#MC machine check", "#XM SIMD floating point", "#VE virtualization",
+  static const char* names[] = {"#DE divide error",
+                                "#DB debug",
+                                "NMI",
+                                "#BP breakpoint",
+                                "#OF overflow",
+                                "#BR bound range",
+                                "#UD invalid opcode",
+                                "#NM device not available",
+                                "#DF double fault",
+                                "coprocessor overrun",
+                                "#TS invalid TSS",
+                                "#NP segment not present",
+                                "#SS stack fault",
+                                "#GP general protection",
+                                "#PF page fault",
+                                "reserved",
+                                "#MF x87 floating point",
+                                "#AC alignment check",
+                                "#MC machine check",
+                                "#XM SIMD floating point",
+                                "#VE virtualization",
                                 "#CP control protection"};
   return v < std::size(names) ? names[v] : "reserved exception";
 }
@@ -39,26 +54,31 @@ const char* vector_name(unsigned v) {
 }  // namespace
 
 BootError::BootError(Stop s, const std::string& image)
-    : std::runtime_error(fmt::format("{}: the function did not initialise: {}", image, s.message)), stop(std::move(s)) {}
+    : std::runtime_error(fmt::format("{}: the function did not initialise: {}", image, s.message)),
+      stop(std::move(s)) {}
 
 FunctionVm::Layout FunctionVm::plan(const FunctionImage& image, const FunctionVmConfig& cfg) {
   Layout l;
   l.ram = (cfg.memory_bytes + k2M - 1) / k2M * k2M;
   if (l.ram > UNIFN_RAM_MAX_BYTES)
-    throw ImageError(fmt::format("{}: {} MiB of guest RAM is more than the {} MiB a unifn VM can have", image.path,
-                                 l.ram >> 20, UNIFN_RAM_MAX_BYTES >> 20));
-  l.io_size = std::min(page_up(2 * std::max<std::uint64_t>(cfg.max_body_bytes, kPage)), page_up(l.ram / 4));
+    throw ImageError(
+        fmt::format("{}: {} MiB of guest RAM is more than the {} MiB a unifn VM can have",
+                    image.path, l.ram >> 20, UNIFN_RAM_MAX_BYTES >> 20));
+  l.io_size =
+      std::min(page_up(2 * std::max<std::uint64_t>(cfg.max_body_bytes, kPage)), page_up(l.ram / 4));
   l.io_buf = l.ram - l.io_size;
   l.stack_top = l.io_buf;
   l.heap_end = l.stack_top - kStackBytes;
   for (const auto& seg : image.elf.segments)
     if (seg.gpa + seg.mem_size > l.ram)
-      throw ImageError(fmt::format("{}: segment at {:#x} of {:#x} bytes does not fit in {} MiB of guest RAM", image.path,
-                                   seg.gpa, seg.mem_size, l.ram >> 20));
+      throw ImageError(
+          fmt::format("{}: segment at {:#x} of {:#x} bytes does not fit in {} MiB of guest RAM",
+                      image.path, seg.gpa, seg.mem_size, l.ram >> 20));
   l.heap_start = page_up(image.elf.end);
   if (image.elf.end > l.heap_end || l.heap_end - l.heap_start < (1u << 20))
-    throw ImageError(fmt::format("{}: the image ends at {:#x}, which leaves less than 1 MiB of heap in {} MiB of RAM",
-                                 image.path, image.elf.end, l.ram >> 20));
+    throw ImageError(fmt::format(
+        "{}: the image ends at {:#x}, which leaves less than 1 MiB of heap in {} MiB of RAM",
+        image.path, image.elf.end, l.ram >> 20));
   return l;
 }
 
@@ -70,16 +90,18 @@ MachineSpec machine_spec(const GuestLayout& l, const FunctionImage& image, const
   spec.ram_file = snap ? &snap->ram : nullptr;
   spec.track_writes = snap != nullptr;
   for (const auto& seg : image.elf.segments)
-    spec.regions.push_back({seg.gpa, seg.mem_size, (seg.flags & kPfW) != 0, (seg.flags & kPfX) != 0});
+    spec.regions.push_back(
+        {seg.gpa, seg.mem_size, (seg.flags & kPfW) != 0, (seg.flags & kPfX) != 0});
   return spec;
 }
 }  // namespace
 
-FunctionVm::FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console)
+FunctionVm::FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
+                       Console::Sink console)
     : FunctionVm(std::move(image), cfg, std::move(console), nullptr) {}
 
-FunctionVm::FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console,
-                       std::shared_ptr<const Snapshot> snap)
+FunctionVm::FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
+                       Console::Sink console, std::shared_ptr<const Snapshot> snap)
     : image_(std::move(image)),
       cfg_(cfg),
       layout_(snap ? snap->layout : plan(*image_, cfg_)),
@@ -89,19 +111,23 @@ FunctionVm::FunctionVm(std::shared_ptr<const FunctionImage> image, const Functio
       snap_(std::move(snap)) {
   syscalls_.guest_cpu_ns = [this] {
     auto ran = ran_;
-    if (running_since_ != std::chrono::steady_clock::time_point{}) ran += std::chrono::steady_clock::now() - running_since_;
+    if (running_since_ != std::chrono::steady_clock::time_point{})
+      ran += std::chrono::steady_clock::now() - running_since_;
     return static_cast<std::uint64_t>(ran.count());
   };
   syscalls_.on_unknown = [this](std::string_view what) { console_.say(what); };
-  // Long work inside one exit (console lines to a slow sink, zeroing gigabytes) stops once the call is over.
-  syscalls_.out_of_time = [this] { return machine_->cancelled() || std::chrono::steady_clock::now() >= deadline_; };
+  // Long work inside one exit (console lines to a slow sink, zeroing gigabytes) stops once the call
+  // is over.
+  syscalls_.out_of_time = [this] {
+    return machine_->cancelled() || std::chrono::steady_clock::now() >= deadline_;
+  };
   console_.set_stop(syscalls_.out_of_time);
 }
 
 FunctionVm::~FunctionVm() = default;
 
-std::unique_ptr<FunctionVm> FunctionVm::boot(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
-                                             Console::Sink console) {
+std::unique_ptr<FunctionVm> FunctionVm::boot(std::shared_ptr<const FunctionImage> image,
+                                             const FunctionVmConfig& cfg, Console::Sink console) {
   std::unique_ptr<FunctionVm> vm(new FunctionVm(std::move(image), cfg, std::move(console)));
   auto& mem = vm->machine_->memory();
   load_segments(vm->image_->elf, vm->image_->bytes, mem, vm->image_->path);
@@ -115,24 +141,29 @@ std::unique_ptr<FunctionVm> FunctionVm::boot(std::shared_ptr<const FunctionImage
 }
 
 std::unique_ptr<FunctionVm> FunctionVm::restore(std::shared_ptr<const Snapshot> snap,
-                                                std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
+                                                std::shared_ptr<const FunctionImage> image,
+                                                const FunctionVmConfig& cfg,
                                                 Console::Sink console) {
   if (cfg.devices.size() != snap->devices.size())
-    throw std::invalid_argument(fmt::format("{}: the snapshot has {} devices, the config {}", image->path,
-                                            snap->devices.size(), cfg.devices.size()));
+    throw std::invalid_argument(fmt::format("{}: the snapshot has {} devices, the config {}",
+                                            image->path, snap->devices.size(), cfg.devices.size()));
   std::unique_ptr<FunctionVm> vm(new FunctionVm(std::move(image), cfg, std::move(console), snap));
   vm->wire_ports();
-  unifn_boot_info bi = vm->machine_->memory().read_obj<unifn_boot_info>(GuestAddr(layout::kBootInfo));
+  unifn_boot_info bi =
+      vm->machine_->memory().read_obj<unifn_boot_info>(GuestAddr(layout::kBootInfo));
   bi.virtio_count = 0;
   vm->attach_devices(bi);  // same factories, same order: same windows as at snapshot time
   // Every piece checked before reset() restores any: then no reset of this VM fails halfway.
   auto refuse = [&](const std::string& why) {
-    return std::invalid_argument(fmt::format("{}: the snapshot does not restore: {}", vm->image_->path, why));
+    return std::invalid_argument(
+        fmt::format("{}: the snapshot does not restore: {}", vm->image_->path, why));
   };
-  if (auto bad = LinuxSyscalls::check(snap->heap, vm->layout_.heap_start, vm->layout_.heap_end)) throw refuse("heap: " + *bad);
+  if (auto bad = LinuxSyscalls::check(snap->heap, vm->layout_.heap_start, vm->layout_.heap_end))
+    throw refuse("heap: " + *bad);
   if (auto bad = cfg.platform_or_default().cpu_state_problem(snap->cpu)) throw refuse(*bad);
   for (std::size_t i = 0; i < vm->devices_.size(); ++i)
-    if (auto bad = vm->devices_[i]->check(snap->devices[i])) throw refuse(fmt::format("device {}: {}", i, *bad));
+    if (auto bad = vm->devices_[i]->check(snap->devices[i]))
+      throw refuse(fmt::format("device {}: {}", i, *bad));
   vm->machine_->memory().track_host_writes(true);
   vm->reset();
   vm->reseed();
@@ -152,7 +183,8 @@ std::shared_ptr<Snapshot> FunctionVm::snapshot(Fd ram_file) {
       auto page = mem.span(GuestAddr(off), kPage, "snapshot");
       if (std::memcmp(page.data(), zero, kPage) == 0) continue;  // holes read back as zero
       // Safe: writes our own buffer to the caller's file at the page's offset.
-      if (::pwrite(ram_file.get(), page.data(), kPage, static_cast<off_t>(off)) != static_cast<ssize_t>(kPage))
+      if (::pwrite(ram_file.get(), page.data(), kPage, static_cast<off_t>(off)) !=
+          static_cast<ssize_t>(kPage))
         throw std::system_error(errno, std::generic_category(), "writing the snapshot RAM file");
     }
   }
@@ -204,20 +236,25 @@ void FunctionVm::write_boot_info() {
 
   std::string cmdline = cfg_.cmdline.substr(0, layout::kCmdlineMax - 1);
   mem.fill(GuestAddr(layout::kCmdline), 0, layout::kCmdlineMax);
-  mem.write(GuestAddr(layout::kCmdline), std::span(reinterpret_cast<const std::uint8_t*>(cmdline.data()), cmdline.size()));  // Safe: chars as bytes.
+  mem.write(GuestAddr(layout::kCmdline),
+            std::span(reinterpret_cast<const std::uint8_t*>(cmdline.data()),
+                      cmdline.size()));  // Safe: chars as bytes.
   bi.cmdline = layout::kCmdline;
 
   std::string env;
   for (const auto& [k, v] : cfg_.env) env += k + "=" + v + '\0';
   env += '\0';
   if (env.size() > layout::kEnvMax)
-    throw ImageError(fmt::format("{}: the environment is {} bytes, more than the {} a function may have", image_->path,
-                                 env.size(), layout::kEnvMax));
-  mem.write(GuestAddr(layout::kEnv), std::span(reinterpret_cast<const std::uint8_t*>(env.data()), env.size()));  // Safe: chars as bytes.
+    throw ImageError(
+        fmt::format("{}: the environment is {} bytes, more than the {} a function may have",
+                    image_->path, env.size(), layout::kEnvMax));
+  mem.write(GuestAddr(layout::kEnv), std::span(reinterpret_cast<const std::uint8_t*>(env.data()),
+                                               env.size()));  // Safe: chars as bytes.
   bi.env = layout::kEnv;
 
   const auto& phdrs = image_->elf.phdrs;
-  if (phdrs.size() > layout::kPhdrsMax) throw ImageError(fmt::format("{}: too many program headers", image_->path));
+  if (phdrs.size() > layout::kPhdrsMax)
+    throw ImageError(fmt::format("{}: too many program headers", image_->path));
   mem.write(GuestAddr(layout::kPhdrs), phdrs);
   bi.phdr = layout::kPhdrs;
   bi.phnum = image_->elf.phnum;
@@ -239,7 +276,8 @@ void FunctionVm::write_boot_info() {
 
 void FunctionVm::attach_devices(unifn_boot_info& bi) {
   if (cfg_.devices.size() > UNIFN_MAX_VIRTIO)
-    throw std::invalid_argument(fmt::format("{} devices asked for; a function VM has room for {}", cfg_.devices.size(), UNIFN_MAX_VIRTIO));
+    throw std::invalid_argument(fmt::format("{} devices asked for; a function VM has room for {}",
+                                            cfg_.devices.size(), UNIFN_MAX_VIRTIO));
   std::uint64_t base = kMmioWindowBase;
   for (const auto& make : cfg_.devices) {
     auto dev = make();
@@ -256,17 +294,22 @@ void FunctionVm::attach_devices(unifn_boot_info& bi) {
 }
 
 void FunctionVm::wire_ports() {
-  // The whole hypercall block is claimed, so a number the ABI does not define is an error, not a no-op.
+  // The whole hypercall block is claimed, so a number the ABI does not define is an error, not a
+  // no-op.
   machine_->on_ports(UNIFN_HC_BASE, kHypercallPorts, [this](Machine&, PortAccess& a) {
     if (!a.write || a.data.size() != 4)
-      return IoResult::halt({StopKind::Fault, 0, fmt::format("hypercall port {:#x} used with a {}-byte {} (outl expected) at {}",
-                                                              a.port, a.data.size(), a.write ? "write" : "read", machine_->where())});
+      return IoResult::halt(
+          {StopKind::Fault, 0,
+           fmt::format("hypercall port {:#x} used with a {}-byte {} (outl expected) at {}", a.port,
+                       a.data.size(), a.write ? "write" : "read", machine_->where())});
     std::uint32_t gpa;
     std::memcpy(&gpa, a.data.data(), 4);
     try {
       return on_hypercall(a.port - UNIFN_HC_BASE, gpa);
     } catch (const GuestMemoryError& e) {
-      return IoResult::halt({StopKind::Fault, 0, fmt::format("hypercall {}: {} ({})", a.port - UNIFN_HC_BASE, e.what(), machine_->where())});
+      return IoResult::halt({StopKind::Fault, 0,
+                             fmt::format("hypercall {}: {} ({})", a.port - UNIFN_HC_BASE, e.what(),
+                                         machine_->where())});
     }
   });
   machine_->on_syscall([this](Machine&, GuestRegs& regs) { return on_syscall(regs); });
@@ -286,26 +329,35 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
   switch (nr) {
     case UNIFN_HC_CONSOLE_WRITE: {
       auto b = mem.read_user<unifn_hc_buf>(GuestAddr(gpa), "CONSOLE_WRITE argument");
-      console_.put(mem.user_span(GuestAddr(b.data), b.len, "console buffer"));  // bytes past ConsoleLimits::kPerCall dropped
+      console_.put(mem.user_span(GuestAddr(b.data), b.len,
+                                 "console buffer"));  // bytes past ConsoleLimits::kPerCall dropped
       return IoResult::next();
     }
     case UNIFN_HC_LOG: {
       auto l = mem.read_user<unifn_hc_log>(GuestAddr(gpa), "LOG argument");
-      console_.write(mem.user_span(GuestAddr(l.data), std::min<std::uint64_t>(l.len, 4096), "log buffer"));
-      console_.write(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>("\n"), 1));  // Safe: literal as bytes.
+      console_.write(
+          mem.user_span(GuestAddr(l.data), std::min<std::uint64_t>(l.len, 4096), "log buffer"));
+      console_.write(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>("\n"),
+                                                   1));  // Safe: literal as bytes.
       return IoResult::next();
     }
     case UNIFN_HC_NEXT_REQUEST:
       if (current_)
-        return IoResult::halt({StopKind::Fault, 0, "the guest asked for the next request without answering the current one"});
+        return IoResult::halt(
+            {StopKind::Fault, 0,
+             "the guest asked for the next request without answering the current one"});
       return park(gpa);
     case UNIFN_HC_RESPOND: {
       auto r = mem.read_user<unifn_hc_respond>(GuestAddr(gpa), "RESPOND argument");
       if (!current_) return IoResult::halt({StopKind::Fault, 0, "RESPOND outside of a request"});
       if (r.status < 100 || r.status > 599)
-        return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with HTTP status {} (100-599 expected)", r.status)});
+        return IoResult::halt(
+            {StopKind::Fault, 0,
+             fmt::format("RESPOND with HTTP status {} (100-599 expected)", r.status)});
       if (r.content_type_len > 255)
-        return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with a {}-byte content type (255 at most)", r.content_type_len)});
+        return IoResult::halt(
+            {StopKind::Fault, 0,
+             fmt::format("RESPOND with a {}-byte content type (255 at most)", r.content_type_len)});
       auto ct = mem.user_span(GuestAddr(r.content_type), r.content_type_len, "content type");
       // The content type becomes a response header (and a callback request's): a CR or LF would
       // inject headers or a second response. Any control byte but HTAB is refused (RFC 9110's
@@ -313,13 +365,19 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
       std::string type(ct.begin(), ct.end());
       for (std::size_t i = 0; i < type.size(); ++i)
         if (auto c = static_cast<unsigned char>(type[i]); (c < 0x20 && c != '\t') || c == 0x7F)
-          return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with a content type holding control bytes (byte {:#04x} at offset {})",
-                                                                  c, i)});
-      auto body = mem.user_span(GuestAddr(r.body), r.body_len, "response body");  // inside user memory first
+          return IoResult::halt(
+              {StopKind::Fault, 0,
+               fmt::format(
+                   "RESPOND with a content type holding control bytes (byte {:#04x} at offset {})",
+                   c, i)});
+      auto body = mem.user_span(GuestAddr(r.body), r.body_len,
+                                "response body");  // inside user memory first
       // A response is held in the daemon's memory until it is sent: bounded like a request body.
       if (r.body_len > cfg_.max_body_bytes)
-        return IoResult::halt({StopKind::Fault, 0, fmt::format("RESPOND with a body of {} bytes, more than the {}-byte limit",
-                                                                r.body_len, cfg_.max_body_bytes)});
+        return IoResult::halt(
+            {StopKind::Fault, 0,
+             fmt::format("RESPOND with a body of {} bytes, more than the {}-byte limit", r.body_len,
+                         cfg_.max_body_bytes)});
       current_->status = r.status;
       current_->content_type = std::move(type);
       current_->body.assign(body.begin(), body.end());
@@ -330,22 +388,28 @@ IoResult FunctionVm::on_hypercall(std::uint32_t nr, std::uint32_t gpa) {
     }
     case UNIFN_HC_ABORT: {
       auto b = mem.read_user<unifn_hc_buf>(GuestAddr(gpa), "ABORT argument");
-      auto reason = mem.user_span(GuestAddr(b.data), std::min<std::uint64_t>(b.len, 1024), "abort reason");
+      auto reason =
+          mem.user_span(GuestAddr(b.data), std::min<std::uint64_t>(b.len, 1024), "abort reason");
       console_.flush();
-      return IoResult::halt({StopKind::Aborted, 0, fmt::format("the function aborted: {}", std::string(reason.begin(), reason.end()))});
+      return IoResult::halt(
+          {StopKind::Aborted, 0,
+           fmt::format("the function aborted: {}", std::string(reason.begin(), reason.end()))});
     }
     case UNIFN_HC_EXIT: {
       auto e = mem.read_user<unifn_hc_exit>(GuestAddr(gpa), "EXIT argument");
       console_.flush();
-      return IoResult::halt({StopKind::Exited, e.status, fmt::format("the guest exited with status {}", e.status)});
+      return IoResult::halt(
+          {StopKind::Exited, e.status, fmt::format("the guest exited with status {}", e.status)});
     }
     default:
-      return IoResult::halt({StopKind::Fault, 0, fmt::format("unknown hypercall {} at {}", nr, machine_->where())});
+      return IoResult::halt(
+          {StopKind::Fault, 0, fmt::format("unknown hypercall {} at {}", nr, machine_->where())});
   }
 }
 
 Stop FunctionVm::run_guest(std::chrono::steady_clock::time_point deadline) {
-  for (const auto& d : devices_) d->begin_run(deadline);  // the accelerator budgets its ops against it
+  for (const auto& d : devices_)
+    d->begin_run(deadline);  // the accelerator budgets its ops against it
   running_since_ = std::chrono::steady_clock::now();
   deadline_ = deadline;
   Stop s = machine_->run(deadline);
@@ -362,8 +426,9 @@ IoResult FunctionVm::on_syscall(GuestRegs& regs) {
 }
 
 IoResult FunctionVm::on_exception(const GuestException& e) {
-  std::string msg = fmt::format("guest exception {} (vector {}) {}", vector_name(e.vector), e.vector,
-                                e.rip ? fmt::format("at rip {:#x}", *e.rip) : "with an unreadable exception frame");
+  std::string msg = fmt::format(
+      "guest exception {} (vector {}) {}", vector_name(e.vector), e.vector,
+      e.rip ? fmt::format("at rip {:#x}", *e.rip) : "with an unreadable exception frame");
   if (e.error_code) msg += fmt::format(", error code {:#x}", *e.error_code);
   if (e.address) msg += fmt::format(", address {:#x}", *e.address);
   console_.flush();
@@ -391,8 +456,9 @@ Outcome FunctionVm::invoke(std::span<const std::uint8_t> body, std::string_view 
     out.stop = {StopKind::Parked, 0, ""};
     out.too_large = true;
     out.status = 413;
-    out.body = fmt::format("the request body of {} bytes is larger than the function's buffer of {} bytes", body.size(),
-                           next.buf_cap);
+    out.body =
+        fmt::format("the request body of {} bytes is larger than the function's buffer of {} bytes",
+                    body.size(), next.buf_cap);
     return out;
   }
   mem.write(GuestAddr(next.buf), body);
@@ -400,7 +466,8 @@ Outcome FunctionVm::invoke(std::span<const std::uint8_t> body, std::string_view 
   next.request_id = ++requests_;
   out.deliver_tsc = next.deliver_tsc = guest_tsc_now();
   std::memset(next.content_type, 0, sizeof next.content_type);
-  std::memcpy(next.content_type, content_type.data(), std::min(content_type.size(), sizeof next.content_type - 1));
+  std::memcpy(next.content_type, content_type.data(),
+              std::min(content_type.size(), sizeof next.content_type - 1));
   mem.write_obj(at, next);
   parked_at_.reset();
   current_ = &out;

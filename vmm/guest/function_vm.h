@@ -1,4 +1,5 @@
-// A unifn function running in its own VM: boot to the first NEXT_REQUEST, then one invoke per request.
+// A unifn function running in its own VM: boot to the first NEXT_REQUEST, then one invoke per
+// request.
 #pragma once
 
 #include <chrono>
@@ -10,13 +11,13 @@
 #include <utility>
 #include <vector>
 
-#include "devices/console.h"
-#include "devices/mmio_device.h"
-#include "guest/function_image.h"
-#include "guest/linux_syscalls.h"
-#include "machine.h"
-#include "platform/platform.h"
-#include "snapshot/snapshot.h"
+#include "vmm/devices/console.h"
+#include "vmm/devices/mmio_device.h"
+#include "vmm/guest/function_image.h"
+#include "vmm/guest/linux_syscalls.h"
+#include "vmm/machine.h"
+#include "vmm/platform/platform.h"
+#include "vmm/snapshot/snapshot.h"
 
 struct unifn_boot_info;
 
@@ -62,15 +63,15 @@ class BootError : public std::runtime_error {
 class FunctionVm {
  public:
   // Creates the VM, loads the image, runs it until its first NEXT_REQUEST (initialised).
-  static std::unique_ptr<FunctionVm> boot(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
-                                          Console::Sink console);
+  static std::unique_ptr<FunctionVm> boot(std::shared_ptr<const FunctionImage> image,
+                                          const FunctionVmConfig& cfg, Console::Sink console);
   // A new VM from a snapshot: RAM mapped copy-on-write from the snapshot's file, state reloaded,
   // the guest's random seed refreshed. Ready for invoke() and reset(). Throws
   // std::invalid_argument, naming the piece, for a heap, vCPU or device state that does not pass
   // its check (snapshot/persist.h), before anything is restored.
   static std::unique_ptr<FunctionVm> restore(std::shared_ptr<const Snapshot> snap,
-                                             std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
-                                             Console::Sink console);
+                                             std::shared_ptr<const FunctionImage> image,
+                                             const FunctionVmConfig& cfg, Console::Sink console);
 
   // Freezes this parked VM: writes its non-zero RAM pages into ram_file (an empty regular
   // file or memfd) and captures vCPU, device and guest state.
@@ -94,10 +95,13 @@ class FunctionVm {
   std::uint64_t guest_tsc_now() const { return machine_->guest_tsc_now(); }
   std::uint64_t syscalls() const { return syscalls_.count(); }
   // Guest TSC ticks to microseconds.
-  double tsc_to_us(std::uint64_t ticks) const { return static_cast<double>(ticks) * 1000.0 / static_cast<double>(tsc_khz_); }
+  double tsc_to_us(std::uint64_t ticks) const {
+    return static_cast<double>(ticks) * 1000.0 / static_cast<double>(tsc_khz_);
+  }
 
  private:
-  FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console);
+  FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
+             Console::Sink console);
   void write_boot_info();
   void wire_ports();
   void attach_devices(unifn_boot_info& bi);
@@ -108,8 +112,8 @@ class FunctionVm {
 
   using Layout = GuestLayout;
   static Layout plan(const FunctionImage& image, const FunctionVmConfig& cfg);
-  FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console,
-             std::shared_ptr<const Snapshot> snap);
+  FunctionVm(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
+             Console::Sink console, std::shared_ptr<const Snapshot> snap);
   void reseed();
   Stop run_guest(std::chrono::steady_clock::time_point deadline);
 
@@ -126,9 +130,10 @@ class FunctionVm {
   // Time the guest has spent running: its CPU time (a unifn guest never blocks inside a run).
   std::chrono::nanoseconds ran_{0};
   std::chrono::steady_clock::time_point running_since_{};
-  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();  // of the run under way
-  Outcome* current_ = nullptr;  // the invocation being served
-  std::shared_ptr<const Snapshot> snap_;  // set when restored: what reset() returns to
+  std::chrono::steady_clock::time_point deadline_ =
+      std::chrono::steady_clock::time_point::max();  // of the run under way
+  Outcome* current_ = nullptr;                       // the invocation being served
+  std::shared_ptr<const Snapshot> snap_;             // set when restored: what reset() returns to
   std::uint64_t last_reset_pages_ = 0;
 };
 

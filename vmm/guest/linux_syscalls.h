@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "devices/console.h"
-#include "machine.h"
-#include "snapshot/persist.h"
+#include "vmm/devices/console.h"
+#include "vmm/machine.h"
+#include "vmm/snapshot/persist.h"
 
 namespace unifn::vmm {
 
@@ -19,7 +19,7 @@ struct HeapState {
   std::uint64_t start = 0;
   std::uint64_t end = 0;
   std::uint64_t brk = 0;
-  std::uint64_t mmap_low = 0;                  // lowest page handed out by mmap
+  std::uint64_t mmap_low = 0;                   // lowest page handed out by mmap
   std::map<std::uint64_t, std::uint64_t> free;  // munmapped ranges above mmap_low: start -> len
   bool operator==(const HeapState&) const = default;
 
@@ -53,7 +53,8 @@ class LinuxSyscalls {
   static std::optional<std::string> check(const State& h, std::uint64_t start, std::uint64_t end);
   void restore(const State& h);
   std::uint64_t count() const { return count_; }
-  // Called with the name of a system call the VMM does not implement, once per number (the first 64 numbers).
+  // Called with the name of a system call the VMM does not implement, once per number (the first 64
+  // numbers).
   std::function<void(std::string_view)> on_unknown;
   // The guest's own CPU time in ns, for CLOCK_PROCESS_CPUTIME_ID and CLOCK_THREAD_CPUTIME_ID.
   std::function<std::uint64_t()> guest_cpu_ns;
@@ -64,8 +65,8 @@ class LinuxSyscalls {
   // Makes [addr, addr+len) read as zero, in chunks with a look at out_of_time between them.
   void zero(Machine& m, std::uint64_t addr, std::uint64_t len);
   std::int64_t sys_brk(Machine& m, std::uint64_t addr);
-  std::int64_t sys_mmap(Machine& m, std::uint64_t addr, std::uint64_t len, std::uint64_t prot, std::uint64_t flags,
-                        std::int64_t fd);
+  std::int64_t sys_mmap(Machine& m, std::uint64_t addr, std::uint64_t len, std::uint64_t prot,
+                        std::uint64_t flags, std::int64_t fd);
   std::int64_t sys_munmap(Machine& m, std::uint64_t addr, std::uint64_t len);
   std::int64_t sys_write(Machine& m, std::uint64_t fd, std::uint64_t buf, std::uint64_t len);
   std::int64_t sys_writev(Machine& m, std::uint64_t fd, std::uint64_t iov, std::uint64_t cnt);

@@ -1,4 +1,5 @@
-// ELF64 parsing and loading for unifn images (ET_EXEC, x86-64, PT_LOAD at or above 1 MiB, ABI note).
+// ELF64 parsing and loading for unifn images (ET_EXEC, x86-64, PT_LOAD at or above 1 MiB, ABI
+// note).
 #pragma once
 
 #include <cstdint>
@@ -7,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "loader/image_error.h"
-#include "memory/guest_memory.h"
+#include "vmm/loader/image_error.h"
+#include "vmm/memory/guest_memory.h"
 
 namespace unifn::vmm {
 
@@ -26,7 +27,7 @@ struct ElfImage {
   std::vector<std::uint8_t> phdrs;  // the raw program header table, for AT_PHDR
   std::uint16_t phnum = 0;
   std::uint16_t phentsize = 0;
-  std::uint64_t end = 0;            // first byte past the highest segment
+  std::uint64_t end = 0;                   // first byte past the highest segment
   std::optional<std::uint32_t> unifn_abi;  // from the unifn ABI note
   std::optional<std::uint32_t> pvh_entry;  // from XEN_ELFNOTE_PHYS32_ENTRY
 };

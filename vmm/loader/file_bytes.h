@@ -8,7 +8,9 @@
 namespace unifn::vmm::file_bytes {
 
 // Whether [off, off+len) lies inside a file of total bytes, without overflowing.
-inline bool fits(std::uint64_t off, std::uint64_t len, std::uint64_t total) { return off <= total && len <= total - off; }
+inline bool fits(std::uint64_t off, std::uint64_t len, std::uint64_t total) {
+  return off <= total && len <= total - off;
+}
 
 // A T copied from file at off; the caller has checked fits(off, sizeof(T), file.size()).
 template <typename T>

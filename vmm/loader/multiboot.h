@@ -1,4 +1,5 @@
-// Multiboot1 (spec 0.6.96) kernels: header search, the ELF32/ELF64 kernel parser, loading, boot info.
+// Multiboot1 (spec 0.6.96) kernels: header search, the ELF32/ELF64 kernel parser, loading, boot
+// info.
 #pragma once
 
 #include <cstdint>
@@ -7,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "loader/image_error.h"
-#include "memory/guest_memory.h"
+#include "vmm/loader/image_error.h"
+#include "vmm/memory/guest_memory.h"
 
 namespace unifn::vmm {
 
@@ -17,13 +18,13 @@ namespace unifn::vmm {
 struct KernelSegment {
   std::uint64_t file_offset = 0;
   std::uint64_t file_size = 0;
-  std::uint64_t gpa = 0;    // p_paddr: kernels are loaded at their physical addresses
+  std::uint64_t gpa = 0;  // p_paddr: kernels are loaded at their physical addresses
   std::uint64_t vaddr = 0;
   std::uint64_t mem_size = 0;
 };
 
 struct KernelElf {
-  int elf_class = 0;  // 1 = ELF32, 2 = ELF64
+  int elf_class = 0;        // 1 = ELF32, 2 = ELF64
   std::uint64_t entry = 0;  // e_entry, as linked
   std::vector<KernelSegment> segments;
   std::optional<std::uint64_t> pvh_entry;  // Xen note XEN_ELFNOTE_PHYS32_ENTRY
@@ -37,11 +38,13 @@ KernelElf parse_kernel_elf(std::span<const std::uint8_t> file, const std::string
 
 // Copies the segments into guest RAM and zeroes their bss. Throws ImageError when one lies outside
 // guest RAM or overlaps the VMM's boot structures in [0, kernel_layout::kReservedEnd).
-void load_kernel_segments(std::span<const KernelSegment> segments, std::span<const std::uint8_t> file,
-                          GuestMemory& mem, const std::string& name);
+void load_kernel_segments(std::span<const KernelSegment> segments,
+                          std::span<const std::uint8_t> file, GuestMemory& mem,
+                          const std::string& name);
 
 // The guest-physical address of the entry: e_entry, moved from virtual to physical when it lies in
-// a segment whose vaddr and paddr differ (as GRUB does). Throws ImageError when no segment holds it.
+// a segment whose vaddr and paddr differ (as GRUB does). Throws ImageError when no segment holds
+// it.
 std::uint64_t kernel_entry_gpa(const KernelElf& elf, const std::string& name);
 
 // ---- multiboot1 ----
@@ -67,14 +70,15 @@ struct MultibootHeader {
   bool checksum_ok() const { return static_cast<std::uint32_t>(magic + flags + checksum) == 0; }
 };
 
-// The first 4-byte-aligned header in the first 8 KiB whose checksum is right; failing that the first
-// magic found (so the caller can say the checksum is wrong); nullopt when there is no magic at all.
-// Address fields are read only when the flag asks for them and they fit in the file.
+// The first 4-byte-aligned header in the first 8 KiB whose checksum is right; failing that the
+// first magic found (so the caller can say the checksum is wrong); nullopt when there is no magic
+// at all. Address fields are read only when the flag asks for them and they fit in the file.
 std::optional<MultibootHeader> find_multiboot_header(std::span<const std::uint8_t> file);
 
 // Throws ImageError for a header the VMM must refuse: a wrong checksum, required flags (bits
 // 0-15) it cannot honour, address fields cut off by the end of the file or the 8 KiB limit.
-void check_multiboot_header(const MultibootHeader& h, std::span<const std::uint8_t> file, const std::string& name);
+void check_multiboot_header(const MultibootHeader& h, std::span<const std::uint8_t> file,
+                            const std::string& name);
 
 // The boot information structure, laid out as the spec's multiboot_info (116 bytes).
 #pragma pack(push, 1)
@@ -120,7 +124,8 @@ static_assert(sizeof(MultibootInfo) == 116);
 static_assert(sizeof(MultibootMmapEntry) == 24);
 
 namespace mb_info {
-inline constexpr std::uint32_t kMemory = 1u << 0, kCmdline = 1u << 2, kMmap = 1u << 6, kLoaderName = 1u << 9;
+inline constexpr std::uint32_t kMemory = 1u << 0, kCmdline = 1u << 2, kMmap = 1u << 6,
+                               kLoaderName = 1u << 9;
 }
 
 // The RAM picture every protected-mode kernel gets: [0, 640 KiB) RAM, [960 KiB, 1 MiB) reserved
@@ -139,9 +144,10 @@ struct MultibootBoot {
 
 // Loads a multiboot kernel (ELF32 segments, or the a.out-kludge fields when flag 16 is set) and
 // writes its multiboot_info, memory map, command line and boot loader name below kReservedEnd.
-// The command line is "<name> <cmdline>", as QEMU and GRUB pass it. Throws ImageError naming `name`.
-MultibootBoot load_multiboot(std::span<const std::uint8_t> file, const std::string& name, const std::string& cmdline,
-                             GuestMemory& mem);
+// The command line is "<name> <cmdline>", as QEMU and GRUB pass it. Throws ImageError naming
+// `name`.
+MultibootBoot load_multiboot(std::span<const std::uint8_t> file, const std::string& name,
+                             const std::string& cmdline, GuestMemory& mem);
 
 // Writes the boot information alone (the part load_multiboot adds after loading); returns its gpa.
 std::uint32_t write_multiboot_info(GuestMemory& mem, const std::string& cmdline);

@@ -1,21 +1,23 @@
 // PVH loader: segments at their physical addresses, hvm_start_info v1 with a memory map.
-#include "loader/pvh.h"
+#include "vmm/loader/pvh.h"
 
 #include <fmt/format.h>
 
 #include <stdexcept>
 
-#include "x86/protected_mode.h"
+#include "vmm/x86/protected_mode.h"
 
 namespace unifn::vmm {
 
 std::uint32_t write_hvm_start_info(GuestMemory& mem, const std::string& cmdline) {
   using namespace kernel_layout;
   if (cmdline.size() >= kCmdlineMax)
-    throw std::invalid_argument(fmt::format("the kernel command line of {} bytes is longer than the {} bytes unifn passes",
-                                            cmdline.size(), kCmdlineMax - 1));
+    throw std::invalid_argument(
+        fmt::format("the kernel command line of {} bytes is longer than the {} bytes unifn passes",
+                    cmdline.size(), kCmdlineMax - 1));
   // Safe: chars as bytes, with the NUL.
-  mem.write(GuestAddr(kCmdline), std::span(reinterpret_cast<const std::uint8_t*>(cmdline.c_str()), cmdline.size() + 1));
+  mem.write(GuestAddr(kCmdline),
+            std::span(reinterpret_cast<const std::uint8_t*>(cmdline.c_str()), cmdline.size() + 1));
 
   const auto map = kernel_memory_map(mem.size());
   std::uint64_t at = kMemMap;
@@ -40,14 +42,19 @@ std::uint32_t write_hvm_start_info(GuestMemory& mem, const std::string& cmdline)
 
 PvhBoot load_pvh(const KernelElf& elf, std::span<const std::uint8_t> file, const std::string& name,
                  const std::string& cmdline, GuestMemory& mem) {
-  if (!elf.pvh_entry) throw ImageError(fmt::format("{}: no PVH entry note (Xen XEN_ELFNOTE_PHYS32_ENTRY)", name));
+  if (!elf.pvh_entry)
+    throw ImageError(fmt::format("{}: no PVH entry note (Xen XEN_ELFNOTE_PHYS32_ENTRY)", name));
   const std::uint64_t entry = *elf.pvh_entry;
   if (entry > 0xFFFFFFFFu)
-    throw ImageError(fmt::format("{}: the PVH entry point {:#x} is above 4 GiB (it is entered in 32-bit mode)", name, entry));
+    throw ImageError(
+        fmt::format("{}: the PVH entry point {:#x} is above 4 GiB (it is entered in 32-bit mode)",
+                    name, entry));
   bool inside = false;
-  for (const auto& s : elf.segments) inside = inside || (entry >= s.gpa && entry - s.gpa < s.mem_size);
+  for (const auto& s : elf.segments)
+    inside = inside || (entry >= s.gpa && entry - s.gpa < s.mem_size);
   if (!inside)
-    throw ImageError(fmt::format("{}: the PVH entry point {:#x} is in no loadable segment's physical range", name, entry));
+    throw ImageError(fmt::format(
+        "{}: the PVH entry point {:#x} is in no loadable segment's physical range", name, entry));
   load_kernel_segments(elf.segments, file, mem, name);
   return PvhBoot{static_cast<std::uint32_t>(entry), write_hvm_start_info(mem, cmdline)};
 }

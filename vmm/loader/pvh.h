@@ -6,14 +6,15 @@
 #include <span>
 #include <string>
 
-#include "loader/multiboot.h"
-#include "memory/guest_memory.h"
+#include "vmm/loader/multiboot.h"
+#include "vmm/memory/guest_memory.h"
 
 namespace unifn::vmm {
 
 inline constexpr std::uint32_t kXenElfNotePhys32Entry = 18;  // XEN_ELFNOTE_PHYS32_ENTRY, name "Xen"
-inline constexpr std::uint32_t kHvmStartMagic = 0x336ec578;  // "xEn3" with the 0x80 bit of the "E" set
-inline constexpr std::uint32_t kHvmStartVersion = 1;         // version 1 adds the memory map
+inline constexpr std::uint32_t kHvmStartMagic =
+    0x336ec578;                                       // "xEn3" with the 0x80 bit of the "E" set
+inline constexpr std::uint32_t kHvmStartVersion = 1;  // version 1 adds the memory map
 
 // struct hvm_start_info, version 1, as Xen's public header describes it (56 bytes, little-endian,
 // every address a 64-bit guest-physical one, 0 meaning "not present").

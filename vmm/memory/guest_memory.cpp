@@ -1,5 +1,5 @@
 // Guest RAM mapping and its bounds-checked accessors.
-#include "memory/guest_memory.h"
+#include "vmm/memory/guest_memory.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -20,31 +20,38 @@ constexpr std::size_t kPage = 4096;
 
 void require_pages(std::size_t bytes) {
   if (bytes == 0 || bytes % kPage != 0)
-    throw std::invalid_argument(fmt::format("guest RAM of {} bytes is not a whole number of 4 KiB pages", bytes));
+    throw std::invalid_argument(
+        fmt::format("guest RAM of {} bytes is not a whole number of 4 KiB pages", bytes));
 }
 }  // namespace
 
 GuestMemory::GuestMemory(std::size_t bytes) : size_(bytes) {
   require_pages(bytes);
   // Safe: a fresh private anonymous mapping that only this object owns and unmaps.
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), fmt::format("mmap of {} bytes of guest RAM", bytes));
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED)
+    throw std::system_error(errno, std::generic_category(),
+                            fmt::format("mmap of {} bytes of guest RAM", bytes));
   base_ = static_cast<std::uint8_t*>(p);
 }
 
-GuestMemory::GuestMemory(std::size_t bytes, int fd, std::size_t file_bytes) : size_(bytes), file_bytes_(file_bytes) {
+GuestMemory::GuestMemory(std::size_t bytes, int fd, std::size_t file_bytes)
+    : size_(bytes), file_bytes_(file_bytes) {
   require_pages(bytes);
   if (file_bytes > bytes) throw std::invalid_argument("snapshot RAM file is larger than guest RAM");
   // Safe: reserve the whole range privately first, then overlay the file's pages with
   // MAP_FIXED inside the range we own; writes never reach the file (MAP_PRIVATE).
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap of guest RAM");
   base_ = static_cast<std::uint8_t*>(p);
   std::size_t mapped = (file_bytes + kPage - 1) / kPage * kPage;
   if (mapped > 0) {
     // Safe: fixed mapping over the first `mapped` bytes of the range reserved above.
     void* q = mmap(base_, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
-    initial_fd_ = q == MAP_FAILED ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);  // zero() asks it where its data is
+    initial_fd_ =
+        q == MAP_FAILED ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);  // zero() asks it where its data is
     if (initial_fd_ < 0) {
       int e = errno;
       munmap(base_, size_);
@@ -58,16 +65,22 @@ std::unique_ptr<GuestMemory> GuestMemory::shared(std::size_t bytes, int initial_
   std::unique_ptr<GuestMemory> m(new GuestMemory());
   m->size_ = bytes;
   m->shared_fd_ = memfd_create("unifn-guest-ram", MFD_CLOEXEC);
-  if (m->shared_fd_ < 0) throw std::system_error(errno, std::generic_category(), "memfd_create for guest RAM");
+  if (m->shared_fd_ < 0)
+    throw std::system_error(errno, std::generic_category(), "memfd_create for guest RAM");
   if (ftruncate(m->shared_fd_, static_cast<off_t>(bytes)) != 0)
-    throw std::system_error(errno, std::generic_category(), fmt::format("sizing {} bytes of guest RAM", bytes));
+    throw std::system_error(errno, std::generic_category(),
+                            fmt::format("sizing {} bytes of guest RAM", bytes));
   // Safe: a fresh shared mapping of our own memfd, owned and unmapped by this object.
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->shared_fd_, 0);
-  if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), fmt::format("mmap of {} bytes of guest RAM", bytes));
+  void* p =
+      mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->shared_fd_, 0);
+  if (p == MAP_FAILED)
+    throw std::system_error(errno, std::generic_category(),
+                            fmt::format("mmap of {} bytes of guest RAM", bytes));
   m->base_ = static_cast<std::uint8_t*>(p);
   if (initial_fd >= 0) {
     m->initial_fd_ = fcntl(initial_fd, F_DUPFD_CLOEXEC, 0);
-    if (m->initial_fd_ < 0) throw std::system_error(errno, std::generic_category(), "dup of the snapshot RAM file");
+    if (m->initial_fd_ < 0)
+      throw std::system_error(errno, std::generic_category(), "dup of the snapshot RAM file");
     m->copy_initial(0, bytes);
   }
   return m;
@@ -82,13 +95,16 @@ GuestMemory::~GuestMemory() {
 void GuestMemory::punch(std::uint64_t addr, std::uint64_t len) {
   if (len == 0) return;
   // A hole reads as zero, in this mapping and in every other process's mapping of the memfd.
-  if (fallocate(shared_fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(addr), static_cast<off_t>(len)) != 0)
+  if (fallocate(shared_fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(addr),
+                static_cast<off_t>(len)) != 0)
     throw std::system_error(errno, std::generic_category(), "punching a hole in guest RAM");
 }
 
-std::pair<std::uint64_t, std::uint64_t> GuestMemory::next_data(std::uint64_t off, std::uint64_t end) const {
+std::pair<std::uint64_t, std::uint64_t> GuestMemory::next_data(std::uint64_t off,
+                                                               std::uint64_t end) const {
   off_t data = lseek(initial_fd_, static_cast<off_t>(off), SEEK_DATA);
-  const std::uint64_t from = data < 0 ? end : std::min<std::uint64_t>(static_cast<std::uint64_t>(data), end);
+  const std::uint64_t from =
+      data < 0 ? end : std::min<std::uint64_t>(static_cast<std::uint64_t>(data), end);
   if (from >= end) return {end, end};
   off_t hole = lseek(initial_fd_, static_cast<off_t>(from), SEEK_HOLE);
   return {from, hole < 0 ? end : std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), end)};
@@ -104,7 +120,9 @@ void GuestMemory::copy_initial(std::uint64_t addr, std::uint64_t len) {
     for (std::uint64_t at = from; at < to;) {
       ssize_t n = pread(initial_fd_, base_ + at, to - at, static_cast<off_t>(at));
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw std::system_error(n < 0 ? errno : EIO, std::generic_category(), "reading the snapshot RAM file");
+      if (n <= 0)
+        throw std::system_error(n < 0 ? errno : EIO, std::generic_category(),
+                                "reading the snapshot RAM file");
       at += static_cast<std::uint64_t>(n);
     }
     off = to;
@@ -118,7 +136,8 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> GuestMemory::populated() co
     off_t data = lseek(shared_fd_, static_cast<off_t>(off), SEEK_DATA);
     if (data < 0 || static_cast<std::uint64_t>(data) >= size_) break;
     off_t hole = lseek(shared_fd_, data, SEEK_HOLE);
-    std::uint64_t to = hole < 0 ? size_ : std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), size_);
+    std::uint64_t to =
+        hole < 0 ? size_ : std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), size_);
     out.emplace_back(static_cast<std::uint64_t>(data), to);
     off = to;
   }
@@ -132,14 +151,16 @@ std::uint64_t GuestMemory::host_base_for_kvm() const {
 
 void GuestMemory::check(GuestAddr addr, std::uint64_t len, const char* what) const {
   if (!contains(addr, len))
-    throw GuestMemoryError(fmt::format("guest {} of {} bytes at {} is outside guest RAM (0x0-{:#x})", what, len,
-                                       to_string(addr), size_));
+    throw GuestMemoryError(
+        fmt::format("guest {} of {} bytes at {} is outside guest RAM (0x0-{:#x})", what, len,
+                    to_string(addr), size_));
 }
 
 void GuestMemory::check_user(GuestAddr addr, std::uint64_t len, const char* what) const {
   if (addr.value < layout::kUserLow)
-    throw GuestMemoryError(fmt::format("guest address {} ({}, {} bytes) is below the guest's user memory {:#x}", to_string(addr),
-                                       what, len, layout::kUserLow));
+    throw GuestMemoryError(
+        fmt::format("guest address {} ({}, {} bytes) is below the guest's user memory {:#x}",
+                    to_string(addr), what, len, layout::kUserLow));
   check(addr, len, what);
 }
 
@@ -150,7 +171,8 @@ void GuestMemory::track_host_writes(bool on) {
 
 void GuestMemory::mark(std::uint64_t addr, std::uint64_t len) {
   if (!tracking_ || len == 0) return;
-  for (std::uint64_t p = addr / kPage; p <= (addr + len - 1) / kPage; ++p) host_dirty_[p / 64] |= 1ull << (p % 64);
+  for (std::uint64_t p = addr / kPage; p <= (addr + len - 1) / kPage; ++p)
+    host_dirty_[p / 64] |= 1ull << (p % 64);
 }
 
 std::vector<std::uint64_t> GuestMemory::take_host_dirty() {
@@ -168,7 +190,8 @@ std::span<std::uint8_t> GuestMemory::span(GuestAddr addr, std::uint64_t len, con
   return {base_ + addr.value, static_cast<std::size_t>(len)};
 }
 
-std::span<const std::uint8_t> GuestMemory::span(GuestAddr addr, std::uint64_t len, const char* what) const {
+std::span<const std::uint8_t> GuestMemory::span(GuestAddr addr, std::uint64_t len,
+                                                const char* what) const {
   check(addr, len, what);
   return {base_ + addr.value, static_cast<std::size_t>(len)};
 }
@@ -200,11 +223,14 @@ std::string GuestMemory::read_cstr(GuestAddr addr, std::size_t max) const {
 void GuestMemory::discard(GuestAddr addr, std::uint64_t len) {
   check(addr, len, "discard");
   if (addr.value % kPage || len % kPage)
-    throw std::invalid_argument(fmt::format("discard of {} bytes at {} is not page-aligned", len, to_string(addr)));
+    throw std::invalid_argument(
+        fmt::format("discard of {} bytes at {} is not page-aligned", len, to_string(addr)));
   if (len == 0) return;
   if (shared_fd_ >= 0) {
-    if (initial_fd_ >= 0) copy_initial(addr.value, len);
-    else punch(addr.value, len);
+    if (initial_fd_ >= 0)
+      copy_initial(addr.value, len);
+    else
+      punch(addr.value, len);
     return;
   }
   // Safe: a range inside our own private mapping; MADV_DONTNEED on MAP_PRIVATE restores the
@@ -217,7 +243,8 @@ void GuestMemory::zero(GuestAddr addr, std::uint64_t len) {
   if (shared_fd_ >= 0) {
     check(addr, len, "zero");
     if (addr.value % kPage || len % kPage)
-      throw std::invalid_argument(fmt::format("zero of {} bytes at {} is not page-aligned", len, to_string(addr)));
+      throw std::invalid_argument(
+          fmt::format("zero of {} bytes at {} is not page-aligned", len, to_string(addr)));
     mark(addr.value, len);  // the next reset brings back what the snapshot had there
     punch(addr.value, len);
     return;
@@ -225,7 +252,8 @@ void GuestMemory::zero(GuestAddr addr, std::uint64_t len) {
   discard(addr, len);
   if (addr.value >= file_bytes_) return;  // anonymous RAM: discarded pages read as zero
   static const std::uint8_t kZero[kPage] = {};
-  const std::uint64_t end = std::min<std::uint64_t>(addr.value + len, (file_bytes_ + kPage - 1) / kPage * kPage);
+  const std::uint64_t end =
+      std::min<std::uint64_t>(addr.value + len, (file_bytes_ + kPage - 1) / kPage * kPage);
   // The file's holes read as zero once discarded: only its data extents are looked at (a snapshot
   // file holds the pages that were not zero), never every page of a range the guest names.
   for (std::uint64_t off = addr.value; off < end;) {
@@ -233,7 +261,8 @@ void GuestMemory::zero(GuestAddr addr, std::uint64_t len) {
     if (from >= end) break;
     for (std::uint64_t p = from & ~(kPage - 1); p < to; p += kPage) {
       // Only pages with old bytes are written (and so become private copies).
-      if (std::memcmp(base_ + p, kZero, kPage) != 0) std::memset(span(GuestAddr(p), kPage, "zero").data(), 0, kPage);
+      if (std::memcmp(base_ + p, kZero, kPage) != 0)
+        std::memset(span(GuestAddr(p), kPage, "zero").data(), 0, kPage);
     }
     off = to;
   }

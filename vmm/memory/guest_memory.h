@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "x86/layout.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::vmm {
 
@@ -79,7 +79,8 @@ class GuestMemory {
     check_user(addr, len, what);
     return span(addr, len, what);
   }
-  std::span<const std::uint8_t> user_span(GuestAddr addr, std::uint64_t len, const char* what) const {
+  std::span<const std::uint8_t> user_span(GuestAddr addr, std::uint64_t len,
+                                          const char* what) const {
     check_user(addr, len, what);
     return span(addr, len, what);
   }
@@ -87,7 +88,8 @@ class GuestMemory {
   // A checked view of guest bytes; valid while this GuestMemory lives.
   // Writable view; the pages it covers count as written by the host (see take_host_dirty).
   std::span<std::uint8_t> span(GuestAddr addr, std::uint64_t len, const char* what = "access");
-  std::span<const std::uint8_t> span(GuestAddr addr, std::uint64_t len, const char* what = "access") const;
+  std::span<const std::uint8_t> span(GuestAddr addr, std::uint64_t len,
+                                     const char* what = "access") const;
 
   void read(GuestAddr addr, std::span<std::uint8_t> out) const;
   void write(GuestAddr addr, std::span<const std::uint8_t> in);
@@ -137,11 +139,13 @@ class GuestMemory {
   void mark(std::uint64_t addr, std::uint64_t len);
   void punch(std::uint64_t addr, std::uint64_t len);
   void copy_initial(std::uint64_t addr, std::uint64_t len);  // shared RAM: initial_fd_'s bytes back
-  // The first data extent [from, to) of initial_fd_ at or after off, cut at end; {end, end} when none.
+  // The first data extent [from, to) of initial_fd_ at or after off, cut at end; {end, end} when
+  // none.
   std::pair<std::uint64_t, std::uint64_t> next_data(std::uint64_t off, std::uint64_t end) const;
   std::uint8_t* base_ = nullptr;
   int shared_fd_ = -1;   // owned
-  int initial_fd_ = -1;  // owned (a dup) snapshot RAM file: what discard() restores in shared RAM, where zero() looks
+  int initial_fd_ = -1;  // owned (a dup) snapshot RAM file: what discard() restores in shared RAM,
+                         // where zero() looks
   std::size_t size_ = 0;
   std::size_t file_bytes_ = 0;  // the first file_bytes_ of RAM come from a file
   bool tracking_ = false;

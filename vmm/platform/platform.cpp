@@ -1,5 +1,5 @@
 // Choosing a platform: auto takes KVM when a probe VM runs, else the sandbox, and says why.
-#include "platform/platform.h"
+#include "vmm/platform/platform.h"
 
 #include <cstdlib>
 #include <fmt/format.h>
@@ -8,13 +8,15 @@
 namespace unifn::vmm {
 
 std::unique_ptr<GuestMemory> private_ram(const MachineSpec& spec) {
-  if (spec.ram_file) return std::make_unique<GuestMemory>(spec.ram_bytes, spec.ram_file->get(), spec.ram_bytes);
+  if (spec.ram_file)
+    return std::make_unique<GuestMemory>(spec.ram_bytes, spec.ram_file->get(), spec.ram_bytes);
   return std::make_unique<GuestMemory>(spec.ram_bytes);
 }
 
 std::optional<std::string> Platform::cpu_state_problem(const CpuState& state) const {
   if (state.platform == kind()) return std::nullopt;
-  return fmt::format("its vCPU state is a {} one, and functions here run on {}", to_string(state.platform), name());
+  return fmt::format("its vCPU state is a {} one, and functions here run on {}",
+                     to_string(state.platform), name());
 }
 
 PlatformChoice choose_platform(std::string_view name) {
@@ -24,12 +26,12 @@ PlatformChoice choose_platform(std::string_view name) {
     throw std::invalid_argument(fmt::format("unknown platform '{}' (auto, kvm or sandbox)", name));
   if (!kvm_unavailable_reason()) return {&kvm_platform(), ""};
   return {&sandbox_platform(),
-          fmt::format("KVM is not usable here ({}), so functions run on the sandbox platform: {}", *kvm_unavailable_reason(),
-                      sandbox_platform().isolation())};
+          fmt::format("KVM is not usable here ({}), so functions run on the sandbox platform: {}",
+                      *kvm_unavailable_reason(), sandbox_platform().isolation())};
 }
 
 Platform& default_platform() {
-  static Platform& chosen = [] () -> Platform& {
+  static Platform& chosen = []() -> Platform& {
     const char* env = std::getenv("UNIFN_PLATFORM");
     return *choose_platform(env && *env ? env : "auto").platform;
   }();

@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "fd.h"
-#include "machine.h"
+#include "vmm/fd.h"
+#include "vmm/machine.h"
 
 namespace unifn::vmm {
 

@@ -16,7 +16,8 @@ class ByteWriter {
   template <typename T>
   void pod(const T& v) {
     static_assert(std::is_trivially_copyable_v<T>);
-    const auto* p = reinterpret_cast<const std::uint8_t*>(&v);  // Safe: trivially copyable object as bytes.
+    const auto* p =
+        reinterpret_cast<const std::uint8_t*>(&v);  // Safe: trivially copyable object as bytes.
     out_.insert(out_.end(), p, p + sizeof(T));
   }
   void u64(std::uint64_t v) { pod(v); }
@@ -24,14 +25,17 @@ class ByteWriter {
     u64(b.size());
     out_.insert(out_.end(), b.begin(), b.end());
   }
-  void str(const std::string& s) { blob(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size())); }  // Safe: chars as bytes.
+  void str(const std::string& s) {
+    blob(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
+  }  // Safe: chars as bytes.
   std::vector<std::uint8_t> take() { return std::move(out_); }
 
  private:
   std::vector<std::uint8_t> out_;
 };
 
-// Every read checks the remaining length, so a truncated or hostile file throws instead of overrunning.
+// Every read checks the remaining length, so a truncated or hostile file throws instead of
+// overrunning.
 class ByteReader {
  public:
   explicit ByteReader(std::span<const std::uint8_t> in) : in_(in) {}
@@ -49,14 +53,16 @@ class ByteReader {
     auto n = u64();
     if (n > max) throw std::runtime_error("snapshot state: a field is larger than its limit");
     need(n);
-    std::vector<std::uint8_t> v(in_.begin() + static_cast<std::ptrdiff_t>(pos_), in_.begin() + static_cast<std::ptrdiff_t>(pos_ + n));
+    std::vector<std::uint8_t> v(in_.begin() + static_cast<std::ptrdiff_t>(pos_),
+                                in_.begin() + static_cast<std::ptrdiff_t>(pos_ + n));
     pos_ += n;
     return v;
   }
   // Exactly n bytes: the rest of a payload whose length the header gave.
   std::vector<std::uint8_t> blob_rest(std::uint64_t n) {
     need(n);
-    std::vector<std::uint8_t> v(in_.begin() + static_cast<std::ptrdiff_t>(pos_), in_.begin() + static_cast<std::ptrdiff_t>(pos_ + n));
+    std::vector<std::uint8_t> v(in_.begin() + static_cast<std::ptrdiff_t>(pos_),
+                                in_.begin() + static_cast<std::ptrdiff_t>(pos_ + n));
     pos_ += n;
     return v;
   }

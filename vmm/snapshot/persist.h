@@ -1,4 +1,5 @@
-// The one shape of snapshot state (after Firecracker's Persist): typed state, one encoding, check before restore.
+// The one shape of snapshot state (after Firecracker's Persist): typed state, one encoding, check
+// before restore.
 #pragma once
 
 #include <concepts>
@@ -10,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "snapshot/byte_io.h"
+#include "vmm/snapshot/byte_io.h"
 
 namespace unifn::vmm {
 
@@ -28,9 +29,11 @@ concept PersistState = requires(const S& s, ByteWriter& w, ByteReader& r) {
 // taking a state (its context differs per piece: the heap's bounds, a device's limits); restore()
 // after a passing check cannot fail, and refuses (std::invalid_argument, the object unchanged) a
 // state whose check fails. The pieces: LinuxSyscalls (HeapState), the virtio transport and its
-// device (TransportState), the vCPU (CpuState: Machine::capture/apply, Platform::cpu_state_problem).
+// device (TransportState), the vCPU (CpuState: Machine::capture/apply,
+// Platform::cpu_state_problem).
 template <typename T>
-concept Persist = PersistState<typename T::State> && requires(const T& c, T& m, const typename T::State& s) {
+concept Persist = PersistState<typename T::State> &&
+    requires(const T& c, T& m, const typename T::State& s) {
   { c.save() } -> std::same_as<typename T::State>;
   { m.restore(s) } -> std::same_as<void>;
 };
@@ -51,10 +54,12 @@ S decode(std::span<const std::uint8_t> bytes, const char* what) {
   return s;
 }
 
-// The version a versioned state writes first, checked on the way back with a sentence naming the state.
+// The version a versioned state writes first, checked on the way back with a sentence naming the
+// state.
 inline void read_version(ByteReader& r, std::uint32_t expected, const char* what) {
   if (auto v = r.pod<std::uint32_t>(); v != expected)
-    throw std::runtime_error(fmt::format("{}: format version {} (this VMM reads {})", what, v, expected));
+    throw std::runtime_error(
+        fmt::format("{}: format version {} (this VMM reads {})", what, v, expected));
 }
 
 }  // namespace unifn::vmm

@@ -1,9 +1,9 @@
 // The encodings of the snapshot's own state structs: the guest layout and the vCPU state's frame.
-#include "snapshot/snapshot.h"
+#include "vmm/snapshot/snapshot.h"
 
 #include <fmt/format.h>
 
-#include "snapshot/persist.h"
+#include "vmm/snapshot/persist.h"
 
 namespace unifn::vmm {
 
@@ -15,7 +15,8 @@ void GuestLayout::write(ByteWriter& w) const {
 GuestLayout GuestLayout::read(ByteReader& r) {
   read_version(r, kVersion, "guest layout");
   GuestLayout l;
-  for (auto* v : {&l.ram, &l.heap_start, &l.heap_end, &l.stack_top, &l.io_buf, &l.io_size}) *v = r.u64();
+  for (auto* v : {&l.ram, &l.heap_start, &l.heap_end, &l.stack_top, &l.io_buf, &l.io_size})
+    *v = r.u64();
   return l;
 }
 

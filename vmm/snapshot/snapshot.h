@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "guest/linux_syscalls.h"
-#include "fd.h"
-#include "machine.h"
+#include "vmm/guest/linux_syscalls.h"
+#include "vmm/fd.h"
+#include "vmm/machine.h"
 
 namespace unifn::vmm {
 
@@ -27,7 +27,8 @@ struct Snapshot {
   GuestLayout layout;
   HeapState heap;
   std::uint64_t parked_at = 0;  // gpa of the unifn_hc_next the guest waits in
-  std::vector<std::vector<std::uint8_t>> devices;  // MmioDevice::save() of each, in order (each device's encoding)
+  std::vector<std::vector<std::uint8_t>>
+      devices;  // MmioDevice::save() of each, in order (each device's encoding)
 };
 
 }  // namespace unifn::vmm

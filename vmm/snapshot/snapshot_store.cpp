@@ -1,5 +1,6 @@
-// Writing and checking snapshot files: magic, format version, size cap, key, tagged sections of each piece's state, checksums.
-#include "snapshot/snapshot_store.h"
+// Writing and checking snapshot files: magic, format version, size cap, key, tagged sections of
+// each piece's state, checksums.
+#include "vmm/snapshot/snapshot_store.h"
 
 #include <fcntl.h>
 #include <pwd.h>
@@ -14,8 +15,8 @@
 #include <system_error>
 #include <unifn/abi.h>
 
-#include "snapshot/persist.h"
-#include "x86/layout.h"
+#include "vmm/snapshot/persist.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::vmm {
 
@@ -30,7 +31,9 @@ struct Fnv {
   void add(std::span<const std::uint8_t> b) {
     for (auto c : b) h = (h ^ c) * 0x100000001b3ull;
   }
-  void add_u64(std::uint64_t v) { add(std::span(reinterpret_cast<const std::uint8_t*>(&v), 8)); }  // Safe: integer as bytes.
+  void add_u64(std::uint64_t v) {
+    add(std::span(reinterpret_cast<const std::uint8_t*>(&v), 8));
+  }  // Safe: integer as bytes.
 };
 
 // Checksum of a RAM file: its non-zero pages with their offsets, read through SEEK_DATA so
@@ -48,7 +51,8 @@ std::uint64_t ram_checksum(int fd, std::uint64_t size) {
     for (off_t off = data & ~static_cast<off_t>(kPage - 1); off < hole; off += kPage) {
       ssize_t n = pread(fd, page.data(), kPage, off);
       if (n <= 0) break;
-      if (static_cast<std::size_t>(n) < kPage) std::memset(page.data() + n, 0, kPage - static_cast<std::size_t>(n));
+      if (static_cast<std::size_t>(n) < kPage)
+        std::memset(page.data() + n, 0, kPage - static_cast<std::size_t>(n));
       if (std::memcmp(page.data(), zero, kPage) == 0) continue;
       f.add_u64(static_cast<std::uint64_t>(off));
       f.add(page);
@@ -63,14 +67,17 @@ void write_all(int fd, std::span<const std::uint8_t> b, const fs::path& path) {
     ssize_t n = ::write(fd, b.data(), b.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw std::system_error(errno, std::generic_category(), fmt::format("writing {}", path.string()));
+      throw std::system_error(errno, std::generic_category(),
+                              fmt::format("writing {}", path.string()));
     }
     b = b.subspan(static_cast<std::size_t>(n));
   }
 }
 
 void sync_and_rename(int fd, const fs::path& tmp, const fs::path& final_path) {
-  if (::fsync(fd) != 0) throw std::system_error(errno, std::generic_category(), fmt::format("fsync of {}", tmp.string()));
+  if (::fsync(fd) != 0)
+    throw std::system_error(errno, std::generic_category(),
+                            fmt::format("fsync of {}", tmp.string()));
   fs::rename(tmp, final_path);
 }
 
@@ -107,11 +114,16 @@ enum class Section : std::uint32_t { Layout = 1, Heap, Parked, Cpu, Devices };
 
 std::string_view section_name(std::uint32_t tag) {
   switch (static_cast<Section>(tag)) {
-    case Section::Layout: return "layout";
-    case Section::Heap: return "heap";
-    case Section::Parked: return "parked";
-    case Section::Cpu: return "cpu";
-    case Section::Devices: return "devices";
+    case Section::Layout:
+      return "layout";
+    case Section::Heap:
+      return "heap";
+    case Section::Parked:
+      return "parked";
+    case Section::Cpu:
+      return "cpu";
+    case Section::Devices:
+      return "devices";
   }
   return "unknown";
 }
@@ -124,8 +136,9 @@ void section(ByteWriter& w, Section tag, const std::vector<std::uint8_t>& bytes)
 std::vector<std::uint8_t> section(ByteReader& r, Section expected) {
   const auto tag = r.pod<std::uint32_t>();
   if (tag != static_cast<std::uint32_t>(expected))
-    throw std::runtime_error(fmt::format("the {} section is missing (found section {} ({}) in its place)",
-                                         section_name(static_cast<std::uint32_t>(expected)), tag, section_name(tag)));
+    throw std::runtime_error(
+        fmt::format("the {} section is missing (found section {} ({}) in its place)",
+                    section_name(static_cast<std::uint32_t>(expected)), tag, section_name(tag)));
   return r.blob(kMaxStateBytes);
 }
 
@@ -138,7 +151,8 @@ struct Parked {
 
 // Each device's state, in its own encoding (checked by the device, MmioDevice::check).
 struct Devices {
-  static constexpr std::uint64_t kMax = kMmioWindowSize / 0x1000;  // a window each, of 4 KiB at least
+  static constexpr std::uint64_t kMax =
+      kMmioWindowSize / 0x1000;  // a window each, of 4 KiB at least
   static constexpr std::uint64_t kMaxBytes = 1u << 20;
   std::vector<std::vector<std::uint8_t>> states;
   void write(ByteWriter& w) const {
@@ -147,7 +161,8 @@ struct Devices {
   }
   static Devices read(ByteReader& r) {
     const auto n = r.u64();
-    if (n > kMax) throw std::runtime_error(fmt::format("{} device states is over the limit of {}", n, kMax));
+    if (n > kMax)
+      throw std::runtime_error(fmt::format("{} device states is over the limit of {}", n, kMax));
     Devices d;
     for (std::uint64_t i = 0; i < n; ++i) d.states.push_back(r.blob(kMaxBytes));
     return d;
@@ -160,9 +175,10 @@ Fd SnapshotStore::create_new(const fs::path& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     const int err = errno;
-    throw std::system_error(err, std::generic_category(),
-                            err == EEXIST ? fmt::format("creating {}: something already has that name", path.string())
-                                          : fmt::format("creating {}", path.string()));
+    throw std::system_error(
+        err, std::generic_category(),
+        err == EEXIST ? fmt::format("creating {}: something already has that name", path.string())
+                      : fmt::format("creating {}", path.string()));
   }
   return Fd(fd);
 }
@@ -170,7 +186,9 @@ Fd SnapshotStore::create_new(const fs::path& path) {
 std::optional<std::string> SnapshotStore::directory_problem(const fs::path& dir) {
   const uid_t me = ::geteuid();
   const std::string shown = dir.string();
-  auto refuse = [&](const std::string& why) { return fmt::format("refusing the state directory {}: {}", shown, why); };
+  auto refuse = [&](const std::string& why) {
+    return fmt::format("refusing the state directory {}: {}", shown, why);
+  };
   std::error_code ec;
   const fs::path abs = fs::absolute(dir, ec).lexically_normal();
   if (ec) return refuse(fmt::format("it cannot be examined ({})", ec.message()));
@@ -182,8 +200,8 @@ std::optional<std::string> SnapshotStore::directory_problem(const fs::path& dir)
     struct stat st {};
     if (::lstat(walked.c_str(), &st) != 0) break;  // from here on, nothing exists yet
     if (S_ISLNK(st.st_mode) && st.st_uid != me && st.st_uid != 0)
-      return refuse(fmt::format("{} is a symbolic link owned by {}, who can point it elsewhere", walked.string(),
-                                user(st.st_uid)));
+      return refuse(fmt::format("{} is a symbolic link owned by {}, who can point it elsewhere",
+                                walked.string(), user(st.st_uid)));
   }
 
   // The directory itself, when it exists.
@@ -192,14 +210,15 @@ std::optional<std::string> SnapshotStore::directory_problem(const fs::path& dir)
   if (::stat(abs.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) return refuse("it is not a directory");
     if (st.st_uid != me)
-      return refuse(fmt::format("it is owned by {} and unifnd runs as {}; use a directory of ours (mode 0700)",
-                                user(st.st_uid), user(me)));
+      return refuse(fmt::format(
+          "it is owned by {} and unifnd runs as {}; use a directory of ours (mode 0700)",
+          user(st.st_uid), user(me)));
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
       const char* who = (st.st_mode & S_IWGRP) && (st.st_mode & S_IWOTH) ? "group and others"
                         : (st.st_mode & S_IWGRP)                         ? "its group"
                                                                          : "others";
-      return refuse(fmt::format("its mode {} lets {} write to it (owner {}); chmod 700 {}", mode_text(st.st_mode), who,
-                                user(st.st_uid), shown));
+      return refuse(fmt::format("its mode {} lets {} write to it (owner {}); chmod 700 {}",
+                                mode_text(st.st_mode), who, user(st.st_uid), shown));
     }
     real = fs::canonical(abs, ec);
     if (ec) return refuse(fmt::format("it cannot be examined ({})", ec.message()));
@@ -217,12 +236,15 @@ std::optional<std::string> SnapshotStore::directory_problem(const fs::path& dir)
   // The directories it sits in: another user who owns one, or may write one that is not sticky,
   // can rename ours away and put theirs in its place.
   for (fs::path p = real;; p = p.parent_path()) {
-    if (::stat(p.c_str(), &st) != 0) return refuse(fmt::format("{} cannot be examined ({})", p.string(), std::strerror(errno)));
+    if (::stat(p.c_str(), &st) != 0)
+      return refuse(fmt::format("{} cannot be examined ({})", p.string(), std::strerror(errno)));
     if (st.st_uid != me && st.st_uid != 0)
-      return refuse(fmt::format("it lies in {}, which is owned by {}, who could replace it", p.string(), user(st.st_uid)));
+      return refuse(fmt::format("it lies in {}, which is owned by {}, who could replace it",
+                                p.string(), user(st.st_uid)));
     if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
-      return refuse(fmt::format("it lies in {} (mode {}), which others may write and which is not sticky like /tmp",
-                                p.string(), mode_text(st.st_mode)));
+      return refuse(fmt::format(
+          "it lies in {} (mode {}), which others may write and which is not sticky like /tmp",
+          p.string(), mode_text(st.st_mode)));
     if (p == p.parent_path()) break;
   }
   return std::nullopt;
@@ -233,9 +255,11 @@ SnapshotStore::SnapshotStore(fs::path dir) : dir_(std::move(dir)) {
   if (auto bad = directory_problem(dir_)) throw std::runtime_error(*bad);
   std::error_code ec;
   if (auto parent = dir_.parent_path(); !parent.empty()) fs::create_directories(parent, ec);
-  if (!ec && ::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) ec = std::error_code(errno, std::generic_category());
+  if (!ec && ::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST)
+    ec = std::error_code(errno, std::generic_category());
   if (ec || !fs::is_directory(dir_))
-    throw std::runtime_error(fmt::format("cannot use {} as the snapshot directory: {}", dir_.string(),
+    throw std::runtime_error(fmt::format("cannot use {} as the snapshot directory: {}",
+                                         dir_.string(),
                                          ec ? ec.message() : std::string("it is not a directory")));
   if (auto bad = directory_problem(dir_)) throw std::runtime_error(*bad);
 }
@@ -244,27 +268,34 @@ std::string SnapshotStore::key(const FunctionImage& image, const FunctionVmConfi
   return key(VmIdentity::of(image, cfg));
 }
 
+namespace {
+
+// One field of a VmIdentity into the key. Each string and list goes in with its length first, so
+// ("ab", "") stays apart from ("a", "b").
+void add_field(Fnv& f, std::uint64_t v) { f.add_u64(v); }
+void add_field(Fnv& f, const std::string& s) {
+  f.add_u64(s.size());
+  f.add(std::span(reinterpret_cast<const std::uint8_t*>(s.data()),
+                  s.size()));  // Safe: chars as bytes.
+}
+void add_field(Fnv& f, const ImageContent& image) {
+  f.add_u64(image.bytes.size());
+  f.add(image.bytes);
+}
+void add_field(Fnv& f, const VmIdentity::Env& env) {
+  f.add_u64(env.size());
+  for (const auto& [k, v] : env) add_field(f, k), add_field(f, v);
+}
+
+}  // namespace
+
 std::string SnapshotStore::key(const VmIdentity& id) {
   Fnv a, b;
   b.h = 0x84222325cbf29ce4ull;  // a second, differently seeded hash: 128 bits of key
-  // Each string and list goes in with its length first, so ("ab", "") stays apart from ("a", "b").
-  auto text = [](Fnv& f, const std::string& s) {
-    f.add_u64(s.size());
-    f.add(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));  // Safe: chars as bytes.
-  };
   for (Fnv* f : {&a, &b}) {
     f->add_u64(UNIFN_ABI_VERSION);
     f->add_u64(kSnapshotFormat);
-    text(*f, id.platform);
-    f->add_u64(id.image.size());
-    f->add(id.image);
-    f->add_u64(id.memory_bytes);
-    f->add_u64(id.max_body_bytes);
-    f->add_u64(id.devices);
-    text(*f, id.device_key);
-    text(*f, id.cmdline);
-    f->add_u64(id.env.size());
-    for (const auto& [k, v] : id.env) text(*f, k), text(*f, v);
+    std::apply([f](const auto&... field) { (add_field(*f, field), ...); }, id.fields());
   }
   return fmt::format("{:016x}{:016x}", a.h, b.h);
 }
@@ -310,29 +341,38 @@ std::shared_ptr<Snapshot> SnapshotStore::load(const std::string& key, const Func
   {
     // Never through a link: the files are ours, in a directory of ours.
     Fd fd(::open(state.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (!fd) throw std::runtime_error(fmt::format("{}: cannot be opened ({})", state.string(), std::strerror(errno)));
+    if (!fd)
+      throw std::runtime_error(
+          fmt::format("{}: cannot be opened ({})", state.string(), std::strerror(errno)));
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
       throw std::runtime_error(fmt::format("{}: is not a regular file", state.string()));
     const auto size = static_cast<std::uint64_t>(st.st_size);
-    if (size > kMaxStateBytes) throw std::runtime_error(fmt::format("{}: {} bytes is over the {} byte cap", state.string(), size, kMaxStateBytes));
+    if (size > kMaxStateBytes)
+      throw std::runtime_error(fmt::format("{}: {} bytes is over the {} byte cap", state.string(),
+                                           size, kMaxStateBytes));
     bytes.resize(size);
     if (::pread(fd.get(), bytes.data(), size, 0) != static_cast<ssize_t>(size))
       throw std::runtime_error(fmt::format("{}: cannot be read", state.string()));
   }
   ByteReader h(bytes);
   auto magic = h.pod<std::array<char, 8>>();
-  if (std::memcmp(magic.data(), kSnapshotMagic, 8) != 0) throw std::runtime_error(fmt::format("{}: not a unifn snapshot (bad magic)", state.string()));
+  if (std::memcmp(magic.data(), kSnapshotMagic, 8) != 0)
+    throw std::runtime_error(fmt::format("{}: not a unifn snapshot (bad magic)", state.string()));
   auto format = h.pod<std::uint32_t>();
   if (format != kSnapshotFormat)
-    throw std::runtime_error(fmt::format("{}: snapshot format {} (this unifnd reads format {})", state.string(), format, kSnapshotFormat));
-  if (h.str(64) != key) throw std::runtime_error(fmt::format("{}: belongs to another image or settings", state.string()));
+    throw std::runtime_error(fmt::format("{}: snapshot format {} (this unifnd reads format {})",
+                                         state.string(), format, kSnapshotFormat));
+  if (h.str(64) != key)
+    throw std::runtime_error(
+        fmt::format("{}: belongs to another image or settings", state.string()));
   auto payload_len = h.u64();
   auto expected = h.u64();
   auto payload = h.blob_rest(payload_len);
   Fnv sum;
   sum.add(payload);
-  if (sum.h != expected) throw std::runtime_error(fmt::format("{}: checksum mismatch (corrupted)", state.string()));
+  if (sum.h != expected)
+    throw std::runtime_error(fmt::format("{}: checksum mismatch (corrupted)", state.string()));
 
   auto snap = std::make_shared<Snapshot>();
   std::uint64_t ram_sum = 0;
@@ -349,57 +389,76 @@ std::shared_ptr<Snapshot> SnapshotStore::load(const std::string& key, const Func
     throw std::runtime_error(fmt::format("{}: {}", state.string(), e.what()));
   }
   if (snap->devices.size() != device_count)
-    throw std::runtime_error(fmt::format("{}: has {} devices, the function has {}", state.string(), snap->devices.size(), device_count));
-  if (auto bad = state_problem(*snap, image)) throw std::runtime_error(fmt::format("{}: {}", state.string(), *bad));
+    throw std::runtime_error(fmt::format("{}: has {} devices, the function has {}", state.string(),
+                                         snap->devices.size(), device_count));
+  if (auto bad = state_problem(*snap, image))
+    throw std::runtime_error(fmt::format("{}: {}", state.string(), *bad));
   if (auto bad = cfg.platform_or_default().cpu_state_problem(snap->cpu))
     throw std::runtime_error(fmt::format("{}: {}", state.string(), *bad));
   for (std::size_t i = 0; i < device_count; ++i)
-    if (auto bad = cfg.devices[i]()->check(snap->devices[i]))  // what FunctionVm::restore will restore
-      throw std::runtime_error(fmt::format("{}: the state of device {} does not restore: {}", state.string(), i, *bad));
+    if (auto bad =
+            cfg.devices[i]()->check(snap->devices[i]))  // what FunctionVm::restore will restore
+      throw std::runtime_error(
+          fmt::format("{}: the state of device {} does not restore: {}", state.string(), i, *bad));
 
   const auto ram = ram_path(key);
   snap->ram = Fd(::open(ram.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!snap->ram) throw std::runtime_error(fmt::format("{}: cannot be opened", ram.string()));
   struct stat st {};
-  if (::fstat(snap->ram.get(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) != snap->layout.ram)
-    throw std::runtime_error(fmt::format("{}: is {} bytes, the snapshot's RAM is {}", ram.string(), st.st_size, snap->layout.ram));
+  if (::fstat(snap->ram.get(), &st) != 0 ||
+      static_cast<std::uint64_t>(st.st_size) != snap->layout.ram)
+    throw std::runtime_error(fmt::format("{}: is {} bytes, the snapshot's RAM is {}", ram.string(),
+                                         st.st_size, snap->layout.ram));
   if (ram_checksum(snap->ram.get(), snap->layout.ram) != ram_sum)
-    throw std::runtime_error(fmt::format("{}: checksum mismatch (corrupted or from another snapshot)", ram.string()));
+    throw std::runtime_error(
+        fmt::format("{}: checksum mismatch (corrupted or from another snapshot)", ram.string()));
   return snap;
 }
 
-std::optional<std::string> SnapshotStore::state_problem(const Snapshot& snap, const FunctionImage* image) {
+std::optional<std::string> SnapshotStore::state_problem(const Snapshot& snap,
+                                                        const FunctionImage* image) {
   const auto& l = snap.layout;
   const auto& h = snap.heap;
   auto hex = [](std::uint64_t v) { return fmt::format("{:#x}", v); };
   auto aligned = [](std::uint64_t v) { return v % kPage == 0; };
-  // The layout: [VMM pages, boot data | image | heap | stack | I/O buffer] = RAM, as FunctionVm::plan
-  // lays it out.
+  // The layout: [VMM pages, boot data | image | heap | stack | I/O buffer] = RAM, as
+  // FunctionVm::plan lays it out.
   if (l.ram == 0 || l.ram > UNIFN_RAM_MAX_BYTES || !aligned(l.ram))
-    return fmt::format("layout: RAM of {} bytes is not a page-aligned size up to {} MiB", l.ram, UNIFN_RAM_MAX_BYTES >> 20);
+    return fmt::format("layout: RAM of {} bytes is not a page-aligned size up to {} MiB", l.ram,
+                       UNIFN_RAM_MAX_BYTES >> 20);
   if (l.io_size == 0 || !aligned(l.io_size) || l.io_size > l.ram || l.io_buf != l.ram - l.io_size)
-    return fmt::format("layout: the I/O buffer at {} of {} bytes is not the page-aligned end of {} bytes of RAM",
-                       hex(l.io_buf), l.io_size, l.ram);
+    return fmt::format(
+        "layout: the I/O buffer at {} of {} bytes is not the page-aligned end of {} bytes of RAM",
+        hex(l.io_buf), l.io_size, l.ram);
   if (!aligned(l.stack_top) || l.stack_top > l.io_buf)
-    return fmt::format("layout: the stack top {} is not page-aligned at or below the I/O buffer at {}", hex(l.stack_top), hex(l.io_buf));
+    return fmt::format(
+        "layout: the stack top {} is not page-aligned at or below the I/O buffer at {}",
+        hex(l.stack_top), hex(l.io_buf));
   constexpr std::uint64_t kImageLow = 1ull << 20;  // images load at or above 1 MiB (loader/elf.h)
-  if (!aligned(l.heap_start) || !aligned(l.heap_end) || l.heap_start < kImageLow || l.heap_end >= l.stack_top ||
-      l.heap_start > l.heap_end || l.heap_end - l.heap_start < (1ull << 20))
-    return fmt::format("layout: the heap [{}, {}) is not page-aligned, at least 1 MiB, above 1 MiB and below the stack top {}",
-                       hex(l.heap_start), hex(l.heap_end), hex(l.stack_top));
+  if (!aligned(l.heap_start) || !aligned(l.heap_end) || l.heap_start < kImageLow ||
+      l.heap_end >= l.stack_top || l.heap_start > l.heap_end ||
+      l.heap_end - l.heap_start < (1ull << 20))
+    return fmt::format(
+        "layout: the heap [{}, {}) is not page-aligned, at least 1 MiB, above 1 MiB and below the "
+        "stack top {}",
+        hex(l.heap_start), hex(l.heap_end), hex(l.stack_top));
   if (image)
     for (const auto& seg : image->elf.segments)
       if (seg.gpa + seg.mem_size > l.heap_start || seg.gpa + seg.mem_size < seg.gpa)
-        return fmt::format("layout: the image's segment at {} ends past the heap's start {}", hex(seg.gpa), hex(l.heap_start));
+        return fmt::format("layout: the image's segment at {} ends past the heap's start {}",
+                           hex(seg.gpa), hex(l.heap_start));
   if (auto bad = LinuxSyscalls::check(h, l.heap_start, l.heap_end)) return "heap: " + *bad;
   // Where the guest waits: its struct in user memory, whole.
   if (snap.parked_at < layout::kUserLow || snap.parked_at > l.ram - sizeof(unifn_hc_next))
-    return fmt::format("parked_at: {} is not a place in guest user memory [{}, {}) with room for its {} byte request struct",
-                       hex(snap.parked_at), hex(layout::kUserLow), hex(l.ram), sizeof(unifn_hc_next));
+    return fmt::format(
+        "parked_at: {} is not a place in guest user memory [{}, {}) with room for its {} byte "
+        "request struct",
+        hex(snap.parked_at), hex(layout::kUserLow), hex(l.ram), sizeof(unifn_hc_next));
   return std::nullopt;
 }
 
-SnapshotStore::Result SnapshotStore::get_or_build(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
+SnapshotStore::Result SnapshotStore::get_or_build(std::shared_ptr<const FunctionImage> image,
+                                                  const FunctionVmConfig& cfg,
                                                   Console::Sink console) {
   Result r;
   const std::string k = r.key = key(*image, cfg);

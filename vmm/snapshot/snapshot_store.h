@@ -8,9 +8,9 @@
 #include <set>
 #include <string>
 
-#include "guest/function_vm.h"
-#include "snapshot/snapshot.h"
-#include "snapshot/vm_identity.h"
+#include "vmm/guest/function_vm.h"
+#include "vmm/snapshot/snapshot.h"
+#include "vmm/snapshot/vm_identity.h"
 
 namespace unifn::vmm {
 
@@ -52,11 +52,13 @@ class SnapshotStore {
   };
   // The snapshot of image under cfg: loaded from disk when a valid one exists, otherwise booted
   // cold, captured and written (temporary name, fsync, rename).
-  Result get_or_build(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg, Console::Sink console);
+  Result get_or_build(std::shared_ptr<const FunctionImage> image, const FunctionVmConfig& cfg,
+                      Console::Sink console);
 
   // The file names' stem for a VM: a hash of its identity (vm_identity.h), the ABI and the format.
   static std::string key(const VmIdentity& id);
-  static std::string key(const FunctionImage& image, const FunctionVmConfig& cfg);  // of VmIdentity::of
+  static std::string key(const FunctionImage& image,
+                         const FunctionVmConfig& cfg);  // of VmIdentity::of
   std::filesystem::path ram_path(const std::string& key) const { return dir_ / (key + ".ram"); }
   std::filesystem::path state_path(const std::string& key) const { return dir_ / (key + ".state"); }
 
@@ -77,7 +79,8 @@ class SnapshotStore {
   // as the VMM sets them, start <= brk <= mmap_low <= end, free ranges page-aligned, inside
   // [mmap_low, end) and apart), and parked_at inside guest user memory with room for its
   // unifn_hc_next. With image, every segment of the image ends at or below the heap's start.
-  static std::optional<std::string> state_problem(const Snapshot& snap, const FunctionImage* image = nullptr);
+  static std::optional<std::string> state_problem(const Snapshot& snap,
+                                                  const FunctionImage* image = nullptr);
 
   struct Collected {
     std::size_t files = 0;

@@ -6,24 +6,32 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
-#include "guest/function_image.h"
-#include "guest/function_vm.h"
-#include "platform/platform.h"
+#include "vmm/guest/function_image.h"
+#include "vmm/guest/function_vm.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::vmm {
 
+// An image compared by its content, wherever its bytes are held.
+struct ImageContent {
+  std::span<const std::uint8_t> bytes;
+  bool operator==(const ImageContent& o) const { return std::ranges::equal(bytes, o.bytes); }
+};
+
 struct VmIdentity {
-  std::string platform;               // each platform has its own CPU state
+  using Env = std::vector<std::pair<std::string, std::string>>;
+  std::string platform;                 // each platform has its own CPU state
   std::span<const std::uint8_t> image;  // the image's content (not owned: the image outlives this)
   std::uint64_t memory_bytes = 0;
   std::uint64_t max_body_bytes = 0;
   std::uint64_t devices = 0;
   std::string device_key;  // what the devices are and run on ("accel:cpu")
   std::string cmdline;
-  std::vector<std::pair<std::string, std::string>> env;
+  Env env;
 
   // Every field of FunctionVmConfig that reaches the guest, and nothing else (init_timeout only
   // bounds the cold boot; the device factories are named by device_key).
@@ -38,11 +46,16 @@ struct VmIdentity {
                       cfg.env};
   }
 
-  bool operator==(const VmIdentity& o) const {
-    return platform == o.platform && std::ranges::equal(image, o.image) && memory_bytes == o.memory_bytes &&
-           max_body_bytes == o.max_body_bytes && devices == o.devices && device_key == o.device_key &&
-           cmdline == o.cmdline && env == o.env;
+  // The one list of what the identity is made of: equality and the snapshot key (SnapshotStore::
+  // key) both read it, so a member left out of it is left out of both, and the test that changes
+  // each member (test_registry_reload) fails.
+  auto fields() const {
+    return std::tuple<const std::string&, ImageContent, std::uint64_t, std::uint64_t, std::uint64_t,
+                      const std::string&, const std::string&, const Env&>(
+        platform, ImageContent{image}, memory_bytes, max_body_bytes, devices, device_key, cmdline,
+        env);
   }
+  bool operator==(const VmIdentity& o) const { return fields() == o.fields(); }
 };
 
 }  // namespace unifn::vmm

@@ -1,11 +1,11 @@
 // The guest's CPUID (filtered), its CR4, the MSRs a reset writes back, and the TSC frequency.
-#include "x86/cpu.h"
+#include "vmm/x86/cpu.h"
 
 #include <sys/ioctl.h>
 
 #include <array>
 
-#include "platform/kvm/kvm.h"
+#include "vmm/platform/kvm/kvm.h"
 
 namespace unifn::vmm {
 
@@ -15,9 +15,12 @@ constexpr std::uint32_t bit(unsigned n) { return 1u << n; }
 
 constexpr std::array kHiddenLeaves = {
     CpuidHiddenLeaves{0x40000000, 0x4FFFFFFF,
-                      "the hypervisor's paravirtual interface: KVM's signature and features (kvmclock, async page "
-                      "faults, PV EOI, steal time, PV TLB flush); a unifn guest talks to the VMM through its ABI only"},
-    CpuidHiddenLeaves{0x0000000A, 0x0000000A, "the architectural PMU: no performance counters in the guest"},
+                      "the hypervisor's paravirtual interface: KVM's signature and features "
+                      "(kvmclock, async page "
+                      "faults, PV EOI, steal time, PV TLB flush); a unifn guest talks to the VMM "
+                      "through its ABI only"},
+    CpuidHiddenLeaves{0x0000000A, 0x0000000A,
+                      "the architectural PMU: no performance counters in the guest"},
     CpuidHiddenLeaves{0x0000000F, 0x00000010, "resource director monitoring and allocation"},
     CpuidHiddenLeaves{0x00000012, 0x00000012, "SGX enclaves"},
     CpuidHiddenLeaves{0x00000014, 0x00000014, "Intel processor trace"},
@@ -26,13 +29,16 @@ constexpr std::array kHiddenLeaves = {
 };
 
 constexpr std::array kHiddenBits = {
-    CpuidHiddenBits{1, 0, CpuidReg::Ecx, bit(5) | bit(6), "VMX and SMX: no nested virtualization, no TXT"},
+    CpuidHiddenBits{1, 0, CpuidReg::Ecx, bit(5) | bit(6),
+                    "VMX and SMX: no nested virtualization, no TXT"},
     CpuidHiddenBits{1, 0, CpuidReg::Ecx, bit(3), "MONITOR/MWAIT"},
     CpuidHiddenBits{1, 0, CpuidReg::Ecx, bit(15), "PDCM: the perf-capabilities MSR"},
     CpuidHiddenBits{1, 0, CpuidReg::Ecx, bit(21) | bit(24),
                     "x2APIC and the TSC-deadline timer: the VM has no local APIC"},
-    CpuidHiddenBits{1, 0, CpuidReg::Edx, bit(9), "the local APIC: the VM has none (no in-kernel irqchip)"},
-    CpuidHiddenBits{1, 0, CpuidReg::Edx, bit(7) | bit(14), "machine-check exception and architecture banks"},
+    CpuidHiddenBits{1, 0, CpuidReg::Edx, bit(9),
+                    "the local APIC: the VM has none (no in-kernel irqchip)"},
+    CpuidHiddenBits{1, 0, CpuidReg::Edx, bit(7) | bit(14),
+                    "machine-check exception and architecture banks"},
     CpuidHiddenBits{7, 0, CpuidReg::Ebx, bit(2), "SGX"},
     CpuidHiddenBits{7, 0, CpuidReg::Ebx, bit(25), "Intel processor trace"},
     CpuidHiddenBits{7, 0, CpuidReg::Ecx, bit(30), "SGX launch control"},
@@ -90,9 +96,10 @@ constexpr std::array kGuestMsrs = {
 };
 
 constexpr std::array kNotReset = {
-    ExcludedMsr{msr::kTsc, "IA32_TSC",
-                "the guest's clock runs on between requests; setting it back would run time backward "
-                "(TSC_ADJUST, which a TSC write also moves, is reset)"},
+    ExcludedMsr{
+        msr::kTsc, "IA32_TSC",
+        "the guest's clock runs on between requests; setting it back would run time backward "
+        "(TSC_ADJUST, which a TSC write also moves, is reset)"},
     ExcludedMsr{msr::kEfer, "EFER", "travels in kvm_sregs"},
     ExcludedMsr{msr::kFsBase, "FS_BASE", "travels in kvm_sregs"},
     ExcludedMsr{msr::kGsBase, "GS_BASE", "travels in kvm_sregs"},
@@ -135,7 +142,8 @@ std::vector<kvm_cpuid_entry2> filter_cpuid(std::vector<kvm_cpuid_entry2> support
   out.reserve(supported.size());
   for (auto& e : supported) {
     bool hidden = false;
-    for (const auto& h : kHiddenLeaves) hidden = hidden || (e.function >= h.first && e.function <= h.last);
+    for (const auto& h : kHiddenLeaves)
+      hidden = hidden || (e.function >= h.first && e.function <= h.last);
     if (hidden) continue;
     for (const auto& b : kHiddenBits)
       if (matches(e, b.function, b.index)) reg_of(e, b.reg) &= ~b.bits;
@@ -145,7 +153,9 @@ std::vector<kvm_cpuid_entry2> filter_cpuid(std::vector<kvm_cpuid_entry2> support
   return out;
 }
 
-std::vector<kvm_cpuid_entry2> guest_cpuid(const Vcpu&) { return filter_cpuid(Kvm::instance().supported_cpuid()); }
+std::vector<kvm_cpuid_entry2> guest_cpuid(const Vcpu&) {
+  return filter_cpuid(Kvm::instance().supported_cpuid());
+}
 
 std::uint64_t ring3_cr4(const std::vector<kvm_cpuid_entry2>& cpuid) {
   std::uint64_t cr4 = cr4::kPAE | cr4::kOSFXSR | cr4::kOSXMMEXCPT;

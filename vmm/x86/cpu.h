@@ -12,12 +12,12 @@ namespace unifn::vmm {
 class Vcpu;
 
 namespace cr0 {
-inline constexpr std::uint64_t kPE = 1u << 0, kMP = 1u << 1, kET = 1u << 4, kNE = 1u << 5, kWP = 1u << 16,
-                               kPG = 1ull << 31;
+inline constexpr std::uint64_t kPE = 1u << 0, kMP = 1u << 1, kET = 1u << 4, kNE = 1u << 5,
+                               kWP = 1u << 16, kPG = 1ull << 31;
 }
 namespace cr4 {
-inline constexpr std::uint64_t kPAE = 1u << 5, kOSFXSR = 1u << 9, kOSXMMEXCPT = 1u << 10, kUMIP = 1u << 11,
-                               kSMEP = 1u << 20, kSMAP = 1u << 21;
+inline constexpr std::uint64_t kPAE = 1u << 5, kOSFXSR = 1u << 9, kOSXMMEXCPT = 1u << 10,
+                               kUMIP = 1u << 11, kSMEP = 1u << 20, kSMAP = 1u << 21;
 }
 namespace efer {
 inline constexpr std::uint64_t kSCE = 1u << 0, kLME = 1u << 8, kLMA = 1u << 10;
@@ -27,16 +27,17 @@ inline constexpr std::uint64_t kFixed = 1u << 1, kTF = 1u << 8, kIF = 1u << 9, k
                                kIopl3 = 3u << 12, kAC = 1u << 18;
 }
 namespace msr {
-inline constexpr std::uint32_t kTsc = 0x10, kEfer = 0xC0000080, kStar = 0xC0000081, kLstar = 0xC0000082,
-                               kCstar = 0xC0000083, kFmask = 0xC0000084, kFsBase = 0xC0000100,
-                               kGsBase = 0xC0000101, kKernelGsBase = 0xC0000102, kTscAux = 0xC0000103;
+inline constexpr std::uint32_t kTsc = 0x10, kEfer = 0xC0000080, kStar = 0xC0000081,
+                               kLstar = 0xC0000082, kCstar = 0xC0000083, kFmask = 0xC0000084,
+                               kFsBase = 0xC0000100, kGsBase = 0xC0000101,
+                               kKernelGsBase = 0xC0000102, kTscAux = 0xC0000103;
 // KVM's paravirtual MSRs (Documentation/virt/kvm/x86/msr.rst).
-inline constexpr std::uint32_t kKvmWallClock = 0x11, kKvmSystemTime = 0x12, kKvmWallClockNew = 0x4b564d00,
-                               kKvmSystemTimeNew = 0x4b564d01, kKvmAsyncPfEn = 0x4b564d02,
-                               kKvmStealTime = 0x4b564d03, kKvmPvEoiEn = 0x4b564d04,
-                               kKvmPollControl = 0x4b564d05, kKvmAsyncPfInt = 0x4b564d06,
-                               kKvmAsyncPfAck = 0x4b564d07;
-}
+inline constexpr std::uint32_t kKvmWallClock = 0x11, kKvmSystemTime = 0x12,
+                               kKvmWallClockNew = 0x4b564d00, kKvmSystemTimeNew = 0x4b564d01,
+                               kKvmAsyncPfEn = 0x4b564d02, kKvmStealTime = 0x4b564d03,
+                               kKvmPvEoiEn = 0x4b564d04, kKvmPollControl = 0x4b564d05,
+                               kKvmAsyncPfInt = 0x4b564d06, kKvmAsyncPfAck = 0x4b564d07;
+}  // namespace msr
 // Debug registers as a reset leaves them: no breakpoints (DR7 = 0x400), DR6 = 0xFFFF0FF0.
 namespace dr {
 inline constexpr std::uint64_t kDr6Reset = 0xFFFF0FF0, kDr7Reset = 0x400;

@@ -11,18 +11,18 @@ namespace unifn::vmm::layout {
 // the ring-0 stack is the only writable page, and the page tables are not mapped at all (the
 // MMU reads them by physical address). On PVM, `syscall` from ring 3 starts fetching at LSTAR
 // still in ring 3 and so takes a #PF there; the VMM serves it from the #PF stub (KVM-NOTES.md).
-inline constexpr std::uint64_t kGdt = 0x1000;             // read-only
-inline constexpr std::uint64_t kTss = 0x1800;             // read-only (same page as the GDT)
-inline constexpr std::uint64_t kIdt = 0x2000;             // read-only
-inline constexpr std::uint64_t kStubs = 0x3000;           // ring-0 stubs, read-only
-inline constexpr std::uint64_t kSyscallStub = kStubs;     // LSTAR
+inline constexpr std::uint64_t kGdt = 0x1000;          // read-only
+inline constexpr std::uint64_t kTss = 0x1800;          // read-only (same page as the GDT)
+inline constexpr std::uint64_t kIdt = 0x2000;          // read-only
+inline constexpr std::uint64_t kStubs = 0x3000;        // ring-0 stubs, read-only
+inline constexpr std::uint64_t kSyscallStub = kStubs;  // LSTAR
 inline constexpr std::uint64_t kExceptionStubs = kStubs + 0x100;  // 8 bytes per vector
-inline constexpr std::uint64_t kRing0Stack = 0x4000;      // the ring-0 stack's lowest byte, writable
-inline constexpr std::uint64_t kRing0StackTop = 0x6000;   // TSS.RSP0: exception frames land here
-inline constexpr std::uint64_t kPml4 = 0x8000;            // 0x6000-0xFFFF: not mapped
+inline constexpr std::uint64_t kRing0Stack = 0x4000;     // the ring-0 stack's lowest byte, writable
+inline constexpr std::uint64_t kRing0StackTop = 0x6000;  // TSS.RSP0: exception frames land here
+inline constexpr std::uint64_t kPml4 = 0x8000;           // 0x6000-0xFFFF: not mapped
 inline constexpr std::uint64_t kPdpt = 0x9000;
-inline constexpr std::uint64_t kPd = 0xA000;              // 4 pages: up to 4 GiB in 2 MiB pages
-inline constexpr std::uint64_t kPt0 = 0xE000;             // 4 KiB pages of the first 2 MiB
+inline constexpr std::uint64_t kPd = 0xA000;   // 4 pages: up to 4 GiB in 2 MiB pages
+inline constexpr std::uint64_t kPt0 = 0xE000;  // 4 KiB pages of the first 2 MiB
 // The first page ring 3 may use, and the lowest address a guest may hand the VMM: the guest's
 // user memory is [kUserLow, RAM size) (GuestMemory::user_contains).
 inline constexpr std::uint64_t kUserLow = 0x10000;

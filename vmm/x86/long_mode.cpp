@@ -1,14 +1,14 @@
 // Builds the ring-3 long-mode machine state that unifn guests start in (DESIGN.md "Why ring 3").
-#include "x86/long_mode.h"
+#include "vmm/x86/long_mode.h"
 
 #include <array>
 #include <cstring>
 #include <fmt/format.h>
 #include <utility>
 
-#include "platform/kvm/kvm.h"
-#include "x86/cpu.h"
-#include "x86/layout.h"
+#include "vmm/platform/kvm/kvm.h"
+#include "vmm/x86/cpu.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::vmm {
 
@@ -27,26 +27,31 @@ void write_page_tables(GuestMemory& mem, std::uint64_t ram) {
   mem.write_obj<std::uint64_t>(GuestAddr(kPml4), kPdpt | kPresent | kWrite | kUser);
   const std::uint64_t chunks = (ram + k2M - 1) / k2M;  // RAM < 4 GiB: at most 2048 entries
   for (std::uint64_t g = 0; g < (chunks + 511) / 512; ++g)
-    mem.write_obj<std::uint64_t>(GuestAddr(kPdpt + 8 * g), (kPd + 0x1000 * g) | kPresent | kWrite | kUser);
-  mem.write_obj<std::uint64_t>(GuestAddr(kPdpt + 8 * 3), (kPd + 0x3000) | kPresent | kWrite | kUser);
+    mem.write_obj<std::uint64_t>(GuestAddr(kPdpt + 8 * g),
+                                 (kPd + 0x1000 * g) | kPresent | kWrite | kUser);
+  mem.write_obj<std::uint64_t>(GuestAddr(kPdpt + 8 * 3),
+                               (kPd + 0x3000) | kPresent | kWrite | kUser);
   mem.write_obj<std::uint64_t>(GuestAddr(kPd + 0x3000 + 8 * ((kMmioWindow - 0xC0000000ull) / k2M)),
                                kMmioWindow | kPresent | kWrite | kUser | kHuge);
   for (std::uint64_t i = 1; i < chunks; ++i)
-    mem.write_obj<std::uint64_t>(GuestAddr(kPd + 8 * i), (i * k2M) | kPresent | kWrite | kUser | kHuge);
+    mem.write_obj<std::uint64_t>(GuestAddr(kPd + 8 * i),
+                                 (i * k2M) | kPresent | kWrite | kUser | kHuge);
   // The first 2 MiB in 4 KiB pages: page 0 absent so that NULL faults, the VMM's pages as
   // vmm_page_flags says (supervisor-only), the rest user read/write. The upper levels allow
   // everything; the last level decides.
   mem.write_obj<std::uint64_t>(GuestAddr(kPd), kPt0 | kPresent | kWrite | kUser);
   for (std::uint64_t p = 1; p < 512 && p * 0x1000 < ram; ++p) {
-    const std::uint64_t flags = p * 0x1000 < kUserLow ? vmm_page_flags(p * 0x1000) : kPresent | kWrite | kUser;
+    const std::uint64_t flags =
+        p * 0x1000 < kUserLow ? vmm_page_flags(p * 0x1000) : kPresent | kWrite | kUser;
     if (flags) mem.write_obj<std::uint64_t>(GuestAddr(kPt0 + 8 * p), (p * 0x1000) | flags);
   }
 }
 
-std::uint64_t segment_descriptor(std::uint32_t base, std::uint32_t limit, std::uint8_t access, std::uint8_t flags) {
-  return (limit & 0xFFFFull) | (std::uint64_t(base & 0xFFFFFF) << 16) | (std::uint64_t(access) << 40) |
-         (std::uint64_t((limit >> 16) & 0xF) << 48) | (std::uint64_t(flags & 0xF) << 52) |
-         (std::uint64_t(base >> 24) << 56);
+std::uint64_t segment_descriptor(std::uint32_t base, std::uint32_t limit, std::uint8_t access,
+                                 std::uint8_t flags) {
+  return (limit & 0xFFFFull) | (std::uint64_t(base & 0xFFFFFF) << 16) |
+         (std::uint64_t(access) << 40) | (std::uint64_t((limit >> 16) & 0xF) << 48) |
+         (std::uint64_t(flags & 0xF) << 52) | (std::uint64_t(base >> 24) << 56);
 }
 
 void write_gdt_tss(GuestMemory& mem) {
@@ -54,12 +59,14 @@ void write_gdt_tss(GuestMemory& mem) {
   // Accessed bits preset: the GDT's page is read-only, so the CPU must never need to set them.
   gdt[kKernelCs >> 3] = segment_descriptor(0, 0xFFFFF, 0x9B, 0xA);  // 64-bit code, DPL 0
   gdt[kKernelDs >> 3] = segment_descriptor(0, 0xFFFFF, 0x93, 0xC);
-  gdt[kUserDs >> 3] = segment_descriptor(0, 0xFFFFF, 0xF3, 0xC);    // DPL 3
-  gdt[kUserCs >> 3] = segment_descriptor(0, 0xFFFFF, 0xFB, 0xA);    // 64-bit code, DPL 3
-  gdt[kTssSel >> 3] = segment_descriptor(static_cast<std::uint32_t>(kTss), 103, 0x89, 0);  // 64-bit TSS
+  gdt[kUserDs >> 3] = segment_descriptor(0, 0xFFFFF, 0xF3, 0xC);  // DPL 3
+  gdt[kUserCs >> 3] = segment_descriptor(0, 0xFFFFF, 0xFB, 0xA);  // 64-bit code, DPL 3
+  gdt[kTssSel >> 3] =
+      segment_descriptor(static_cast<std::uint32_t>(kTss), 103, 0x89, 0);  // 64-bit TSS
   gdt[(kTssSel >> 3) + 1] = kTss >> 32;
   // Safe: a u64 array viewed as its bytes.
-  mem.write(GuestAddr(kGdt), std::span(reinterpret_cast<const std::uint8_t*>(gdt.data()), sizeof(gdt)));
+  mem.write(GuestAddr(kGdt),
+            std::span(reinterpret_cast<const std::uint8_t*>(gdt.data()), sizeof(gdt)));
 
   std::array<std::uint8_t, 104> tss{};
   std::uint64_t rsp0 = kRing0StackTop;

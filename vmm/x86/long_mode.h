@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "memory/guest_memory.h"
+#include "vmm/memory/guest_memory.h"
 
 namespace unifn::vmm {
 

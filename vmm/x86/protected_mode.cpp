@@ -1,10 +1,10 @@
 // 32-bit flat protected-mode state for multiboot1 and PVH entry, set through KVM_SET_SREGS.
-#include "x86/protected_mode.h"
+#include "vmm/x86/protected_mode.h"
 
 #include <array>
 
-#include "platform/kvm/kvm.h"
-#include "x86/cpu.h"
+#include "vmm/platform/kvm/kvm.h"
+#include "vmm/x86/cpu.h"
 
 namespace unifn::vmm {
 

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "memory/guest_memory.h"
+#include "vmm/memory/guest_memory.h"
 
 namespace unifn::vmm {
 
@@ -15,9 +15,9 @@ class Vcpu;
 // or above kReservedEnd; the whole range is usable RAM in the memory map, as under a BIOS, and is
 // the kernel's to reuse once it has read its boot information.
 namespace kernel_layout {
-inline constexpr std::uint64_t kGdt = 0x500;          // null, code 0x08, data 0x10, TSS 0x18
-inline constexpr std::uint64_t kBootInfo = 0x1000;    // multiboot_info or hvm_start_info
-inline constexpr std::uint64_t kMemMap = 0x1200;      // memory map entries
+inline constexpr std::uint64_t kGdt = 0x500;        // null, code 0x08, data 0x10, TSS 0x18
+inline constexpr std::uint64_t kBootInfo = 0x1000;  // multiboot_info or hvm_start_info
+inline constexpr std::uint64_t kMemMap = 0x1200;    // memory map entries
 inline constexpr std::uint64_t kMemMapMax = 0x200;
 inline constexpr std::uint64_t kLoaderName = 0x1400;  // "unifn"
 inline constexpr std::uint64_t kCmdline = 0x2000;

@@ -1,5 +1,5 @@
-/* The accelerator API of the unifn SDK, named after vAccel's: sessions, SGEMM, MinMax, image ops, genop.
- * Calls go to the daemon's virtio-accel device (one VM exit each) and run on the backend the
+/* The accelerator API of the unifn SDK, named after vAccel's: sessions, SGEMM, MinMax, image ops,
+ * genop. Calls go to the daemon's virtio-accel device (one VM exit each) and run on the backend the
  * function's config chose (CUDA, CPU). Buffers are used in place: no copies on either side. */
 #ifndef UNIFN_VACCEL_H
 #define UNIFN_VACCEL_H
@@ -16,7 +16,7 @@ extern "C" {
 /* Return values (vAccel's: errno numbers). */
 #define VACCEL_OK 0
 #define VACCEL_ENOENT ENOENT
-#define VACCEL_EIO EIO       /* the backend failed, or the device refused the chain outright */
+#define VACCEL_EIO EIO /* the backend failed, or the device refused the chain outright */
 #define VACCEL_ENOMEM ENOMEM
 #define VACCEL_ENODEV ENODEV /* no virtio-accel device: the function's config allows no backend */
 #define VACCEL_EINVAL EINVAL /* a malformed request or an unknown session */
@@ -25,61 +25,67 @@ extern "C" {
 struct vaccel_session {
   uint32_t session_id; /* the device's id; 0 when not open */
   uint32_t hint;       /* the flags it was opened with */
-  void *priv;          /* free for the caller */
+  void* priv;          /* free for the caller */
 };
 
 /* An argument of vaccel_genop (vAccel's struct vaccel_arg, with an optional element type). */
 struct vaccel_arg {
   uint32_t size;    /* bytes */
   uint32_t argtype; /* enum unifn_accel_arg_type; 0 (RAW) = unspecified */
-  void *buf;
+  void* buf;
 };
 
 /* Sessions. Open them in UNIFN_INIT: they are part of the function's snapshot, so every restored
  * instance finds them open. */
-int vaccel_sess_init(struct vaccel_session *sess, uint32_t flags);
-int vaccel_sess_free(struct vaccel_session *sess);
+int vaccel_sess_init(struct vaccel_session* sess, uint32_t flags);
+int vaccel_sess_free(struct vaccel_session* sess);
 /* vAccel's newer names for the same. */
-int vaccel_session_init(struct vaccel_session *sess, uint32_t flags);
-int vaccel_session_release(struct vaccel_session *sess);
+int vaccel_session_init(struct vaccel_session* sess, uint32_t flags);
+int vaccel_session_release(struct vaccel_session* sess);
 
 /* Does nothing on the host: measures the path. */
-int vaccel_noop(struct vaccel_session *sess);
+int vaccel_noop(struct vaccel_session* sess);
 
 /* C = alpha * A x B + beta * C, row-major; vAccel's signature. */
-int vaccel_sgemm(struct vaccel_session *sess, int64_t m, int64_t n, int64_t k, float alpha, float *a, int64_t lda,
-                 float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+int vaccel_sgemm(struct vaccel_session* sess, int64_t m, int64_t n, int64_t k, float alpha,
+                 float* a, int64_t lda, float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 /* Min-max scaling of indata into [low_threshold, high_threshold]; vAccel's signature. */
-int vaccel_minmax(struct vaccel_session *sess, const double *indata, int ndata, int low_threshold, int high_threshold,
-                  double *outdata, double *min, double *max);
+int vaccel_minmax(struct vaccel_session* sess, const double* indata, int ndata, int low_threshold,
+                  int high_threshold, double* outdata, double* min, double* max);
 
 /* Any op in vAccel's generic form: read[0] holds the op code (1, 4 or 8 bytes, little-endian),
  * the rest are the op's arguments in its genop order (see accel_abi.h). */
-int vaccel_genop(struct vaccel_session *sess, struct vaccel_arg *read, int nr_read, struct vaccel_arg *write,
-                 int nr_write);
+int vaccel_genop(struct vaccel_session* sess, struct vaccel_arg* read, int nr_read,
+                 struct vaccel_arg* write, int nr_write);
 
 /* Image ops (unifn's, over vAccel's OpenCV op): 8-bit images, rows packed, channels interleaved.
  * src holds width * height * channels bytes, dst out_width * out_height * out_channels. */
-int vaccel_image_op(struct vaccel_session *sess, const struct unifn_accel_image_params *params, const void *src,
-                    void *dst);
-int vaccel_image_grayscale(struct vaccel_session *sess, const void *rgb, uint32_t width, uint32_t height,
-                           uint32_t channels, void *gray);
-int vaccel_image_gaussian_blur(struct vaccel_session *sess, const void *src, uint32_t width, uint32_t height,
-                               uint32_t channels, uint32_t ksize, float sigma, void *dst);
-int vaccel_image_sobel(struct vaccel_session *sess, const void *gray, uint32_t width, uint32_t height, void *dst);
-int vaccel_image_resize(struct vaccel_session *sess, const void *src, uint32_t width, uint32_t height,
-                        uint32_t channels, void *dst, uint32_t out_width, uint32_t out_height);
+int vaccel_image_op(struct vaccel_session* sess, const struct unifn_accel_image_params* params,
+                    const void* src, void* dst);
+int vaccel_image_grayscale(struct vaccel_session* sess, const void* rgb, uint32_t width,
+                           uint32_t height, uint32_t channels, void* gray);
+int vaccel_image_gaussian_blur(struct vaccel_session* sess, const void* src, uint32_t width,
+                               uint32_t height, uint32_t channels, uint32_t ksize, float sigma,
+                               void* dst);
+int vaccel_image_sobel(struct vaccel_session* sess, const void* gray, uint32_t width,
+                       uint32_t height, void* dst);
+int vaccel_image_resize(struct vaccel_session* sess, const void* src, uint32_t width,
+                        uint32_t height, uint32_t channels, void* dst, uint32_t out_width,
+                        uint32_t out_height);
 
 /* unifn extensions. */
-/* The status byte of the last request (UNIFN_ACCEL_OK ...), or -1 when it never reached the device. */
+/* The status byte of the last request (UNIFN_ACCEL_OK ...), or -1 when it never reached the device.
+ */
 int vaccel_last_status(void);
 /* The backend serving this function ("cpu", "cuda"), or NULL without a device. */
-const char *vaccel_backend(void);
+const char* vaccel_backend(void);
 /* One raw request: returns the device's status byte (0..4), or -1 (no device, too many arguments,
- * or a chain the device handed back unanswered). used_len, when not NULL, receives the used length. */
-int unifn_accel_request(uint32_t command, uint32_t session_id, uint32_t op, const struct vaccel_arg *read, int nr_read,
-                        const struct vaccel_arg *write, int nr_write, uint32_t *used_len);
+ * or a chain the device handed back unanswered). used_len, when not NULL, receives the used length.
+ */
+int unifn_accel_request(uint32_t command, uint32_t session_id, uint32_t op,
+                        const struct vaccel_arg* read, int nr_read, const struct vaccel_arg* write,
+                        int nr_write, uint32_t* used_len);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-/* stb_image and stb_image_write for the host-side tests (built with warnings off: third-party code). */
+/* stb_image and stb_image_write for the host-side tests (built with warnings off: third-party
+ * code). */
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_ONLY_PNG
 #define STBI_ONLY_JPEG

@@ -1,4 +1,5 @@
-// Backends: the CPU backend against the reference ops (exact or within the stated tolerance), selection, CUDA's probe.
+// Backends: the CPU backend against the reference ops (exact or within the stated tolerance),
+// selection, CUDA's probe.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -6,13 +7,13 @@
 #include <filesystem>
 #include <random>
 
-#include "cpu/cpu_backend.h"
-#include "fake_backend.h"
-#include "test_image.h"
-#include "reference/reference.h"
-#include "registry.h"
+#include "accel/cpu/cpu_backend.h"
+#include "test/support/fake_backend.h"
+#include "test/support/test_image.h"
+#include "accel/reference/reference.h"
+#include "accel/registry.h"
 #ifdef UNIFN_HAVE_CUDA
-#include "cuda/cuda_backend.h"
+#include "accel/cuda/cuda_backend.h"
 #endif
 
 using namespace unifn;
@@ -20,8 +21,9 @@ using namespace unifn::accel;
 
 namespace {
 
-ImageArgs image_args(ImageOp op, std::uint32_t w, std::uint32_t h, std::uint32_t c, const std::vector<std::uint8_t>& src,
-                     std::vector<std::uint8_t>& dst, std::uint32_t ow = 0, std::uint32_t oh = 0) {
+ImageArgs image_args(ImageOp op, std::uint32_t w, std::uint32_t h, std::uint32_t c,
+                     const std::vector<std::uint8_t>& src, std::vector<std::uint8_t>& dst,
+                     std::uint32_t ow = 0, std::uint32_t oh = 0) {
   ImageArgs a;
   a.op = op;
   a.width = w, a.height = h, a.channels = c;
@@ -51,8 +53,9 @@ TEST_CASE("CPU SGEMM matches the reference (relative 1e-5 of the row's magnitude
     int m, n, k, lda, ldb, ldc;
     float alpha, beta;
   };
-  for (auto c : {Case{1, 1, 1, 1, 1, 1, 1, 0}, Case{3, 4, 5, 5, 4, 4, 1, 0}, Case{17, 33, 65, 70, 40, 35, 0.5f, 2},
-                 Case{128, 96, 200, 200, 96, 96, 1, 0}, Case{64, 1, 300, 300, 1, 1, -1, 0.25f}}) {
+  for (auto c : {Case{1, 1, 1, 1, 1, 1, 1, 0}, Case{3, 4, 5, 5, 4, 4, 1, 0},
+                 Case{17, 33, 65, 70, 40, 35, 0.5f, 2}, Case{128, 96, 200, 200, 96, 96, 1, 0},
+                 Case{64, 1, 300, 300, 1, 1, -1, 0.25f}}) {
     std::vector<float> a(std::size_t(c.m - 1) * c.lda + c.k), b(std::size_t(c.k - 1) * c.ldb + c.n),
         c0(std::size_t(c.m - 1) * c.ldc + c.n);
     for (auto* v : {&a, &b, &c0})
@@ -62,7 +65,8 @@ TEST_CASE("CPU SGEMM matches the reference (relative 1e-5 of the row's magnitude
     REQUIRE(cpu->sgemm(args).ok());
     args.c = c2;
     reference::sgemm(args);
-    for (std::size_t i = 0; i < c1.size(); ++i) REQUIRE(c1[i] == Approx(c2[i]).margin(1e-5 * (1 + c.k)));
+    for (std::size_t i = 0; i < c1.size(); ++i)
+      REQUIRE(c1[i] == Approx(c2[i]).margin(1e-5 * (1 + c.k)));
   }
 }
 
@@ -85,7 +89,8 @@ TEST_CASE("CPU MinMax matches the reference") {
   CHECK(of == std::vector<double>{-5, -5});
 }
 
-TEST_CASE("CPU image ops match the reference: grayscale and Sobel exactly, blur and resize within 1") {
+TEST_CASE(
+    "CPU image ops match the reference: grayscale and Sobel exactly, blur and resize within 1") {
   auto cpu = make_cpu_backend();
   std::vector<std::uint8_t> d1, d2;
   for (std::uint32_t c : {3u, 4u}) {
@@ -110,8 +115,8 @@ TEST_CASE("CPU image ops match the reference: grayscale and Sobel exactly, blur 
     std::uint32_t c, k;
     float sigma;
   };
-  for (auto b : {Blur{1, 1, 0}, Blur{1, 3, 0}, Blur{3, 5, 0}, Blur{4, 7, 0}, Blur{1, 5, 1.5f}, Blur{2, 9, 2.0f}, Blur{3, 15, 0},
-                 Blur{1, 31, 6.0f}}) {
+  for (auto b : {Blur{1, 1, 0}, Blur{1, 3, 0}, Blur{3, 5, 0}, Blur{4, 7, 0}, Blur{1, 5, 1.5f},
+                 Blur{2, 9, 2.0f}, Blur{3, 15, 0}, Blur{1, 31, 6.0f}}) {
     INFO("channels " << b.c << " ksize " << b.k << " sigma " << b.sigma);
     auto src = test::test_image(53, 29, b.c, b.k);
     auto a1 = image_args(ImageOp::GaussianBlur, 53, 29, b.c, src, d1);
@@ -125,8 +130,8 @@ TEST_CASE("CPU image ops match the reference: grayscale and Sobel exactly, blur 
   struct Size {
     std::uint32_t c, w, h, ow, oh;
   };
-  for (auto s : {Size{1, 40, 30, 80, 60}, Size{3, 40, 30, 20, 15}, Size{4, 64, 48, 37, 91}, Size{3, 7, 5, 100, 3},
-                 Size{1, 1, 1, 5, 5}}) {
+  for (auto s : {Size{1, 40, 30, 80, 60}, Size{3, 40, 30, 20, 15}, Size{4, 64, 48, 37, 91},
+                 Size{3, 7, 5, 100, 3}, Size{1, 1, 1, 5, 5}}) {
     INFO("resize " << s.w << "x" << s.h << "x" << s.c << " to " << s.ow << "x" << s.oh);
     auto src = test::test_image(s.w, s.h, s.c, s.ow);
     REQUIRE(cpu->image(image_args(ImageOp::Resize, s.w, s.h, s.c, src, d1, s.ow, s.oh)).ok());
@@ -137,7 +142,8 @@ TEST_CASE("CPU image ops match the reference: grayscale and Sobel exactly, blur 
 
 TEST_CASE("selection takes the first available backend and says why it fell back") {
   BackendRegistry reg({std::make_shared<Fake>("cuda", false), std::make_shared<Fake>("cpu", true)});
-  const std::vector<std::string> pref{"cuda", "cpu"}, only_cuda{"cuda"}, only_cpu{"cpu"}, none{}, odd{"tpu", "cpu"};
+  const std::vector<std::string> pref{"cuda", "cpu"}, only_cuda{"cuda"}, only_cpu{"cpu"}, none{},
+      odd{"tpu", "cpu"};
   auto s = reg.select(pref);
   REQUIRE(s.backend);
   CHECK(s.backend->name() == "cpu");
@@ -149,7 +155,9 @@ TEST_CASE("selection takes the first available backend and says why it fell back
   CHECK_FALSE(s.fell_back());
   s = reg.select(only_cuda);
   CHECK_FALSE(s.backend);
-  CHECK(s.error == "none of the allowed accelerator backends can run here: cuda is unavailable (no cuda hardware)");
+  CHECK(s.error ==
+        "none of the allowed accelerator backends can run here: cuda is unavailable (no cuda "
+        "hardware)");
   CHECK_FALSE(reg.select(none).backend);
   s = reg.select(odd);
   CHECK(s.backend->name() == "cpu");
@@ -172,7 +180,8 @@ TEST_CASE("the process registry has the CPU backend, and CUDA when the toolkit w
 }
 
 #ifdef UNIFN_HAVE_CUDA
-TEST_CASE("the CUDA backend is linked, probes for a GPU, and without one reports itself unavailable") {
+TEST_CASE(
+    "the CUDA backend is linked, probes for a GPU, and without one reports itself unavailable") {
   auto cuda = make_cuda_backend();
   CHECK(cuda->name() == "cuda");
   if (!std::filesystem::exists("/dev/nvidiactl") && !std::filesystem::exists("/dev/nvidia0")) {

@@ -1,10 +1,11 @@
-// virtio-accel device on crafted rings: well-formed requests, and every kind of malformed chain refused with its status.
+// virtio-accel device on crafted rings: well-formed requests, and every kind of malformed chain
+// refused with its status.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
 
-#include "ring_harness.h"
+#include "test/support/ring_harness.h"
 
 using namespace unifn;
 using namespace unifn::test;
@@ -80,11 +81,14 @@ TEST_CASE("NOOP, sessions and an op, well-formed") {
   CHECK(h.dev.served() == 7);
 }
 
-TEST_CASE("malformed chains are refused with BADMSG, their outputs untouched, and the device goes on") {
+TEST_CASE(
+    "malformed chains are refused with BADMSG, their outputs untouched, and the device goes on") {
   Ready r;
   auto& h = r.h;
   auto m = make_minmax(h, {1, 2, 3, 4});
-  auto good = [&] { return h.chain_for(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_MINMAX, m.reads(), m.writes()); };
+  auto good = [&] {
+    return h.chain_for(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_MINMAX, m.reads(), m.writes());
+  };
   // good(): [0] header, [1] arg headers, [2..5] reads, [6..8] writes, [9] status
 
   SECTION("too short: the header counts more arguments than the chain has") {
@@ -104,7 +108,8 @@ TEST_CASE("malformed chains are refused with BADMSG, their outputs untouched, an
     auto c = good();
     c[2].len = 24;
     CHECK(h.submit(c).status == UNIFN_ACCEL_BADMSG);
-    CHECK_THAT(h.dev.last_error(), Catch::Contains("24 bytes in its descriptor but 32 in its header"));
+    CHECK_THAT(h.dev.last_error(),
+               Catch::Contains("24 bytes in its descriptor but 32 in its header"));
   }
   SECTION("overlapping: a written buffer overlaps a read one") {
     auto c = good();
@@ -117,20 +122,25 @@ TEST_CASE("malformed chains are refused with BADMSG, their outputs untouched, an
     c[7].addr = m.out + 8;
     CHECK(h.submit(c).status == UNIFN_ACCEL_BADMSG);
   }
-  SECTION("outside user memory: a buffer past the end, one that wraps around, one straddling the end, one in the VMM's pages") {
-    for (std::uint64_t addr : {std::uint64_t{0xC0000000}, ~std::uint64_t{0} - 15, std::uint64_t{(1u << 20) - 8}, std::uint64_t{0x8000}}) {
+  SECTION(
+      "outside user memory: a buffer past the end, one that wraps around, one straddling the end, "
+      "one in the VMM's pages") {
+    for (std::uint64_t addr : {std::uint64_t{0xC0000000}, ~std::uint64_t{0} - 15,
+                               std::uint64_t{(1u << 20) - 8}, std::uint64_t{0x8000}}) {
       auto c = good();
       c[6].addr = addr;
       auto a = h.submit(c);
       CHECK(a.status == UNIFN_ACCEL_BADMSG);
-      CHECK_THAT(h.dev.last_error(), Catch::Contains("outside the guest's user memory (0x10000-0x100000)"));
+      CHECK_THAT(h.dev.last_error(),
+                 Catch::Contains("outside the guest's user memory (0x10000-0x100000)"));
     }
   }
   SECTION("wrong direction: a read argument in a device-writable descriptor") {
     auto c = good();
     for (int i = 2; i <= 5; ++i) c[i].write = true;  // all reads writable: the order stays legal
     CHECK(h.submit(c).status == UNIFN_ACCEL_BADMSG);
-    CHECK_THAT(h.dev.last_error(), Catch::Contains("read argument 0 is in a device-writable descriptor"));
+    CHECK_THAT(h.dev.last_error(),
+               Catch::Contains("read argument 0 is in a device-writable descriptor"));
   }
   SECTION("wrong direction: a write argument in a device-readable descriptor") {
     auto c = good();
@@ -156,14 +166,16 @@ TEST_CASE("malformed chains are refused with BADMSG, their outputs untouched, an
   SECTION("an argument of the wrong declared type") {
     auto v = m.reads();
     v[1].type = UNIFN_ACCEL_ARG_FLOAT32;
-    CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_MINMAX, v, m.writes()).status == UNIFN_ACCEL_BADMSG);
+    CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_MINMAX, v, m.writes()).status ==
+          UNIFN_ACCEL_BADMSG);
     CHECK_THAT(h.dev.last_error(), Catch::Contains("declared float32, int32 expected"));
   }
   SECTION("a misaligned float64 buffer") {
     auto v = m.reads();
     const auto odd = h.alloc(33, 0, 16) + 1;
     v[0].addr = odd;
-    CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_MINMAX, v, m.writes()).status == UNIFN_ACCEL_BADMSG);
+    CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_MINMAX, v, m.writes()).status ==
+          UNIFN_ACCEL_BADMSG);
     CHECK_THAT(h.dev.last_error(), Catch::Contains("aligned"));
   }
   SECTION("an indirect descriptor") {
@@ -175,7 +187,8 @@ TEST_CASE("malformed chains are refused with BADMSG, their outputs untouched, an
   }
   SECTION("more arguments than allowed") {
     std::vector<A> many(UNIFN_ACCEL_MAX_ARGS + 1, A{m.ndata, 4, UNIFN_ACCEL_ARG_INT32});
-    CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_NOOP, many, {}).status == UNIFN_ACCEL_BADMSG);
+    CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_NOOP, many, {}).status ==
+          UNIFN_ACCEL_BADMSG);
   }
   SECTION("a header with a non-zero reserved field, or of the wrong size") {
     auto c = good();
@@ -219,7 +232,8 @@ TEST_CASE("chains whose end cannot be found come back with used length 0 and the
     CHECK(h.get<std::uint8_t>(status) == 0xAA);
   }
   SECTION("an available ring entry outside the queue") {
-    auto a = h.submit({{hdr, sizeof(unifn_accel_req), false}, {status, 1, true}}, 0, {}, std::uint16_t{300});
+    auto a = h.submit({{hdr, sizeof(unifn_accel_req), false}, {status, 1, true}}, 0, {},
+                      std::uint16_t{300});
     CHECK(a.used_len == 0);
     CHECK(a.used_id == 300);
   }
@@ -242,7 +256,8 @@ TEST_CASE("chains whose end cannot be found come back with used length 0 and the
 TEST_CASE("unknown op, unknown session and unknown command have their own statuses") {
   Ready r;
   auto& h = r.h;
-  CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_IMAGE_CLASSIFY).status == UNIFN_ACCEL_NOTSUPP);
+  CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_IMAGE_CLASSIFY).status ==
+        UNIFN_ACCEL_NOTSUPP);
   CHECK_THAT(h.dev.last_error(), Catch::Contains("image-classification"));
   CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, 9999).status == UNIFN_ACCEL_NOTSUPP);
   CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, 42, UNIFN_ACCEL_OP_NOOP).status == UNIFN_ACCEL_INVSESS);
@@ -258,15 +273,18 @@ TEST_CASE("op arguments are checked against the op before the backend runs") {
   auto& h = r.h;
   auto i64 = [&](std::int64_t v) { return A{h.put(v), 8, UNIFN_ACCEL_ARG_INT64}; };
   auto f32 = [&](float v) { return A{h.put(v), 4, UNIFN_ACCEL_ARG_FLOAT32}; };
-  auto sgemm = [&](std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t lda, std::int64_t ldb, std::int64_t ldc,
-                   std::uint32_t alen, std::uint32_t blen, std::uint32_t clen, std::uint64_t caddr = 0) {
-    const A a{h.alloc(alen), alen, UNIFN_ACCEL_ARG_FLOAT32}, b{h.alloc(blen), blen, UNIFN_ACCEL_ARG_FLOAT32};
+  auto sgemm = [&](std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t lda,
+                   std::int64_t ldb, std::int64_t ldc, std::uint32_t alen, std::uint32_t blen,
+                   std::uint32_t clen, std::uint64_t caddr = 0) {
+    const A a{h.alloc(alen), alen, UNIFN_ACCEL_ARG_FLOAT32},
+        b{h.alloc(blen), blen, UNIFN_ACCEL_ARG_FLOAT32};
     const A c{caddr ? caddr : h.alloc(clen, 0xCD), clen, UNIFN_ACCEL_ARG_FLOAT32};
     return h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_BLAS_SGEMM,
-                     {i64(m), i64(n), i64(k), f32(1), a, i64(lda), b, i64(ldb), f32(0), i64(ldc)}, {c});
+                     {i64(m), i64(n), i64(k), f32(1), a, i64(lda), b, i64(ldb), f32(0), i64(ldc)},
+                     {c});
   };
   CHECK(sgemm(2, 3, 4, 4, 3, 3, 32, 48, 24).status == UNIFN_ACCEL_OK);
-  CHECK(sgemm(2, 3, 4, 5, 3, 3, 36, 48, 24).status == UNIFN_ACCEL_OK);  // lda > k
+  CHECK(sgemm(2, 3, 4, 5, 3, 3, 36, 48, 24).status == UNIFN_ACCEL_OK);      // lda > k
   CHECK(sgemm(2, 3, 4, 4, 3, 3, 28, 48, 24).status == UNIFN_ACCEL_BADMSG);  // A too short
   CHECK(sgemm(2, 3, 4, 4, 3, 3, 32, 48, 28).status == UNIFN_ACCEL_BADMSG);  // C too long
   CHECK(sgemm(0, 3, 4, 4, 3, 3, 32, 48, 24).status == UNIFN_ACCEL_BADMSG);  // m = 0
@@ -280,26 +298,42 @@ TEST_CASE("op arguments are checked against the op before the backend runs") {
   auto image = [&](unifn_accel_image_params p, std::uint32_t in_len, std::uint32_t out_len) {
     const A params{h.put(p), sizeof p, UNIFN_ACCEL_ARG_STRUCT};
     return h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_OPENCV,
-                     {params, {h.alloc(in_len), in_len, UNIFN_ACCEL_ARG_UINT8}}, {{h.alloc(out_len), out_len, UNIFN_ACCEL_ARG_UINT8}});
+                     {params, {h.alloc(in_len), in_len, UNIFN_ACCEL_ARG_UINT8}},
+                     {{h.alloc(out_len), out_len, UNIFN_ACCEL_ARG_UINT8}});
   };
   using P = unifn_accel_image_params;
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_GRAYSCALE, 4, 3, 3, 4, 3, 1, 0, 0, 0}, 36, 12).status == UNIFN_ACCEL_OK);
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_GRAYSCALE, 4, 3, 1, 4, 3, 1, 0, 0, 0}, 12, 12).status == UNIFN_ACCEL_BADMSG);
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_GRAYSCALE, 4, 3, 3, 4, 3, 3, 0, 0, 0}, 36, 36).status == UNIFN_ACCEL_BADMSG);
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_GAUSSIAN_BLUR, 4, 3, 2, 4, 3, 2, 3, 0, 0}, 24, 24).status == UNIFN_ACCEL_OK);
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_GAUSSIAN_BLUR, 4, 3, 2, 4, 3, 2, 4, 0, 0}, 24, 24).status == UNIFN_ACCEL_BADMSG);
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_GAUSSIAN_BLUR, 4, 3, 2, 4, 3, 2, 3, -1.0f, 0}, 24, 24).status == UNIFN_ACCEL_BADMSG);
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_GAUSSIAN_BLUR, 4, 3, 2, 4, 3, 2, 3, NAN, 0}, 24, 24).status == UNIFN_ACCEL_BADMSG);
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_SOBEL, 4, 3, 3, 4, 3, 1, 0, 0, 0}, 36, 12).status == UNIFN_ACCEL_BADMSG);
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_SOBEL, 4, 3, 1, 5, 3, 1, 0, 0, 0}, 12, 15).status == UNIFN_ACCEL_BADMSG);
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_RESIZE, 4, 3, 4, 8, 6, 4, 0, 0, 0}, 48, 192).status == UNIFN_ACCEL_OK);
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_RESIZE, 4, 3, 4, 0, 6, 4, 0, 0, 0}, 48, 0).status == UNIFN_ACCEL_BADMSG);
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_RESIZE, 4, 3, 5, 8, 6, 5, 0, 0, 0}, 60, 240).status == UNIFN_ACCEL_BADMSG);
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_GRAYSCALE, 4, 3, 3, 4, 3, 1, 0, 0, 0}, 36, 12).status ==
+        UNIFN_ACCEL_OK);
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_GRAYSCALE, 4, 3, 1, 4, 3, 1, 0, 0, 0}, 12, 12).status ==
+        UNIFN_ACCEL_BADMSG);
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_GRAYSCALE, 4, 3, 3, 4, 3, 3, 0, 0, 0}, 36, 36).status ==
+        UNIFN_ACCEL_BADMSG);
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_GAUSSIAN_BLUR, 4, 3, 2, 4, 3, 2, 3, 0, 0}, 24, 24).status ==
+        UNIFN_ACCEL_OK);
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_GAUSSIAN_BLUR, 4, 3, 2, 4, 3, 2, 4, 0, 0}, 24, 24).status ==
+        UNIFN_ACCEL_BADMSG);
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_GAUSSIAN_BLUR, 4, 3, 2, 4, 3, 2, 3, -1.0f, 0}, 24, 24).status ==
+        UNIFN_ACCEL_BADMSG);
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_GAUSSIAN_BLUR, 4, 3, 2, 4, 3, 2, 3, NAN, 0}, 24, 24).status ==
+        UNIFN_ACCEL_BADMSG);
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_SOBEL, 4, 3, 3, 4, 3, 1, 0, 0, 0}, 36, 12).status ==
+        UNIFN_ACCEL_BADMSG);
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_SOBEL, 4, 3, 1, 5, 3, 1, 0, 0, 0}, 12, 15).status ==
+        UNIFN_ACCEL_BADMSG);
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_RESIZE, 4, 3, 4, 8, 6, 4, 0, 0, 0}, 48, 192).status ==
+        UNIFN_ACCEL_OK);
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_RESIZE, 4, 3, 4, 0, 6, 4, 0, 0, 0}, 48, 0).status ==
+        UNIFN_ACCEL_BADMSG);
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_RESIZE, 4, 3, 5, 8, 6, 5, 0, 0, 0}, 60, 240).status ==
+        UNIFN_ACCEL_BADMSG);
   CHECK(image(P{99, 4, 3, 1, 4, 3, 1, 0, 0, 0}, 12, 12).status == UNIFN_ACCEL_BADMSG);
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_SOBEL, 20000, 1, 1, 20000, 1, 1, 0, 0, 0}, 20000, 20000).status == UNIFN_ACCEL_BADMSG);
-  CHECK(image(P{UNIFN_ACCEL_IMAGE_SOBEL, 4, 3, 1, 4, 3, 1, 0, 0, 7}, 12, 12).status == UNIFN_ACCEL_BADMSG);  // reserved
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_SOBEL, 20000, 1, 1, 20000, 1, 1, 0, 0, 0}, 20000, 20000).status ==
+        UNIFN_ACCEL_BADMSG);
+  CHECK(image(P{UNIFN_ACCEL_IMAGE_SOBEL, 4, 3, 1, 4, 3, 1, 0, 0, 7}, 12, 12).status ==
+        UNIFN_ACCEL_BADMSG);  // reserved
   // NOOP takes no arguments.
-  CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_NOOP, {i64(1)}, {}).status == UNIFN_ACCEL_BADMSG);
+  CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_NOOP, {i64(1)}, {}).status ==
+        UNIFN_ACCEL_BADMSG);
   CHECK(h.request(UNIFN_ACCEL_CMD_NOOP, 0, 0, {i64(1)}, {}).status == UNIFN_ACCEL_BADMSG);
 }
 
@@ -317,7 +351,9 @@ TEST_CASE("sessions are limited, and a failing backend answers ERR without stopp
   accel::DeviceOptions opts;
   opts.max_sessions = 3;
   opts.on_error = [&](std::string_view w) { errors.emplace_back(w); };
-  opts.on_op = [&](std::string_view b, std::string_view op) { ops.push_back(std::string(b) + "/" + std::string(op)); };
+  opts.on_op = [&](std::string_view b, std::string_view op) {
+    ops.push_back(std::string(b) + "/" + std::string(op));
+  };
   Harness h(std::make_shared<Throwing>(), opts);
   h.init_driver();
   const auto s = h.open_session();
@@ -329,14 +365,16 @@ TEST_CASE("sessions are limited, and a failing backend answers ERR without stopp
   CHECK(h.open_session() == 4);
 
   auto m = make_minmax(h, {1, 2});
-  CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, 4, UNIFN_ACCEL_OP_MINMAX, m.reads(), m.writes()).status == UNIFN_ACCEL_ERR);
+  CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, 4, UNIFN_ACCEL_OP_MINMAX, m.reads(), m.writes()).status ==
+        UNIFN_ACCEL_ERR);
   CHECK_THAT(errors.back(), Catch::Contains("on fire"));
   auto i64 = [&](std::int64_t v) { return A{h.put(v), 8, UNIFN_ACCEL_ARG_INT64}; };
   auto f32 = [&](float v) { return A{h.put(v), 4, UNIFN_ACCEL_ARG_FLOAT32}; };
   const A one{h.alloc(4), 4, UNIFN_ACCEL_ARG_FLOAT32};
-  auto a = h.request(UNIFN_ACCEL_CMD_DO_OP, 4, UNIFN_ACCEL_OP_BLAS_SGEMM,
-                     {i64(1), i64(1), i64(1), f32(1), one, i64(1), {h.alloc(4), 4, 0}, i64(1), f32(0), i64(1)},
-                     {{h.alloc(4), 4, 0}});
+  auto a = h.request(
+      UNIFN_ACCEL_CMD_DO_OP, 4, UNIFN_ACCEL_OP_BLAS_SGEMM,
+      {i64(1), i64(1), i64(1), f32(1), one, i64(1), {h.alloc(4), 4, 0}, i64(1), f32(0), i64(1)},
+      {{h.alloc(4), 4, 0}});
   CHECK(a.status == UNIFN_ACCEL_ERR);
   CHECK_THAT(errors.back(), Catch::Contains("boom"));
   CHECK(h.request(UNIFN_ACCEL_CMD_DO_OP, 4, UNIFN_ACCEL_OP_NOOP).status == UNIFN_ACCEL_OK);
@@ -353,7 +391,17 @@ TEST_CASE("an SGEMM bigger than the per-request work limit is refused with ERR b
   auto f32 = [&](float v) { return A{h.put(v), 4, UNIFN_ACCEL_ARG_FLOAT32}; };
   const A c{h.alloc(24, 0xCD), 24, UNIFN_ACCEL_ARG_FLOAT32};
   auto a = h.request(UNIFN_ACCEL_CMD_DO_OP, s, UNIFN_ACCEL_OP_BLAS_SGEMM,
-                     {i64(2), i64(3), i64(4), f32(1), {h.alloc(32), 32, 0}, i64(4), {h.alloc(48), 48, 0}, i64(3), f32(0), i64(3)}, {c});
+                     {i64(2),
+                      i64(3),
+                      i64(4),
+                      f32(1),
+                      {h.alloc(32), 32, 0},
+                      i64(4),
+                      {h.alloc(48), 48, 0},
+                      i64(3),
+                      f32(0),
+                      i64(3)},
+                     {c});
   CHECK(a.status == UNIFN_ACCEL_ERR);
   CHECK_THAT(h.dev.last_error(), Catch::Contains("24 multiply-adds, more than the 23"));
   CHECK(untouched(h, c.addr, 24));
@@ -364,9 +412,12 @@ TEST_CASE("what the device writes into guest memory is tracked for reset") {
   auto& h = r.h;
   auto m = make_minmax(h, {1, 2, 3});
   h.mem.track_host_writes(true);
-  REQUIRE(h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_MINMAX, m.reads(), m.writes()).status == UNIFN_ACCEL_OK);
+  REQUIRE(h.request(UNIFN_ACCEL_CMD_DO_OP, r.sess, UNIFN_ACCEL_OP_MINMAX, m.reads(), m.writes())
+              .status == UNIFN_ACCEL_OK);
   auto pages = h.mem.take_host_dirty();
-  auto has = [&](std::uint64_t gpa) { return std::find(pages.begin(), pages.end(), gpa / 4096) != pages.end(); };
+  auto has = [&](std::uint64_t gpa) {
+    return std::find(pages.begin(), pages.end(), gpa / 4096) != pages.end();
+  };
   CHECK(has(m.out));
   CHECK(has(Harness::kUsed));
 }

@@ -1,12 +1,13 @@
-// The GPU's sharing policy, without a GPU: turns between tenants (FairGate) and the scratch cap and trim (ScratchPool).
+// The GPU's sharing policy, without a GPU: turns between tenants (FairGate) and the scratch cap and
+// trim (ScratchPool).
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
 #include <thread>
 #include <vector>
 
-#include "fair_gate.h"
-#include "scratch_pool.h"
+#include "accel/fair_gate.h"
+#include "accel/scratch_pool.h"
 
 using namespace unifn;
 using accel::FairGate;
@@ -81,14 +82,17 @@ struct Heap {
 
 }  // namespace
 
-TEST_CASE("device scratch is capped per op, with the sizes in the reason, and nothing is allocated for a refused op") {
+TEST_CASE(
+    "device scratch is capped per op, with the sizes in the reason, and nothing is allocated for a "
+    "refused op") {
   Heap heap;
   ScratchPool pool(3, {.max_bytes = 3 << 20, .keep_bytes = 1 << 20}, heap.allocator());
   void* buf[3];
   const std::size_t big[] = {2 << 20, 2 << 20};
   auto r = pool.acquire(big, buf);
   CHECK_FALSE(r.ok());
-  CHECK_THAT(r.message, Catch::Contains("needs 4.0 MiB of device scratch (2.0 MiB + 2.0 MiB), more than the 3.0 MiB one op may hold"));
+  CHECK_THAT(r.message, Catch::Contains("needs 4.0 MiB of device scratch (2.0 MiB + 2.0 MiB), more "
+                                        "than the 3.0 MiB one op may hold"));
   CHECK(heap.allocations == 0);
   CHECK(pool.held_bytes() == 0);
 }

@@ -1,4 +1,5 @@
-// Each accelerator op through a real guest on the CPU backend, the example functions, and sessions across snapshots.
+// Each accelerator op through a real guest on the CPU backend, the example functions, and sessions
+// across snapshots.
 #include <catch2/catch.hpp>
 
 #include <sys/mman.h>
@@ -10,17 +11,19 @@
 #include <stb_image_write.h>
 
 #include <unifn/accel_probe.h>
-#include "cpu/cpu_backend.h"
-#include "device.h"
-#include "guest/function_vm.h"
-#include "reference/reference.h"
-#include "test_image.h"
+#include "accel/cpu/cpu_backend.h"
+#include "accel/device.h"
+#include "vmm/guest/function_vm.h"
+#include "accel/reference/reference.h"
+#include "test/support/test_image.h"
 
 using namespace unifn;
 
 namespace {
 
-std::string example(const std::string& name) { return std::string(UNIFN_FUNCTIONS_DIR) + "/" + name + ".elf"; }
+std::string example(const std::string& name) {
+  return std::string(UNIFN_FUNCTIONS_DIR) + "/" + name + ".elf";
+}
 
 std::shared_ptr<accel::Backend> cpu() {
   static std::shared_ptr<accel::Backend> b = accel::make_cpu_backend();
@@ -30,7 +33,8 @@ std::shared_ptr<accel::Backend> cpu() {
 struct Fn {
   std::shared_ptr<const vmm::FunctionImage> image;
   vmm::FunctionVmConfig cfg;
-  explicit Fn(const std::string& path, bool with_device = true) : image(vmm::FunctionImage::load(path)) {
+  explicit Fn(const std::string& path, bool with_device = true)
+      : image(vmm::FunctionImage::load(path)) {
     if (with_device) cfg.devices = {accel::device_factory(cpu())};
   }
   std::unique_ptr<vmm::FunctionVm> boot() const {
@@ -41,7 +45,8 @@ struct Fn {
 using Bytes = std::vector<std::uint8_t>;
 
 vmm::Outcome invoke(vmm::FunctionVm& vm, const Bytes& body) {
-  return vm.invoke(body, "application/octet-stream", std::chrono::steady_clock::now() + std::chrono::seconds(20));
+  return vm.invoke(body, "application/octet-stream",
+                   std::chrono::steady_clock::now() + std::chrono::seconds(20));
 }
 
 // resize + memcpy rather than insert: GCC 12 warns wrongly about insert into an empty vector.
@@ -65,7 +70,8 @@ std::vector<T> as(const std::string& s) {
   return v;
 }
 
-Bytes probe(std::uint32_t cmd, std::uint32_t a = 0, std::uint32_t b = 0, std::uint32_t c = 0, std::uint32_t d = 0) {
+Bytes probe(std::uint32_t cmd, std::uint32_t a = 0, std::uint32_t b = 0, std::uint32_t c = 0,
+            std::uint32_t d = 0) {
   Bytes body;
   append(body, probe_cmd{cmd, a, b, c, d});
   return body;
@@ -78,7 +84,8 @@ int max_diff(const std::vector<std::uint8_t>& x, const std::vector<std::uint8_t>
   return d;
 }
 
-Bytes sgemm_body(std::uint32_t m, std::uint32_t n, std::uint32_t k, const std::vector<float>& a, const std::vector<float>& b) {
+Bytes sgemm_body(std::uint32_t m, std::uint32_t n, std::uint32_t k, const std::vector<float>& a,
+                 const std::vector<float>& b) {
   Bytes body;
   append(body, m), append(body, n), append(body, k);
   append(body, a), append(body, b);
@@ -87,7 +94,8 @@ Bytes sgemm_body(std::uint32_t m, std::uint32_t n, std::uint32_t k, const std::v
 
 }  // namespace
 
-TEST_CASE("the sgemm example multiplies through the accelerator and answers 400 to malformed sizes") {
+TEST_CASE(
+    "the sgemm example multiplies through the accelerator and answers 400 to malformed sizes") {
   Fn fn(example("sgemm"));
   auto vm = fn.boot();
   std::mt19937 rng(11);
@@ -96,7 +104,8 @@ TEST_CASE("the sgemm example multiplies through the accelerator and answers 400 
     std::uint32_t m, n, k;
   };
   for (auto s : {Size{1, 1, 1}, Size{3, 4, 5}, Size{64, 48, 33}, Size{256, 256, 256}}) {
-    std::vector<float> a(std::size_t(s.m) * s.k), b(std::size_t(s.k) * s.n), want(std::size_t(s.m) * s.n);
+    std::vector<float> a(std::size_t(s.m) * s.k), b(std::size_t(s.k) * s.n),
+        want(std::size_t(s.m) * s.n);
     for (auto& x : a) x = u(rng);
     for (auto& x : b) x = u(rng);
     accel::reference::sgemm({s.m, s.n, s.k, 1, 0, a, s.k, b, s.n, want, s.n});
@@ -109,8 +118,9 @@ TEST_CASE("the sgemm example multiplies through the accelerator and answers 400 
     for (std::size_t i = 0; i < c.size(); ++i) REQUIRE(c[i] == Approx(want[i]).margin(1e-5 * s.k));
   }
   std::vector<float> a(6, 1), b(6, 1);
-  for (const auto& body : {Bytes{1, 2, 3, 4, 5}, sgemm_body(0, 2, 3, {}, {}), sgemm_body(2, 3, 3, a, b),
-                           sgemm_body(2, 2, 3, a, std::vector<float>(5, 1)), sgemm_body(70000, 1, 1, {}, {})}) {
+  for (const auto& body :
+       {Bytes{1, 2, 3, 4, 5}, sgemm_body(0, 2, 3, {}, {}), sgemm_body(2, 3, 3, a, b),
+        sgemm_body(2, 2, 3, a, std::vector<float>(5, 1)), sgemm_body(70000, 1, 1, {}, {})}) {
     auto out = invoke(*vm, body);
     REQUIRE(out.ok());
     CHECK(out.status == 400);
@@ -130,7 +140,8 @@ TEST_CASE("the sgemm example without a device answers 503") {
   CHECK_THAT(out.body, Catch::Contains("no accelerator session"));
 }
 
-TEST_CASE("the edges example answers a PNG of the Sobel edges of a PNG or JPEG, decoded in the guest") {
+TEST_CASE(
+    "the edges example answers a PNG of the Sobel edges of a PNG or JPEG, decoded in the guest") {
   Fn fn(example("edges"));
   auto vm = fn.boot();
   const int w = 96, h = 64;
@@ -144,20 +155,26 @@ TEST_CASE("the edges example answers a PNG of the Sobel edges of a PNG or JPEG, 
         const auto* p = static_cast<const std::uint8_t*>(data);
         f->insert(f->end(), p, p + size);
       };
-      if (jpeg) REQUIRE(stbi_write_jpg_to_func(sink, &file, w, h, channels, px.data(), 90));
-      else REQUIRE(stbi_write_png_to_func(sink, &file, w, h, channels, px.data(), w * channels));
+      if (jpeg)
+        REQUIRE(stbi_write_jpg_to_func(sink, &file, w, h, channels, px.data(), 90));
+      else
+        REQUIRE(stbi_write_png_to_func(sink, &file, w, h, channels, px.data(), w * channels));
       // What the guest decodes (same stb_image), then grayscale and Sobel by the reference.
       int dw, dh, dn;
       const int want_c = channels <= 2 ? 1 : channels;
-      stbi_uc* decoded = stbi_load_from_memory(file.data(), static_cast<int>(file.size()), &dw, &dh, &dn, want_c);
+      stbi_uc* decoded =
+          stbi_load_from_memory(file.data(), static_cast<int>(file.size()), &dw, &dh, &dn, want_c);
       REQUIRE(decoded);
-      std::vector<std::uint8_t> rgb(decoded, decoded + std::size_t(w) * h * want_c), gray(std::size_t(w) * h), edges(gray.size());
+      std::vector<std::uint8_t> rgb(decoded, decoded + std::size_t(w) * h * want_c),
+          gray(std::size_t(w) * h), edges(gray.size());
       stbi_image_free(decoded);
-      if (want_c == 1) gray = rgb;
+      if (want_c == 1)
+        gray = rgb;
       else {
         accel::ImageArgs g;
         g.op = accel::ImageOp::Grayscale;
-        g.width = g.out_width = w, g.height = g.out_height = h, g.channels = static_cast<std::uint32_t>(want_c), g.out_channels = 1;
+        g.width = g.out_width = w, g.height = g.out_height = h,
+        g.channels = static_cast<std::uint32_t>(want_c), g.out_channels = 1;
         g.src = rgb, g.dst = gray;
         accel::reference::image(g);
       }
@@ -172,8 +189,10 @@ TEST_CASE("the edges example answers a PNG of the Sobel edges of a PNG or JPEG, 
       REQUIRE(out.status == 200);
       CHECK(out.content_type == "image/png");
       int ow, oh, on;
-      const auto* body = reinterpret_cast<const stbi_uc*>(out.body.data());  // Safe: the body's chars as bytes.
-      stbi_uc* png = stbi_load_from_memory(body, static_cast<int>(out.body.size()), &ow, &oh, &on, 0);
+      const auto* body =
+          reinterpret_cast<const stbi_uc*>(out.body.data());  // Safe: the body's chars as bytes.
+      stbi_uc* png =
+          stbi_load_from_memory(body, static_cast<int>(out.body.size()), &ow, &oh, &on, 0);
       REQUIRE(png);
       CHECK(ow == w);
       CHECK(oh == h);
@@ -243,11 +262,14 @@ TEST_CASE("NOOP, MinMax and every image op through the guest match the reference
   }
 }
 
-TEST_CASE("a call whose SGEMM cannot finish before its deadline answers 500 from the guest, and the SGEMM never runs") {
+TEST_CASE(
+    "a call whose SGEMM cannot finish before its deadline answers 500 from the guest, and the "
+    "SGEMM never runs") {
   Fn fn(UNIFN_ACCEL_PROBE, false);
   accel::DeviceOptions opts;
   opts.rates = std::make_shared<accel::WorkRates>(cpu());
-  opts.rates->set(accel::WorkKind::MultiplyAdds, 1e4);  // as if the backend were slow: 128^3 takes 210 s, the call has 20
+  opts.rates->set(accel::WorkKind::MultiplyAdds,
+                  1e4);  // as if the backend were slow: 128^3 takes 210 s, the call has 20
   int sgemms = 0;
   std::vector<std::string> errors;
   opts.on_op = [&](std::string_view, std::string_view op) { sgemms += op == "sgemm"; };
@@ -260,7 +282,8 @@ TEST_CASE("a call whose SGEMM cannot finish before its deadline answers 500 from
   CHECK(refused.status == 500);
   CHECK(sgemms == 0);
   REQUIRE(errors.size() == 1);  // the probe gives up at the first error
-  CHECK_THAT(errors[0], Catch::Contains("128x128x128: 2097152 multiply-adds would take about 209.7 s"));
+  CHECK_THAT(errors[0],
+             Catch::Contains("128x128x128: 2097152 multiply-adds would take about 209.7 s"));
 
   opts.rates->set(accel::WorkKind::MultiplyAdds, 1e12);  // the same devices, now a fast backend
   auto served = invoke(*vm, probe(PROBE_SGEMM_RUN, 3));
@@ -275,7 +298,9 @@ TEST_CASE("malformed requests from a guest get their statuses while the guest go
   auto out = invoke(*vm, probe(PROBE_BAD_REQUESTS));
   REQUIRE(out.ok());
   REQUIRE(out.status == 200);
-  CHECK(out.body == "unknown_op=3 unknown_session=4 unknown_command=3 outside_ram=2 short_arg=2 overlap=2 good=0 max=4");
+  CHECK(out.body ==
+        "unknown_op=3 unknown_session=4 unknown_command=3 outside_ram=2 short_arg=2 overlap=2 "
+        "good=0 max=4");
   auto again = invoke(*vm, probe(PROBE_SESSION));
   REQUIRE(again.ok());
   CHECK_THAT(again.body, Catch::Contains("noop=0 status=0"));
@@ -289,7 +314,9 @@ TEST_CASE("vaccel_genop runs ops in vAccel's generic form") {
   CHECK(out.body == "minmax=0 min=2 max=8 out=0,6,3 noop=0 bad=22");
 }
 
-TEST_CASE("sessions opened during init survive snapshot, restore and reset, later ones go with the reset") {
+TEST_CASE(
+    "sessions opened during init survive snapshot, restore and reset, later ones go with the "
+    "reset") {
   Fn fn(UNIFN_ACCEL_PROBE);
   auto booted = fn.boot();
   auto first = invoke(*booted, probe(PROBE_SESSION));
@@ -297,8 +324,11 @@ TEST_CASE("sessions opened during init survive snapshot, restore and reset, late
   CHECK(first.body == "session=1 hint=7 init=0 noop=0 status=0 backend=cpu");
 
   auto fresh = fn.boot();  // snapshot a VM that has served nothing yet
-  std::shared_ptr<const vmm::Snapshot> snap = fresh->snapshot(vmm::Fd(memfd_create("accel-test", MFD_CLOEXEC)));
-  auto restore = [&] { return vmm::FunctionVm::restore(snap, fn.image, fn.cfg, [](std::string_view) {}); };
+  std::shared_ptr<const vmm::Snapshot> snap =
+      fresh->snapshot(vmm::Fd(memfd_create("accel-test", MFD_CLOEXEC)));
+  auto restore = [&] {
+    return vmm::FunctionVm::restore(snap, fn.image, fn.cfg, [](std::string_view) {});
+  };
   auto a = restore(), b = restore();
   for (auto* vm : {a.get(), b.get()}) {
     auto out = invoke(*vm, probe(PROBE_SESSION));
@@ -320,7 +350,8 @@ TEST_CASE("sessions opened during init survive snapshot, restore and reset, late
   CHECK(invoke(*a, probe(PROBE_FREE_SESSION, 1)).body == "rc=0 status=0");
   CHECK(invoke(*a, probe(PROBE_USE_SESSION, 1)).body == "rc=22 status=4");
   a->reset();
-  CHECK(invoke(*a, probe(PROBE_SESSION)).body == "session=1 hint=7 init=0 noop=0 status=0 backend=cpu");
+  CHECK(invoke(*a, probe(PROBE_SESSION)).body ==
+        "session=1 hint=7 init=0 noop=0 status=0 backend=cpu");
   // The other instance was never affected.
   CHECK(invoke(*b, probe(PROBE_USE_SESSION, 1)).body == "rc=0 status=0");
 }

@@ -4,11 +4,11 @@
 
 #include <CLI/CLI.hpp>
 
-#include "cli/bench_accel_command.h"
-#include "cli/bench_command.h"
-#include "cli/daemon_command.h"
-#include "cli/run_command.h"
-#include "config/checks.h"
+#include "src/cli/bench_accel_command.h"
+#include "src/cli/bench_command.h"
+#include "src/cli/daemon_command.h"
+#include "src/cli/run_command.h"
+#include "src/config/checks.h"
 
 using namespace unifn;
 
@@ -27,7 +27,9 @@ std::string refusal(Add add, const std::string& line, Options& o) {
   return {};
 }
 
-std::string daemon(const std::string& line, cli::DaemonOptions& o) { return refusal(cli::add_daemon_options, line, o); }
+std::string daemon(const std::string& line, cli::DaemonOptions& o) {
+  return refusal(cli::add_daemon_options, line, o);
+}
 std::string daemon(const std::string& line) {
   cli::DaemonOptions o;
   return daemon(line, o);
@@ -37,7 +39,8 @@ std::string daemon(const std::string& line) {
 
 TEST_CASE("the daemon's flags fill its options, and --functions-dir repeats") {
   cli::DaemonOptions o;
-  CHECK(daemon("--config /etc/x.yaml --listen [::1]:8080 --state-dir /var/s --functions-dir a --functions-dir b "
+  CHECK(daemon("--config /etc/x.yaml --listen [::1]:8080 --state-dir /var/s --functions-dir a "
+               "--functions-dir b "
                "--platform sandbox",
                o)
             .empty());
@@ -53,7 +56,8 @@ TEST_CASE("the daemon's flags fill its options, and --functions-dir repeats") {
 }
 
 TEST_CASE("a --listen value is refused as the file's listen is, with the same sentence") {
-  for (const std::string bad : {"0.0.0.0:70000", "127.0.0.1:abc", "localhost:80", "8080", "::1:80"}) {
+  for (const std::string bad :
+       {"0.0.0.0:70000", "127.0.0.1:abc", "localhost:80", "8080", "::1:80"}) {
     INFO(bad);
     const auto why = config::checks::listen(bad);
     REQUIRE(why);
@@ -63,23 +67,32 @@ TEST_CASE("a --listen value is refused as the file's listen is, with the same se
   CHECK(daemon("--listen 127.0.0.1:0").empty());
 }
 
-TEST_CASE("a --platform value is refused as the file's platform is, and unknown flags and missing values are refused") {
+TEST_CASE(
+    "a --platform value is refused as the file's platform is, and unknown flags and missing values "
+    "are refused") {
   CHECK(daemon("--platform xen") == "--platform: " + *config::checks::platform("xen"));
   CHECK(daemon("--bogus").find("--bogus") != std::string::npos);
   CHECK(!daemon("--listen").empty());
 }
 
-TEST_CASE("run: IMAGE is required, and --memory, --timeout-ms and --cmdline are checked as the drop-in's keys") {
+TEST_CASE(
+    "run: IMAGE is required, and --memory, --timeout-ms and --cmdline are checked as the drop-in's "
+    "keys") {
   cli::RunOptions o;
   auto run = [&](const std::string& line) { return refusal(cli::add_run_options, line, o); };
   CHECK(run("").find("IMAGE") != std::string::npos);
   CHECK(run("x.elf --memory lots") == "--memory: 'lots' is not a whole number");
-  CHECK(run("x.elf --memory 4") == "--memory: " + *config::checks::range(4, config::checks::kMemoryMb));
-  CHECK(run("x.elf --memory 3073") == "--memory: " + *config::checks::range(3073, config::checks::kMemoryMb));
-  CHECK(run("x.elf --timeout-ms 0") == "--timeout-ms: " + *config::checks::range(0, config::checks::kTimeoutMs));
+  CHECK(run("x.elf --memory 4") ==
+        "--memory: " + *config::checks::range(4, config::checks::kMemoryMb));
+  CHECK(run("x.elf --memory 3073") ==
+        "--memory: " + *config::checks::range(3073, config::checks::kMemoryMb));
+  CHECK(run("x.elf --timeout-ms 0") ==
+        "--timeout-ms: " + *config::checks::range(0, config::checks::kTimeoutMs));
   CHECK(run("x.elf --memory -1") != "");
   o = {};
-  CHECK(run("x.elf --memory 128 --timeout-ms 250 --input - --cmdline=--v --state-dir /s --platform auto").empty());
+  CHECK(run("x.elf --memory 128 --timeout-ms 250 --input - --cmdline=--v --state-dir /s --platform "
+            "auto")
+            .empty());
   CHECK(o.image == "x.elf");
   CHECK(o.memory_mb == 128);
   CHECK(o.timeout_ms == 250);
@@ -90,10 +103,13 @@ TEST_CASE("run: IMAGE is required, and --memory, --timeout-ms and --cmdline are 
   CHECK(run("a.elf b.elf") != "");
 }
 
-TEST_CASE("bench: isolation and accel are checked as the drop-in's keys, and none is a choice of --accel") {
+TEST_CASE(
+    "bench: isolation and accel are checked as the drop-in's keys, and none is a choice of "
+    "--accel") {
   cli::BenchOptions o;
   auto bench = [&](const std::string& line) { return refusal(cli::add_bench_options, line, o); };
-  CHECK(bench("x.elf --isolation shared") == "--isolation: " + *config::checks::isolation("shared"));
+  CHECK(bench("x.elf --isolation shared") ==
+        "--isolation: " + *config::checks::isolation("shared"));
   CHECK(bench("x.elf --accel tpu").find("--accel") == 0);
   CHECK(bench("x.elf --requests 0").find("--requests") == 0);
   CHECK(bench("x.elf --accel none --isolation reuse --requests 10 --boots 3").empty());
@@ -106,7 +122,9 @@ TEST_CASE("bench: isolation and accel are checked as the drop-in's keys, and non
 
 TEST_CASE("bench-accel: --backend is a backend's name and --probe a file that exists") {
   cli::BenchAccelOptions o;
-  auto bench = [&](const std::string& line) { return refusal(cli::add_bench_accel_options, line, o); };
+  auto bench = [&](const std::string& line) {
+    return refusal(cli::add_bench_accel_options, line, o);
+  };
   CHECK(bench("--backend tpu") == "--backend: " + *config::checks::backend("tpu"));
   CHECK(bench("--probe /nonexistent/probe.elf").find("--probe") == 0);
   CHECK(bench("--backend cuda --quick --probe /bin/sh").empty());

@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "config/config.h"
-#include "temp_dir.h"
+#include "src/config/config.h"
+#include "test/unit/config/config_test.h"
 
 using namespace unifn::config;
 using unifn::config::test::error_of;
@@ -33,26 +33,32 @@ TEST_CASE("the resource limits are read from the daemon file") {
   CHECK(defaults.max_queue_bytes == 256u << 20);
 }
 
-TEST_CASE("a resource limit out of range, or at odds with another, is an error naming file, line and key") {
+TEST_CASE(
+    "a resource limit out of range, or at odds with another, is an error naming file, line and "
+    "key") {
   TempDir d;
   const auto f = (d / "e.yaml").string();
   auto err = [&](const std::string& text) {
     d.write("e.yaml", text);
     return error_of([&] { load_daemon_config(f); });
   };
-  CHECK(err("limits:\n  max_connections: -5\n") == f + ":2: limits.max_connections: -5 is negative; it must be 0 to 16777216");
+  CHECK(err("limits:\n  max_connections: -5\n") ==
+        f + ":2: limits.max_connections: -5 is negative; it must be 0 to 16777216");
   CHECK(err("limits:\n  reserved_descriptors: 2000000\n") ==
         f + ":2: limits.reserved_descriptors: 2000000 is out of range (0 to 1048576)");
   CHECK(err("limits:\n  guest_memory_mb: lots\n") ==
         f + ":2: limits.guest_memory_mb: 'lots' is not a whole number (0 to 4294967296)");
-  CHECK(err("limits:\n  max_queue_bytes: 100\n") == f + ":2: limits.max_queue_bytes: 100 is out of range (65536 to 1099511627776)");
+  CHECK(err("limits:\n  max_queue_bytes: 100\n") ==
+        f + ":2: limits.max_queue_bytes: 100 is out of range (65536 to 1099511627776)");
   CHECK(err("limits:\n  max_connections: 100\n  max_connections_per_client: 200\n") ==
         f + ":3: limits.max_connections_per_client: 200 is more than max_connections (100)");
   CHECK(err("limits:\n  max_body_bytes: 1048576\n  async_results_max_bytes: 65536\n") ==
-        f + ":3: limits.async_results_max_bytes: 65536 is less than max_body_bytes (1048576): the largest result "
+        f + ":3: limits.async_results_max_bytes: 65536 is less than max_body_bytes (1048576): the "
+            "largest result "
             "could never be kept");
   CHECK(err("limits:\n  max_queue_bytes: 65536\n  max_body_bytes: 1048576\n") ==
-        f + ":2: limits.max_queue_bytes: 65536 is less than max_body_bytes (1048576): the largest request body "
+        f + ":2: limits.max_queue_bytes: 65536 is less than max_body_bytes (1048576): the largest "
+            "request body "
             "could never wait in a queue");
   // A per-client cap alone is fine: the total one is derived, and the per-client one held under it.
   CHECK(err("limits:\n  max_connections_per_client: 200\n") == "(no error)");
@@ -65,7 +71,9 @@ TEST_CASE("validate_strict checks the limits of a configuration changed in code"
   full.daemon.limits.max_connections_per_client = 20;
   const auto errors = validate_strict(full);
   REQUIRE(errors.size() == 1);
-  CHECK(errors[0] == "(embedded default): limits.max_connections_per_client: 20 is more than max_connections (10)");
+  CHECK(errors[0] ==
+        "(embedded default): limits.max_connections_per_client: 20 is more than max_connections "
+        "(10)");
 }
 
 TEST_CASE("limits left at 0 are derived from the open-file limit and the memory") {
@@ -103,12 +111,15 @@ TEST_CASE("limits set higher than the descriptors allow are lowered, and the dae
   CHECK(e.max_connections_per_client == 19000);  // never over the total
   CHECK(e.guest_memory_mb == 2048);
   REQUIRE(e.notes.size() == 1);
-  CHECK(e.notes[0] == "limits.max_connections (50000) is more than the open-file limit (20000) leaves after "
-                      "limits.reserved_descriptors (1000): at most 19000 connections");
+  CHECK(e.notes[0] ==
+        "limits.max_connections (50000) is more than the open-file limit (20000) leaves after "
+        "limits.reserved_descriptors (1000): at most 19000 connections");
 
   l.reserved_descriptors = 15000;
   e = derive_limits(l, 20000, 16ull << 30);
   CHECK(e.reserved_descriptors == 10000);
-  CHECK(e.notes.at(0) == "limits.reserved_descriptors (15000) would leave too few of the open-file limit (20000) for "
-                         "connections: 10000 are reserved");
+  CHECK(
+      e.notes.at(0) ==
+      "limits.reserved_descriptors (15000) would leave too few of the open-file limit (20000) for "
+      "connections: 10000 are reserved");
 }

@@ -3,7 +3,7 @@
 
 #include <filesystem>
 
-#include "config/config.h"
+#include "src/config/config.h"
 
 using namespace unifn::config;
 
@@ -11,8 +11,10 @@ TEST_CASE("configs/unifn.yaml states exactly the built-in defaults") {
   const auto c = load_daemon_config(std::filesystem::path(UNIFN_SOURCE_DIR) / "configs/unifn.yaml");
   const DaemonConfig defaults;
   CHECK(c.listen() == "127.0.0.1:8080");
-  CHECK(c.state_dir == embedded_default({}).state_dir);  // left to $STATE_DIRECTORY and its fallbacks
-  CHECK(c.functions_dirs == std::vector<std::string>{"/usr/lib/unifn/functions.d", "/etc/unifn/functions.d"});
+  CHECK(c.state_dir ==
+        embedded_default({}).state_dir);  // left to $STATE_DIRECTORY and its fallbacks
+  CHECK(c.functions_dirs ==
+        std::vector<std::string>{"/usr/lib/unifn/functions.d", "/etc/unifn/functions.d"});
   CHECK(c.limits == defaults.limits);
   CHECK(c.callbacks == defaults.callbacks);
   CHECK(c.accel_backends == defaults.accel_backends);
@@ -28,11 +30,16 @@ TEST_CASE("configs/functions.d declares the seven example functions next to ../f
   std::vector<std::string> names;
   for (const auto& f : set.functions) {
     names.push_back(f.name);
-    CHECK(f.vm.image == (std::filesystem::path(UNIFN_SOURCE_DIR) / "configs/functions" / (f.name + ".elf")).string());
+    CHECK(f.vm.image ==
+          (std::filesystem::path(UNIFN_SOURCE_DIR) / "configs/functions" / (f.name + ".elf"))
+              .string());
   }
-  CHECK(names == std::vector<std::string>{"hello", "echo", "wordfreq", "counter", "random", "sgemm", "edges"});
+  CHECK(names == std::vector<std::string>{"hello", "echo", "wordfreq", "counter", "random", "sgemm",
+                                          "edges"});
   for (const auto& f : set.functions)
-    if (f.name == "counter") CHECK(f.pool.isolation == "per-request");  // it shows that no state survives a request
+    if (f.name == "counter")
+      CHECK(f.pool.isolation == "per-request");  // it shows that no state survives a request
   for (const auto& f : set.functions)
-    if (f.name == "sgemm" || f.name == "edges") CHECK(f.vm.accel == std::vector<std::string>{"cuda", "cpu"});
+    if (f.name == "sgemm" || f.name == "edges")
+      CHECK(f.vm.accel == std::vector<std::string>{"cuda", "cpu"});
 }

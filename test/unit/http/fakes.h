@@ -12,8 +12,8 @@
 #include <thread>
 #include <vector>
 
-#include "http/api.h"
-#include "runtime/dispatcher.h"
+#include "src/http/api.h"
+#include "src/runtime/dispatcher.h"
 
 namespace unifn::test {
 
@@ -36,9 +36,11 @@ inline runtime::InvocationResult ok(std::string body, std::string type = "text/p
 // continuation byte, a truncated sequence, an overlong form, a surrogate).
 inline const std::string kForeignText =
     "say \"hi\"\\ \n\r\t\x01\x1f\x7f nul\0 caf\xc3\xa9 \x80 \xe2\x82 \xc0\xaf \xed\xa0\x80 end"s;
-// kForeignText as a JSON reader gets it back: the same, with each piece that is not UTF-8 as U+FFFD.
+// kForeignText as a JSON reader gets it back: the same, with each piece that is not UTF-8 as
+// U+FFFD.
 inline const std::string kForeignTextRead =
-    "say \"hi\"\\ \n\r\t\x01\x1f\x7f nul\0 caf\xc3\xa9 \xef\xbf\xbd \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd "
+    "say \"hi\"\\ \n\r\t\x01\x1f\x7f nul\0 caf\xc3\xa9 \xef\xbf\xbd \xef\xbf\xbd "
+    "\xef\xbf\xbd\xef\xbf\xbd "
     "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd end"s;
 
 inline runtime::InvocationResult failed(runtime::CallOutcome outcome, std::string error) {
@@ -92,20 +94,24 @@ class FakeDispatcher : public runtime::Dispatcher {
     std::unique_lock lock(mu_);
     calls_.push_back(call);
     cv_.notify_all();
-    const bool known = std::any_of(fns_.begin(), fns_.end(), [&](const auto& f) { return f.name == call.function; });
+    const bool known = std::any_of(fns_.begin(), fns_.end(),
+                                   [&](const auto& f) { return f.name == call.function; });
     if (!known) {
       lock.unlock();
-      return done(failed(runtime::CallOutcome::NoSuchFunction, "no function named '" + call.function + "'"));
+      return done(failed(runtime::CallOutcome::NoSuchFunction,
+                         "no function named '" + call.function + "'"));
     }
     if (call.function == "echo") {
       lock.unlock();
-      return done(ok(call.body, call.content_type.empty() ? "application/octet-stream" : call.content_type));
+      return done(ok(call.body,
+                     call.content_type.empty() ? "application/octet-stream" : call.content_type));
     }
     if (call.function == "slow") {
       auto delay = slow_delay;
       threads_.emplace_back([call, done = std::move(done), delay, this] {
         auto until = std::chrono::steady_clock::now() + delay;
-        while (std::chrono::steady_clock::now() < until && !call.cancelled->cancelled()) std::this_thread::sleep_for(2ms);
+        while (std::chrono::steady_clock::now() < until && !call.cancelled->cancelled())
+          std::this_thread::sleep_for(2ms);
         if (call.cancelled->cancelled()) ++cancelled_seen;
         done(ok("slow done"));
       });
@@ -134,7 +140,8 @@ class FakeDispatcher : public runtime::Dispatcher {
   }
 
   // Waits (bounded) until n invocations have been seen; returns a copy of them.
-  std::vector<runtime::Invocation> wait_calls(std::size_t n, std::chrono::milliseconds limit = 3000ms) {
+  std::vector<runtime::Invocation> wait_calls(std::size_t n,
+                                              std::chrono::milliseconds limit = 3000ms) {
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, limit, [&] { return calls_.size() >= n; });
     return calls_;
@@ -182,7 +189,9 @@ class FakeDispatcher : public runtime::Dispatcher {
 };
 
 // The callbacks' allow list of tests whose receivers listen on loopback, which the default refuses.
-inline http::CallbackPolicy loopback_allowed() { return http::CallbackPolicy({"public", "127.0.0.0/8", "::1"}); }
+inline http::CallbackPolicy loopback_allowed() {
+  return http::CallbackPolicy({"public", "127.0.0.0/8", "::1"});
+}
 
 // The Api and what it needs, with a fake dispatcher; members in the order they must die.
 struct ApiFixture {
@@ -199,11 +208,15 @@ struct ApiFixture {
   http::Api api{dispatcher, metrics, calls, callbacks, "fake"};
 
   // Waits (bounded) for the answer, which may come from another thread.
-  http::Response call(http::Request req, std::shared_ptr<runtime::CancelToken> cancelled = nullptr) {
+  http::Response call(http::Request req,
+                      std::shared_ptr<runtime::CancelToken> cancelled = nullptr) {
     auto p = std::make_shared<std::promise<http::Response>>();
     auto f = p->get_future();
-    api.handle(std::move(req), [p](http::Response r) { p->set_value(std::move(r)); }, std::move(cancelled));
-    if (f.wait_for(5s) != std::future_status::ready) throw std::runtime_error("no answer within 5 s");
+    api.handle(
+        std::move(req), [p](http::Response r) { p->set_value(std::move(r)); },
+        std::move(cancelled));
+    if (f.wait_for(5s) != std::future_status::ready)
+      throw std::runtime_error("no answer within 5 s");
     return f.get();
   }
   http::Response call(http::bhttp::verb method, const std::string& target, std::string body = {},

@@ -3,8 +3,8 @@
 
 #include <fmt/format.h>
 
-#include "fakes.h"
-#include "http/json.h"
+#include "test/unit/http/fakes.h"
+#include "src/http/json.h"
 
 using namespace unifn;
 using namespace unifn::test;
@@ -21,7 +21,9 @@ TEST_CASE("base64 follows RFC 4648's test vectors") {
   CHECK(http::base64_encode(std::string("\xff\x00\xfe", 3)) == "/wD+");
 }
 
-TEST_CASE("POST /function/{name} answers the function's status, type and body with the invocation headers") {
+TEST_CASE(
+    "POST /function/{name} answers the function's status, type and body with the invocation "
+    "headers") {
   ApiFixture f;
   auto r = f.call(verb::post, "/function/echo", "hello", {{"Content-Type", "text/x-greeting"}});
   CHECK(r.result_int() == 200);
@@ -50,11 +52,13 @@ TEST_CASE("POST /function/{name} answers the function's status, type and body wi
 
 TEST_CASE("a client's X-Call-Id is kept, and refused when it is not a plain token") {
   ApiFixture f;
-  auto r = f.call(verb::post, "/function/echo", "x", {{"X-Call-Id", "3f2c9a10-aaaa-4bbb-8ccc-0123456789ab"}});
+  auto r = f.call(verb::post, "/function/echo", "x",
+                  {{"X-Call-Id", "3f2c9a10-aaaa-4bbb-8ccc-0123456789ab"}});
   CHECK(header(r, "X-Call-Id") == "3f2c9a10-aaaa-4bbb-8ccc-0123456789ab");
   CHECK(f.dispatcher.calls().back().call_id == "3f2c9a10-aaaa-4bbb-8ccc-0123456789ab");
   CHECK(f.call(verb::post, "/function/echo", "x", {{"X-Call-Id", "a/b"}}).result_int() == 400);
-  CHECK(f.call(verb::post, "/function/echo", "x", {{"X-Call-Id", std::string(129, 'a')}}).result_int() == 400);
+  CHECK(f.call(verb::post, "/function/echo", "x", {{"X-Call-Id", std::string(129, 'a')}})
+            .result_int() == 400);
 }
 
 TEST_CASE("the connection's cancelled flag becomes the Invocation's") {
@@ -73,9 +77,10 @@ TEST_CASE("runtime failures are JSON errors with honest codes") {
     std::string error;
   };
   using O = runtime::CallOutcome;
-  for (const auto& c : {Case{O::QueueFull, 429, "queue full"}, Case{O::Failed, 502, "the guest aborted"},
-                        Case{O::Unavailable, 503, "the pool is stopping"},
-                        Case{O::TimedOut, 504, "the function ran past its 2000 ms deadline"}}) {
+  for (const auto& c :
+       {Case{O::QueueFull, 429, "queue full"}, Case{O::Failed, 502, "the guest aborted"},
+        Case{O::Unavailable, 503, "the pool is stopping"},
+        Case{O::TimedOut, 504, "the function ran past its 2000 ms deadline"}}) {
     f.dispatcher.add("f" + std::to_string(c.status));
     f.dispatcher.results["f" + std::to_string(c.status)] = failed(c.outcome, c.error);
     auto r = f.call(verb::post, "/function/f" + std::to_string(c.status));
@@ -119,15 +124,15 @@ TEST_CASE("wrong methods get 405 with Allow, unknown paths 404, both JSON") {
   CHECK(header(r, "Content-Type") == "application/json");
   CHECK(r.body() == "{\"error\":\"GET is not allowed on /function/echo\"}\n");
   CHECK(f.call(verb::put, "/async-function/echo").result_int() == 405);
-  for (const char* path : {"/healthz", "/metrics", "/system/functions", "/system/function/echo", "/system/info",
-                           "/v1/calls/abc"}) {
+  for (const char* path : {"/healthz", "/metrics", "/system/functions", "/system/function/echo",
+                           "/system/info", "/v1/calls/abc"}) {
     auto p = f.call(verb::post, path);
     CHECK(p.result_int() == 405);
     CHECK(header(p, "Allow") == "GET, HEAD");
   }
   CHECK(f.call(verb::delete_, "/system/functions").result_int() == 405);
-  for (const char* path : {"/", "/nope", "/function", "/function/", "/function/a/b", "/functions/echo", "/healthz/x",
-                           "/system/function/"}) {
+  for (const char* path : {"/", "/nope", "/function", "/function/", "/function/a/b",
+                           "/functions/echo", "/healthz/x", "/system/function/"}) {
     auto p = f.call(verb::post, path);
     CHECK(p.result_int() == 404);
     CHECK(header(p, "Content-Type") == "application/json");
@@ -148,7 +153,8 @@ TEST_CASE("/healthz is OK, and 503 once shutting down, invocations then get 503"
   CHECK(f.call(verb::post, "/async-function/echo").result_int() == 503);
   CHECK(f.dispatcher.calls().empty());
   CHECK(f.call(verb::get, "/system/functions").result_int() == 200);  // reading still works
-  CHECK_THAT(f.metrics.serialize(), Catch::Contains("unifn_invocations_total{code=\"503\",function=\"echo\"} 2"));
+  CHECK_THAT(f.metrics.serialize(),
+             Catch::Contains("unifn_invocations_total{code=\"503\",function=\"echo\"} 2"));
 }
 
 TEST_CASE("HEAD on a GET route has the GET's headers and no body") {
@@ -159,17 +165,21 @@ TEST_CASE("HEAD on a GET route has the GET's headers and no body") {
   CHECK(header(r, "Content-Length") == "3");
 }
 
-TEST_CASE("HEAD on a POST route (405) or an unknown path (404) has the error's headers and no content") {
+TEST_CASE(
+    "HEAD on a POST route (405) or an unknown path (404) has the error's headers and no content") {
   ApiFixture f;
   auto wrong = f.call(verb::head, "/function/echo");
   CHECK(wrong.result_int() == 405);
   CHECK(header(wrong, "Allow") == "POST");
   CHECK(wrong.body().empty());
-  CHECK(header(wrong, "Content-Length") == std::to_string(std::string("{\"error\":\"HEAD is not allowed on /function/echo\"}\n").size()));
+  CHECK(header(wrong, "Content-Length") ==
+        std::to_string(
+            std::string("{\"error\":\"HEAD is not allowed on /function/echo\"}\n").size()));
   auto unknown = f.call(verb::head, "/nope");
   CHECK(unknown.result_int() == 404);
   CHECK(unknown.body().empty());
-  CHECK(header(unknown, "Content-Length") == std::to_string(f.call(verb::get, "/nope").body().size()));
+  CHECK(header(unknown, "Content-Length") ==
+        std::to_string(f.call(verb::get, "/nope").body().size()));
   auto call = f.call(verb::head, "/v1/calls/unknown-id");
   CHECK(call.result_int() == 404);
   CHECK(call.body().empty());
@@ -185,9 +195,12 @@ TEST_CASE("/system/functions and /system/function/{name} have OpenFaaS's shape")
   auto one = f.call(verb::get, "/system/function/slow");
   CHECK(one.result_int() == 200);
   CHECK(one.body() ==
-        "{\"name\":\"slow\",\"image\":\"/usr/lib/unifn/functions/slow.elf\",\"invocationCount\":7,\"replicas\":3,"
-        "\"availableReplicas\":1,\"maxReplicas\":8,\"queued\":2,\"envVars\":{\"MODEL\":\"(hidden)\",\"QUOTE\":\"(hidden)\""
-        "},\"labels\":{\"unifn.isolation\":\"per-request\"},\"annotations\":{\"unifn.accel\":\"cuda,cpu\"}}\n");
+        "{\"name\":\"slow\",\"image\":\"/usr/lib/unifn/functions/"
+        "slow.elf\",\"invocationCount\":7,\"replicas\":3,"
+        "\"availableReplicas\":1,\"maxReplicas\":8,\"queued\":2,\"envVars\":{\"MODEL\":\"(hidden)"
+        "\",\"QUOTE\":\"(hidden)\""
+        "},\"labels\":{\"unifn.isolation\":\"per-request\"},\"annotations\":{\"unifn.accel\":"
+        "\"cuda,cpu\"}}\n");
   CHECK(f.call(verb::get, "/system/function/nope").result_int() == 404);
 }
 
@@ -195,10 +208,13 @@ TEST_CASE("/system/info names the provider, its version, the architecture and th
   ApiFixture f;
   auto r = f.call(verb::get, "/system/info");
   CHECK(r.result_int() == 200);
-  CHECK(r.body() == fmt::format("{{\"provider\":{{\"provider\":\"unifn\",\"orchestration\":\"unifn\",\"version\":"
-                                "{{\"release\":\"{0}\",\"sha\":\"\"}}}},\"version\":{{\"release\":\"{0}\",\"sha\":\"\"}},"
-                                "\"arch\":\"x86_64\",\"platform\":\"fake\"}}\n",
-                                UNIFN_VERSION));
+  CHECK(
+      r.body() ==
+      fmt::format(
+          "{{\"provider\":{{\"provider\":\"unifn\",\"orchestration\":\"unifn\",\"version\":"
+          "{{\"release\":\"{0}\",\"sha\":\"\"}}}},\"version\":{{\"release\":\"{0}\",\"sha\":\"\"}},"
+          "\"arch\":\"x86_64\",\"platform\":\"fake\"}}\n",
+          UNIFN_VERSION));
 }
 
 TEST_CASE("/metrics is the Prometheus text with the invocations the API answered") {
@@ -230,15 +246,18 @@ TEST_CASE("/metrics is the Prometheus text with the invocations the API answered
 TEST_CASE("async calls: 404, 400, 202, then queued and done, raw or base64, 404 for unknown ids") {
   ApiFixture f;
   CHECK(f.call(verb::post, "/async-function/nope").result_int() == 404);
-  CHECK(f.call(verb::post, "/async-function/echo", "", {{"X-Callback-Url", "https://x/"}}).result_int() == 400);
-  CHECK(f.call(verb::post, "/async-function/echo", "", {{"X-Callback-Url", "ftp://x/"}}).result_int() == 400);
+  CHECK(f.call(verb::post, "/async-function/echo", "", {{"X-Callback-Url", "https://x/"}})
+            .result_int() == 400);
+  CHECK(f.call(verb::post, "/async-function/echo", "", {{"X-Callback-Url", "ftp://x/"}})
+            .result_int() == 400);
   CHECK(f.dispatcher.calls().empty());
 
   auto r = f.call(verb::post, "/async-function/held", "in", {{"Content-Type", "text/plain"}});
   CHECK(r.result_int() == 202);
   auto id = header(r, "X-Call-Id");
   CHECK(hex32(id));
-  CHECK(r.body() == "{\"id\":\"" + id + "\",\"function\":\"held\",\"status_url\":\"/v1/calls/" + id + "\"}\n");
+  CHECK(r.body() ==
+        "{\"id\":\"" + id + "\",\"function\":\"held\",\"status_url\":\"/v1/calls/" + id + "\"}\n");
   REQUIRE(f.dispatcher.wait_held(1));
 
   auto st = f.call(verb::get, "/v1/calls/" + id);
@@ -248,16 +267,19 @@ TEST_CASE("async calls: 404, 400, 202, then queued and done, raw or base64, 404 
 
   f.dispatcher.release(ok("out\n", "text/plain", runtime::StartKind::Cold));
   st = f.call(verb::get, "/v1/calls/" + id);
-  CHECK(st.body() == "{\"id\":\"" + id +
-                         "\",\"function\":\"held\",\"state\":\"done\",\"status\":200,\"duration_seconds\":0.0015,"
-                         "\"start\":\"cold\",\"content_type\":\"text/plain\",\"body_base64\":\"b3V0Cg==\"}\n");
+  CHECK(
+      st.body() ==
+      "{\"id\":\"" + id +
+          "\",\"function\":\"held\",\"state\":\"done\",\"status\":200,\"duration_seconds\":0.0015,"
+          "\"start\":\"cold\",\"content_type\":\"text/plain\",\"body_base64\":\"b3V0Cg==\"}\n");
   auto raw = f.call(verb::get, "/v1/calls/" + id + "?result=raw");
   CHECK(raw.result_int() == 200);
   CHECK(raw.body() == "out\n");
   CHECK(header(raw, "Content-Type") == "text/plain");
   CHECK(header(raw, "X-Unifn-Start") == "cold");
   CHECK(f.call(verb::get, "/v1/calls/ffff").result_int() == 404);
-  CHECK_THAT(f.metrics.serialize(), Catch::Contains("unifn_starts_total{function=\"held\",kind=\"cold\"} 1"));
+  CHECK_THAT(f.metrics.serialize(),
+             Catch::Contains("unifn_starts_total{function=\"held\",kind=\"cold\"} 1"));
 
   // A failed async call shows its error.
   auto e = f.call(verb::post, "/async-function/held", "", {{"X-Call-Id", "mine-1"}});
@@ -265,11 +287,13 @@ TEST_CASE("async calls: 404, 400, 202, then queued and done, raw or base64, 404 
   REQUIRE(f.dispatcher.wait_held(1));
   f.dispatcher.release(failed(runtime::CallOutcome::TimedOut, "too \"slow\""));
   CHECK(f.call(verb::get, "/v1/calls/mine-1").body() ==
-        "{\"id\":\"mine-1\",\"function\":\"held\",\"state\":\"done\",\"status\":504,\"duration_seconds\":0.002,"
+        "{\"id\":\"mine-1\",\"function\":\"held\",\"state\":\"done\",\"status\":504,\"duration_"
+        "seconds\":0.002,"
         "\"start\":\"warm\",\"error\":\"too \\\"slow\\\"\"}\n");
   CHECK(f.call(verb::get, "/v1/calls/mine-1?result=raw").result_int() == 504);
   // The same id again is a conflict.
-  CHECK(f.call(verb::post, "/async-function/echo", "", {{"X-Call-Id", "mine-1"}}).result_int() == 409);
+  CHECK(f.call(verb::post, "/async-function/echo", "", {{"X-Call-Id", "mine-1"}}).result_int() ==
+        409);
 }
 
 TEST_CASE("async submissions past a store full of unfinished calls get 429") {
@@ -280,7 +304,8 @@ TEST_CASE("async submissions past a store full of unfinished calls get 429") {
   http::Api api(d, m, calls, callbacks, "fake");
   auto post = [&] {
     std::optional<http::Response> out;
-    api.handle(http::Request{verb::post, "/async-function/held", 11}, [&](http::Response r) { out = std::move(r); });
+    api.handle(http::Request{verb::post, "/async-function/held", 11},
+               [&](http::Response r) { out = std::move(r); });
     return out.value().result_int();
   };
   CHECK(post() == 202);
@@ -307,12 +332,14 @@ TEST_CASE("CallStore: bounded, finished calls evicted oldest first, results expi
   CHECK(s.get("b")->state == http::CallState::Done);
   CHECK(s.get("a")->state == http::CallState::Running);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  CHECK(!s.get("b"));                                       // expired
-  CHECK(s.get("a")->state == http::CallState::Running);     // unfinished calls never expire
+  CHECK(!s.get("b"));                                    // expired
+  CHECK(s.get("a")->state == http::CallState::Running);  // unfinished calls never expire
   CHECK(s.size() == 2);
 }
 
-TEST_CASE("CallStore's byte budget: the oldest finished results make room, a result that cannot fit is a 507") {
+TEST_CASE(
+    "CallStore's byte budget: the oldest finished results make room, a result that cannot fit is a "
+    "507") {
   using runtime::InvocationResult;
   const auto record = [](const std::string& id) {
     http::CallRecord r;
@@ -350,13 +377,15 @@ TEST_CASE("CallStore's byte budget: the oldest finished results make room, a res
   CHECK(d->state == http::CallState::Done);
   CHECK(d->result.outcome == runtime::CallOutcome::NotKept);
   CHECK(d->result.body.empty());
-  CHECK_THAT(d->result.error, Catch::StartsWith(fmt::format("the result ({} bytes) does not fit in the async results' "
-                                                             "budget of {} bytes (limits.async_results_max_bytes)",
-                                                             10 * base, budget)));
+  CHECK_THAT(d->result.error, Catch::StartsWith(fmt::format(
+                                  "the result ({} bytes) does not fit in the async results' "
+                                  "budget of {} bytes (limits.async_results_max_bytes)",
+                                  10 * base, budget)));
   CHECK(s.bytes() <= budget);
 }
 
-TEST_CASE("an async call that cannot fit in the store's byte budget is answered 429 with the reason") {
+TEST_CASE(
+    "an async call that cannot fit in the store's byte budget is answered 429 with the reason") {
   metrics::Metrics m;
   http::CallRecord probe;
   probe.id = "x";
@@ -375,8 +404,10 @@ TEST_CASE("an async call that cannot fit in the store's byte budget is answered 
   CHECK(post("x").result_int() == 202);
   auto refused = post("y");
   CHECK(refused.result_int() == 429);
-  CHECK_THAT(refused.body(), Catch::Contains("async calls not yet finished hold the async results' whole budget of") &&
-                                 Catch::Contains("(limits.async_results_max_bytes)"));
+  CHECK_THAT(
+      refused.body(),
+      Catch::Contains("async calls not yet finished hold the async results' whole budget of") &&
+          Catch::Contains("(limits.async_results_max_bytes)"));
 }
 
 TEST_CASE("callback URLs: only http://host[:port][/path]") {
@@ -395,8 +426,9 @@ TEST_CASE("callback URLs: only http://host[:port][/path]") {
   CHECK(u->host == "::1");
   CHECK(u->port == "9000");
   CHECK(u->target == "/a");
-  for (const char* bad : {"https://x/", "ftp://x", "http://", "http://:80/", "http://x:/", "http://x:0/",
-                          "http://x:65536/", "http://x:8a/", "http://user@x/", "http://[::1/", "http://[::1]:/",
-                          "http://x/a b", "http://x/\r\nX: y", "x", ""})
+  for (const char* bad :
+       {"https://x/", "ftp://x", "http://", "http://:80/", "http://x:/", "http://x:0/",
+        "http://x:65536/", "http://x:8a/", "http://user@x/", "http://[::1/", "http://[::1]:/",
+        "http://x/a b", "http://x/\r\nX: y", "x", ""})
     CHECK_FALSE(http::Callbacks::valid_url(bad));
 }

@@ -1,7 +1,7 @@
 // The shedding policy as data: which connection makes room for a new one, and when one is refused.
 #include <catch2/catch.hpp>
 
-#include "http/connection_table.h"
+#include "src/http/connection_table.h"
 
 using unifn::http::ConnectionTable;
 using Cause = ConnectionTable::Cause;
@@ -38,7 +38,9 @@ TEST_CASE("at the total cap the connection idle longest goes, whichever client h
   CHECK(t.size() == 3);
 }
 
-TEST_CASE("a connection with a request under way is never shed, and with none idle the newcomer is refused") {
+TEST_CASE(
+    "a connection with a request under way is never shed, and with none idle the newcomer is "
+    "refused") {
   ConnectionTable t({.total = 2, .per_client = 2});
   t.admit(1, "a");
   t.admit(2, "b");
@@ -51,14 +53,16 @@ TEST_CASE("a connection with a request under way is never shed, and with none id
   CHECK(!refused.shed);
   CHECK(refused.cause == Cause::Total);
   CHECK(refused.refusal ==
-        "unifnd holds 2 connections, each with a request under way, and may hold no more (limits.max_connections); "
+        "unifnd holds 2 connections, each with a request under way, and may hold no more "
+        "(limits.max_connections); "
         "retry shortly");
   CHECK(t.holds(1));
   CHECK(t.holds(3));
   CHECK(!t.holds(4));
 }
 
-TEST_CASE("a client over its own cap sheds its own longest-idle connection, never another client's") {
+TEST_CASE(
+    "a client over its own cap sheds its own longest-idle connection, never another client's") {
   ConnectionTable t({.total = 10, .per_client = 2});
   t.admit(1, "other");  // idle longest of all
   t.admit(2, "greedy");
@@ -72,7 +76,8 @@ TEST_CASE("a client over its own cap sheds its own longest-idle connection, neve
   CHECK(t.of("other") == 1);
 }
 
-TEST_CASE("a client at its cap with every connection busy is refused, and another client still gets in") {
+TEST_CASE(
+    "a client at its cap with every connection busy is refused, and another client still gets in") {
   ConnectionTable t({.total = 4, .per_client = 2});
   t.admit(1, "greedy");
   t.admit(2, "greedy");
@@ -82,7 +87,8 @@ TEST_CASE("a client at its cap with every connection busy is refused, and anothe
   CHECK(!refused.admitted);
   CHECK(refused.cause == Cause::PerClient);
   CHECK(refused.refusal ==
-        "this client (greedy) already holds 2 connections, each with a request under way, and may hold no more "
+        "this client (greedy) already holds 2 connections, each with a request under way, and may "
+        "hold no more "
         "(limits.max_connections_per_client); retry once one is answered");
   auto other = t.admit(4, "other");
   CHECK(other.admitted);
@@ -118,7 +124,9 @@ TEST_CASE("a shed connection cannot begin a request, and removing it again is ha
   CHECK(t.of("a") == 0);
 }
 
-TEST_CASE("shed_longest_idle (accept found no descriptor) takes the longest idle, or nothing when all are busy") {
+TEST_CASE(
+    "shed_longest_idle (accept found no descriptor) takes the longest idle, or nothing when all "
+    "are busy") {
   ConnectionTable t({});
   t.admit(1, "a");
   t.admit(2, "a");

@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "fakes.h"
-#include "http/header.h"
+#include "test/unit/http/fakes.h"
+#include "src/http/header.h"
 
 using namespace unifn;
 using namespace unifn::test;
@@ -32,8 +32,8 @@ std::string wire(const http::Response& r) {
 }
 
 bool eventually(const std::function<bool()>& f, std::chrono::milliseconds limit = 3000ms) {
-  for (auto until = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < until;
-       std::this_thread::sleep_for(5ms))
+  for (auto until = std::chrono::steady_clock::now() + limit;
+       std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(5ms))
     if (f()) return true;
   return f();
 }
@@ -47,7 +47,8 @@ class Receiver {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(srv_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);  // Safe: sockaddr_in as sockaddr.
+    REQUIRE(bind(srv_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) ==
+            0);  // Safe: sockaddr_in as sockaddr.
     socklen_t len = sizeof addr;
     getsockname(srv_, reinterpret_cast<sockaddr*>(&addr), &len);  // Safe: as above.
     port_ = ntohs(addr.sin_port);
@@ -58,7 +59,9 @@ class Receiver {
     if (thread_.joinable()) thread_.join();
     ::close(srv_);
   }
-  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
   // Waits for the connection to end; what the client sent.
   std::string received() {
     if (thread_.joinable()) thread_.join();
@@ -99,8 +102,8 @@ TEST_CASE("valid_field_value follows RFC 9110's field-value: no CTL but HTAB") {
   using http::valid_field_value;
   CHECK(valid_field_value(""));
   CHECK(valid_field_value("text/plain; charset=utf-8"));
-  CHECK(valid_field_value("a\tb"));                        // HTAB inside
-  CHECK(valid_field_value("caf\xc3\xa9 \x80\xff"));         // obs-text
+  CHECK(valid_field_value("a\tb"));                  // HTAB inside
+  CHECK(valid_field_value("caf\xc3\xa9 \x80\xff"));  // obs-text
   CHECK(valid_field_value("~!#$%&'*+-.^_`|\"(),/:;<=>?@[\\]{}"));
   CHECK_FALSE(valid_field_value("text/plain\r\nX-Injected: 1"));
   CHECK_FALSE(valid_field_value("a\rb"));
@@ -108,7 +111,8 @@ TEST_CASE("valid_field_value follows RFC 9110's field-value: no CTL but HTAB") {
   CHECK_FALSE(valid_field_value(std::string("a\0b", 3)));
   CHECK_FALSE(valid_field_value("a\x7f"));
   CHECK_FALSE(valid_field_value("\x1b[31m"));
-  for (int c = 0; c < 0x20; ++c) CHECK(valid_field_value(std::string(1, static_cast<char>(c))) == (c == '\t'));
+  for (int c = 0; c < 0x20; ++c)
+    CHECK(valid_field_value(std::string(1, static_cast<char>(c))) == (c == '\t'));
 
   CHECK(http::field_value_problem("fine") == std::nullopt);
   CHECK(http::field_value_problem("text/plain\r\nX-Injected: 1") == "byte 0x0d at offset 10");
@@ -154,18 +158,21 @@ TEST_CASE("a function's content type with CR LF is answered 502 with the reason,
   CHECK(r.result_int() == 502);
   CHECK(header(r, "Content-Type") == "application/json");
   CHECK(r.body() ==
-        "{\"error\":\"the function answered with a content type holding control bytes (byte 0x0d at offset 10)\"}\n");
+        "{\"error\":\"the function answered with a content type holding control bytes (byte 0x0d "
+        "at offset 10)\"}\n");
   CHECK(r.count("X-Injected") == 0);
   CHECK(hex32(header(r, "X-Call-Id")));
   CHECK(header(r, "X-Unifn-Start") == "restored");  // an instance ran and answered badly
   auto bytes = wire(r);
   CHECK(bytes.find("X-Injected") == std::string::npos);
   CHECK(bytes.find("smuggled") == std::string::npos);
-  CHECK_THAT(f.metrics.serialize(), Catch::Contains("unifn_invocations_total{code=\"502\",function=\"split\"} 1"));
+  CHECK_THAT(f.metrics.serialize(),
+             Catch::Contains("unifn_invocations_total{code=\"502\",function=\"split\"} 1"));
 
   // Any control byte: LF alone, NUL, DEL, ESC.
-  for (std::string bad : {std::string("text/plain\nX-Injected: 1"), std::string("text/plain\0x", 12),
-                          std::string("text/\x7fplain"), std::string("\x1b[31m")}) {
+  for (std::string bad :
+       {std::string("text/plain\nX-Injected: 1"), std::string("text/plain\0x", 12),
+        std::string("text/\x7fplain"), std::string("\x1b[31m")}) {
     f.dispatcher.results["split"] = ok("smuggled", bad);
     auto again = f.call(verb::post, "/function/split");
     CHECK(again.result_int() == 502);
@@ -186,11 +193,15 @@ TEST_CASE("an async call whose content type holds CR LF is stored and shown as t
   f.dispatcher.results["split"] = ok("smuggled", kSplit);
   auto r = f.call(verb::post, "/async-function/split", "x", {{"X-Call-Id", "split-1"}});
   REQUIRE(r.result_int() == 202);
-  REQUIRE(eventually([&] { return f.calls.get("split-1") && f.calls.get("split-1")->state == http::CallState::Done; }));
+  REQUIRE(eventually([&] {
+    return f.calls.get("split-1") && f.calls.get("split-1")->state == http::CallState::Done;
+  }));
   auto state = f.call(verb::get, "/v1/calls/split-1");
-  CHECK_THAT(state.body(), Catch::Contains("\"status\":502") &&
-                               Catch::Contains("\"error\":\"the function answered with a content type holding control "
-                                               "bytes (byte 0x0d at offset 10)\""));
+  CHECK_THAT(
+      state.body(),
+      Catch::Contains("\"status\":502") &&
+          Catch::Contains("\"error\":\"the function answered with a content type holding control "
+                          "bytes (byte 0x0d at offset 10)\""));
   auto raw = f.call(verb::get, "/v1/calls/split-1?result=raw");
   CHECK(raw.result_int() == 502);
   CHECK(raw.count("X-Injected") == 0);
@@ -208,7 +219,9 @@ TEST_CASE("a client's X-Call-Id that could split a header is refused before anyt
   CHECK(f.dispatcher.calls().empty());
 }
 
-TEST_CASE("a callback never carries a content type with CR LF: the receiver gets the 502 and its reason") {
+TEST_CASE(
+    "a callback never carries a content type with CR LF: the receiver gets the 502 and its "
+    "reason") {
   Receiver rx;
   {
     http::Callbacks::Options o;
@@ -219,11 +232,14 @@ TEST_CASE("a callback never carries a content type with CR LF: the receiver gets
     cb.post(rx.url("/hook"), "cb-split", ok("smuggled", kSplit));
     auto got = rx.received();
     CHECK(eventually([&] { return cb.delivered() == 1; }));
-    CHECK_THAT(got, Catch::StartsWith("POST /hook HTTP/1.1\r\n") && Catch::Contains("X-Call-Id: cb-split\r\n") &&
-                        Catch::Contains("X-Function-Status: 502\r\n") &&
-                        Catch::Contains("Content-Type: application/json\r\n") &&
-                        Catch::EndsWith("{\"error\":\"the function answered with a content type holding control bytes "
-                                        "(byte 0x0d at offset 10)\"}\n"));
+    CHECK_THAT(
+        got, Catch::StartsWith("POST /hook HTTP/1.1\r\n") &&
+                 Catch::Contains("X-Call-Id: cb-split\r\n") &&
+                 Catch::Contains("X-Function-Status: 502\r\n") &&
+                 Catch::Contains("Content-Type: application/json\r\n") &&
+                 Catch::EndsWith(
+                     "{\"error\":\"the function answered with a content type holding control bytes "
+                     "(byte 0x0d at offset 10)\"}\n"));
     CHECK(got.find("X-Injected") == std::string::npos);
     CHECK(got.find("smuggled") == std::string::npos);
   }
@@ -240,17 +256,21 @@ TEST_CASE("a callback's error with a guest's foreign bytes is valid JSON") {
     cb.post(rx.url("/hook"), "cb-foreign", failed(runtime::CallOutcome::Failed, kForeignText));
     auto got = rx.received();
     CHECK(eventually([&] { return cb.delivered() == 1; }));
-    CHECK_THAT(got, Catch::Contains("X-Function-Status: 502\r\n") && Catch::Contains("Content-Type: application/json\r\n"));
+    CHECK_THAT(got, Catch::Contains("X-Function-Status: 502\r\n") &&
+                        Catch::Contains("Content-Type: application/json\r\n"));
     auto body = got.find("\r\n\r\n");
     REQUIRE(body != std::string::npos);
-    CHECK(nlohmann::json::parse(got.substr(body + 4)) == nlohmann::json{{"error", kForeignTextRead}});
+    CHECK(nlohmann::json::parse(got.substr(body + 4)) ==
+          nlohmann::json{{"error", kForeignTextRead}});
   }
 }
 
 TEST_CASE("/system/functions shows the names of environment variables, never their values") {
   ApiFixture f;
-  for (const auto& body : {f.call(verb::get, "/system/functions").body(), f.call(verb::get, "/system/function/echo").body()}) {
-    CHECK_THAT(body, Catch::Contains("\"envVars\":{\"MODEL\":\"(hidden)\",\"QUOTE\":\"(hidden)\"}"));
+  for (const auto& body : {f.call(verb::get, "/system/functions").body(),
+                           f.call(verb::get, "/system/function/echo").body()}) {
+    CHECK_THAT(body,
+               Catch::Contains("\"envVars\":{\"MODEL\":\"(hidden)\",\"QUOTE\":\"(hidden)\"}"));
     CHECK(body.find("fashion") == std::string::npos);
     CHECK(body.find("a \\\"b\\\"") == std::string::npos);
   }
@@ -262,7 +282,9 @@ namespace {
 // scrapes ask for the list at once.
 class FlappingDispatcher : public runtime::Dispatcher {
  public:
-  void invoke(runtime::Invocation, runtime::Completion done) override { done(failed(runtime::CallOutcome::NoSuchFunction, "none")); }
+  void invoke(runtime::Invocation, runtime::Completion done) override {
+    done(failed(runtime::CallOutcome::NoSuchFunction, "none"));
+  }
   std::vector<runtime::FunctionStatus> functions() const override {
     if (inside_.fetch_add(1) > 0) ++overlaps;
     std::this_thread::sleep_for(100us);  // widens the window in which another scrape could run
@@ -280,7 +302,9 @@ class FlappingDispatcher : public runtime::Dispatcher {
     inside_.fetch_sub(1);
     return out;
   }
-  std::optional<runtime::FunctionStatus> function(std::string_view) const override { return std::nullopt; }
+  std::optional<runtime::FunctionStatus> function(std::string_view) const override {
+    return std::nullopt;
+  }
   mutable std::atomic<int> overlaps{0};
 
  private:
@@ -322,7 +346,9 @@ TEST_CASE("/metrics scrapes racing reloads sample and set the gauges one at a ti
     api.handle(std::move(req), [&](http::Response r) { text = r.body(); });
     const bool listed = text.find("unifn_queue_depth{function=\"f0\"} 1") != std::string::npos;
     CHECK(listed == (text.find("unifn_queue_depth{function=\"f31\"} 1") != std::string::npos));
-    CHECK(listed == (text.find("unifn_instances{function=\"f7\",state=\"busy\"} 1") != std::string::npos));
-    CHECK(listed == (text.find("unifn_instances{function=\"f7\",state=\"idle\"} 1") != std::string::npos));
+    CHECK(listed ==
+          (text.find("unifn_instances{function=\"f7\",state=\"busy\"} 1") != std::string::npos));
+    CHECK(listed ==
+          (text.find("unifn_instances{function=\"f7\",state=\"idle\"} 1") != std::string::npos));
   }
 }

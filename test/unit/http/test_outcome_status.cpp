@@ -1,7 +1,7 @@
 // The one table from a call's outcome to its HTTP status, and what "an instance ran" means.
 #include <catch2/catch.hpp>
 
-#include "http/outcome_status.h"
+#include "src/http/outcome_status.h"
 
 using namespace unifn;
 using O = runtime::CallOutcome;
@@ -13,10 +13,11 @@ TEST_CASE("each outcome maps to its HTTP status") {
     bool instance_ran;
   };
   // Every enumerator, in order: a new outcome with no row here fails the count below.
-  const Row rows[] = {{O::Answered, 200, true},        {O::NoSuchFunction, 404, false}, {O::TooLarge, 413, false},
-                      {O::QueueFull, 429, false},      {O::ClientGone, 499, false},     {O::Failed, 502, true},
-                      {O::Unavailable, 503, false},    {O::TimedOut, 504, true},        {O::HostError, 500, false},
-                      {O::NotKept, 507, false}};
+  const Row rows[] = {{O::Answered, 200, true},     {O::NoSuchFunction, 404, false},
+                      {O::TooLarge, 413, false},    {O::QueueFull, 429, false},
+                      {O::ClientGone, 499, false},  {O::Failed, 502, true},
+                      {O::Unavailable, 503, false}, {O::TimedOut, 504, true},
+                      {O::HostError, 500, false},   {O::NotKept, 507, false}};
   STATIC_REQUIRE(std::size(rows) == static_cast<std::size_t>(O::NotKept) + 1);
   for (std::size_t i = 0; i < std::size(rows); ++i) {
     const auto& r = rows[i];
@@ -24,7 +25,8 @@ TEST_CASE("each outcome maps to its HTTP status") {
     CHECK(static_cast<std::size_t>(r.outcome) == i);
     CHECK(http::status_of(r.outcome) == r.status);
     CHECK(runtime::instance_ran(r.outcome) == r.instance_ran);
-    if (r.outcome != O::Answered) CHECK(http::status_of(runtime::failure(r.outcome, "why")) == r.status);
+    if (r.outcome != O::Answered)
+      CHECK(http::status_of(runtime::failure(r.outcome, "why")) == r.status);
   }
 }
 

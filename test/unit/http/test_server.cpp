@@ -12,8 +12,8 @@
 #include <map>
 #include <sstream>
 
-#include "fakes.h"
-#include "http/server.h"
+#include "test/unit/http/fakes.h"
+#include "src/http/server.h"
 
 using namespace unifn;
 using namespace unifn::test;
@@ -34,20 +34,24 @@ struct RawResponse {
 class Client {
  public:
   // source: the loopback address it connects from (127.0.0.2 is another client to the server).
-  explicit Client(std::uint16_t port, std::chrono::milliseconds timeout = 3000ms, const char* source = nullptr) {
+  explicit Client(std::uint16_t port, std::chrono::milliseconds timeout = 3000ms,
+                  const char* source = nullptr) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (source) {
       sockaddr_in from{};
       from.sin_family = AF_INET;
       REQUIRE(inet_pton(AF_INET, source, &from.sin_addr) == 1);
-      REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) == 0);  // Safe: sockaddr_in as sockaddr.
+      REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) ==
+              0);  // Safe: sockaddr_in as sockaddr.
     }
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);  // Safe: sockaddr_in as sockaddr.
-    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+    REQUIRE(connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) ==
+            0);  // Safe: sockaddr_in as sockaddr.
+    timeval tv{static_cast<time_t>(timeout.count() / 1000),
+               static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
   ~Client() { close(); }
@@ -72,7 +76,8 @@ class Client {
     std::istringstream head(buf_.substr(0, end));
     std::string line;
     std::getline(head, line);
-    if (!(line.starts_with("HTTP/1.1 ") || line.starts_with("HTTP/1.0 ")) || line.size() < 12) return std::nullopt;
+    if (!(line.starts_with("HTTP/1.1 ") || line.starts_with("HTTP/1.0 ")) || line.size() < 12)
+      return std::nullopt;
     r.status = std::stoi(line.substr(9, 3));
     while (std::getline(head, line)) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -80,11 +85,13 @@ class Client {
       if (colon == std::string::npos) continue;
       std::string k = line.substr(0, colon), v = line.substr(colon + 1);
       for (auto& c : k) c = static_cast<char>(std::tolower(c));
-      r.headers[k] = v.substr(v.find_first_not_of(' ') == std::string::npos ? v.size() : v.find_first_not_of(' '));
+      r.headers[k] = v.substr(
+          v.find_first_not_of(' ') == std::string::npos ? v.size() : v.find_first_not_of(' '));
     }
     buf_.erase(0, end + 4);
     if (r.status == 100) return r;
-    std::size_t len = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+    std::size_t len =
+        r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
     if (head_) len = 0;
     while (buf_.size() < len)
       if (!fill()) return std::nullopt;
@@ -121,8 +128,8 @@ class Client {
 };
 
 std::string post(const std::string& path, const std::string& body, const std::string& extra = "") {
-  return "POST " + path + " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + extra +
-         "\r\n" + body;
+  return "POST " + path + " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n" + extra + "\r\n" + body;
 }
 std::string get(const std::string& path, const std::string& extra = "") {
   return "GET " + path + " HTTP/1.1\r\nHost: t\r\n" + extra + "\r\n";
@@ -243,15 +250,17 @@ TEST_CASE("a body of exactly the limit is served, one byte more is 413 before th
   CHECK(r->body == "{\"error\":\"the request body is larger than the limit of 1000 bytes\"}\n");
   CHECK(c.closed_by_peer());
   CHECK(f.dispatcher.calls().size() == 1);
-  CHECK_THAT(f.metrics.serialize(), Catch::Contains("unifn_invocations_total{code=\"413\",function=\"echo\"} 1"));
+  CHECK_THAT(f.metrics.serialize(),
+             Catch::Contains("unifn_invocations_total{code=\"413\",function=\"echo\"} 1"));
 }
 
 TEST_CASE("a chunked body that grows past the limit is 413") {
   ServerFixture f;
   Client c(f.port());
   std::string chunk(600, 'y');
-  REQUIRE(c.send("POST /function/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n" + chunk +
-                 "\r\n258\r\n" + chunk + "\r\n0\r\n\r\n"));
+  REQUIRE(c.send(
+      "POST /function/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n" +
+      chunk + "\r\n258\r\n" + chunk + "\r\n0\r\n\r\n"));
   auto r = c.read();
   REQUIRE(r);
   CHECK(r->status == 413);
@@ -260,7 +269,9 @@ TEST_CASE("a chunked body that grows past the limit is 413") {
 TEST_CASE("Expect: 100-continue gets 100 Continue, then the answer") {
   ServerFixture f;
   Client c(f.port());
-  REQUIRE(c.send("POST /function/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+  REQUIRE(
+      c.send("POST /function/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: "
+             "100-continue\r\n\r\n"));
   auto cont = c.read();
   REQUIRE(cont);
   CHECK(cont->status == 100);
@@ -275,7 +286,8 @@ TEST_CASE("headers over the limit get 431, malformed requests 400") {
   ServerFixture f;
   {
     Client c(f.port());
-    REQUIRE(c.send("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(5000, 'h') + "\r\n\r\n"));
+    REQUIRE(c.send("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(5000, 'h') +
+                   "\r\n\r\n"));
     auto r = c.read();
     REQUIRE(r);
     CHECK(r->status == 431);
@@ -318,7 +330,8 @@ TEST_CASE("a client that hangs up while its call runs cancels it, the server kee
   }  // closed here, while the function runs
   auto call = f.dispatcher.calls().at(0);
   CHECK(eventually([&] { return call.cancelled->cancelled(); }));
-  CHECK(eventually([&] { return f.dispatcher.cancelled_seen.load() == 1; }));  // its late answer was dropped
+  CHECK(eventually(
+      [&] { return f.dispatcher.cancelled_seen.load() == 1; }));  // its late answer was dropped
   Client next(f.port());
   REQUIRE(next.send(post("/function/echo", "still here")));
   auto r = next.read();
@@ -373,7 +386,8 @@ TEST_CASE("an async call's result is POSTed to its X-Callback-Url") {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(srv, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);  // Safe: sockaddr_in as sockaddr.
+  REQUIRE(bind(srv, reinterpret_cast<sockaddr*>(&addr), sizeof addr) ==
+          0);  // Safe: sockaddr_in as sockaddr.
   socklen_t len = sizeof addr;
   getsockname(srv, reinterpret_cast<sockaddr*>(&addr), &len);  // Safe: as above.
   listen(srv, 4);
@@ -398,8 +412,9 @@ TEST_CASE("an async call's result is POSTed to its X-Callback-Url") {
     ServerFixture f;
     Client c(f.port());
     auto url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/hook?x=1";
-    REQUIRE(c.send(post("/async-function/echo", "callback body",
-                        "X-Callback-Url: " + url + "\r\nContent-Type: text/x-cb\r\nX-Call-Id: cb-1\r\n")));
+    REQUIRE(c.send(
+        post("/async-function/echo", "callback body",
+             "X-Callback-Url: " + url + "\r\nContent-Type: text/x-cb\r\nX-Call-Id: cb-1\r\n")));
     auto r = c.read();
     REQUIRE(r);
     CHECK(r->status == 202);
@@ -407,10 +422,12 @@ TEST_CASE("an async call's result is POSTed to its X-Callback-Url") {
     CHECK(eventually([&] { return f.callbacks.delivered() == 1; }));
   }
   ::close(srv);
-  CHECK_THAT(received, Catch::StartsWith("POST /hook?x=1 HTTP/1.1\r\n") && Catch::Contains("X-Call-Id: cb-1\r\n") &&
+  CHECK_THAT(received, Catch::StartsWith("POST /hook?x=1 HTTP/1.1\r\n") &&
+                           Catch::Contains("X-Call-Id: cb-1\r\n") &&
                            Catch::Contains("X-Function-Status: 200\r\n") &&
                            Catch::Contains("X-Duration-Seconds: 0.001500\r\n") &&
-                           Catch::Contains("Content-Type: text/x-cb\r\n") && Catch::EndsWith("\r\n\r\ncallback body"));
+                           Catch::Contains("Content-Type: text/x-cb\r\n") &&
+                           Catch::EndsWith("\r\n\r\ncallback body"));
 }
 
 TEST_CASE("a callback to a dead receiver is tried twice, logged, and blocks nothing") {
@@ -443,7 +460,8 @@ TEST_CASE("a callback to a dead receiver is tried twice, logged, and blocks noth
   CHECK_THAT(log[0], Catch::Contains("dead-1") && Catch::Contains("failed after 2 attempts"));
 }
 
-TEST_CASE("stop(grace): new invocations get 503 while the call under way finishes and is answered") {
+TEST_CASE(
+    "stop(grace): new invocations get 503 while the call under way finishes and is answered") {
   ServerFixture f;
   f.dispatcher.slow_delay = 400ms;
   Client busy(f.port()), other(f.port());
@@ -474,7 +492,8 @@ TEST_CASE("stop(grace): new invocations get 503 while the call under way finishe
   a.sin_family = AF_INET;
   a.sin_port = htons(f.port());
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK(connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0);  // Safe: sockaddr_in as sockaddr.
+  CHECK(connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) !=
+        0);  // Safe: sockaddr_in as sockaddr.
   ::close(s);
 }
 
@@ -496,7 +515,8 @@ TEST_CASE("start() says which address it cannot listen on") {
   auto o = ServerFixture::options();
   o.port = f.port();
   http::Server second(o, f.api);
-  CHECK_THROWS_WITH(second.start(), Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(f.port())));
+  CHECK_THROWS_WITH(second.start(),
+                    Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(f.port())));
   o.host = "not an address";
   http::Server third(o, f.api);
   CHECK_THROWS_WITH(third.start(), Catch::Contains("cannot listen on not an address"));
@@ -517,7 +537,9 @@ TEST_CASE("IPv6 loopback, when the machine has it") {
   CHECK(r.out == "OK\n");
 }
 
-TEST_CASE("curl: keep-alive reuse, and a large body with Expect: 100-continue, exact and over the limit") {
+TEST_CASE(
+    "curl: keep-alive reuse, and a large body with Expect: 100-continue, exact and over the "
+    "limit") {
   if (run("command -v curl").rc != 0) {
     WARN("curl is not installed");
     return;
@@ -530,12 +552,16 @@ TEST_CASE("curl: keep-alive reuse, and a large body with Expect: 100-continue, e
   std::ofstream(dir + "/exact", std::ios::binary) << std::string(o.max_body_bytes, 'e');
   std::ofstream(dir + "/over", std::ios::binary) << std::string(o.max_body_bytes + 1, 'o');
   auto url = "http://127.0.0.1:" + std::to_string(f.port());
-  auto exact = run("curl -s --max-time 10 -o /dev/null -w '%{http_code} %{size_download}' --data-binary @" + dir +
-                   "/exact " + url + "/function/echo");
+  auto exact =
+      run("curl -s --max-time 10 -o /dev/null -w '%{http_code} %{size_download}' --data-binary @" +
+          dir + "/exact " + url + "/function/echo");
   CHECK(exact.out == "200 " + std::to_string(o.max_body_bytes));
-  auto over = run("curl -s --max-time 10 -w ' %{http_code}' --data-binary @" + dir + "/over " + url + "/function/echo");
-  CHECK(over.out == "{\"error\":\"the request body is larger than the limit of 2097152 bytes\"}\n 413");
-  auto two = run("curl -s --max-time 5 -w '%{num_connects}\\n' " + url + "/healthz " + url + "/healthz");
+  auto over = run("curl -s --max-time 10 -w ' %{http_code}' --data-binary @" + dir + "/over " +
+                  url + "/function/echo");
+  CHECK(over.out ==
+        "{\"error\":\"the request body is larger than the limit of 2097152 bytes\"}\n 413");
+  auto two =
+      run("curl -s --max-time 5 -w '%{num_connects}\\n' " + url + "/healthz " + url + "/healthz");
   CHECK(two.out == "OK\n1\nOK\n0\n");  // the second request reused the connection
   run("rm -rf " + dir);
 }
@@ -544,7 +570,8 @@ TEST_CASE("HEAD on a POST route or an unknown path frames correctly on a kept-al
   ServerFixture f;
   Client c(f.port());
   c.expect_head(true);
-  REQUIRE(c.send("HEAD /function/echo HTTP/1.1\r\nHost: t\r\n\r\nHEAD /nope HTTP/1.1\r\nHost: t\r\n\r\n"));
+  REQUIRE(c.send(
+      "HEAD /function/echo HTTP/1.1\r\nHost: t\r\n\r\nHEAD /nope HTTP/1.1\r\nHost: t\r\n\r\n"));
   auto wrong = c.read(), unknown = c.read();
   REQUIRE((wrong && unknown));
   CHECK(wrong->status == 405);
@@ -566,7 +593,8 @@ struct LimitedServer : ApiFixture {
     server.start();
     dispatcher.slow_delay = 3000ms;  // "slow" holds its connection busy until its client leaves
   }
-  static http::ServerOptions options(std::size_t total, std::size_t per_client, int ceiling, metrics::Metrics& m) {
+  static http::ServerOptions options(std::size_t total, std::size_t per_client, int ceiling,
+                                     metrics::Metrics& m) {
     auto o = ServerFixture::options();
     o.max_connections = total;
     o.max_connections_per_client = per_client;
@@ -584,7 +612,8 @@ struct LimitedServer : ApiFixture {
 };
 
 // A connection whose request is under way: a call to "slow" that the dispatcher holds.
-std::unique_ptr<Client> busy_client(LimitedServer& s, std::size_t calls_before, const char* source = nullptr) {
+std::unique_ptr<Client> busy_client(LimitedServer& s, std::size_t calls_before,
+                                    const char* source = nullptr) {
   auto c = std::make_unique<Client>(s.port(), 3000ms, source);
   REQUIRE(c->send(post("/function/slow", "")));
   REQUIRE(s.dispatcher.wait_calls(calls_before + 1).size() == calls_before + 1);
@@ -617,11 +646,13 @@ TEST_CASE("at max_connections the longest-idle connection makes room, one mid-re
   REQUIRE(newer->send(get("/healthz")));  // still served
   CHECK(newer->read()->status == 200);
   CHECK(!s.dispatcher.calls().at(0).cancelled->cancelled());  // the call under way goes on
-  CHECK_THAT(s.metrics.serialize(), Catch::Contains("unifn_http_connections_shed_total{limit=\"max_connections\"} 1") &&
-                                        Catch::Contains("unifn_http_connections 3"));
+  CHECK_THAT(s.metrics.serialize(),
+             Catch::Contains("unifn_http_connections_shed_total{limit=\"max_connections\"} 1") &&
+                 Catch::Contains("unifn_http_connections 3"));
 }
 
-TEST_CASE("with every connection mid-request a new one is answered 503 with Retry-After and the reason") {
+TEST_CASE(
+    "with every connection mid-request a new one is answered 503 with Retry-After and the reason") {
   LimitedServer s(2, 10);
   auto a = busy_client(s, 0);
   auto b = busy_client(s, 1);
@@ -632,16 +663,19 @@ TEST_CASE("with every connection mid-request a new one is answered 503 with Retr
   CHECK(r->header("retry-after") == "1");
   CHECK(r->header("connection") == "close");
   CHECK(r->body ==
-        "{\"error\":\"unifnd holds 2 connections, each with a request under way, and may hold no more "
+        "{\"error\":\"unifnd holds 2 connections, each with a request under way, and may hold no "
+        "more "
         "(limits.max_connections); retry shortly\"}\n");
   CHECK(c.closed_by_peer());
   CHECK(s.server.connections_refused() == 1);
   CHECK(s.server.connections_shed() == 0);
   for (const auto& call : s.dispatcher.calls()) CHECK(!call.cancelled->cancelled());
-  CHECK_THAT(s.metrics.serialize(), Catch::Contains("unifn_http_connections_refused_total{limit=\"max_connections\"} 1"));
+  CHECK_THAT(s.metrics.serialize(),
+             Catch::Contains("unifn_http_connections_refused_total{limit=\"max_connections\"} 1"));
 }
 
-TEST_CASE("a client over its own cap loses its own idle connection or is refused, never another client") {
+TEST_CASE(
+    "a client over its own cap loses its own idle connection or is refused, never another client") {
   LimitedServer s(100, 2);
   auto other_idle = idle_client(s, "127.0.0.1");  // idle longest of all
   REQUIRE(s.idle(1));
@@ -650,8 +684,9 @@ TEST_CASE("a client over its own cap loses its own idle connection or is refused
   REQUIRE(s.idle(2));
   auto greedy_more = busy_client(s, 1, "127.0.0.2");  // in place of greedy_idle, not of other_idle
   CHECK(greedy_idle->closed_by_peer());
-  CHECK_THAT(s.metrics.serialize(),
-             Catch::Contains("unifn_http_connections_shed_total{limit=\"max_connections_per_client\"} 1"));
+  CHECK_THAT(
+      s.metrics.serialize(),
+      Catch::Contains("unifn_http_connections_shed_total{limit=\"max_connections_per_client\"} 1"));
 
   Client refused(s.port(), 3000ms, "127.0.0.2");  // both of its connections are busy
   auto r = refused.read();
@@ -670,7 +705,9 @@ TEST_CASE("a client over its own cap loses its own idle connection or is refused
   CHECK(s.server.connections_refused() == 1);
 }
 
-TEST_CASE("a connection accepted on a descriptor in the reserve is admitted only in place of an idle one") {
+TEST_CASE(
+    "a connection accepted on a descriptor in the reserve is admitted only in place of an idle "
+    "one") {
   LimitedServer s(100, 100, 1);  // every descriptor lies in the reserve
   Client first(s.port());
   auto r = first.read();
@@ -678,6 +715,7 @@ TEST_CASE("a connection accepted on a descriptor in the reserve is admitted only
   CHECK(r->status == 503);
   CHECK_THAT(r->body, Catch::Contains("limits.reserved_descriptors"));
   CHECK(s.server.connections() == 0);
-  CHECK_THAT(s.metrics.serialize(),
-             Catch::Contains("unifn_http_connections_refused_total{limit=\"reserved_descriptors\"} 1"));
+  CHECK_THAT(
+      s.metrics.serialize(),
+      Catch::Contains("unifn_http_connections_refused_total{limit=\"reserved_descriptors\"} 1"));
 }

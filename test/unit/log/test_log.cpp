@@ -1,6 +1,6 @@
 // The daemon's logger (issue 10, item 2): log_level filters, journald's priority prefixes, a reader
-// that never reads costs the callers nothing (the oldest lines go, and are counted), a closed reader
-// is counted, and the sink's write survives EINTR.
+// that never reads costs the callers nothing (the oldest lines go, and are counted), a closed
+// reader is counted, and the sink's write survives EINTR.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -16,8 +16,8 @@
 #include <string>
 #include <thread>
 
-#include "log/log.h"
-#include "metrics/metrics.h"
+#include "src/log/log.h"
+#include "src/metrics/metrics.h"
 
 using namespace unifn::log;
 using namespace std::chrono_literals;
@@ -58,7 +58,8 @@ struct Pipe {
     fcntl(w, F_SETFL, fcntl(w, F_GETFL) | O_NONBLOCK);
     const std::string chunk(4096, 'x');
     std::size_t filled = 0;
-    for (ssize_t n; (n = ::write(w, chunk.data(), chunk.size())) > 0;) filled += static_cast<std::size_t>(n);
+    for (ssize_t n; (n = ::write(w, chunk.data(), chunk.size())) > 0;)
+      filled += static_cast<std::size_t>(n);
     fcntl(w, F_SETFL, fcntl(w, F_GETFL) & ~O_NONBLOCK);
     return filled;
   }
@@ -79,7 +80,9 @@ void write_each_level(Logger& l) {
   l.write(Level::error, "an error line");
 }
 
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 std::atomic<int> interrupts{0};
 void on_signal(int) { interrupts.fetch_add(1); }
@@ -100,7 +103,8 @@ TEST_CASE("log_level names are the ones unifn.yaml takes") {
   CHECK(parse_level("error") == Level::error);
   CHECK_FALSE(parse_level("warn").has_value());
   CHECK_FALSE(parse_level("").has_value());
-  for (auto l : {Level::debug, Level::info, Level::warning, Level::error}) CHECK(parse_level(level_name(l)) == l);
+  for (auto l : {Level::debug, Level::info, Level::warning, Level::error})
+    CHECK(parse_level(level_name(l)) == l);
 }
 
 TEST_CASE("lines below the level are not written, and set_level changes the level") {
@@ -137,8 +141,9 @@ TEST_CASE("outside the journal a line carries its time and level") {
   l.write(Level::info, "unifnd: listening on {}:{}", "127.0.0.1", 8080);
   REQUIRE(l.flush(30s));
   auto out = p.drain();
-  CHECK(std::regex_match(out, std::regex("[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3} "
-                                         "info unifnd: listening on 127\\.0\\.0\\.1:8080\n")));
+  CHECK(std::regex_match(
+      out, std::regex("[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3} "
+                      "info unifnd: listening on 127\\.0\\.0\\.1:8080\n")));
 }
 
 TEST_CASE("in the journal each line starts with its syslog priority and carries no time") {
@@ -155,7 +160,7 @@ TEST_CASE("in the journal each line starts with its syslog priority and carries 
 
 TEST_CASE("the journal is recognised by $JOURNAL_STREAM naming the descriptor's device and inode") {
   Pipe p;
-  struct stat st{};
+  struct stat st {};
   REQUIRE(fstat(p.w, &st) == 0);
   const auto dev = std::to_string(st.st_dev), ino = std::to_string(st.st_ino);
   CHECK(is_journal_stream(p.w, (dev + ":" + ino).c_str()));
@@ -213,7 +218,9 @@ TEST_CASE("a logger whose reader never reads is destroyed without waiting for it
   }  // returns after stop_wait, the writer still blocked
 }
 
-TEST_CASE("a reader that is gone: every line is counted as dropped, the daemon is not killed by SIGPIPE") {
+TEST_CASE(
+    "a reader that is gone: every line is counted as dropped, the daemon is not killed by "
+    "SIGPIPE") {
   Pipe p;
   p.close_read();
   Logger l({.fd = p.w, .journal = true});
@@ -222,12 +229,15 @@ TEST_CASE("a reader that is gone: every line is counted as dropped, the daemon i
   CHECK(l.dropped_lines() == 10);
 }
 
-TEST_CASE("the sink's write retries a write(2) interrupted by a signal (EINTR) instead of failing or throwing") {
+TEST_CASE(
+    "the sink's write retries a write(2) interrupted by a signal (EINTR) instead of failing or "
+    "throwing") {
   Pipe p;
   const std::size_t filled = p.fill();  // the next write blocks
 
   // Like the VMM's kick: a handler without SA_RESTART, so a blocked write returns EINTR.
-  struct sigaction sa{}, old{};
+  struct sigaction sa {
+  }, old{};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   REQUIRE(sigaction(SIGUSR1, &sa, &old) == 0);
@@ -259,6 +269,6 @@ TEST_CASE("the sink's write retries a write(2) interrupted by a signal (EINTR) i
 TEST_CASE("GET /metrics shows the logger's dropped lines") {
   unifn::metrics::Metrics m;
   CHECK_THAT(m.serialize(), Catch::Contains("# TYPE unifn_log_dropped_lines_total counter"));
-  CHECK_THAT(m.serialize(),
-             Catch::Contains(fmt::format("\nunifn_log_dropped_lines_total {}\n", global().dropped_lines())));
+  CHECK_THAT(m.serialize(), Catch::Contains(fmt::format("\nunifn_log_dropped_lines_total {}\n",
+                                                        global().dropped_lines())));
 }

@@ -4,7 +4,7 @@
 #include <thread>
 #include <vector>
 
-#include "metrics/metrics.h"
+#include "src/metrics/metrics.h"
 
 using unifn::metrics::Metrics;
 
@@ -23,13 +23,19 @@ TEST_CASE("invocations: counter by function and code, duration histogram, starts
   CHECK_THAT(t, Catch::Contains("unifn_invocations_total{code=\"413\",function=\"echo\"} 1"));
   CHECK_THAT(t, Catch::Contains("# TYPE unifn_invocation_duration_seconds histogram"));
   CHECK_THAT(t, Catch::Contains("unifn_invocation_duration_seconds_count{function=\"echo\"} 4"));
-  CHECK_THAT(t, Catch::Contains("unifn_invocation_duration_seconds_sum{function=\"echo\"} 2.00304"));
+  CHECK_THAT(t,
+             Catch::Contains("unifn_invocation_duration_seconds_sum{function=\"echo\"} 2.00304"));
   // Buckets from 50 µs to 10 s, cumulative.
-  CHECK_THAT(t, Catch::Contains("unifn_invocation_duration_seconds_bucket{function=\"echo\",le=\"5e-05\"} 2"));
-  CHECK_THAT(t, Catch::Contains("unifn_invocation_duration_seconds_bucket{function=\"echo\",le=\"0.005\"} 3"));
-  CHECK_THAT(t, Catch::Contains("unifn_invocation_duration_seconds_bucket{function=\"echo\",le=\"2.5\"} 4"));
-  CHECK_THAT(t, Catch::Contains("unifn_invocation_duration_seconds_bucket{function=\"echo\",le=\"10\"} 4"));
-  CHECK_THAT(t, Catch::Contains("unifn_invocation_duration_seconds_bucket{function=\"echo\",le=\"+Inf\"} 4"));
+  CHECK_THAT(t, Catch::Contains(
+                    "unifn_invocation_duration_seconds_bucket{function=\"echo\",le=\"5e-05\"} 2"));
+  CHECK_THAT(t, Catch::Contains(
+                    "unifn_invocation_duration_seconds_bucket{function=\"echo\",le=\"0.005\"} 3"));
+  CHECK_THAT(t, Catch::Contains(
+                    "unifn_invocation_duration_seconds_bucket{function=\"echo\",le=\"2.5\"} 4"));
+  CHECK_THAT(t, Catch::Contains(
+                    "unifn_invocation_duration_seconds_bucket{function=\"echo\",le=\"10\"} 4"));
+  CHECK_THAT(t, Catch::Contains(
+                    "unifn_invocation_duration_seconds_bucket{function=\"echo\",le=\"+Inf\"} 4"));
   CHECK_THAT(t, Catch::Contains("unifn_starts_total{function=\"echo\",kind=\"warm\"} 1"));
   CHECK_THAT(t, Catch::Contains("unifn_starts_total{function=\"echo\",kind=\"restored\"} 1"));
   CHECK_THAT(t, Catch::Contains("unifn_starts_total{function=\"echo\",kind=\"cold\"} 1"));
@@ -66,11 +72,16 @@ TEST_CASE("snapshots and accelerators") {
   m.set_backend_available("cuda", false);
   m.set_backend_available("cpu", true);
   auto t = m.serialize();
-  CHECK_THAT(t, Catch::Contains("unifn_snapshot_builds_total{function=\"classify\",source=\"cold_boot\"} 1"));
-  CHECK_THAT(t, Catch::Contains("unifn_snapshot_builds_total{function=\"classify\",source=\"disk\"} 2"));
+  CHECK_THAT(t, Catch::Contains(
+                    "unifn_snapshot_builds_total{function=\"classify\",source=\"cold_boot\"} 1"));
+  CHECK_THAT(
+      t, Catch::Contains("unifn_snapshot_builds_total{function=\"classify\",source=\"disk\"} 2"));
   CHECK_THAT(t, Catch::Contains("unifn_accel_ops_total{backend=\"cuda\",op=\"sgemm\"} 2"));
-  CHECK_THAT(t, Catch::Contains("unifn_accel_ops_total{backend=\"cpu\",op=\"image_classification\"} 1"));
-  CHECK_THAT(t, Catch::Contains("unifn_accel_fallbacks_total{from=\"cuda\",function=\"classify\",to=\"cpu\"} 1"));
+  CHECK_THAT(
+      t, Catch::Contains("unifn_accel_ops_total{backend=\"cpu\",op=\"image_classification\"} 1"));
+  CHECK_THAT(t,
+             Catch::Contains(
+                 "unifn_accel_fallbacks_total{from=\"cuda\",function=\"classify\",to=\"cpu\"} 1"));
   CHECK_THAT(t, Catch::Contains("unifn_accel_backend_available{backend=\"cuda\"} 0"));
   CHECK_THAT(t, Catch::Contains("unifn_accel_backend_available{backend=\"cpu\"} 1"));
   CHECK_THAT(t, Catch::Contains("# HELP unifn_accel_backend_available "));
@@ -81,7 +92,8 @@ TEST_CASE("the platform in use is a gauge of 1 named by its label") {
   CHECK_THAT(m.serialize(), !Catch::Contains("unifn_platform{"));  // none until the daemon chose
   m.set_platform("sandbox");
   auto t = m.serialize();
-  CHECK_THAT(t, Catch::Contains("# HELP unifn_platform The platform guests run on (1 for the one in use)\n"));
+  CHECK_THAT(t, Catch::Contains(
+                    "# HELP unifn_platform The platform guests run on (1 for the one in use)\n"));
   CHECK_THAT(t, Catch::Contains("# TYPE unifn_platform gauge\n"));
   CHECK_THAT(t, Catch::Contains("unifn_platform{name=\"sandbox\"} 1\n"));
   CHECK_THAT(t, !Catch::Contains("unifn_platform{name=\"kvm\"}"));
@@ -90,7 +102,9 @@ TEST_CASE("the platform in use is a gauge of 1 named by its label") {
 TEST_CASE("label values are escaped in the exposition") {
   Metrics m;
   m.record_invocation("we\"ird\\fn\nname", 200, 0.001, "warm");
-  CHECK_THAT(m.serialize(), Catch::Contains("unifn_invocations_total{code=\"200\",function=\"we\\\"ird\\\\fn\\nname\"} 1"));
+  CHECK_THAT(m.serialize(),
+             Catch::Contains(
+                 "unifn_invocations_total{code=\"200\",function=\"we\\\"ird\\\\fn\\nname\"} 1"));
 }
 
 TEST_CASE("recording from many threads at once loses nothing") {

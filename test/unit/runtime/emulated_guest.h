@@ -6,8 +6,8 @@
 //
 // The guest answers its request body:
 //   "print TEXT"   writes TEXT and a newline to the console (CONSOLE_WRITE), then answers "printed"
-//   "sleep N"      works for N microseconds (stops at the deadline or a cancel), then answers "slept"
-//   "throw"        its vCPU path throws std::system_error (as a platform error would)
+//   "sleep N"      works for N microseconds (stops at the deadline or a cancel), then answers
+//   "slept" "throw"        its vCPU path throws std::system_error (as a platform error would)
 //   "throw-int"    its vCPU path throws an int (not a std::exception)
 //   "crash"        faults
 //   "count"        answers how many calls this instance's RAM has seen since its snapshot
@@ -31,23 +31,23 @@
 
 #include <unifn/abi.h>
 
-#include "machine.h"
-#include "platform/platform.h"
+#include "vmm/machine.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::test {
 
 // Where the emulated guest keeps its state: in the image's one segment, so it is part of the RAM
 // that snapshots, restores and resets handle.
 namespace emulated {
-inline constexpr std::uint64_t kBase = 0x100000;       // the image's segment
+inline constexpr std::uint64_t kBase = 0x100000;  // the image's segment
 inline constexpr std::uint64_t kSegmentBytes = 0x20000;
 inline constexpr std::uint64_t kNext = kBase + 0x8000;  // struct unifn_hc_next
 inline constexpr std::uint64_t kRespond = kBase + 0x8200;
 inline constexpr std::uint64_t kConsole = kBase + 0x8400;  // struct unifn_hc_buf
 inline constexpr std::uint64_t kCounter = kBase + 0x8600;
 inline constexpr std::uint64_t kContentType = kBase + 0x8800;
-inline constexpr std::uint64_t kText = kBase + 0x9000;      // console text, 4 KiB
-inline constexpr std::uint64_t kRequest = kBase + 0xA000;   // the request body, 16 KiB
+inline constexpr std::uint64_t kText = kBase + 0x9000;     // console text, 4 KiB
+inline constexpr std::uint64_t kRequest = kBase + 0xA000;  // the request body, 16 KiB
 inline constexpr std::uint64_t kRequestCap = 0x4000;
 inline constexpr std::uint64_t kResponse = kBase + 0xE000;  // the response body, 16 KiB
 }  // namespace emulated
@@ -76,7 +76,9 @@ class EmulatedGuest final : public vmm::Machine {
     return s;
   }
   void apply(const vmm::CpuState& state) override;
-  std::vector<std::uint64_t> take_dirty_pages() override { return {}; }  // it writes RAM only as the host
+  std::vector<std::uint64_t> take_dirty_pages() override {
+    return {};
+  }  // it writes RAM only as the host
   std::uint64_t tsc_khz() override { return 1000000; }
   std::uint64_t guest_tsc_now() override {
     return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
@@ -91,15 +93,18 @@ class EmulatedGuest final : public vmm::Machine {
     auto arg = static_cast<std::uint32_t>(gpa);
     std::uint8_t data[4];
     std::memcpy(data, &arg, 4);
-    vmm::PortAccess a{static_cast<std::uint16_t>(UNIFN_HC_BASE + nr), true, std::span<std::uint8_t>(data)};
+    vmm::PortAccess a{static_cast<std::uint16_t>(UNIFN_HC_BASE + nr), true,
+                      std::span<std::uint8_t>(data)};
     return port_access(a);
   }
   vmm::Stop respond(const std::string& body) {
     using namespace emulated;
     auto& mem = memory();
     static const std::string type = "text/plain";
-    mem.write(vmm::GuestAddr(kContentType), std::span(reinterpret_cast<const std::uint8_t*>(type.data()), type.size()));
-    mem.write(vmm::GuestAddr(kResponse), std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()));
+    mem.write(vmm::GuestAddr(kContentType),
+              std::span(reinterpret_cast<const std::uint8_t*>(type.data()), type.size()));
+    mem.write(vmm::GuestAddr(kResponse),
+              std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()));
     unifn_hc_respond r{};
     r.status = 200;
     r.content_type_len = static_cast<std::uint32_t>(type.size());
@@ -120,15 +125,18 @@ class EmulatedPlatform final : public vmm::Platform {
  public:
   vmm::PlatformKind kind() const override { return vmm::PlatformKind::Fake; }
   std::unique_ptr<vmm::Machine> create(const vmm::MachineSpec& spec) override {
-    if (fail_creates.load()) throw std::runtime_error("the emulated platform was told to refuse new machines");
+    if (fail_creates.load())
+      throw std::runtime_error("the emulated platform was told to refuse new machines");
     ++created;
     return std::make_unique<EmulatedGuest>(vmm::private_ram(spec), *this);
   }
-  std::string isolation() const override { return "nothing runs: the emulated guest is host code, for tests"; }
+  std::string isolation() const override {
+    return "nothing runs: the emulated guest is host code, for tests";
+  }
 
-  std::atomic<int> created{0};           // machines made: boots and restores
-  std::atomic<bool> fail_creates{false}; // create() throws (a restore fails)
-  std::atomic<int> fail_applies{0};      // the next N loads of a vCPU state (restore, reset) throw
+  std::atomic<int> created{0};            // machines made: boots and restores
+  std::atomic<bool> fail_creates{false};  // create() throws (a restore fails)
+  std::atomic<int> fail_applies{0};       // the next N loads of a vCPU state (restore, reset) throw
 };
 
 inline void EmulatedGuest::apply(const vmm::CpuState& state) {
@@ -156,26 +164,31 @@ inline vmm::Stop EmulatedGuest::run(std::chrono::steady_clock::time_point deadli
   }
   auto next = mem.read_obj<unifn_hc_next>(vmm::GuestAddr(kNext));
   std::string body(next.len, '\0');
-  mem.read(vmm::GuestAddr(next.buf), std::span(reinterpret_cast<std::uint8_t*>(body.data()), body.size()));
+  mem.read(vmm::GuestAddr(next.buf),
+           std::span(reinterpret_cast<std::uint8_t*>(body.data()), body.size()));
   auto count = mem.read_obj<std::uint64_t>(vmm::GuestAddr(kCounter)) + 1;
   mem.write_obj(vmm::GuestAddr(kCounter), count);
   if (body.rfind("print ", 0) == 0) {
     std::string text = body.substr(6, 4000) + "\n";
-    mem.write(vmm::GuestAddr(kText), std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    mem.write(vmm::GuestAddr(kText),
+              std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
     mem.write_obj(vmm::GuestAddr(kConsole), unifn_hc_buf{kText, text.size()});
     if (auto stop = hypercall(UNIFN_HC_CONSOLE_WRITE, kConsole)) return *stop;
     return respond("printed");
   }
   if (body.rfind("sleep ", 0) == 0) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(std::stoul(body.substr(6)));
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::microseconds(std::stoul(body.substr(6)));
     while (std::chrono::steady_clock::now() < until) {
       if (cancelled()) return {vmm::StopKind::Cancelled, 0, "the call was cancelled"};
-      if (std::chrono::steady_clock::now() >= deadline) return {vmm::StopKind::Timeout, 0, "the emulated guest ran past its deadline"};
+      if (std::chrono::steady_clock::now() >= deadline)
+        return {vmm::StopKind::Timeout, 0, "the emulated guest ran past its deadline"};
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
     return respond("slept");
   }
-  if (body == "throw") throw std::system_error(EIO, std::generic_category(), "the emulated vCPU failed");
+  if (body == "throw")
+    throw std::system_error(EIO, std::generic_category(), "the emulated vCPU failed");
   if (body == "throw-int") throw 42;
   if (body == "crash") return {vmm::StopKind::Fault, 0, "the emulated guest crashed on request"};
   if (body == "count") return respond(std::to_string(count));
@@ -242,7 +255,8 @@ inline const std::string& emulated_image() {
     std::string path;
     ~File() { ::unlink(path.c_str()); }
   };
-  static const File file{write_emulated_image("/tmp/unifn-emulated-guest-" + std::to_string(::getpid()) + ".elf")};
+  static const File file{
+      write_emulated_image("/tmp/unifn-emulated-guest-" + std::to_string(::getpid()) + ".elf")};
   return file.path;
 }
 

@@ -7,17 +7,22 @@
 #include <memory>
 #include <string>
 
-#include "guest/function_vm.h"
+#include "vmm/guest/function_vm.h"
 
 namespace unifn::test {
 
-inline std::string example(const std::string& name) { return std::string(UNIFN_FUNCTIONS_DIR) + "/" + name + ".elf"; }
-inline std::string guest(const std::string& name) { return std::string(UNIFN_BUILD_DIR) + "/test/guests/" + name + ".elf"; }
+inline std::string example(const std::string& name) {
+  return std::string(UNIFN_FUNCTIONS_DIR) + "/" + name + ".elf";
+}
+inline std::string guest(const std::string& name) {
+  return std::string(UNIFN_BUILD_DIR) + "/test/guests/" + name + ".elf";
+}
 
 inline vmm::Fd memfd() { return vmm::Fd(memfd_create("unifn-test", MFD_CLOEXEC)); }
 
 inline vmm::Outcome call(vmm::FunctionVm& vm, const std::string& body, int timeout_ms = 5000) {
-  return vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()), "text/plain",
+  return vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()),
+                   "text/plain",
                    std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms));
 }
 

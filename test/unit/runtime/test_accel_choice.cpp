@@ -1,9 +1,10 @@
-// Choosing a function's accelerator backend: its order, the daemon's accel.backends, availability; and unavailable pools.
+// Choosing a function's accelerator backend: its order, the daemon's accel.backends, availability;
+// and unavailable pools.
 #include <catch2/catch.hpp>
 
-#include "fake_backend.h"
-#include "runtime/accel_choice.h"
-#include "runtime/instance_pool.h"
+#include "test/support/fake_backend.h"
+#include "src/runtime/accel_choice.h"
+#include "src/runtime/instance_pool.h"
 
 using namespace unifn;
 
@@ -14,9 +15,13 @@ using Names = std::vector<std::string>;
 
 }  // namespace
 
-TEST_CASE("a function gets the first backend of its own list that the daemon allows and this machine has") {
-  accel::BackendRegistry no_gpu({std::make_shared<Fake>("cuda", false), std::make_shared<Fake>("cpu", true)});
-  accel::BackendRegistry gpu({std::make_shared<Fake>("cuda", true), std::make_shared<Fake>("cpu", true)});
+TEST_CASE(
+    "a function gets the first backend of its own list that the daemon allows and this machine "
+    "has") {
+  accel::BackendRegistry no_gpu(
+      {std::make_shared<Fake>("cuda", false), std::make_shared<Fake>("cpu", true)});
+  accel::BackendRegistry gpu(
+      {std::make_shared<Fake>("cuda", true), std::make_shared<Fake>("cpu", true)});
   const Names both{"cuda", "cpu"};
 
   auto s = runtime::choose_accel({"cuda", "cpu"}, both, gpu);
@@ -37,11 +42,14 @@ TEST_CASE("a function gets the first backend of its own list that the daemon all
 
   s = runtime::choose_accel({"cuda"}, both, no_gpu);
   CHECK_FALSE(s.backend);
-  CHECK(s.error == "none of the allowed accelerator backends can run here: cuda is unavailable (no cuda hardware)");
+  CHECK(s.error ==
+        "none of the allowed accelerator backends can run here: cuda is unavailable (no cuda "
+        "hardware)");
 
   s = runtime::choose_accel({"cuda"}, {"cpu"}, gpu);
   CHECK_FALSE(s.backend);
-  CHECK(s.error == "the function allows only cuda and the daemon's accel.backends (cpu) allows none of them");
+  CHECK(s.error ==
+        "the function allows only cuda and the daemon's accel.backends (cpu) allows none of them");
 
   CHECK_FALSE(runtime::choose_accel({}, both, gpu).backend);
 }

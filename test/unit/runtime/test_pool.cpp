@@ -5,8 +5,8 @@
 #include <future>
 #include <thread>
 
-#include "guest_helpers.h"
-#include "runtime/instance_pool.h"
+#include "test/unit/runtime/guest_helpers.h"
+#include "src/runtime/instance_pool.h"
 
 using namespace unifn;
 using namespace unifn::test;
@@ -47,8 +47,11 @@ TEST_CASE("the first call on an instance is 'restored', later ones 'warm'") {
   CHECK(invoke(pool, "b").start == runtime::StartKind::Warm);
 }
 
-TEST_CASE("with min_warm 0 the VM booted for the snapshot serves the first call, 'cold', later pools restore") {
-  const auto dir = std::filesystem::temp_directory_path() / ("unifn-cold-" + std::to_string(::getpid()));
+TEST_CASE(
+    "with min_warm 0 the VM booted for the snapshot serves the first call, 'cold', later pools "
+    "restore") {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("unifn-cold-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   for (bool in_memory : {true, false}) {
     auto cfg = config("counter", example("counter"), true);
@@ -120,7 +123,8 @@ TEST_CASE("past the queue bound calls get 429 and nothing is lost") {
 TEST_CASE("a running call whose client went away is stopped at once and its instance replaced") {
   auto cfg = config("misbehave", guest("misbehave"), true);
   cfg.settings.max_instances = 1;
-  cfg.settings.timeout = std::chrono::seconds(60);  // far longer than the test may take: only the cancel stops it
+  cfg.settings.timeout =
+      std::chrono::seconds(60);  // far longer than the test may take: only the cancel stops it
   runtime::InstancePool pool(cfg);
   std::promise<runtime::InvocationResult> p;
   auto f = p.get_future();

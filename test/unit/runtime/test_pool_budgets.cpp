@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "emulated_guest.h"
-#include "runtime/budget.h"
-#include "runtime/instance_pool.h"
-#include "runtime/registry.h"
+#include "test/unit/runtime/emulated_guest.h"
+#include "src/runtime/budget.h"
+#include "src/runtime/instance_pool.h"
+#include "src/runtime/registry.h"
 
 using namespace unifn;
 using namespace unifn::test;
@@ -22,8 +22,8 @@ namespace {
 
 constexpr std::uint64_t kInstance = 8u << 20;  // the memory of one emulated instance
 
-runtime::PoolConfig emulated_pool(EmulatedPlatform& platform, const std::string& name, unsigned min_warm,
-                                  unsigned max_instances) {
+runtime::PoolConfig emulated_pool(EmulatedPlatform& platform, const std::string& name,
+                                  unsigned min_warm, unsigned max_instances) {
   runtime::PoolConfig c;
   c.name = name;
   c.image_path = emulated_image();
@@ -38,7 +38,8 @@ runtime::PoolConfig emulated_pool(EmulatedPlatform& platform, const std::string&
 
 // A call handed to submit(call, completion), and the future of its answer.
 template <class Submit>
-std::future<runtime::InvocationResult> call(const std::string& function, const std::string& body, Submit submit) {
+std::future<runtime::InvocationResult> call(const std::string& function, const std::string& body,
+                                            Submit submit) {
   auto p = std::make_shared<std::promise<runtime::InvocationResult>>();
   auto f = p->get_future();
   runtime::Invocation c;
@@ -48,17 +49,23 @@ std::future<runtime::InvocationResult> call(const std::string& function, const s
   return f;
 }
 
-std::future<runtime::InvocationResult> submit(runtime::Dispatcher& d, const std::string& function, const std::string& body) {
-  return call(function, body, [&d](runtime::Invocation c, runtime::Completion done) { d.invoke(std::move(c), std::move(done)); });
+std::future<runtime::InvocationResult> submit(runtime::Dispatcher& d, const std::string& function,
+                                              const std::string& body) {
+  return call(function, body, [&d](runtime::Invocation c, runtime::Completion done) {
+    d.invoke(std::move(c), std::move(done));
+  });
 }
 
-std::future<runtime::InvocationResult> submit(runtime::InstancePool& pool, const std::string& body) {
-  return call(pool.config().name, body,
-              [&pool](runtime::Invocation c, runtime::Completion done) { pool.submit(std::move(c), std::move(done)); });
+std::future<runtime::InvocationResult> submit(runtime::InstancePool& pool,
+                                              const std::string& body) {
+  return call(pool.config().name, body, [&pool](runtime::Invocation c, runtime::Completion done) {
+    pool.submit(std::move(c), std::move(done));
+  });
 }
 
 // The registry's functions from now on; what load() reported.
-std::vector<std::string> load(runtime::Registry& registry, std::vector<runtime::PoolConfig> configs) {
+std::vector<std::string> load(runtime::Registry& registry,
+                              std::vector<runtime::PoolConfig> configs) {
   std::vector<std::string> errors;
   registry.load(std::move(configs), errors);
   return errors;
@@ -86,7 +93,9 @@ TEST_CASE("Budget: try_take stops at the limit, take passes it, give returns it"
   CHECK(b.left() == 100);
 }
 
-TEST_CASE("a pool scales only as far as the guest memory budget allows and the calls past it wait and are served") {
+TEST_CASE(
+    "a pool scales only as far as the guest memory budget allows and the calls past it wait and "
+    "are served") {
   EmulatedPlatform platform;
   runtime::Registry registry(2 * kInstance);
   REQUIRE(load(registry, {emulated_pool(platform, "f", 1, 4)}).empty());
@@ -105,7 +114,9 @@ TEST_CASE("a pool scales only as far as the guest memory budget allows and the c
   CHECK(registry.guest_memory().used() == 0);  // every instance gave its memory back
 }
 
-TEST_CASE("with no instance running and no room for one, a call is answered 503 naming limits.guest_memory_mb") {
+TEST_CASE(
+    "with no instance running and no room for one, a call is answered 503 naming "
+    "limits.guest_memory_mb") {
   EmulatedPlatform platform;
   auto budget = std::make_shared<runtime::Budget>(kInstance / 2);
   auto cfg = emulated_pool(platform, "cold", 0, 2);
@@ -120,7 +131,9 @@ TEST_CASE("with no instance running and no room for one, a call is answered 503 
   CHECK(pool.status().instances == 0);
 }
 
-TEST_CASE("a min_warm 0 pool keeps its booted VM when it fits, and that VM's share serves its first call") {
+TEST_CASE(
+    "a min_warm 0 pool keeps its booted VM when it fits, and that VM's share serves its first "
+    "call") {
   EmulatedPlatform platform;
   auto budget = std::make_shared<runtime::Budget>(kInstance);
   auto cfg = emulated_pool(platform, "cold", 0, 2);
@@ -137,15 +150,20 @@ TEST_CASE("a min_warm 0 pool keeps its booted VM when it fits, and that VM's sha
   CHECK(budget->used() == 0);
 }
 
-TEST_CASE("a function whose min_warm does not fit in the guest memory budget is skipped at load with a sentence") {
+TEST_CASE(
+    "a function whose min_warm does not fit in the guest memory budget is skipped at load with a "
+    "sentence") {
   EmulatedPlatform platform;
   runtime::Registry registry(3 * kInstance);
-  const auto errors = load(registry, {emulated_pool(platform, "first", 2, 4), emulated_pool(platform, "second", 2, 2),
-                                      emulated_pool(platform, "third", 1, 1)});
+  const auto errors = load(
+      registry, {emulated_pool(platform, "first", 2, 4), emulated_pool(platform, "second", 2, 2),
+                 emulated_pool(platform, "third", 1, 1)});
   REQUIRE(errors.size() == 1);
   CHECK(errors[0] ==
-        "function second: min_warm 2 instances of 8 MiB need 16 MiB of guest memory, but limits.guest_memory_mb (24 "
-        "MiB) leaves 8 MiB after the functions before it; skipped (lower its min_warm or memory_mb, or raise the limit)");
+        "function second: min_warm 2 instances of 8 MiB need 16 MiB of guest memory, but "
+        "limits.guest_memory_mb (24 "
+        "MiB) leaves 8 MiB after the functions before it; skipped (lower its min_warm or "
+        "memory_mb, or raise the limit)");
   CHECK(registry.function("first"));
   CHECK(!registry.function("second"));
   CHECK(registry.function("third"));
@@ -154,13 +172,16 @@ TEST_CASE("a function whose min_warm does not fit in the guest memory budget is 
   registry.shutdown(0ms);
 }
 
-TEST_CASE("queued request bodies past limits.max_queue_bytes are 429 and served ones give their bytes back") {
+TEST_CASE(
+    "queued request bodies past limits.max_queue_bytes are 429 and served ones give their bytes "
+    "back") {
   EmulatedPlatform platform;
   runtime::Registry registry(std::numeric_limits<std::uint64_t>::max(), 100);
   REQUIRE(load(registry, {emulated_pool(platform, "f", 1, 1)}).empty());
   auto busy = submit(registry, "f", "sleep 300000");
   // Once the instance took it, it no longer counts as queued.
-  for (int i = 0; i < 400 && registry.function("f")->queued != 0; ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 400 && registry.function("f")->queued != 0; ++i)
+    std::this_thread::sleep_for(5ms);
   REQUIRE(registry.queued_bytes().used() == 0);
   auto a = submit(registry, "f", std::string(60, 'a'));
   CHECK(registry.queued_bytes().used() == 60);
@@ -168,7 +189,8 @@ TEST_CASE("queued request bodies past limits.max_queue_bytes are 429 and served 
   auto refused = get(b);
   CHECK(refused.outcome == runtime::CallOutcome::QueueFull);
   CHECK(refused.error ==
-        "function f: the request bodies waiting in the queues come to 60 bytes, and this one (60 bytes) would pass "
+        "function f: the request bodies waiting in the queues come to 60 bytes, and this one (60 "
+        "bytes) would pass "
         "limits.max_queue_bytes (100)");
   CHECK(get(busy).body == "slept");
   CHECK(get(a).body == std::string(60, 'a'));

@@ -1,7 +1,7 @@
-// A pool survives whatever throws on its vCPU threads: a console sink whose write failed, a platform
-// error, a reset or a restore that fails, a completion that throws. The call at hand fails (502,
-// naming the reason), its instance is dropped, and the pool, the process and every other call go
-// on. Emulated guests (emulated_guest.h), so these run on every host.
+// A pool survives whatever throws on its vCPU threads: a console sink whose write failed, a
+// platform error, a reset or a restore that fails, a completion that throws. The call at hand fails
+// (502, naming the reason), its instance is dropped, and the pool, the process and every other call
+// go on. Emulated guests (emulated_guest.h), so these run on every host.
 #include <catch2/catch.hpp>
 
 #include <cerrno>
@@ -13,8 +13,8 @@
 #include <system_error>
 #include <vector>
 
-#include "emulated_guest.h"
-#include "runtime/instance_pool.h"
+#include "test/unit/runtime/emulated_guest.h"
+#include "src/runtime/instance_pool.h"
 
 using namespace unifn;
 using namespace unifn::test;
@@ -46,7 +46,8 @@ std::future<runtime::InvocationResult> submit(runtime::InstancePool& pool, const
   return f;
 }
 
-runtime::InvocationResult invoke(runtime::InstancePool& pool, const std::string& body, const std::string& call_id = "") {
+runtime::InvocationResult invoke(runtime::InstancePool& pool, const std::string& body,
+                                 const std::string& call_id = "") {
   auto f = submit(pool, body, call_id);
   REQUIRE(f.wait_for(20s) == std::future_status::ready);
   return f.get();
@@ -70,13 +71,16 @@ struct Log {
 
 }  // namespace
 
-TEST_CASE("a console sink that throws fails that call with 502 naming why, and a fresh instance serves the next") {
+TEST_CASE(
+    "a console sink that throws fails that call with 502 naming why, and a fresh instance serves "
+    "the next") {
   EmulatedPlatform platform;
   Log log;
   auto cfg = emulated_pool(platform);
   // As the daemon's old sink did when the kick signal interrupted its blocked write to stderr.
   cfg.log = [&log](const std::string&, const std::string& call, std::string_view line) {
-    if (call == "boom") throw std::system_error(EINTR, std::generic_category(), "cannot write to file");
+    if (call == "boom")
+      throw std::system_error(EINTR, std::generic_category(), "cannot write to file");
     log.add(call, line);
   };
   runtime::InstancePool pool(cfg);
@@ -85,7 +89,8 @@ TEST_CASE("a console sink that throws fails that call with 502 naming why, and a
 
   auto r = invoke(pool, "print hello", "boom");
   CHECK(r.outcome == runtime::CallOutcome::Failed);
-  CHECK_THAT(r.error, Catch::Contains("function emulated failed") && Catch::Contains("cannot write to file") &&
+  CHECK_THAT(r.error, Catch::Contains("function emulated failed") &&
+                          Catch::Contains("cannot write to file") &&
                           Catch::Contains(std::strerror(EINTR)));
 
   auto next = invoke(pool, "print again", "next");
@@ -97,7 +102,9 @@ TEST_CASE("a console sink that throws fails that call with 502 naming why, and a
   CHECK(pool.status().instances == 1);
 }
 
-TEST_CASE("an exception from the platform on the vCPU path, std or not, fails the call with 502 and the pool goes on") {
+TEST_CASE(
+    "an exception from the platform on the vCPU path, std or not, fails the call with 502 and the "
+    "pool goes on") {
   EmulatedPlatform platform;
   runtime::InstancePool pool(emulated_pool(platform, 2));
   auto sys = invoke(pool, "throw");
@@ -113,13 +120,16 @@ TEST_CASE("an exception from the platform on the vCPU path, std or not, fails th
   CHECK(pool.status().invocations == 3);
 }
 
-TEST_CASE("a reset that throws drops the instance after its call was answered, and the next call gets a new one") {
+TEST_CASE(
+    "a reset that throws drops the instance after its call was answered, and the next call gets a "
+    "new one") {
   EmulatedPlatform platform;
   Log log;
   auto cfg = emulated_pool(platform);
   cfg.log = [&log](const std::string&, const std::string& call, std::string_view line) {
     log.add(call, line);
-    throw std::runtime_error("the log is broken too");  // the pool's own note must not end the worker
+    throw std::runtime_error(
+        "the log is broken too");  // the pool's own note must not end the worker
   };
   runtime::InstancePool pool(cfg);
   CHECK(invoke(pool, "x").status == 200);  // the warm instance is up
@@ -136,7 +146,9 @@ TEST_CASE("a reset that throws drops the instance after its call was answered, a
   CHECK(platform.created.load() == machines + 1);
 }
 
-TEST_CASE("a restore that fails (with a log that throws) answers the waiting calls 503, and later calls are served") {
+TEST_CASE(
+    "a restore that fails (with a log that throws) answers the waiting calls 503, and later calls "
+    "are served") {
   EmulatedPlatform platform;
   Log log;
   auto cfg = emulated_pool(platform);
@@ -168,12 +180,16 @@ TEST_CASE("a completion that throws is noted and the worker serves on") {
   EmulatedPlatform platform;
   Log log;
   auto cfg = emulated_pool(platform);
-  cfg.log = [&log](const std::string&, const std::string& call, std::string_view line) { log.add(call, line); };
+  cfg.log = [&log](const std::string&, const std::string& call, std::string_view line) {
+    log.add(call, line);
+  };
   runtime::InstancePool pool(cfg);
   runtime::Invocation call;
   call.body = "x";
   call.call_id = "thrower";
-  pool.submit(std::move(call), [](runtime::InvocationResult) { throw std::runtime_error("the caller's completion broke"); });
+  pool.submit(std::move(call), [](runtime::InvocationResult) {
+    throw std::runtime_error("the caller's completion broke");
+  });
   auto next = invoke(pool, "count");  // one worker: it took the throwing completion first
   CHECK(next.status == 200);
   CHECK(next.body == "1");

@@ -1,8 +1,8 @@
 // A real guest on each platform (kvm, sandbox): when the console sink throws on a line the guest
 // wrote (as fmt::print did when the kick signal interrupted a write to a full stderr), that call
-// answers 502 naming the reason, its instance is dropped, and the next call is served by a fresh one.
-// A guest that floods its console is stopped at its timeout, within its log limits, while another
-// function keeps serving.
+// answers 502 naming the reason, its instance is dropped, and the next call is served by a fresh
+// one. A guest that floods its console is stopped at its timeout, within its log limits, while
+// another function keeps serving.
 #include <catch2/catch.hpp>
 
 #include <cerrno>
@@ -14,16 +14,17 @@
 #include <system_error>
 #include <vector>
 
-#include "console_lines.h"
-#include "devices/console.h"
-#include "guest_helpers.h"
-#include "runtime/instance_pool.h"
+#include "test/support/console_lines.h"
+#include "vmm/devices/console.h"
+#include "test/unit/runtime/guest_helpers.h"
+#include "src/runtime/instance_pool.h"
 
 using namespace unifn;
 using namespace unifn::test;
 
 namespace {
-std::future<runtime::InvocationResult> submit(runtime::InstancePool& pool, const std::string& body, const std::string& call_id) {
+std::future<runtime::InvocationResult> submit(runtime::InstancePool& pool, const std::string& body,
+                                              const std::string& call_id) {
   auto p = std::make_shared<std::promise<runtime::InvocationResult>>();
   auto f = p->get_future();
   runtime::Invocation call;
@@ -34,14 +35,17 @@ std::future<runtime::InvocationResult> submit(runtime::InstancePool& pool, const
   return f;
 }
 
-runtime::InvocationResult invoke(runtime::InstancePool& pool, const std::string& body, const std::string& call_id) {
+runtime::InvocationResult invoke(runtime::InstancePool& pool, const std::string& body,
+                                 const std::string& call_id) {
   auto f = submit(pool, body, call_id);
   REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
   return f.get();
 }
 }  // namespace
 
-TEST_CASE("a console sink that throws on a guest's line fails that call with 502, and a fresh instance serves the next") {
+TEST_CASE(
+    "a console sink that throws on a guest's line fails that call with 502, and a fresh instance "
+    "serves the next") {
   // unknown_syscall calls fork in its handler; the VMM answers ENOSYS and says so on the guest's
   // console, once per instance: every call on a fresh instance writes a console line.
   std::mutex mu;
@@ -51,7 +55,8 @@ TEST_CASE("a console sink that throws on a guest's line fails that call with 502
   cfg.image_path = guest("unknown_syscall");
   cfg.settings.max_instances = 1;
   cfg.log = [&](const std::string&, const std::string& call, std::string_view line) {
-    if (call == "boom") throw std::system_error(EINTR, std::generic_category(), "cannot write to file");
+    if (call == "boom")
+      throw std::system_error(EINTR, std::generic_category(), "cannot write to file");
     std::lock_guard lock(mu);
     lines.emplace_back(call, std::string(line));
   };
@@ -59,20 +64,25 @@ TEST_CASE("a console sink that throws on a guest's line fails that call with 502
 
   auto r = invoke(pool, "", "boom");
   CHECK(r.outcome == runtime::CallOutcome::Failed);
-  CHECK_THAT(r.error, Catch::Contains("function unknown_syscall failed") && Catch::Contains("cannot write to file") &&
+  CHECK_THAT(r.error, Catch::Contains("function unknown_syscall failed") &&
+                          Catch::Contains("cannot write to file") &&
                           Catch::Contains(std::strerror(EINTR)));
 
   auto next = invoke(pool, "", "next");
   CHECK(next.status == 200);
   CHECK_THAT(next.body, Catch::Contains("fork: -1 errno 38"));
-  CHECK(next.start == runtime::StartKind::Restored);  // a new instance, not the one whose sink threw
+  CHECK(next.start ==
+        runtime::StartKind::Restored);  // a new instance, not the one whose sink threw
   std::lock_guard lock(mu);
   bool said = false;
-  for (const auto& [call, line] : lines) said |= call == "next" && line.find("system call 57") != std::string::npos;
+  for (const auto& [call, line] : lines)
+    said |= call == "next" && line.find("system call 57") != std::string::npos;
   CHECK(said);  // and its console line reached the log
 }
 
-TEST_CASE("a guest printing forever answers 504 at its timeout, its log within limits, while other functions keep serving") {
+TEST_CASE(
+    "a guest printing forever answers 504 at its timeout, its log within limits, while other "
+    "functions keep serving") {
   std::mutex mu;
   test::ConsoleLines flooded;  // the lines of the call that floods
   auto log = [&](const std::string&, const std::string& call, std::string_view line) {
@@ -100,7 +110,8 @@ TEST_CASE("a guest printing forever answers 504 at its timeout, its log within l
     CHECK(r.status == 200);
     CHECK_THAT(r.body, Catch::Contains("still here " + std::to_string(i)));
   }
-  CHECK(forever.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);  // the flood was still going
+  CHECK(forever.wait_for(std::chrono::seconds(0)) ==
+        std::future_status::timeout);  // the flood was still going
   REQUIRE(forever.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
   auto r = forever.get();
   CHECK(r.outcome == runtime::CallOutcome::TimedOut);
@@ -113,5 +124,6 @@ TEST_CASE("a guest printing forever answers 504 at its timeout, its log within l
   std::lock_guard lock(mu);
   CHECK(flooded.said("console output over 1048576 bytes in one request") == 1);
   CHECK(flooded.guest_bytes() <= vmm::ConsoleLimits::kPerRequest + 1);
-  CHECK(flooded.lines.size() <= vmm::ConsoleLimits::kBurstLines + 4 * vmm::ConsoleLimits::kLinesPerSecond);
+  CHECK(flooded.lines.size() <=
+        vmm::ConsoleLimits::kBurstLines + 4 * vmm::ConsoleLimits::kLinesPerSecond);
 }

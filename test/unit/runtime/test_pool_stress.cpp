@@ -1,6 +1,6 @@
-// Instance pools under concurrency: calls from many threads, drains and registry reloads that retire
-// pools, /metrics and /system/functions scrapes, all at once, on emulated guests (any host, and
-// under ThreadSanitizer: scripts/test.sh runs this test in a TSan build). Every call must be
+// Instance pools under concurrency: calls from many threads, drains and registry reloads that
+// retire pools, /metrics and /system/functions scrapes, all at once, on emulated guests (any host,
+// and under ThreadSanitizer: scripts/test.sh runs this test in a TSan build). Every call must be
 // answered exactly once, with an answer that fits what it asked, and the pools must note nothing.
 #include <catch2/catch.hpp>
 
@@ -16,13 +16,13 @@
 
 #include <fmt/format.h>
 
-#include "emulated_guest.h"
-#include "http/api.h"
-#include "http/calls.h"
-#include "http/outcome_status.h"
-#include "metrics/metrics.h"
-#include "runtime/instance_pool.h"
-#include "runtime/registry.h"
+#include "test/unit/runtime/emulated_guest.h"
+#include "src/http/api.h"
+#include "src/http/calls.h"
+#include "src/http/outcome_status.h"
+#include "src/metrics/metrics.h"
+#include "src/runtime/instance_pool.h"
+#include "src/runtime/registry.h"
 
 using namespace unifn;
 using namespace unifn::test;
@@ -34,15 +34,21 @@ namespace {
 class Ledger {
  public:
   // A completion for one call asking `body`: it checks the answer and that it comes only once.
-  std::function<void(int status, const std::string& body, const std::string& error)> expect(std::string asked) {
+  std::function<void(int status, const std::string& body, const std::string& error)> expect(
+      std::string asked) {
     ++made_;
     auto once = std::make_shared<std::atomic<int>>(0);
-    return [this, once, asked = std::move(asked)](int status, const std::string& body, const std::string& error) {
-      if (once->fetch_add(1) != 0) fail(fmt::format("a call asking '{}' was answered twice ({} {})", asked, status, error));
+    return [this, once, asked = std::move(asked)](int status, const std::string& body,
+                                                  const std::string& error) {
+      if (once->fetch_add(1) != 0)
+        fail(fmt::format("a call asking '{}' was answered twice ({} {})", asked, status, error));
       switch (status) {
         case 200: {
-          const std::string want = asked.rfind("sleep ", 0) == 0 ? "slept" : asked == "count" ? "1" : asked;
-          if (body != want) fail(fmt::format("'{}' answered '{}' (expected '{}')", asked, body, want));
+          const std::string want = asked.rfind("sleep ", 0) == 0 ? "slept"
+                                   : asked == "count"            ? "1"
+                                                                 : asked;
+          if (body != want)
+            fail(fmt::format("'{}' answered '{}' (expected '{}')", asked, body, want));
           ++ok_;
           break;
         }
@@ -65,7 +71,8 @@ class Ledger {
   // Waits until every call made so far was answered (or the time is up).
   bool settle(std::chrono::seconds limit) {
     auto until = std::chrono::steady_clock::now() + limit;
-    while (answered_.load() != made_.load() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+    while (answered_.load() != made_.load() && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(5ms);
     return answered_.load() == made_.load();
   }
   std::vector<std::string> failures() {
@@ -83,7 +90,8 @@ class Ledger {
   std::vector<std::string> failures_;
 };
 
-runtime::PoolConfig emulated_pool(EmulatedPlatform& platform, const std::string& name, int version, unsigned max_instances,
+runtime::PoolConfig emulated_pool(EmulatedPlatform& platform, const std::string& name, int version,
+                                  unsigned max_instances,
                                   std::function<void(const std::string&)> note) {
   runtime::PoolConfig c;
   c.name = name;
@@ -95,10 +103,12 @@ runtime::PoolConfig emulated_pool(EmulatedPlatform& platform, const std::string&
   c.settings.max_instances = max_instances;
   c.settings.max_queue = 256;
   c.settings.timeout = 20s;  // never reached: the guests here sleep for microseconds
-  c.vm.cmdline = fmt::format("v{}", version);  // each version is another VM: a reload replaces its pool
+  c.vm.cmdline =
+      fmt::format("v{}", version);  // each version is another VM: a reload replaces its pool
   // "[unifn] ..." lines mean something went wrong here (a completion threw, an instance could
   // not be restored); the guests here print nothing.
-  c.log = [note = std::move(note)](const std::string& fn, const std::string& call, std::string_view line) {
+  c.log = [note = std::move(note)](const std::string& fn, const std::string& call,
+                                   std::string_view line) {
     if (line.rfind("[unifn]", 0) == 0) note(fmt::format("{}[{}]: {}", fn, call, line));
   };
   return c;
@@ -109,7 +119,8 @@ constexpr int kDrains = 40, kReloads = 40;
 
 }  // namespace
 
-TEST_CASE("pool stress: calls, drains, reloads and scrapes at once answer every call exactly once") {
+TEST_CASE(
+    "pool stress: calls, drains, reloads and scrapes at once answer every call exactly once") {
   EmulatedPlatform platform;
   Ledger ledger;
   std::mutex notes_mu;
@@ -154,14 +165,18 @@ TEST_CASE("pool stress: calls, drains, reloads and scrapes at once answer every 
         req.body() = body;
         req.prepare_payload();
         auto token = std::make_shared<runtime::CancelToken>();
-        api.handle(std::move(req), [check](http::Response r) { check(static_cast<int>(r.result_int()), r.body(), ""); },
-                   token);
+        api.handle(
+            std::move(req),
+            [check](http::Response r) { check(static_cast<int>(r.result_int()), r.body(), ""); },
+            token);
         if (rng() % 16 == 0) token->cancel();
-        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 300));  // leaves the drains and reloads some CPU
+        std::this_thread::sleep_for(
+            std::chrono::microseconds(rng() % 300));  // leaves the drains and reloads some CPU
       }
     });
   }
-  // Reloads: "b" is retired on every one (its pool drained while calls reach it), "c" removed and back.
+  // Reloads: "b" is retired on every one (its pool drained while calls reach it), "c" removed and
+  // back.
   threads.emplace_back([&] {
     for (int i = 0; !stop.load(); ++i) {
       std::vector<std::string> errors;
@@ -175,11 +190,15 @@ TEST_CASE("pool stress: calls, drains, reloads and scrapes at once answer every 
     while (!stop.load()) {
       for (const char* path : {"/metrics", "/system/functions", "/system/function/b"}) {
         std::optional<http::Response> out;
-        api.handle(http::Request{http::bhttp::verb::get, path, 11}, [&](http::Response r) { out = std::move(r); });
-        if (!out || (out->result_int() != 200 && out->result_int() != 404)) ledger.fail(fmt::format("GET {} failed", path));
+        api.handle(http::Request{http::bhttp::verb::get, path, 11},
+                   [&](http::Response r) { out = std::move(r); });
+        if (!out || (out->result_int() != 200 && out->result_int() != 404))
+          ledger.fail(fmt::format("GET {} failed", path));
       }
       for (const auto& f : registry.functions())
-        if (f.idle_instances > f.instances) ledger.fail(fmt::format("{}: {} idle of {} instances", f.name, f.idle_instances, f.instances));
+        if (f.idle_instances > f.instances)
+          ledger.fail(
+              fmt::format("{}: {} idle of {} instances", f.name, f.idle_instances, f.instances));
     }
   });
   // Drains under load: a pool flooded from two threads is drained at once (grace 0, as at
@@ -187,7 +206,8 @@ TEST_CASE("pool stress: calls, drains, reloads and scrapes at once answer every 
   std::atomic<int> drains{0};
   threads.emplace_back([&] {
     for (int round = 0; !stop.load(); ++round) {
-      auto pool = std::make_shared<runtime::InstancePool>(emulated_pool(platform, "d", round, 4, note));
+      auto pool =
+          std::make_shared<runtime::InstancePool>(emulated_pool(platform, "d", round, 4, note));
       std::atomic<bool> flood_done{false};
       std::vector<std::thread> flood;
       for (int t = 0; t < 2; ++t) {
@@ -218,7 +238,8 @@ TEST_CASE("pool stress: calls, drains, reloads and scrapes at once answer every 
   // Until enough drains and reloads happened (at least a second; slower under TSan), or a minute.
   const auto began = std::chrono::steady_clock::now();
   while (std::chrono::steady_clock::now() - began < 60s &&
-         (std::chrono::steady_clock::now() - began < 1s || drains.load() < kDrains || version.load() < kReloads))
+         (std::chrono::steady_clock::now() - began < 1s || drains.load() < kDrains ||
+          version.load() < kReloads))
     std::this_thread::sleep_for(10ms);
   stop = true;
   for (std::size_t i = 4; i < threads.size(); ++i) threads[i].join();
@@ -228,8 +249,9 @@ TEST_CASE("pool stress: calls, drains, reloads and scrapes at once answer every 
   for (std::size_t i = 0; i < 4; ++i) threads[i].join();
 
   CHECK(ledger.settle(60s));
-  INFO("made " << ledger.made() << ", answered " << ledger.answered() << ", 200 " << ledger.ok() << ", 503 "
-               << ledger.refused() << ", drains " << drains.load() << ", reloads " << version.load());
+  INFO("made " << ledger.made() << ", answered " << ledger.answered() << ", 200 " << ledger.ok()
+               << ", 503 " << ledger.refused() << ", drains " << drains.load() << ", reloads "
+               << version.load());
   for (const auto& f : ledger.failures()) FAIL_CHECK(f);
   {
     std::lock_guard lock(notes_mu);

@@ -1,5 +1,6 @@
 // A reload keeps a pool whose VM is unchanged and applies its new settings live; the VM identity
-// that decides it (and names the snapshot); an async call reports `running` once an instance has it.
+// that decides it (and names the snapshot); an async call reports `running` once an instance has
+// it.
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -10,13 +11,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "emulated_guest.h"
-#include "http/api.h"
-#include "http/calls.h"
-#include "metrics/metrics.h"
-#include "runtime/registry.h"
-#include "snapshot/snapshot_store.h"
-#include "snapshot/vm_identity.h"
+#include "test/unit/runtime/emulated_guest.h"
+#include "src/http/api.h"
+#include "src/http/calls.h"
+#include "src/metrics/metrics.h"
+#include "src/runtime/registry.h"
+#include "vmm/snapshot/snapshot_store.h"
+#include "vmm/snapshot/vm_identity.h"
 
 using namespace unifn;
 using namespace unifn::test;
@@ -43,7 +44,8 @@ void load(runtime::Registry& registry, std::vector<runtime::PoolConfig> configs)
   REQUIRE(errors.empty());
 }
 
-runtime::InvocationResult call(runtime::Dispatcher& d, const std::string& function, const std::string& body) {
+runtime::InvocationResult call(runtime::Dispatcher& d, const std::string& function,
+                               const std::string& body) {
   auto p = std::make_shared<std::promise<runtime::InvocationResult>>();
   auto f = p->get_future();
   runtime::Invocation c;
@@ -57,10 +59,12 @@ runtime::InvocationResult call(runtime::Dispatcher& d, const std::string& functi
 }  // namespace
 
 // Compiles only while VmIdentity has these eight members and FunctionVmConfig these eight: a new
-// one breaks the build here, and whoever adds it decides (and tests below) whether it shapes the VM.
+// one breaks the build here, and whoever adds it decides (and tests below) whether it shapes the
+// VM.
 TEST_CASE("every field of the VM identity changes both its equality and its snapshot key") {
   vmm::FunctionVmConfig cfg;
-  [[maybe_unused]] auto& [memory_bytes, max_body_bytes, cmdline, env, init_timeout, devices, device_key, platform] = cfg;
+  [[maybe_unused]] auto& [memory_bytes, max_body_bytes, cmdline, env, init_timeout, devices,
+                          device_key, platform] = cfg;
   const std::vector<std::uint8_t> bytes = {1, 2, 3}, other = {1, 2, 4};
   vmm::VmIdentity base{"kvm", bytes, 64u << 20, 6u << 20, 1, "accel:cpu", "--x", {{"A", "1"}}};
   [[maybe_unused]] auto& [p, i, m, b, d, k, c, e] = base;
@@ -85,7 +89,8 @@ TEST_CASE("every field of the VM identity changes both its equality and its snap
   same.image = copy;
   CHECK(same == base);
   CHECK(vmm::SnapshotStore::key(same) == key);
-  // Strings and lists are framed by their lengths: moving a byte from one to the next is another VM.
+  // Strings and lists are framed by their lengths: moving a byte from one to the next is another
+  // VM.
   vmm::VmIdentity shifted = base;
   shifted.device_key = "accel:cpu-";
   shifted.cmdline = "x";
@@ -121,7 +126,8 @@ TEST_CASE("a reload keeps the pool of an unchanged VM and applies its new settin
   warm.settings.min_warm = 3;
   load(registry, {warm});
   CHECK(registry.function("f")->invocations == 2);
-  for (int i = 0; i < 2000 && registry.function("f")->idle_instances < 3; ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 2000 && registry.function("f")->idle_instances < 3; ++i)
+    std::this_thread::sleep_for(5ms);
   CHECK(registry.function("f")->idle_instances == 3);
 
   // A lower max_instances ends the idle instances above it.
@@ -129,7 +135,8 @@ TEST_CASE("a reload keeps the pool of an unchanged VM and applies its new settin
   fewer.settings.min_warm = 1;
   fewer.settings.max_instances = 1;
   load(registry, {fewer});
-  for (int i = 0; i < 2000 && registry.function("f")->instances > 1; ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 2000 && registry.function("f")->instances > 1; ++i)
+    std::this_thread::sleep_for(5ms);
   CHECK(registry.function("f")->instances == 1);
   CHECK(registry.function("f")->invocations == 2);
   CHECK(call(registry, "f", "y").body == "y");
@@ -160,7 +167,8 @@ TEST_CASE("an async call reports running once an instance has taken it, then don
   http::Api api(registry, metrics, calls, callbacks, "fake");
   auto get = [&](const std::string& target) {
     std::optional<http::Response> out;
-    api.handle(http::Request{http::bhttp::verb::get, target, 11}, [&](http::Response r) { out = std::move(r); });
+    api.handle(http::Request{http::bhttp::verb::get, target, 11},
+               [&](http::Response r) { out = std::move(r); });
     REQUIRE(out);
     return nlohmann::json::parse(out->body());
   };

@@ -3,7 +3,7 @@
 
 #include <unistd.h>
 
-#include "guest_helpers.h"
+#include "test/unit/runtime/guest_helpers.h"
 
 using namespace unifn;
 using namespace unifn::test;
@@ -17,7 +17,9 @@ struct Restored {
     auto vm = vmm::FunctionVm::boot(image, cfg, quiet);
     snap = vm->snapshot(memfd());
   }
-  std::unique_ptr<vmm::FunctionVm> instance() { return vmm::FunctionVm::restore(snap, image, cfg, quiet); }
+  std::unique_ptr<vmm::FunctionVm> instance() {
+    return vmm::FunctionVm::restore(snap, image, cfg, quiet);
+  }
 };
 }  // namespace
 
@@ -77,9 +79,12 @@ TEST_CASE("a crashing guest is reported and the next restore still serves") {
     vmm::StopKind kind;
     const char* text;
   };
-  for (auto c : {Case{"null", vmm::StopKind::Fault, "page fault"}, Case{"div0", vmm::StopKind::Fault, "divide error"},
-                 Case{"ud2", vmm::StopKind::Fault, "invalid opcode"}, Case{"abort", vmm::StopKind::Aborted, "told to abort"},
-                 Case{"exit", vmm::StopKind::Exited, "status 3"}, Case{"loop", vmm::StopKind::Timeout, "deadline"}}) {
+  for (auto c : {Case{"null", vmm::StopKind::Fault, "page fault"},
+                 Case{"div0", vmm::StopKind::Fault, "divide error"},
+                 Case{"ud2", vmm::StopKind::Fault, "invalid opcode"},
+                 Case{"abort", vmm::StopKind::Aborted, "told to abort"},
+                 Case{"exit", vmm::StopKind::Exited, "status 3"},
+                 Case{"loop", vmm::StopKind::Timeout, "deadline"}}) {
     INFO(c.body);
     auto vm = fn.instance();
     auto out = call(*vm, c.body, 300);
@@ -102,7 +107,8 @@ TEST_CASE("a request larger than the guest's buffer is refused without touching 
   CHECK(ok.body == "still here");
 }
 
-TEST_CASE("a restored VM that served a request and was reset is the snapshot again, page for page") {
+TEST_CASE(
+    "a restored VM that served a request and was reset is the snapshot again, page for page") {
   Restored fn(example("wordfreq"));
   auto vm = fn.instance();
   auto out = call(*vm, "one two two three three three");

@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "systemd/notifier.h"
+#include "src/systemd/notifier.h"
 
 using namespace std::chrono_literals;
 using unifn::systemd::Notifier;
@@ -32,7 +32,8 @@ class FakeSystemd {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path_.c_str());
-    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);  // Safe: sockaddr_un as sockaddr.
+    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) ==
+            0);  // Safe: sockaddr_un as sockaddr.
     timeval tv{0, 100000};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setenv("NOTIFY_SOCKET", path_.c_str(), 1);
@@ -59,7 +60,8 @@ class FakeSystemd {
 std::uint64_t monotonic_usec() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000u +
+         static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// Console: guest output cut into lines for the log, with long lines cut, the last line flushed, control bytes escaped,
-// within its limits per call, per request and per second.
+// Console: guest output cut into lines for the log, with long lines cut, the last line flushed,
+// control bytes escaped, within its limits per call, per request and per second.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "console_lines.h"
-#include "devices/console.h"
+#include "test/support/console_lines.h"
+#include "vmm/devices/console.h"
 
 using unifn::vmm::Console;
 
@@ -63,8 +63,8 @@ TEST_CASE("Console escapes what a terminal or a log reader would obey, and keeps
   c.write("abc\b\b\bxyz\x7f\n");
   c.write("ok\runifnd: stopped\n");
   c.write(std::string("\x01\x1f\x00", 3) + "\n");
-  CHECK(c.got == V{"\\x1b[2J\\x1b[31mred\\x1b[0m", "\\x1b]0;owned\\x07", "abc\\x08\\x08\\x08xyz\\x7f",
-                   "ok\\runifnd: stopped", "\\x01\\x1f\\x00"});
+  CHECK(c.got == V{"\\x1b[2J\\x1b[31mred\\x1b[0m", "\\x1b]0;owned\\x07",
+                   "abc\\x08\\x08\\x08xyz\\x7f", "ok\\runifnd: stopped", "\\x01\\x1f\\x00"});
   for (const auto& line : c.got)
     for (char ch : line) CHECK((static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f));
 
@@ -77,9 +77,14 @@ TEST_CASE("Console escapes what a terminal or a log reader would obey, and keeps
   // not UTF-8: a lone continuation byte, a truncated sequence, an overlong '/', a surrogate, a
   // raw 8-bit CSI.
   Lines b;
-  b.write("\xc2\x9b" "31m \xc2\x85 \xc2\xa0.\n");
-  b.write("a\x80z \xe2\x82 \xc0\xaf \xed\xa0\x80 \x9b" "2J\n");
-  CHECK(b.got == V{"\\u009b31m \\u0085 \xc2\xa0.", "a\\x80z \\xe2\\x82 \\xc0\\xaf \\xed\\xa0\\x80 \\x9b2J"});
+  b.write(
+      "\xc2\x9b"
+      "31m \xc2\x85 \xc2\xa0.\n");
+  b.write(
+      "a\x80z \xe2\x82 \xc0\xaf \xed\xa0\x80 \x9b"
+      "2J\n");
+  CHECK(b.got ==
+        V{"\\u009b31m \\u0085 \xc2\xa0.", "a\\x80z \\xe2\\x82 \\xc0\\xaf \\xed\\xa0\\x80 \\x9b2J"});
   CHECK(Console::escape("plain text") == "plain text");
 }
 
@@ -140,25 +145,33 @@ struct Limited : unifn::test::ConsoleLines {
   Console::Clock::time_point now{};
   Console console{[this](std::string_view l) { add(l); }, [this] { return now; }};
   std::size_t write(const std::string& s) {
-    return console.write(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));  // Safe: chars as bytes.
+    return console.write(std::span(reinterpret_cast<const std::uint8_t*>(s.data()),
+                                   s.size()));  // Safe: chars as bytes.
   }
 };
 }  // namespace
 
-TEST_CASE("Console takes at most 64 KiB per write and answers how many, put() drops the rest and says so") {
+TEST_CASE(
+    "Console takes at most 64 KiB per write and answers how many, put() drops the rest and says "
+    "so") {
   Limited c;
   const std::string ten_mib(10u << 20, 'x');
   CHECK(c.write(ten_mib) == ConsoleLimits::kPerCall);
   CHECK(c.console.bytes_written() == ConsoleLimits::kPerCall);
-  c.console.put(std::span(reinterpret_cast<const std::uint8_t*>(ten_mib.data()), ten_mib.size()));  // Safe: chars as bytes.
+  c.console.put(std::span(reinterpret_cast<const std::uint8_t*>(ten_mib.data()),
+                          ten_mib.size()));  // Safe: chars as bytes.
   CHECK(c.console.bytes_dropped() == ten_mib.size() - ConsoleLimits::kPerCall);
   c.console.end_request();
-  CHECK(c.lines.size() == 2 * ConsoleLimits::kPerCall / 4096 + 1);  // lines cut at 4096 bytes, the last flushed; the VMM's
+  CHECK(c.lines.size() == 2 * ConsoleLimits::kPerCall / 4096 +
+                              1);  // lines cut at 4096 bytes, the last flushed; the VMM's
   CHECK(c.said("console output over 65536 bytes in one call: 10420224 bytes dropped") == 1);
-  CHECK(c.lines.back() == "[unifn] console output over 65536 bytes in one call: 10420224 bytes dropped");
+  CHECK(c.lines.back() ==
+        "[unifn] console output over 65536 bytes in one call: 10420224 bytes dropped");
 }
 
-TEST_CASE("Console shows 1 MiB per request, drops the rest, says so once per request, and shows the next request again") {
+TEST_CASE(
+    "Console shows 1 MiB per request, drops the rest, says so once per request, and shows the next "
+    "request again") {
   Limited c;
   std::string chunk;
   while (chunk.size() < ConsoleLimits::kPerCall) chunk += std::string(1023, 'y') + "\n";
@@ -176,24 +189,31 @@ TEST_CASE("Console shows 1 MiB per request, drops the rest, says so once per req
   CHECK(c.lines == V{"next"});
 }
 
-TEST_CASE("Console's rate per instance: a burst of 10000 lines, then 1000 a second, said once per instance") {
+TEST_CASE(
+    "Console's rate per instance: a burst of 10000 lines, then 1000 a second, said once per "
+    "instance") {
   Limited c;
   std::string lines;
   for (std::size_t i = 0; i < ConsoleLimits::kBurstLines + 5; ++i) lines += "a\n";
   c.write(lines);
   CHECK(c.lines.size() == ConsoleLimits::kBurstLines);
   c.console.end_request();
-  CHECK(c.said("console output over 262144 bytes or 1000 lines a second: 10 bytes dropped (said once per instance)") == 1);
+  CHECK(c.said("console output over 262144 bytes or 1000 lines a second: 10 bytes dropped (said "
+               "once per instance)") == 1);
   c.lines.clear();
   c.now += std::chrono::seconds(1);
-  c.write(std::string(2 * (ConsoleLimits::kLinesPerSecond + 1), '\n'));  // 1001 empty lines, twice over
+  c.write(
+      std::string(2 * (ConsoleLimits::kLinesPerSecond + 1), '\n'));  // 1001 empty lines, twice over
   CHECK(c.lines.size() == ConsoleLimits::kLinesPerSecond);
   c.console.end_request();
   CHECK(c.said("console output over") == 0);  // the rate said it once already
-  CHECK(c.console.bytes_dropped() == 10 + 2 * (ConsoleLimits::kLinesPerSecond + 1) - ConsoleLimits::kLinesPerSecond);
+  CHECK(c.console.bytes_dropped() ==
+        10 + 2 * (ConsoleLimits::kLinesPerSecond + 1) - ConsoleLimits::kLinesPerSecond);
 }
 
-TEST_CASE("Console: once the call is over (deadline, cancel) the rest of a write is dropped, not handed to the sink") {
+TEST_CASE(
+    "Console: once the call is over (deadline, cancel) the rest of a write is dropped, not handed "
+    "to the sink") {
   Limited c;
   int asked = 0;
   c.console.set_stop([&] { return ++asked > 2; });

@@ -10,14 +10,15 @@
 #include <string>
 #include <vector>
 
-#include "x86/cpu.h"
+#include "vmm/x86/cpu.h"
 
 using namespace unifn::vmm;
 
 namespace {
 
-kvm_cpuid_entry2 leaf(std::uint32_t function, std::uint32_t index, std::uint32_t eax, std::uint32_t ebx, std::uint32_t ecx,
-                      std::uint32_t edx, bool indexed = false) {
+kvm_cpuid_entry2 leaf(std::uint32_t function, std::uint32_t index, std::uint32_t eax,
+                      std::uint32_t ebx, std::uint32_t ecx, std::uint32_t edx,
+                      bool indexed = false) {
   kvm_cpuid_entry2 e{};
   e.function = function;
   e.index = index;
@@ -26,7 +27,8 @@ kvm_cpuid_entry2 leaf(std::uint32_t function, std::uint32_t index, std::uint32_t
   return e;
 }
 
-std::optional<kvm_cpuid_entry2> find(const std::vector<kvm_cpuid_entry2>& t, std::uint32_t function, std::uint32_t index = 0) {
+std::optional<kvm_cpuid_entry2> find(const std::vector<kvm_cpuid_entry2>& t, std::uint32_t function,
+                                     std::uint32_t index = 0) {
   for (const auto& e : t)
     if (e.function == function && e.index == index) return e;
   return std::nullopt;
@@ -73,7 +75,9 @@ TEST_CASE("the guest's CPUID has no hypervisor leaves, no PMU, SGX, PT or SVM le
   CHECK(find(t, 0x80000000).has_value());
 }
 
-TEST_CASE("the guest's CPUID hides VMX, SVM, the APIC, MONITOR, machine checks, SGX and PT, says it is a VM") {
+TEST_CASE(
+    "the guest's CPUID hides VMX, SVM, the APIC, MONITOR, machine checks, SGX and PT, says it is a "
+    "VM") {
   const auto t = filter_cpuid(everything());
   const auto one = *find(t, 1);
   CHECK((one.ecx & (1u << 5)) == 0);   // VMX
@@ -90,13 +94,13 @@ TEST_CASE("the guest's CPUID hides VMX, SVM, the APIC, MONITOR, machine checks, 
   CHECK((one.edx & (1u << 14)) == 0);  // MCA
   CHECK((one.edx & (1u << 25)) != 0);  // SSE
   const auto seven = *find(t, 7, 0);
-  CHECK((seven.ebx & (1u << 2)) == 0);    // SGX
-  CHECK((seven.ebx & (1u << 25)) == 0);   // PT
-  CHECK((seven.ebx & (1u << 7)) != 0);    // SMEP stays: CR4 needs it
-  CHECK((seven.ebx & (1u << 20)) != 0);   // SMAP stays
-  CHECK((seven.ecx & (1u << 2)) != 0);    // UMIP stays
-  CHECK((seven.ecx & (1u << 30)) == 0);   // SGX launch control
-  CHECK(find(t, 7, 1)->ebx == kAll);      // subleaf 1 untouched: the rule is for subleaf 0
+  CHECK((seven.ebx & (1u << 2)) == 0);   // SGX
+  CHECK((seven.ebx & (1u << 25)) == 0);  // PT
+  CHECK((seven.ebx & (1u << 7)) != 0);   // SMEP stays: CR4 needs it
+  CHECK((seven.ebx & (1u << 20)) != 0);  // SMAP stays
+  CHECK((seven.ecx & (1u << 2)) != 0);   // UMIP stays
+  CHECK((seven.ecx & (1u << 30)) == 0);  // SGX launch control
+  CHECK(find(t, 7, 1)->ebx == kAll);     // subleaf 1 untouched: the rule is for subleaf 0
   const auto ext = *find(t, 0x80000001);
   CHECK((ext.ecx & (1u << 2)) == 0);   // SVM
   CHECK((ext.ecx & (1u << 23)) == 0);  // perfctr_core
@@ -111,7 +115,8 @@ TEST_CASE("the hidden-CPUID tables say why, and a filtered table is filtered aga
   for (const auto& b : cpuid_hidden_bits()) {
     CHECK(b.bits != 0);
     CHECK_FALSE(std::string(b.what).empty());
-    CHECK((b.function != 1 || b.reg != CpuidReg::Ecx || (b.bits & (1u << 31)) == 0));  // never the hypervisor bit
+    CHECK((b.function != 1 || b.reg != CpuidReg::Ecx ||
+           (b.bits & (1u << 31)) == 0));  // never the hypervisor bit
   }
   const auto once = filter_cpuid(everything());
   const auto twice = filter_cpuid(once);
@@ -133,7 +138,8 @@ TEST_CASE("CR4 turns SMEP, SMAP and UMIP on exactly where the CPUID offers them"
   CHECK(ring3_cr4({leaf(7, 0, 1, 0x01800002, 0x104, 0x20000000, true)}) == (base | cr4::kUMIP));
   CHECK(ring3_cr4({leaf(7, 0, 1, 1u << 7, 0, 0, true)}) == (base | cr4::kSMEP));
   CHECK(ring3_cr4({leaf(7, 0, 1, 1u << 20, 0, 0, true)}) == (base | cr4::kSMAP));
-  CHECK(ring3_cr4({leaf(7, 1, 1, kAll, kAll, kAll, true)}) == base);  // subleaf 1 says nothing about them
+  CHECK(ring3_cr4({leaf(7, 1, 1, kAll, kAll, kAll, true)}) ==
+        base);  // subleaf 1 says nothing about them
   CHECK(cr4::kSMEP == (1u << 20));
   CHECK(cr4::kSMAP == (1u << 21));
   CHECK(cr4::kUMIP == (1u << 11));

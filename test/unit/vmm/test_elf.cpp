@@ -1,4 +1,5 @@
-// The ELF loader and FunctionImage: the real hello.elf parses; every mutated copy is refused with a sentence.
+// The ELF loader and FunctionImage: the real hello.elf parses; every mutated copy is refused with a
+// sentence.
 #include <catch2/catch.hpp>
 
 #include <elf.h>
@@ -12,8 +13,8 @@
 
 #include <unifn/abi.h>
 
-#include "guest/function_image.h"
-#include "loader/elf.h"
+#include "vmm/guest/function_image.h"
+#include "vmm/loader/elf.h"
 
 using namespace unifn::vmm;
 
@@ -31,7 +32,9 @@ Elf64_Ehdr ehdr(const std::vector<std::uint8_t>& b) {
   std::memcpy(&h, b.data(), sizeof h);
   return h;
 }
-void set_ehdr(std::vector<std::uint8_t>& b, const Elf64_Ehdr& h) { std::memcpy(b.data(), &h, sizeof h); }
+void set_ehdr(std::vector<std::uint8_t>& b, const Elf64_Ehdr& h) {
+  std::memcpy(b.data(), &h, sizeof h);
+}
 
 Elf64_Phdr phdr(const std::vector<std::uint8_t>& b, unsigned i) {
   Elf64_Phdr p;
@@ -70,7 +73,8 @@ std::string image_error(std::vector<std::uint8_t> b) {
 }
 }  // namespace
 
-TEST_CASE("parse_elf64 reads the real hello.elf: entry, segments at or above 1 MiB, the unifn ABI note") {
+TEST_CASE(
+    "parse_elf64 reads the real hello.elf: entry, segments at or above 1 MiB, the unifn ABI note") {
   auto b = hello_bytes();
   auto img = parse_elf64(b, kHello);
   CHECK(img.entry == ehdr(b).e_entry);
@@ -106,7 +110,8 @@ TEST_CASE("parse_elf64 refuses mutated copies of hello.elf, naming the file and 
 
   SECTION("bad magic") {
     b[1] = 'X';
-    CHECK_THAT(parse_error(b), Catch::Contains("/images/x.elf") && Catch::Contains("not an ELF file (bad magic)"));
+    CHECK_THAT(parse_error(b),
+               Catch::Contains("/images/x.elf") && Catch::Contains("not an ELF file (bad magic)"));
     CHECK_FALSE(is_elf(b));
   }
   SECTION("ELFCLASS32") {
@@ -122,7 +127,8 @@ TEST_CASE("parse_elf64 refuses mutated copies of hello.elf, naming the file and 
     auto h = ehdr(b);
     h.e_machine = EM_AARCH64;
     set_ehdr(b, h);
-    CHECK_THAT(parse_error(b), Catch::Contains("/images/x.elf") && Catch::Contains("wrong machine 183") &&
+    CHECK_THAT(parse_error(b), Catch::Contains("/images/x.elf") &&
+                                   Catch::Contains("wrong machine 183") &&
                                    Catch::Contains("x86-64 expected"));
   }
   SECTION("ET_DYN (a PIE)") {
@@ -139,7 +145,8 @@ TEST_CASE("parse_elf64 refuses mutated copies of hello.elf, naming the file and 
   }
   SECTION("truncated ELF header") {
     b.resize(40);
-    CHECK_THAT(parse_error(b), Catch::Contains("/images/x.elf") && Catch::Contains("truncated ELF header"));
+    CHECK_THAT(parse_error(b),
+               Catch::Contains("/images/x.elf") && Catch::Contains("truncated ELF header"));
     b.resize(3);  // shorter than the magic
     CHECK_THAT(parse_error(b), Catch::Contains("bad magic"));
     b.clear();
@@ -147,13 +154,15 @@ TEST_CASE("parse_elf64 refuses mutated copies of hello.elf, naming the file and 
   }
   SECTION("truncated program header table") {
     b.resize(ehdr(b).e_phoff + 2 * sizeof(Elf64_Phdr) + 10);
-    CHECK_THAT(parse_error(b), Catch::Contains("program header table runs past the end of the file"));
+    CHECK_THAT(parse_error(b),
+               Catch::Contains("program header table runs past the end of the file"));
   }
   SECTION("program header table offset that overflows") {
     auto h = ehdr(b);
     h.e_phoff = std::numeric_limits<std::uint64_t>::max() - 8;
     set_ehdr(b, h);
-    CHECK_THAT(parse_error(b), Catch::Contains("program header table runs past the end of the file"));
+    CHECK_THAT(parse_error(b),
+               Catch::Contains("program header table runs past the end of the file"));
   }
   SECTION("no program headers, or too many") {
     auto h = ehdr(b);
@@ -174,7 +183,8 @@ TEST_CASE("parse_elf64 refuses mutated copies of hello.elf, naming the file and 
     auto p = phdr(b, load1);
     p.p_offset = b.size() - 16;
     set_phdr(b, load1, p);
-    CHECK_THAT(parse_error(b), Catch::Contains("/images/x.elf") && Catch::Contains("segment " + std::to_string(load1)) &&
+    CHECK_THAT(parse_error(b), Catch::Contains("/images/x.elf") &&
+                                   Catch::Contains("segment " + std::to_string(load1)) &&
                                    Catch::Contains("runs past the end of the file"));
   }
   SECTION("segment whose offset + filesz wraps past 2^64") {
@@ -192,13 +202,15 @@ TEST_CASE("parse_elf64 refuses mutated copies of hello.elf, naming the file and 
     auto p = phdr(b, load1);
     p.p_memsz = p.p_filesz - 1;
     set_phdr(b, load1, p);
-    CHECK_THAT(parse_error(b), Catch::Contains("/images/x.elf") && Catch::Contains("filesz") && Catch::Contains("> memsz"));
+    CHECK_THAT(parse_error(b), Catch::Contains("/images/x.elf") && Catch::Contains("filesz") &&
+                                   Catch::Contains("> memsz"));
   }
   SECTION("a segment below 1 MiB") {
     auto p = phdr(b, load0);
     p.p_vaddr = p.p_paddr = 0x80000;
     set_phdr(b, load0, p);
-    CHECK_THAT(parse_error(b), Catch::Contains("/images/x.elf") && Catch::Contains("at 0x80000 is below 1 MiB"));
+    CHECK_THAT(parse_error(b),
+               Catch::Contains("/images/x.elf") && Catch::Contains("at 0x80000 is below 1 MiB"));
   }
   SECTION("a segment at guest-physical 0 through its p_vaddr") {
     auto p = phdr(b, load0);
@@ -211,7 +223,8 @@ TEST_CASE("parse_elf64 refuses mutated copies of hello.elf, naming the file and 
     p.p_vaddr = p.p_paddr = 0xFFFFFFFFFFFFF000ull;
     p.p_memsz = 0x2000;
     set_phdr(b, load0, p);
-    CHECK_THAT(parse_error(b), Catch::Contains("/images/x.elf") && Catch::Contains("beyond the largest guest RAM"));
+    CHECK_THAT(parse_error(b),
+               Catch::Contains("/images/x.elf") && Catch::Contains("beyond the largest guest RAM"));
   }
   SECTION("a segment with memsz near 2^64") {
     auto p = phdr(b, load0);
@@ -245,7 +258,8 @@ TEST_CASE("parse_elf64 refuses mutated copies of hello.elf, naming the file and 
     auto p = phdr(b, note);
     p.p_offset = b.size() - 4;
     set_phdr(b, note, p);
-    CHECK_THAT(parse_error(b), Catch::Contains("note segment") && Catch::Contains("past the end of the file"));
+    CHECK_THAT(parse_error(b),
+               Catch::Contains("note segment") && Catch::Contains("past the end of the file"));
   }
   SECTION("a malformed note is skipped, not trusted") {
     unsigned note = find_phdr(b, PT_NOTE);
@@ -266,7 +280,8 @@ TEST_CASE("load_segments copies each segment, zeroes its bss, and refuses one ou
   for (const auto& s : img.segments) {
     std::vector<std::uint8_t> got(s.file_size);
     mem.read(GuestAddr(s.gpa), got);
-    CHECK(std::equal(got.begin(), got.end(), b.begin() + static_cast<std::ptrdiff_t>(s.file_offset)));
+    CHECK(
+        std::equal(got.begin(), got.end(), b.begin() + static_cast<std::ptrdiff_t>(s.file_offset)));
     if (s.mem_size > s.file_size) {
       CHECK(mem.read_obj<std::uint8_t>(GuestAddr(s.gpa + s.file_size)) == 0);
       CHECK(mem.read_obj<std::uint8_t>(GuestAddr(s.gpa + s.mem_size - 1)) == 0);
@@ -277,7 +292,8 @@ TEST_CASE("load_segments copies each segment, zeroes its bss, and refuses one ou
     load_segments(img, b, tiny, kHello);
     FAIL("no exception");
   } catch (const ImageError& e) {
-    CHECK_THAT(std::string(e.what()), Catch::Contains(kHello) && Catch::Contains("does not fit in 1 MiB of guest RAM"));
+    CHECK_THAT(std::string(e.what()),
+               Catch::Contains(kHello) && Catch::Contains("does not fit in 1 MiB of guest RAM"));
   }
 }
 
@@ -286,7 +302,8 @@ TEST_CASE("read_image_file names the path it cannot read") {
     read_image_file("/nonexistent/dir/f.elf");
     FAIL("no exception");
   } catch (const ImageError& e) {
-    CHECK_THAT(std::string(e.what()), Catch::Contains("/nonexistent/dir/f.elf") && Catch::Contains("cannot open"));
+    CHECK_THAT(std::string(e.what()),
+               Catch::Contains("/nonexistent/dir/f.elf") && Catch::Contains("cannot open"));
   }
 }
 
@@ -309,8 +326,9 @@ TEST_CASE("FunctionImage refuses an ELF64 without the unifn note") {
     std::memcpy(b.data() + p.p_offset + 8, &type, 4);
   }
   CHECK(parse_error(b).empty());  // a fine ELF64 ...
-  CHECK_THAT(image_error(b), Catch::Contains("/images/x.elf") && Catch::Contains("not a unifn function image") &&
-                                 Catch::Contains("unifn_add_function"));  // ... but not a unifn function
+  CHECK_THAT(image_error(b),
+             Catch::Contains("/images/x.elf") && Catch::Contains("not a unifn function image") &&
+                 Catch::Contains("unifn_add_function"));  // ... but not a unifn function
 }
 
 TEST_CASE("FunctionImage refuses an image built for another ABI version") {
@@ -322,15 +340,18 @@ TEST_CASE("FunctionImage refuses an image built for another ABI version") {
   REQUIRE(version == UNIFN_ABI_VERSION);
   version = UNIFN_ABI_VERSION + 1;
   std::memcpy(b.data() + desc, &version, 4);
-  CHECK_THAT(image_error(b), Catch::Contains("/images/x.elf") &&
-                                 Catch::Contains("built for unifn ABI version " + std::to_string(UNIFN_ABI_VERSION + 1)) &&
-                                 Catch::Contains("speaks version " + std::to_string(UNIFN_ABI_VERSION)));
+  CHECK_THAT(
+      image_error(b),
+      Catch::Contains("/images/x.elf") &&
+          Catch::Contains("built for unifn ABI version " + std::to_string(UNIFN_ABI_VERSION + 1)) &&
+          Catch::Contains("speaks version " + std::to_string(UNIFN_ABI_VERSION)));
 }
 
 TEST_CASE("FunctionImage refuses a 32-bit ELF and bytes that are no ELF") {
   auto b = hello_bytes();
   b[EI_CLASS] = ELFCLASS32;
-  CHECK_THAT(image_error(b), Catch::Contains("/images/x.elf") && Catch::Contains("32-bit ELF") && Catch::Contains("multiboot"));
+  CHECK_THAT(image_error(b), Catch::Contains("/images/x.elf") && Catch::Contains("32-bit ELF") &&
+                                 Catch::Contains("multiboot"));
   std::string text = "#!/bin/sh\necho hi\n";
   CHECK_THAT(image_error(std::vector<std::uint8_t>(text.begin(), text.end())),
              Catch::Contains("/images/x.elf") && Catch::Contains("not an ELF file"));

@@ -1,4 +1,5 @@
-// GuestMemory: bounds and overflow checks of every accessor, C strings, discard of anonymous and file-backed RAM.
+// GuestMemory: bounds and overflow checks of every accessor, C strings, discard of anonymous and
+// file-backed RAM.
 #include <catch2/catch.hpp>
 
 #include <stdlib.h>
@@ -11,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "memory/guest_memory.h"
-#include "x86/layout.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/x86/layout.h"
 
 using unifn::vmm::GuestAddr;
 using unifn::vmm::GuestMemory;
@@ -51,7 +52,7 @@ TEST_CASE("GuestMemory bounds: addr + len wrapping past 2^64 is outside RAM") {
   GuestMemory mem(kRam);
   CHECK_FALSE(mem.contains(GuestAddr(0x1000), kMax));
   CHECK_FALSE(mem.contains(GuestAddr(0x1000), kMax - 0xFFF + 0x10));  // 0x1000 + len wraps to 0x10
-  CHECK_FALSE(mem.contains(GuestAddr(kMax), 2));                     // kMax + 2 wraps to 1
+  CHECK_FALSE(mem.contains(GuestAddr(kMax), 2));                      // kMax + 2 wraps to 1
   CHECK_FALSE(mem.contains(GuestAddr(kMax - 7), 8));
   CHECK_THROWS_AS(mem.check(GuestAddr(0x1000), kMax - 0xFFF + 0x10), GuestMemoryError);
   CHECK_THROWS_AS(mem.span(GuestAddr(kMax), 2), GuestMemoryError);
@@ -82,7 +83,8 @@ TEST_CASE("GuestMemory bounds: an access that ends exactly at the end of RAM is 
   CHECK_THROWS_AS(mem.span(GuestAddr(kRam), 1), GuestMemoryError);
 }
 
-TEST_CASE("GuestMemory bounds: zero bytes at the end of RAM are inside, zero bytes past it are not") {
+TEST_CASE(
+    "GuestMemory bounds: zero bytes at the end of RAM are inside, zero bytes past it are not") {
   GuestMemory mem(kRam);
   CHECK(mem.contains(GuestAddr(kRam), 0));
   CHECK(mem.span(GuestAddr(kRam), 0).empty());
@@ -101,12 +103,15 @@ TEST_CASE("GuestMemory errors name what was accessed, where, how much, and the R
     FAIL("no exception");
   } catch (const GuestMemoryError& e) {
     std::string m = e.what();
-    CHECK_THAT(m, Catch::Contains("console buffer") && Catch::Contains("16 bytes") && Catch::Contains("0xf0000000") &&
-                      Catch::Contains("outside guest RAM") && Catch::Contains("0x100000"));
+    CHECK_THAT(m, Catch::Contains("console buffer") && Catch::Contains("16 bytes") &&
+                      Catch::Contains("0xf0000000") && Catch::Contains("outside guest RAM") &&
+                      Catch::Contains("0x100000"));
   }
 }
 
-TEST_CASE("the guest's user memory runs from kUserLow to the end of RAM: below it and past it refused, overflow-safe, named") {
+TEST_CASE(
+    "the guest's user memory runs from kUserLow to the end of RAM: below it and past it refused, "
+    "overflow-safe, named") {
   GuestMemory mem(kRam);
   const std::uint64_t low = unifn::vmm::layout::kUserLow;
   CHECK(mem.user_contains(GuestAddr(low), kRam - low));
@@ -124,10 +129,12 @@ TEST_CASE("the guest's user memory runs from kUserLow to the end of RAM: below i
     (void)mem.read_user<std::uint64_t>(GuestAddr(0x1000), "RESPOND argument");
     FAIL("no exception");
   } catch (const GuestMemoryError& e) {
-    CHECK_THAT(e.what(), Catch::Contains("guest address 0x1000") && Catch::Contains("RESPOND argument") &&
+    CHECK_THAT(e.what(), Catch::Contains("guest address 0x1000") &&
+                             Catch::Contains("RESPOND argument") &&
                              Catch::Contains("below the guest's user memory 0x10000"));
   }
-  CHECK_THROWS_WITH(mem.user_span(GuestAddr(low), kRam, "console buffer"), Catch::Contains("outside guest RAM"));
+  CHECK_THROWS_WITH(mem.user_span(GuestAddr(low), kRam, "console buffer"),
+                    Catch::Contains("outside guest RAM"));
   CHECK_THROWS_AS(mem.write_user(GuestAddr(8), std::uint64_t{1}, "clock"), GuestMemoryError);
   CHECK(mem.read_obj<std::uint64_t>(GuestAddr(8)) == 0);
 }
@@ -161,7 +168,9 @@ TEST_CASE("GuestMemory::discard returns anonymous RAM to zero") {
   CHECK_THROWS_AS(mem.discard(GuestAddr(0x1000), kMax & ~0xFFFull), GuestMemoryError);
 }
 
-TEST_CASE("GuestMemory::discard of file-backed RAM restores the file's bytes, and writes never reach the file") {
+TEST_CASE(
+    "GuestMemory::discard of file-backed RAM restores the file's bytes, and writes never reach the "
+    "file") {
   std::string content(3 * 4096 + 100, '\0');  // the last page only partly in the file
   for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>('a' + i % 26);
   TempFile file(content);
@@ -186,11 +195,13 @@ TEST_CASE("GuestMemory::discard of file-backed RAM restores the file's bytes, an
   CHECK(at(8 * 4096 - 1) == 0);
 
   std::string on_disk(content.size(), '\0');
-  REQUIRE(::pread(file.fd, on_disk.data(), on_disk.size(), 0) == static_cast<ssize_t>(on_disk.size()));
+  REQUIRE(::pread(file.fd, on_disk.data(), on_disk.size(), 0) ==
+          static_cast<ssize_t>(on_disk.size()));
   CHECK(on_disk == content);  // MAP_PRIVATE: the guest's writes stayed private
 }
 
-TEST_CASE("GuestMemory::zero over a sparse snapshot file writes only the pages the file has data for") {
+TEST_CASE(
+    "GuestMemory::zero over a sparse snapshot file writes only the pages the file has data for") {
   constexpr std::size_t kPages = 4096;  // 16 MiB, two data pages in it
   char name[] = "/tmp/unifn-guest-memory-XXXXXX";
   const int fd = mkstemp(name);
@@ -205,7 +216,8 @@ TEST_CASE("GuestMemory::zero over a sparse snapshot file writes only the pages t
   mem.track_host_writes(true);
   CHECK(mem.read_obj<char>(GuestAddr(3 * 4096)) == 'd');
   mem.zero(GuestAddr(0), kPages * 4096);
-  CHECK(mem.take_host_dirty() == std::vector<std::uint64_t>{3, 4000});  // the holes were never looked at, nor copied
+  CHECK(mem.take_host_dirty() ==
+        std::vector<std::uint64_t>{3, 4000});  // the holes were never looked at, nor copied
   const auto all = std::as_const(mem).span(GuestAddr(0), kPages * 4096, "check");
   CHECK(std::all_of(all.begin(), all.end(), [](std::uint8_t b) { return b == 0; }));
 }
@@ -220,7 +232,7 @@ TEST_CASE("GuestMemory tracks the pages the host writes through it") {
   mem.track_host_writes(true);
   mem.write_obj<std::uint32_t>(GuestAddr(0x1FFE), 0);  // straddles pages 1 and 2
   mem.fill(GuestAddr(0x10000), 1, 1);
-  mem.fill(GuestAddr(0x20000), 1, 0);  // zero bytes dirty nothing
+  mem.fill(GuestAddr(0x20000), 1, 0);                       // zero bytes dirty nothing
   (void)std::as_const(mem).span(GuestAddr(0x30000), 4096);  // a read-only view dirties nothing
   CHECK(mem.take_host_dirty() == std::vector<std::uint64_t>{1, 2, 0x10});
   CHECK(mem.take_host_dirty().empty());

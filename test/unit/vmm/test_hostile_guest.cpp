@@ -17,10 +17,10 @@
 
 #include <unifn/abi.h>
 
-#include "console_lines.h"
-#include "fuzz_machine.h"
-#include "guest/function_vm.h"
-#include "x86/layout.h"
+#include "test/support/console_lines.h"
+#include "test/fuzz/fuzz_machine.h"
+#include "vmm/guest/function_vm.h"
+#include "vmm/x86/layout.h"
 
 using namespace unifn;
 using namespace std::chrono_literals;
@@ -59,7 +59,8 @@ struct Guest : test::ConsoleLines {  // with what reached the console sink
     return cfg;
   }
   std::unique_ptr<vmm::FunctionVm> boot() {
-    static const auto image = vmm::FunctionImage::load(std::string(UNIFN_FUNCTIONS_DIR) + "/hello.elf");
+    static const auto image =
+        vmm::FunctionImage::load(std::string(UNIFN_FUNCTIONS_DIR) + "/hello.elf");
     return vmm::FunctionVm::boot(image, config(), [this](std::string_view l) { add(l); });
   }
 
@@ -68,7 +69,8 @@ struct Guest : test::ConsoleLines {  // with what reached the console sink
 
   template <typename T>
   static void put(FuzzMachine& m, std::uint64_t at, const T& v) {
-    m.guest_write(at, std::span(reinterpret_cast<const std::uint8_t*>(&v), sizeof v));  // Safe: POD as bytes.
+    m.guest_write(
+        at, std::span(reinterpret_cast<const std::uint8_t*>(&v), sizeof v));  // Safe: POD as bytes.
   }
   // NEXT_REQUEST with its struct at `at` naming `buf` (the request area by default).
   std::optional<Stop> park_at(FuzzMachine& m, std::uint64_t at, std::uint64_t buf = 0) {
@@ -78,13 +80,16 @@ struct Guest : test::ConsoleLines {  // with what reached the console sink
     if (m.memory().user_contains(GuestAddr(at), sizeof next)) put(m, at, next);
     return m.out32(UNIFN_HC_BASE + UNIFN_HC_NEXT_REQUEST, static_cast<std::uint32_t>(at));
   }
-  Stop park(FuzzMachine& m) { return park_at(m, bi.stack_top - 4096).value_or(Stop{StopKind::Fault, 0, "did not park"}); }
+  Stop park(FuzzMachine& m) {
+    return park_at(m, bi.stack_top - 4096).value_or(Stop{StopKind::Fault, 0, "did not park"});
+  }
   // RESPOND 200 with `body` and content type text/plain, from wherever the caller says.
-  std::optional<Stop> respond(FuzzMachine& m, std::uint64_t body_at, std::uint64_t body_len, std::uint64_t arg_at,
-                              std::uint64_t type_at) {
+  std::optional<Stop> respond(FuzzMachine& m, std::uint64_t body_at, std::uint64_t body_len,
+                              std::uint64_t arg_at, std::uint64_t type_at) {
     static const char type[] = "text/plain";
     if (m.memory().user_contains(GuestAddr(type_at), sizeof type - 1))
-      m.guest_write(type_at, std::span(reinterpret_cast<const std::uint8_t*>(type), sizeof type - 1));  // Safe: chars as bytes.
+      m.guest_write(type_at, std::span(reinterpret_cast<const std::uint8_t*>(type),
+                                       sizeof type - 1));  // Safe: chars as bytes.
     unifn_hc_respond r{};
     r.status = 200;
     r.content_type_len = sizeof type - 1;
@@ -100,13 +105,18 @@ struct Guest : test::ConsoleLines {  // with what reached the console sink
     return m.out32(UNIFN_HC_BASE + UNIFN_HC_RESPOND, static_cast<std::uint32_t>(arg_at));
   }
   Stop respond_ok(FuzzMachine& m) {
-    return respond(m, scratch(0x100), 2, scratch(0x200), scratch(0x300)).value_or(Stop{StopKind::Fault, 0, "did not park"});
+    return respond(m, scratch(0x100), 2, scratch(0x200), scratch(0x300))
+        .value_or(Stop{StopKind::Fault, 0, "did not park"});
   }
-  std::optional<Stop> hypercall_buf(FuzzMachine& m, unsigned nr, std::uint64_t arg_at, std::uint64_t data, std::uint64_t len) {
-    if (m.memory().user_contains(GuestAddr(arg_at), sizeof(unifn_hc_buf))) put(m, arg_at, unifn_hc_buf{data, len});
-    return m.out32(static_cast<std::uint16_t>(UNIFN_HC_BASE + nr), static_cast<std::uint32_t>(arg_at));
+  std::optional<Stop> hypercall_buf(FuzzMachine& m, unsigned nr, std::uint64_t arg_at,
+                                    std::uint64_t data, std::uint64_t len) {
+    if (m.memory().user_contains(GuestAddr(arg_at), sizeof(unifn_hc_buf)))
+      put(m, arg_at, unifn_hc_buf{data, len});
+    return m.out32(static_cast<std::uint16_t>(UNIFN_HC_BASE + nr),
+                   static_cast<std::uint32_t>(arg_at));
   }
-  static std::uint64_t syscall(FuzzMachine& m, std::uint64_t nr, std::uint64_t a0, std::uint64_t a1 = 0, std::uint64_t a2 = 0) {
+  static std::uint64_t syscall(FuzzMachine& m, std::uint64_t nr, std::uint64_t a0,
+                               std::uint64_t a1 = 0, std::uint64_t a2 = 0) {
     vmm::GuestRegs r = m.regs();
     r.rax = nr;
     r.rdi = a0;
@@ -117,16 +127,20 @@ struct Guest : test::ConsoleLines {  // with what reached the console sink
     return r.rax;
   }
 
-  vmm::Outcome invoke(vmm::FunctionVm& vm, std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::now() + 10s) {
+  vmm::Outcome invoke(vmm::FunctionVm& vm, std::chrono::steady_clock::time_point deadline =
+                                               std::chrono::steady_clock::now() + 10s) {
     const std::string body = "hi";
-    return vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()), "text/plain",  // Safe: chars as bytes.
+    return vm.invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()),
+                     "text/plain",  // Safe: chars as bytes.
                      deadline);
   }
   // 10 MiB of 1024-byte lines in the guest's heap.
   std::uint64_t flood_buffer(FuzzMachine& m) {
     const std::string line = std::string(1023, 'f') + "\n";
     for (std::uint64_t off = 0; off < kFlood; off += line.size())
-      m.guest_write(scratch(0x10000) + off, std::span(reinterpret_cast<const std::uint8_t*>(line.data()), line.size()));  // Safe: chars as bytes.
+      m.guest_write(scratch(0x10000) + off,
+                    std::span(reinterpret_cast<const std::uint8_t*>(line.data()),
+                              line.size()));  // Safe: chars as bytes.
     return scratch(0x10000);
   }
   static constexpr std::uint64_t kFlood = 10u << 20;
@@ -139,13 +153,16 @@ bool low_pages_zero(vmm::FunctionVm& vm) {
 
 }  // namespace
 
-TEST_CASE("NEXT_REQUEST below the guest's user memory is refused: at gpa 0, in the VMM's pages, or naming a buffer there") {
+TEST_CASE(
+    "NEXT_REQUEST below the guest's user memory is refused: at gpa 0, in the VMM's pages, or "
+    "naming a buffer there") {
   struct Case {
     std::uint64_t at, buf;
     const char* what;
   };
   // buf 0: the request area; at 0 with a buffer: the struct in the guest's heap.
-  for (auto c : {Case{0, 0, "guest address 0x0 (NEXT_REQUEST argument"}, Case{0x3000, 0, "guest address 0x3000 (NEXT_REQUEST argument"},
+  for (auto c : {Case{0, 0, "guest address 0x0 (NEXT_REQUEST argument"},
+                 Case{0x3000, 0, "guest address 0x3000 (NEXT_REQUEST argument"},
                  Case{kLow - 8, 0, "guest address 0xfff8 (NEXT_REQUEST argument"},
                  Case{0, 0x1000, "guest address 0x1000 (NEXT_REQUEST's request buffer"}}) {
     INFO("NEXT_REQUEST at " << std::hex << c.at << " buffer " << c.buf);
@@ -159,12 +176,15 @@ TEST_CASE("NEXT_REQUEST below the guest's user memory is refused: at gpa 0, in t
       FAIL("the guest booted");
     } catch (const vmm::BootError& e) {
       CHECK(e.stop.kind == StopKind::Fault);
-      CHECK_THAT(e.stop.message, Catch::Contains(c.what) && Catch::Contains("below the guest's user memory 0x10000"));
+      CHECK_THAT(e.stop.message, Catch::Contains(c.what) &&
+                                     Catch::Contains("below the guest's user memory 0x10000"));
     }
   }
 }
 
-TEST_CASE("a VM that parked is parked, and one that answered and parked again waits for the next request") {
+TEST_CASE(
+    "a VM that parked is parked, and one that answered and parked again waits for the next "
+    "request") {
   Guest g;
   g.runs.push_back([](Guest& gg, FuzzMachine& m) { return gg.park(m); });
   auto vm = g.boot();
@@ -179,28 +199,47 @@ TEST_CASE("a VM that parked is parked, and one that answered and parked again wa
   CHECK(low_pages_zero(*vm));
 }
 
-TEST_CASE("hypercalls naming memory below the guest's user memory fail the call with the address, and touch nothing there") {
+TEST_CASE(
+    "hypercalls naming memory below the guest's user memory fail the call with the address, and "
+    "touch nothing there") {
   struct Case {
     const char* name;
     Guest::Run run;
     const char* what;
   };
   const std::vector<Case> cases = {
-      {"RESPOND argument at 0x2000", [](Guest& g, FuzzMachine& m) { return *g.respond(m, g.scratch(0x100), 2, 0x2000, g.scratch(0x300)); },
+      {"RESPOND argument at 0x2000",
+       [](Guest& g, FuzzMachine& m) {
+         return *g.respond(m, g.scratch(0x100), 2, 0x2000, g.scratch(0x300));
+       },
        "guest address 0x2000 (RESPOND argument"},
-      {"RESPOND body at 0x3000", [](Guest& g, FuzzMachine& m) { return *g.respond(m, 0x3000, 64, g.scratch(0x200), g.scratch(0x300)); },
+      {"RESPOND body at 0x3000",
+       [](Guest& g, FuzzMachine& m) {
+         return *g.respond(m, 0x3000, 64, g.scratch(0x200), g.scratch(0x300));
+       },
        "guest address 0x3000 (response body"},
-      {"RESPOND content type at 0x1800", [](Guest& g, FuzzMachine& m) { return *g.respond(m, g.scratch(0x100), 2, g.scratch(0x200), 0x1800); },
+      {"RESPOND content type at 0x1800",
+       [](Guest& g, FuzzMachine& m) {
+         return *g.respond(m, g.scratch(0x100), 2, g.scratch(0x200), 0x1800);
+       },
        "guest address 0x1800 (content type"},
       {"CONSOLE_WRITE argument at 0x8000",
-       [](Guest& g, FuzzMachine& m) { return *g.hypercall_buf(m, UNIFN_HC_CONSOLE_WRITE, 0x8000, g.scratch(), 4); },
+       [](Guest& g, FuzzMachine& m) {
+         return *g.hypercall_buf(m, UNIFN_HC_CONSOLE_WRITE, 0x8000, g.scratch(), 4);
+       },
        "guest address 0x8000 (CONSOLE_WRITE argument"},
       {"CONSOLE_WRITE data at 0x1000",
-       [](Guest& g, FuzzMachine& m) { return *g.hypercall_buf(m, UNIFN_HC_CONSOLE_WRITE, g.scratch(), 0x1000, 4096); },
+       [](Guest& g, FuzzMachine& m) {
+         return *g.hypercall_buf(m, UNIFN_HC_CONSOLE_WRITE, g.scratch(), 0x1000, 4096);
+       },
        "guest address 0x1000 (console buffer"},
-      {"ABORT reason at 0x2000", [](Guest& g, FuzzMachine& m) { return *g.hypercall_buf(m, UNIFN_HC_ABORT, g.scratch(), 0x2000, 64); },
+      {"ABORT reason at 0x2000",
+       [](Guest& g, FuzzMachine& m) {
+         return *g.hypercall_buf(m, UNIFN_HC_ABORT, g.scratch(), 0x2000, 64);
+       },
        "guest address 0x2000 (abort reason"},
-      {"EXIT argument at 0x4000", [](Guest&, FuzzMachine& m) { return *m.out32(UNIFN_HC_BASE + UNIFN_HC_EXIT, 0x4000); },
+      {"EXIT argument at 0x4000",
+       [](Guest&, FuzzMachine& m) { return *m.out32(UNIFN_HC_BASE + UNIFN_HC_EXIT, 0x4000); },
        "guest address 0x4000 (EXIT argument"},
   };
   for (const auto& c : cases) {
@@ -211,13 +250,16 @@ TEST_CASE("hypercalls naming memory below the guest's user memory fail the call 
     g.runs.push_back(c.run);
     auto out = g.invoke(*vm);
     CHECK(out.stop.kind == StopKind::Fault);
-    CHECK_THAT(out.stop.message, Catch::Contains(c.what) && Catch::Contains("below the guest's user memory 0x10000"));
+    CHECK_THAT(out.stop.message,
+               Catch::Contains(c.what) && Catch::Contains("below the guest's user memory 0x10000"));
     CHECK(g.lines.empty());
     CHECK(low_pages_zero(*vm));
   }
 }
 
-TEST_CASE("system calls from a running guest answer -EFAULT below the guest's user memory and write nothing there") {
+TEST_CASE(
+    "system calls from a running guest answer -EFAULT below the guest's user memory and write "
+    "nothing there") {
   Guest g;
   g.runs.push_back([](Guest& gg, FuzzMachine& m) { return gg.park(m); });
   auto vm = g.boot();
@@ -235,7 +277,9 @@ TEST_CASE("system calls from a running guest answer -EFAULT below the guest's us
   CHECK(low_pages_zero(*vm));
 }
 
-TEST_CASE("a guest flooding its console: 64 KiB per write, 1 MiB shown per request and one line saying what was dropped") {
+TEST_CASE(
+    "a guest flooding its console: 64 KiB per write, 1 MiB shown per request and one line saying "
+    "what was dropped") {
   using vmm::ConsoleLimits;
   Guest g;
   g.runs.push_back([](Guest& gg, FuzzMachine& m) { return gg.park(m); });
@@ -243,11 +287,13 @@ TEST_CASE("a guest flooding its console: 64 KiB per write, 1 MiB shown per reque
   std::vector<std::uint64_t> answers;
   g.runs.push_back([&answers](Guest& gg, FuzzMachine& m) {
     const auto buf = gg.flood_buffer(m);
-    for (int i = 0; i < 40; ++i) answers.push_back(Guest::syscall(m, __NR_write, 1, buf, Guest::kFlood));
+    for (int i = 0; i < 40; ++i)
+      answers.push_back(Guest::syscall(m, __NR_write, 1, buf, Guest::kFlood));
     return gg.respond_ok(m);
   });
   REQUIRE(g.invoke(*vm).ok());
-  CHECK(std::all_of(answers.begin(), answers.end(), [](std::uint64_t a) { return a == ConsoleLimits::kPerCall; }));
+  CHECK(std::all_of(answers.begin(), answers.end(),
+                    [](std::uint64_t a) { return a == ConsoleLimits::kPerCall; }));
   CHECK(g.guest_bytes() == ConsoleLimits::kPerRequest);
   CHECK(g.said("console output over 1048576 bytes in one request: 1572864 bytes dropped") == 1);
   CHECK(g.said("console output over") == 1);
@@ -255,12 +301,14 @@ TEST_CASE("a guest flooding its console: 64 KiB per write, 1 MiB shown per reque
   g.lines.clear();
   g.runs.push_back([](Guest& gg, FuzzMachine& m) {
     const auto buf = gg.flood_buffer(m);
-    if (auto s = gg.hypercall_buf(m, UNIFN_HC_CONSOLE_WRITE, gg.scratch(), buf, Guest::kFlood)) return *s;
+    if (auto s = gg.hypercall_buf(m, UNIFN_HC_CONSOLE_WRITE, gg.scratch(), buf, Guest::kFlood))
+      return *s;
     return gg.respond_ok(m);
   });
   REQUIRE(g.invoke(*vm).ok());
   CHECK(g.said("console output over 65536 bytes in one call: 10420224 bytes dropped") == 1);
-  CHECK(g.guest_bytes() <= ConsoleLimits::kPerCall);  // what the rate let through of the rest, after a full request
+  CHECK(g.guest_bytes() <=
+        ConsoleLimits::kPerCall);  // what the rate let through of the rest, after a full request
 }
 
 TEST_CASE("console output of a call whose deadline has passed is dropped, not handed to the sink") {

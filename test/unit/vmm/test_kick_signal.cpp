@@ -12,7 +12,7 @@
 #include <chrono>
 #include <thread>
 
-#include "platform/kvm/kick_signal.h"
+#include "vmm/platform/kvm/kick_signal.h"
 
 using namespace unifn::vmm;
 

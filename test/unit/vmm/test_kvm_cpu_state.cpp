@@ -17,9 +17,9 @@
 
 #include <fmt/format.h>
 
-#include "platform/kvm/kvm_cpu_state.h"
-#include "platform/kvm/vcpu_ops.h"
-#include "x86/cpu.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
+#include "vmm/platform/kvm/vcpu_ops.h"
+#include "vmm/x86/cpu.h"
 
 using namespace unifn::vmm;
 
@@ -33,10 +33,10 @@ class RecordingVcpu final : public VcpuOps {
   std::vector<std::string> calls;
   kvm_run run{};
   kvm_regs r{};
-  bool pending_out = false;             // an `out` (2 bytes) KVM has not completed yet
-  bool exit_again = false;              // the completion ends in another exit (string I/O)
-  std::set<std::uint32_t> unreadable;   // KVM_GET_MSRS refuses these
-  std::set<std::uint32_t> unwritable;   // KVM_SET_MSRS refuses these
+  bool pending_out = false;            // an `out` (2 bytes) KVM has not completed yet
+  bool exit_again = false;             // the completion ends in another exit (string I/O)
+  std::set<std::uint32_t> unreadable;  // KVM_GET_MSRS refuses these
+  std::set<std::uint32_t> unwritable;  // KVM_SET_MSRS refuses these
   std::map<std::uint32_t, std::uint64_t> msr_values;
   kvm_debugregs dregs{};
 
@@ -116,7 +116,9 @@ class RecordingVcpu final : public VcpuOps {
   }
 
  private:
-  void log(const char* what) const { const_cast<RecordingVcpu*>(this)->calls.push_back(what); }  // Safe: a test fake's log.
+  void log(const char* what) const {
+    const_cast<RecordingVcpu*>(this)->calls.push_back(what);
+  }  // Safe: a test fake's log.
 };
 
 // The calls without the MSR verification detail, for order checks.
@@ -140,16 +142,18 @@ TEST_CASE("IO and MMIO exits complete on the next KVM_RUN, the others do not wai
   CHECK_FALSE(exit_completes_on_next_run(KVM_EXIT_INTERNAL_ERROR));
 }
 
-TEST_CASE("capture after an IO exit first runs the vCPU once with immediate_exit set, then reads its state") {
+TEST_CASE(
+    "capture after an IO exit first runs the vCPU once with immediate_exit set, then reads its "
+    "state") {
   RecordingVcpu v;
   v.r.rip = 0x101000;  // at the `out` that parked the guest
   v.pending_out = true;
   auto s = KvmCpuState::capture(v, true);
-  const std::vector<std::string> expected = {"run immediate_exit=1", "get regs", "get sregs", "get xsave", "get xcrs",
-                                             "get events"};
+  const std::vector<std::string> expected = {
+      "run immediate_exit=1", "get regs", "get sregs", "get xsave", "get xcrs", "get events"};
   CHECK(without_msrs(v.calls) == expected);
   CHECK(v.calls.front() == "run immediate_exit=1");
-  CHECK(s.regs.rip == 0x101002);  // past the `out`: a restored instance does not run it again
+  CHECK(s.regs.rip == 0x101002);     // past the `out`: a restored instance does not run it again
   CHECK(v.run.immediate_exit == 0);  // the next run() enters the guest for real
 }
 
@@ -157,11 +161,14 @@ TEST_CASE("capture with no exit pending does not enter the vCPU") {
   RecordingVcpu v;
   v.r.rip = 0x101002;
   auto s = KvmCpuState::capture(v, false);
-  CHECK(std::none_of(v.calls.begin(), v.calls.end(), [](const std::string& c) { return c.starts_with("run"); }));
+  CHECK(std::none_of(v.calls.begin(), v.calls.end(),
+                     [](const std::string& c) { return c.starts_with("run"); }));
   CHECK(s.regs.rip == 0x101002);
 }
 
-TEST_CASE("capture refuses a vCPU whose pending exit ends in another exit, and leaves immediate_exit clear") {
+TEST_CASE(
+    "capture refuses a vCPU whose pending exit ends in another exit, and leaves immediate_exit "
+    "clear") {
   RecordingVcpu v;
   v.exit_again = true;
   CHECK_THROWS_WITH(KvmCpuState::capture(v, true), Catch::Contains("cannot be saved"));
@@ -169,7 +176,8 @@ TEST_CASE("capture refuses a vCPU whose pending exit ends in another exit, and l
   CHECK(v.calls == std::vector<std::string>{"run immediate_exit=1"});
 }
 
-TEST_CASE("apply completes a pending exit before it sets anything, then resets the debug registers") {
+TEST_CASE(
+    "apply completes a pending exit before it sets anything, then resets the debug registers") {
   RecordingVcpu v;
   v.pending_out = true;
   v.dregs.dr7 = 0x403;  // a breakpoint a guest in ring 0 could have armed
@@ -178,8 +186,9 @@ TEST_CASE("apply completes a pending exit before it sets anything, then resets t
   s.xsave.assign(4096, 0);
   s.regs.rip = 0x200000;
   s.apply(v, true);
-  const std::vector<std::string> expected = {"run immediate_exit=1", "set sregs", "set regs", "set xsave",
-                                             "set xcrs",             "set msrs",  "set events", "set debugregs"};
+  const std::vector<std::string> expected = {
+      "run immediate_exit=1", "set sregs",    "set regs", "set xsave", "set xcrs", "set msrs",
+      "set events",           "set debugregs"};
   CHECK(v.calls == expected);
   CHECK(v.r.rip == 0x200000);  // the completion moved the old rip, not the applied one
   CHECK(v.dregs.dr7 == dr::kDr7Reset);
@@ -192,10 +201,12 @@ TEST_CASE("apply completes a pending exit before it sets anything, then resets t
   CHECK(quiet.calls.front() == "set sregs");
 }
 
-TEST_CASE("capture keeps each MSR of the reset list that KVM reads and takes back, and apply writes them all") {
+TEST_CASE(
+    "capture keeps each MSR of the reset list that KVM reads and takes back, and apply writes them "
+    "all") {
   RecordingVcpu v;
   for (const auto& m : guest_writable_msrs()) v.msr_values[m.index] = 0x1000 + m.index;
-  v.unreadable = {msr::kTscAux, 0x6a0};   // this host has no RDTSCP, no CET
+  v.unreadable = {msr::kTscAux, 0x6a0};          // this host has no RDTSCP, no CET
   v.unwritable = {0x1c4, msr::kKvmPollControl};  // read fine, refused back
   auto s = KvmCpuState::capture(v, false);
   std::set<std::uint32_t> kept;
@@ -217,16 +228,37 @@ TEST_CASE("capture keeps each MSR of the reset list that KVM reads and takes bac
   CHECK(back.msrs.size() == s.msrs.size());
 }
 
-TEST_CASE("the reset list holds the system call entry points and KVM's paravirtual MSRs, and leaves the TSC alone") {
+TEST_CASE(
+    "the reset list holds the system call entry points and KVM's paravirtual MSRs, and leaves the "
+    "TSC alone") {
   std::set<std::uint32_t> list;
   for (const auto& m : guest_writable_msrs()) {
     INFO(m.name);
     CHECK(list.insert(m.index).second);  // no duplicates
   }
-  for (std::uint32_t must : {msr::kStar, msr::kLstar, msr::kCstar, msr::kFmask, msr::kKernelGsBase, 0x174u, 0x175u, 0x176u,
-                             msr::kKvmWallClock, msr::kKvmSystemTime, msr::kKvmWallClockNew, msr::kKvmSystemTimeNew,
-                             msr::kKvmAsyncPfEn, msr::kKvmStealTime, msr::kKvmPvEoiEn, msr::kKvmPollControl,
-                             msr::kKvmAsyncPfInt, msr::kKvmAsyncPfAck, msr::kTscAux, 0x277u, 0x3bu, 0x48u, 0x140u,
+  for (std::uint32_t must : {msr::kStar,
+                             msr::kLstar,
+                             msr::kCstar,
+                             msr::kFmask,
+                             msr::kKernelGsBase,
+                             0x174u,
+                             0x175u,
+                             0x176u,
+                             msr::kKvmWallClock,
+                             msr::kKvmSystemTime,
+                             msr::kKvmWallClockNew,
+                             msr::kKvmSystemTimeNew,
+                             msr::kKvmAsyncPfEn,
+                             msr::kKvmStealTime,
+                             msr::kKvmPvEoiEn,
+                             msr::kKvmPollControl,
+                             msr::kKvmAsyncPfInt,
+                             msr::kKvmAsyncPfAck,
+                             msr::kTscAux,
+                             0x277u,
+                             0x3bu,
+                             0x48u,
+                             0x140u,
                              0x1d9u}) {
     INFO(std::hex << must);
     CHECK(list.contains(must));
@@ -239,7 +271,10 @@ TEST_CASE("the reset list holds the system call entry points and KVM's paravirtu
   CHECK(list.size() <= 256);
 }
 
-TEST_CASE("a KVM vCPU state round-trips through its bytes into a fresh vCPU, and damaged bytes are refused", "[snapshot]") {
+TEST_CASE(
+    "a KVM vCPU state round-trips through its bytes into a fresh vCPU, and damaged bytes are "
+    "refused",
+    "[snapshot]") {
   RecordingVcpu a;
   for (const auto& m : guest_writable_msrs()) a.msr_values[m.index] = 0x2000 + m.index;
   a.r.rip = 0x401234;
@@ -251,15 +286,18 @@ TEST_CASE("a KVM vCPU state round-trips through its bytes into a fresh vCPU, and
   CHECK(KvmCpuState::capture(b, false).to_bytes() == bytes);
   CHECK(b.r.rip == 0x401234);
 
-  CHECK_THROWS_WITH(KvmCpuState::from_bytes(std::span(bytes).first(bytes.size() - 3)), Catch::Contains("truncated"));
+  CHECK_THROWS_WITH(KvmCpuState::from_bytes(std::span(bytes).first(bytes.size() - 3)),
+                    Catch::Contains("truncated"));
   auto trailing = bytes;
   trailing.push_back(0);
-  CHECK_THROWS_WITH(KvmCpuState::from_bytes(trailing), Catch::Contains("snapshot vCPU state: trailing bytes"));
+  CHECK_THROWS_WITH(KvmCpuState::from_bytes(trailing),
+                    Catch::Contains("snapshot vCPU state: trailing bytes"));
   auto msrs = bytes;  // the MSR count follows regs, sregs, the XSAVE area (8 + 4096) and xcrs
   const std::size_t at = sizeof(kvm_regs) + sizeof(kvm_sregs) + 8 + 4096 + sizeof(kvm_xcrs);
   const std::uint64_t many = 100000;
   std::memcpy(msrs.data() + at, &many, sizeof many);
   CHECK_THROWS_WITH(KvmCpuState::from_bytes(msrs), Catch::Contains("100000 MSRs is more than the"));
   // A state of another platform never reaches the vCPU.
-  CHECK_THROWS_AS(KvmCpuState::from_state(CpuState{PlatformKind::Sandbox, bytes}), std::invalid_argument);
+  CHECK_THROWS_AS(KvmCpuState::from_state(CpuState{PlatformKind::Sandbox, bytes}),
+                  std::invalid_argument);
 }

@@ -1,4 +1,5 @@
-// LinuxSyscalls driven directly: brk/mmap/munmap bookkeeping over the guest heap, writes, unknown calls, exit.
+// LinuxSyscalls driven directly: brk/mmap/munmap bookkeeping over the guest heap, writes, unknown
+// calls, exit.
 #include <catch2/catch.hpp>
 
 #include <asm/unistd.h>
@@ -17,11 +18,11 @@
 
 #include <fmt/format.h>
 
-#include "devices/console.h"
-#include "guest/linux_syscalls.h"
-#include "machine.h"
-#include "platform/fake/fake_machine.h"
-#include "x86/layout.h"
+#include "vmm/devices/console.h"
+#include "vmm/guest/linux_syscalls.h"
+#include "vmm/machine.h"
+#include "vmm/platform/fake/fake_machine.h"
+#include "vmm/x86/layout.h"
 
 using namespace unifn::vmm;
 
@@ -41,8 +42,9 @@ struct Fixture {
     sys.on_unknown = [this](std::string_view what) { unknown.emplace_back(what); };
   }
 
-  LinuxSyscalls::Outcome call(std::uint64_t nr, std::uint64_t a0 = 0, std::uint64_t a1 = 0, std::uint64_t a2 = 0,
-                              std::uint64_t a3 = 0, std::uint64_t a4 = 0, std::uint64_t a5 = 0) {
+  LinuxSyscalls::Outcome call(std::uint64_t nr, std::uint64_t a0 = 0, std::uint64_t a1 = 0,
+                              std::uint64_t a2 = 0, std::uint64_t a3 = 0, std::uint64_t a4 = 0,
+                              std::uint64_t a5 = 0) {
     GuestRegs r{};
     r.rax = nr;
     r.rdi = a0;
@@ -54,9 +56,13 @@ struct Fixture {
     return sys.handle(machine, r);
   }
   std::int64_t mmap(std::uint64_t len) {
-    return call(__NR_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, static_cast<std::uint64_t>(-1), 0).ret;
+    return call(__NR_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                static_cast<std::uint64_t>(-1), 0)
+        .ret;
   }
-  std::int64_t munmap(std::uint64_t addr, std::uint64_t len) { return call(__NR_munmap, addr, len).ret; }
+  std::int64_t munmap(std::uint64_t addr, std::uint64_t len) {
+    return call(__NR_munmap, addr, len).ret;
+  }
   std::int64_t brk(std::uint64_t addr) { return call(__NR_brk, addr).ret; }
   GuestMemory& mem() { return machine.memory(); }
 };
@@ -110,7 +116,8 @@ TEST_CASE("munmap then mmap reuses the freed range, zeroed again") {
   auto c = f.mmap(2 * kPage);
   CHECK(c == a);
   CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(static_cast<std::uint64_t>(c))) == 0);
-  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(static_cast<std::uint64_t>(c) + 2 * kPage - 1)) == 0);
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(static_cast<std::uint64_t>(c) + 2 * kPage - 1)) ==
+        0);
   CHECK(f.sys.heap().free.empty());
 }
 
@@ -133,8 +140,10 @@ TEST_CASE("brk grows and shrinks inside the heap but never into mmap'd memory") 
   CHECK(f.brk(0) == static_cast<std::int64_t>(kHeapStart));
   CHECK(f.brk(kHeapStart + 10 * kPage) == static_cast<std::int64_t>(kHeapStart + 10 * kPage));
   CHECK(f.brk(kHeapStart + 5 * kPage) == static_cast<std::int64_t>(kHeapStart + 5 * kPage));
-  CHECK(f.brk(kHeapStart - 1) == static_cast<std::int64_t>(kHeapStart + 5 * kPage));  // below start: refused
-  CHECK(f.brk(kHeapEnd + kPage) == static_cast<std::int64_t>(kHeapStart + 5 * kPage));  // past the end: refused
+  CHECK(f.brk(kHeapStart - 1) ==
+        static_cast<std::int64_t>(kHeapStart + 5 * kPage));  // below start: refused
+  CHECK(f.brk(kHeapEnd + kPage) ==
+        static_cast<std::int64_t>(kHeapStart + 5 * kPage));  // past the end: refused
 
   auto m = f.mmap(kPage);
   REQUIRE(m > 0);
@@ -150,10 +159,11 @@ TEST_CASE("pages the break gives up read as zero when mmap or brk hands them out
   Fixture f;
   const std::uint64_t top = kHeapStart + 8 * kPage;
   REQUIRE(f.brk(top) == static_cast<std::int64_t>(top));
-  f.mem().fill(GuestAddr(kHeapStart), 0x77, 8 * kPage);  // the guest uses its heap
+  f.mem().fill(GuestAddr(kHeapStart), 0x77, 8 * kPage);                 // the guest uses its heap
   REQUIRE(f.brk(kHeapStart) == static_cast<std::int64_t>(kHeapStart));  // and shrinks it (sbrk(-n))
   REQUIRE(f.brk(kHeapStart + 2 * kPage) == static_cast<std::int64_t>(kHeapStart + 2 * kPage));
-  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart)) == 0);  // Linux: new break memory is zero
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart)) ==
+        0);  // Linux: new break memory is zero
   CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart + 2 * kPage - 1)) == 0);
   // mmap down to the break: fresh anonymous memory must be zero (musl's calloc relies on it).
   auto m = f.mmap(kHeapEnd - (kHeapStart + 2 * kPage));
@@ -171,7 +181,8 @@ std::unique_ptr<GuestMemory> restored_ram(std::uint64_t from, std::uint64_t to) 
   REQUIRE(fd >= 0);
   unlink(name);
   std::vector<std::uint8_t> snapshot(kRam, 0);
-  std::fill(snapshot.begin() + static_cast<std::ptrdiff_t>(from), snapshot.begin() + static_cast<std::ptrdiff_t>(to), 0x77);
+  std::fill(snapshot.begin() + static_cast<std::ptrdiff_t>(from),
+            snapshot.begin() + static_cast<std::ptrdiff_t>(to), 0x77);
   REQUIRE(::write(fd, snapshot.data(), snapshot.size()) == static_cast<ssize_t>(snapshot.size()));
   auto ram = std::make_unique<GuestMemory>(kRam, fd, kRam);
   close(fd);  // the mapping keeps the file
@@ -179,7 +190,9 @@ std::unique_ptr<GuestMemory> restored_ram(std::uint64_t from, std::uint64_t to) 
 }
 }  // namespace
 
-TEST_CASE("in a VM restored from a snapshot, pages the break gives up read as zero when handed out again") {
+TEST_CASE(
+    "in a VM restored from a snapshot, pages the break gives up read as zero when handed out "
+    "again") {
   // Init had grown the break and filled the heap before the snapshot.
   Fixture f(restored_ram(kHeapStart, kHeapStart + 8 * kPage));
   const std::uint64_t top = kHeapStart + 8 * kPage;
@@ -187,8 +200,10 @@ TEST_CASE("in a VM restored from a snapshot, pages the break gives up read as ze
   REQUIRE(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart)) == 0x77);
   REQUIRE(f.brk(kHeapStart + kPage) == static_cast<std::int64_t>(kHeapStart + kPage));  // sbrk(-n)
   REQUIRE(f.brk(kHeapStart + 4 * kPage) == static_cast<std::int64_t>(kHeapStart + 4 * kPage));
-  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart)) == 0x77);  // below the lowest break: kept
-  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart + kPage)) == 0);  // given up, then grown over
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart)) ==
+        0x77);  // below the lowest break: kept
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart + kPage)) ==
+        0);  // given up, then grown over
   CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapStart + 4 * kPage - 1)) == 0);
   auto m = f.mmap(kHeapEnd - (kHeapStart + 4 * kPage));  // fresh anonymous memory down to the break
   REQUIRE(m == static_cast<std::int64_t>(kHeapStart + 4 * kPage));
@@ -210,7 +225,8 @@ TEST_CASE("in a VM restored from a snapshot, memory munmapped and mmapped again 
   CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapEnd - kPage)) == 0);  // calloc relies on this
   CHECK(f.munmap(kHeapEnd - 4 * kPage, kPage) == 0);  // the lowest page goes back to the break
   REQUIRE(f.brk(kHeapEnd - 3 * kPage) == static_cast<std::int64_t>(kHeapEnd - 3 * kPage));
-  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapEnd - 4 * kPage)) == 0);  // break memory is zero
+  CHECK(f.mem().read_obj<std::uint8_t>(GuestAddr(kHeapEnd - 4 * kPage)) ==
+        0);  // break memory is zero
 }
 
 TEST_CASE("mmap never hands out pages below the break") {
@@ -228,16 +244,17 @@ TEST_CASE("mmap and munmap refuse what a unikernel heap cannot do") {
   CHECK(f.mmap(~0ull - 100) == -EINVAL);  // page_up would wrap
   CHECK(f.call(__NR_mmap, 0, kPage, PROT_READ, MAP_PRIVATE, 3, 0).ret == -ENODEV);  // a file
   CHECK(f.call(__NR_mmap, kHeapStart, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-               static_cast<std::uint64_t>(-1), 0).ret == -EINVAL);
+               static_cast<std::uint64_t>(-1), 0)
+            .ret == -EINVAL);
   auto m = static_cast<std::uint64_t>(f.mmap(kPage));
-  CHECK(f.munmap(m + 1, kPage) == -EINVAL);            // unaligned
-  CHECK(f.munmap(m, 0) == -EINVAL);                    // empty
-  CHECK(f.munmap(kHeapStart, kPage) == -EINVAL);       // brk's memory, not mmap's
-  CHECK(f.munmap(kHeapEnd, kPage) == -EINVAL);         // past the heap (the stack)
-  CHECK(f.munmap(m, ~0ull - 100) == -EINVAL);          // page_up of the length wraps
-  CHECK(f.munmap(m, kHeapEnd) == -EINVAL);             // runs past the heap
+  CHECK(f.munmap(m + 1, kPage) == -EINVAL);       // unaligned
+  CHECK(f.munmap(m, 0) == -EINVAL);               // empty
+  CHECK(f.munmap(kHeapStart, kPage) == -EINVAL);  // brk's memory, not mmap's
+  CHECK(f.munmap(kHeapEnd, kPage) == -EINVAL);    // past the heap (the stack)
+  CHECK(f.munmap(m, ~0ull - 100) == -EINVAL);     // page_up of the length wraps
+  CHECK(f.munmap(m, kHeapEnd) == -EINVAL);        // runs past the heap
   CHECK(f.munmap(0xFFFFFFFFFFFFF000ull, kPage) == -EINVAL);
-  CHECK(f.sys.heap().mmap_low == m);                   // nothing changed
+  CHECK(f.sys.heap().mmap_low == m);  // nothing changed
   CHECK(f.sys.heap().free.empty());
 }
 
@@ -274,7 +291,10 @@ TEST_CASE("a heap state survives restore, as a snapshot restores it") {
   CHECK(f.mmap(3 * kPage) == static_cast<std::int64_t>(a));
 }
 
-TEST_CASE("heap state round-trips through its bytes into a fresh heap, and a damaged one is refused unchanged", "[snapshot]") {
+TEST_CASE(
+    "heap state round-trips through its bytes into a fresh heap, and a damaged one is refused "
+    "unchanged",
+    "[snapshot]") {
   Fixture f;
   f.mmap(kPage);
   auto a = static_cast<std::uint64_t>(f.mmap(3 * kPage));
@@ -290,19 +310,23 @@ TEST_CASE("heap state round-trips through its bytes into a fresh heap, and a dam
 
   Fixture other;
   const auto before = encode(other.sys.save());
-  CHECK_THROWS_WITH(decode<HeapState>(std::span(bytes).first(bytes.size() - 3), "heap state"), Catch::Contains("truncated"));
+  CHECK_THROWS_WITH(decode<HeapState>(std::span(bytes).first(bytes.size() - 3), "heap state"),
+                    Catch::Contains("truncated"));
   auto versioned = bytes;
   versioned[0] = 9;
-  CHECK_THROWS_WITH(decode<HeapState>(versioned, "heap state"), Catch::Contains("heap state: format version 9"));
+  CHECK_THROWS_WITH(decode<HeapState>(versioned, "heap state"),
+                    Catch::Contains("heap state: format version 9"));
   auto trailing = bytes;
   trailing.push_back(0);
-  CHECK_THROWS_WITH(decode<HeapState>(trailing, "heap state"), Catch::Contains("heap state: trailing bytes"));
+  CHECK_THROWS_WITH(decode<HeapState>(trailing, "heap state"),
+                    Catch::Contains("heap state: trailing bytes"));
 
   auto state = decode<HeapState>(bytes, "heap state");
   state.brk = state.mmap_low + kPage;  // well-formed bytes, a heap out of order
-  CHECK(LinuxSyscalls::check(state, kHeapStart, kHeapEnd) == std::optional<std::string>(
-            fmt::format("the break {:#x} and the lowest mapping {:#x} are not ordered inside [{:#x}, {:#x})", state.brk,
-                        state.mmap_low, kHeapStart, kHeapEnd)));
+  CHECK(LinuxSyscalls::check(state, kHeapStart, kHeapEnd) ==
+        std::optional<std::string>(fmt::format(
+            "the break {:#x} and the lowest mapping {:#x} are not ordered inside [{:#x}, {:#x})",
+            state.brk, state.mmap_low, kHeapStart, kHeapEnd)));
   CHECK_THROWS_AS(other.sys.restore(state), std::invalid_argument);
   state = decode<HeapState>(bytes, "heap state");
   state.free[kHeapEnd + kPage] = kPage;  // a free range past the heap's end
@@ -310,14 +334,17 @@ TEST_CASE("heap state round-trips through its bytes into a fresh heap, and a dam
   CHECK(encode(other.sys.save()) == before);
 }
 
-TEST_CASE("write and writev go to the console in lines, and bad descriptors and buffers are refused") {
+TEST_CASE(
+    "write and writev go to the console in lines, and bad descriptors and buffers are refused") {
   Fixture f;
   const std::string text = "first line\nsecond ";
-  f.mem().write(GuestAddr(0x20000), std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  f.mem().write(GuestAddr(0x20000),
+                std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
   CHECK(f.call(__NR_write, 1, 0x20000, text.size()).ret == static_cast<std::int64_t>(text.size()));
   CHECK(f.lines == std::vector<std::string>{"first line"});
   const std::string more = "part\n";
-  f.mem().write(GuestAddr(0x21000), std::span(reinterpret_cast<const std::uint8_t*>(more.data()), more.size()));
+  f.mem().write(GuestAddr(0x21000),
+                std::span(reinterpret_cast<const std::uint8_t*>(more.data()), more.size()));
   std::uint64_t iov[4] = {0x21000, more.size(), 0x20000, 5};
   f.mem().write_obj(GuestAddr(0x22000), iov);
   CHECK(f.call(__NR_writev, 2, 0x22000, 2).ret == static_cast<std::int64_t>(more.size() + 5));
@@ -358,7 +385,9 @@ TEST_CASE("exit_group stops the guest with its status") {
   CHECK_THAT(out.stop->message, Catch::Contains("exited with status 3"));
 }
 
-TEST_CASE("clock_gettime: host wall and monotonic clocks pass, the guest's CPU clocks are its own, others refused") {
+TEST_CASE(
+    "clock_gettime: host wall and monotonic clocks pass, the guest's CPU clocks are its own, "
+    "others refused") {
   Fixture f;
   std::uint64_t cpu_ns = 1234567890123ull;
   f.sys.guest_cpu_ns = [&] { return cpu_ns; };
@@ -380,18 +409,22 @@ TEST_CASE("clock_gettime: host wall and monotonic clocks pass, the guest's CPU c
   }
   // The CPU clock of host process 1 ((~pid << 3) | 2, as clock_getcpuclockid makes it), of this
   // process, and ids the guest has no business with.
-  for (std::int64_t id : {std::int64_t{~1} << 3 | 2, (std::int64_t{~getpid()} << 3) | 2, std::int64_t{CLOCK_TAI},
-                          std::int64_t{CLOCK_BOOTTIME_ALARM}, std::int64_t{99}}) {
+  for (std::int64_t id :
+       {std::int64_t{~1} << 3 | 2, (std::int64_t{~getpid()} << 3) | 2, std::int64_t{CLOCK_TAI},
+        std::int64_t{CLOCK_BOOTTIME_ALARM}, std::int64_t{99}}) {
     INFO("clock " << id);
     CHECK(read(id).first == -EINVAL);
   }
 }
 
-TEST_CASE("system calls refuse guest addresses below the guest's user memory with -EFAULT and write nothing there") {
+TEST_CASE(
+    "system calls refuse guest addresses below the guest's user memory with -EFAULT and write "
+    "nothing there") {
   Fixture f;
   const std::uint64_t low = layout::kUserLow;
   const std::string text = "hello\n";
-  f.mem().write(GuestAddr(0x20000), std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));  // Safe: chars as bytes.
+  f.mem().write(GuestAddr(0x20000), std::span(reinterpret_cast<const std::uint8_t*>(text.data()),
+                                              text.size()));  // Safe: chars as bytes.
   std::uint64_t iov_low_base[2] = {0x2000, 16};
   f.mem().write_obj(GuestAddr(0x22000), iov_low_base);
   GuestRegs r{};
@@ -400,7 +433,8 @@ TEST_CASE("system calls refuse guest addresses below the guest's user memory wit
   r.rsi = 0x1000;
   r.fs_base = 0x123456;
   CHECK(f.sys.handle(f.machine, r).ret == -EFAULT);
-  for (std::uint64_t at : {std::uint64_t{0}, std::uint64_t{0x1000}, std::uint64_t{0x8000}, low - 8}) {
+  for (std::uint64_t at :
+       {std::uint64_t{0}, std::uint64_t{0x1000}, std::uint64_t{0x8000}, low - 8}) {
     INFO("address " << std::hex << at);
     CHECK(f.call(__NR_write, 1, at, 16).ret == -EFAULT);
     CHECK(f.call(__NR_writev, 1, at, 1).ret == -EFAULT);
@@ -417,22 +451,28 @@ TEST_CASE("system calls refuse guest addresses below the guest's user memory wit
   CHECK(f.call(__NR_getrandom, low + 16, 16, 0).ret == 16);
 }
 
-TEST_CASE("write of 10 MiB answers a short count of 64 KiB, and writev takes 64 KiB in all however many iovecs") {
+TEST_CASE(
+    "write of 10 MiB answers a short count of 64 KiB, and writev takes 64 KiB in all however many "
+    "iovecs") {
   Fixture f;
   const std::uint64_t buf = 0x100000, ten_mib = 10u << 20;
   f.mem().fill(GuestAddr(buf), 'z', ten_mib);
-  CHECK(f.call(__NR_write, 1, buf, ten_mib).ret == static_cast<std::int64_t>(ConsoleLimits::kPerCall));
+  CHECK(f.call(__NR_write, 1, buf, ten_mib).ret ==
+        static_cast<std::int64_t>(ConsoleLimits::kPerCall));
   CHECK(f.console.bytes_written() == ConsoleLimits::kPerCall);
   // 1024 iovecs that all name the same 10 MiB.
   std::vector<std::uint64_t> iov;
   for (int i = 0; i < 1024; ++i) iov.insert(iov.end(), {buf, ten_mib});
-  f.mem().write(GuestAddr(0x20000), std::span(reinterpret_cast<const std::uint8_t*>(iov.data()), iov.size() * 8));  // Safe: u64s as bytes.
-  CHECK(f.call(__NR_writev, 1, 0x20000, 1024).ret == static_cast<std::int64_t>(ConsoleLimits::kPerCall));
+  f.mem().write(GuestAddr(0x20000), std::span(reinterpret_cast<const std::uint8_t*>(iov.data()),
+                                              iov.size() * 8));  // Safe: u64s as bytes.
+  CHECK(f.call(__NR_writev, 1, 0x20000, 1024).ret ==
+        static_cast<std::int64_t>(ConsoleLimits::kPerCall));
   CHECK(f.console.bytes_written() == 2 * ConsoleLimits::kPerCall);
   // Several small iovecs up to the limit: the last one is cut short.
   const std::uint64_t small[6] = {buf, 40000, buf, 40000, buf, 40000};
   f.mem().write_obj(GuestAddr(0x30000), small);
-  CHECK(f.call(__NR_writev, 1, 0x30000, 3).ret == static_cast<std::int64_t>(ConsoleLimits::kPerCall));
+  CHECK(f.call(__NR_writev, 1, 0x30000, 3).ret ==
+        static_cast<std::int64_t>(ConsoleLimits::kPerCall));
   CHECK(f.call(__NR_write, 1, buf, 100).ret == 100);
 }
 
@@ -440,11 +480,15 @@ TEST_CASE("unknown system calls are reported for the first 64 numbers only, the 
   Fixture f;
   for (std::uint64_t nr = 1000; nr < 1200; ++nr) CHECK(f.call(nr).ret == -ENOSYS);
   REQUIRE(f.unknown.size() == 64);
-  CHECK_THAT(f.unknown.back(), Catch::Contains("system call 1063") && Catch::Contains("no more will be"));
+  CHECK_THAT(f.unknown.back(),
+             Catch::Contains("system call 1063") && Catch::Contains("no more will be"));
 }
 
-TEST_CASE("mmap zeroes a large range in chunks, and stops between them once the call is over (deadline, cancel)") {
-  constexpr std::uint64_t ram = 128ull << 20, start = 1ull << 20, end = 120ull << 20, len = 64ull << 20;
+TEST_CASE(
+    "mmap zeroes a large range in chunks, and stops between them once the call is over (deadline, "
+    "cancel)") {
+  constexpr std::uint64_t ram = 128ull << 20, start = 1ull << 20, end = 120ull << 20,
+                          len = 64ull << 20;
   for (bool over : {false, true}) {
     INFO((over ? "the call is over" : "the call goes on"));
     Console console;
@@ -461,8 +505,10 @@ TEST_CASE("mmap zeroes a large range in chunks, and stops between them once the 
     r.r10 = MAP_PRIVATE | MAP_ANONYMOUS;
     r.r8 = static_cast<std::uint64_t>(-1);
     REQUIRE(sys.handle(machine, r).ret == static_cast<std::int64_t>(end - len));
-    CHECK(machine.memory().read_obj<std::uint8_t>(GuestAddr(end - len)) == 0);  // the first chunk always
-    // The rest only while the call goes on: past its deadline the guest runs no further instruction.
+    CHECK(machine.memory().read_obj<std::uint8_t>(GuestAddr(end - len)) ==
+          0);  // the first chunk always
+    // The rest only while the call goes on: past its deadline the guest runs no further
+    // instruction.
     CHECK(machine.memory().read_obj<std::uint8_t>(GuestAddr(end - 4096)) == (over ? 0xAA : 0));
   }
 }

@@ -2,10 +2,10 @@
 #include <catch2/catch.hpp>
 #include <cstddef>
 
-#include "kernel_boot.h"
-#include "kernel_images.h"
-#include "loader/multiboot.h"
-#include "x86/protected_mode.h"
+#include "vmm/kernel_boot.h"
+#include "test/kernels/kernel_images.h"
+#include "vmm/loader/multiboot.h"
+#include "vmm/x86/protected_mode.h"
 
 using namespace unifn::vmm;
 using namespace unifn::test;
@@ -29,8 +29,8 @@ TEST_CASE("the multiboot header is found 4-byte aligned in the first 8 KiB", "[m
   CHECK(found->checksum_ok());
 
   CHECK(find_multiboot_header(with_header_at(8192 - 12, h))->file_offset == 8192 - 12);
-  CHECK_FALSE(find_multiboot_header(with_header_at(8192, h)));   // past the search window
-  CHECK_FALSE(find_multiboot_header(with_header_at(0x42, h)));   // not aligned
+  CHECK_FALSE(find_multiboot_header(with_header_at(8192, h)));  // past the search window
+  CHECK_FALSE(find_multiboot_header(with_header_at(0x42, h)));  // not aligned
   CHECK_FALSE(find_multiboot_header(Bytes{0x02, 0xB0, 0xAD}));  // shorter than a header
 }
 
@@ -51,7 +51,8 @@ TEST_CASE("a header with a wrong checksum is reported, but a later good one wins
   CHECK(found->checksum_ok());
 }
 
-TEST_CASE("required flags unifn cannot honour are refused, optional and video bits are not", "[multiboot]") {
+TEST_CASE("required flags unifn cannot honour are refused, optional and video bits are not",
+          "[multiboot]") {
   for (std::uint32_t flags : {0x0u, 0x1u, 0x2u, 0x4u, 0x7u, 0x00020003u, 0x80000000u}) {
     const Bytes img = with_header_at(0, multiboot_header(flags), 64);
     auto h = find_multiboot_header(img);
@@ -62,7 +63,8 @@ TEST_CASE("required flags unifn cannot honour are refused, optional and video bi
     const Bytes img = with_header_at(0, multiboot_header(flags), 64);
     auto h = find_multiboot_header(img);
     REQUIRE(h);
-    CHECK_THROWS_WITH(check_multiboot_header(*h, img, "k"), Catch::Contains("requires features unifn cannot provide"));
+    CHECK_THROWS_WITH(check_multiboot_header(*h, img, "k"),
+                      Catch::Contains("requires features unifn cannot provide"));
   }
 }
 
@@ -99,12 +101,14 @@ TEST_CASE("multiboot_info and the memory map have the spec's layout", "[multiboo
   CHECK(offsetof(MultibootMmapEntry, type) == 20);
 }
 
-TEST_CASE("the boot info says how much memory there is, the command line and the loader name", "[multiboot]") {
+TEST_CASE("the boot info says how much memory there is, the command line and the loader name",
+          "[multiboot]") {
   GuestMemory mem(64ull << 20);
   const std::uint32_t at = write_multiboot_info(mem, "kernel.elf quiet");
   CHECK(at == kernel_layout::kBootInfo);
   auto info = mem.read_obj<MultibootInfo>(GuestAddr(at));
-  CHECK(info.flags == (mb_info::kMemory | mb_info::kCmdline | mb_info::kMmap | mb_info::kLoaderName));
+  CHECK(info.flags ==
+        (mb_info::kMemory | mb_info::kCmdline | mb_info::kMmap | mb_info::kLoaderName));
   CHECK(info.mem_lower == 640);
   CHECK(info.mem_upper == 63 * 1024);
   CHECK(mem.read_cstr(GuestAddr(info.cmdline), 4096) == "kernel.elf quiet");
@@ -112,16 +116,19 @@ TEST_CASE("the boot info says how much memory there is, the command line and the
   REQUIRE(info.mmap_length == 3 * sizeof(MultibootMmapEntry));
   std::uint64_t ram = 0;
   for (std::uint32_t i = 0; i < 3; ++i) {
-    auto e = mem.read_obj<MultibootMmapEntry>(GuestAddr(info.mmap_addr + i * sizeof(MultibootMmapEntry)));
+    auto e = mem.read_obj<MultibootMmapEntry>(
+        GuestAddr(info.mmap_addr + i * sizeof(MultibootMmapEntry)));
     CHECK(e.size == 20);
     if (e.type == 1) ram += e.len;
   }
   CHECK(ram == (64ull << 20) - 0x100000 + 0xA0000);
 
-  CHECK_THROWS_WITH(write_multiboot_info(mem, std::string(5000, 'x')), Catch::Contains("longer than the 4095 bytes"));
+  CHECK_THROWS_WITH(write_multiboot_info(mem, std::string(5000, 'x')),
+                    Catch::Contains("longer than the 4095 bytes"));
 }
 
-TEST_CASE("a raw a.out-kludge kernel is loaded at its load address with its bss zeroed", "[multiboot]") {
+TEST_CASE("a raw a.out-kludge kernel is loaded at its load address with its bss zeroed",
+          "[multiboot]") {
   GuestMemory mem(8ull << 20);
   mem.fill(GuestAddr(0x200000), 0xAA, 0x2000);
   const Bytes img = aout_kernel({0x90, 0x90, 0xF4}, 0x200000, 0, 0x100);
@@ -139,7 +146,8 @@ TEST_CASE("bad a.out address fields are refused with a sentence", "[multiboot]")
   GuestMemory mem(8ull << 20);
   auto refuse = [&](MbFields f, const char* what) {
     const Bytes img = with_header_at(0, multiboot_header(0x10000, 0, f), 0x100);
-    CHECK_THROWS_WITH(load_multiboot(img, "k.bin", "", mem), Catch::StartsWith("k.bin: ") && Catch::Contains(what));
+    CHECK_THROWS_WITH(load_multiboot(img, "k.bin", "", mem),
+                      Catch::StartsWith("k.bin: ") && Catch::Contains(what));
   };
   refuse({0x100000, 0x100010, 0, 0, 0x100020}, "above header_addr");
   refuse({0x100100, 0x100000, 0, 0, 0x100110}, "before the start of the file");
@@ -150,44 +158,54 @@ TEST_CASE("bad a.out address fields are refused with a sentence", "[multiboot]")
   refuse({0x4000, 0x4000, 0, 0, 0x4020}, "overlaps the boot structures");
 }
 
-TEST_CASE("ELF kernels: entry translated from virtual to physical, malformed headers refused", "[multiboot][elf]") {
+TEST_CASE("ELF kernels: entry translated from virtual to physical, malformed headers refused",
+          "[multiboot][elf]") {
   Bytes text = multiboot_header(0x3);
   text.insert(text.end(), {0xF4, 0xF4});
   SECTION("a higher-half kernel enters at the physical address") {
-    auto elf = parse_kernel_elf(elf32(0xC010000C, {Segment{0x100000, 0xC0100000, text, 0x1000}}), "hh.elf");
+    auto elf = parse_kernel_elf(elf32(0xC010000C, {Segment{0x100000, 0xC0100000, text, 0x1000}}),
+                                "hh.elf");
     CHECK(elf.elf_class == 1);
     REQUIRE(elf.segments.size() == 1);
     CHECK(elf.segments[0].mem_size == 0x1000);
     CHECK(kernel_entry_gpa(elf, "hh.elf") == 0x10000C);
     GuestMemory mem(8ull << 20);
-    auto boot = load_multiboot(elf32(0xC010000C, {Segment{0x100000, 0xC0100000, text, 0x1000}}), "hh.elf", "", mem);
+    auto boot = load_multiboot(elf32(0xC010000C, {Segment{0x100000, 0xC0100000, text, 0x1000}}),
+                               "hh.elf", "", mem);
     CHECK(boot.entry == 0x10000C);
   }
   SECTION("an entry in no segment") {
     auto elf = parse_kernel_elf(elf32(0x500000, {Segment{0x100000, 0x100000, text}}), "e.elf");
-    CHECK_THROWS_WITH(kernel_entry_gpa(elf, "e.elf"), Catch::Contains("entry point 0x500000 is in no loadable segment"));
+    CHECK_THROWS_WITH(kernel_entry_gpa(elf, "e.elf"),
+                      Catch::Contains("entry point 0x500000 is in no loadable segment"));
   }
   SECTION("filesz larger than memsz") {
     Bytes b = elf32(0x100000, {Segment{0x100000, 0x100000, text}});
     put32(b, sizeof(Elf32_Ehdr) + offsetof(Elf32_Phdr, p_memsz), 1);
-    CHECK_THROWS_WITH(parse_kernel_elf(b, "f.elf"), Catch::Contains("filesz") && Catch::Contains("memsz"));
+    CHECK_THROWS_WITH(parse_kernel_elf(b, "f.elf"),
+                      Catch::Contains("filesz") && Catch::Contains("memsz"));
   }
   SECTION("a program header table past the end") {
     Bytes b = elf32(0x100000, {Segment{0x100000, 0x100000, text}});
     put32(b, offsetof(Elf32_Ehdr, e_phoff), 0x10000);
-    CHECK_THROWS_WITH(parse_kernel_elf(b, "p.elf"), Catch::Contains("program header table runs past the end"));
+    CHECK_THROWS_WITH(parse_kernel_elf(b, "p.elf"),
+                      Catch::Contains("program header table runs past the end"));
   }
   SECTION("wrong machine, wrong type, no segments") {
-    CHECK_THROWS_WITH(parse_kernel_elf(elf32(0x100000, {Segment{0x100000, 0x100000, text}}, {}, EM_X86_64), "m.elf"),
-                      Catch::Contains("wrong machine 62 (x86-64) for a 32-bit ELF (x86 expected)"));
+    CHECK_THROWS_WITH(
+        parse_kernel_elf(elf32(0x100000, {Segment{0x100000, 0x100000, text}}, {}, EM_X86_64),
+                         "m.elf"),
+        Catch::Contains("wrong machine 62 (x86-64) for a 32-bit ELF (x86 expected)"));
     Bytes b = elf32(0x100000, {Segment{0x100000, 0x100000, text}});
     put16(b, offsetof(Elf32_Ehdr, e_type), ET_DYN);
     CHECK_THROWS_WITH(parse_kernel_elf(b, "t.elf"), Catch::Contains("ET_EXEC expected"));
-    CHECK_THROWS_WITH(parse_kernel_elf(elf32(0x100000, {}, {Note{"Xen", 18, pvh_note_desc32(1)}}), "n.elf"),
-                      Catch::Contains("no loadable segment"));
+    CHECK_THROWS_WITH(
+        parse_kernel_elf(elf32(0x100000, {}, {Note{"Xen", 18, pvh_note_desc32(1)}}), "n.elf"),
+        Catch::Contains("no loadable segment"));
   }
   SECTION("not ELF, or cut short") {
-    CHECK_THROWS_WITH(parse_kernel_elf(Bytes{1, 2, 3, 4, 5}, "x"), Catch::Contains("not an ELF file"));
+    CHECK_THROWS_WITH(parse_kernel_elf(Bytes{1, 2, 3, 4, 5}, "x"),
+                      Catch::Contains("not an ELF file"));
     Bytes b = elf32(0x100000, {Segment{0x100000, 0x100000, text}});
     b.resize(30);
     CHECK_THROWS_WITH(parse_kernel_elf(b, "x"), Catch::Contains("truncated ELF header"));
@@ -198,12 +216,16 @@ TEST_CASE("is_kernel_image tells kernels from unifn functions and junk", "[multi
   Bytes text = multiboot_header(0x3);
   text.push_back(0xF4);
   CHECK(is_kernel_image(elf32(0x10000C, {Segment{0x100000, 0x100000, text}})));
-  CHECK(is_kernel_image(elf32(0x100000, {Segment{0x100000, 0x100000, {0xF4}}})));  // refused later, by boot_kernel
+  CHECK(is_kernel_image(
+      elf32(0x100000, {Segment{0x100000, 0x100000, {0xF4}}})));  // refused later, by boot_kernel
   CHECK(is_kernel_image(aout_kernel({0xF4})));
-  CHECK(is_kernel_image(with_header_at(0x20, multiboot_header(0x3, 7), 64)));  // bad checksum: refused later
+  CHECK(is_kernel_image(
+      with_header_at(0x20, multiboot_header(0x3, 7), 64)));  // bad checksum: refused later
   CHECK_FALSE(is_kernel_image(Bytes{'j', 'u', 'n', 'k'}));
-  CHECK(is_kernel_image(elf64(0x100000, {Segment{0x100000, 0x100000, {0xF4}}}, {Note{"Xen", 18, pvh_note_desc64(0x100000)}})));
-  CHECK_FALSE(is_kernel_image(elf64(0x100000, {Segment{0x100000, 0x100000, {0xF4}}},
-                                    {Note{"Xen", 18, pvh_note_desc64(0x100000)}, Note{"unifn", 1, pvh_note_desc32(1)}})));
+  CHECK(is_kernel_image(elf64(0x100000, {Segment{0x100000, 0x100000, {0xF4}}},
+                              {Note{"Xen", 18, pvh_note_desc64(0x100000)}})));
+  CHECK_FALSE(is_kernel_image(
+      elf64(0x100000, {Segment{0x100000, 0x100000, {0xF4}}},
+            {Note{"Xen", 18, pvh_note_desc64(0x100000)}, Note{"unifn", 1, pvh_note_desc32(1)}})));
   CHECK_FALSE(is_kernel_image(elf64(0x100000, {Segment{0x100000, 0x100000, {0xF4}}})));
 }

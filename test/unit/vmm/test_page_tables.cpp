@@ -1,12 +1,13 @@
-// The ring-3 boot structures: walks the page tables write_ring3_structures builds, and checks GDT, IDT and stubs.
+// The ring-3 boot structures: walks the page tables write_ring3_structures builds, and checks GDT,
+// IDT and stubs.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
 #include <optional>
 
-#include "memory/guest_memory.h"
-#include "x86/layout.h"
-#include "x86/long_mode.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/x86/layout.h"
+#include "vmm/x86/long_mode.h"
 
 using namespace unifn::vmm;
 
@@ -16,8 +17,8 @@ constexpr std::uint64_t kAddrMask = 0x000FFFFFFFFFF000ull;
 
 struct Mapping {
   std::uint64_t phys;
-  bool user;      // U/S set at every level
-  bool writable;  // R/W set at every level
+  bool user;           // U/S set at every level
+  bool writable;       // R/W set at every level
   unsigned page_size;  // 4096 or 2 MiB
 };
 
@@ -49,18 +50,20 @@ bool identity_user(const GuestMemory& mem, std::uint64_t va) {
 }
 }  // namespace
 
-TEST_CASE("page tables of a 64 MiB guest: page 0 absent, RAM identity-mapped for ring 3, nothing beyond but the MMIO window") {
+TEST_CASE(
+    "page tables of a 64 MiB guest: page 0 absent, RAM identity-mapped for ring 3, nothing beyond "
+    "but the MMIO window") {
   constexpr std::uint64_t ram = 64ull << 20;
   GuestMemory mem(ram);
   write_ring3_structures(mem);
 
-  CHECK_FALSE(walk(mem, 0).has_value());      // NULL faults
+  CHECK_FALSE(walk(mem, 0).has_value());  // NULL faults
   CHECK_FALSE(walk(mem, 0xFFF).has_value());
   CHECK_FALSE(walk(mem, 0x1000)->user);         // the VMM's pages: see the test below
   CHECK(identity_user(mem, layout::kUserLow));  // 0x10000: boot info
   CHECK(walk(mem, layout::kUserLow)->page_size == 4096);
-  CHECK(identity_user(mem, 0x100000));          // the image
-  CHECK(identity_user(mem, 0x1FFFFF));          // last 4 KiB page of the first 2 MiB
+  CHECK(identity_user(mem, 0x100000));  // the image
+  CHECK(identity_user(mem, 0x1FFFFF));  // last 4 KiB page of the first 2 MiB
   CHECK(identity_user(mem, 0x200000));
   CHECK(walk(mem, 0x200000)->page_size == (2u << 20));
   for (std::uint64_t a = 0x200000; a < ram; a += 2ull << 20) {
@@ -84,7 +87,9 @@ TEST_CASE("page tables of a 64 MiB guest: page 0 absent, RAM identity-mapped for
   CHECK_FALSE(walk(mem, 0xFFFFFFFFFFFFF000ull).has_value());
 }
 
-TEST_CASE("the VMM's pages are supervisor-only: GDT, IDT and stubs read-only, the ring-0 stack writable, the rest unmapped") {
+TEST_CASE(
+    "the VMM's pages are supervisor-only: GDT, IDT and stubs read-only, the ring-0 stack writable, "
+    "the rest unmapped") {
   GuestMemory mem(16 << 20);
   write_ring3_structures(mem);
   struct Expect {
@@ -93,14 +98,22 @@ TEST_CASE("the VMM's pages are supervisor-only: GDT, IDT and stubs read-only, th
     bool mapped, writable;
   };
   const Expect pages[] = {
-      {layout::kGdt, "GDT", true, false},           {layout::kTss, "TSS", true, false},
-      {layout::kIdt, "IDT", true, false},           {layout::kStubs, "stubs", true, false},
-      {layout::kSyscallStub, "LSTAR", true, false}, {layout::kExceptionStubs, "exception stubs", true, false},
-      {layout::kRing0Stack, "ring-0 stack", true, true}, {layout::kRing0StackTop - 8, "top of the ring-0 stack", true, true},
-      {0x6000, "unused", false, false},             {0x7000, "unused", false, false},
-      {layout::kPml4, "PML4", false, false},        {layout::kPdpt, "PDPT", false, false},
-      {layout::kPd, "PD", false, false},            {layout::kPd + 0x3000, "PD of the MMIO window", false, false},
-      {layout::kPt0, "PT of the first 2 MiB", false, false}, {0xF000, "after the page tables", false, false},
+      {layout::kGdt, "GDT", true, false},
+      {layout::kTss, "TSS", true, false},
+      {layout::kIdt, "IDT", true, false},
+      {layout::kStubs, "stubs", true, false},
+      {layout::kSyscallStub, "LSTAR", true, false},
+      {layout::kExceptionStubs, "exception stubs", true, false},
+      {layout::kRing0Stack, "ring-0 stack", true, true},
+      {layout::kRing0StackTop - 8, "top of the ring-0 stack", true, true},
+      {0x6000, "unused", false, false},
+      {0x7000, "unused", false, false},
+      {layout::kPml4, "PML4", false, false},
+      {layout::kPdpt, "PDPT", false, false},
+      {layout::kPd, "PD", false, false},
+      {layout::kPd + 0x3000, "PD of the MMIO window", false, false},
+      {layout::kPt0, "PT of the first 2 MiB", false, false},
+      {0xF000, "after the page tables", false, false},
   };
   for (const auto& p : pages) {
     INFO(p.what << " at " << std::hex << p.addr);
@@ -122,7 +135,9 @@ TEST_CASE("the VMM's pages are supervisor-only: GDT, IDT and stubs read-only, th
   CHECK(identity_user(mem, layout::kUserLow - 1 + 0x1000));
 }
 
-TEST_CASE("the VMM's pages are checked against what this VMM writes, but for the MMU's accessed and dirty bits") {
+TEST_CASE(
+    "the VMM's pages are checked against what this VMM writes, but for the MMU's accessed and "
+    "dirty bits") {
   GuestMemory mem(16 << 20);
   write_ring3_structures(mem);
   CHECK_FALSE(ring3_structures_differ(mem).has_value());
@@ -130,8 +145,10 @@ TEST_CASE("the VMM's pages are checked against what this VMM writes, but for the
   const GuestAddr pt_stub(layout::kPt0 + 8 * (layout::kStubs >> 12));
   const std::uint64_t entry = mem.read_obj<std::uint64_t>(pt_stub);
   mem.write_obj<std::uint64_t>(pt_stub, entry | 0x60);
-  mem.write_obj<std::uint64_t>(GuestAddr(layout::kPml4), mem.read_obj<std::uint64_t>(GuestAddr(layout::kPml4)) | 0x20);
-  mem.write_obj<std::uint64_t>(GuestAddr(layout::kRing0StackTop - 8), 0x1234);  // an exception frame
+  mem.write_obj<std::uint64_t>(GuestAddr(layout::kPml4),
+                               mem.read_obj<std::uint64_t>(GuestAddr(layout::kPml4)) | 0x20);
+  mem.write_obj<std::uint64_t>(GuestAddr(layout::kRing0StackTop - 8),
+                               0x1234);  // an exception frame
   CHECK_FALSE(ring3_structures_differ(mem).has_value());
   // An older unifnd's user-writable stub page is not.
   mem.write_obj<std::uint64_t>(pt_stub, entry | 6);
@@ -140,7 +157,8 @@ TEST_CASE("the VMM's pages are checked against what this VMM writes, but for the
   CHECK_THAT(*why, Catch::Contains("0xe018"));
   mem.write_obj<std::uint64_t>(pt_stub, entry);
   // Nor is a changed stub, gate or descriptor.
-  for (std::uint64_t a : {layout::kSyscallStub, layout::kIdt + 16 * 14 + 5, layout::kGdt + 0x20 + 5, layout::kTss + 4}) {
+  for (std::uint64_t a : {layout::kSyscallStub, layout::kIdt + 16 * 14 + 5, layout::kGdt + 0x20 + 5,
+                          layout::kTss + 4}) {
     INFO(std::hex << a);
     const auto old = mem.read_obj<std::uint8_t>(GuestAddr(a));
     mem.write_obj<std::uint8_t>(GuestAddr(a), old ^ 0x60);
@@ -175,7 +193,9 @@ TEST_CASE("page tables of the largest guest (3 GiB) map all of it and keep the M
 TEST_CASE("GDT, IDT and ring-0 stubs") {
   GuestMemory mem(16 << 20);
   write_ring3_structures(mem);
-  auto desc = [&](std::uint16_t sel) { return mem.read_obj<std::uint64_t>(GuestAddr(layout::kGdt + (sel & ~7u))); };
+  auto desc = [&](std::uint16_t sel) {
+    return mem.read_obj<std::uint64_t>(GuestAddr(layout::kGdt + (sel & ~7u)));
+  };
   auto access = [](std::uint64_t d) { return static_cast<unsigned>((d >> 40) & 0xFF); };
   auto long_mode = [](std::uint64_t d) { return ((d >> 53) & 1) != 0; };
   CHECK(desc(0) == 0);
@@ -187,7 +207,8 @@ TEST_CASE("GDT, IDT and ring-0 stubs") {
   CHECK(long_mode(desc(layout::kUserCs)));
   CHECK(access(desc(layout::kUserDs)) == 0xF3);  // present, DPL 3, data
   CHECK(access(desc(layout::kTssSel)) == 0x89);  // available 64-bit TSS
-  CHECK(mem.read_obj<std::uint64_t>(GuestAddr(layout::kTss + 4)) == layout::kRing0StackTop);  // RSP0
+  CHECK(mem.read_obj<std::uint64_t>(GuestAddr(layout::kTss + 4)) ==
+        layout::kRing0StackTop);  // RSP0
 
   // The syscall stub at LSTAR: out %al, $kSyscallPort.
   CHECK(mem.read_obj<std::uint8_t>(GuestAddr(layout::kSyscallStub)) == 0xE6);
@@ -199,7 +220,8 @@ TEST_CASE("GDT, IDT and ring-0 stubs") {
     CHECK(mem.read_obj<std::uint8_t>(GuestAddr(stub + 1)) == layout::kExceptionPortBase + v);
     const std::uint64_t gate_lo = mem.read_obj<std::uint64_t>(GuestAddr(layout::kIdt + 16 * v));
     const std::uint64_t gate_hi = mem.read_obj<std::uint64_t>(GuestAddr(layout::kIdt + 16 * v + 8));
-    const std::uint64_t target = (gate_lo & 0xFFFF) | (((gate_lo >> 48) & 0xFFFF) << 16) | ((gate_hi & 0xFFFFFFFF) << 32);
+    const std::uint64_t target =
+        (gate_lo & 0xFFFF) | (((gate_lo >> 48) & 0xFFFF) << 16) | ((gate_hi & 0xFFFFFFFF) << 32);
     CHECK(target == stub);
     CHECK(((gate_lo >> 16) & 0xFFFF) == layout::kKernelCs);
     CHECK(((gate_lo >> 40) & 0xFF) == 0x8E);  // present, DPL 0: `int n` from ring 3 cannot reach it

@@ -2,9 +2,9 @@
 #include <catch2/catch.hpp>
 #include <cstddef>
 
-#include "kernel_images.h"
-#include "loader/pvh.h"
-#include "x86/protected_mode.h"
+#include "test/kernels/kernel_images.h"
+#include "vmm/loader/pvh.h"
+#include "vmm/x86/protected_mode.h"
 
 using namespace unifn::vmm;
 using namespace unifn::test;
@@ -49,29 +49,33 @@ TEST_CASE("the start info carries the magic, version 1, the command line and a R
 
 TEST_CASE("the PVH note is found in ELF64 (8-byte value) and ELF32 (4-byte value)", "[pvh]") {
   const Bytes code{0xF4};
-  auto e64 = parse_kernel_elf(elf64(0xFFFFFFFF81000000ull, {Segment{0x1000000, 0xFFFFFFFF81000000ull, code}},
-                                    {Note{"Xen", 18, pvh_note_desc64(0x1000000)}}),
-                              "vmlinux");
+  auto e64 = parse_kernel_elf(
+      elf64(0xFFFFFFFF81000000ull, {Segment{0x1000000, 0xFFFFFFFF81000000ull, code}},
+            {Note{"Xen", 18, pvh_note_desc64(0x1000000)}}),
+      "vmlinux");
   CHECK(e64.elf_class == 2);
   REQUIRE(e64.pvh_entry);
   CHECK(*e64.pvh_entry == 0x1000000);
   CHECK_FALSE(e64.unifn_note);
 
-  auto e32 = parse_kernel_elf(elf32(0x100000, {Segment{0x100000, 0x100000, code}},
-                                    {Note{"GNU", 3, Bytes(20, 1)}, Note{"Xen", 18, pvh_note_desc32(0x100000)}}),
-                              "k32");
+  auto e32 = parse_kernel_elf(
+      elf32(0x100000, {Segment{0x100000, 0x100000, code}},
+            {Note{"GNU", 3, Bytes(20, 1)}, Note{"Xen", 18, pvh_note_desc32(0x100000)}}),
+      "k32");
   CHECK(e32.elf_class == 1);
   REQUIRE(e32.pvh_entry);
   CHECK(*e32.pvh_entry == 0x100000);
 
-  auto other = parse_kernel_elf(elf64(0x100000, {Segment{0x100000, 0x100000, code}},
-                                      {Note{"Xen", 17, pvh_note_desc64(0x100000)}, Note{"Xe", 18, pvh_note_desc64(1)}}),
-                                "other");
+  auto other = parse_kernel_elf(
+      elf64(0x100000, {Segment{0x100000, 0x100000, code}},
+            {Note{"Xen", 17, pvh_note_desc64(0x100000)}, Note{"Xe", 18, pvh_note_desc64(1)}}),
+      "other");
   CHECK_FALSE(other.pvh_entry);
 }
 
 TEST_CASE("a malformed note list stops the scan without reading past the segment", "[pvh]") {
-  Bytes b = elf64(0x100000, {Segment{0x100000, 0x100000, {0xF4}}}, {Note{"Xen", 18, pvh_note_desc64(0x100000)}});
+  Bytes b = elf64(0x100000, {Segment{0x100000, 0x100000, {0xF4}}},
+                  {Note{"Xen", 18, pvh_note_desc64(0x100000)}});
   // The note header sits right after the two program headers: make n_descsz huge.
   put32(b, sizeof(Elf64_Ehdr) + 2 * sizeof(Elf64_Phdr) + 4, 0xFFFFFFF0u);
   auto elf = parse_kernel_elf(b, "bad-note");
@@ -82,7 +86,8 @@ TEST_CASE("load_pvh loads the segments and refuses entries it cannot use", "[pvh
   GuestMemory mem(16ull << 20);
   const Bytes code{0x90, 0xF4};
   SECTION("a good image") {
-    auto img = elf64(0x100000, {Segment{0x200000, 0x200000, code, 0x3000}}, {Note{"Xen", 18, pvh_note_desc64(0x200001)}});
+    auto img = elf64(0x100000, {Segment{0x200000, 0x200000, code, 0x3000}},
+                     {Note{"Xen", 18, pvh_note_desc64(0x200001)}});
     auto boot = load_pvh(parse_kernel_elf(img, "k"), img, "k", "quiet", mem);
     CHECK(boot.entry == 0x200001);
     CHECK(boot.start_info_gpa == kernel_layout::kBootInfo);
@@ -91,15 +96,20 @@ TEST_CASE("load_pvh loads the segments and refuses entries it cannot use", "[pvh
   }
   SECTION("no note") {
     auto img = elf64(0x100000, {Segment{0x100000, 0x100000, code}});
-    CHECK_THROWS_WITH(load_pvh(parse_kernel_elf(img, "k"), img, "k", "", mem), Catch::Contains("no PVH entry note"));
+    CHECK_THROWS_WITH(load_pvh(parse_kernel_elf(img, "k"), img, "k", "", mem),
+                      Catch::Contains("no PVH entry note"));
   }
   SECTION("an entry above 4 GiB") {
-    auto img = elf64(0x100000, {Segment{0x100000, 0x100000, code}}, {Note{"Xen", 18, pvh_note_desc64(0x100000000ull)}});
-    CHECK_THROWS_WITH(load_pvh(parse_kernel_elf(img, "k"), img, "k", "", mem), Catch::Contains("above 4 GiB"));
+    auto img = elf64(0x100000, {Segment{0x100000, 0x100000, code}},
+                     {Note{"Xen", 18, pvh_note_desc64(0x100000000ull)}});
+    CHECK_THROWS_WITH(load_pvh(parse_kernel_elf(img, "k"), img, "k", "", mem),
+                      Catch::Contains("above 4 GiB"));
   }
   SECTION("an entry outside the segments") {
-    auto img = elf64(0x100000, {Segment{0x100000, 0x100000, code}}, {Note{"Xen", 18, pvh_note_desc64(0x300000)}});
-    CHECK_THROWS_WITH(load_pvh(parse_kernel_elf(img, "k"), img, "k", "", mem), Catch::Contains("in no loadable segment"));
+    auto img = elf64(0x100000, {Segment{0x100000, 0x100000, code}},
+                     {Note{"Xen", 18, pvh_note_desc64(0x300000)}});
+    CHECK_THROWS_WITH(load_pvh(parse_kernel_elf(img, "k"), img, "k", "", mem),
+                      Catch::Contains("in no loadable segment"));
   }
 }
 

@@ -15,14 +15,15 @@
 #include <sstream>
 #include <string>
 
-#include "platform/sandbox/helper_image.h"
-#include "platform/sandbox/sandbox_abi.h"
+#include "vmm/platform/sandbox/helper_image.h"
+#include "vmm/platform/sandbox/sandbox_abi.h"
 
 namespace {
 
 constexpr std::size_t kRamBytes = 4u << 20;
 
-// Moves fd to a number >= 10 (close-on-exec), so that dup2 onto 3 and 4 in the child cannot collide.
+// Moves fd to a number >= 10 (close-on-exec), so that dup2 onto 3 and 4 in the child cannot
+// collide.
 int high(int fd) {
   REQUIRE(fd >= 0);
   const int h = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
@@ -66,13 +67,15 @@ class TracedHelper {
   TracedHelper(const TracedHelper&) = delete;
   TracedHelper& operator=(const TracedHelper&) = delete;
 
-  // Forks a child, seizes it, sends the spec, lets it exec the helper and waits for its first stop or its end.
+  // Forks a child, seizes it, sends the spec, lets it exec the helper and waits for its first stop
+  // or its end.
   int start(const unifn_sandbox_spec& spec) {
     const auto image = unifn::vmm::sandbox_helper_image();
     REQUIRE(image.size() > 64);
     image_ = high(::memfd_create("unifn-sandbox-helper", MFD_CLOEXEC | MFD_ALLOW_SEALING));
     write_all(image_, image.data(), image.size());
-    REQUIRE(::fcntl(image_, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0);
+    REQUIRE(::fcntl(image_, F_ADD_SEALS,
+                    F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0);
     ram_ = high(::memfd_create("unifn-ram", MFD_CLOEXEC));
     REQUIRE(::ftruncate(ram_, kRamBytes + 4096) == 0);
     unsigned char page[4096];
@@ -88,7 +91,8 @@ class TracedHelper {
     if (pid_ == 0) {  // the child: async-signal-safe calls only
       char byte;
       if (::read(go_r_, &byte, 1) != 1) ::_exit(126);
-      if (::dup2(spec_r_, UNIFN_SANDBOX_SPEC_FD) < 0 || ::dup2(ram_, UNIFN_SANDBOX_RAM_FD) < 0) ::_exit(126);
+      if (::dup2(spec_r_, UNIFN_SANDBOX_SPEC_FD) < 0 || ::dup2(ram_, UNIFN_SANDBOX_RAM_FD) < 0)
+        ::_exit(126);
       char name[] = "unifn-sandbox-helper";
       char* argv[] = {name, nullptr};
       char* envp[] = {nullptr};
@@ -134,11 +138,14 @@ unifn_sandbox_spec two_region_spec() {
 
 }  // namespace
 
-TEST_CASE("sandbox helper: maps RAM, locks itself down, stops at int3, a syscall elsewhere dies of SIGSYS",
-          "[vmm][sandbox]") {
+TEST_CASE(
+    "sandbox helper: maps RAM, locks itself down, stops at int3, a syscall elsewhere dies of "
+    "SIGSYS",
+    "[vmm][sandbox]") {
   TracedHelper helper;
   const int status = helper.start(two_region_spec());
-  INFO("wait status " << status << ": " << (WIFEXITED(status) ? unifn_sandbox_exit_reason(WEXITSTATUS(status)) : ""));
+  INFO("wait status " << status << ": "
+                      << (WIFEXITED(status) ? unifn_sandbox_exit_reason(WEXITSTATUS(status)) : ""));
   REQUIRE(WIFSTOPPED(status));
   REQUIRE(WSTOPSIG(status) == SIGTRAP);
 
@@ -165,7 +172,9 @@ TEST_CASE("sandbox helper: maps RAM, locks itself down, stops at int3, a syscall
   if (regs.rax & UNIFN_SANDBOX_HAVE_TRACKING) {
     CHECK(static_cast<long>(regs.rdi) >= 0);
   } else {
-    WARN("this kernel gives the sandbox no userfaultfd write-protect tracking (Linux 6.7+ with WP_ASYNC)");
+    WARN(
+        "this kernel gives the sandbox no userfaultfd write-protect tracking (Linux 6.7+ with "
+        "WP_ASYNC)");
     CHECK(static_cast<long>(regs.rdi) == -1);
   }
 
@@ -184,7 +193,8 @@ TEST_CASE("sandbox helper: maps RAM, locks itself down, stops at int3, a syscall
   CHECK(WTERMSIG(end) == SIGSYS);
 }
 
-TEST_CASE("sandbox helper: a spec with a bad magic makes it exit with UNIFN_SANDBOX_EXIT_SPEC", "[vmm][sandbox]") {
+TEST_CASE("sandbox helper: a spec with a bad magic makes it exit with UNIFN_SANDBOX_EXIT_SPEC",
+          "[vmm][sandbox]") {
   TracedHelper helper;
   unifn_sandbox_spec spec = two_region_spec();
   spec.magic ^= 1;

@@ -1,9 +1,10 @@
-// 16550 UART registers (transmit, DLAB, IER/IIR, loopback, scratch) and its snapshot state round trip.
+// 16550 UART registers (transmit, DLAB, IER/IIR, loopback, scratch) and its snapshot state round
+// trip.
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
-#include "devices/serial.h"
+#include "vmm/devices/serial.h"
 
 using unifn::vmm::Serial16550;
 using R = Serial16550::Reg;
@@ -34,7 +35,8 @@ TEST_CASE("the transmitter always reads empty, so polling kernels never wait", "
   CHECK(u.read(R::kLsr) == 0x60);
 }
 
-TEST_CASE("transmitted bytes reach the sink a line at a time, and flush sends the rest", "[serial]") {
+TEST_CASE("transmitted bytes reach the sink a line at a time, and flush sends the rest",
+          "[serial]") {
   Captured c;
   Serial16550 u(c.sink());
   send(u, "hello");
@@ -67,7 +69,8 @@ TEST_CASE("with DLAB set, ports 0 and 1 are the divisor latch and transmit nothi
   CHECK(u.registers().dlm == 0x02);
 }
 
-TEST_CASE("IER keeps its four bits, IIR reports FIFOs and a transmitter-empty interrupt once", "[serial]") {
+TEST_CASE("IER keeps its four bits, IIR reports FIFOs and a transmitter-empty interrupt once",
+          "[serial]") {
   Serial16550 u;
   u.write(R::kIer, 0xFF);
   CHECK(u.read(R::kIer) == 0x0F);

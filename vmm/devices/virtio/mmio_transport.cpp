@@ -1,17 +1,20 @@
-// virtio-mmio v2 register file, device status and feature negotiation, queue setup, and its snapshot format.
-#include "devices/virtio/mmio_transport.h"
+// virtio-mmio v2 register file, device status and feature negotiation, queue setup, and its
+// snapshot format.
+#include "vmm/devices/virtio/mmio_transport.h"
 
 #include <cstring>
 #include <fmt/format.h>
 
-#include "devices/virtio/virtio_mmio.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
 
 namespace unifn::vmm::virtio {
 
 namespace {
 
 void set_low(std::uint64_t& v, std::uint32_t lo) { v = (v & ~0xffffffffull) | lo; }
-void set_high(std::uint64_t& v, std::uint32_t hi) { v = (v & 0xffffffffull) | (std::uint64_t{hi} << 32); }
+void set_high(std::uint64_t& v, std::uint32_t hi) {
+  v = (v & 0xffffffffull) | (std::uint64_t{hi} << 32);
+}
 }  // namespace
 
 MmioTransport::MmioTransport(TransportConfig cfg)
@@ -31,7 +34,9 @@ IoResult MmioTransport::access(Machine& machine, MmioAccess& a) {
     return IoResult::next();
   } catch (const std::exception& e) {
     // A device fault must not take the daemon down: the guest that caused it stops instead.
-    return IoResult::halt({StopKind::Fault, 0, fmt::format("virtio device {} at {:#x}: {}", cfg_.device_id, base_, e.what())});
+    return IoResult::halt(
+        {StopKind::Fault, 0,
+         fmt::format("virtio device {} at {:#x}: {}", cfg_.device_id, base_, e.what())});
   }
 }
 
@@ -49,7 +54,9 @@ void MmioTransport::reset() {
   reset_device();
 }
 
-SplitQueue* MmioTransport::selected() { return queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr; }
+SplitQueue* MmioTransport::selected() {
+  return queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr;
+}
 const SplitQueue* MmioTransport::selected() const {
   return queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr;
 }
@@ -68,7 +75,8 @@ void MmioTransport::write32(GuestMemory& mem, std::uint64_t offset, std::uint32_
   mmio(mem, offset, true, b);
 }
 
-void MmioTransport::mmio(GuestMemory& mem, std::uint64_t offset, bool write, std::span<std::uint8_t> data) {
+void MmioTransport::mmio(GuestMemory& mem, std::uint64_t offset, bool write,
+                         std::span<std::uint8_t> data) {
   if (offset >= reg::kConfig) {
     // Config space: read-only, any width.
     const std::uint64_t at = offset - reg::kConfig;
@@ -94,20 +102,33 @@ void MmioTransport::mmio(GuestMemory& mem, std::uint64_t offset, bool write, std
 std::uint32_t MmioTransport::read_reg(std::uint64_t offset) const {
   const SplitQueue* q = selected();
   switch (offset) {
-    case reg::kMagic: return kMagicValue;
-    case reg::kVersion: return kVersion2;
-    case reg::kDeviceId: return cfg_.device_id;
-    case reg::kVendorId: return cfg_.vendor_id;
+    case reg::kMagic:
+      return kMagicValue;
+    case reg::kVersion:
+      return kVersion2;
+    case reg::kDeviceId:
+      return cfg_.device_id;
+    case reg::kVendorId:
+      return cfg_.vendor_id;
     case reg::kDeviceFeatures:
-      return device_features_sel_ < 2 ? static_cast<std::uint32_t>(features_ >> (32 * device_features_sel_)) : 0;
-    case reg::kQueueNumMax: return q ? q->num_max() : 0;
-    case reg::kQueueReady: return q ? q->state().ready : 0;
-    case reg::kInterruptStatus: return interrupt_status_;
-    case reg::kStatus: return status_;
+      return device_features_sel_ < 2
+                 ? static_cast<std::uint32_t>(features_ >> (32 * device_features_sel_))
+                 : 0;
+    case reg::kQueueNumMax:
+      return q ? q->num_max() : 0;
+    case reg::kQueueReady:
+      return q ? q->state().ready : 0;
+    case reg::kInterruptStatus:
+      return interrupt_status_;
+    case reg::kStatus:
+      return status_;
     case reg::kShmLenLow:
-    case reg::kShmLenHigh: return 0xffffffffu;  // no shared memory regions
-    case reg::kConfigGeneration: return 0;       // the config space never changes
-    default: return 0;
+    case reg::kShmLenHigh:
+      return 0xffffffffu;  // no shared memory regions
+    case reg::kConfigGeneration:
+      return 0;  // the config space never changes
+    default:
+      return 0;
   }
 }
 
@@ -116,23 +137,43 @@ void MmioTransport::write_reg(GuestMemory& mem, std::uint64_t offset, std::uint3
   // Queue registers may only change while the queue is not live.
   const bool q_writable = q && !q->state().ready;
   switch (offset) {
-    case reg::kDeviceFeaturesSel: device_features_sel_ = v; return;
-    case reg::kDriverFeaturesSel: driver_features_sel_ = v; return;
-    case reg::kDriverFeatures:
-      if (driver_features_sel_ == 0) set_low(driver_features_, v);
-      else if (driver_features_sel_ == 1) set_high(driver_features_, v);
+    case reg::kDeviceFeaturesSel:
+      device_features_sel_ = v;
       return;
-    case reg::kQueueSel: queue_sel_ = v; return;
+    case reg::kDriverFeaturesSel:
+      driver_features_sel_ = v;
+      return;
+    case reg::kDriverFeatures:
+      if (driver_features_sel_ == 0)
+        set_low(driver_features_, v);
+      else if (driver_features_sel_ == 1)
+        set_high(driver_features_, v);
+      return;
+    case reg::kQueueSel:
+      queue_sel_ = v;
+      return;
     case reg::kQueueNum:
       // Sizes above QueueNumMax are ignored (the queue keeps its size and QueueReady will say no).
       if (q_writable && v <= q->num_max()) q->state().num = static_cast<std::uint16_t>(v);
       return;
-    case reg::kQueueDescLow: if (q_writable) set_low(q->state().desc, v); return;
-    case reg::kQueueDescHigh: if (q_writable) set_high(q->state().desc, v); return;
-    case reg::kQueueDriverLow: if (q_writable) set_low(q->state().avail, v); return;
-    case reg::kQueueDriverHigh: if (q_writable) set_high(q->state().avail, v); return;
-    case reg::kQueueDeviceLow: if (q_writable) set_low(q->state().used, v); return;
-    case reg::kQueueDeviceHigh: if (q_writable) set_high(q->state().used, v); return;
+    case reg::kQueueDescLow:
+      if (q_writable) set_low(q->state().desc, v);
+      return;
+    case reg::kQueueDescHigh:
+      if (q_writable) set_high(q->state().desc, v);
+      return;
+    case reg::kQueueDriverLow:
+      if (q_writable) set_low(q->state().avail, v);
+      return;
+    case reg::kQueueDriverHigh:
+      if (q_writable) set_high(q->state().avail, v);
+      return;
+    case reg::kQueueDeviceLow:
+      if (q_writable) set_low(q->state().used, v);
+      return;
+    case reg::kQueueDeviceHigh:
+      if (q_writable) set_high(q->state().used, v);
+      return;
     case reg::kQueueReady:
       if (!q) return;
       if (v == 0) {
@@ -144,10 +185,13 @@ void MmioTransport::write_reg(GuestMemory& mem, std::uint64_t offset, std::uint3
           return;
         }
         q->state().ready = 1;
-        q->state().last_avail = q->state().used_idx = 0;  // a fresh queue starts at index 0 (virtio 2.7)
+        q->state().last_avail = q->state().used_idx =
+            0;  // a fresh queue starts at index 0 (virtio 2.7)
       }
       return;
-    case reg::kInterruptAck: interrupt_status_ &= ~v; return;
+    case reg::kInterruptAck:
+      interrupt_status_ &= ~v;
+      return;
     case reg::kStatus:
       if (v == 0) {
         reset();
@@ -166,7 +210,8 @@ void MmioTransport::write_reg(GuestMemory& mem, std::uint64_t offset, std::uint3
       if ((status_ & live) != live || (status_ & status::kNeedsReset)) return;
       SplitQueue& nq = queues_[v];
       if (!nq.state().ready) return;
-      // Restored state is re-checked too: nothing reaches memory through a layout that was never validated.
+      // Restored state is re-checked too: nothing reaches memory through a layout that was never
+      // validated.
       if (auto why = nq.check_layout(mem); !why.empty()) {
         needs_reset(fmt::format("queue {}: {}", v, why));
         return;
@@ -178,7 +223,8 @@ void MmioTransport::write_reg(GuestMemory& mem, std::uint64_t offset, std::uint3
       }
       return;
     }
-    default: return;  // read-only or unknown registers ignore writes
+    default:
+      return;  // read-only or unknown registers ignore writes
   }
 }
 
@@ -209,27 +255,33 @@ TransportState TransportState::read(ByteReader& r) {
   s.queue_sel = r.pod<std::uint32_t>();
   s.interrupt_status = r.pod<std::uint32_t>();
   const auto n = r.pod<std::uint32_t>();
-  if (n > UINT16_MAX) throw std::runtime_error(fmt::format("virtio-mmio state: {} queues is more than a transport has", n));
+  if (n > UINT16_MAX)
+    throw std::runtime_error(
+        fmt::format("virtio-mmio state: {} queues is more than a transport has", n));
   for (std::uint32_t i = 0; i < n; ++i) s.queues.push_back(r.pod<QueueState>());
   s.device = r.blob(kMaxDeviceBytes);
   return s;
 }
 
 std::vector<std::uint8_t> MmioTransport::save() const {
-  TransportState s{cfg_.device_id, status_, device_features_sel_, driver_features_sel_, driver_features_,
-                   queue_sel_, interrupt_status_, {}, save_device()};
+  TransportState s{cfg_.device_id,   status_,    device_features_sel_, driver_features_sel_,
+                   driver_features_, queue_sel_, interrupt_status_,    {},
+                   save_device()};
   for (const auto& q : queues_) s.queues.push_back(q.state());
   return encode(s);
 }
 
 std::optional<std::string> MmioTransport::check_state(const TransportState& s) const {
   if (s.device_id != cfg_.device_id)
-    return fmt::format("virtio-mmio state is for device id {}, this device is {}", s.device_id, cfg_.device_id);
+    return fmt::format("virtio-mmio state is for device id {}, this device is {}", s.device_id,
+                       cfg_.device_id);
   if (s.queues.size() != queues_.size())
-    return fmt::format("virtio-mmio state has {} queues, the device {}", s.queues.size(), queues_.size());
+    return fmt::format("virtio-mmio state has {} queues, the device {}", s.queues.size(),
+                       queues_.size());
   for (const auto& q : s.queues)
     if (q.num > cfg_.queue_max)
-      return fmt::format("virtio-mmio state: queue size {} is above the maximum {}", q.num, cfg_.queue_max);
+      return fmt::format("virtio-mmio state: queue size {} is above the maximum {}", q.num,
+                         cfg_.queue_max);
   return check_device(s.device);
 }
 

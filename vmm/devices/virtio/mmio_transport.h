@@ -1,4 +1,5 @@
-// The virtio-mmio (version 2) transport: registers, feature negotiation, split virtqueues, snapshot state.
+// The virtio-mmio (version 2) transport: registers, feature negotiation, split virtqueues, snapshot
+// state.
 #pragma once
 
 #include <cstdint>
@@ -7,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "devices/mmio_device.h"
-#include "devices/virtio/virtqueue.h"
-#include "snapshot/persist.h"
+#include "vmm/devices/mmio_device.h"
+#include "vmm/devices/virtio/virtqueue.h"
+#include "vmm/snapshot/persist.h"
 
 namespace unifn::vmm::virtio {
 
@@ -21,7 +22,8 @@ struct TransportConfig {
   std::uint16_t queue_max = 256;
 };
 
-// The transport's snapshot state, with its device's own state inside as bytes (encoded by the device).
+// The transport's snapshot state, with its device's own state inside as bytes (encoded by the
+// device).
 struct TransportState {
   static constexpr std::uint32_t kMagic = 0x4f494d56;  // "VMIO"
   static constexpr std::uint32_t kVersion = 1;
@@ -42,7 +44,8 @@ struct TransportState {
 
 // A virtio device on the MMIO bus. Subclasses serve queue notifications and their config space;
 // this class does everything else. Notifications are served synchronously inside the guest's
-// QueueNotify write, so the used ring holds the answers when that write completes (the guest polls).
+// QueueNotify write, so the used ring holds the answers when that write completes (the guest
+// polls).
 class MmioTransport : public MmioDevice {
  public:
   explicit MmioTransport(TransportConfig cfg);
@@ -56,8 +59,9 @@ class MmioTransport : public MmioDevice {
   std::optional<std::string> check(std::span<const std::uint8_t> state) const final;
   void restore(std::span<const std::uint8_t> state) final;
 
-  // One register access at `offset` within the window, without a Machine (tests, fuzzing, access()).
-  // Registers take 32-bit accesses only; others read as zero and are ignored when written.
+  // One register access at `offset` within the window, without a Machine (tests, fuzzing,
+  // access()). Registers take 32-bit accesses only; others read as zero and are ignored when
+  // written.
   void mmio(GuestMemory& mem, std::uint64_t offset, bool write, std::span<std::uint8_t> data);
   std::uint32_t read32(GuestMemory& mem, std::uint64_t offset);
   void write32(GuestMemory& mem, std::uint64_t offset, std::uint32_t value);
@@ -66,7 +70,8 @@ class MmioTransport : public MmioDevice {
   std::uint64_t driver_features() const { return driver_features_; }
   const QueueState& queue_state(std::size_t i) const { return queues_.at(i).state(); }
   std::size_t queue_count() const { return queues_.size(); }
-  // The last thing the guest did wrong with the transport (ring layout, corrupt ring), for logs and tests.
+  // The last thing the guest did wrong with the transport (ring layout, corrupt ring), for logs and
+  // tests.
   const std::string& transport_error() const { return transport_error_; }
 
  protected:
@@ -74,7 +79,10 @@ class MmioTransport : public MmioDevice {
   virtual void on_notify(GuestMemory& mem, SplitQueue& q, std::uint16_t index) = 0;
   // Fills `out` from the config space at `offset` (already checked to lie inside config_size()).
   virtual std::size_t config_size() const { return 0; }
-  virtual void read_config(std::uint64_t offset, std::span<std::uint8_t> out) const { (void)offset; (void)out; }
+  virtual void read_config(std::uint64_t offset, std::span<std::uint8_t> out) const {
+    (void)offset;
+    (void)out;
+  }
   // Device-specific state: reset with the device, saved and restored with the transport's, in
   // the device's own encoding. check_device says what is wrong with such bytes (nullopt if
   // nothing); restore_device is called only with bytes that passed it, and cannot fail.

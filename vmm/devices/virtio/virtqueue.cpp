@@ -1,10 +1,11 @@
-// Split virtqueue: ring layout checks, chain walks that refuse loops, stray indices and out-of-RAM buffers.
-#include "devices/virtio/virtqueue.h"
+// Split virtqueue: ring layout checks, chain walks that refuse loops, stray indices and out-of-RAM
+// buffers.
+#include "vmm/devices/virtio/virtqueue.h"
 
 #include <atomic>
 #include <fmt/format.h>
 
-#include "devices/virtio/virtio_mmio.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
 
 namespace unifn::vmm::virtio {
 
@@ -39,7 +40,8 @@ bool overlap(const Descriptor& a, const Descriptor& b) {
 std::optional<Descriptor> Chain::status_slot(const GuestMemory& mem) const {
   if (!complete || descs.empty()) return std::nullopt;
   const Descriptor& last = descs.back();
-  if (!last.writable || last.len == 0 || !mem.user_contains(GuestAddr(last.addr), last.len)) return std::nullopt;
+  if (!last.writable || last.len == 0 || !mem.user_contains(GuestAddr(last.addr), last.len))
+    return std::nullopt;
   return last;
 }
 
@@ -48,11 +50,14 @@ std::string SplitQueue::check_layout(const GuestMemory& mem) const {
   if (n == 0 || n > num_max_ || (n & (n - 1)) != 0)
     return fmt::format("queue size {} is not a power of two between 1 and {}", n, num_max_);
   if (s_.desc % 16 || !mem.user_contains(GuestAddr(s_.desc), 16 * n))
-    return fmt::format("descriptor table at {:#x} ({} bytes) is misaligned or outside {}", s_.desc, 16 * n, user_memory(mem));
+    return fmt::format("descriptor table at {:#x} ({} bytes) is misaligned or outside {}", s_.desc,
+                       16 * n, user_memory(mem));
   if (s_.avail % 2 || !mem.user_contains(GuestAddr(s_.avail), 6 + 2 * n))
-    return fmt::format("available ring at {:#x} ({} bytes) is misaligned or outside {}", s_.avail, 6 + 2 * n, user_memory(mem));
+    return fmt::format("available ring at {:#x} ({} bytes) is misaligned or outside {}", s_.avail,
+                       6 + 2 * n, user_memory(mem));
   if (s_.used % 4 || !mem.user_contains(GuestAddr(s_.used), 6 + 8 * n))
-    return fmt::format("used ring at {:#x} ({} bytes) is misaligned or outside {}", s_.used, 6 + 8 * n, user_memory(mem));
+    return fmt::format("used ring at {:#x} ({} bytes) is misaligned or outside {}", s_.used,
+                       6 + 8 * n, user_memory(mem));
   return {};
 }
 
@@ -61,7 +66,8 @@ Chain SplitQueue::walk(const GuestMemory& mem, std::uint16_t head) const {
   c.head = head;
   const std::uint16_t n = s_.num;
   if (head >= n) {
-    c.error = fmt::format("the available ring names descriptor {}, outside the queue of {}", head, n);
+    c.error =
+        fmt::format("the available ring names descriptor {}, outside the queue of {}", head, n);
     return c;
   }
   bool seen_writable = false;
@@ -69,24 +75,29 @@ Chain SplitQueue::walk(const GuestMemory& mem, std::uint16_t head) const {
   // A chain can have at most n descriptors; one more means the driver linked a loop.
   for (std::uint32_t count = 0;; ++count) {
     if (count == n) {
-      c.error = fmt::format("the chain at descriptor {} is longer than the queue of {} (a loop)", head, n);
+      c.error = fmt::format("the chain at descriptor {} is longer than the queue of {} (a loop)",
+                            head, n);
       return c;
     }
     const auto d = mem.read_obj<RawDesc>(GuestAddr(s_.desc + 16ull * idx));
     Descriptor out{d.addr, d.len, (d.flags & kDescWrite) != 0};
     if (c.error.empty()) {
       if (d.flags & kDescIndirect)
-        c.error = fmt::format("descriptor {} is indirect, a feature this device does not offer", idx);
+        c.error =
+            fmt::format("descriptor {} is indirect, a feature this device does not offer", idx);
       else if (!mem.user_contains(GuestAddr(d.addr), d.len))
-        c.error = fmt::format("descriptor {} names {} bytes at {:#x}, outside {}", idx, d.len, d.addr, user_memory(mem));
+        c.error = fmt::format("descriptor {} names {} bytes at {:#x}, outside {}", idx, d.len,
+                              d.addr, user_memory(mem));
       else if (seen_writable && !out.writable)
-        c.error = fmt::format("descriptor {} is device-readable but follows a device-writable one", idx);
+        c.error =
+            fmt::format("descriptor {} is device-readable but follows a device-writable one", idx);
     }
     seen_writable = seen_writable || out.writable;
     c.descs.push_back(out);
     if (!(d.flags & kDescNext)) break;
     if (d.next >= n) {
-      if (c.error.empty()) c.error = fmt::format("descriptor {} links to {}, outside the queue of {}", idx, d.next, n);
+      if (c.error.empty())
+        c.error = fmt::format("descriptor {} links to {}, outside the queue of {}", idx, d.next, n);
       return c;  // incomplete: its end is unknown
     }
     idx = d.next;
@@ -98,8 +109,10 @@ Chain SplitQueue::walk(const GuestMemory& mem, std::uint16_t head) const {
     if (!c.descs[i].writable) continue;
     for (std::size_t j = 0; j < c.descs.size(); ++j) {
       if (i != j && overlap(c.descs[i], c.descs[j])) {
-        c.error = fmt::format("buffer {} of the chain ({} bytes at {:#x}, device-writable) overlaps buffer {} ({} bytes at {:#x})",
-                              i, c.descs[i].len, c.descs[i].addr, j, c.descs[j].len, c.descs[j].addr);
+        c.error = fmt::format(
+            "buffer {} of the chain ({} bytes at {:#x}, device-writable) overlaps buffer {} ({} "
+            "bytes at {:#x})",
+            i, c.descs[i].len, c.descs[i].addr, j, c.descs[j].len, c.descs[j].addr);
         return c;
       }
     }
@@ -112,17 +125,21 @@ std::optional<Chain> SplitQueue::pop(const GuestMemory& mem) {
   const std::uint16_t pending = static_cast<std::uint16_t>(avail_idx - s_.last_avail);
   if (pending == 0) return std::nullopt;
   if (pending > s_.num)
-    throw QueueError(fmt::format("the available ring index {} is {} entries ahead of the device, more than the queue of {}",
-                                 avail_idx, pending, s_.num));
-  std::atomic_thread_fence(std::memory_order_acquire);  // ring entry after index, as the driver wrote them
-  const auto head = mem.read_obj<std::uint16_t>(GuestAddr(s_.avail + 4 + 2ull * (s_.last_avail % s_.num)));
+    throw QueueError(fmt::format(
+        "the available ring index {} is {} entries ahead of the device, more than the queue of {}",
+        avail_idx, pending, s_.num));
+  std::atomic_thread_fence(
+      std::memory_order_acquire);  // ring entry after index, as the driver wrote them
+  const auto head =
+      mem.read_obj<std::uint16_t>(GuestAddr(s_.avail + 4 + 2ull * (s_.last_avail % s_.num)));
   ++s_.last_avail;
   return walk(mem, head);
 }
 
 void SplitQueue::push_used(GuestMemory& mem, std::uint16_t head, std::uint32_t len) {
   mem.write_obj(GuestAddr(s_.used + 4 + 8ull * (s_.used_idx % s_.num)), UsedElem{head, len});
-  std::atomic_thread_fence(std::memory_order_release);  // the element before the index that publishes it
+  std::atomic_thread_fence(
+      std::memory_order_release);  // the element before the index that publishes it
   ++s_.used_idx;
   mem.write_obj(GuestAddr(s_.used + 2), s_.used_idx);
 }

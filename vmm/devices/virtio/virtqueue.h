@@ -1,4 +1,5 @@
-// A split virtqueue read from guest memory: checked ring layout, descriptor chains validated as they are popped.
+// A split virtqueue read from guest memory: checked ring layout, descriptor chains validated as
+// they are popped.
 #pragma once
 
 #include <cstdint>
@@ -7,11 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "memory/guest_memory.h"
+#include "vmm/memory/guest_memory.h"
 
 namespace unifn::vmm::virtio {
 
-// One buffer of a chain, copied out of the descriptor table (the guest cannot change it afterwards).
+// One buffer of a chain, copied out of the descriptor table (the guest cannot change it
+// afterwards).
 struct Descriptor {
   std::uint64_t addr = 0;
   std::uint32_t len = 0;

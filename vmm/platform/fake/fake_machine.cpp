@@ -1,5 +1,5 @@
 // The memory-only platform for unit tests and fuzzers.
-#include "platform/fake/fake_machine.h"
+#include "vmm/platform/fake/fake_machine.h"
 
 #include <cstring>
 #include <fmt/format.h>
@@ -32,9 +32,11 @@ CpuState FakeMachine::capture() {
 }
 
 std::optional<std::string> FakeMachine::state_problem(const CpuState& state) {
-  if (state.platform != PlatformKind::Fake) return fmt::format("a {} vCPU state is not a fake one", to_string(state.platform));
+  if (state.platform != PlatformKind::Fake)
+    return fmt::format("a {} vCPU state is not a fake one", to_string(state.platform));
   if (state.bytes.size() != sizeof regs_)
-    return fmt::format("a fake vCPU state of {} bytes (expected {})", state.bytes.size(), sizeof regs_);
+    return fmt::format("a fake vCPU state of {} bytes (expected {})", state.bytes.size(),
+                       sizeof regs_);
   return std::nullopt;
 }
 

@@ -4,8 +4,8 @@
 
 #include <deque>
 
-#include "machine.h"
-#include "platform/platform.h"
+#include "vmm/machine.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::vmm {
 
@@ -34,8 +34,8 @@ class FakeMachine final : public Machine {
   std::optional<Stop> deliver_syscall(GuestRegs& r) { return syscall(r); }
   std::optional<Stop> deliver_exception(const GuestException& e) { return exception(e); }
 
-  std::deque<Stop> script;             // what the next run()s return
-  std::vector<std::uint64_t> dirty_;   // what the next take_dirty_pages() returns
+  std::deque<Stop> script;            // what the next run()s return
+  std::vector<std::uint64_t> dirty_;  // what the next take_dirty_pages() returns
 
  protected:
   void kick() override {}

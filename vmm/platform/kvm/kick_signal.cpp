@@ -1,5 +1,5 @@
 // The vCPU kick signal: its number, its restartable handler, and the thread's kvm_run it stops.
-#include "platform/kvm/kick_signal.h"
+#include "vmm/platform/kvm/kick_signal.h"
 
 #include <signal.h>
 
@@ -31,7 +31,8 @@ void install_kick_handler() {
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     if (sigaction(kick_signal(), &sa, nullptr) != 0)
-      throw std::system_error(errno, std::generic_category(), "cannot install the vCPU kick signal's handler");
+      throw std::system_error(errno, std::generic_category(),
+                              "cannot install the vCPU kick signal's handler");
   });
 }
 

@@ -1,5 +1,5 @@
 // KVM system, VM and vCPU wrappers: every ioctl checked, every failure a sentence.
-#include "platform/kvm/kvm.h"
+#include "vmm/platform/kvm/kvm.h"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "memory/guest_memory.h"
+#include "vmm/memory/guest_memory.h"
 
 namespace unifn::vmm {
 
@@ -37,11 +37,13 @@ constexpr std::size_t kHeader = 8;
 Kvm::Kvm() {
   int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (fd < 0)
-    throw std::system_error(errno, std::generic_category(),
-                            "cannot open /dev/kvm (is KVM available and are you in the kvm group?)");
+    throw std::system_error(
+        errno, std::generic_category(),
+        "cannot open /dev/kvm (is KVM available and are you in the kvm group?)");
   fd_ = Fd(fd);
   // Safe: KVM system ioctls on our own /dev/kvm fd with no pointer arguments.
-  if (::ioctl(fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) throw std::runtime_error("/dev/kvm has an unsupported API version");
+  if (::ioctl(fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
+    throw std::runtime_error("/dev/kvm has an unsupported API version");
   vcpu_mmap_size_ = ::ioctl(fd, KVM_GET_VCPU_MMAP_SIZE, 0);  // Safe: no argument.
   if (vcpu_mmap_size_ <= 0) fail("KVM_GET_VCPU_MMAP_SIZE");
 
@@ -91,7 +93,8 @@ void Vm::map_memory(const GuestMemory& mem, bool log_dirty) {
   region.memory_size = mem.size();
   region.userspace_addr = mem.host_base_for_kvm();
   // Safe: the region describes a mapping that GuestMemory keeps alive longer than this VM.
-  if (::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) fail("KVM_SET_USER_MEMORY_REGION");
+  if (::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0)
+    fail("KVM_SET_USER_MEMORY_REGION");
 }
 
 std::vector<std::uint64_t> Vm::take_dirty_log() {
@@ -142,19 +145,25 @@ kvm_regs Vcpu::regs() const {
   ioctl_or_throw(KVM_GET_REGS, &r, "KVM_GET_REGS");
   return r;
 }
-void Vcpu::set_regs(const kvm_regs& r) { ioctl_or_throw(KVM_SET_REGS, const_cast<kvm_regs*>(&r), "KVM_SET_REGS"); }
+void Vcpu::set_regs(const kvm_regs& r) {
+  ioctl_or_throw(KVM_SET_REGS, const_cast<kvm_regs*>(&r), "KVM_SET_REGS");
+}
 kvm_sregs Vcpu::sregs() const {
   kvm_sregs s{};
   ioctl_or_throw(KVM_GET_SREGS, &s, "KVM_GET_SREGS");
   return s;
 }
-void Vcpu::set_sregs(const kvm_sregs& s) { ioctl_or_throw(KVM_SET_SREGS, const_cast<kvm_sregs*>(&s), "KVM_SET_SREGS"); }
+void Vcpu::set_sregs(const kvm_sregs& s) {
+  ioctl_or_throw(KVM_SET_SREGS, const_cast<kvm_sregs*>(&s), "KVM_SET_SREGS");
+}
 kvm_fpu Vcpu::fpu() const {
   kvm_fpu f{};
   ioctl_or_throw(KVM_GET_FPU, &f, "KVM_GET_FPU");
   return f;
 }
-void Vcpu::set_fpu(const kvm_fpu& f) { ioctl_or_throw(KVM_SET_FPU, const_cast<kvm_fpu*>(&f), "KVM_SET_FPU"); }
+void Vcpu::set_fpu(const kvm_fpu& f) {
+  ioctl_or_throw(KVM_SET_FPU, const_cast<kvm_fpu*>(&f), "KVM_SET_FPU");
+}
 
 void Vcpu::set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) {
   std::vector<std::uint32_t> buf(kHeader / 4 + entries.size() * sizeof(kvm_cpuid_entry2) / 4);
@@ -176,7 +185,8 @@ std::size_t Vcpu::set_msrs_prefix(const std::vector<kvm_msr_entry>& msrs) {
 void Vcpu::set_msrs(const std::vector<kvm_msr_entry>& msrs) {
   const std::size_t n = set_msrs_prefix(msrs);
   if (n != msrs.size())
-    throw std::runtime_error(fmt::format("KVM_SET_MSRS set {} of {} MSRs (MSR {:#x} refused)", n, msrs.size(), msrs[n].index));
+    throw std::runtime_error(fmt::format("KVM_SET_MSRS set {} of {} MSRs (MSR {:#x} refused)", n,
+                                         msrs.size(), msrs[n].index));
 }
 
 std::vector<kvm_msr_entry> Vcpu::msrs(const std::vector<std::uint32_t>& indices) const {
@@ -207,7 +217,9 @@ kvm_xcrs Vcpu::xcrs() const {
   ioctl_or_throw(KVM_GET_XCRS, &x, "KVM_GET_XCRS");
   return x;
 }
-void Vcpu::set_xcrs(const kvm_xcrs& x) { ioctl_or_throw(KVM_SET_XCRS, const_cast<kvm_xcrs*>(&x), "KVM_SET_XCRS"); }
+void Vcpu::set_xcrs(const kvm_xcrs& x) {
+  ioctl_or_throw(KVM_SET_XCRS, const_cast<kvm_xcrs*>(&x), "KVM_SET_XCRS");
+}
 kvm_vcpu_events Vcpu::events() const {
   kvm_vcpu_events e{};
   ioctl_or_throw(KVM_GET_VCPU_EVENTS, &e, "KVM_GET_VCPU_EVENTS");

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "fd.h"
-#include "platform/kvm/vcpu_ops.h"
+#include "vmm/fd.h"
+#include "vmm/platform/kvm/vcpu_ops.h"
 
 namespace unifn::vmm {
 

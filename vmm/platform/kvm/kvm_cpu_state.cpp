@@ -1,12 +1,12 @@
 // Capturing and applying vCPU state: registers, segments, FPU/SSE (XSAVE), XCRs, MSRs, events.
-#include "platform/kvm/kvm_cpu_state.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
 
 #include <cstring>
 #include <fmt/format.h>
 #include <stdexcept>
 
-#include "snapshot/byte_io.h"
-#include "x86/cpu.h"
+#include "vmm/snapshot/byte_io.h"
+#include "vmm/x86/cpu.h"
 
 namespace unifn::vmm {
 
@@ -23,7 +23,8 @@ std::vector<kvm_msr_entry> read_guest_msrs(VcpuOps& vcpu) {
   std::vector<kvm_msr_entry> got;
   std::size_t i = 0;
   while (i < wanted.size()) {
-    auto part = vcpu.msrs(std::vector<std::uint32_t>(wanted.begin() + static_cast<std::ptrdiff_t>(i), wanted.end()));
+    auto part = vcpu.msrs(
+        std::vector<std::uint32_t>(wanted.begin() + static_cast<std::ptrdiff_t>(i), wanted.end()));
     got.insert(got.end(), part.begin(), part.end());
     i += part.size() + 1;  // past the one KVM refused, if any
   }
@@ -38,8 +39,8 @@ std::vector<kvm_msr_entry> read_guest_msrs(VcpuOps& vcpu) {
 }  // namespace
 
 bool exit_completes_on_next_run(std::uint32_t exit_reason) {
-  return exit_reason == KVM_EXIT_IO || exit_reason == KVM_EXIT_MMIO || exit_reason == KVM_EXIT_X86_RDMSR ||
-         exit_reason == KVM_EXIT_X86_WRMSR;
+  return exit_reason == KVM_EXIT_IO || exit_reason == KVM_EXIT_MMIO ||
+         exit_reason == KVM_EXIT_X86_RDMSR || exit_reason == KVM_EXIT_X86_WRMSR;
 }
 
 void complete_pending_exit(VcpuOps& vcpu) {
@@ -54,8 +55,10 @@ void complete_pending_exit(VcpuOps& vcpu) {
   }
   r.immediate_exit = 0;
   if (exited)
-    throw std::runtime_error(fmt::format(
-        "completing the vCPU's last exit ended in another exit (reason {}): its state cannot be saved", r.exit_reason));
+    throw std::runtime_error(
+        fmt::format("completing the vCPU's last exit ended in another exit (reason {}): its state "
+                    "cannot be saved",
+                    r.exit_reason));
 }
 
 kvm_debugregs reset_debugregs() {
@@ -102,7 +105,8 @@ std::vector<std::uint8_t> KvmCpuState::to_bytes() const { return encode(*this); 
 
 KvmCpuState KvmCpuState::from_state(const CpuState& state) {
   if (state.platform != PlatformKind::Kvm)
-    throw std::invalid_argument(fmt::format("a {} vCPU state cannot be applied to a KVM vCPU", to_string(state.platform)));
+    throw std::invalid_argument(
+        fmt::format("a {} vCPU state cannot be applied to a KVM vCPU", to_string(state.platform)));
   return from_bytes(state.bytes);
 }
 
@@ -111,15 +115,20 @@ KvmCpuState KvmCpuState::read(ByteReader& r) {
   s.regs = r.pod<kvm_regs>();
   s.sregs = r.pod<kvm_sregs>();
   s.xsave = r.blob(4096);
-  if (s.xsave.size() != 4096) throw std::runtime_error("snapshot vCPU state: XSAVE area is not 4096 bytes");
+  if (s.xsave.size() != 4096)
+    throw std::runtime_error("snapshot vCPU state: XSAVE area is not 4096 bytes");
   s.xcrs = r.pod<kvm_xcrs>();
   auto n = r.u64();
-  if (n > kMaxMsrs) throw std::runtime_error(fmt::format("snapshot vCPU state: {} MSRs is more than the {} allowed", n, kMaxMsrs));
+  if (n > kMaxMsrs)
+    throw std::runtime_error(
+        fmt::format("snapshot vCPU state: {} MSRs is more than the {} allowed", n, kMaxMsrs));
   for (std::uint64_t i = 0; i < n; ++i) s.msrs.push_back(r.pod<kvm_msr_entry>());
   s.events = r.pod<kvm_vcpu_events>();
   return s;
 }
 
-KvmCpuState KvmCpuState::from_bytes(std::span<const std::uint8_t> bytes) { return decode<KvmCpuState>(bytes, "snapshot vCPU state"); }
+KvmCpuState KvmCpuState::from_bytes(std::span<const std::uint8_t> bytes) {
+  return decode<KvmCpuState>(bytes, "snapshot vCPU state");
+}
 
 }  // namespace unifn::vmm

@@ -7,9 +7,9 @@
 #include <span>
 #include <vector>
 
-#include "machine.h"
-#include "snapshot/persist.h"
-#include "platform/kvm/vcpu_ops.h"
+#include "vmm/machine.h"
+#include "vmm/snapshot/persist.h"
+#include "vmm/platform/kvm/vcpu_ops.h"
 
 namespace unifn::vmm {
 

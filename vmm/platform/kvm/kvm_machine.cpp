@@ -1,5 +1,5 @@
 // The KVM run loop (one switch over exit reasons) and the ring-0 stub traps of unifn guests.
-#include "platform/kvm/kvm_machine.h"
+#include "vmm/platform/kvm/kvm_machine.h"
 
 #include <signal.h>
 #include <sys/syscall.h>
@@ -15,12 +15,12 @@
 #include <unifn/abi.h>
 #include <utility>
 
-#include "platform/kvm/kick_signal.h"
-#include "platform/kvm/kvm_cpu_state.h"
-#include "snapshot/byte_io.h"
-#include "x86/cpu.h"
-#include "x86/layout.h"
-#include "x86/long_mode.h"
+#include "vmm/platform/kvm/kick_signal.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
+#include "vmm/snapshot/byte_io.h"
+#include "vmm/x86/cpu.h"
+#include "vmm/x86/layout.h"
+#include "vmm/x86/long_mode.h"
 
 namespace unifn::vmm {
 
@@ -28,20 +28,26 @@ namespace {
 
 constexpr std::uint16_t kHypercallPorts = 0x100;  // UNIFN_HC_BASE .. +0xFF belong to hypercalls
 
-bool has_error_code(unsigned v) { return v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 29 || v == 30; }
+bool has_error_code(unsigned v) {
+  return v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 29 || v == 30;
+}
 
 GuestRegs from_kvm(const kvm_regs& r, std::uint64_t fs_base) {
   GuestRegs g;
-  g.rax = r.rax, g.rbx = r.rbx, g.rcx = r.rcx, g.rdx = r.rdx, g.rsi = r.rsi, g.rdi = r.rdi, g.rsp = r.rsp, g.rbp = r.rbp;
-  g.r8 = r.r8, g.r9 = r.r9, g.r10 = r.r10, g.r11 = r.r11, g.r12 = r.r12, g.r13 = r.r13, g.r14 = r.r14, g.r15 = r.r15;
+  g.rax = r.rax, g.rbx = r.rbx, g.rcx = r.rcx, g.rdx = r.rdx, g.rsi = r.rsi, g.rdi = r.rdi,
+  g.rsp = r.rsp, g.rbp = r.rbp;
+  g.r8 = r.r8, g.r9 = r.r9, g.r10 = r.r10, g.r11 = r.r11, g.r12 = r.r12, g.r13 = r.r13,
+  g.r14 = r.r14, g.r15 = r.r15;
   g.rip = r.rip, g.rflags = r.rflags, g.fs_base = fs_base;
   return g;
 }
 
 kvm_regs to_kvm(const GuestRegs& g) {
   kvm_regs r{};
-  r.rax = g.rax, r.rbx = g.rbx, r.rcx = g.rcx, r.rdx = g.rdx, r.rsi = g.rsi, r.rdi = g.rdi, r.rsp = g.rsp, r.rbp = g.rbp;
-  r.r8 = g.r8, r.r9 = g.r9, r.r10 = g.r10, r.r11 = g.r11, r.r12 = g.r12, r.r13 = g.r13, r.r14 = g.r14, r.r15 = g.r15;
+  r.rax = g.rax, r.rbx = g.rbx, r.rcx = g.rcx, r.rdx = g.rdx, r.rsi = g.rsi, r.rdi = g.rdi,
+  r.rsp = g.rsp, r.rbp = g.rbp;
+  r.r8 = g.r8, r.r9 = g.r9, r.r10 = g.r10, r.r11 = g.r11, r.r12 = g.r12, r.r13 = g.r13,
+  r.r14 = g.r14, r.r15 = g.r15;
   r.rip = g.rip, r.rflags = g.rflags;
   return r;
 }
@@ -76,7 +82,8 @@ void KvmMachine::arm_deadline(std::chrono::steady_clock::time_point deadline) {
     timer_ = t;
     timer_tid_ = tid;
   }
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+  auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
   itimerspec spec{};
   spec.it_value.tv_sec = ns / 1000000000;
   spec.it_value.tv_nsec = ns % 1000000000;
@@ -100,7 +107,9 @@ std::string KvmMachine::where() {
   }
 }
 
-Stop KvmMachine::fault(std::string what) { return Stop{StopKind::Fault, 0, fmt::format("{} at {}", what, where())}; }
+Stop KvmMachine::fault(std::string what) {
+  return Stop{StopKind::Fault, 0, fmt::format("{} at {}", what, where())};
+}
 
 void KvmMachine::kick() {
   // Its handler sets immediate_exit, so KVM_RUN returns EINTR now or on its next entry.
@@ -122,7 +131,8 @@ Stop KvmMachine::run(std::chrono::steady_clock::time_point deadline) {
     }
   } cleanup{this};
   const auto stopped_by_cancel = [this] {
-    return Stop{StopKind::Cancelled, 0, fmt::format("the call was cancelled, stopped at {}", where())};
+    return Stop{StopKind::Cancelled, 0,
+                fmt::format("the call was cancelled, stopped at {}", where())};
   };
   if (cancelled()) return stopped_by_cancel();  // before running_tid_ was set: no kick came
 
@@ -133,7 +143,8 @@ Stop KvmMachine::run(std::chrono::steady_clock::time_point deadline) {
     if (!exited) {
       if (cancelled()) return stopped_by_cancel();
       if (std::chrono::steady_clock::now() >= deadline)
-        return Stop{StopKind::Timeout, 0, fmt::format("the guest ran past its deadline, stopped at {}", where())};
+        return Stop{StopKind::Timeout, 0,
+                    fmt::format("the guest ran past its deadline, stopped at {}", where())};
       r.immediate_exit = 0;  // a stray kick from an earlier deadline: keep going
       continue;
     }
@@ -156,10 +167,11 @@ Stop KvmMachine::run(std::chrono::steady_clock::time_point deadline) {
         return fault(fmt::format("VM entry failed (hardware reason {:#x})",
                                  r.fail_entry.hardware_entry_failure_reason));
       case KVM_EXIT_INTERNAL_ERROR:
-        return fault(fmt::format("KVM internal error, suberror {}{}", r.internal.suberror,
-                                 r.internal.suberror == KVM_INTERNAL_ERROR_EMULATION
-                                     ? " (an instruction KVM could not emulate, such as SSE in ring 0)"
-                                     : ""));
+        return fault(
+            fmt::format("KVM internal error, suberror {}{}", r.internal.suberror,
+                        r.internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+                            ? " (an instruction KVM could not emulate, such as SSE in ring 0)"
+                            : ""));
       case KVM_EXIT_SYSTEM_EVENT:
         return Stop{StopKind::Exited, 0, "the guest asked for a reset or power-off"};
       default:
@@ -171,20 +183,22 @@ Stop KvmMachine::run(std::chrono::steady_clock::time_point deadline) {
 
 std::optional<Stop> KvmMachine::handle_io(kvm_run& r) {
   const std::uint16_t port = r.io.port;
-  if (unifn_guest_ && (port == layout::kSyscallPort ||
-                       (port >= layout::kExceptionPortBase && port < layout::kExceptionPortBase + 32)))
+  if (unifn_guest_ && (port == layout::kSyscallPort || (port >= layout::kExceptionPortBase &&
+                                                        port < layout::kExceptionPortBase + 32)))
     return stub_port(port);
   // Safe: KVM places size*count bytes of port data at data_offset inside the kvm_run mapping.
   auto* data = reinterpret_cast<std::uint8_t*>(&r) + r.io.data_offset;
   for (std::uint32_t i = 0; i < r.io.count; ++i) {
-    PortAccess a{port, r.io.direction == KVM_EXIT_IO_OUT, std::span(data + i * r.io.size, r.io.size)};
+    PortAccess a{port, r.io.direction == KVM_EXIT_IO_OUT,
+                 std::span(data + i * r.io.size, r.io.size)};
     if (auto stop = port_access(a)) return stop;
   }
   return std::nullopt;
 }
 
 std::optional<Stop> KvmMachine::handle_mmio(kvm_run& r) {
-  MmioAccess a{r.mmio.phys_addr, r.mmio.is_write != 0, std::span(r.mmio.data, std::min<std::uint32_t>(r.mmio.len, 8))};
+  MmioAccess a{r.mmio.phys_addr, r.mmio.is_write != 0,
+               std::span(r.mmio.data, std::min<std::uint32_t>(r.mmio.len, 8))};
   return mmio_access(a);
 }
 
@@ -208,7 +222,8 @@ void KvmMachine::set_regs(const GuestRegs& g) {
 CpuState KvmMachine::capture() {
   // On VT-x and SVM the `out` that parked the guest completes only on the next KVM_RUN: without
   // this, the state would hold rip at the `out` and every restored instance would run it again.
-  return CpuState{PlatformKind::Kvm, KvmCpuState::capture(*vcpu_, std::exchange(exit_pending_, false)).to_bytes()};
+  return CpuState{PlatformKind::Kvm,
+                  KvmCpuState::capture(*vcpu_, std::exchange(exit_pending_, false)).to_bytes()};
 }
 
 void KvmMachine::apply(const CpuState& state) {
@@ -217,9 +232,10 @@ void KvmMachine::apply(const CpuState& state) {
     // A restore: RAM came from a snapshot. Its VMM pages must be this VMM's (supervisor-only,
     // layout.h), or ring 3 could rewrite a stub: a snapshot from an older unifnd is refused.
     if (auto why = ring3_structures_differ(memory()))
-      throw std::runtime_error(fmt::format("the snapshot's VMM pages are not the ones this unifnd writes ({}): it comes "
-                                           "from an older unifnd or was altered; remove it to have it rebuilt",
-                                           *why));
+      throw std::runtime_error(
+          fmt::format("the snapshot's VMM pages are not the ones this unifnd writes ({}): it comes "
+                      "from an older unifnd or was altered; remove it to have it rebuilt",
+                      *why));
     vcpu_->set_cpuid(guest_cpuid(*vcpu_));  // the CPUID a restored guest booted with
   }
   unifn_guest_ = true;
@@ -249,13 +265,15 @@ std::optional<Stop> KvmMachine::stub_port(std::uint16_t port) {
   kvm_regs r = vcpu_->regs();
   if (port == layout::kSyscallPort) {
     if (r.rip < layout::kSyscallStub || r.rip > layout::kSyscallStub + 2)
-      return Stop{StopKind::Fault, 0, fmt::format("the guest wrote to the VMM's syscall port at rip {:#x}", r.rip)};
+      return Stop{StopKind::Fault, 0,
+                  fmt::format("the guest wrote to the VMM's syscall port at rip {:#x}", r.rip)};
     return serve_syscall(r, r.rsp);
   }
   return on_exception_stub(port - layout::kExceptionPortBase);
 }
 
-void KvmMachine::return_to_user(kvm_regs r, std::uint64_t rip, std::uint64_t rsp, std::uint64_t flags) {
+void KvmMachine::return_to_user(kvm_regs r, std::uint64_t rip, std::uint64_t rsp,
+                                std::uint64_t flags) {
   r.rip = rip;
   r.rsp = rsp;
   // IOPL 3 so that `out` can exit directly where the host honours it; RF and TF cleared.
@@ -287,8 +305,9 @@ std::optional<Stop> KvmMachine::on_exception_stub(unsigned vector) {
   kvm_regs r = vcpu_->regs();
   const std::uint64_t stub = layout::kExceptionStubs + 8 * vector;
   if (r.rip < stub || r.rip > stub + 2)
-    return Stop{StopKind::Fault, 0, fmt::format("the guest wrote to the VMM's exception port {:#x} at rip {:#x}",
-                                                layout::kExceptionPortBase + vector, r.rip)};
+    return Stop{StopKind::Fault, 0,
+                fmt::format("the guest wrote to the VMM's exception port {:#x} at rip {:#x}",
+                            layout::kExceptionPortBase + vector, r.rip)};
   auto& mem = memory();
   // Under PVM, `syscall` from ring 3 lands at LSTAR still in ring 3 (KVM-NOTES.md): fetching
   // the supervisor-only stub page from ring 3 raises #PF there (an older layout mapped it for
@@ -297,7 +316,8 @@ std::optional<Stop> KvmMachine::on_exception_stub(unsigned vector) {
   // A ring-3 jump to LSTAR lands here as well: it is a system call like any other. (A #PF from
   // ring 3 with rip at LSTAR can only be the fetch there: no instruction of that page ran.)
   if ((vector == 13 || vector == 14) && mem.contains(GuestAddr(r.rsp), 48)) {
-    auto f = mem.read_obj<std::array<std::uint64_t, 6>>(GuestAddr(r.rsp));  // error, rip, cs, rflags, rsp, ss
+    auto f = mem.read_obj<std::array<std::uint64_t, 6>>(
+        GuestAddr(r.rsp));  // error, rip, cs, rflags, rsp, ss
     if (f[1] == layout::kSyscallStub && (f[2] & 3) == 3) return serve_syscall(r, f[4]);
     // PVM also ignores IOPL, so a hypercall's `out %eax, %dx` from ring 3 raises #GP: decode it
     // and serve it as the direct port exit would have been.

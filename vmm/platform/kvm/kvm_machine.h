@@ -4,8 +4,8 @@
 
 #include <linux/kvm.h>
 
-#include "machine.h"
-#include "platform/kvm/kvm.h"
+#include "vmm/machine.h"
+#include "vmm/platform/kvm/kvm.h"
 
 namespace unifn::vmm {
 
@@ -48,7 +48,7 @@ class KvmMachine final : public Machine {
 
   Vm vm_;
   std::unique_ptr<Vcpu> vcpu_;
-  bool unifn_guest_ = false;  // start_user or apply ran: the stubs' ports belong to the VMM
+  bool unifn_guest_ = false;   // start_user or apply ran: the stubs' ports belong to the VMM
   bool exit_pending_ = false;  // the last KVM_RUN's exit completes only on the next one
   std::int64_t tsc_offset_ = 0;
   bool tsc_calibrated_ = false;

@@ -1,9 +1,9 @@
 // The KVM platform: machines are KVM VMs; usable when /dev/kvm opens and a probe VM runs.
 #include <fmt/format.h>
 
-#include "platform/kvm/kvm_cpu_state.h"
-#include "platform/kvm/kvm_machine.h"
-#include "platform/platform.h"
+#include "vmm/platform/kvm/kvm_cpu_state.h"
+#include "vmm/platform/kvm/kvm_machine.h"
+#include "vmm/platform/platform.h"
 
 namespace unifn::vmm {
 
@@ -42,7 +42,8 @@ std::optional<std::string> probe() {
     r.rflags = 2;
     m.vcpu().set_regs(r);
     Stop stop = m.run(std::chrono::steady_clock::now() + std::chrono::seconds(2));
-    if (stop.kind != StopKind::Halted) return fmt::format("a probe VM did not run: {}", stop.message);
+    if (stop.kind != StopKind::Halted)
+      return fmt::format("a probe VM did not run: {}", stop.message);
     return std::nullopt;
   } catch (const std::exception& e) {
     return std::string(e.what());
@@ -57,7 +58,8 @@ const std::optional<std::string>& kvm_unavailable_reason() {
 }
 
 Platform& kvm_platform() {
-  if (const auto& why = kvm_unavailable_reason()) throw std::runtime_error(fmt::format("the kvm platform cannot be used: {}", *why));
+  if (const auto& why = kvm_unavailable_reason())
+    throw std::runtime_error(fmt::format("the kvm platform cannot be used: {}", *why));
   static KvmPlatform platform;
   return platform;
 }

@@ -1,5 +1,5 @@
 // The sandbox helper's bytes, which the generated sandbox_helper_image.S pulls in with .incbin.
-#include "platform/sandbox/helper_image.h"
+#include "vmm/platform/sandbox/helper_image.h"
 
 #include <cstddef>
 

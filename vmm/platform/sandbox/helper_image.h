@@ -1,4 +1,5 @@
-// The sandbox helper's ELF image (platform/sandbox/helper/sandbox_helper.c), embedded into unifn_vmm at build time.
+// The sandbox helper's ELF image (platform/sandbox/helper/sandbox_helper.c), embedded into
+// unifn_vmm at build time.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
-/* Sandbox platform: the contract between the supervisor and the helper it execs as the guest process. Freestanding C. */
+/* Sandbox platform: the contract between the supervisor and the helper it execs as the guest
+ * process. Freestanding C. */
 #ifndef UNIFN_SANDBOX_ABI_H
 #define UNIFN_SANDBOX_ABI_H
 
@@ -6,14 +7,18 @@
 
 #define UNIFN_SANDBOX_MAGIC 0x58424e53464e4955ull /* "UINFSNBX" read as a little-endian u64 */
 #define UNIFN_SANDBOX_MAX_REGIONS 64
-#define UNIFN_SANDBOX_HELPER_PAGE 0xCFFFF000ull /* one R-X page: `syscall; int3`, the only place syscalls are allowed */
+/* one R-X page: `syscall; int3`, the only place syscalls are allowed */
+#define UNIFN_SANDBOX_HELPER_PAGE 0xCFFFF000ull
 #define UNIFN_SANDBOX_SPEC_FD 3 /* pipe: the spec below */
-#define UNIFN_SANDBOX_RAM_FD 4  /* memfd holding guest RAM; file offset == guest-physical address */
+/* memfd holding guest RAM; file offset == guest-physical address */
+#define UNIFN_SANDBOX_RAM_FD 4
 
 /* spec flags */
-#define UNIFN_SANDBOX_TRACK_WRITES 1u /* register userfaultfd write-protect (async) on regions with track=1 */
-#define UNIFN_SANDBOX_DROP_UID 2u     /* setgroups(0), setgid(gid), setuid(uid): to nobody, directly (root daemon without a user
-                                         * namespace) or as the user namespace's 0, which the supervisor mapped to nobody */
+/* register userfaultfd write-protect (async) on regions with track=1 */
+#define UNIFN_SANDBOX_TRACK_WRITES 1u
+/* setgroups(0), setgid(gid), setuid(uid): to nobody, directly (root daemon without a user
+ * namespace) or as the user namespace's 0, which the supervisor mapped to nobody */
+#define UNIFN_SANDBOX_DROP_UID 2u
 
 /* bits the helper reports in rax at its final int3 (rdi holds the userfaultfd, or -1) */
 #define UNIFN_SANDBOX_HAVE_TRACKING 1u
@@ -46,10 +51,12 @@ static inline void unifn_sandbox_fill_helper_page(unsigned char page[4096]) {
 
 #ifdef __cplusplus
 static_assert(sizeof(struct unifn_sandbox_region) == 24, "no padding in the spec");
-static_assert(sizeof(struct unifn_sandbox_spec) == 40 + 24 * UNIFN_SANDBOX_MAX_REGIONS, "no padding in the spec");
+static_assert(sizeof(struct unifn_sandbox_spec) == 40 + 24 * UNIFN_SANDBOX_MAX_REGIONS,
+              "no padding in the spec");
 #else
 _Static_assert(sizeof(struct unifn_sandbox_region) == 24, "no padding in the spec");
-_Static_assert(sizeof(struct unifn_sandbox_spec) == 40 + 24 * UNIFN_SANDBOX_MAX_REGIONS, "no padding in the spec");
+_Static_assert(sizeof(struct unifn_sandbox_spec) == 40 + 24 * UNIFN_SANDBOX_MAX_REGIONS,
+               "no padding in the spec");
 #endif
 
 /* Exit codes of the helper when a step fails (the supervisor turns them into sentences) */
@@ -72,7 +79,8 @@ extern "C" {
 static inline const char* unifn_sandbox_exit_reason(int code) {
   switch (code) {
     case UNIFN_SANDBOX_EXIT_SPEC:
-      return "the sandbox helper read no valid spec from its supervisor (short read, bad magic or too many regions)";
+      return "the sandbox helper read no valid spec from its supervisor (short read, bad magic or "
+             "too many regions)";
     case UNIFN_SANDBOX_EXIT_MAP:
       return "the sandbox helper could not map guest RAM at its addresses";
     case UNIFN_SANDBOX_EXIT_HELPER_PAGE:

@@ -1,7 +1,7 @@
 // The sandbox run loop: a ptrace-supervised guest process, its system calls emulated through
 // PTRACE_SYSEMU, its hypercalls (#GP on `out`) and device accesses (#PF in the MMIO window)
 // decoded and served, its writes tracked with userfaultfd write-protection and PAGEMAP_SCAN.
-#include "platform/sandbox/sandbox_machine.h"
+#include "vmm/platform/sandbox/sandbox_machine.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -21,10 +21,10 @@
 #include <fmt/format.h>
 #include <system_error>
 
-#include "platform/sandbox/helper_image.h"
-#include "platform/sandbox/sandbox_abi.h"
-#include "platform/sandbox/x86_decode.h"
-#include "x86/layout.h"
+#include "vmm/platform/sandbox/helper_image.h"
+#include "vmm/platform/sandbox/sandbox_abi.h"
+#include "vmm/platform/sandbox/x86_decode.h"
+#include "vmm/x86/layout.h"
 
 namespace unifn::vmm {
 
@@ -33,30 +33,36 @@ namespace {
 constexpr std::uint64_t kPage = 4096;
 constexpr unsigned kNobody = 65534;
 
-[[noreturn]] void fail(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
+[[noreturn]] void fail(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
 
 // PAGEMAP_SCAN (Linux 6.7): Debian 12's headers predate it, so the ABI is spelled out here.
 struct PageRegion {
   std::uint64_t start, end, categories;
 };
 struct PmScanArg {
-  std::uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted, category_mask,
-      category_anyof_mask, return_mask;
+  std::uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted,
+      category_mask, category_anyof_mask, return_mask;
 };
 constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
 constexpr std::uint64_t kPmScanWpMatching = 1, kPmScanCheckWpAsync = 2, kPageIsWritten = 2;
 
 GuestRegs to_guest(const user_regs_struct& u) {
   GuestRegs g;
-  g.rax = u.rax, g.rbx = u.rbx, g.rcx = u.rcx, g.rdx = u.rdx, g.rsi = u.rsi, g.rdi = u.rdi, g.rsp = u.rsp, g.rbp = u.rbp;
-  g.r8 = u.r8, g.r9 = u.r9, g.r10 = u.r10, g.r11 = u.r11, g.r12 = u.r12, g.r13 = u.r13, g.r14 = u.r14, g.r15 = u.r15;
+  g.rax = u.rax, g.rbx = u.rbx, g.rcx = u.rcx, g.rdx = u.rdx, g.rsi = u.rsi, g.rdi = u.rdi,
+  g.rsp = u.rsp, g.rbp = u.rbp;
+  g.r8 = u.r8, g.r9 = u.r9, g.r10 = u.r10, g.r11 = u.r11, g.r12 = u.r12, g.r13 = u.r13,
+  g.r14 = u.r14, g.r15 = u.r15;
   g.rip = u.rip, g.rflags = u.eflags, g.fs_base = u.fs_base;
   return g;
 }
 
 void from_guest(const GuestRegs& g, user_regs_struct& u) {
-  u.rax = g.rax, u.rbx = g.rbx, u.rcx = g.rcx, u.rdx = g.rdx, u.rsi = g.rsi, u.rdi = g.rdi, u.rsp = g.rsp, u.rbp = g.rbp;
-  u.r8 = g.r8, u.r9 = g.r9, u.r10 = g.r10, u.r11 = g.r11, u.r12 = g.r12, u.r13 = g.r13, u.r14 = g.r14, u.r15 = g.r15;
+  u.rax = g.rax, u.rbx = g.rbx, u.rcx = g.rcx, u.rdx = g.rdx, u.rsi = g.rsi, u.rdi = g.rdi,
+  u.rsp = g.rsp, u.rbp = g.rbp;
+  u.r8 = g.r8, u.r9 = g.r9, u.r10 = g.r10, u.r11 = g.r11, u.r12 = g.r12, u.r13 = g.r13,
+  u.r14 = g.r14, u.r15 = g.r15;
   u.rip = g.rip, u.eflags = g.rflags, u.fs_base = g.fs_base;
 }
 
@@ -80,8 +86,9 @@ void from_guest(const GuestRegs& g, user_regs_struct& u) {
   helper = fcntl(helper, F_DUPFD, 100);
   int null = open("/dev/null", O_RDWR);
   if (spec < 0 || ram < 0 || helper < 0 || null < 0) _exit(126);
-  if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0 || dup2(spec, UNIFN_SANDBOX_SPEC_FD) < 0 ||
-      dup2(ram, UNIFN_SANDBOX_RAM_FD) < 0 || dup3(helper, 5, O_CLOEXEC) < 0)
+  if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0 ||
+      dup2(spec, UNIFN_SANDBOX_SPEC_FD) < 0 || dup2(ram, UNIFN_SANDBOX_RAM_FD) < 0 ||
+      dup3(helper, 5, O_CLOEXEC) < 0)
     _exit(126);
   syscall(SYS_close_range, 6, ~0u, 0);  // nothing else of the daemon's reaches the guest
   char name[] = "unifn-sandbox";
@@ -110,7 +117,8 @@ int helper_fd() {
 
 pid_t clone_process(unsigned flags) {
   // fork semantics (no CLONE_VM): the child gets a copy of this thread only, and execs at once.
-  return static_cast<pid_t>(syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  return static_cast<pid_t>(
+      syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
 }
 
 bool write_proc(pid_t pid, const char* file, const std::string& text) {
@@ -132,7 +140,8 @@ bool map_to_nobody(pid_t pid) {
 SandboxIsolation probe_isolation() {
   SandboxIsolation iso;
   const unsigned all = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC;
-  const unsigned tries[] = {all, all & ~CLONE_NEWUSER, CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS, 0};
+  const unsigned tries[] = {all, all & ~CLONE_NEWUSER, CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS,
+                            0};
   for (unsigned flags : tries) {
     int hold[2];
     if (pipe2(hold, O_CLOEXEC) != 0) fail("pipe for the sandbox probe");
@@ -153,8 +162,11 @@ SandboxIsolation probe_isolation() {
     iso.clone_flags = flags;
     break;
   }
-  const std::pair<unsigned, const char*> names[] = {
-      {CLONE_NEWUSER, "user"}, {CLONE_NEWPID, "PID"}, {CLONE_NEWNET, "network"}, {CLONE_NEWNS, "mount"}, {CLONE_NEWIPC, "IPC"}};
+  const std::pair<unsigned, const char*> names[] = {{CLONE_NEWUSER, "user"},
+                                                    {CLONE_NEWPID, "PID"},
+                                                    {CLONE_NEWNET, "network"},
+                                                    {CLONE_NEWNS, "mount"},
+                                                    {CLONE_NEWIPC, "IPC"}};
   for (auto [flag, name] : names)
     if (!(iso.clone_flags & flag)) iso.missing.emplace_back(name);
   iso.drop_uid = geteuid() == 0 && !(iso.clone_flags & CLONE_NEWUSER);
@@ -170,12 +182,14 @@ std::vector<unifn_sandbox_region> plan_regions(const MachineSpec& spec) {
   std::vector<std::uint8_t> rights(pages, 0);
   for (const auto& r : spec.regions) {
     if (r.size == 0) continue;
-    for (std::uint64_t p = r.gpa / kPage; p < (r.gpa + r.size + kPage - 1) / kPage && p < pages; ++p) {
+    for (std::uint64_t p = r.gpa / kPage; p < (r.gpa + r.size + kPage - 1) / kPage && p < pages;
+         ++p) {
       rights[p] |= static_cast<std::uint8_t>(Set | R | (r.write ? W : 0) | (r.exec ? X : 0));
       if ((rights[p] & W) && (rights[p] & X))
-        throw std::runtime_error(fmt::format("the page at {:#x} would be writable and executable (an image segment shares "
-                                             "it with writable data), which the sandbox platform never maps",
-                                             p * kPage));
+        throw std::runtime_error(fmt::format(
+            "the page at {:#x} would be writable and executable (an image segment shares "
+            "it with writable data), which the sandbox platform never maps",
+            p * kPage));
     }
   }
   std::vector<unifn_sandbox_region> out;
@@ -195,8 +209,9 @@ std::vector<unifn_sandbox_region> plan_regions(const MachineSpec& spec) {
     p = q;
   }
   if (out.size() > UNIFN_SANDBOX_MAX_REGIONS)
-    throw std::runtime_error(fmt::format("the image needs {} mappings; the sandbox platform takes {} at most", out.size(),
-                                         UNIFN_SANDBOX_MAX_REGIONS));
+    throw std::runtime_error(
+        fmt::format("the image needs {} mappings; the sandbox platform takes {} at most",
+                    out.size(), UNIFN_SANDBOX_MAX_REGIONS));
   return out;
 }
 
@@ -242,7 +257,8 @@ const SandboxIsolation& SandboxMachine::isolation() {
 
 SandboxMachine::SandboxMachine(std::unique_ptr<GuestMemory> memory, const MachineSpec& spec)
     : Machine(std::move(memory)) {
-  if (this->memory().shared_fd() < 0) throw std::invalid_argument("the sandbox platform needs shared guest RAM");
+  if (this->memory().shared_fd() < 0)
+    throw std::invalid_argument("the sandbox platform needs shared guest RAM");
   tracer_.call([&] { spawn(spec); });
 }
 
@@ -266,7 +282,8 @@ int SandboxMachine::reap() {
 void SandboxMachine::spawn(const MachineSpec& spec) {
   // Every namespace is tried first; the probe (a clone of its own, about a millisecond here)
   // runs only when that fails, or when someone asked what the sandbox isolates.
-  constexpr unsigned kAllNamespaces = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC;
+  constexpr unsigned kAllNamespaces =
+      CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC;
   unsigned flags = g_probed.load() ? isolation().clone_flags : kAllNamespaces;
   auto drop_uid = [&] { return geteuid() == 0 && !(flags & CLONE_NEWUSER); };
   unifn_sandbox_spec s{};
@@ -283,7 +300,8 @@ void SandboxMachine::spawn(const MachineSpec& spec) {
   unsigned char page[kPage];
   unifn_sandbox_fill_helper_page(page);
   if (ftruncate(memory().shared_fd(), static_cast<off_t>(spec.ram_bytes + kPage)) != 0 ||
-      pwrite(memory().shared_fd(), page, kPage, static_cast<off_t>(spec.ram_bytes)) != static_cast<ssize_t>(kPage))
+      pwrite(memory().shared_fd(), page, kPage, static_cast<off_t>(spec.ram_bytes)) !=
+          static_cast<ssize_t>(kPage))
     fail("writing the sandbox helper page");
 
   int go[2], sp[2];
@@ -321,7 +339,8 @@ void SandboxMachine::spawn(const MachineSpec& spec) {
   go_r = Fd();
   spec_r = Fd();
   // Safe: the spec is a plain C struct; the pipe is ours.
-  if (write(go_w.get(), as_nobody ? "u" : "g", 1) != 1 || write(spec_w.get(), &s, sizeof s) != static_cast<ssize_t>(sizeof s))
+  if (write(go_w.get(), as_nobody ? "u" : "g", 1) != 1 ||
+      write(spec_w.get(), &s, sizeof s) != static_cast<ssize_t>(sizeof s))
     throw give_up("cannot hand it its spec");
   spec_w = Fd();
   for (;;) {  // the helper sets itself up and stops at its int3
@@ -333,16 +352,17 @@ void SandboxMachine::spawn(const MachineSpec& spec) {
     if (WIFEXITED(st)) {
       alive_ = false;
       const int code = WEXITSTATUS(st);
-      throw std::runtime_error(fmt::format("cannot start the sandbox process: {} (exit status {})",
-                                           code == 127 || code == 126 ? "the helper could not be executed"
-                                           : code == 125 ? "it could not become nobody in its user namespace"
-                                                         : unifn_sandbox_exit_reason(code),
-                                           code));
+      throw std::runtime_error(
+          fmt::format("cannot start the sandbox process: {} (exit status {})",
+                      code == 127 || code == 126 ? "the helper could not be executed"
+                      : code == 125 ? "it could not become nobody in its user namespace"
+                                    : unifn_sandbox_exit_reason(code),
+                      code));
     }
     if (WIFSIGNALED(st)) {
       alive_ = false;
-      throw std::runtime_error(
-          fmt::format("cannot start the sandbox process: it was killed by {}", signal_name(WTERMSIG(st))));
+      throw std::runtime_error(fmt::format("cannot start the sandbox process: it was killed by {}",
+                                           signal_name(WTERMSIG(st))));
     }
     if (WIFSTOPPED(st) && WSTOPSIG(st) == SIGTRAP && (st >> 16) == 0) break;
     ptrace(PTRACE_CONT, pid_, nullptr, nullptr);  // an event of the exec, or a stop: go on
@@ -356,12 +376,14 @@ void SandboxMachine::spawn(const MachineSpec& spec) {
 }
 
 void SandboxMachine::fetch_regs() {
-  if (ptrace(PTRACE_GETREGS, pid_, nullptr, &uregs_) != 0) fail("PTRACE_GETREGS on the sandbox process");
+  if (ptrace(PTRACE_GETREGS, pid_, nullptr, &uregs_) != 0)
+    fail("PTRACE_GETREGS on the sandbox process");
   last_rip_.store(uregs_.rip);
 }
 
 void SandboxMachine::flush_regs() {
-  if (regs_dirty_ && ptrace(PTRACE_SETREGS, pid_, nullptr, &uregs_) != 0) fail("PTRACE_SETREGS on the sandbox process");
+  if (regs_dirty_ && ptrace(PTRACE_SETREGS, pid_, nullptr, &uregs_) != 0)
+    fail("PTRACE_SETREGS on the sandbox process");
   if (fpregs_dirty_ && ptrace(PTRACE_SETFPREGS, pid_, nullptr, &fpregs_) != 0)
     fail("PTRACE_SETFPREGS on the sandbox process");
   regs_dirty_ = fpregs_dirty_ = false;
@@ -375,7 +397,9 @@ void SandboxMachine::kick() {
 
 Stop SandboxMachine::run(std::chrono::steady_clock::time_point deadline) {
   if (!alive_) return Stop{StopKind::Fault, 0, "the sandbox process is gone"};
-  if (cancelled()) return Stop{StopKind::Cancelled, 0, fmt::format("the call was cancelled, stopped at {}", where())};
+  if (cancelled())
+    return Stop{StopKind::Cancelled, 0,
+                fmt::format("the call was cancelled, stopped at {}", where())};
   Stop result;
   running_.store(true);
   struct Done {
@@ -389,8 +413,10 @@ Stop SandboxMachine::run(std::chrono::steady_clock::time_point deadline) {
     // is over, not the daemon.
     int status = 0;
     tracer_.call([&] { status = reap(); });
-    if (e.code().value() == ESRCH && (WIFSIGNALED(status) || WIFEXITED(status))) return died(status);
-    return Stop{StopKind::Fault, 0, fmt::format("the sandbox process could not be run: {}", e.what())};
+    if (e.code().value() == ESRCH && (WIFSIGNALED(status) || WIFEXITED(status)))
+      return died(status);
+    return Stop{StopKind::Fault, 0,
+                fmt::format("the sandbox process could not be run: {}", e.what())};
   }
   return result;
 }
@@ -413,29 +439,37 @@ Stop SandboxMachine::loop(std::chrono::steady_clock::time_point deadline) {
       stop = on_signal(sig);
     }  // else a ptrace event stop: nothing to deliver
     if (stop) return std::move(*stop);
-    if (cancelled()) return Stop{StopKind::Cancelled, 0, fmt::format("the call was cancelled, stopped at {}", where())};
+    if (cancelled())
+      return Stop{StopKind::Cancelled, 0,
+                  fmt::format("the call was cancelled, stopped at {}", where())};
     if (std::chrono::steady_clock::now() >= deadline)
-      return Stop{StopKind::Timeout, 0, fmt::format("the guest ran past its deadline, stopped at {}", where())};
+      return Stop{StopKind::Timeout, 0,
+                  fmt::format("the guest ran past its deadline, stopped at {}", where())};
   }
 }
 
 Stop SandboxMachine::died(int st) {
   alive_ = false;
   if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
-    return Stop{StopKind::Fault, 0,
-                fmt::format("the sandbox process was killed by its seccomp filter (a system call that did not go "
-                            "through the supervisor), last at {}",
-                            where())};
+    return Stop{
+        StopKind::Fault, 0,
+        fmt::format(
+            "the sandbox process was killed by its seccomp filter (a system call that did not go "
+            "through the supervisor), last at {}",
+            where())};
   if (WIFSIGNALED(st))
     return Stop{StopKind::Fault, 0,
-                fmt::format("the sandbox process was killed by {}, last at {}", signal_name(WTERMSIG(st)), where())};
-  return Stop{StopKind::Fault, 0, fmt::format("the sandbox process exited with status {}", WEXITSTATUS(st))};
+                fmt::format("the sandbox process was killed by {}, last at {}",
+                            signal_name(WTERMSIG(st)), where())};
+  return Stop{StopKind::Fault, 0,
+              fmt::format("the sandbox process exited with status {}", WEXITSTATUS(st))};
 }
 
 std::vector<std::uint8_t> SandboxMachine::code_at(std::uint64_t rip) {
   const auto& mem = memory();
   if (!mem.contains(GuestAddr(rip), 1)) return {};
-  auto bytes = mem.span(GuestAddr(rip), std::min<std::uint64_t>(15, mem.size() - rip), "instruction");
+  auto bytes =
+      mem.span(GuestAddr(rip), std::min<std::uint64_t>(15, mem.size() - rip), "instruction");
   return {bytes.begin(), bytes.end()};
 }
 
@@ -457,7 +491,8 @@ std::optional<Stop> SandboxMachine::on_syscall_stop() {
   return std::nullopt;
 }
 
-std::optional<Stop> SandboxMachine::guest_exception(unsigned vector, std::optional<std::uint64_t> address) {
+std::optional<Stop> SandboxMachine::guest_exception(unsigned vector,
+                                                    std::optional<std::uint64_t> address) {
   GuestException e;
   e.vector = vector;
   e.rip = uregs_.rip;
@@ -467,9 +502,11 @@ std::optional<Stop> SandboxMachine::guest_exception(unsigned vector, std::option
 }
 
 std::optional<Stop> SandboxMachine::on_signal(int sig) {
-  if (sig == SIGSTOP) return std::nullopt;  // our own interrupt (deadline, cancel): the loop decides
+  if (sig == SIGSTOP)
+    return std::nullopt;  // our own interrupt (deadline, cancel): the loop decides
   siginfo_t si{};
-  if (ptrace(PTRACE_GETSIGINFO, pid_, nullptr, &si) != 0) fail("PTRACE_GETSIGINFO on the sandbox process");
+  if (ptrace(PTRACE_GETSIGINFO, pid_, nullptr, &si) != 0)
+    fail("PTRACE_GETSIGINFO on the sandbox process");
   fetch_regs();
   // Safe: si_addr is the faulting address as an integer, never dereferenced here.
   const auto addr = reinterpret_cast<std::uint64_t>(si.si_addr);
@@ -487,34 +524,47 @@ std::optional<Stop> SandboxMachine::on_signal(int sig) {
           return std::nullopt;
         }
         auto a = decode_access(code);
-        if (a && (a->kind == DecodedAccess::Kind::PortIn || a->kind == DecodedAccess::Kind::PortOut)) return emulate_port(*a);
+        if (a &&
+            (a->kind == DecodedAccess::Kind::PortIn || a->kind == DecodedAccess::Kind::PortOut))
+          return emulate_port(*a);
         return guest_exception(13, std::nullopt);
       }
       if (has_mmio(addr)) {
         auto a = decode_access(code_at(uregs_.rip));
-        if (a && (a->kind == DecodedAccess::Kind::MemRead || a->kind == DecodedAccess::Kind::MemWrite))
+        if (a &&
+            (a->kind == DecodedAccess::Kind::MemRead || a->kind == DecodedAccess::Kind::MemWrite))
           return emulate_mmio(*a, addr);
         return Stop{StopKind::Fault, 0,
-                    fmt::format("the guest accessed the device window at {:#x} with an instruction the sandbox cannot "
+                    fmt::format("the guest accessed the device window at {:#x} with an instruction "
+                                "the sandbox cannot "
                                 "emulate, at {}",
                                 addr, where())};
       }
       return guest_exception(14, addr);
     }
-    case SIGBUS: return guest_exception(si.si_code == BUS_ADRALN ? 17 : 14, addr);
-    case SIGFPE: return guest_exception(si.si_code == FPE_INTDIV || si.si_code == FPE_INTOVF ? 0 : 19, std::nullopt);
-    case SIGILL: return guest_exception(6, std::nullopt);
-    case SIGTRAP: return guest_exception(si.si_code == TRAP_TRACE ? 1 : 3, std::nullopt);
-    default: return std::nullopt;  // nothing else reaches a guest: dropped
+    case SIGBUS:
+      return guest_exception(si.si_code == BUS_ADRALN ? 17 : 14, addr);
+    case SIGFPE:
+      return guest_exception(si.si_code == FPE_INTDIV || si.si_code == FPE_INTOVF ? 0 : 19,
+                             std::nullopt);
+    case SIGILL:
+      return guest_exception(6, std::nullopt);
+    case SIGTRAP:
+      return guest_exception(si.si_code == TRAP_TRACE ? 1 : 3, std::nullopt);
+    default:
+      return std::nullopt;  // nothing else reaches a guest: dropped
   }
 }
 
 // Serves a decoded `in`/`out` or MMIO access the way the matching exit does on KVM: the guest
 // resumes after the instruction, with a load's result in its register.
-std::optional<Stop> SandboxMachine::emulate(const DecodedAccess& a, const std::function<std::optional<Stop>(bool, std::span<std::uint8_t>)>& serve) {
+std::optional<Stop> SandboxMachine::emulate(
+    const DecodedAccess& a,
+    const std::function<std::optional<Stop>(bool, std::span<std::uint8_t>)>& serve) {
   GuestRegs g = to_guest(uregs_);
   std::uint8_t data[8] = {};
-  const bool store = a.kind == DecodedAccess::Kind::PortOut || a.kind == DecodedAccess::Kind::MemWrite;
+  const bool store =
+      a.kind == DecodedAccess::Kind::PortOut || a.kind == DecodedAccess::Kind::MemWrite;
   if (store) access_source(a, g, data);
   g.rip += a.length;
   from_guest(g, uregs_);
@@ -528,7 +578,8 @@ std::optional<Stop> SandboxMachine::emulate(const DecodedAccess& a, const std::f
 }
 
 std::optional<Stop> SandboxMachine::emulate_port(const DecodedAccess& a) {
-  const std::uint16_t port = a.port_in_dx ? static_cast<std::uint16_t>(uregs_.rdx & 0xFFFF) : a.port;
+  const std::uint16_t port =
+      a.port_in_dx ? static_cast<std::uint16_t>(uregs_.rdx & 0xFFFF) : a.port;
   return emulate(a, [&](bool write, std::span<std::uint8_t> data) {
     PortAccess access{port, write, data};
     return port_access(access);
@@ -585,14 +636,16 @@ SandboxCpuState SandboxCpuState::read(ByteReader& r) {
 CpuState SandboxMachine::capture() {
   if (!fpregs_dirty_)
     tracer_.call([this] {
-      if (ptrace(PTRACE_GETFPREGS, pid_, nullptr, &fpregs_) != 0) fail("PTRACE_GETFPREGS on the sandbox process");
+      if (ptrace(PTRACE_GETFPREGS, pid_, nullptr, &fpregs_) != 0)
+        fail("PTRACE_GETFPREGS on the sandbox process");
     });
   return CpuState{PlatformKind::Sandbox, encode(SandboxCpuState{uregs_, fpregs_})};
 }
 
 std::optional<std::string> SandboxMachine::state_problem(const CpuState& state) {
   if (state.platform != PlatformKind::Sandbox)
-    return fmt::format("a {} vCPU state cannot be applied to a sandbox process", to_string(state.platform));
+    return fmt::format("a {} vCPU state cannot be applied to a sandbox process",
+                       to_string(state.platform));
   try {
     decode<SandboxCpuState>(state.bytes, "sandbox CPU state");
   } catch (const std::runtime_error& e) {
@@ -605,7 +658,8 @@ void SandboxMachine::apply(const CpuState& state) {
   if (auto bad = state_problem(state)) throw std::invalid_argument(*bad);
   auto [u, fp] = decode<SandboxCpuState>(state.bytes, "sandbox CPU state");
   // Segment selectors are the kernel's business, not the snapshot's: keep this process's.
-  u.cs = uregs_.cs, u.ss = uregs_.ss, u.ds = uregs_.ds, u.es = uregs_.es, u.fs = uregs_.fs, u.gs = uregs_.gs;
+  u.cs = uregs_.cs, u.ss = uregs_.ss, u.ds = uregs_.ds, u.es = uregs_.es, u.fs = uregs_.fs,
+  u.gs = uregs_.gs;
   u.gs_base = 0;
   uregs_ = u;
   fpregs_ = fp;
@@ -617,7 +671,8 @@ std::vector<std::uint64_t> SandboxMachine::take_dirty_pages() {
   std::vector<std::uint64_t> pages;
   if (!tracking_) {  // no write tracking here: every populated page counts (slower, still exact)
     for (auto [from, to] : memory().populated())
-      for (std::uint64_t p = std::max<std::uint64_t>(from, layout::kUserLow) / kPage; p < (to + kPage - 1) / kPage; ++p)
+      for (std::uint64_t p = std::max<std::uint64_t>(from, layout::kUserLow) / kPage;
+           p < (to + kPage - 1) / kPage; ++p)
         pages.push_back(p);
     return pages;
   }
@@ -636,7 +691,8 @@ std::vector<std::uint64_t> SandboxMachine::take_dirty_pages() {
       long n = ioctl(pagemap_.get(), kPagemapScan, &arg);
       if (n < 0) fail("PAGEMAP_SCAN of the sandbox process");
       for (long i = 0; i < n; ++i)
-        for (std::uint64_t p = vec[i].start / kPage; p < vec[i].end / kPage; ++p) pages.push_back(p);
+        for (std::uint64_t p = vec[i].start / kPage; p < vec[i].end / kPage; ++p)
+          pages.push_back(p);
       if (arg.walk_end <= start) break;
       start = arg.walk_end;
     }
@@ -646,6 +702,8 @@ std::vector<std::uint64_t> SandboxMachine::take_dirty_pages() {
 
 std::uint64_t SandboxMachine::tsc_khz() { return calibrated_tsc_khz(); }
 
-std::uint64_t SandboxMachine::guest_tsc_now() { return __rdtsc(); }  // the guest reads the host's TSC
+std::uint64_t SandboxMachine::guest_tsc_now() {
+  return __rdtsc();
+}  // the guest reads the host's TSC
 
 }  // namespace unifn::vmm

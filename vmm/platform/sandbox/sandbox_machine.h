@@ -12,19 +12,19 @@
 #include <string>
 #include <vector>
 
-#include "fd.h"
-#include "machine.h"
-#include "platform/platform.h"
-#include "platform/sandbox/tracer_thread.h"
-#include "snapshot/persist.h"
+#include "vmm/fd.h"
+#include "vmm/machine.h"
+#include "vmm/platform/platform.h"
+#include "vmm/platform/sandbox/tracer_thread.h"
+#include "vmm/snapshot/persist.h"
 
 namespace unifn::vmm {
 
 // What the sandbox platform could set up on this host, decided at its first process.
 struct SandboxIsolation {
-  unsigned clone_flags = 0;      // the namespaces each guest process gets
-  bool drop_uid = false;         // root without a user namespace: guests run as nobody
-  bool nobody = false;           // guests run as nobody (directly, or mapped from a user namespace)
+  unsigned clone_flags = 0;  // the namespaces each guest process gets
+  bool drop_uid = false;     // root without a user namespace: guests run as nobody
+  bool nobody = false;       // guests run as nobody (directly, or mapped from a user namespace)
   std::vector<std::string> missing;  // namespaces the host refused, named
 };
 
@@ -71,8 +71,9 @@ class SandboxMachine final : public Machine {
   Stop loop(std::chrono::steady_clock::time_point deadline);
   std::optional<Stop> on_syscall_stop();
   std::optional<Stop> on_signal(int sig);
-  std::optional<Stop> emulate(const struct DecodedAccess& a,
-                              const std::function<std::optional<Stop>(bool, std::span<std::uint8_t>)>& serve);
+  std::optional<Stop> emulate(
+      const struct DecodedAccess& a,
+      const std::function<std::optional<Stop>(bool, std::span<std::uint8_t>)>& serve);
   std::optional<Stop> emulate_port(const struct DecodedAccess& a);
   std::optional<Stop> emulate_mmio(const struct DecodedAccess& a, std::uint64_t addr);
   std::optional<Stop> guest_exception(unsigned vector, std::optional<std::uint64_t> address);
@@ -88,8 +89,8 @@ class SandboxMachine final : public Machine {
   bool tracking_ = false;
   Fd pagemap_;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> tracked_;  // ranges under write tracking
-  user_regs_struct uregs_{};        // the guest's registers as of its last stop
-  user_fpregs_struct fpregs_{};     // SSE/x87 state to load before the next run
+  user_regs_struct uregs_{};     // the guest's registers as of its last stop
+  user_fpregs_struct fpregs_{};  // SSE/x87 state to load before the next run
   bool regs_dirty_ = false, fpregs_dirty_ = false;
   std::atomic<std::uint64_t> last_rip_{0};
   std::atomic<bool> running_{false};

@@ -1,5 +1,5 @@
 // A thread that runs one job at a time for its caller: the sandbox's ptrace requests.
-#include "platform/sandbox/tracer_thread.h"
+#include "vmm/platform/sandbox/tracer_thread.h"
 
 #include <utility>
 
@@ -40,7 +40,8 @@ void TracerThread::call(const std::function<void()>& job) {
   call(job, std::chrono::steady_clock::time_point::max(), {});
 }
 
-void TracerThread::call(const std::function<void()>& job, std::chrono::steady_clock::time_point deadline,
+void TracerThread::call(const std::function<void()>& job,
+                        std::chrono::steady_clock::time_point deadline,
                         const std::function<void()>& on_late) {
   if (on_tracer()) {  // a handler of a job already running here
     job();

@@ -1,5 +1,5 @@
 // Decoding of faulting mov/movzx/movsx/in/out instructions and applying their register effects.
-#include "platform/sandbox/x86_decode.h"
+#include "vmm/platform/sandbox/x86_decode.h"
 
 #include <algorithm>
 
@@ -43,13 +43,22 @@ std::uint64_t low_bytes(std::uint64_t v, unsigned bytes) {
   return bytes >= 8 ? v : v & ((std::uint64_t{1} << (8 * bytes)) - 1);
 }
 
-// Writes an x86 register result of `width` bytes: 32-bit writes clear bits 32-63, narrower ones keep them.
+// Writes an x86 register result of `width` bytes: 32-bit writes clear bits 32-63, narrower ones
+// keep them.
 void write_reg(std::uint64_t& r, std::uint64_t v, unsigned width) {
   switch (width) {
-    case 8: r = v; break;
-    case 4: r = v & 0xffffffffu; break;
-    case 2: r = (r & ~std::uint64_t{0xffff}) | (v & 0xffff); break;
-    default: r = (r & ~std::uint64_t{0xff}) | (v & 0xff); break;
+    case 8:
+      r = v;
+      break;
+    case 4:
+      r = v & 0xffffffffu;
+      break;
+    case 2:
+      r = (r & ~std::uint64_t{0xffff}) | (v & 0xffff);
+      break;
+    default:
+      r = (r & ~std::uint64_t{0xff}) | (v & 0xff);
+      break;
   }
 }
 
@@ -69,12 +78,27 @@ std::optional<DecodedAccess> decode_access(std::span<const std::uint8_t> code) {
       continue;
     }
     switch (op) {
-      case 0x66: opsize16 = true; break;
-      case 0x67: addr32 = true; break;
-      case 0x2e: case 0x36: case 0x3e: case 0x26: case 0x64: case 0x65: break;
+      case 0x66:
+        opsize16 = true;
+        break;
+      case 0x67:
+        addr32 = true;
+        break;
+      case 0x2e:
+      case 0x36:
+      case 0x3e:
+      case 0x26:
+      case 0x64:
+      case 0x65:
+        break;
       // rep/repne string ops and lock are not emulated.
-      case 0xf2: case 0xf3: case 0xf0: return std::nullopt;
-      default: prefix = false; continue;
+      case 0xf2:
+      case 0xf3:
+      case 0xf0:
+        return std::nullopt;
+      default:
+        prefix = false;
+        continue;
     }
     rex = 0;  // hardware ignores a REX that a legacy prefix follows
   }
@@ -111,7 +135,10 @@ std::optional<DecodedAccess> decode_access(std::span<const std::uint8_t> code) {
   };
 
   switch (op) {
-    case 0x88: case 0x89: case 0x8a: case 0x8b: {
+    case 0x88:
+    case 0x89:
+    case 0x8a:
+    case 0x8b: {
       const auto reg = modrm();
       if (!reg) return std::nullopt;
       a.kind = op <= 0x89 ? DecodedAccess::Kind::MemWrite : DecodedAccess::Kind::MemRead;
@@ -119,7 +146,8 @@ std::optional<DecodedAccess> decode_access(std::span<const std::uint8_t> code) {
       set_reg(*reg, a.size);
       break;
     }
-    case 0xc6: case 0xc7: {
+    case 0xc6:
+    case 0xc7: {
       const auto reg = modrm();
       if (!reg || *reg != 0) return std::nullopt;  // C6/C7 /0 only; the rest are xabort/xbegin
       a.kind = DecodedAccess::Kind::MemWrite;
@@ -142,15 +170,24 @@ std::optional<DecodedAccess> decode_access(std::span<const std::uint8_t> code) {
       a.reg = *reg | (rex_r ? 8 : 0);
       break;
     }
-    case 0xa0: case 0xa1: case 0xa2: case 0xa3:
+    case 0xa0:
+    case 0xa1:
+    case 0xa2:
+    case 0xa3:
       // mov with an absolute address: 64-bit moffs, or 32-bit under the 0x67 prefix.
       a.kind = op <= 0xa1 ? DecodedAccess::Kind::MemRead : DecodedAccess::Kind::MemWrite;
       a.size = (op & 1) ? opsize : 1;
       a.reg = 0;
       in.skip(addr32 ? 4 : 8);
       break;
-    case 0xe4: case 0xe5: case 0xe6: case 0xe7:
-    case 0xec: case 0xed: case 0xee: case 0xef:
+    case 0xe4:
+    case 0xe5:
+    case 0xe6:
+    case 0xe7:
+    case 0xec:
+    case 0xed:
+    case 0xee:
+    case 0xef:
       a.kind = (op & 2) ? DecodedAccess::Kind::PortOut : DecodedAccess::Kind::PortIn;
       a.size = (op & 1) ? (opsize16 ? 2 : 4) : 1;  // REX.W does not widen in/out
       a.reg = 0;
@@ -168,7 +205,8 @@ std::optional<DecodedAccess> decode_access(std::span<const std::uint8_t> code) {
 
 void access_source(const DecodedAccess& a, GuestRegs& regs, std::uint8_t out[8]) {
   std::uint64_t v = a.has_imm ? a.imm : regs.gpr(a.reg) >> (a.high_byte ? 8 : 0);
-  for (unsigned i = 0; i < 8; ++i) out[i] = i < a.size ? static_cast<std::uint8_t>(v >> (8 * i)) : 0;
+  for (unsigned i = 0; i < 8; ++i)
+    out[i] = i < a.size ? static_cast<std::uint8_t>(v >> (8 * i)) : 0;
 }
 
 void complete_load(const DecodedAccess& a, GuestRegs& regs, const std::uint8_t data[8]) {
@@ -180,9 +218,15 @@ void complete_load(const DecodedAccess& a, GuestRegs& regs, const std::uint8_t d
     return;
   }
   switch (a.extend) {
-    case DecodedAccess::Extend::None: write_reg(r, v, a.size); break;
-    case DecodedAccess::Extend::Zero: write_reg(r, low_bytes(v, a.size), a.dest_size); break;
-    case DecodedAccess::Extend::Sign: write_reg(r, sign_extend(v, a.size), a.dest_size); break;
+    case DecodedAccess::Extend::None:
+      write_reg(r, v, a.size);
+      break;
+    case DecodedAccess::Extend::Zero:
+      write_reg(r, low_bytes(v, a.size), a.dest_size);
+      break;
+    case DecodedAccess::Extend::Sign:
+      write_reg(r, sign_extend(v, a.size), a.dest_size);
+      break;
   }
 }
 

@@ -1,11 +1,12 @@
-// Decoder for the few x86-64 instructions a sandboxed guest faults on when it touches a device (mov, movzx/movsx, in/out).
+// Decoder for the few x86-64 instructions a sandboxed guest faults on when it touches a device
+// (mov, movzx/movsx, in/out).
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <span>
 
-#include "platform/regs.h"
+#include "vmm/platform/regs.h"
 
 namespace unifn::vmm {
 
@@ -21,7 +22,8 @@ struct DecodedAccess {
   bool has_imm = false;    // MemWrite of an immediate (C6/C7)
   std::uint64_t imm = 0;   // already sign-extended to `size` bytes for C7 with REX.W
   enum class Extend { None, Zero, Sign } extend = Extend::None;  // movzx / movsx loads
-  unsigned dest_size = 0;  // for movzx/movsx: the destination register width (2, 4 or 8); else == size
+  unsigned dest_size =
+      0;  // for movzx/movsx: the destination register width (2, 4 or 8); else == size
   bool port_in_dx = false;  // in/out with the port in dx; else `port` holds the imm8
   std::uint16_t port = 0;
 };
@@ -30,12 +32,13 @@ struct DecodedAccess {
 // for anything it does not handle; the caller then reports the fault as the guest's.
 std::optional<DecodedAccess> decode_access(std::span<const std::uint8_t> code);
 
-// The bytes a MemWrite/PortOut stores, taken from regs (or the immediate), little-endian in out[0..size).
+// The bytes a MemWrite/PortOut stores, taken from regs (or the immediate), little-endian in
+// out[0..size).
 void access_source(const DecodedAccess& a, GuestRegs& regs, std::uint8_t out[8]);
 
-// Completes a MemRead/PortIn: writes `data` (size bytes, little-endian) into the destination register with x86 rules:
-// 32-bit results zero the upper half, 8/16-bit results keep the other bits, movzx/movsx extend to dest_size;
-// high_byte writes bits 8-15.
+// Completes a MemRead/PortIn: writes `data` (size bytes, little-endian) into the destination
+// register with x86 rules: 32-bit results zero the upper half, 8/16-bit results keep the other
+// bits, movzx/movsx extend to dest_size; high_byte writes bits 8-15.
 void complete_load(const DecodedAccess& a, GuestRegs& regs, const std::uint8_t data[8]);
 
 }  // namespace unifn::vmm

@@ -1,17 +1,19 @@
-/* The sandbox helper: the freestanding program (no libc) that the sandbox supervisor execs as the guest process.
+/* The sandbox helper: the freestanding program (no libc) that the sandbox supervisor execs as the
+ * guest process.
  *
- * It maps guest RAM at the guest addresses, sets up the one page that may make system calls, tightens
- * the process (limits, user, no_new_privs, seccomp) and stops at an int3 for the supervisor, which
- * PTRACE_SEIZEd it before the exec and replaces every register there.
+ * It maps guest RAM at the guest addresses, sets up the one page that may make system calls,
+ * tightens the process (limits, user, no_new_privs, seccomp) and stops at an int3 for the
+ * supervisor, which PTRACE_SEIZEd it before the exec and replaces every register there.
  *
- * Built as a static PIE (it loads far above guest RAM) and embedded into unifn_vmm as bytes. It must
- * carry no dynamic relocations: nothing here relocates it, so initialised data holds no pointers (the
- * build checks this with readelf). x86-64 Linux only. */
+ * Built as a static PIE (it loads far above guest RAM) and embedded into unifn_vmm as bytes. It
+ * must carry no dynamic relocations: nothing here relocates it, so initialised data holds no
+ * pointers (the build checks this with readelf). x86-64 Linux only. */
 #include <stdint.h>
 
 #include "../sandbox_abi.h"
 
-/* ---- Linux x86-64 constants (defined here: no libc, and userfaultfd's are newer than the build host's headers) ---- */
+/* ---- Linux x86-64 constants (defined here: no libc, and userfaultfd's are newer than the build
+ * host's headers) ---- */
 
 #define NR_read 0
 #define NR_close 3
@@ -58,9 +60,16 @@
 #define UFFD_FEATURE_WP_ASYNC (1ull << 15)
 #define UFFDIO_REGISTER_MODE_WP (1ull << 1)
 #define IOWR(type, nr, size) ((3ul << 30) | ((unsigned long)(size) << 16) | ((type) << 8) | (nr))
-struct uffdio_api { uint64_t api, features, ioctls; };
-struct uffdio_range { uint64_t start, len; };
-struct uffdio_register { struct uffdio_range range; uint64_t mode, ioctls; };
+struct uffdio_api {
+  uint64_t api, features, ioctls;
+};
+struct uffdio_range {
+  uint64_t start, len;
+};
+struct uffdio_register {
+  struct uffdio_range range;
+  uint64_t mode, ioctls;
+};
 #define UFFDIO_API IOWR(0xAA, 0x3F, sizeof(struct uffdio_api))
 #define UFFDIO_REGISTER IOWR(0xAA, 0x00, sizeof(struct uffdio_register))
 
@@ -69,11 +78,18 @@ struct uffdio_register { struct uffdio_range range; uint64_t mode, ioctls; };
 #define SECCOMP_RET_KILL_PROCESS 0x80000000u
 #define SECCOMP_RET_ALLOW 0x7fff0000u
 #define AUDIT_ARCH_X86_64 0xC000003Eu
-#define BPF_LD_W_ABS 0x20  /* BPF_LD | BPF_W | BPF_ABS */
-#define BPF_JEQ_K 0x15     /* BPF_JMP | BPF_JEQ | BPF_K */
-#define BPF_RET_K 0x06     /* BPF_RET | BPF_K */
-struct sock_filter { uint16_t code; uint8_t jt, jf; uint32_t k; };
-struct sock_fprog { unsigned short len; const struct sock_filter* filter; };
+#define BPF_LD_W_ABS 0x20 /* BPF_LD | BPF_W | BPF_ABS */
+#define BPF_JEQ_K 0x15    /* BPF_JMP | BPF_JEQ | BPF_K */
+#define BPF_RET_K 0x06    /* BPF_RET | BPF_K */
+struct sock_filter {
+  uint16_t code;
+  uint8_t jt, jf;
+  uint32_t k;
+};
+struct sock_fprog {
+  unsigned short len;
+  const struct sock_filter* filter;
+};
 /* struct seccomp_data: nr at 0, arch at 4, instruction_pointer at 8, args[i] at 16 + 8 * i */
 #define SD_NR 0
 #define SD_ARCH 4
@@ -82,7 +98,9 @@ struct sock_fprog { unsigned short len; const struct sock_filter* filter; };
 #define SD_ARG2_LO 32
 #define SD_ARG2_HI 36
 
-struct rlimit { uint64_t cur, max; };
+struct rlimit {
+  uint64_t cur, max;
+};
 
 /* ---- raw system calls ---- */
 
@@ -127,22 +145,24 @@ static void read_spec(struct unifn_sandbox_spec* spec) {
     if (n <= 0) die(UNIFN_SANDBOX_EXIT_SPEC);
     got += (unsigned long)n;
   }
-  if (spec->magic != UNIFN_SANDBOX_MAGIC || spec->region_count > UNIFN_SANDBOX_MAX_REGIONS) die(UNIFN_SANDBOX_EXIT_SPEC);
+  if (spec->magic != UNIFN_SANDBOX_MAGIC || spec->region_count > UNIFN_SANDBOX_MAX_REGIONS)
+    die(UNIFN_SANDBOX_EXIT_SPEC);
 }
 
 static void map_regions(const struct unifn_sandbox_spec* spec) {
   for (uint32_t i = 0; i < spec->region_count; ++i) {
     const struct unifn_sandbox_region* r = &spec->regions[i];
-    long got = sys6(NR_mmap, (long)r->gpa, (long)r->size, (long)r->prot, MAP_SHARED | MAP_FIXED_NOREPLACE,
-                    UNIFN_SANDBOX_RAM_FD, (long)r->gpa);
+    long got = sys6(NR_mmap, (long)r->gpa, (long)r->size, (long)r->prot,
+                    MAP_SHARED | MAP_FIXED_NOREPLACE, UNIFN_SANDBOX_RAM_FD, (long)r->gpa);
     if ((uint64_t)got != r->gpa) die(UNIFN_SANDBOX_EXIT_MAP);
   }
 }
 
 static void map_helper_page(const struct unifn_sandbox_spec* spec) {
   /* `syscall; int3` and int3 everywhere else, written by the supervisor into the memfd. */
-  long got = sys6(NR_mmap, (long)UNIFN_SANDBOX_HELPER_PAGE, (long)PAGE_SIZE, PROT_READ | PROT_EXEC,
-                  MAP_SHARED | MAP_FIXED_NOREPLACE, UNIFN_SANDBOX_RAM_FD, (long)spec->helper_offset);
+  long got =
+      sys6(NR_mmap, (long)UNIFN_SANDBOX_HELPER_PAGE, (long)PAGE_SIZE, PROT_READ | PROT_EXEC,
+           MAP_SHARED | MAP_FIXED_NOREPLACE, UNIFN_SANDBOX_RAM_FD, (long)spec->helper_offset);
   if ((uint64_t)got != UNIFN_SANDBOX_HELPER_PAGE) die(UNIFN_SANDBOX_EXIT_HELPER_PAGE);
 }
 
@@ -157,7 +177,8 @@ static long start_tracking(const struct unifn_sandbox_spec* spec) {
   if (uffd < 0) return -1;
   const uint64_t wanted = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
   struct uffdio_api api = {UFFD_API, wanted, 0};
-  if (sys3(NR_ioctl, uffd, (long)UFFDIO_API, (long)&api) != 0 || (api.features & wanted) != wanted) goto fail;
+  if (sys3(NR_ioctl, uffd, (long)UFFDIO_API, (long)&api) != 0 || (api.features & wanted) != wanted)
+    goto fail;
   for (uint32_t i = 0; i < spec->region_count; ++i) {
     const struct unifn_sandbox_region* r = &spec->regions[i];
     if (!r->track) continue;
@@ -196,8 +217,8 @@ static void drop_uid(const struct unifn_sandbox_spec* spec) {
   if (sys6(NR_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0, 0) != 0) die(UNIFN_SANDBOX_EXIT_UID);
 }
 
-/* Only system calls from the helper page (rip after its 2-byte `syscall` == page + 2) survive, and of
- * those only exit_group and madvise(..., MADV_DONTNEED); everything else kills the process. */
+/* Only system calls from the helper page (rip after its 2-byte `syscall` == page + 2) survive, and
+ * of those only exit_group and madvise(..., MADV_DONTNEED); everything else kills the process. */
 static void install_seccomp(void) {
   const uint64_t ip = UNIFN_SANDBOX_HELPER_PAGE + 2;
   /* Indexes: 13 is ALLOW, 14 is KILL; jt/jf count from the next instruction. */
@@ -219,7 +240,8 @@ static void install_seccomp(void) {
       /* 14 */ {BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS},
   };
   const struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
-  if (sys3(NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, (long)&prog) != 0) die(UNIFN_SANDBOX_EXIT_SECCOMP);
+  if (sys3(NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, (long)&prog) != 0)
+    die(UNIFN_SANDBOX_EXIT_SECCOMP);
 }
 
 /* In its own user namespace the process holds every capability there: give them all up, so that
@@ -228,37 +250,43 @@ static void drop_caps(void) {
   /* EINVAL past the kernel's last capability: the rest are dropped by then. */
   for (long cap = 0; cap < 64; ++cap) sys6(NR_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0, 0);
   sys6(NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0);
-  struct { uint32_t version; int pid; } header = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+  struct {
+    uint32_t version;
+    int pid;
+  } header = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
   uint32_t data[6] = {0, 0, 0, 0, 0, 0}; /* effective, permitted, inheritable: empty, both halves */
   if (sys3(NR_capset, (long)&header, (long)data, 0) != 0) die(UNIFN_SANDBOX_EXIT_CAPS);
 }
 
 __attribute__((noreturn, visibility("hidden"), used)) void helper_main(void) {
   struct unifn_sandbox_spec spec;
-  read_spec(&spec);                                                   /* a */
-  map_regions(&spec);                                                 /* b */
-  map_helper_page(&spec);                                             /* c */
-  close_all_fds();                                                    /* d */
+  read_spec(&spec);                                                                   /* a */
+  map_regions(&spec);                                                                 /* b */
+  map_helper_page(&spec);                                                             /* c */
+  close_all_fds();                                                                    /* d */
   long uffd = (spec.flags & UNIFN_SANDBOX_TRACK_WRITES) ? start_tracking(&spec) : -1; /* e */
-  set_limits(&spec);                                                  /* f */
-  if (spec.flags & UNIFN_SANDBOX_DROP_UID) drop_uid(&spec);           /* g */
+  set_limits(&spec);                                                                  /* f */
+  if (spec.flags & UNIFN_SANDBOX_DROP_UID) drop_uid(&spec);                           /* g */
   drop_caps();
-  if (sys6(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0) != 0) die(UNIFN_SANDBOX_EXIT_NO_NEW_PRIVS); /* h */
-  install_seccomp();                                                  /* i */
+  if (sys6(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0) != 0)
+    die(UNIFN_SANDBOX_EXIT_NO_NEW_PRIVS); /* h */
+  install_seccomp();                      /* i */
 
-  /* j: report in rax (bits) and rdi (the userfaultfd or -1), then stop for the supervisor for good. */
+  /* j: report in rax (bits) and rdi (the userfaultfd or -1), then stop for the supervisor for good.
+   */
   const unsigned long report = uffd >= 0 ? UNIFN_SANDBOX_HAVE_TRACKING : 0;
   __asm__ volatile("1: int3\n\tjmp 1b" : : "a"(report), "D"(uffd) : "memory");
   __builtin_unreachable();
 }
 
 /* The entry point: the kernel starts us with rsp at argc; align the stack as a call expects. */
-__asm__(".text\n"
-        ".globl _start\n"
-        ".type _start,@function\n"
-        "_start:\n"
-        "  xor %ebp, %ebp\n"
-        "  and $-16, %rsp\n"
-        "  call helper_main\n"
-        "  ud2\n"
-        ".size _start, .-_start\n");
+__asm__(
+    ".text\n"
+    ".globl _start\n"
+    ".type _start,@function\n"
+    "_start:\n"
+    "  xor %ebp, %ebp\n"
+    "  and $-16, %rsp\n"
+    "  call helper_main\n"
+    "  ud2\n"
+    ".size _start, .-_start\n");

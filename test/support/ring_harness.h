@@ -1,4 +1,5 @@
-// A virtio-accel device driven by hand-made rings in a GuestMemory: a driver for tests, no VM needed.
+// A virtio-accel device driven by hand-made rings in a GuestMemory: a driver for tests, no VM
+// needed.
 #pragma once
 
 #include <cstdint>
@@ -11,11 +12,11 @@
 
 #include <unifn/accel_abi.h>
 
-#include "device.h"
-#include "devices/virtio/virtio_mmio.h"
-#include "memory/guest_memory.h"
-#include "platform/fake/fake_machine.h"
-#include "reference/reference.h"
+#include "accel/device.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/platform/fake/fake_machine.h"
+#include "accel/reference/reference.h"
 
 namespace unifn::test {
 
@@ -43,15 +44,19 @@ struct Answer {
 
 class Harness {
  public:
-  // Rings and buffers in the guest's user memory (from layout::kUserLow): the device refuses any below.
-  static constexpr std::uint64_t kDesc = 0x11000, kAvail = 0x12000, kUsed = 0x13000, kData = 0x20000;
+  // Rings and buffers in the guest's user memory (from layout::kUserLow): the device refuses any
+  // below.
+  static constexpr std::uint64_t kDesc = 0x11000, kAvail = 0x12000, kUsed = 0x13000,
+                                 kData = 0x20000;
   static constexpr std::uint16_t kQueue = 64;
 
   static constexpr std::uint64_t kWindow = vmm::kMmioWindowBase;
 
   explicit Harness(std::shared_ptr<accel::Backend> backend = accel::reference::make_backend(),
                    accel::DeviceOptions opts = {}, std::size_t ram = 1u << 20)
-      : machine(std::make_unique<vmm::GuestMemory>(ram)), mem(machine.memory()), dev(std::move(backend), std::move(opts)) {
+      : machine(std::make_unique<vmm::GuestMemory>(ram)),
+        mem(machine.memory()),
+        dev(std::move(backend), std::move(opts)) {
     dev.attach(machine, kWindow);
   }
 
@@ -65,8 +70,11 @@ class Harness {
   std::uint32_t rd(std::uint64_t reg) { return dev.read32(mem, reg); }
   // Register writes arrive as the guest's traps do: through the machine.
   void wr(std::uint64_t reg, std::uint32_t v) {
-    vmm::MmioAccess a{kWindow + reg, true, std::span(reinterpret_cast<std::uint8_t*>(&v), 4)};  // Safe: a u32 as its bytes.
-    if (auto r = dev.access(machine, a); r.stop) throw std::runtime_error("the device stopped the guest: " + r.stop->message);
+    vmm::MmioAccess a{
+        kWindow + reg, true,
+        std::span(reinterpret_cast<std::uint8_t*>(&v), 4)};  // Safe: a u32 as its bytes.
+    if (auto r = dev.access(machine, a); r.stop)
+      throw std::runtime_error("the device stopped the guest: " + r.stop->message);
   }
 
   // The virtio 1.2 driver initialisation sequence (3.1.1) with one queue of kQueue entries.
@@ -83,7 +91,8 @@ class Harness {
     wr(reg::kQueueDriverLow, kAvail);
     wr(reg::kQueueDeviceLow, kUsed);
     wr(reg::kQueueReady, 1);
-    wr(reg::kStatus, status::kAcknowledge | status::kDriver | status::kFeaturesOk | status::kDriverOk);
+    wr(reg::kStatus,
+       status::kAcknowledge | status::kDriver | status::kFeaturesOk | status::kDriverOk);
     avail_idx = 0;
   }
 
@@ -104,7 +113,8 @@ class Harness {
   template <typename T>
   std::uint64_t put_vec(const std::vector<T>& v) {
     const std::uint64_t at = alloc(v.size() * sizeof(T));
-    mem.write(vmm::GuestAddr(at), std::span(reinterpret_cast<const std::uint8_t*>(v.data()), v.size() * sizeof(T)));  // Safe: POD vector as bytes.
+    mem.write(vmm::GuestAddr(at), std::span(reinterpret_cast<const std::uint8_t*>(v.data()),
+                                            v.size() * sizeof(T)));  // Safe: POD vector as bytes.
     return at;
   }
   template <typename T>
@@ -114,13 +124,15 @@ class Harness {
   template <typename T>
   std::vector<T> get_vec(std::uint64_t at, std::size_t n) const {
     std::vector<T> v(n);
-    mem.read(vmm::GuestAddr(at), std::span(reinterpret_cast<std::uint8_t*>(v.data()), n * sizeof(T)));  // Safe: POD vector as bytes.
+    mem.read(vmm::GuestAddr(at), std::span(reinterpret_cast<std::uint8_t*>(v.data()),
+                                           n * sizeof(T)));  // Safe: POD vector as bytes.
     return v;
   }
 
   // Writes the descriptors at table slots first, first+1, ... linked in order (or as `links` says:
   // -1 ends the chain there), without publishing them.
-  void lay(const std::vector<D>& chain, std::uint16_t first = 0, const std::vector<int>& links = {}) {
+  void lay(const std::vector<D>& chain, std::uint16_t first = 0,
+           const std::vector<int>& links = {}) {
     for (std::size_t i = 0; i < chain.size(); ++i) {
       const std::uint16_t slot = static_cast<std::uint16_t>((first + i) % kQueue);
       std::uint16_t flags = chain[i].write ? vio::kDescWrite : 0;
@@ -138,14 +150,16 @@ class Harness {
       mem.write_obj<std::uint8_t>(vmm::GuestAddr(chain.back().addr), 0xAA);
   }
 
-  // lay(), then publishes `head` (default: first), notifies, and reads the answer back from the used ring.
-  Answer submit(const std::vector<D>& chain, std::uint16_t first = 0, const std::vector<int>& links = {},
-                std::optional<std::uint16_t> head = {}) {
+  // lay(), then publishes `head` (default: first), notifies, and reads the answer back from the
+  // used ring.
+  Answer submit(const std::vector<D>& chain, std::uint16_t first = 0,
+                const std::vector<int>& links = {}, std::optional<std::uint16_t> head = {}) {
     lay(chain, first, links);
     return publish(head.value_or(first), chain.empty() ? 0 : chain.back().addr);
   }
 
-  void write_desc(std::uint16_t slot, std::uint64_t addr, std::uint32_t len, std::uint16_t flags, std::uint16_t next) {
+  void write_desc(std::uint16_t slot, std::uint64_t addr, std::uint32_t len, std::uint16_t flags,
+                  std::uint16_t next) {
     struct {
       std::uint64_t addr;
       std::uint32_t len;
@@ -154,10 +168,13 @@ class Harness {
     mem.write_obj(vmm::GuestAddr(kDesc + 16ull * slot), d);
   }
 
-  Answer publish(std::uint16_t head, std::uint64_t status_addr) { return publish_all({head}, {status_addr}).at(0); }
+  Answer publish(std::uint16_t head, std::uint64_t status_addr) {
+    return publish_all({head}, {status_addr}).at(0);
+  }
 
   // Publishes every head, then notifies once: the device serves them all inside that one exit.
-  std::vector<Answer> publish_all(const std::vector<std::uint16_t>& heads, const std::vector<std::uint64_t>& status_addrs) {
+  std::vector<Answer> publish_all(const std::vector<std::uint16_t>& heads,
+                                  const std::vector<std::uint64_t>& status_addrs) {
     const std::uint16_t used_before = get<std::uint16_t>(kUsed + 2);
     for (auto head : heads) {
       mem.write_obj<std::uint16_t>(vmm::GuestAddr(kAvail + 4 + 2ull * (avail_idx % kQueue)), head);
@@ -174,7 +191,8 @@ class Harness {
       a.used_id = static_cast<std::uint16_t>(get<std::uint32_t>(at));
       a.used_len = get<std::uint32_t>(at + 4);
       // The device serves the available ring in order: the i-th answer is the i-th chain published.
-      if (i < status_addrs.size() && status_addrs[i] && mem.contains(vmm::GuestAddr(status_addrs[i]), 1))
+      if (i < status_addrs.size() && status_addrs[i] &&
+          mem.contains(vmm::GuestAddr(status_addrs[i]), 1))
         a.status = get<std::uint8_t>(status_addrs[i]);
       out.push_back(a);
     }
@@ -196,31 +214,40 @@ class Harness {
   }
 
   // The descriptors of a well-formed request (header, argument headers, arguments, status).
-  std::vector<D> chain_for(std::uint32_t cmd, std::uint32_t sess, std::uint32_t op, const std::vector<A>& reads,
-                           const std::vector<A>& writes) {
-    unifn_accel_req req{++request_id, sess, cmd, op, static_cast<std::uint32_t>(reads.size()),
-                        static_cast<std::uint32_t>(writes.size()), 0};
+  std::vector<D> chain_for(std::uint32_t cmd, std::uint32_t sess, std::uint32_t op,
+                           const std::vector<A>& reads, const std::vector<A>& writes) {
+    unifn_accel_req req{++request_id,
+                        sess,
+                        cmd,
+                        op,
+                        static_cast<std::uint32_t>(reads.size()),
+                        static_cast<std::uint32_t>(writes.size()),
+                        0};
     std::vector<D> c{{put(req), sizeof req, false}};
     std::vector<unifn_accel_arg> hdrs;
     for (const auto& a : reads) hdrs.push_back({a.len, a.type});
     for (const auto& a : writes) hdrs.push_back({a.len, a.type});
-    if (!hdrs.empty()) c.push_back({put_vec(hdrs), static_cast<std::uint32_t>(hdrs.size() * sizeof(unifn_accel_arg)), false});
+    if (!hdrs.empty())
+      c.push_back({put_vec(hdrs), static_cast<std::uint32_t>(hdrs.size() * sizeof(unifn_accel_arg)),
+                   false});
     for (const auto& a : reads) c.push_back({a.addr, a.len, false});
     for (const auto& a : writes) c.push_back({a.addr, a.len, true});
     c.push_back({alloc(1, 0xAA), 1, true});
     return c;
   }
 
-  Answer request(std::uint32_t cmd, std::uint32_t sess, std::uint32_t op, const std::vector<A>& reads = {},
-                 const std::vector<A>& writes = {}) {
+  Answer request(std::uint32_t cmd, std::uint32_t sess, std::uint32_t op,
+                 const std::vector<A>& reads = {}, const std::vector<A>& writes = {}) {
     return submit(chain_for(cmd, sess, op, reads, writes));
   }
 
   std::uint32_t open_session(std::uint32_t flags = 0) {
     const auto f = put(flags);
     const auto id = alloc(4);
-    auto a = request(UNIFN_ACCEL_CMD_CREATE_SESSION, 0, 0, {{f, 4, UNIFN_ACCEL_ARG_UINT32}}, {{id, 4, UNIFN_ACCEL_ARG_UINT32}});
-    if (a.status != UNIFN_ACCEL_OK) throw std::runtime_error("CREATE_SESSION failed: " + dev.last_error());
+    auto a = request(UNIFN_ACCEL_CMD_CREATE_SESSION, 0, 0, {{f, 4, UNIFN_ACCEL_ARG_UINT32}},
+                     {{id, 4, UNIFN_ACCEL_ARG_UINT32}});
+    if (a.status != UNIFN_ACCEL_OK)
+      throw std::runtime_error("CREATE_SESSION failed: " + dev.last_error());
     return get<std::uint32_t>(id);
   }
 

@@ -1,9 +1,10 @@
-// virtio-mmio v2 transport: identity registers, feature negotiation, queue setup checks, reset, snapshot round trip.
+// virtio-mmio v2 transport: identity registers, feature negotiation, queue setup checks, reset,
+// snapshot round trip.
 #include <catch2/catch.hpp>
 
 #include <functional>
 
-#include "ring_harness.h"
+#include "test/support/ring_harness.h"
 
 using namespace unifn;
 using namespace unifn::test;
@@ -32,11 +33,12 @@ TEST_CASE("the config space names the ABI, the ops served and the backend") {
   unifn_accel_config c{};
   for (std::size_t i = 0; i < sizeof c / 4; ++i) {
     const std::uint32_t word = h.rd(reg::kConfig + 4 * i);
-    std::memcpy(reinterpret_cast<std::uint8_t*>(&c) + 4 * i, &word, 4);  // Safe: filling a POD struct byte-wise.
+    std::memcpy(reinterpret_cast<std::uint8_t*>(&c) + 4 * i, &word,
+                4);  // Safe: filling a POD struct byte-wise.
   }
   CHECK(c.abi_version == UNIFN_ACCEL_ABI_VERSION);
-  CHECK(c.ops == ((1u << UNIFN_ACCEL_OP_NOOP) | (1u << UNIFN_ACCEL_OP_BLAS_SGEMM) | (1u << UNIFN_ACCEL_OP_MINMAX) |
-                  (1u << UNIFN_ACCEL_OP_OPENCV)));
+  CHECK(c.ops == ((1u << UNIFN_ACCEL_OP_NOOP) | (1u << UNIFN_ACCEL_OP_BLAS_SGEMM) |
+                  (1u << UNIFN_ACCEL_OP_MINMAX) | (1u << UNIFN_ACCEL_OP_OPENCV)));
   CHECK(std::string(c.backend) == "reference");
   // Config reads of any width, and past its end they read zero.
   std::uint8_t one[1];
@@ -70,13 +72,17 @@ TEST_CASE("QueueReady is refused for rings that are misplaced, misaligned or odd
     const char* why;
   };
   constexpr std::uint64_t d = Harness::kDesc, av = Harness::kAvail, u = Harness::kUsed;
-  for (auto c : {Case{0, d, av, u, "power of two"}, Case{48, d, av, u, "power of two"}, Case{128, d, av, u, "power of two"},
-                 Case{64, d + 8, av, u, "descriptor table"}, Case{64, 0xFFFF0, av, u, "descriptor table"},
-                 Case{64, d, av + 1, u, "available ring"}, Case{64, d, av, u + 2, "used ring"},
-                 Case{64, d, av, 0x7FFFFFFF000, "used ring"},
-                 // Below the guest's user memory (the VMM's own pages): each ring is refused there.
-                 Case{64, 0x1000, av, u, "descriptor table at 0x1000 (1024 bytes) is misaligned or outside the guest's user memory (0x10000-"},
-                 Case{64, d, 0x2000, u, "available ring at 0x2000"}, Case{64, d, av, 0x3000, "used ring at 0x3000"}}) {
+  for (auto c :
+       {Case{0, d, av, u, "power of two"}, Case{48, d, av, u, "power of two"},
+        Case{128, d, av, u, "power of two"}, Case{64, d + 8, av, u, "descriptor table"},
+        Case{64, 0xFFFF0, av, u, "descriptor table"}, Case{64, d, av + 1, u, "available ring"},
+        Case{64, d, av, u + 2, "used ring"}, Case{64, d, av, 0x7FFFFFFF000, "used ring"},
+        // Below the guest's user memory (the VMM's own pages): each ring is refused there.
+        Case{64, 0x1000, av, u,
+             "descriptor table at 0x1000 (1024 bytes) is misaligned or outside the guest's user "
+             "memory (0x10000-"},
+        Case{64, d, 0x2000, u, "available ring at 0x2000"},
+        Case{64, d, av, 0x3000, "used ring at 0x3000"}}) {
     Harness h;
     h.wr(reg::kQueueSel, 0);
     h.wr(reg::kQueueNum, c.num);
@@ -91,7 +97,9 @@ TEST_CASE("QueueReady is refused for rings that are misplaced, misaligned or odd
   }
 }
 
-TEST_CASE("notifications are ignored until DRIVER_OK, and queue registers freeze while the queue is live") {
+TEST_CASE(
+    "notifications are ignored until DRIVER_OK, and queue registers freeze while the queue is "
+    "live") {
   Harness g;
   g.wr(reg::kStatus, st::kAcknowledge | st::kDriver);
   g.wr(reg::kDriverFeaturesSel, 1);
@@ -122,7 +130,8 @@ TEST_CASE("odd-sized or misaligned register accesses read zero and change nothin
 TEST_CASE("a corrupt available index marks the device NEEDS_RESET, a reset brings it back") {
   Harness h;
   h.init_driver();
-  h.mem.write_obj<std::uint16_t>(vmm::GuestAddr(Harness::kAvail + 2), 500);  // 500 entries ahead of a 64-entry queue
+  h.mem.write_obj<std::uint16_t>(vmm::GuestAddr(Harness::kAvail + 2),
+                                 500);  // 500 entries ahead of a 64-entry queue
   h.wr(reg::kQueueNotify, 0);
   CHECK((h.rd(reg::kStatus) & st::kNeedsReset) != 0);
   CHECK_THAT(h.dev.transport_error(), Catch::Contains("ahead of the device"));
@@ -150,7 +159,9 @@ TEST_CASE("save and restore round-trip the transport and the sessions") {
   const auto s1 = h.open_session(3);
   const auto s2 = h.open_session(5);
   REQUIRE(h.request(UNIFN_ACCEL_CMD_DESTROY_SESSION, s1, 0).status == UNIFN_ACCEL_OK);
-  for (int i = 0; i < 70; ++i) REQUIRE(h.request(UNIFN_ACCEL_CMD_NOOP, 0, 0).status == UNIFN_ACCEL_OK);  // indices wrap the ring
+  for (int i = 0; i < 70; ++i)
+    REQUIRE(h.request(UNIFN_ACCEL_CMD_NOOP, 0, 0).status ==
+            UNIFN_ACCEL_OK);  // indices wrap the ring
   const auto state = h.dev.save();
 
   accel::AccelDevice copy(accel::reference::make_backend());
@@ -171,7 +182,8 @@ TEST_CASE("save and restore round-trip the transport and the sessions") {
   const std::uint16_t slot = 3;
   g.write_desc(slot, hdr, sizeof req, vmm::virtio::kDescNext, slot + 1);
   g.write_desc(slot + 1, status, 1, vmm::virtio::kDescWrite, 0);
-  g.mem.write_obj<std::uint16_t>(vmm::GuestAddr(Harness::kAvail + 4 + 2ull * (g.avail_idx % Harness::kQueue)), slot);
+  g.mem.write_obj<std::uint16_t>(
+      vmm::GuestAddr(Harness::kAvail + 4 + 2ull * (g.avail_idx % Harness::kQueue)), slot);
   g.mem.write_obj<std::uint16_t>(vmm::GuestAddr(Harness::kAvail + 2), ++g.avail_idx);
   copy.write32(g.mem, reg::kQueueNotify, 0);
   CHECK(g.get<std::uint8_t>(status) == UNIFN_ACCEL_OK);
@@ -182,7 +194,8 @@ TEST_CASE("save and restore round-trip the transport and the sessions") {
   CHECK(fresh != state);
 }
 
-TEST_CASE("a queue size above QueueNumMax is ignored, so every reachable state saves and restores") {
+TEST_CASE(
+    "a queue size above QueueNumMax is ignored, so every reachable state saves and restores") {
   Harness h;
   h.wr(reg::kQueueSel, 0);
   h.wr(reg::kQueueNum, 32);
@@ -210,7 +223,9 @@ TEST_CASE("restore refuses damaged state and leaves the device as it was") {
   CHECK(dev.save() == before);
 }
 
-TEST_CASE("check() names what restore() would refuse, device part included, and passes what restores", "[snapshot]") {
+TEST_CASE(
+    "check() names what restore() would refuse, device part included, and passes what restores",
+    "[snapshot]") {
   Harness h;
   h.init_driver();
   h.open_session(7);
@@ -220,8 +235,10 @@ TEST_CASE("check() names what restore() would refuse, device part included, and 
   CHECK(dev.check(good) == std::nullopt);
   CHECK(dev.check(before) == std::nullopt);
 
-  // The transport's typed state, rewritten: each change is refused by check() and by restore() alike.
-  auto refused = [&](const std::function<void(vmm::virtio::TransportState&)>& edit, const std::string& why) {
+  // The transport's typed state, rewritten: each change is refused by check() and by restore()
+  // alike.
+  auto refused = [&](const std::function<void(vmm::virtio::TransportState&)>& edit,
+                     const std::string& why) {
     auto s = vmm::decode<vmm::virtio::TransportState>(good, "virtio-mmio state");
     edit(s);
     const auto bytes = vmm::encode(s);
