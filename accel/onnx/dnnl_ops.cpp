@@ -1,5 +1,5 @@
-// oneDNN primitives for the ONNX operators it has, on plain row-major float32 memory. Primitives are
-// made per call from the shapes at hand: shapes may depend on a run's inputs (Reshape's shape).
+// oneDNN primitives for the ONNX operators it has, on plain row-major float32 memory. Primitives
+// are made per call from the shapes at hand: shapes may depend on a run's inputs (Reshape's shape).
 #include "accel/onnx/dnnl_ops.h"
 
 #include <algorithm>
@@ -31,16 +31,24 @@ Dims strides_of(const Dims& d) {
 }
 
 // oneDNN has no 0-d memory: a scalar is a 1-element vector there.
-Dims as_dims(const std::vector<std::int64_t>& v) { return v.empty() ? Dims{1} : Dims(v.begin(), v.end()); }
+Dims as_dims(const std::vector<std::int64_t>& v) {
+  return v.empty() ? Dims{1} : Dims(v.begin(), v.end());
+}
 memory::desc plain(const Dims& d) { return memory::desc(d, memory::data_type::f32, strides_of(d)); }
 
 // Safe: oneDNN only reads a source memory; the const_cast only satisfies memory's constructor.
-memory source(Dnnl& d, const memory::desc& md, const Tensor& t) { return memory(md, d.engine, const_cast<float*>(t.f.data())); }
-memory target(Dnnl& d, const memory::desc& md, Tensor& t) { return memory(md, d.engine, t.f.data()); }
+memory source(Dnnl& d, const memory::desc& md, const Tensor& t) {
+  return memory(md, d.engine, const_cast<float*>(t.f.data()));
+}
+memory target(Dnnl& d, const memory::desc& md, Tensor& t) {
+  return memory(md, d.engine, t.f.data());
+}
 
 Tensor zeros(std::vector<std::int64_t> dims) {
   std::int64_t n = element_count(dims);
-  if (n < 0) fail(fmt::format("a result of shape {} would pass the {} elements allowed", shape_string(dims), kMaxTensorElements));
+  if (n < 0)
+    fail(fmt::format("a result of shape {} would pass the {} elements allowed", shape_string(dims),
+                     kMaxTensorElements));
   return Tensor::floats(std::move(dims), std::vector<float>(static_cast<std::size_t>(n)));
 }
 
@@ -63,19 +71,22 @@ Dims minus_one(const std::vector<std::int64_t>& v) {  // ONNX dilation 1 is oneD
 
 void spatial_rank(const Tensor& x, const char* op) {
   if (x.dims.size() != 3 && x.dims.size() != 4)
-    fail(fmt::format("input of shape {} has rank {}: {} supports only 1-D and 2-D spatial data (rank 3 or 4)",
-                     shape_string(x.dims), x.dims.size(), op));
+    fail(fmt::format(
+        "input of shape {} has rank {}: {} supports only 1-D and 2-D spatial data (rank 3 or 4)",
+        shape_string(x.dims), x.dims.size(), op));
 }
 
 }  // namespace
 
 std::int64_t normalize_axis(std::int64_t axis, std::size_t rank, bool inclusive) {
   auto r = static_cast<std::int64_t>(rank);
-  if (axis < -r || axis > r || (axis == r && !inclusive)) fail(fmt::format("axis {} is outside a rank-{} tensor", axis, rank));
+  if (axis < -r || axis > r || (axis == r && !inclusive))
+    fail(fmt::format("axis {} is outside a rank-{} tensor", axis, rank));
   return axis < 0 ? axis + r : axis;
 }
 
-std::vector<std::int64_t> broadcast_shape(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b) {
+std::vector<std::int64_t> broadcast_shape(const std::vector<std::int64_t>& a,
+                                          const std::vector<std::int64_t>& b) {
   std::size_t r = std::max(a.size(), b.size());
   Dims pa = with_leading_ones(a, r), pb = with_leading_ones(b, r);
   std::vector<std::int64_t> out(r);
@@ -90,15 +101,20 @@ std::vector<std::int64_t> broadcast_shape(const std::vector<std::int64_t>& a, co
 Tensor conv(Dnnl& d, const Tensor& x, const Tensor& w, const Tensor* bias, const WindowAttrs& a) {
   spatial_rank(x, "Conv");
   if (w.dims.size() != x.dims.size())
-    fail(fmt::format("weights of shape {} do not fit input of shape {}", shape_string(w.dims), shape_string(x.dims)));
+    fail(fmt::format("weights of shape {} do not fit input of shape {}", shape_string(w.dims),
+                     shape_string(x.dims)));
   std::int64_t n = x.dims[0], c = x.dims[1], m = w.dims[0], g = a.group;
   if (c != w.dims[1] * g || m % g != 0)
-    fail(fmt::format("weights of shape {} with group {} do not fit input of shape {}", shape_string(w.dims), g, shape_string(x.dims)));
+    fail(fmt::format("weights of shape {} with group {} do not fit input of shape {}",
+                     shape_string(w.dims), g, shape_string(x.dims)));
   if (bias && (bias->dims.size() != 1 || bias->dims[0] != m))
-    fail(fmt::format("bias of shape {} is not one value per output channel ({})", shape_string(bias->dims), m));
-  std::vector<std::int64_t> in(x.dims.begin() + 2, x.dims.end()), kernel(w.dims.begin() + 2, w.dims.end());
+    fail(fmt::format("bias of shape {} is not one value per output channel ({})",
+                     shape_string(bias->dims), m));
+  std::vector<std::int64_t> in(x.dims.begin() + 2, x.dims.end()),
+      kernel(w.dims.begin() + 2, w.dims.end());
   if (!a.kernel_shape.empty() && a.kernel_shape != kernel)
-    fail(fmt::format("kernel_shape {} disagrees with the weights' {}", shape_string(a.kernel_shape), shape_string(kernel)));
+    fail(fmt::format("kernel_shape {} disagrees with the weights' {}", shape_string(a.kernel_shape),
+                     shape_string(kernel)));
   Window win = resolve_window(a, in, kernel);
   std::vector<std::int64_t> out_dims{n, m};
   out_dims.insert(out_dims.end(), win.out.begin(), win.out.end());
@@ -110,10 +126,12 @@ Tensor conv(Dnnl& d, const Tensor& x, const Tensor& w, const Tensor* bias, const
   }
   memory::desc src = plain(as_dims(x.dims)), wmd = plain(wd), dst = plain(as_dims(y.dims));
   memory::desc bmd = bias ? plain(Dims{m}) : memory::desc();
-  dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wmd,
-                                       bmd, dst, win.strides, minus_one(win.dilations), win.pad_begin, win.pad_end);
+  dnnl::convolution_forward::desc desc(
+      dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wmd, bmd, dst,
+      win.strides, minus_one(win.dilations), win.pad_begin, win.pad_end);
   dnnl::convolution_forward p({desc, d.engine});
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, source(d, src, x)}, {DNNL_ARG_WEIGHTS, source(d, wmd, w)},
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, source(d, src, x)},
+                                       {DNNL_ARG_WEIGHTS, source(d, wmd, w)},
                                        {DNNL_ARG_DST, target(d, dst, y)}};
   if (bias) args.emplace(DNNL_ARG_BIAS, source(d, bmd, *bias));
   run(d, p, args);
@@ -127,12 +145,13 @@ Tensor pool(Dnnl& d, Op op, const Tensor& x, const WindowAttrs& a) {
   std::vector<std::int64_t> out_dims{x.dims[0], x.dims[1]};
   out_dims.insert(out_dims.end(), win.out.begin(), win.out.end());
   Tensor y = zeros(out_dims);
-  auto alg = op == Op::MaxPool ? dnnl::algorithm::pooling_max
+  auto alg = op == Op::MaxPool     ? dnnl::algorithm::pooling_max
              : a.count_include_pad ? dnnl::algorithm::pooling_avg_include_padding
                                    : dnnl::algorithm::pooling_avg_exclude_padding;
   memory::desc src = plain(as_dims(x.dims)), dst = plain(as_dims(y.dims));
-  dnnl::pooling_v2_forward::desc desc(dnnl::prop_kind::forward_inference, alg, src, dst, win.strides, win.kernel,
-                                      minus_one(win.dilations), win.pad_begin, win.pad_end);
+  dnnl::pooling_v2_forward::desc desc(dnnl::prop_kind::forward_inference, alg, src, dst,
+                                      win.strides, win.kernel, minus_one(win.dilations),
+                                      win.pad_begin, win.pad_end);
   dnnl::pooling_v2_forward p({desc, d.engine});
   run(d, p, {{DNNL_ARG_SRC, source(d, src, x)}, {DNNL_ARG_DST, target(d, dst, y)}});
   return y;
@@ -145,22 +164,29 @@ Tensor global_average_pool(Dnnl& d, const Tensor& x) {
   return pool(d, Op::AveragePool, x, a);
 }
 
-Tensor batch_norm(Dnnl& d, const Tensor& x, const Tensor& scale, const Tensor& shift, const Tensor& mean,
-                  const Tensor& var, float epsilon) {
-  if (x.dims.size() < 2) fail(fmt::format("input of shape {} has no channel dimension", shape_string(x.dims)));
+Tensor batch_norm(Dnnl& d, const Tensor& x, const Tensor& scale, const Tensor& shift,
+                  const Tensor& mean, const Tensor& var, float epsilon) {
+  if (x.dims.size() < 2)
+    fail(fmt::format("input of shape {} has no channel dimension", shape_string(x.dims)));
   std::int64_t c = x.dims[1];
   for (const Tensor* t : {&scale, &shift, &mean, &var})
     if (t->dims.size() != 1 || t->dims[0] != c)
-      fail(fmt::format("a parameter of shape {} is not one value per channel ({})", shape_string(t->dims), c));
+      fail(fmt::format("a parameter of shape {} is not one value per channel ({})",
+                       shape_string(t->dims), c));
   Tensor y = zeros(x.dims);
   memory::desc src = plain(as_dims(x.dims)), per_c = plain(Dims{c});
   auto flags = dnnl::normalization_flags::use_global_stats | dnnl::normalization_flags::use_scale |
                dnnl::normalization_flags::use_shift;
-  dnnl::batch_normalization_forward::desc desc(dnnl::prop_kind::forward_inference, src, epsilon, flags);
+  dnnl::batch_normalization_forward::desc desc(dnnl::prop_kind::forward_inference, src, epsilon,
+                                               flags);
   dnnl::batch_normalization_forward p({desc, d.engine});
-  run(d, p, {{DNNL_ARG_SRC, source(d, src, x)}, {DNNL_ARG_DST, target(d, src, y)},
-             {DNNL_ARG_MEAN, source(d, per_c, mean)}, {DNNL_ARG_VARIANCE, source(d, per_c, var)},
-             {DNNL_ARG_SCALE, source(d, per_c, scale)}, {DNNL_ARG_SHIFT, source(d, per_c, shift)}});
+  run(d, p,
+      {{DNNL_ARG_SRC, source(d, src, x)},
+       {DNNL_ARG_DST, target(d, src, y)},
+       {DNNL_ARG_MEAN, source(d, per_c, mean)},
+       {DNNL_ARG_VARIANCE, source(d, per_c, var)},
+       {DNNL_ARG_SCALE, source(d, per_c, scale)},
+       {DNNL_ARG_SHIFT, source(d, per_c, shift)}});
   return y;
 }
 
@@ -187,12 +213,18 @@ Tensor binary(Dnnl& d, dnnl::algorithm alg, const Tensor& a, const Tensor& b) {
     expanded = zeros(out);
     memory::desc z = plain(od), amd = plain(ad);
     dnnl::binary grow({{dnnl::algorithm::binary_add, z, amd, z}, d.engine});
-    run(d, grow, {{DNNL_ARG_SRC_0, target(d, z, expanded)}, {DNNL_ARG_SRC_1, source(d, amd, a)}, {DNNL_ARG_DST, target(d, z, expanded)}});
+    run(d, grow,
+        {{DNNL_ARG_SRC_0, target(d, z, expanded)},
+         {DNNL_ARG_SRC_1, source(d, amd, a)},
+         {DNNL_ARG_DST, target(d, z, expanded)}});
     first = &expanded;
   }
   memory::desc omd = plain(od), bmd = plain(bd);
   dnnl::binary p({{alg, omd, bmd, omd}, d.engine});
-  run(d, p, {{DNNL_ARG_SRC_0, source(d, omd, *first)}, {DNNL_ARG_SRC_1, source(d, bmd, b)}, {DNNL_ARG_DST, target(d, omd, y)}});
+  run(d, p,
+      {{DNNL_ARG_SRC_0, source(d, omd, *first)},
+       {DNNL_ARG_SRC_1, source(d, bmd, b)},
+       {DNNL_ARG_DST, target(d, omd, y)}});
   return y;
 }
 
@@ -203,16 +235,22 @@ Tensor matmul(Dnnl& d, const Tensor& a, const Tensor& b) {
   if (a_vector) ad.insert(ad.begin(), 1);
   if (b_vector) bd.push_back(1);
   if (ad.back() != bd[bd.size() - 2])
-    fail(fmt::format("shapes {} and {} do not multiply", shape_string(a.dims), shape_string(b.dims)));
-  std::vector<std::int64_t> batch = broadcast_shape({ad.begin(), ad.end() - 2}, {bd.begin(), bd.end() - 2});
+    fail(fmt::format("shapes {} and {} do not multiply", shape_string(a.dims),
+                     shape_string(b.dims)));
+  std::vector<std::int64_t> batch =
+      broadcast_shape({ad.begin(), ad.end() - 2}, {bd.begin(), bd.end() - 2});
   std::size_t r = batch.size() + 2;
   std::vector<std::int64_t> out = batch;
   out.push_back(ad[ad.size() - 2]);
   out.push_back(bd.back());
   Tensor y = zeros(out);
-  memory::desc amd = plain(with_leading_ones(ad, r)), bmd = plain(with_leading_ones(bd, r)), ymd = plain(as_dims(out));
+  memory::desc amd = plain(with_leading_ones(ad, r)), bmd = plain(with_leading_ones(bd, r)),
+               ymd = plain(as_dims(out));
   dnnl::matmul p({{amd, bmd, ymd}, d.engine});
-  run(d, p, {{DNNL_ARG_SRC, source(d, amd, a)}, {DNNL_ARG_WEIGHTS, source(d, bmd, b)}, {DNNL_ARG_DST, target(d, ymd, y)}});
+  run(d, p,
+      {{DNNL_ARG_SRC, source(d, amd, a)},
+       {DNNL_ARG_WEIGHTS, source(d, bmd, b)},
+       {DNNL_ARG_DST, target(d, ymd, y)}});
   if (b_vector) y.dims.pop_back();
   if (a_vector) y.dims.erase(y.dims.end() - (b_vector ? 1 : 2));
   return y;
@@ -220,14 +258,19 @@ Tensor matmul(Dnnl& d, const Tensor& a, const Tensor& b) {
 
 Tensor gemm(Dnnl& d, const Tensor& a, const Tensor& b, const Tensor* c, const GemmAttrs& g) {
   if (a.dims.size() != 2 || b.dims.size() != 2)
-    fail(fmt::format("Gemm takes matrices, not shapes {} and {}", shape_string(a.dims), shape_string(b.dims)));
+    fail(fmt::format("Gemm takes matrices, not shapes {} and {}", shape_string(a.dims),
+                     shape_string(b.dims)));
   std::int64_t m = g.trans_a ? a.dims[1] : a.dims[0], k = g.trans_a ? a.dims[0] : a.dims[1];
   std::int64_t kb = g.trans_b ? b.dims[1] : b.dims[0], n = g.trans_b ? b.dims[0] : b.dims[1];
-  if (k != kb) fail(fmt::format("shapes {} and {} do not multiply", shape_string(a.dims), shape_string(b.dims)));
+  if (k != kb)
+    fail(fmt::format("shapes {} and {} do not multiply", shape_string(a.dims),
+                     shape_string(b.dims)));
   Tensor y = zeros({m, n});
   // A transposed operand is the same memory read with swapped strides.
-  memory::desc amd = g.trans_a ? memory::desc({m, k}, memory::data_type::f32, Dims{1, m}) : plain({m, k});
-  memory::desc bmd = g.trans_b ? memory::desc({k, n}, memory::data_type::f32, Dims{1, k}) : plain({k, n});
+  memory::desc amd =
+      g.trans_a ? memory::desc({m, k}, memory::data_type::f32, Dims{1, m}) : plain({m, k});
+  memory::desc bmd =
+      g.trans_b ? memory::desc({k, n}, memory::data_type::f32, Dims{1, k}) : plain({k, n});
   memory::desc ymd = plain({m, n});
   dnnl::primitive_attr attr;
   if (g.alpha != 1) {
@@ -236,12 +279,17 @@ Tensor gemm(Dnnl& d, const Tensor& a, const Tensor& b, const Tensor* c, const Ge
     attr.set_post_ops(ops);
   }
   dnnl::matmul p({{amd, bmd, ymd}, attr, d.engine});
-  run(d, p, {{DNNL_ARG_SRC, source(d, amd, a)}, {DNNL_ARG_WEIGHTS, source(d, bmd, b)}, {DNNL_ARG_DST, target(d, ymd, y)}});
+  run(d, p,
+      {{DNNL_ARG_SRC, source(d, amd, a)},
+       {DNNL_ARG_WEIGHTS, source(d, bmd, b)},
+       {DNNL_ARG_DST, target(d, ymd, y)}});
   if (!c || g.beta == 0) return y;
   if (broadcast_shape(c->dims, y.dims) != y.dims)
-    fail(fmt::format("C of shape {} does not broadcast to the result's {}", shape_string(c->dims), shape_string(y.dims)));
+    fail(fmt::format("C of shape {} does not broadcast to the result's {}", shape_string(c->dims),
+                     shape_string(y.dims)));
   if (g.beta == 1) return binary(d, dnnl::algorithm::binary_add, y, *c);
-  return binary(d, dnnl::algorithm::binary_add, y, eltwise(d, dnnl::algorithm::eltwise_linear, *c, g.beta, 0.f));
+  return binary(d, dnnl::algorithm::binary_add, y,
+                eltwise(d, dnnl::algorithm::eltwise_linear, *c, g.beta, 0.f));
 }
 
 Tensor softmax(Dnnl& d, const Tensor& x, std::int64_t axis, bool coerce_2d, bool log) {
@@ -258,7 +306,8 @@ Tensor softmax(Dnnl& d, const Tensor& x, std::int64_t axis, bool coerce_2d, bool
   }
   memory::desc md = plain(dims);
   auto alg = log ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate;
-  dnnl::softmax_v2_forward p({{dnnl::prop_kind::forward_inference, alg, md, md, static_cast<int>(ax)}, d.engine});
+  dnnl::softmax_v2_forward p(
+      {{dnnl::prop_kind::forward_inference, alg, md, md, static_cast<int>(ax)}, d.engine});
   run(d, p, {{DNNL_ARG_SRC, source(d, md, x)}, {DNNL_ARG_DST, target(d, md, y)}});
   return y;
 }
@@ -274,12 +323,16 @@ Tensor concat(Dnnl& d, const std::vector<const Tensor*>& xs, std::int64_t axis) 
   std::unordered_map<int, memory> args;
   for (const Tensor* t : xs) {
     bool fits = t->dims.size() == first.size();
-    for (std::size_t i = 0; fits && i < first.size(); ++i) fits = i == static_cast<std::size_t>(ax) || t->dims[i] == first[i];
-    if (!fits) fail(fmt::format("inputs of shapes {} and {} differ off axis {}", shape_string(first), shape_string(t->dims), ax));
+    for (std::size_t i = 0; fits && i < first.size(); ++i)
+      fits = i == static_cast<std::size_t>(ax) || t->dims[i] == first[i];
+    if (!fits)
+      fail(fmt::format("inputs of shapes {} and {} differ off axis {}", shape_string(first),
+                       shape_string(t->dims), ax));
     out[static_cast<std::size_t>(ax)] += t->dims[static_cast<std::size_t>(ax)];
     if (t->f.empty()) continue;  // oneDNN takes no empty sources; they add nothing
     mds.push_back(plain(as_dims(t->dims)));
-    args.emplace(DNNL_ARG_MULTIPLE_SRC + static_cast<int>(mds.size() - 1), source(d, mds.back(), *t));
+    args.emplace(DNNL_ARG_MULTIPLE_SRC + static_cast<int>(mds.size() - 1),
+                 source(d, mds.back(), *t));
   }
   Tensor y = zeros(out);
   if (y.f.empty()) return y;
@@ -297,10 +350,13 @@ Tensor transpose(Dnnl& d, const Tensor& x, std::vector<std::int64_t> perm) {
   std::vector<bool> seen(r);
   bool valid = perm.size() == r;
   for (std::size_t i = 0; valid && i < r; ++i) {
-    valid = perm[i] >= 0 && perm[i] < static_cast<std::int64_t>(r) && !seen[static_cast<std::size_t>(perm[i])];
+    valid = perm[i] >= 0 && perm[i] < static_cast<std::int64_t>(r) &&
+            !seen[static_cast<std::size_t>(perm[i])];
     if (valid) seen[static_cast<std::size_t>(perm[i])] = true;
   }
-  if (!valid) fail(fmt::format("perm {} is not a permutation of a rank-{} tensor's axes", shape_string(perm), r));
+  if (!valid)
+    fail(fmt::format("perm {} is not a permutation of a rank-{} tensor's axes", shape_string(perm),
+                     r));
   if (r < 2) return x;
   Dims in_strides = strides_of(Dims(x.dims.begin(), x.dims.end())), out(r), view(r);
   for (std::size_t i = 0; i < r; ++i) {

@@ -33,11 +33,12 @@ class Ranks {
     for (const auto& vi : g.input())
       if (!rank_.contains(vi.name()) && !vi.type().has_tensor_type()) not_tensor_.insert(vi.name());
     for (const auto& vi : g.input())
-      if (!rank_.contains(vi.name()) && vi.type().has_tensor_type() && vi.type().tensor_type().has_shape())
+      if (!rank_.contains(vi.name()) && vi.type().has_tensor_type() &&
+          vi.type().tensor_type().has_shape())
         rank_[vi.name()] = vi.type().tensor_type().shape().dim_size();
-    // The ranks the model declares for values it computes (graph outputs, value_info): one per name,
-    // agreeing with an input's of the same name. Shape inference merges them into what it infers,
-    // and libonnx 1.12 crashes on a graph output named as an input of another rank.
+    // The ranks the model declares for values it computes (graph outputs, value_info): one per
+    // name, agreeing with an input's of the same name. Shape inference merges them into what it
+    // infers, and libonnx 1.12 crashes on a graph output named as an input of another rank.
     for (const auto* list : {&g.output(), &g.value_info()})
       for (const auto& vi : *list) {
         if (vi.has_type() && !vi.type().has_tensor_type()) declared_not_tensor_.insert(vi.name());
@@ -51,7 +52,9 @@ class Ranks {
       }
   }
 
-  bool defined(const std::string& name) const { return not_tensor_.contains(name) || rank_.contains(name); }
+  bool defined(const std::string& name) const {
+    return not_tensor_.contains(name) || rank_.contains(name);
+  }
 
   // Throws the sentence that refuses the node.
   void node(const onnx::NodeProto& n, std::size_t index) {
@@ -59,22 +62,28 @@ class Ranks {
     n_ = &n;
     for (int k = 0; k < n.input_size(); ++k)
       if (not_tensor_.contains(n.input(k)))
-        refuse(fmt::format("input {} '{}' is not a tensor (a sequence, map or optional), which is not supported", k, n.input(k)));
+        refuse(fmt::format(
+            "input {} '{}' is not a tensor (a sequence, map or optional), which is not supported",
+            k, n.input(k)));
     int out = rule(n.op_type());
     for (int k = 0; k < n.output_size(); ++k) {  // the rules give the first output's rank
       const std::string& o = n.output(k);
       if (declared_not_tensor_.erase(o))
-        refuse(fmt::format("output '{}' is declared as a sequence, map or optional, which is not supported", o));
+        refuse(fmt::format(
+            "output '{}' is declared as a sequence, map or optional, which is not supported", o));
       if (k > 0) out = kUnknown;
       auto d = declared_.find(o);
       if (d != declared_.end() && out != kUnknown && d->second != out)
-        refuse(fmt::format("output '{}' is declared with rank {}, where the operator gives rank {}", o, d->second, out));
+        refuse(fmt::format("output '{}' is declared with rank {}, where the operator gives rank {}",
+                           o, d->second, out));
       rank_[o] = out != kUnknown || d == declared_.end() ? out : d->second;
     }
     if (n.op_type() == "Constant") {
       for (const auto& a : n.attribute())
-        if (a.name() == "value" && a.t().dims_size() == 1) length_[n.output(0)] = a.t().dims(0);
-        else if (a.name() == "value_ints") length_[n.output(0)] = a.ints_size();
+        if (a.name() == "value" && a.t().dims_size() == 1)
+          length_[n.output(0)] = a.t().dims(0);
+        else if (a.name() == "value_ints")
+          length_[n.output(0)] = a.ints_size();
     }
   }
 
@@ -89,18 +98,24 @@ class Ranks {
       if (a.name() == name) return &a;
     return nullptr;
   }
-  [[noreturn]] void refuse(const std::string& why) const { throw Refused{fmt::format("{}: {}", who_, why)}; }
+  [[noreturn]] void refuse(const std::string& why) const {
+    throw Refused{fmt::format("{}: {}", who_, why)};
+  }
   void need(bool ok, const std::string& why) const {
     if (!ok) refuse(why);
   }
   void axis_within(const char* name, std::int64_t def, int r, bool inclusive) const {
     auto a = attr(name);
     std::int64_t axis = a ? a->i() : def;
-    if (r != kUnknown) need(axis >= -r && (axis < r || (inclusive && axis == r)), fmt::format("{} {} is outside a rank-{} input", name, axis, r));
+    if (r != kUnknown)
+      need(axis >= -r && (axis < r || (inclusive && axis == r)),
+           fmt::format("{} {} is outside a rank-{} input", name, axis, r));
   }
   void sized(const char* name, int want) const {
     if (auto a = attr(name); a && want >= 0)
-      need(a->ints_size() == want, fmt::format("{} has {} values where the input's rank asks for {}", name, a->ints_size(), want));
+      need(a->ints_size() == want,
+           fmt::format("{} has {} values where the input's rank asks for {}", name, a->ints_size(),
+                       want));
   }
 
   void at_least(const char* name, std::int64_t low) const {
@@ -112,8 +127,10 @@ class Ranks {
 
   int window(bool conv) {
     int r = in(0);
-    if (r != kUnknown) need(r >= 3, fmt::format("input 0 has rank {}, where the operator needs at least 3", r));
-    if (conv && in(1) != kUnknown && r != kUnknown) need(in(1) == r, fmt::format("weights of rank {} do not fit an input of rank {}", in(1), r));
+    if (r != kUnknown)
+      need(r >= 3, fmt::format("input 0 has rank {}, where the operator needs at least 3", r));
+    if (conv && in(1) != kUnknown && r != kUnknown)
+      need(in(1) == r, fmt::format("weights of rank {} do not fit an input of rank {}", in(1), r));
     int spatial = r == kUnknown ? (conv && in(1) != kUnknown ? in(1) - 2 : kUnknown) : r - 2;
     if (auto k = attr("kernel_shape")) spatial = spatial == kUnknown ? k->ints_size() : spatial;
     sized("kernel_shape", spatial);
@@ -134,12 +151,14 @@ class Ranks {
     if (op == "Conv") return window(true);
     if (op == "MaxPool" || op == "AveragePool") return window(false);
     if (op == "GlobalAveragePool") {
-      need(in(0) == kUnknown || in(0) >= 3, fmt::format("input 0 has rank {}, where the operator needs at least 3", in(0)));
+      need(in(0) == kUnknown || in(0) >= 3,
+           fmt::format("input 0 has rank {}, where the operator needs at least 3", in(0)));
       return in(0);
     }
     if (op == "BatchNormalization") {
       need(in(0) == kUnknown || in(0) >= 2, "input 0 has no channel dimension");
-      for (int k = 1; k < 5; ++k) need(in(k) == kUnknown || in(k) == 1, fmt::format("input {} is not a vector", k));
+      for (int k = 1; k < 5; ++k)
+        need(in(k) == kUnknown || in(k) == 1, fmt::format("input {} is not a vector", k));
       return in(0);
     }
     if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div")
@@ -171,7 +190,8 @@ class Ranks {
       int r = kUnknown;
       for (int k = 0; k < n_->input_size(); ++k) {
         if (in(k) == kUnknown) continue;
-        need(r == kUnknown || in(k) == r, fmt::format("input {} has rank {} where the others have {}", k, in(k), r));
+        need(r == kUnknown || in(k) == r,
+             fmt::format("input {} has rank {} where the others have {}", k, in(k), r));
         r = in(k);
       }
       need(r != 0, "Concat takes no scalars");
@@ -183,9 +203,11 @@ class Ranks {
       int r = in(0);
       if (!p || r == kUnknown) return r;
       std::vector<bool> seen(static_cast<std::size_t>(r));
-      need(p->ints_size() == r, fmt::format("perm has {} values for a rank-{} input", p->ints_size(), r));
+      need(p->ints_size() == r,
+           fmt::format("perm has {} values for a rank-{} input", p->ints_size(), r));
       for (auto v : p->ints()) {
-        need(v >= 0 && v < r && !seen[static_cast<std::size_t>(v)], "perm is not a permutation of the input's axes");
+        need(v >= 0 && v < r && !seen[static_cast<std::size_t>(v)],
+             "perm is not a permutation of the input's axes");
         seen[static_cast<std::size_t>(v)] = true;
       }
       return r;
@@ -196,12 +218,14 @@ class Ranks {
       // A shape longer than any tensor oneDNN holds is left to the run to refuse.
       return it == length_.end() || it->second > 64 ? kUnknown : static_cast<int>(it->second);
     }
-    if (op == "Squeeze" || op == "Unsqueeze") {  // axes as an attribute before opset 13, an input after
+    if (op == "Squeeze" ||
+        op == "Unsqueeze") {  // axes as an attribute before opset 13, an input after
       need(in(1) == kUnknown || in(1) == 1, "the axes input is not a vector");
       auto axes = attr("axes");
       if (!axes || in(0) == kUnknown) return kUnknown;
       int r = op == "Unsqueeze" ? in(0) + axes->ints_size() : in(0);
-      for (auto a : axes->ints()) need(a >= -r && a < r, fmt::format("axis {} is outside a rank-{} tensor", a, r));
+      for (auto a : axes->ints())
+        need(a >= -r && a < r, fmt::format("axis {} is outside a rank-{} tensor", a, r));
       return op == "Unsqueeze" ? r : r - axes->ints_size();
     }
     if (op == "Constant") {
@@ -219,8 +243,10 @@ class Ranks {
   std::unordered_set<std::string> not_tensor_;
 
  public:
-  std::unordered_set<std::string> declared_not_tensor_;  // graph outputs and value_info; erased once produced
-  std::unordered_map<std::string, std::int64_t> length_;  // the lengths of known vectors (Reshape's shape)
+  std::unordered_set<std::string>
+      declared_not_tensor_;  // graph outputs and value_info; erased once produced
+  std::unordered_map<std::string, std::int64_t>
+      length_;  // the lengths of known vectors (Reshape's shape)
   std::string who_;
   const onnx::NodeProto* n_ = nullptr;
 };
@@ -232,7 +258,9 @@ std::string rank_problem(const onnx::GraphProto& g) {
     Ranks ranks(g);
     for (int i = 0; i < g.node_size(); ++i) ranks.node(g.node(i), static_cast<std::size_t>(i));
     for (const auto& name : ranks.declared_not_tensor_)
-      if (!ranks.defined(name)) return fmt::format("'{}' is declared as a sequence, map or optional, which is not supported", name);
+      if (!ranks.defined(name))
+        return fmt::format(
+            "'{}' is declared as a sequence, map or optional, which is not supported", name);
   } catch (const Refused& r) {
     return r.why;
   }

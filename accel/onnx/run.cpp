@@ -19,7 +19,10 @@ namespace {
 // "[1, batch, ?]": fixed sizes, named sizes, unknown ones.
 std::string declared_shape(const Value& v) {
   std::string s;
-  for (const Dim& d : v.dims) s += (s.empty() ? "" : ", ") + (d.value >= 0 ? std::to_string(d.value) : d.param.empty() ? "?" : d.param);
+  for (const Dim& d : v.dims)
+    s += (s.empty() ? "" : ", ") + (d.value >= 0      ? std::to_string(d.value)
+                                    : d.param.empty() ? "?"
+                                                      : d.param);
   return "[" + s + "]";
 }
 
@@ -30,13 +33,21 @@ std::string check_inputs(const Graph& g, std::span<const Tensor> inputs) {
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     const Value& v = g.values[static_cast<std::size_t>(g.inputs[k])];
     const Tensor& t = inputs[k];
-    if (t.type != v.type) return fmt::format("input '{}' is {}, where the model takes {}", v.name, to_string(t.type), to_string(v.type));
+    if (t.type != v.type)
+      return fmt::format("input '{}' is {}, where the model takes {}", v.name, to_string(t.type),
+                         to_string(v.type));
     std::int64_t n = t.elements();
-    if (n < 0) return fmt::format("input '{}' has shape {}, outside what is allowed", v.name, shape_string(t.dims));
+    if (n < 0)
+      return fmt::format("input '{}' has shape {}, outside what is allowed", v.name,
+                         shape_string(t.dims));
     if (static_cast<std::int64_t>(t.stored()) != n)
-      return fmt::format("input '{}' has shape {} ({} elements) but {} values", v.name, shape_string(t.dims), n, t.stored());
+      return fmt::format("input '{}' has shape {} ({} elements) but {} values", v.name,
+                         shape_string(t.dims), n, t.stored());
     if (!v.shape_known) continue;
-    auto refuse = [&] { return fmt::format("input '{}' has shape {}, where the model takes {}", v.name, shape_string(t.dims), declared_shape(v)); };
+    auto refuse = [&] {
+      return fmt::format("input '{}' has shape {}, where the model takes {}", v.name,
+                         shape_string(t.dims), declared_shape(v));
+    };
     if (t.dims.size() != v.dims.size()) return refuse();
     for (std::size_t i = 0; i < t.dims.size(); ++i) {
       const Dim& d = v.dims[i];
@@ -44,7 +55,8 @@ std::string check_inputs(const Graph& g, std::span<const Tensor> inputs) {
       if (d.value < 0 && !d.param.empty()) {
         auto [it, fresh] = named.emplace(d.param, t.dims[i]);
         if (!fresh && it->second != t.dims[i])
-          return fmt::format("input '{}' has size {} for '{}', which another input gives as {}", v.name, t.dims[i], d.param, it->second);
+          return fmt::format("input '{}' has size {} for '{}', which another input gives as {}",
+                             v.name, t.dims[i], d.param, it->second);
       }
     }
   }
@@ -62,27 +74,32 @@ void set_threads(int n) {
 
 float scalar(const Tensor* t, float def, const char* what) {
   if (!t) return def;
-  if (t->f.size() != 1) fail(fmt::format("{} has shape {}, not a single value", what, shape_string(t->dims)));
+  if (t->f.size() != 1)
+    fail(fmt::format("{} has shape {}, not a single value", what, shape_string(t->dims)));
   return t->f[0];
 }
 
 Tensor flatten(const Tensor& x, std::int64_t axis) {
   std::int64_t ax = normalize_axis(axis, x.dims.size(), true);
   std::int64_t outer = 1, inner = 1;
-  for (std::size_t i = 0; i < x.dims.size(); ++i) (static_cast<std::int64_t>(i) < ax ? outer : inner) *= x.dims[i];
+  for (std::size_t i = 0; i < x.dims.size(); ++i)
+    (static_cast<std::int64_t>(i) < ax ? outer : inner) *= x.dims[i];
   Tensor y = x;
   y.dims = {outer, inner};
   return y;
 }
 
 Tensor reshape(const Tensor& x, const Tensor& shape, bool allowzero) {
-  if (shape.dims.size() != 1) fail(fmt::format("the shape input has shape {}, not a vector", shape_string(shape.dims)));
+  if (shape.dims.size() != 1)
+    fail(fmt::format("the shape input has shape {}, not a vector", shape_string(shape.dims)));
   std::vector<std::int64_t> out = shape.i;
   int infer = -1;
   std::int64_t known = 1;
   for (std::size_t k = 0; k < out.size(); ++k) {
     if (out[k] == 0 && !allowzero) {
-      if (k >= x.dims.size()) fail(fmt::format("shape {} copies dim {} of a rank-{} input", shape_string(shape.i), k, x.dims.size()));
+      if (k >= x.dims.size())
+        fail(fmt::format("shape {} copies dim {} of a rank-{} input", shape_string(shape.i), k,
+                         x.dims.size()));
       out[k] = x.dims[k];
     }
     if (out[k] == -1) {
@@ -91,22 +108,26 @@ Tensor reshape(const Tensor& x, const Tensor& shape, bool allowzero) {
       continue;
     }
     if (out[k] < 0) fail(fmt::format("shape {} has a negative size", shape_string(shape.i)));
-    if (element_count({known, out[k]}) < 0) fail(fmt::format("shape {} has too many elements", shape_string(shape.i)));
+    if (element_count({known, out[k]}) < 0)
+      fail(fmt::format("shape {} has too many elements", shape_string(shape.i)));
     known *= out[k];
   }
   std::int64_t n = x.elements();
   if (infer >= 0) {
-    if (known == 0 || n % known != 0) fail(fmt::format("shape {} does not fit {} elements", shape_string(shape.i), n));
+    if (known == 0 || n % known != 0)
+      fail(fmt::format("shape {} does not fit {} elements", shape_string(shape.i), n));
     out[static_cast<std::size_t>(infer)] = n / known;
   }
-  if (element_count(out) != n) fail(fmt::format("shape {} does not hold the {} elements of shape {}", shape_string(out), n, shape_string(x.dims)));
+  if (element_count(out) != n)
+    fail(fmt::format("shape {} does not hold the {} elements of shape {}", shape_string(out), n,
+                     shape_string(x.dims)));
   Tensor y = x;
   y.dims = std::move(out);
   return y;
 }
 
-// Squeeze removes the size-1 dims at axes (all of them when axes is empty); Unsqueeze inserts size-1
-// dims so that they stand at axes in the result.
+// Squeeze removes the size-1 dims at axes (all of them when axes is empty); Unsqueeze inserts
+// size-1 dims so that they stand at axes in the result.
 Tensor squeeze(const Tensor& x, std::vector<std::int64_t> axes, bool unsqueeze) {
   std::size_t rank = unsqueeze ? x.dims.size() + axes.size() : x.dims.size();
   std::vector<bool> at(rank);
@@ -123,7 +144,8 @@ Tensor squeeze(const Tensor& x, std::vector<std::int64_t> axes, bool unsqueeze) 
   }
   for (std::size_t k = 0; k < rank; ++k) {
     bool drop = axes.empty() ? x.dims[k] == 1 : at[k];
-    if (drop && x.dims[k] != 1) fail(fmt::format("axis {} of shape {} is not of size 1", k, shape_string(x.dims)));
+    if (drop && x.dims[k] != 1)
+      fail(fmt::format("axis {} of shape {} is not of size 1", k, shape_string(x.dims)));
     if (!drop) y.dims.push_back(x.dims[k]);
   }
   return y;
@@ -131,8 +153,10 @@ Tensor squeeze(const Tensor& x, std::vector<std::int64_t> axes, bool unsqueeze) 
 
 class Walk {
  public:
-  Walk(const Graph& g, std::span<const Tensor> inputs) : g_(g), at_(g.values.size()), held_(g.values.size()) {
-    for (std::size_t k = 0; k < inputs.size(); ++k) at_[static_cast<std::size_t>(g.inputs[k])] = &inputs[k];
+  Walk(const Graph& g, std::span<const Tensor> inputs)
+      : g_(g), at_(g.values.size()), held_(g.values.size()) {
+    for (std::size_t k = 0; k < inputs.size(); ++k)
+      at_[static_cast<std::size_t>(g.inputs[k])] = &inputs[k];
     for (const auto& [id, t] : g.initializers) at_[static_cast<std::size_t>(id)] = &t;
   }
 
@@ -161,12 +185,17 @@ class Walk {
   static void agrees(const Value& v, const Tensor& y) {
     if (!v.shape_known) return;
     bool same = v.dims.size() == y.dims.size();
-    for (std::size_t i = 0; same && i < y.dims.size(); ++i) same = v.dims[i].value < 0 || v.dims[i].value == y.dims[i];
-    if (!same) fail(fmt::format("output '{}' has shape {}, where shape inference gave {}", v.name, shape_string(y.dims), declared_shape(v)));
+    for (std::size_t i = 0; same && i < y.dims.size(); ++i)
+      same = v.dims[i].value < 0 || v.dims[i].value == y.dims[i];
+    if (!same)
+      fail(fmt::format("output '{}' has shape {}, where shape inference gave {}", v.name,
+                       shape_string(y.dims), declared_shape(v)));
   }
 
   const Tensor* in(const Node& n, std::size_t k) const {
-    return k < n.inputs.size() && n.inputs[k] != kNoValue ? at_[static_cast<std::size_t>(n.inputs[k])] : nullptr;
+    return k < n.inputs.size() && n.inputs[k] != kNoValue
+               ? at_[static_cast<std::size_t>(n.inputs[k])]
+               : nullptr;
   }
   const Tensor& need(const Node& n, std::size_t k) const {
     const Tensor* t = in(n, k);
@@ -178,41 +207,67 @@ class Walk {
     using A = dnnl::algorithm;
     const Tensor& x = n.op == Op::Constant ? empty_ : need(n, 0);
     switch (n.op) {
-      case Op::Conv: return conv(d_, x, need(n, 1), in(n, 2), std::get<WindowAttrs>(n.attrs));
-      case Op::MaxPool: case Op::AveragePool: return pool(d_, n.op, x, std::get<WindowAttrs>(n.attrs));
-      case Op::GlobalAveragePool: return global_average_pool(d_, x);
+      case Op::Conv:
+        return conv(d_, x, need(n, 1), in(n, 2), std::get<WindowAttrs>(n.attrs));
+      case Op::MaxPool:
+      case Op::AveragePool:
+        return pool(d_, n.op, x, std::get<WindowAttrs>(n.attrs));
+      case Op::GlobalAveragePool:
+        return global_average_pool(d_, x);
       case Op::BatchNormalization:
-        return batch_norm(d_, x, need(n, 1), need(n, 2), need(n, 3), need(n, 4), std::get<ScalarAttrs>(n.attrs).alpha);
-      case Op::Relu: return eltwise(d_, A::eltwise_relu, x);
-      case Op::LeakyRelu: return eltwise(d_, A::eltwise_relu, x, std::get<ScalarAttrs>(n.attrs).alpha);
-      case Op::Sigmoid: return eltwise(d_, A::eltwise_logistic, x);
-      case Op::Tanh: return eltwise(d_, A::eltwise_tanh, x);
+        return batch_norm(d_, x, need(n, 1), need(n, 2), need(n, 3), need(n, 4),
+                          std::get<ScalarAttrs>(n.attrs).alpha);
+      case Op::Relu:
+        return eltwise(d_, A::eltwise_relu, x);
+      case Op::LeakyRelu:
+        return eltwise(d_, A::eltwise_relu, x, std::get<ScalarAttrs>(n.attrs).alpha);
+      case Op::Sigmoid:
+        return eltwise(d_, A::eltwise_logistic, x);
+      case Op::Tanh:
+        return eltwise(d_, A::eltwise_tanh, x);
       case Op::Clip: {
         const auto& s = std::get<ScalarAttrs>(n.attrs);
-        return eltwise(d_, A::eltwise_clip_v2, x, scalar(in(n, 1), s.alpha, "min"), scalar(in(n, 2), s.beta, "max"));
+        return eltwise(d_, A::eltwise_clip_v2, x, scalar(in(n, 1), s.alpha, "min"),
+                       scalar(in(n, 2), s.beta, "max"));
       }
-      case Op::Add: return arithmetic(n, A::binary_add, x);
-      case Op::Mul: return arithmetic(n, A::binary_mul, x);
-      case Op::Sub: return arithmetic(n, A::binary_sub, x);
-      case Op::Div: return arithmetic(n, A::binary_div, x);
-      case Op::MatMul: return matmul(d_, x, need(n, 1));
-      case Op::Gemm: return gemm(d_, x, need(n, 1), in(n, 2), std::get<GemmAttrs>(n.attrs));
-      case Op::Softmax: case Op::LogSoftmax:
-        return softmax(d_, x, std::get<AxisAttrs>(n.attrs).axis, n.version < 13, n.op == Op::LogSoftmax);
+      case Op::Add:
+        return arithmetic(n, A::binary_add, x);
+      case Op::Mul:
+        return arithmetic(n, A::binary_mul, x);
+      case Op::Sub:
+        return arithmetic(n, A::binary_sub, x);
+      case Op::Div:
+        return arithmetic(n, A::binary_div, x);
+      case Op::MatMul:
+        return matmul(d_, x, need(n, 1));
+      case Op::Gemm:
+        return gemm(d_, x, need(n, 1), in(n, 2), std::get<GemmAttrs>(n.attrs));
+      case Op::Softmax:
+      case Op::LogSoftmax:
+        return softmax(d_, x, std::get<AxisAttrs>(n.attrs).axis, n.version < 13,
+                       n.op == Op::LogSoftmax);
       case Op::Concat: {
         std::vector<const Tensor*> xs;
         for (std::size_t k = 0; k < n.inputs.size(); ++k) xs.push_back(&need(n, k));
         return concat(d_, xs, std::get<AxisAttrs>(n.attrs).axis);
       }
-      case Op::Transpose: return transpose(d_, x, std::get<PermAttrs>(n.attrs).perm);
-      case Op::Flatten: return flatten(x, std::get<AxisAttrs>(n.attrs).axis);
-      case Op::Reshape: return reshape(x, need(n, 1), std::get<ReshapeAttrs>(n.attrs).allowzero);
-      case Op::Squeeze: case Op::Unsqueeze: {
+      case Op::Transpose:
+        return transpose(d_, x, std::get<PermAttrs>(n.attrs).perm);
+      case Op::Flatten:
+        return flatten(x, std::get<AxisAttrs>(n.attrs).axis);
+      case Op::Reshape:
+        return reshape(x, need(n, 1), std::get<ReshapeAttrs>(n.attrs).allowzero);
+      case Op::Squeeze:
+      case Op::Unsqueeze: {
         const Tensor* axes = in(n, 1);  // from opset 13; before it, the attribute
-        return squeeze(x, axes ? axes->i : std::get<AxesAttrs>(n.attrs).axes, n.op == Op::Unsqueeze);
+        return squeeze(x, axes ? axes->i : std::get<AxesAttrs>(n.attrs).axes,
+                       n.op == Op::Unsqueeze);
       }
-      case Op::Dropout: case Op::Identity: return x;
-      case Op::Constant: return std::get<ConstantAttrs>(n.attrs).value;
+      case Op::Dropout:
+      case Op::Identity:
+        return x;
+      case Op::Constant:
+        return std::get<ConstantAttrs>(n.attrs).value;
     }
     fail("the operator has no implementation");
   }
@@ -226,17 +281,22 @@ class Walk {
     Tensor fitted = b;
     if (attrs.broadcast && attrs.axis) {
       std::int64_t axis = normalize_axis(*attrs.axis, a.dims.size());
-      auto trailing = static_cast<std::int64_t>(a.dims.size()) - axis - static_cast<std::int64_t>(b.dims.size());
-      if (trailing < 0) fail(fmt::format("B of shape {} does not fit A of shape {} at axis {}", shape_string(b.dims), shape_string(a.dims), axis));
+      auto trailing = static_cast<std::int64_t>(a.dims.size()) - axis -
+                      static_cast<std::int64_t>(b.dims.size());
+      if (trailing < 0)
+        fail(fmt::format("B of shape {} does not fit A of shape {} at axis {}",
+                         shape_string(b.dims), shape_string(a.dims), axis));
       fitted.dims.insert(fitted.dims.end(), static_cast<std::size_t>(trailing), 1);
     }
     if (!attrs.broadcast ? b.dims != a.dims : broadcast_shape(a.dims, fitted.dims) != a.dims)
-      fail(fmt::format("B of shape {} does not fit A of shape {} (broadcast={})", shape_string(b.dims), shape_string(a.dims), attrs.broadcast));
+      fail(fmt::format("B of shape {} does not fit A of shape {} (broadcast={})",
+                       shape_string(b.dims), shape_string(a.dims), attrs.broadcast));
     return binary(d_, alg, a, fitted);
   }
 
   const Graph& g_;
-  std::vector<const Tensor*> at_;  // each value's tensor: an input, an initializer or one held below
+  std::vector<const Tensor*>
+      at_;  // each value's tensor: an input, an initializer or one held below
   std::vector<Tensor> held_;
   Tensor empty_;
   static thread_local Dnnl d_;
@@ -246,7 +306,8 @@ thread_local Dnnl Walk::d_;
 
 }  // namespace
 
-Expected<std::vector<Tensor>> run(const Graph& graph, std::span<const Tensor> inputs, RunOptions options) {
+Expected<std::vector<Tensor>> run(const Graph& graph, std::span<const Tensor> inputs,
+                                  RunOptions options) {
   if (auto why = check_inputs(graph, inputs); !why.empty()) return Error{why};
   set_threads(options.threads);
   try {

@@ -37,6 +37,8 @@ Tensor Tensor::ints(std::vector<std::int64_t> dims, std::vector<std::int64_t> da
   return t;
 }
 
-std::string shape_string(const std::vector<std::int64_t>& dims) { return fmt::format("[{}]", fmt::join(dims, ", ")); }
+std::string shape_string(const std::vector<std::int64_t>& dims) {
+  return fmt::format("[{}]", fmt::join(dims, ", "));
+}
 
 }  // namespace unifn::onnx_model

@@ -1,4 +1,5 @@
-// A dense tensor as the ONNX executor holds it: float32 data, or int64 where an operator takes shapes.
+// A dense tensor as the ONNX executor holds it: float32 data, or int64 where an operator takes
+// shapes.
 #pragma once
 
 #include <cstdint>

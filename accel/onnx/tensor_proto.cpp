@@ -1,4 +1,5 @@
-// TensorProto to Tensor: float32 and int64, from raw_data (little-endian) or the typed repeated fields.
+// TensorProto to Tensor: float32 and int64, from raw_data (little-endian) or the typed repeated
+// fields.
 #include "accel/onnx/tensor_proto.h"
 
 #include <cstring>
@@ -16,9 +17,10 @@ Expected<std::vector<T>> data_of(const onnx::TensorProto& p, const Repeated& typ
   if (p.has_raw_data()) {
     const std::string& raw = p.raw_data();
     if (raw.size() != out.size() * sizeof(T))
-      return Error{fmt::format("{} has {} bytes of raw data for {} elements of {} bytes", what, raw.size(), n,
-                               sizeof(T))};
-    if (!raw.empty()) std::memcpy(out.data(), raw.data(), raw.size());  // x86-64 is little-endian, as raw_data is
+      return Error{fmt::format("{} has {} bytes of raw data for {} elements of {} bytes", what,
+                               raw.size(), n, sizeof(T))};
+    if (!raw.empty())
+      std::memcpy(out.data(), raw.data(), raw.size());  // x86-64 is little-endian, as raw_data is
     return out;
   }
   if (static_cast<std::int64_t>(typed.size()) != n)
@@ -31,7 +33,8 @@ Expected<std::vector<T>> data_of(const onnx::TensorProto& p, const Repeated& typ
 
 Expected<Tensor> from_proto(const onnx::TensorProto& p, const std::string& what) {
   if (p.data_location() == onnx::TensorProto::EXTERNAL || p.external_data_size() > 0)
-    return Error{fmt::format("{} refers to external data: only data held in the model is accepted", what)};
+    return Error{
+        fmt::format("{} refers to external data: only data held in the model is accepted", what)};
   if (p.has_segment()) return Error{fmt::format("{} is segmented, which is not supported", what)};
   std::vector<std::int64_t> dims(p.dims().begin(), p.dims().end());
   std::int64_t n = element_count(dims);
@@ -50,8 +53,10 @@ Expected<Tensor> from_proto(const onnx::TensorProto& p, const std::string& what)
       return Tensor::ints(std::move(dims), std::move(d.value()));
     }
     default:
-      return Error{fmt::format("{} has data type {}: only float32 (and int64 for shapes) is supported", what,
-                               onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(p.data_type())))};
+      return Error{
+          fmt::format("{} has data type {}: only float32 (and int64 for shapes) is supported", what,
+                      onnx::TensorProto::DataType_Name(
+                          static_cast<onnx::TensorProto::DataType>(p.data_type())))};
   }
 }
 

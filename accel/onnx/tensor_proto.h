@@ -1,4 +1,5 @@
-// Converts ONNX's TensorProto (initializers, Constant values, test data) into a Tensor, with checks.
+// Converts ONNX's TensorProto (initializers, Constant values, test data) into a Tensor, with
+// checks.
 #pragma once
 
 #include <string>

@@ -9,17 +9,23 @@ namespace unifn::onnx_model {
 
 namespace {
 
-std::vector<std::int64_t> or_default(const std::vector<std::int64_t>& v, std::size_t n, std::int64_t def, const char* what) {
+std::vector<std::int64_t> or_default(const std::vector<std::int64_t>& v, std::size_t n,
+                                     std::int64_t def, const char* what) {
   if (v.empty()) return std::vector<std::int64_t>(n, def);
-  if (v.size() != n) throw std::runtime_error(fmt::format("{} has {} values for {} spatial dims", what, v.size(), n));
+  if (v.size() != n)
+    throw std::runtime_error(
+        fmt::format("{} has {} values for {} spatial dims", what, v.size(), n));
   return v;
 }
 
 }  // namespace
 
-Window resolve_window(const WindowAttrs& a, const std::vector<std::int64_t>& in, const std::vector<std::int64_t>& kernel) {
+Window resolve_window(const WindowAttrs& a, const std::vector<std::int64_t>& in,
+                      const std::vector<std::int64_t>& kernel) {
   std::size_t n = in.size();
-  if (kernel.size() != n) throw std::runtime_error(fmt::format("the kernel has {} dims for {} spatial dims", kernel.size(), n));
+  if (kernel.size() != n)
+    throw std::runtime_error(
+        fmt::format("the kernel has {} dims for {} spatial dims", kernel.size(), n));
   Window w;
   w.kernel = kernel;
   w.strides = or_default(a.strides, n, 1, "strides");
@@ -42,8 +48,9 @@ Window resolve_window(const WindowAttrs& a, const std::vector<std::int64_t>& in,
     if (a.auto_pad == AutoPad::Valid) w.pad_begin[i] = w.pad_end[i] = 0;
     std::int64_t room = in[i] + w.pad_begin[i] + w.pad_end[i] - extent;
     if (room < 0)
-      throw std::runtime_error(fmt::format("the window ({} wide) is larger than spatial dim {} padded ({})", extent, i,
-                                           in[i] + w.pad_begin[i] + w.pad_end[i]));
+      throw std::runtime_error(
+          fmt::format("the window ({} wide) is larger than spatial dim {} padded ({})", extent, i,
+                      in[i] + w.pad_begin[i] + w.pad_end[i]));
     w.out[i] = (a.ceil_mode ? (room + s - 1) / s : room / s) + 1;
     // ceil_mode: a last window that would start inside the end padding is dropped, as ONNX does.
     if (a.ceil_mode && (w.out[i] - 1) * s >= in[i] + w.pad_begin[i]) --w.out[i];

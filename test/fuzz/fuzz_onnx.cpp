@@ -1,6 +1,6 @@
-// fuzz_onnx: model bytes as a hostile guest would hand them over, through load(); a model that loads
-// is then run on zeros of its declared input shapes. Every refusal must be a sentence, and nothing
-// may throw past load() or run().
+// fuzz_onnx: model bytes as a hostile guest would hand them over, through load(); a model that
+// loads is then run on zeros of its declared input shapes. Every refusal must be a sentence, and
+// nothing may throw past load() or run().
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -29,8 +29,10 @@ bool zero_inputs(const Graph& g, std::vector<Tensor>& out) {
     Tensor t;
     t.type = v.type;
     t.dims = dims;
-    if (v.type == DType::Float) t.f.resize(static_cast<std::size_t>(n));
-    else t.i.resize(static_cast<std::size_t>(n));
+    if (v.type == DType::Float)
+      t.f.resize(static_cast<std::size_t>(n));
+    else
+      t.i.resize(static_cast<std::size_t>(n));
     out.push_back(std::move(t));
   }
   return true;
@@ -44,17 +46,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     auto m = load(bytes);
     if (!m) {
-      if (m.error().empty()) finding("onnx-silent-refusal", "load() refused a model without saying why");
+      if (m.error().empty())
+        finding("onnx-silent-refusal", "load() refused a model without saying why");
       return 0;
     }
     const Graph& g = *m.value();
     std::vector<Tensor> inputs;
     if (!zero_inputs(g, inputs)) return 0;
     auto out = run(g, inputs);
-    if (!out && out.error().empty()) finding("onnx-silent-run-failure", "run() failed without saying why");
-    if (out && out->size() != g.outputs.size()) finding("onnx-output-count", "run() answered a different number of outputs than the model has");
+    if (!out && out.error().empty())
+      finding("onnx-silent-run-failure", "run() failed without saying why");
+    if (out && out->size() != g.outputs.size())
+      finding("onnx-output-count",
+              "run() answered a different number of outputs than the model has");
   } catch (...) {
-    finding("onnx-throws", "an exception escaped load() or run(): " + describe(std::current_exception()));
+    finding("onnx-throws",
+            "an exception escaped load() or run(): " + describe(std::current_exception()));
   }
   return 0;
 }

@@ -24,14 +24,16 @@ inline std::vector<std::byte> read_bytes(const std::filesystem::path& p) {
 }
 
 // The tensors prefix_0.pb, prefix_1.pb, ... in a test's data set, in order.
-inline std::vector<Tensor> read_tensors(const std::filesystem::path& set, const std::string& prefix) {
+inline std::vector<Tensor> read_tensors(const std::filesystem::path& set,
+                                        const std::string& prefix) {
   std::vector<Tensor> out;
   for (int k = 0;; ++k) {
     auto p = set / (prefix + "_" + std::to_string(k) + ".pb");
     if (!std::filesystem::exists(p)) return out;
     auto bytes = read_bytes(p);
     onnx::TensorProto t;
-    if (!t.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) throw std::runtime_error("not a TensorProto: " + p.string());
+    if (!t.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+      throw std::runtime_error("not a TensorProto: " + p.string());
     auto v = from_proto(t, p.string());
     if (!v) throw std::runtime_error(v.error());
     out.push_back(std::move(v.value()));

@@ -29,19 +29,23 @@ std::vector<float> random_floats(std::size_t n, float scale) {
 struct Net {
   std::vector<float> w1 = random_floats(32 * 1 * 3 * 3, 0.5f), b1 = random_floats(32, 0.1f);
   std::vector<float> w2 = random_floats(64 * 32 * 3 * 3, 0.1f), b2 = random_floats(64, 0.1f);
-  std::vector<float> w3 = random_floats(128 * 64 * 5 * 5, 0.03f), b3 = random_floats(128, 0.1f);  // [out, in]: transB
+  std::vector<float> w3 = random_floats(128 * 64 * 5 * 5, 0.03f),
+                     b3 = random_floats(128, 0.1f);  // [out, in]: transB
   std::vector<float> w4 = random_floats(10 * 128, 0.1f), b4 = random_floats(10, 0.1f);
 };
 
-void initializer(onnx::GraphProto* g, const std::string& name, std::vector<std::int64_t> dims, const std::vector<float>& v) {
+void initializer(onnx::GraphProto* g, const std::string& name, std::vector<std::int64_t> dims,
+                 const std::vector<float>& v) {
   auto* t = g->add_initializer();
   t->set_name(name);
   t->set_data_type(onnx::TensorProto::FLOAT);
   for (auto d : dims) t->add_dims(d);
-  t->set_raw_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));  // Safe: bytes of floats
+  t->set_raw_data(std::string(reinterpret_cast<const char*>(v.data()),
+                              v.size() * sizeof(float)));  // Safe: bytes of floats
 }
 
-onnx::NodeProto* node(onnx::GraphProto* g, const std::string& op, std::vector<std::string> in, const std::string& out) {
+onnx::NodeProto* node(onnx::GraphProto* g, const std::string& op, std::vector<std::string> in,
+                      const std::string& out) {
   auto* n = g->add_node();
   n->set_op_type(op);
   n->set_name(out);
@@ -86,13 +90,14 @@ std::string model_bytes(const Net& net, std::int64_t batch) {
   initializer(g, "b3", {128}, net.b3);
   initializer(g, "w4", {10, 128}, net.w4);
   initializer(g, "b4", {10}, net.b4);
-  node(g, "Conv", {"image", "w1", "b1"}, "c1");                          // 26x26
+  node(g, "Conv", {"image", "w1", "b1"}, "c1");  // 26x26
   node(g, "Relu", {"c1"}, "r1");
-  ints(node(g, "MaxPool", {"r1"}, "p1"), "kernel_shape", {2, 2});        // 13x13 (strides default 1: set below)
+  ints(node(g, "MaxPool", {"r1"}, "p1"), "kernel_shape",
+       {2, 2});  // 13x13 (strides default 1: set below)
   ints(g->mutable_node(2), "strides", {2, 2});
-  node(g, "Conv", {"p1", "w2", "b2"}, "c2");                             // 11x11
+  node(g, "Conv", {"p1", "w2", "b2"}, "c2");  // 11x11
   node(g, "Relu", {"c2"}, "r2");
-  auto* p2 = node(g, "MaxPool", {"r2"}, "p2");                           // 5x5
+  auto* p2 = node(g, "MaxPool", {"r2"}, "p2");  // 5x5
   ints(p2, "kernel_shape", {2, 2});
   ints(p2, "strides", {2, 2});
   node(g, "Flatten", {"p2"}, "f");
@@ -104,7 +109,8 @@ std::string model_bytes(const Net& net, std::int64_t batch) {
 }
 
 // The same network in plain loops, one image at a time.
-std::vector<float> conv_relu(const std::vector<float>& x, int c, int h, const std::vector<float>& w, const std::vector<float>& b, int m) {
+std::vector<float> conv_relu(const std::vector<float>& x, int c, int h, const std::vector<float>& w,
+                             const std::vector<float>& b, int m) {
   int o = h - 2;
   std::vector<float> y(static_cast<std::size_t>(m * o * o));
   for (int f = 0; f < m; ++f)
@@ -113,7 +119,8 @@ std::vector<float> conv_relu(const std::vector<float>& x, int c, int h, const st
         double s = b[f];
         for (int k = 0; k < c; ++k)
           for (int u = 0; u < 3; ++u)
-            for (int v = 0; v < 3; ++v) s += double(x[(k * h + i + u) * h + j + v]) * w[((f * c + k) * 3 + u) * 3 + v];
+            for (int v = 0; v < 3; ++v)
+              s += double(x[(k * h + i + u) * h + j + v]) * w[((f * c + k) * 3 + u) * 3 + v];
         y[(f * o + i) * o + j] = std::max(0.f, static_cast<float>(s));
       }
   return y;
@@ -133,7 +140,8 @@ std::vector<float> max_pool(const std::vector<float>& x, int c, int h) {
   return y;
 }
 
-std::vector<float> dense(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b, int out, bool relu) {
+std::vector<float> dense(const std::vector<float>& x, const std::vector<float>& w,
+                         const std::vector<float>& b, int out, bool relu) {
   std::vector<float> y(static_cast<std::size_t>(out));
   auto in = x.size();
   for (int o = 0; o < out; ++o) {
@@ -162,7 +170,9 @@ double median_us(std::vector<double> v) {
 
 }  // namespace
 
-TEST_CASE("A small CNN runs as plain loops compute it, batch 1 and 8, and how long load and run take", "[onnx]") {
+TEST_CASE(
+    "A small CNN runs as plain loops compute it, batch 1 and 8, and how long load and run take",
+    "[onnx]") {
   Net net;
   for (std::int64_t batch : {1, 8}) {
     std::string bytes = model_bytes(net, batch);
@@ -171,12 +181,14 @@ TEST_CASE("A small CNN runs as plain loops compute it, batch 1 and 8, and how lo
     for (int k = 0; k < 20; ++k) {
       auto t0 = std::chrono::steady_clock::now();
       auto m = load(span);
-      load_us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+      load_us.push_back(
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
       REQUIRE(m.ok());
     }
     auto model = load(span);
     REQUIRE(model.ok());
-    std::vector<Tensor> in{Tensor::floats({batch, 1, 28, 28}, random_floats(static_cast<std::size_t>(batch * 784), 1.f))};
+    std::vector<Tensor> in{Tensor::floats(
+        {batch, 1, 28, 28}, random_floats(static_cast<std::size_t>(batch * 784), 1.f))};
     auto out = run(*model.value(), in);
     REQUIRE(out.ok());
     REQUIRE(out.value()[0].dims == std::vector<std::int64_t>{batch, 10});
@@ -185,17 +197,19 @@ TEST_CASE("A small CNN runs as plain loops compute it, batch 1 and 8, and how lo
       auto want = reference(net, image);
       for (int k = 0; k < 10; ++k) {
         INFO("batch " << batch << " image " << b << " class " << k);
-        CHECK(out.value()[0].f[static_cast<std::size_t>(b * 10 + k)] == Approx(want[static_cast<std::size_t>(k)]).margin(1e-5).epsilon(1e-4));
+        CHECK(out.value()[0].f[static_cast<std::size_t>(b * 10 + k)] ==
+              Approx(want[static_cast<std::size_t>(k)]).margin(1e-5).epsilon(1e-4));
       }
     }
     std::vector<double> run_us;
     for (int k = 0; k < 200; ++k) {
       auto t0 = std::chrono::steady_clock::now();
       auto r = run(*model.value(), in);
-      run_us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+      run_us.push_back(
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
       REQUIRE(r.ok());
     }
-    WARN(fmt::format("CNN, batch {}: model {} bytes, load {:.0f} us, run {:.0f} us (medians)", batch, bytes.size(),
-                     median_us(load_us), median_us(run_us)));
+    WARN(fmt::format("CNN, batch {}: model {} bytes, load {:.0f} us, run {:.0f} us (medians)",
+                     batch, bytes.size(), median_us(load_us), median_us(run_us)));
   }
 }

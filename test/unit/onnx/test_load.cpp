@@ -12,7 +12,8 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-void tensor_value(onnx::ValueInfoProto* v, const std::string& name, int type, std::vector<std::int64_t> dims) {
+void tensor_value(onnx::ValueInfoProto* v, const std::string& name, int type,
+                  std::vector<std::int64_t> dims) {
   v->set_name(name);
   auto* t = v->mutable_type()->mutable_tensor_type();
   t->set_elem_type(type);
@@ -20,8 +21,8 @@ void tensor_value(onnx::ValueInfoProto* v, const std::string& name, int type, st
 }
 
 // A model of one node X -> op -> Y, X of shape dims (Y declared the same).
-onnx::ModelProto one_node(const std::string& op, int type = onnx::TensorProto::FLOAT, const std::string& domain = "",
-                          std::vector<std::int64_t> dims = {2, 3}) {
+onnx::ModelProto one_node(const std::string& op, int type = onnx::TensorProto::FLOAT,
+                          const std::string& domain = "", std::vector<std::int64_t> dims = {2, 3}) {
   onnx::ModelProto m;
   m.set_ir_version(8);
   m.add_opset_import()->set_version(13);
@@ -75,14 +76,16 @@ TEST_CASE("Bytes that are too many or not a model are refused", "[onnx]") {
 }
 
 TEST_CASE("A node of an unsupported operator or domain is refused by name", "[onnx]") {
-  CHECK(load(bytes_of(one_node("Erf"))).error() == "node 0 'the_node' (Erf): the operator is not supported");
+  CHECK(load(bytes_of(one_node("Erf"))).error() ==
+        "node 0 'the_node' (Erf): the operator is not supported");
   CHECK_THAT(load(bytes_of(one_node("Relu", onnx::TensorProto::FLOAT, "com.example"))).error(),
              Contains("node 0 'the_node' (Relu): domain 'com.example' is not supported"));
   CHECK_THAT(load(bytes_of(one_node("Relu", onnx::TensorProto::DOUBLE))).error(),
              Contains("node 0 'the_node' (Relu): input 0 'X' has data type DOUBLE: only float32"));
 }
 
-TEST_CASE("An initializer held in an external file is refused before any file is looked at", "[onnx]") {
+TEST_CASE("An initializer held in an external file is refused before any file is looked at",
+          "[onnx]") {
   auto m = one_node("Add");
   m.mutable_graph()->mutable_node(0)->add_input("B");
   auto* b = m.mutable_graph()->add_initializer();
@@ -93,7 +96,8 @@ TEST_CASE("An initializer held in an external file is refused before any file is
   auto* e = b->add_external_data();
   e->set_key("location");
   e->set_value("/etc/passwd");
-  CHECK(load(bytes_of(m)).error() == "initializer 'B' refers to external data: only data held in the model is accepted");
+  CHECK(load(bytes_of(m)).error() ==
+        "initializer 'B' refers to external data: only data held in the model is accepted");
 }
 
 TEST_CASE("A 3-D pooling or convolution window is refused at load, naming the node", "[onnx]") {
@@ -102,16 +106,19 @@ TEST_CASE("A 3-D pooling or convolution window is refused at load, naming the no
   a->set_name("kernel_shape");
   a->set_type(onnx::AttributeProto::INTS);
   for (int k : {1, 1, 1}) a->add_ints(k);
-  CHECK_THAT(load(bytes_of(m)).error(), Contains("(MaxPool)") && Contains("3-D spatial windows are not supported"));
+  CHECK_THAT(load(bytes_of(m)).error(),
+             Contains("(MaxPool)") && Contains("3-D spatial windows are not supported"));
 
   // A Conv may leave its kernel's shape to the weights: the input's rank says it then.
   auto conv = one_node("Conv", onnx::TensorProto::FLOAT, "", {1, 1, 2, 2, 2});
   conv.mutable_graph()->mutable_node(0)->add_input("W");
   tensor_value(conv.mutable_graph()->add_input(), "W", onnx::TensorProto::FLOAT, {1, 1, 1, 1, 1});
-  CHECK(load(bytes_of(conv)).error() == "node 0 'the_node' (Conv): 3-D spatial windows are not supported, only 1-D and 2-D");
+  CHECK(load(bytes_of(conv)).error() ==
+        "node 0 'the_node' (Conv): 3-D spatial windows are not supported, only 1-D and 2-D");
 }
 
-TEST_CASE("A rank that an operator cannot take is refused before ONNX's shape inference indexes it", "[onnx]") {
+TEST_CASE("A rank that an operator cannot take is refused before ONNX's shape inference indexes it",
+          "[onnx]") {
   // Found by fuzz_onnx: Gemm's inference before opset 7 reads B's second dim without checking that
   // B has one, and libonnx 1.12 crashes on a rank-1 B.
   auto m = one_node("Gemm");
@@ -143,7 +150,9 @@ TEST_CASE("Values that crash libonnx's shape inference are refused before it run
     auto* map = m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_map_type();
     map->set_key_type(onnx::TensorProto::INT64);
     map->mutable_value_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
-    CHECK(load(bytes_of(m)).error() == "node 0 'the_node' (Relu): input 0 'X' is not a tensor (a sequence, map or optional), which is not supported");
+    CHECK(load(bytes_of(m)).error() ==
+          "node 0 'the_node' (Relu): input 0 'X' is not a tensor (a sequence, map or optional), "
+          "which is not supported");
   }
   SECTION("a graph output named as an input, declared with another rank") {
     auto m = one_node("Relu");
@@ -152,7 +161,8 @@ TEST_CASE("Values that crash libonnx's shape inference are refused before it run
   }
 }
 
-TEST_CASE("A graph of more nodes than the cap is refused before the ONNX library looks at it", "[onnx]") {
+TEST_CASE("A graph of more nodes than the cap is refused before the ONNX library looks at it",
+          "[onnx]") {
   auto m = one_node("Relu");
   auto* g = m.mutable_graph();
   g->mutable_node(0)->set_output(0, "v0");
@@ -182,13 +192,16 @@ TEST_CASE("A named size (a dynamic batch) takes any value, the same in every inp
   auto model = load(bytes_of(m));
   REQUIRE(model.ok());
   for (std::int64_t batch : {1, 4}) {
-    std::vector<Tensor> in{Tensor::floats({batch, 3}, std::vector<float>(static_cast<std::size_t>(batch * 3), 1)),
-                           Tensor::floats({batch, 3}, std::vector<float>(static_cast<std::size_t>(batch * 3), 2))};
+    std::vector<Tensor> in{
+        Tensor::floats({batch, 3}, std::vector<float>(static_cast<std::size_t>(batch * 3), 1)),
+        Tensor::floats({batch, 3}, std::vector<float>(static_cast<std::size_t>(batch * 3), 2))};
     auto out = run(*model.value(), in, RunOptions{2});
     REQUIRE(out.ok());
     CHECK(out.value()[0].dims == std::vector<std::int64_t>{batch, 3});
     CHECK(out.value()[0].f == std::vector<float>(static_cast<std::size_t>(batch * 3), 3));
   }
-  std::vector<Tensor> mixed{Tensor::floats({2, 3}, std::vector<float>(6)), Tensor::floats({3, 3}, std::vector<float>(9))};
-  CHECK(run(*model.value(), mixed).error() == "input 'Z' has size 3 for 'batch', which another input gives as 2");
+  std::vector<Tensor> mixed{Tensor::floats({2, 3}, std::vector<float>(6)),
+                            Tensor::floats({3, 3}, std::vector<float>(9))};
+  CHECK(run(*model.value(), mixed).error() ==
+        "input 'Z' has size 3 for 'batch', which another input gives as 2");
 }

@@ -40,9 +40,13 @@ std::vector<Entry> read_list() {
     Entry e;
     std::string verdict;
     s >> e.name >> verdict;
-    if (verdict == "pass") e.pass = true;
-    else if (verdict == "refused:") std::getline(s >> std::ws, e.reason);
-    else FAIL("node_tests.txt: line '" << line << "' is neither 'NAME pass' nor 'NAME refused: REASON'");
+    if (verdict == "pass")
+      e.pass = true;
+    else if (verdict == "refused:")
+      std::getline(s >> std::ws, e.reason);
+    else
+      FAIL("node_tests.txt: line '" << line
+                                    << "' is neither 'NAME pass' nor 'NAME refused: REASON'");
     out.push_back(e);
   }
   return out;
@@ -57,8 +61,8 @@ struct Outcome {
 // ONNX's backend test tolerance (onnx/backend/test/case/node: rtol 1e-3, atol 1e-7).
 std::string compare(const Tensor& got, const Tensor& want, std::size_t k) {
   if (got.type != want.type || got.dims != want.dims)
-    return fmt::format("output {} is {} {}, expected {} {}", k, to_string(got.type), shape_string(got.dims), to_string(want.type),
-                       shape_string(want.dims));
+    return fmt::format("output {} is {} {}, expected {} {}", k, to_string(got.type),
+                       shape_string(got.dims), to_string(want.type), shape_string(want.dims));
   for (std::size_t i = 0; i < want.f.size(); ++i) {
     float g = got.f[i], w = want.f[i];
     if (std::isnan(w) && std::isnan(g)) continue;
@@ -76,7 +80,8 @@ Outcome attempt(const fs::path& dir) {
   auto want = read_tensors(dir / "test_data_set_0", "output");
   auto got = run(*m.value(), inputs);
   if (!got) return {Kind::RunFailed, got.error()};
-  if (got->size() != want.size()) return {Kind::Mismatch, fmt::format("{} outputs, expected {}", got->size(), want.size())};
+  if (got->size() != want.size())
+    return {Kind::Mismatch, fmt::format("{} outputs, expected {}", got->size(), want.size())};
   for (std::size_t k = 0; k < want.size(); ++k)
     if (auto why = compare(got.value()[k], want[k], k); !why.empty()) return {Kind::Mismatch, why};
   return {Kind::Pass, {}};
@@ -84,13 +89,17 @@ Outcome attempt(const fs::path& dir) {
 
 // The node tests named for a supported operator ("test_conv_...", "test_batchnorm_...").
 bool named_for_supported(const std::string& test) {
-  static const char* prefixes[] = {"conv", "basic_conv", "maxpool", "averagepool", "globalaveragepool", "batchnorm",
-                                   "relu", "leakyrelu", "sigmoid", "tanh", "clip", "add", "mul", "sub", "div", "matmul",
-                                   "gemm", "softmax", "logsoftmax", "concat", "transpose", "flatten", "reshape", "squeeze", "unsqueeze",
-                                   "dropout", "constant", "identity"};
+  static const char* prefixes[] = {
+      "conv",      "basic_conv", "maxpool",   "averagepool", "globalaveragepool",
+      "batchnorm", "relu",       "leakyrelu", "sigmoid",     "tanh",
+      "clip",      "add",        "mul",       "sub",         "div",
+      "matmul",    "gemm",       "softmax",   "logsoftmax",  "concat",
+      "transpose", "flatten",    "reshape",   "squeeze",     "unsqueeze",
+      "dropout",   "constant",   "identity"};
   for (const char* p : prefixes) {
     std::string head = std::string("test_") + p;
-    if (test.rfind(head, 0) == 0 && (test.size() == head.size() || test[head.size()] == '_')) return true;
+    if (test.rfind(head, 0) == 0 && (test.size() == head.size() || test[head.size()] == '_'))
+      return true;
   }
   return false;
 }
@@ -100,10 +109,33 @@ bool only_supported_ops(const fs::path& dir) {
   auto bytes = read_bytes(dir / "model.onnx");
   onnx::ModelProto m;
   if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return false;
-  static const std::vector<std::string> ops = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "BatchNormalization",
-                                               "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Add", "Mul", "Sub", "Div",
-                                               "MatMul", "Gemm", "Softmax", "LogSoftmax", "Concat", "Transpose", "Flatten", "Reshape",
-                                               "Squeeze", "Unsqueeze", "Dropout", "Constant", "Identity"};
+  static const std::vector<std::string> ops = {"Conv",
+                                               "MaxPool",
+                                               "AveragePool",
+                                               "GlobalAveragePool",
+                                               "BatchNormalization",
+                                               "Relu",
+                                               "LeakyRelu",
+                                               "Sigmoid",
+                                               "Tanh",
+                                               "Clip",
+                                               "Add",
+                                               "Mul",
+                                               "Sub",
+                                               "Div",
+                                               "MatMul",
+                                               "Gemm",
+                                               "Softmax",
+                                               "LogSoftmax",
+                                               "Concat",
+                                               "Transpose",
+                                               "Flatten",
+                                               "Reshape",
+                                               "Squeeze",
+                                               "Unsqueeze",
+                                               "Dropout",
+                                               "Constant",
+                                               "Identity"};
   for (const auto& n : m.graph().node())
     if (std::find(ops.begin(), ops.end(), n.op_type()) == ops.end()) return false;
   return m.graph().node_size() > 0;
@@ -125,7 +157,11 @@ TEST_CASE("Each listed ONNX node test passes or is refused as node_tests.txt say
     REQUIRE(fs::exists(dir / "model.onnx"));
     Outcome o = attempt(dir);
     if (actual.is_open())
-      actual << e.name << (o.kind == Kind::Pass ? " pass" : o.kind == Kind::Refused ? " refused: " : " FAILED: ") << o.detail << "\n";
+      actual << e.name
+             << (o.kind == Kind::Pass      ? " pass"
+                 : o.kind == Kind::Refused ? " refused: "
+                                           : " FAILED: ")
+             << o.detail << "\n";
     INFO("outcome: " << o.detail);
     if (e.pass) {
       CHECK(o.kind == Kind::Pass);
@@ -136,11 +172,14 @@ TEST_CASE("Each listed ONNX node test passes or is refused as node_tests.txt say
       refused += o.kind == Kind::Refused;
     }
   }
-  auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  WARN(fmt::format("{} node tests passed and {} were refused as listed, in {:.0f} ms", passed, refused, ms));
+  auto ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  WARN(fmt::format("{} node tests passed and {} were refused as listed, in {:.0f} ms", passed,
+                   refused, ms));
 }
 
-TEST_CASE("node_tests.txt lists every node test of a supported operator and every PyTorch test", "[onnx]") {
+TEST_CASE("node_tests.txt lists every node test of a supported operator and every PyTorch test",
+          "[onnx]") {
   auto list = read_list();
   std::vector<std::string> names;
   for (const auto& e : list) names.push_back(e.name);
