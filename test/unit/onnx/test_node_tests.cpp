@@ -15,7 +15,7 @@
 
 #include "accel/onnx/model.h"
 #include "accel/onnx/run.h"
-#include "node_test_data.h"
+#include "test/unit/onnx/node_test_data.h"
 
 namespace fs = std::filesystem;
 using namespace unifn::onnx_model;
