@@ -9,7 +9,7 @@
 
 #include "accel/onnx/model.h"
 #include "accel/onnx/run.h"
-#include "fuzz_common.h"
+#include "test/fuzz/fuzz_common.h"
 
 using namespace unifn::onnx_model;
 using unifn::fuzz::describe;
