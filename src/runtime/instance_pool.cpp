@@ -140,11 +140,11 @@ void InstancePool::submit(Invocation call, Completion done) {
                                                        cfg_.name, cfg_.unavailable)));
     return;
   }
-  if (queue_.size() >= cfg_.settings.max_queue) {
-    lock.unlock();
-    done(failure(CallOutcome::QueueFull,
-                 fmt::format("function {}: the queue is full ({} calls waiting)", cfg_.name,
-                             cfg_.settings.max_queue)));
+  if (const std::size_t max_queue = cfg_.settings.max_queue; queue_.size() >= max_queue) {
+    lock.unlock();  // apply() may change the settings from here on: the message names what held
+    done(failure(
+        CallOutcome::QueueFull,
+        fmt::format("function {}: the queue is full ({} calls waiting)", cfg_.name, max_queue)));
     return;
   }
   const std::uint64_t bytes = call.body.size();
@@ -362,13 +362,16 @@ void InstancePool::start_worker() {
 bool InstancePool::same_vm(const PoolConfig& next) const {
   if (!cfg_.unavailable.empty() || !next.unavailable.empty())
     return cfg_.unavailable == next.unavailable;
+  const auto mine = vmm::VmIdentity::of(*image_, cfg_.vm);
+  // Everything but the image's content first: a changed setting needs no read of the image.
+  if (!(vmm::VmIdentity::of(*image_, next.vm) == mine)) return false;
   std::shared_ptr<const vmm::FunctionImage> image;
   try {
     image = vmm::FunctionImage::load(next.image_path);
   } catch (const std::exception&) {
     return false;  // a new pool will say what is wrong with it
   }
-  return vmm::VmIdentity::of(*image_, cfg_.vm) == vmm::VmIdentity::of(*image, next.vm);
+  return vmm::VmIdentity::of(*image, next.vm) == mine;
 }
 
 bool InstancePool::can_apply(const PoolSettings& next) const {

@@ -76,6 +76,8 @@ class InstancePool {
   // read status() or drain too; every drain returns once all workers have ended.
   void drain(std::chrono::milliseconds grace);
   FunctionStatus status() const;
+  // name, vm and state_dir are fixed at construction; settings, image_path and accel change under
+  // mu_ (apply()), so read those through status().
   const PoolConfig& config() const { return cfg_; }
   // Whether next runs the same VM as this pool (equal vmm::VmIdentity, its image read from
   // next.image_path; both unavailable for the same reason counts too), so that a reload can keep
