@@ -101,26 +101,6 @@ std::optional<std::string> segment(std::string_view path, std::string_view prefi
 
 double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
 
-// Why the function's content type cannot be sent as a header (CR, LF or another control byte, which
-// would inject headers or a second response); nullopt when it can, or when the call failed anyway.
-std::optional<std::string> content_type_problem(const runtime::InvocationResult& r) {
-  if (!r.answered()) return std::nullopt;
-  auto why = field_value_problem(r.content_type);
-  if (!why) return std::nullopt;
-  return fmt::format("the function answered with a content type holding control bytes ({})", *why);
-}
-
-// A result whose content type cannot be a header becomes the 502 it is answered with, before it is
-// counted, stored for GET /v1/calls/{id} or POSTed to a callback.
-void refuse_bad_content_type(runtime::InvocationResult& r) {
-  auto why = content_type_problem(r);
-  if (!why) return;
-  r.outcome = runtime::CallOutcome::Failed;
-  r.error = std::move(*why);
-  r.content_type.clear();
-  r.body.clear();
-}
-
 // The function's own answer, or {"error": ...} with the outcome's status.
 Response result_response(const runtime::InvocationResult& r, unsigned version) {
   if (!r.answered()) return json_error(status_of(r), r.error, version);

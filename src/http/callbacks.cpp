@@ -232,14 +232,7 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
         retry_(impl.ioc) {
     // A content type that cannot be a header (CR, LF, other control bytes) is never sent: the
     // receiver gets the 502 the caller of a synchronous call would, with the reason.
-    if (result.answered())
-      if (auto why = field_value_problem(result.content_type)) {
-        result.outcome = runtime::CallOutcome::Failed;
-        result.error = fmt::format(
-            "the function answered with a content type holding control bytes ({})", *why);
-        result.content_type.clear();
-        result.body.clear();
-      }
+    refuse_bad_content_type(result);
     // Every header through set_field (http/header.h). The URL's host, port and target hold no
     // control bytes (CallbackUrl::parse refuses them) and the call id is a valid_call_id.
     req_ = {bhttp::verb::post, where_.target, 11};

@@ -1,6 +1,10 @@
 // Outcome -> HTTP status: the table every route, the metrics and the callbacks read.
 #include "src/http/outcome_status.h"
 
+#include <fmt/format.h>
+
+#include "src/http/header.h"
+
 namespace unifn::http {
 
 unsigned status_of(runtime::CallOutcome outcome) {
@@ -34,6 +38,26 @@ unsigned status_of(const runtime::InvocationResult& r) {
   if (!r.answered()) return status_of(r.outcome);
   if (r.status < 200 || r.status > 599) return 502;
   return static_cast<unsigned>(r.status);
+}
+
+// Why the function's content type cannot be sent as a header (CR, LF or another control byte, which
+// would inject headers or a second response); nullopt when it can, or when the call failed anyway.
+std::optional<std::string> content_type_problem(const runtime::InvocationResult& r) {
+  if (!r.answered()) return std::nullopt;
+  auto why = field_value_problem(r.content_type);
+  if (!why) return std::nullopt;
+  return fmt::format("the function answered with a content type holding control bytes ({})", *why);
+}
+
+// A result whose content type cannot be a header becomes the 502 it is answered with, before it is
+// counted, stored for GET /v1/calls/{id} or POSTed to a callback.
+void refuse_bad_content_type(runtime::InvocationResult& r) {
+  auto why = content_type_problem(r);
+  if (!why) return;
+  r.outcome = runtime::CallOutcome::Failed;
+  r.error = std::move(*why);
+  r.content_type.clear();
+  r.body.clear();
 }
 
 }  // namespace unifn::http
