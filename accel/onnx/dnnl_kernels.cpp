@@ -51,7 +51,8 @@ class DnnlKernels final : public Kernels {
   // made); the const_cast only satisfies shared_ptr<float>, which holds no ownership here.
   Operand upload(const Tensor& t) override {
     Operand x{DType::Float, t.dims, {}, nullptr};
-    if (!t.f.empty()) x.data = std::shared_ptr<float>(std::shared_ptr<void>(), const_cast<float*>(t.f.data()));
+    if (!t.f.empty())
+      x.data = std::shared_ptr<float>(std::shared_ptr<void>(), const_cast<float*>(t.f.data()));
     return x;
   }
   std::vector<float> download(const Operand& x) override {
@@ -75,9 +76,8 @@ class DnnlKernels final : public Kernels {
         dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wmd, bmd, dst,
         win.strides, minus_one(win.dilations), win.pad_begin, win.pad_end);
     dnnl::convolution_forward p({desc, engine_});
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, mem(src, x)},
-                                         {DNNL_ARG_WEIGHTS, mem(wmd, w)},
-                                         {DNNL_ARG_DST, mem(dst, y)}};
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, mem(src, x)}, {DNNL_ARG_WEIGHTS, mem(wmd, w)}, {DNNL_ARG_DST, mem(dst, y)}};
     if (bias) args.emplace(DNNL_ARG_BIAS, mem(bmd, *bias));
     run(p, args);
     return y;
@@ -141,7 +141,9 @@ class DnnlKernels final : public Kernels {
                  ymd = plain(as_dims(geo.y));
     if (y.data) {
       dnnl::matmul p({{amd, bmd, ymd}, engine_});
-      run(p, {{DNNL_ARG_SRC, mem(amd, a)}, {DNNL_ARG_WEIGHTS, mem(bmd, b)}, {DNNL_ARG_DST, mem(ymd, y)}});
+      run(p, {{DNNL_ARG_SRC, mem(amd, a)},
+              {DNNL_ARG_WEIGHTS, mem(bmd, b)},
+              {DNNL_ARG_DST, mem(ymd, y)}});
     }
     y.dims = geo.result;
     return y;
@@ -164,7 +166,9 @@ class DnnlKernels final : public Kernels {
       attr.set_post_ops(ops);
     }
     dnnl::matmul p({{amd, bmd, ymd}, attr, engine_});
-    run(p, {{DNNL_ARG_SRC, mem(amd, a)}, {DNNL_ARG_WEIGHTS, mem(bmd, b)}, {DNNL_ARG_DST, mem(ymd, y)}});
+    run(p, {{DNNL_ARG_SRC, mem(amd, a)},
+            {DNNL_ARG_WEIGHTS, mem(bmd, b)},
+            {DNNL_ARG_DST, mem(ymd, y)}});
     if (!c) return y;
     if (g.beta == 1) return binary(dnnl::algorithm::binary_add, y, *c, y.dims);
     return binary(dnnl::algorithm::binary_add, y,

@@ -12,7 +12,8 @@ namespace {
 
 [[noreturn]] void fail(std::string why) { throw std::runtime_error(std::move(why)); }
 
-static_assert(std::variant_size_v<Attrs> == 10, "ByteWriter::graph and ByteReader::graph know 10 kinds of attributes");
+static_assert(std::variant_size_v<Attrs> == 10,
+              "ByteWriter::graph and ByteReader::graph know 10 kinds of attributes");
 
 constexpr std::uint64_t kMagic = 0x31485047'4e464e55;  // "UNFNGPH1" read as bytes
 
@@ -207,7 +208,8 @@ Graph ByteReader::graph() {
   g.nodes.resize(count(48));
   for (Node& n : g.nodes) {
     std::uint64_t op = u64();
-    if (op > static_cast<std::uint64_t>(Op::Identity)) fail(fmt::format("operator {} is unknown", op));
+    if (op > static_cast<std::uint64_t>(Op::Identity))
+      fail(fmt::format("operator {} is unknown", op));
     n.op = static_cast<Op>(op);
     n.name = str();
     n.index = static_cast<std::size_t>(u64());

@@ -109,8 +109,8 @@ MatMulGeometry matmul_geometry(const Shape& a, const Shape& b) {
 
 GemmGeometry gemm_geometry(const Shape& a, const Shape& b, const Shape* c, const GemmAttrs& g) {
   if (a.size() != 2 || b.size() != 2)
-    fail(fmt::format("Gemm takes matrices, not shapes {} and {}", shape_string(a),
-                     shape_string(b)));
+    fail(
+        fmt::format("Gemm takes matrices, not shapes {} and {}", shape_string(a), shape_string(b)));
   GemmGeometry geo{g.trans_a ? a[1] : a[0], g.trans_b ? b[0] : b[1], g.trans_a ? a[0] : a[1]};
   std::int64_t kb = g.trans_b ? b[1] : b[0];
   if (geo.k != kb)

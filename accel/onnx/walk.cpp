@@ -64,7 +64,6 @@ std::string input_problem(const Graph& g, std::span<const Tensor> inputs) {
   return {};
 }
 
-
 namespace {
 
 Operand flatten(const Operand& x, std::int64_t axis) {
@@ -209,7 +208,8 @@ class Walk {
   // The compute operators take float32 only; int64 values are shapes and axes.
   const Operand& real(const Node& n, std::size_t k) {
     const Operand& t = need(n, k);
-    if (t.type != DType::Float) fail(fmt::format("input {} is {}, not float32", k, to_string(t.type)));
+    if (t.type != DType::Float)
+      fail(fmt::format("input {} is {}, not float32", k, to_string(t.type)));
     return t;
   }
   const Operand* real_or_none(const Node& n, std::size_t k) {
@@ -227,8 +227,8 @@ class Walk {
     switch (n.op) {
       case Op::Conv: {
         const Operand &x = real(n, 0), &w = real(n, 1), *b = real_or_none(n, 2);
-        auto geo = conv_geometry(x.dims, w.dims, b ? &b->dims : nullptr,
-                                 std::get<WindowAttrs>(n.attrs));
+        auto geo =
+            conv_geometry(x.dims, w.dims, b ? &b->dims : nullptr, std::get<WindowAttrs>(n.attrs));
         return k_.conv(x, w, b, geo);
       }
       case Op::MaxPool:
@@ -371,7 +371,7 @@ class Walk {
 
   const Graph& g_;
   Kernels& k_;
-  std::vector<const Tensor*> host_;  // inputs and initializers, as the caller holds them
+  std::vector<const Tensor*> host_;           // inputs and initializers, as the caller holds them
   std::vector<std::optional<Operand>> held_;  // each value's operand, once made
 };
 
