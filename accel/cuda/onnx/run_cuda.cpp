@@ -14,6 +14,7 @@
 #include "accel/cuda/gpu_probe.h"
 #include "accel/cuda/kernels.h"
 #include "accel/cuda/onnx/cudnn_lib.h"
+#include "accel/cuda/onnx/geometry.h"
 #include "accel/cuda/onnx/onnx_kernels.h"
 #include "accel/onnx/walk.h"
 
@@ -115,12 +116,12 @@ class CudaKernels final : public Kernels {
                const ConvGeometry& geo) override {
     Operand y = make(geo.out);
     if (!y.data) return y;
-    ck::Window2d g = window(x.dims, geo.window, geo.out);
+    ck::Window2d g = ck::window2d(x.dims, geo.window, geo.out);
     std::int64_t m = geo.out[1];
     if (!dnn_) {
-      check(ck::conv_direct(ptr(x), ptr(w), bias ? ptr(*bias) : nullptr, ptr(y), g, m, geo.group,
-                            s_),
-            "the convolution kernel");
+      check(
+          ck::conv_direct(ptr(x), ptr(w), bias ? ptr(*bias) : nullptr, ptr(y), g, m, geo.group, s_),
+          "the convolution kernel");
       return y;
     }
     const Window& win = geo.window;
@@ -145,7 +146,7 @@ class CudaKernels final : public Kernels {
                const std::vector<std::int64_t>& out) override {
     Operand y = make(out);
     if (y.data)
-      check(ck::pool(ptr(x), ptr(y), window(x.dims, win, out), max, count_include_pad, s_),
+      check(ck::pool(ptr(x), ptr(y), ck::window2d(x.dims, win, out), max, count_include_pad, s_),
             "the pooling kernel");
     return y;
   }
@@ -162,22 +163,16 @@ class CudaKernels final : public Kernels {
 
   Operand eltwise(Eltwise kind, const Operand& x, float alpha, float beta) override {
     Operand y = make(x.dims);
-    ck::Unary op = kind == Eltwise::Relu        ? ck::Unary::Relu
-                   : kind == Eltwise::LeakyRelu ? ck::Unary::LeakyRelu
-                   : kind == Eltwise::Sigmoid   ? ck::Unary::Sigmoid
-                   : kind == Eltwise::Tanh      ? ck::Unary::Tanh
-                                                : ck::Unary::Clip;
+    ck::Unary op = ck::unary_of(kind);
     if (y.data)
-      check(ck::unary(op, ptr(x), ptr(y), y.elements(), alpha, beta, s_), "the element-wise kernel");
+      check(ck::unary(op, ptr(x), ptr(y), y.elements(), alpha, beta, s_),
+            "the element-wise kernel");
     return y;
   }
 
   Operand binary(Binary kind, const Operand& a, const Operand& b,
                  const std::vector<std::int64_t>& out) override {
-    ck::Pair op = kind == Binary::Add   ? ck::Pair::Add
-                  : kind == Binary::Sub ? ck::Pair::Sub
-                  : kind == Binary::Mul ? ck::Pair::Mul
-                                        : ck::Pair::Div;
+    ck::Pair op = ck::pair_of(kind);
     Operand y = make(out);
     if (y.data) broadcast(op, ptr(a), a.dims, ptr(b), b.dims, ptr(y), out);
     return y;
@@ -201,11 +196,10 @@ class CudaKernels final : public Kernels {
       if (sa >= 0 && sb >= 0 && blas_ && blas_->sgemm_strided_batched && count > 1) {
         float one = 1, zero = 0;
         // Row-major Y = A B is column-major Y^T = B^T A^T: B first.
-        if (blas_->sgemm_strided_batched(blas_->handle, CUBLAS_OP_N, CUBLAS_OP_N, as_int(n, "n"),
-                                         as_int(m, "m"), as_int(k, "k"), &one, ptr(b),
-                                         as_int(n, "n"), sb, ptr(a), as_int(k, "k"), sa, &zero,
-                                         ptr(y), as_int(n, "n"), m * n, as_int(count, "batch")) !=
-            CUBLAS_STATUS_SUCCESS)
+        if (blas_->sgemm_strided_batched(
+                blas_->handle, CUBLAS_OP_N, CUBLAS_OP_N, as_int(n, "n"), as_int(m, "m"),
+                as_int(k, "k"), &one, ptr(b), as_int(n, "n"), sb, ptr(a), as_int(k, "k"), sa, &zero,
+                ptr(y), as_int(n, "n"), m * n, as_int(count, "batch")) != CUBLAS_STATUS_SUCCESS)
           fail("cublasSgemmStridedBatched failed");
       } else {
         for (std::int64_t i = 0; i < count; ++i) {
@@ -237,11 +231,9 @@ class CudaKernels final : public Kernels {
   Operand softmax(const Operand& x, const std::vector<std::int64_t>& dims, std::int64_t axis,
                   bool log) override {
     Operand y = make(x.dims);
-    auto ax = static_cast<std::size_t>(axis);
+    ck::Rows r = ck::softmax_rows(dims, axis);
     if (y.data)
-      check(ck::softmax(ptr(x), ptr(y), product(dims, 0, ax), dims[ax],
-                        product(dims, ax + 1, dims.size()), log, s_),
-            "the softmax kernel");
+      check(ck::softmax(ptr(x), ptr(y), r.outer, r.len, r.inner, log, s_), "the softmax kernel");
     return y;
   }
 
@@ -254,8 +246,8 @@ class CudaKernels final : public Kernels {
     for (const Operand* x : xs) {
       std::int64_t part = product(x->dims, ax, x->dims.size());
       if (x->data)  // each of the outer rows of x lands in its slot of the result's rows
-        check(cudaMemcpy2DAsync(ptr(y) + at, static_cast<std::size_t>(row) * sizeof(float),
-                                ptr(*x), static_cast<std::size_t>(part) * sizeof(float),
+        check(cudaMemcpy2DAsync(ptr(y) + at, static_cast<std::size_t>(row) * sizeof(float), ptr(*x),
+                                static_cast<std::size_t>(part) * sizeof(float),
                                 static_cast<std::size_t>(part) * sizeof(float),
                                 static_cast<std::size_t>(outer), cudaMemcpyDeviceToDevice, s_),
               "cudaMemcpy2DAsync for Concat");
@@ -289,19 +281,6 @@ class CudaKernels final : public Kernels {
     // Safe: cudaMallocAsync returned memory for n floats, suitably aligned for float.
     y.data = std::shared_ptr<float>(static_cast<float*>(p), [s](float* q) { cudaFreeAsync(q, s); });
     return y;
-  }
-
-  static ck::Window2d window(const Shape& x, const Window& win, const Shape& out) {
-    bool one_d = x.size() == 3;  // 1-D windows run as 2-D ones of height 1
-    ck::Window2d g;
-    g.n = x[0], g.c = x[1];
-    g.h = one_d ? 1 : x[2], g.w = x.back();
-    g.oh = one_d ? 1 : out[2], g.ow = out.back();
-    g.kh = one_d ? 1 : win.kernel[0], g.kw = win.kernel.back();
-    g.sh = one_d ? 1 : win.strides[0], g.sw = win.strides.back();
-    g.dh = one_d ? 1 : win.dilations[0], g.dw = win.dilations.back();
-    g.pt = one_d ? 0 : win.pad_begin[0], g.pl = win.pad_begin.back();
-    return g;
   }
 
   void cudnn_conv(const float* x, const float* w, float* y, const ck::Window2d& g, std::int64_t m,
@@ -361,10 +340,10 @@ class CudaKernels final : public Kernels {
                const float* a, const float* b, float beta, float* c) {
     if (blas_) {
       // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B first.
-      if (blas_->sgemm(blas_->handle, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                       as_int(n, "n"), as_int(m, "m"), as_int(k, "k"), &alpha, b,
-                       as_int(tb ? k : n, "ldb"), a, as_int(ta ? m : k, "lda"), &beta, c,
-                       as_int(n, "ldc")) != CUBLAS_STATUS_SUCCESS)
+      if (blas_->sgemm(
+              blas_->handle, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+              as_int(n, "n"), as_int(m, "m"), as_int(k, "k"), &alpha, b, as_int(tb ? k : n, "ldb"),
+              a, as_int(ta ? m : k, "lda"), &beta, c, as_int(n, "ldc")) != CUBLAS_STATUS_SUCCESS)
         fail("cublasSgemm failed");
       return;
     }
@@ -384,37 +363,16 @@ class CudaKernels final : public Kernels {
           "the SGEMM kernel");
   }
 
-  // Index arithmetic for `rank` dims, refused past what the kernels take.
-  static ck::Strided strided(std::size_t rank) {
-    if (rank > ck::kMaxRank)
-      fail("rank " + std::to_string(rank) + " is more than the CUDA kernels' " +
-           std::to_string(ck::kMaxRank));
-    ck::Strided st;
-    st.rank = static_cast<int>(rank);
-    return st;
-  }
-
   void broadcast(ck::Pair op, const float* a, const Shape& ad, const float* b, const Shape& bd,
                  float* y, const Shape& out) {
-    ck::Strided st = strided(out.size());
-    Shape pa = with_leading_ones(ad, out.size()), pb = with_leading_ones(bd, out.size());
-    std::int64_t ea = 1, eb = 1;
-    for (std::size_t d = out.size(); d-- > 0;) {
-      st.out[d] = out[d];
-      st.a[d] = pa[d] == 1 ? 0 : ea, st.b[d] = pb[d] == 1 ? 0 : eb;
-      ea *= pa[d], eb *= pb[d];
-    }
-    check(ck::pair(op, a, b, y, st, element_count(out), s_), "the broadcasting kernel");
+    check(ck::pair(op, a, b, y, ck::broadcast_strides(ad, bd, out), element_count(out), s_),
+          "the broadcasting kernel");
   }
 
   void transpose_into(const float* x, const Shape& xd, const std::vector<std::int64_t>& perm,
                       float* y, const Shape& out) {
-    ck::Strided st = strided(out.size());
-    Shape strides(xd.size(), 1);
-    for (std::size_t d = xd.size(); d-- > 1;) strides[d - 1] = strides[d] * xd[d];
-    for (std::size_t d = 0; d < out.size(); ++d)
-      st.out[d] = out[d], st.a[d] = strides[static_cast<std::size_t>(perm[d])];
-    check(ck::transpose(x, y, st, element_count(out), s_), "the transpose kernel");
+    check(ck::transpose(x, y, ck::transpose_strides(xd, perm, out), element_count(out), s_),
+          "the transpose kernel");
   }
 
   Context& c_;
