@@ -14,9 +14,9 @@ std::string Cublas::load(cudaStream_t stream) {
   // Safe (each of the four): the symbol is cast to the exact prototype cublas_api.h declares for
   // it.
   create = reinterpret_cast<decltype(create)>(dlsym(lib, "cublasCreate_v2"));  // Safe: see above.
-  set_stream = reinterpret_cast<decltype(set_stream)>(
-      dlsym(lib, "cublasSetStream_v2"));                                    // Safe: see above.
-  sgemm = reinterpret_cast<decltype(sgemm)>(dlsym(lib, "cublasSgemm_v2"));  // Safe: see above.
+  set_stream =
+      reinterpret_cast<decltype(set_stream)>(dlsym(lib, "cublasSetStream_v2"));  // Safe: see above.
+  sgemm = reinterpret_cast<decltype(sgemm)>(dlsym(lib, "cublasSgemm_v2"));       // Safe: see above.
   sgemm_strided_batched = reinterpret_cast<decltype(sgemm_strided_batched)>(
       dlsym(lib, "cublasSgemmStridedBatched"));  // Safe: see above.
   if (!create || !set_stream || !sgemm) return "cuBLAS lacks cublasSgemm_v2 or its companions";

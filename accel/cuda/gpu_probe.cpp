@@ -25,8 +25,7 @@ Gpu open_gpu() {
   }
   g.name = prop.name;
   g.memory = prop.totalGlobalMem;
-  if (cudaError_t e = cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking);
-      e != cudaSuccess)
+  if (cudaError_t e = cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking); e != cudaSuccess)
     g.reason = cuda_error("cudaStreamCreate", e);
   return g;
 }

@@ -62,8 +62,8 @@ int main(int argc, char** argv) try {
       per_op[op].first += ok, per_op[op].second += 1;
     }
     std::printf("%s %s [%s]%s%s%s%s\n", ok ? "ok  " : "FAIL", c.name.c_str(), op_list.c_str(),
-                libs.empty() ? "" : " libraries: ", libs.c_str(), own.empty() ? "" : " own kernels: ",
-                own.c_str());
+                libs.empty() ? "" : " libraries: ", libs.c_str(),
+                own.empty() ? "" : " own kernels: ", own.c_str());
     failures += !ok;
   }
   std::printf("\nper operator (cases passed / run):\n");

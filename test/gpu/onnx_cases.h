@@ -14,7 +14,7 @@
 namespace unifn::onnx_model::gpu_cases {
 
 struct Case {
-  std::string name;                // "node/test_conv_with_strides_padding", "fashion-mnist/cnn"
+  std::string name;  // "node/test_conv_with_strides_padding", "fashion-mnist/cnn"
   Graph graph;
   std::vector<Tensor> inputs;
   std::vector<Tensor> expected;  // the CPU executor's outputs

@@ -51,7 +51,8 @@ int main(int argc, char** argv) try {
   for (const std::string& name : testing::passing_tests(argv[3])) {
     auto model = load(testing::read_bytes(data / name / "model.onnx"));
     if (!model) throw std::runtime_error(name + " no longer loads: " + model.error());
-    add(cases, name, *model.value(), testing::read_tensors(data / name / "test_data_set_0", "input"));
+    add(cases, name, *model.value(),
+        testing::read_tensors(data / name / "test_data_set_0", "input"));
   }
   std::mt19937 rng(12);
   for (int k = 4; k < argc; ++k) {
@@ -60,8 +61,9 @@ int main(int argc, char** argv) try {
     std::vector<Tensor> inputs;
     for (int id : model.value()->inputs)
       inputs.push_back(random_input(model.value()->values[static_cast<std::size_t>(id)], rng));
-    add(cases, fs::path(argv[k]).parent_path().filename().string() + "/" +
-                   fs::path(argv[k]).stem().string(),
+    add(cases,
+        fs::path(argv[k]).parent_path().filename().string() + "/" +
+            fs::path(argv[k]).stem().string(),
         *model.value(), std::move(inputs));
   }
   auto bytes = gpu_cases::write_cases(cases);
