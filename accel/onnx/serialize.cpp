@@ -114,6 +114,8 @@ void ByteWriter::graph(const Graph& g) {
         },
         n.attrs);
   }
+  u64(g.metadata.size());
+  for (const auto& [key, value] : g.metadata) str(key), str(value);
 }
 
 std::span<const std::byte> ByteReader::take(std::size_t n) {
@@ -270,6 +272,8 @@ Graph ByteReader::graph() {
         fail(fmt::format("{} has attributes of an unknown kind", n.label()));
     }
   }
+  g.metadata.resize(count(16));
+  for (auto& [key, value] : g.metadata) key = str(), value = str();
   return g;
 }
 
