@@ -19,12 +19,18 @@ namespace unifn::accel::cuda::onnx {
 
 UNIFN_HD inline float unary_at(Unary op, float v, float alpha, float beta) {
   switch (op) {
-    case Unary::Relu: return v > 0 ? v : 0;
-    case Unary::LeakyRelu: return v > 0 ? v : alpha * v;
-    case Unary::Sigmoid: return 1 / (1 + expf(-v));
-    case Unary::Tanh: return tanhf(v);
-    case Unary::Clip: return fminf(fmaxf(v, alpha), beta);
-    case Unary::Scale: return alpha * v;
+    case Unary::Relu:
+      return v > 0 ? v : 0;
+    case Unary::LeakyRelu:
+      return v > 0 ? v : alpha * v;
+    case Unary::Sigmoid:
+      return 1 / (1 + expf(-v));
+    case Unary::Tanh:
+      return tanhf(v);
+    case Unary::Clip:
+      return fminf(fmaxf(v, alpha), beta);
+    case Unary::Scale:
+      return alpha * v;
   }
   return v;
 }
@@ -40,11 +46,16 @@ UNIFN_HD inline float pair_at(Pair op, const float* a, const float* b, const Str
   }
   float u = op == Pair::Second ? 0 : a[ia], v = b[ib];
   switch (op) {
-    case Pair::Add: return u + v;
-    case Pair::Sub: return u - v;
-    case Pair::Mul: return u * v;
-    case Pair::Div: return u / v;
-    case Pair::Second: return v;
+    case Pair::Add:
+      return u + v;
+    case Pair::Sub:
+      return u - v;
+    case Pair::Mul:
+      return u * v;
+    case Pair::Div:
+      return u / v;
+    case Pair::Second:
+      return v;
   }
   return v;
 }
@@ -101,9 +112,8 @@ UNIFN_HD inline void softmax_row(const float* x, float* y, std::int64_t len, std
   }
 }
 
-UNIFN_HD inline float conv_at(const float* x, const float* w, const float* bias,
-                              const Window2d& g, std::int64_t m, std::int64_t group,
-                              std::int64_t i) {
+UNIFN_HD inline float conv_at(const float* x, const float* w, const float* bias, const Window2d& g,
+                              std::int64_t m, std::int64_t group, std::int64_t i) {
   std::int64_t cg = g.c / group, mg = m / group;
   std::int64_t ox = i % g.ow, oy = (i / g.ow) % g.oh, oc = (i / (g.ow * g.oh)) % m,
                b = i / (g.ow * g.oh * m);
@@ -124,7 +134,8 @@ UNIFN_HD inline float conv_at(const float* x, const float* w, const float* bias,
   return acc;
 }
 
-// Element i of the padded planes [planes, h + top + bottom, w + left + right] (ph, pw: their sizes).
+// Element i of the padded planes [planes, h + top + bottom, w + left + right] (ph, pw: their
+// sizes).
 UNIFN_HD inline float pad_at(const float* x, std::int64_t h, std::int64_t w, std::int64_t top,
                              std::int64_t left, std::int64_t ph, std::int64_t pw, std::int64_t i) {
   std::int64_t px = i % pw, py = (i / pw) % ph, plane = i / (pw * ph);

@@ -87,7 +87,9 @@ struct Rows {
 inline Rows softmax_rows(const Shape& dims, std::int64_t axis) {
   Rows r;
   for (std::size_t d = 0; d < dims.size(); ++d)
-    (static_cast<std::int64_t>(d) < axis ? r.outer : static_cast<std::int64_t>(d) == axis ? r.len : r.inner) *= dims[d];
+    (static_cast<std::int64_t>(d) < axis    ? r.outer
+     : static_cast<std::int64_t>(d) == axis ? r.len
+                                            : r.inner) *= dims[d];
   return r;
 }
 
