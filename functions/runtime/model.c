@@ -214,7 +214,7 @@ int unifn_image_classify(struct vaccel_session* sess, const void* img, size_t le
   }
   if (rc == VACCEL_OK) {
     top_class(outs[0].data, outs[0].bytes / sizeof(float), &out->class_index, &out->confidence);
-    char labels[UNIFN_MODEL_METADATA_BYTES];
+    static char labels[UNIFN_MODEL_METADATA_BYTES]; /* static: too large for the stack */
     if (unifn_metadata_get(m->metadata, "unifn.labels", labels, sizeof labels) < 0 ||
         unifn_list_entry(labels, out->class_index, out->label, sizeof out->label) < 0)
       snprintf(out->label, sizeof out->label, "%d", out->class_index);

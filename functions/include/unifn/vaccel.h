@@ -78,7 +78,7 @@ int vaccel_image_resize(struct vaccel_session* sess, const void* src, uint32_t w
 
 /* Models (ONNX; unifn's extension, see "Models" in accel_abi.h). Register in UNIFN_INIT, from bytes
  * that stay where they are (an embedded model): the registration is part of the snapshot. */
-#define UNIFN_MODEL_METADATA_BYTES 4096u
+#define UNIFN_MODEL_METADATA_BYTES 16384u
 
 struct unifn_model {
   uint32_t session_id, model_id;
