@@ -201,3 +201,28 @@ TEST_CASE("the CUDA kernels' element functions give the CPU executor's outputs",
       CHECK(gpu_cases::difference(got.value()[k], want.value()[k], 1e-3f, 1e-5f) == "");
   }
 }
+
+TEST_CASE("the CUDA kernels' host form classifies as the CPU executor does with the trained CNN",
+          "[onnx]") {
+  fs::path path = fs::path(UNIFN_SOURCE_DIR) / "models/fashion-mnist/fashion_cnn.onnx";
+  auto model = load(read_bytes(path));
+  REQUIRE(model.ok());
+  const Graph& g = *model.value();
+  REQUIRE(g.inputs.size() == 1);
+  std::vector<std::int64_t> dims;
+  for (const Dim& d : g.values[static_cast<std::size_t>(g.inputs[0])].dims)
+    dims.push_back(d.value >= 0 ? d.value : 2);  // a batch of two where the batch is free
+  std::vector<float> data(static_cast<std::size_t>(element_count(dims)));
+  for (std::size_t k = 0; k < data.size(); ++k) data[k] = static_cast<float>((k * 37) % 101) / 101;
+  std::vector<Tensor> inputs{Tensor::floats(dims, data)};
+  auto want = run(g, inputs);
+  REQUIRE(want.ok());
+  for (bool libraries : {false, true}) {
+    HostElementKernels kernels(libraries);
+    auto got = walk(g, inputs, kernels);
+    REQUIRE(got.ok());
+    REQUIRE(got.value().size() == want.value().size());
+    for (std::size_t k = 0; k < got.value().size(); ++k)
+      CHECK(gpu_cases::difference(got.value()[k], want.value()[k], 1e-3f, 1e-5f) == "");
+  }
+}
