@@ -52,6 +52,7 @@ log::Level log_level(const config::DaemonConfig& d) {
 void function_line(log::Level level, const std::string& fn, const std::string& call,
                    std::string_view line) noexcept {
   log::global().write(level, "{}[{}]: {}", fn, call.empty() ? "-" : call, line);
+  http::provider::LogRing::global().add(fn, call.empty() ? "-" : call, line);  // /system/logs
 }
 
 config::DaemonConfig daemon_config(const DaemonOptions& o) {
@@ -303,7 +304,8 @@ int daemon_command(const DaemonOptions& overrides) {
     return 1;
   }
   // A change through the API reloads as SIGHUP does: the signal, taken by the loop below.
-  http::provider::Provider provider(cfg, credentials, [] { ::kill(::getpid(), SIGHUP); });
+  http::provider::Provider provider(
+      cfg, credentials, [] { ::kill(::getpid(), SIGHUP); }, &http::provider::LogRing::global());
   api.set_provider(&provider);
   http::ServerOptions so;
   so.host = cfg.host;

@@ -244,6 +244,11 @@ void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken>
         reply(provider::Provider::unauthorized(version));
         return;
       }
+      if (path == "/system/logs") {
+        handed = true;
+        provider_->logs(req, t.query, std::move(reply), cancelled);
+        return;
+      }
       if (auto r = provider_->route(req, path, t.query)) {
         handed = true;
         reply(std::move(*r));

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <future>
 
@@ -148,4 +149,29 @@ TEST_CASE("a daemon on a non-loopback address without credentials refuses to sta
   r = sh("CREDENTIALS_DIRECTORY=" + creds.str() + " timeout 3 " + run + " 2>&1; echo rc=$?");
   CHECK_THAT(r.out, Catch::Contains("listening on http://0.0.0.0:"));
   CHECK_THAT(r.out, Catch::Contains("rc=124"));
+}
+
+TEST_CASE("GET /system/logs: a function's console lines, and follow answered by the next call") {
+  TempDir fns;
+  // hostile_respond prints one console line ("...cleared...forged") per call.
+  std::ofstream(fns.str() + "/hostile.yaml")
+      << "name: hostile\nimage: " << UNIFN_BUILD_DIR << "/test/guests/hostile_respond.elf\n";
+  Daemon d("--functions-dir " + fns.str());
+  const auto logs = d.url("/system/logs?name=hostile");
+  auto follow = std::async(std::launch::async,
+                           [&] { return curl("--max-time 20 '" + logs + "&tail=0&follow=true'"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(follow.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);  // held
+  CHECK(curl("-X POST --data-binary tab " + d.url("/function/hostile")) == "smuggled\n");
+  const auto followed = follow.get();
+  CHECK_THAT(followed, Catch::Contains("\"name\":\"hostile\",\"namespace\":\"openfaas-fn\""));
+  CHECK_THAT(followed, Catch::Contains("cleared"));
+  CHECK(followed.back() == '\n');
+
+  CHECK(curl("-X POST --data-binary tab " + d.url("/function/hostile")) == "smuggled\n");
+  const auto all = curl("'" + logs + "'");
+  CHECK(std::count(all.begin(), all.end(), '\n') >= 2);
+  const auto last = curl("'" + logs + "&tail=1'");
+  CHECK(std::count(last.begin(), last.end(), '\n') == 1);
+  CHECK(code("'" + d.url("/system/logs?name=nobody") + "'") == "404");
 }

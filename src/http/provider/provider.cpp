@@ -10,6 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <variant>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -74,6 +77,91 @@ Response accepted(const std::string& name, std::string_view what, unsigned versi
                        version);
 }
 
+// %XX and '+' of a query value decoded (Go's url.Values encodes since's ':' as %3A).
+std::string url_decode(std::string_view in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out += ' ';
+    } else if (in[i] == '%' && i + 2 < in.size()) {
+      unsigned v = 0;
+      auto [p, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
+      if (ec == std::errc() && p == in.data() + i + 3) {
+        out += static_cast<char>(v);
+        i += 2;
+      } else {
+        out += in[i];
+      }
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+// "2026-12-02T05:00:00Z" or with a fraction of a second or a +HH:MM offset: RFC 3339.
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(const std::string& t) {
+  int y, mo, d, h, mi, s, n = 0;
+  if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &n) != 6 ||
+      n != 19)
+    return std::nullopt;
+  std::size_t at = 19;
+  std::chrono::nanoseconds frac{0};
+  if (at < t.size() && t[at] == '.') {
+    std::int64_t scale = 100000000;
+    for (++at; at < t.size() && std::isdigit(static_cast<unsigned char>(t[at])); ++at) {
+      frac += std::chrono::nanoseconds((t[at] - '0') * scale);
+      scale /= 10;
+    }
+  }
+  std::chrono::minutes offset{0};
+  if (at < t.size() && (t[at] == '+' || t[at] == '-')) {
+    int oh, om;
+    if (std::sscanf(t.c_str() + at + 1, "%2d:%2d", &oh, &om) != 2 || t.size() != at + 6)
+      return std::nullopt;
+    offset = std::chrono::minutes((t[at] == '-' ? -1 : 1) * (oh * 60 + om));
+  } else if (at + 1 != t.size() || (t[at] != 'Z' && t[at] != 'z')) {
+    return std::nullopt;
+  }
+  const std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(mo),
+                                        std::chrono::day(d)};
+  if (!ymd.ok() || h > 23 || mi > 59 || s > 60) return std::nullopt;
+  const auto secs = std::chrono::sys_seconds(std::chrono::sys_days(ymd)) + std::chrono::hours(h) +
+                    std::chrono::minutes(mi) + std::chrono::seconds(s) - offset;
+  // The clock counts nanoseconds in 64 bits (1677 to 2262): a time past its range is its end.
+  using Clock = std::chrono::system_clock;
+  if (secs >= std::chrono::time_point_cast<std::chrono::seconds>(Clock::time_point::max()))
+    return Clock::time_point::max();
+  if (secs <= std::chrono::time_point_cast<std::chrono::seconds>(Clock::time_point::min()) +
+                  std::chrono::seconds(1))
+    return Clock::time_point::min();
+  return std::chrono::time_point_cast<Clock::duration>(secs) + frac;
+}
+
+std::string ndjson(const std::vector<LogLine>& lines) {
+  std::string out;
+  for (const auto& l : lines) {
+    const auto ns = std::chrono::time_point_cast<std::chrono::nanoseconds>(l.at);
+    const auto secs = std::chrono::time_point_cast<std::chrono::seconds>(ns);
+    out += json_text(
+        Json{{"name", l.name},
+             {"namespace", kNamespace},
+             {"instance", l.instance},
+             {"timestamp", fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:09d}Z", secs, (ns - secs).count())},
+             {"text", l.text}});
+    out += '\n';
+  }
+  return out;
+}
+
+Response ndjson_response(const std::vector<LogLine>& lines, unsigned version) {
+  Response r{bhttp::status::ok, version};
+  set_field(r, bhttp::field::content_type, "application/x-ndjson");
+  r.body() = ndjson(lines);
+  r.prepare_payload();
+  return r;
+}
+
 // RFC 3339 in UTC, as Go's time.Time marshals.
 std::string rfc3339(fs::file_time_type t) {
   const auto sys =
@@ -107,12 +195,13 @@ std::optional<std::string> exposure_problem(const config::DaemonConfig& d, bool 
 }
 
 Provider::Provider(config::DaemonConfig daemon, std::optional<Credentials> credentials,
-                   std::function<void()> reload)
+                   std::function<void()> reload, LogRing* logs)
     : daemon_(std::move(daemon)),
       managed_dir_(config::provider_functions_dir(daemon_)),
       images_dir_(config::images_directory(daemon_)),
       credentials_(std::move(credentials)),
-      reload_(std::move(reload)) {}
+      reload_(std::move(reload)),
+      logs_(logs) {}
 
 bool Provider::authorized(const Request& req) const {
   if (!credentials_) return true;
@@ -330,6 +419,56 @@ Response Provider::put_image(const Request& req, const std::string& name) {
   std::lock_guard lock(write_mu_);
   config::write_file_atomically(path, bytes, 0600);
   return json_response(201, Json{{"image", name}, {"bytes", bytes.size()}}, version);
+}
+
+void Provider::logs(const Request& req, std::string_view query, Reply reply,
+                    const std::shared_ptr<runtime::CancelToken>& cancelled) {
+  const unsigned version = req.version();
+  if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
+    auto r = json_error(
+        405, fmt::format("{} is not allowed on /system/logs", std::string(req.method_string())),
+        version);
+    set_field(r, bhttp::field::allow, "GET, HEAD");
+    return reply(std::move(r));
+  }
+  const auto name = url_decode(query_param(query, "name").value_or(""));
+  if (name.empty()) return reply(json_error(400, "/system/logs needs ?name=FUNCTION", version));
+  if (auto ns = query_param(query, "namespace"); ns && !ns->empty() && *ns != kNamespace)
+    return reply(json_error(
+        404, fmt::format("no namespace '{}' (there is {})", url_decode(*ns), kNamespace), version));
+  std::optional<std::chrono::system_clock::time_point> since;
+  if (auto v = query_param(query, "since"); v && !v->empty()) {
+    since = parse_rfc3339(url_decode(*v));
+    if (!since)
+      return reply(json_error(
+          400, fmt::format("since '{}' is not an RFC 3339 time", url_decode(*v)), version));
+  }
+  std::optional<std::size_t> tail;
+  if (auto v = query_param(query, "tail"); v && !v->empty()) {
+    long long n = 0;
+    auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc() || p != v->data() + v->size())
+      return reply(json_error(400, fmt::format("tail '{}' is not a whole number", *v), version));
+    if (n >= 0) tail = static_cast<std::size_t>(n);  // negative: all, as faas-cli's -1
+  }
+  const auto follow_v = query_param(query, "follow").value_or("");
+  const bool follow = follow_v == "true" || follow_v == "1";
+  const auto set = current();
+  const bool known = std::any_of(set.functions.begin(), set.functions.end(),
+                                 [&](const config::FunctionConfig& f) { return f.name == name; });
+  if (!logs_ || (!known && logs_->lines(name, std::nullopt, std::nullopt).empty()))
+    return reply(json_error(404, fmt::format("no function named '{}'", name), version));
+  const auto mark = logs_->last_seq();
+  auto lines = logs_->lines(name, since, tail);
+  if (!follow || !lines.empty()) return reply(ndjson_response(lines, version));
+  // Held open until the function writes its next lines (or its client goes away).
+  auto shared = std::make_shared<Reply>(std::move(reply));
+  auto id = logs_->follow(name, mark, [shared, version](std::vector<LogLine> next) {
+    (*shared)(ndjson_response(next, version));
+  });
+  if (!id)
+    return (*shared)(json_error(429, "too many clients follow logs now; try again later", version));
+  if (cancelled && *id) cancelled->on_cancel([logs = logs_, n = *id] { logs->forget(n); });
 }
 
 void Provider::decorate(Json& doc, const config::DropinSet& set) const {

@@ -11,6 +11,8 @@
 #include "src/config/config.h"
 #include "src/http/api.h"
 #include "src/http/json.h"
+#include "src/http/provider/log_ring.h"
+#include "src/runtime/cancel_token.h"
 
 namespace unifn::http::provider {
 
@@ -30,8 +32,9 @@ class Provider {
  public:
   // daemon: its functions_dirs end with provider_functions_dir(daemon). reload: what SIGHUP does
   // (the daemon raises it; tests count), called after every change written.
+  // logs: the ring GET /system/logs reads (none: the route answers 404 for every function).
   Provider(config::DaemonConfig daemon, std::optional<Credentials> credentials,
-           std::function<void()> reload);
+           std::function<void()> reload, LogRing* logs = nullptr);
 
   // False when credentials are set and the request's Authorization is not them.
   bool authorized(const Request& req) const;
@@ -43,6 +46,12 @@ class Provider {
 
   // The drop-ins as the daemon would load them now.
   config::DropinSet current() const;
+  // GET /system/logs?name=&since=&tail=&follow=: NDJSON log messages (name, namespace, instance,
+  // timestamp, text) from the ring. follow: held open until the function has lines after those
+  // selected (when none are), then answered; the client's going away forgets it.
+  void logs(const Request& req, std::string_view query, Reply reply,
+            const std::shared_ptr<runtime::CancelToken>& cancelled);
+
   // What the drop-ins (set: current()) add to a FunctionStatus document: namespace, labels,
   // annotations, createdAt (the drop-in's time), limits, and the image as deployed.
   void decorate(Json& doc, const config::DropinSet& set) const;
@@ -60,6 +69,7 @@ class Provider {
   const std::string managed_dir_, images_dir_;
   const std::optional<Credentials> credentials_;
   const std::function<void()> reload_;
+  LogRing* const logs_;
   std::mutex write_mu_;  // one change at a time: check, write, reload
 };
 

@@ -42,12 +42,15 @@ struct ProviderFixture : ApiFixture {
   std::atomic<int> reloads{0};
   std::optional<http::provider::Provider> provider;
 
+  http::provider::LogRing ring{3};
+
   explicit ProviderFixture(std::optional<http::provider::Credentials> creds = std::nullopt) {
     fs::create_directories(dir / "hand");
     fs::create_directories(config::images_directory(daemon));
     fs::copy_file(fs::path(UNIFN_FUNCTIONS_DIR) / "echo.elf", image("echo.elf"));
     std::ofstream(image("text.elf")) << "#!/bin/sh\necho not an ELF\n";
-    provider.emplace(daemon, std::move(creds), [this] { ++reloads; });
+    provider.emplace(
+        daemon, std::move(creds), [this] { ++reloads; }, &ring);
     api.set_provider(&*provider);
   }
   fs::path image(const std::string& name) const {
@@ -455,4 +458,87 @@ TEST_CASE(
   CHECK_FALSE(http::provider::exposure_problem(daemon, true));
   daemon.provider.allow_unauthenticated = true;
   CHECK_FALSE(http::provider::exposure_problem(daemon, false));
+}
+
+namespace {
+
+std::vector<Json> ndjson_lines(const std::string& body) {
+  std::vector<Json> out;
+  std::size_t at = 0;
+  while (at < body.size()) {
+    auto end = body.find('\n', at);
+    REQUIRE(end != std::string::npos);  // every message ends with a newline
+    out.push_back(Json::parse(body.substr(at, end - at)));
+    at = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("GET /system/logs answers a function's recent lines as NDJSON log messages") {
+  ProviderFixture f;
+  f.hand_written("10-hand.yaml", "hand");
+  for (const char* text : {"one", "two", "three", "four"}) f.ring.add("hand", "call-1", text);
+  f.ring.add("other", "-", "not hand's");
+
+  auto r = f.call(verb::get, "/system/logs?name=hand");
+  REQUIRE(r.result_int() == 200);
+  CHECK(header(r, "Content-Type") == "application/x-ndjson");
+  auto lines = ndjson_lines(r.body());
+  REQUIRE(lines.size() == 3);  // the ring keeps 3 a function: "one" was dropped
+  CHECK(lines[0]["text"] == "two");
+  CHECK(lines[2]["text"] == "four");
+  CHECK(lines[0]["name"] == "hand");
+  CHECK(lines[0]["namespace"] == "openfaas-fn");
+  CHECK(lines[0]["instance"] == "call-1");
+  CHECK(lines[0]["timestamp"].get<std::string>().size() == 30);  // 2026-12-02T05:00:00.123456789Z
+
+  lines = ndjson_lines(f.call(verb::get, "/system/logs?name=hand&tail=1").body());
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0]["text"] == "four");
+  CHECK(ndjson_lines(f.call(verb::get, "/system/logs?name=hand&tail=-1").body()).size() == 3);
+  // since, as Go's url.Values encodes it.
+  CHECK(f.call(verb::get, "/system/logs?name=hand&since=2999-01-01T00%3A00%3A00Z").body().empty());
+  CHECK(ndjson_lines(
+            f.call(verb::get, "/system/logs?name=hand&since=2000-01-01T00:00:00.5%2B01:00").body())
+            .size() == 3);
+
+  CHECK(f.call(verb::get, "/system/logs").result_int() == 400);
+  CHECK(f.call(verb::get, "/system/logs?name=hand&since=yesterday").result_int() == 400);
+  CHECK(f.call(verb::get, "/system/logs?name=hand&tail=some").result_int() == 400);
+  CHECK(f.call(verb::get, "/system/logs?name=nobody").result_int() == 404);
+  CHECK(f.call(verb::get, "/system/logs?name=hand&namespace=other").result_int() == 404);
+  CHECK(f.call(verb::post, "/system/logs?name=hand").result_int() == 405);
+}
+
+TEST_CASE("GET /system/logs with follow is held open until the function writes, then answered") {
+  ProviderFixture f;
+  f.hand_written("10-hand.yaml", "hand");
+  f.ring.add("hand", "-", "before");
+  auto p = std::make_shared<std::promise<http::Response>>();
+  auto answer = p->get_future();
+  auto cancelled = std::make_shared<runtime::CancelToken>();
+  f.api.handle(
+      http::Request{verb::get, "/system/logs?name=hand&tail=0&follow=true", 11},
+      [p](http::Response r) { p->set_value(std::move(r)); }, cancelled);
+  CHECK(answer.wait_for(200ms) == std::future_status::timeout);
+  f.ring.add("other", "-", "someone else's line");
+  CHECK(answer.wait_for(100ms) == std::future_status::timeout);
+  f.ring.add("hand", "call-9", "after");
+  REQUIRE(answer.wait_for(2s) == std::future_status::ready);
+  auto lines = ndjson_lines(answer.get().body());
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0]["text"] == "after");
+  CHECK(lines[0]["instance"] == "call-9");
+
+  // A follower whose client went away is forgotten: the next line answers nobody.
+  bool called = false;
+  auto gone = std::make_shared<runtime::CancelToken>();
+  f.api.handle(
+      http::Request{verb::get, "/system/logs?name=hand&tail=0&follow=1", 11},
+      [&](http::Response) { called = true; }, gone);
+  gone->cancel();
+  f.ring.add("hand", "-", "late");
+  CHECK_FALSE(called);
 }
