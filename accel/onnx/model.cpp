@@ -444,6 +444,33 @@ std::string node_label(std::size_t index, std::string_view name, std::string_vie
 
 std::string Node::label() const { return node_label(index, name, to_string(op)); }
 
+namespace {
+
+// The metadata as "key=value" lines can carry it to a guest: no '=' in keys, no line breaks or
+// NULs anywhere, and a bounded size.
+std::vector<std::pair<std::string, std::string>> metadata_of(const onnx::ModelProto& m) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::size_t bytes = 0;
+  for (const auto& p : m.metadata_props()) {
+    const auto bad = [](const std::string& s, std::string_view chars) {
+      return s.find_first_of(chars) != std::string::npos;
+    };
+    using namespace std::string_view_literals;
+    if (p.key().empty() || bad(p.key(), "=\n\r\0"sv) || bad(p.value(), "\n\r\0"sv))
+      throw Refusal{fmt::format(
+          "metadata key '{}' is empty or holds '=', a line break or a NUL (in its value too)",
+          p.key().substr(0, 64))};
+    bytes += p.key().size() + p.value().size() + 2;
+    if (bytes > kMaxMetadataBytes)
+      throw Refusal{fmt::format("the model's metadata is more than the {} bytes accepted",
+                                kMaxMetadataBytes)};
+    out.emplace_back(p.key(), p.value());
+  }
+  return out;
+}
+
+}  // namespace
+
 Expected<std::shared_ptr<const Graph>> load(std::span<const std::byte> bytes) {
   if (bytes.size() > kMaxModelBytes)
     return Error{fmt::format("the model is {} bytes, more than the {} accepted", bytes.size(),
@@ -487,6 +514,7 @@ Expected<std::shared_ptr<const Graph>> load(std::span<const std::byte> bytes) {
       throw Refusal{fmt::format("ONNX shape inference refuses the model: {}", e.what())};
     }
     Builder(m, *g).build();
+    g->metadata = metadata_of(m);
   } catch (const Refusal& r) {
     return Error{r.message};
   }

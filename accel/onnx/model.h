@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -138,7 +139,12 @@ struct Graph {
   std::vector<int> outputs;  // the values run() returns, in the model's order
   std::vector<std::pair<int, Tensor>> initializers;
   std::vector<Node> nodes;  // in an order where each input is computed before its use
+  // The model's metadata_props in its order (unifn.labels, unifn.mean ...: read by the guest).
+  std::vector<std::pair<std::string, std::string>> metadata;
 };
+
+// The most bytes of metadata_props (keys and values) a model may carry.
+inline constexpr std::size_t kMaxMetadataBytes = 64 * 1024;
 
 // Parses, checks (onnx::checker), infers shapes (onnx::shape_inference) and refuses what the
 // executor does not support, each refusal a sentence naming the node, its operator and the reason.
