@@ -29,9 +29,9 @@ void write_file_atomically(const std::string& path, std::string_view bytes, unsi
   const fs::path final_path(path);
   const auto dir = final_path.parent_path();
   std::error_code ec;
-  fs::create_directories(dir, ec);
+  // Only a directory made here is set to 0700: one the user configured keeps its mode.
+  if (fs::create_directories(dir, ec)) ::chmod(dir.c_str(), 0700);
   if (ec) throw std::system_error(ec, fmt::format("cannot create {}", dir.string()));
-  ::chmod(dir.c_str(), 0700);
   const auto tmp =
       (dir / fmt::format(".{}.tmp-{}", final_path.filename().string(), ::getpid())).string();
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
