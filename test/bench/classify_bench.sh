@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # HTTP rate of image classification: the unifn `classify` function against the torch baseline (test/bench/
 # torch_server.py, the same model kept loaded in python3-torch), both posted the same PNG by wrk in the same run.
-# Each server must first answer the image's true class (its file name ends in _<class>.png).
-# Prints key=value lines (torch_server_rps, _p50_ms, _p99_ms; unifnd_classify_* and unifnd_over_torch when a
-# unifnd URL is given) and a table.
+# Each server must first answer the image's true class (its file name ends in _<class>.png). With a unifnd URL the
+# torch server is measured before and after unifnd and the ratio is against the mean of the two (the machines are
+# noisy; the spread is printed as torch_drift).
+# Prints key=value lines (torch_server_rps, _p50_ms, _p99_ms; with a unifnd URL torch_server_last_*,
+# torch_server_rps_mean, torch_drift, unifnd_classify_* and unifnd_over_torch) and a table.
 # Usage: test/bench/classify_bench.sh [UNIFN_CLASSIFY_URL] [SECONDS] [CONNECTIONS]
 #   UNIFN_CLASSIFY_URL e.g. http://127.0.0.1:8080/function/classify of a running unifnd; empty or "-" measures
 #   the torch server only. IMAGE=path.png picks the image (default test/data/fashion/shirt_6.png).
@@ -64,7 +66,11 @@ measure torch_server "$turl"
 if [[ -n $unifn_url ]]; then
   wait_classifies "$unifn_url"
   measure unifnd_classify "$unifn_url"
-  ratio=$(awk -v a="${rps[unifnd_classify]}" -v b="${rps[torch_server]}" 'BEGIN { printf "%.2f", a / b }')
+  measure torch_server_last "$turl"
+  trps=$(awk -v a="${rps[torch_server]}" -v b="${rps[torch_server_last]}" 'BEGIN { printf "%.2f", (a + b) / 2 }')
+  echo "torch_server_rps_mean=$trps"
+  awk -v a="${rps[torch_server]}" -v b="${rps[torch_server_last]}" 'BEGIN { printf "torch_drift=%.2f\n", b / a }'
+  ratio=$(awk -v a="${rps[unifnd_classify]}" -v b="$trps" 'BEGIN { printf "%.2f", a / b }')
   echo "unifnd_over_torch=$ratio"
 else
   echo "classify_bench: no unifnd URL given: the torch server only (usage: $0 http://HOST:PORT/function/classify)" >&2
@@ -78,4 +84,6 @@ printf '| %-40s | %10s | %8s | %8s |\n' "torch_server.py (python3-torch, CPU)" "
 if [[ -n $unifn_url ]]; then
   printf '| %-40s | %10s | %8s | %8s |\n' "unifnd classify (${ratio}x torch)" "${rps[unifnd_classify]}" \
     "${p50[unifnd_classify]}" "${p99[unifnd_classify]}"
+  printf '| %-40s | %10s | %8s | %8s |\n' "torch_server.py (last)" "${rps[torch_server_last]}" \
+    "${p50[torch_server_last]}" "${p99[torch_server_last]}"
 fi

@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "accel/cuda/onnx/onnx_kernels.h"
 #include "accel/onnx/kernels.h"
@@ -91,6 +93,94 @@ inline Rows softmax_rows(const Shape& dims, std::int64_t axis) {
      : static_cast<std::int64_t>(d) == axis ? r.len
                                             : r.inner) *= dims[d];
   return r;
+}
+
+// A row-major product C [m, n] = op(A) op(B) as the column-major call cuBLAS takes: C^T = op(B)^T
+// op(A)^T, so B comes first. Each field is the argument of that name in cublasSgemm.
+struct ColumnMajorGemm {
+  bool trans_first = false, trans_second = false;  // transa, transb (first: B, second: A)
+  std::int64_t rows = 0, cols = 0, depth = 0;      // m, n, k of the call: n, m, k of the product
+  std::int64_t ld_first = 0, ld_second = 0, ld_out = 0;
+};
+inline ColumnMajorGemm column_major(bool ta, bool tb, std::int64_t m, std::int64_t n,
+                                    std::int64_t k) {
+  return {tb, ta, n, m, k, tb ? k : n, ta ? m : k, n};
+}
+
+// MatMul's batches: how many, and for batch i where its A and B start (numpy broadcasting over
+// the batch dims). stride_a/stride_b: the step between batches when every batch has its own
+// operand or all share one (0); -1 when the operand is broadcast along some batch dims only.
+struct MatMulBatches {
+  std::int64_t m = 0, n = 0, k = 0, count = 1, stride_a = 0, stride_b = 0;
+  Shape batch, a, b;  // the result's batch dims and each operand's
+  std::pair<std::int64_t, std::int64_t> offsets(std::int64_t i) const {
+    std::int64_t oa = 0, ob = 0, rest = i, ea = m * k, eb = k * n;
+    for (std::size_t d = batch.size(); d-- > 0;) {  // i's batch index, broadcast into each
+      std::int64_t idx = rest % batch[d];
+      rest /= batch[d];
+      oa += (a[d] == 1 ? 0 : idx) * ea, ob += (b[d] == 1 ? 0 : idx) * eb;
+      ea *= a[d], eb *= b[d];
+    }
+    return {oa, ob};
+  }
+};
+inline MatMulBatches matmul_batches(const onnx_model::MatMulGeometry& geo) {
+  std::size_t r = geo.y.size();
+  MatMulBatches p;
+  p.m = geo.a[r - 2], p.k = geo.a[r - 1], p.n = geo.b[r - 1];
+  p.batch.assign(geo.y.begin(), geo.y.end() - 2);
+  p.a.assign(geo.a.begin(), geo.a.end() - 2);
+  p.b.assign(geo.b.begin(), geo.b.end() - 2);
+  auto count = [](const Shape& s) {
+    std::int64_t c = 1;
+    for (auto d : s) c *= d;
+    return c;
+  };
+  p.count = count(p.batch);
+  auto stride = [&](const Shape& own, std::int64_t size) -> std::int64_t {
+    return own == p.batch ? size : count(own) == 1 ? 0 : -1;
+  };
+  p.stride_a = stride(p.a, p.m * p.k), p.stride_b = stride(p.b, p.k * p.n);
+  return p;
+}
+
+// cuDNN pads symmetrically: a window with other end pads runs on an input padded here, with
+// the window's pads then zero. `pad` says whether that is needed; `conv` is the geometry cuDNN
+// gets.
+struct SymmetricConv {
+  bool pad = false;
+  std::int64_t bottom = 0, right = 0;  // the end pads the padding kernel adds
+  Window2d conv;
+};
+inline SymmetricConv symmetric_conv(const Shape& x, const onnx_model::Window& win,
+                                    const Window2d& g) {
+  SymmetricConv s{false, x.size() == 3 ? 0 : win.pad_end[0], win.pad_end.back(), g};
+  s.pad = s.bottom != g.pt || s.right != g.pl;
+  if (s.pad) {
+    s.conv.h += g.pt + s.bottom, s.conv.w += g.pl + s.right;
+    s.conv.pt = s.conv.pl = 0;
+  }
+  return s;
+}
+
+// Concat as 2-D copies: each input's `outer` rows of `part` elements land at column `at` of the
+// result's rows of `row` elements.
+struct ConcatBlock {
+  std::int64_t outer = 1, row = 1, part = 1, at = 0;
+};
+inline std::vector<ConcatBlock> concat_blocks(const std::vector<const Shape*>& xs,
+                                              std::int64_t axis, const Shape& out) {
+  auto ax = static_cast<std::size_t>(axis);
+  ConcatBlock b;
+  for (std::size_t d = 0; d < out.size(); ++d) (d < ax ? b.outer : b.row) *= out[d];
+  std::vector<ConcatBlock> blocks;
+  for (const Shape* x : xs) {
+    b.part = 1;
+    for (std::size_t d = ax; d < x->size(); ++d) b.part *= (*x)[d];
+    blocks.push_back(b);
+    b.at += b.part;
+  }
+  return blocks;
 }
 
 }  // namespace unifn::accel::cuda::onnx

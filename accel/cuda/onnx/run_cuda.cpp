@@ -124,18 +124,16 @@ class CudaKernels final : public Kernels {
           "the convolution kernel");
       return y;
     }
-    const Window& win = geo.window;
-    bool one_d = x.dims.size() == 3;
-    std::int64_t pb = one_d ? 0 : win.pad_end[0], pr = win.pad_end.back();
+    ck::SymmetricConv sc = ck::symmetric_conv(x.dims, geo.window, g);
     const float* src = ptr(x);
     Operand padded;
-    if (pb != g.pt || pr != g.pl) {  // cuDNN pads symmetrically: pad the input here instead
-      padded = make({g.n, g.c, g.h + g.pt + pb, g.w + g.pl + pr});
-      check(ck::pad(src, ptr(padded), g.n * g.c, g.h, g.w, g.pt, pb, g.pl, pr, s_),
+    if (sc.pad) {
+      padded = make({g.n, g.c, sc.conv.h, sc.conv.w});
+      check(ck::pad(src, ptr(padded), g.n * g.c, g.h, g.w, g.pt, sc.bottom, g.pl, sc.right, s_),
             "the padding kernel");
       src = ptr(padded);
-      g.h += g.pt + pb, g.w += g.pl + pr, g.pt = g.pl = 0;
     }
+    g = sc.conv;
     cudnn_conv(src, ptr(w), ptr(y), g, m, geo.group);
     if (bias)
       check(ck::add_bias(ptr(y), ptr(*bias), m, g.oh * g.ow, y.elements(), s_), "the bias kernel");
@@ -180,38 +178,22 @@ class CudaKernels final : public Kernels {
 
   Operand matmul(const Operand& a, const Operand& b, const MatMulGeometry& geo) override {
     Operand y = make(geo.y);
-    std::size_t r = geo.y.size();
-    std::int64_t m = geo.a[r - 2], k = geo.a[r - 1], n = geo.b[r - 1];
-    if (y.data) {
-      Shape batch(geo.y.begin(), geo.y.end() - 2);
-      Shape ab(geo.a.begin(), geo.a.end() - 2), bb(geo.b.begin(), geo.b.end() - 2);
-      std::int64_t count = product(batch, 0, batch.size());
-      // Each operand's batches: all of them (one per result), or one shared by every result.
-      auto stride = [&](const Shape& own, std::int64_t size) -> std::int64_t {
-        if (own == batch) return size;
-        if (product(own, 0, own.size()) == 1) return 0;
-        return -1;  // broadcast along some batch dims only
-      };
-      std::int64_t sa = stride(ab, m * k), sb = stride(bb, k * n);
-      if (sa >= 0 && sb >= 0 && blas_ && blas_->sgemm_strided_batched && count > 1) {
-        float one = 1, zero = 0;
-        // Row-major Y = A B is column-major Y^T = B^T A^T: B first.
-        if (blas_->sgemm_strided_batched(
-                blas_->handle, CUBLAS_OP_N, CUBLAS_OP_N, as_int(n, "n"), as_int(m, "m"),
-                as_int(k, "k"), &one, ptr(b), as_int(n, "n"), sb, ptr(a), as_int(k, "k"), sa, &zero,
-                ptr(y), as_int(n, "n"), m * n, as_int(count, "batch")) != CUBLAS_STATUS_SUCCESS)
-          fail("cublasSgemmStridedBatched failed");
-      } else {
-        for (std::int64_t i = 0; i < count; ++i) {
-          std::int64_t oa = 0, ob = 0, rest = i, ea = m * k, eb = k * n;
-          for (std::size_t d = batch.size(); d-- > 0;) {  // i's batch index, broadcast into each
-            std::int64_t idx = rest % batch[d];
-            rest /= batch[d];
-            oa += (ab[d] == 1 ? 0 : idx) * ea, ob += (bb[d] == 1 ? 0 : idx) * eb;
-            ea *= ab[d], eb *= bb[d];
-          }
-          gemm_rm(false, false, m, n, k, 1, ptr(a) + oa, ptr(b) + ob, 0, ptr(y) + i * m * n);
-        }
+    ck::MatMulBatches p = ck::matmul_batches(geo);
+    if (y.data && p.stride_a >= 0 && p.stride_b >= 0 && blas_ && blas_->sgemm_strided_batched &&
+        p.count > 1) {
+      ck::ColumnMajorGemm c = ck::column_major(false, false, p.m, p.n, p.k);
+      float one = 1, zero = 0;
+      if (blas_->sgemm_strided_batched(
+              blas_->handle, CUBLAS_OP_N, CUBLAS_OP_N, as_int(c.rows, "n"), as_int(c.cols, "m"),
+              as_int(c.depth, "k"), &one, ptr(b), as_int(c.ld_first, "ldb"), p.stride_b, ptr(a),
+              as_int(c.ld_second, "lda"), p.stride_a, &zero, ptr(y), as_int(c.ld_out, "ldc"),
+              p.m * p.n, as_int(p.count, "batch")) != CUBLAS_STATUS_SUCCESS)
+        fail("cublasSgemmStridedBatched failed");
+    } else if (y.data) {
+      for (std::int64_t i = 0; i < p.count; ++i) {
+        auto [oa, ob] = p.offsets(i);
+        gemm_rm(false, false, p.m, p.n, p.k, 1, ptr(a) + oa, ptr(b) + ob, 0,
+                ptr(y) + i * p.m * p.n);
       }
     }
     y.dims = geo.result;
@@ -241,17 +223,18 @@ class CudaKernels final : public Kernels {
                  const std::vector<std::int64_t>& out) override {
     Operand y = make(out);
     if (!y.data) return y;
-    auto ax = static_cast<std::size_t>(axis);
-    std::int64_t outer = product(out, 0, ax), row = product(out, ax, out.size()), at = 0;
-    for (const Operand* x : xs) {
-      std::int64_t part = product(x->dims, ax, x->dims.size());
-      if (x->data)  // each of the outer rows of x lands in its slot of the result's rows
-        check(cudaMemcpy2DAsync(ptr(y) + at, static_cast<std::size_t>(row) * sizeof(float), ptr(*x),
-                                static_cast<std::size_t>(part) * sizeof(float),
-                                static_cast<std::size_t>(part) * sizeof(float),
-                                static_cast<std::size_t>(outer), cudaMemcpyDeviceToDevice, s_),
+    std::vector<const Shape*> shapes;
+    for (const Operand* x : xs) shapes.push_back(&x->dims);
+    auto blocks = ck::concat_blocks(shapes, axis, out);
+    for (std::size_t k = 0; k < xs.size(); ++k) {
+      const ck::ConcatBlock& b = blocks[k];
+      auto f = sizeof(float);
+      if (xs[k]->data)  // x's outer rows land in their slot of the result's rows
+        check(cudaMemcpy2DAsync(ptr(y) + b.at, static_cast<std::size_t>(b.row) * f, ptr(*xs[k]),
+                                static_cast<std::size_t>(b.part) * f,
+                                static_cast<std::size_t>(b.part) * f,
+                                static_cast<std::size_t>(b.outer), cudaMemcpyDeviceToDevice, s_),
               "cudaMemcpy2DAsync for Concat");
-      at += part;
     }
     return y;
   }
@@ -264,8 +247,8 @@ class CudaKernels final : public Kernels {
   }
 
  private:
-  // Safe: operands are never written once made; kernels write only to results made here, so the
-  // const_cast-free shared_ptr<float> is read-only for inputs by this class's own discipline.
+  // An operand's device memory. Kernels write only to the results made here: operands are never
+  // written once made, so values may share them.
   static float* ptr(const Operand& x) { return x.data.get(); }
 
   // A result of a checked shape in stream-ordered device memory, freed on the stream when the
@@ -339,11 +322,12 @@ class CudaKernels final : public Kernels {
   void gemm_rm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                const float* a, const float* b, float beta, float* c) {
     if (blas_) {
-      // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B first.
-      if (blas_->sgemm(
-              blas_->handle, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-              as_int(n, "n"), as_int(m, "m"), as_int(k, "k"), &alpha, b, as_int(tb ? k : n, "ldb"),
-              a, as_int(ta ? m : k, "lda"), &beta, c, as_int(n, "ldc")) != CUBLAS_STATUS_SUCCESS)
+      ck::ColumnMajorGemm g = ck::column_major(ta, tb, m, n, k);
+      if (blas_->sgemm(blas_->handle, g.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N,
+                       g.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N, as_int(g.rows, "n"),
+                       as_int(g.cols, "m"), as_int(g.depth, "k"), &alpha, b,
+                       as_int(g.ld_first, "ldb"), a, as_int(g.ld_second, "lda"), &beta, c,
+                       as_int(g.ld_out, "ldc")) != CUBLAS_STATUS_SUCCESS)
         fail("cublasSgemm failed");
       return;
     }

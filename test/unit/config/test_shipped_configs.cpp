@@ -21,6 +21,8 @@ TEST_CASE("configs/unifn.yaml states exactly the built-in defaults") {
   CHECK(c.log_level == defaults.log_level);
   CHECK(c.io_threads == defaults.io_threads);
   CHECK(c.platform == defaults.platform);
+  CHECK(c.images_dir == defaults.images_dir);
+  CHECK(c.provider == defaults.provider);
 }
 
 TEST_CASE("configs/functions.d declares the eight example functions next to ../functions") {
