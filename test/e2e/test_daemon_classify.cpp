@@ -159,3 +159,22 @@ TEST_CASE("classify answers 400 to garbage and to a truncated PNG, and serves on
   CHECK(after.status == "200");
   CHECK(class_of(after.body) >= 0);
 }
+
+TEST_CASE(
+    "a new daemon restores classify from the snapshot on disk: the model is loaded again from "
+    "the guest's copy and answers the same") {
+  const auto all = samples();
+  REQUIRE(!all.empty());
+  const auto& s = all[0];
+  Daemon d;
+  auto first = post(d, s.path.string());
+  REQUIRE(first.status == "200");
+  REQUIRE(d.stop() == 0);
+  Daemon again;  // the same state directory
+  auto second = post(again, s.path.string());
+  CHECK(second.status == "200");
+  CHECK(second.body == first.body);
+  CHECK_THAT(
+      curl(again.url("/metrics")),
+      Catch::Contains("unifn_snapshot_builds_total{function=\"classify\",source=\"disk\"} 1"));
+}
