@@ -14,6 +14,7 @@ static struct vaccel_session sess;
 static struct unifn_model model;
 static int init_rc = -1;
 static const char* init_step = "session";
+static int bad_metadata; /* registered, but its metadata describes no image input */
 
 /* Registered before the snapshot: every instance starts with the model loaded. */
 static void init(void) {
@@ -24,6 +25,7 @@ static void init(void) {
   if (init_rc == VACCEL_OK && !model.image_ok) {
     init_step = "model metadata";
     init_rc = VACCEL_ENOTSUP;
+    bad_metadata = 1;
   }
 }
 UNIFN_INIT(init)
@@ -43,9 +45,8 @@ static void json_text(unifn_response* res, const char* s) {
 
 static int classify(const unifn_request* req, unifn_response* res) {
   if (init_rc != VACCEL_OK) {
-    unifn_printf(res, "the model is not available: %s failed (error %d, device status %d)%s%s\n",
-                 init_step, init_rc, vaccel_last_status(), model.image_ok ? "" : ": ",
-                 model.image_ok ? "" : model.image_problem);
+    unifn_printf(res, "the model is not available: %s failed (error %d)%s%s\n", init_step, init_rc,
+                 bad_metadata ? ": " : "", bad_metadata ? model.image_problem : "");
     return 503;
   }
   struct unifn_classification c;

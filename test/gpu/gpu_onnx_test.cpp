@@ -2,7 +2,8 @@
 // the CPU executor where Debian's libraries are) run on CUDA, with cuDNN and cuBLAS where they load
 // and again on unifn's own kernels, compared with the CPU's outputs; per-operator results, then
 // throughput. Needs no Debian package at run time. Exit: 0 all match, 1 a mismatch, 77 no GPU.
-// Usage: gpu_onnx_test [CASES_FILE]   (default: the build's onnx_gpu_cases.bin)
+// Usage: gpu_onnx_test [CASES_FILE]   (default: the build's onnx_gpu_cases.bin). On a machine
+// lent with only the build folder's files: build/gpu_onnx_test build/onnx_gpu_cases.bin
 #include <chrono>
 #include <cstdio>
 #include <fstream>

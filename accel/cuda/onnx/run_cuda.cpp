@@ -247,8 +247,8 @@ class CudaKernels final : public Kernels {
   }
 
  private:
-  // Safe: operands are never written once made; kernels write only to results made here, so the
-  // const_cast-free shared_ptr<float> is read-only for inputs by this class's own discipline.
+  // An operand's device memory. Kernels write only to the results made here: operands are never
+  // written once made, so values may share them.
   static float* ptr(const Operand& x) { return x.data.get(); }
 
   // A result of a checked shape in stream-ordered device memory, freed on the stream when the
