@@ -88,7 +88,8 @@ class Api {
   void set_provider(provider::Provider* p) { provider_ = p; }
 
   // From now on invocations answer 503 and /healthz 503 (Server::stop calls this).
-  void set_shutting_down() { shutting_down_ = true; }
+  // Held log followers are answered then.
+  void set_shutting_down();
   bool shutting_down() const { return shutting_down_; }
 
  private:
