@@ -115,16 +115,19 @@ Json status_document(const runtime::FunctionStatus& f) {
   Json annotations = {{"unifn.accel", fmt::format("{}", fmt::join(f.accel, ","))}};
   if (!f.accel_backend.empty()) annotations["unifn.accel.backend"] = f.accel_backend;
   if (!f.unavailable.empty()) annotations["unifn.unavailable"] = f.unavailable;
-  return {{"name", f.name},
-          {"image", f.image},
-          {"invocationCount", f.invocations},
-          {"replicas", f.instances},
-          {"availableReplicas", f.idle_instances},
-          {"maxReplicas", f.max_instances},
-          {"queued", f.queued},
-          {"envVars", std::move(env)},
-          {"labels", {{"unifn.isolation", f.isolation}}},
-          {"annotations", std::move(annotations)}};
+  return {
+      {"name", f.name},
+      {"image", f.image},
+      {"invocationCount", f.invocations},
+      {"replicas", f.instances},
+      {"availableReplicas", f.idle_instances},
+      {"maxReplicas", f.max_instances},
+      {"queued", f.queued},
+      // faas-provider's FunctionUsage; cpu is not measured (always 0).
+      {"usage", {{"cpu", 0.0}, {"totalMemoryBytes", static_cast<double>(f.private_memory_bytes)}}},
+      {"envVars", std::move(env)},
+      {"labels", {{"unifn.isolation", f.isolation}}},
+      {"annotations", std::move(annotations)}};
 }
 
 // The call's id: the client's X-Call-Id, or a new one when it sent none; nullopt when it is
@@ -186,7 +189,8 @@ bool valid_call_id(std::string_view id) {
   return true;
 }
 
-void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken> cancelled) {
+void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken> cancelled,
+                 OpenStream open_stream) {
   const unsigned version = req.version();
   const std::string target(req.target());
   const Target t = split(target);
@@ -246,7 +250,8 @@ void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken>
       }
       if (path == "/system/logs") {
         handed = true;
-        provider_->logs(req, t.query, std::move(reply), cancelled, !shutting_down_);
+        provider_->logs(req, t.query, std::move(reply), cancelled, !shutting_down_,
+                        std::move(open_stream));
         return;
       }
       if (auto r = provider_->route(req, path, t.query)) {

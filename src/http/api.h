@@ -30,6 +30,21 @@ using Response = bhttp::response<bhttp::string_body>;
 // Called exactly once with the answer; for invocations, from whichever thread completed the call.
 using Reply = std::function<void(Response)>;
 
+// An answer whose body is written piece by piece as it comes (HTTP/1.1 chunked; to an HTTP/1.0
+// client, delimited by the close), for GET /system/logs?follow=true. Called from any thread.
+class BodyStream {
+ public:
+  virtual ~BodyStream() = default;
+  // Queues piece to be written; false once the client has gone, the stream ended, or too much
+  // waits unwritten for a client that does not read: nothing more will be written then.
+  virtual bool push(std::string piece) = 0;
+  // The body is complete: the rest is written, then the connection closes.
+  virtual void end() = 0;
+};
+// Instead of Reply (never both): sends head (status and headers; its body is not sent) and returns
+// the stream for the body. Given by the server to handlers that may stream; null elsewhere.
+using OpenStream = std::function<std::shared_ptr<BodyStream>(Response head)>;
+
 // {"error": "..."} with the status and Content-Type: application/json; the text is escaped.
 Response json_error(unsigned status, std::string_view message, unsigned version = 11);
 
@@ -78,7 +93,9 @@ class Api {
 
   // Answers through reply, at once or later. cancelled, when given, is the flag the connection
   // sets when its client goes away; it becomes the Invocation's flag.
-  void handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken> cancelled = nullptr);
+  // open_stream, when given, lets GET /system/logs?follow=true answer as a stream.
+  void handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken> cancelled = nullptr,
+              OpenStream open_stream = nullptr);
 
   // A request the connection refused before routing it (413): counted for the function it invoked,
   // when that function exists.

@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 #include <array>
 #include <condition_variable>
+#include <deque>
 #include <fmt/format.h>
 #include <mutex>
 #include <optional>
@@ -42,9 +43,13 @@ constexpr std::size_t kReadAhead = 64 * 1024;
 // How long a connection that we close keeps draining what its client still sends.
 constexpr std::chrono::milliseconds kLinger{2000};
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
 // What an idle connection reads when its next request begins (the parser reads the rest).
 constexpr std::size_t kFirstRead = 4096;
 constexpr std::size_t kCauses = 4;  // ConnectionTable::Cause values
+// What a streamed answer may have waiting unwritten for a client that does not read: past it the
+// connection closes (a log follower must not make the daemon hold its lines without bound).
+constexpr std::size_t kMaxStreamBacklog = 1 << 20;
 
 class Session;
 
@@ -150,6 +155,12 @@ bool is_http_error(const beast::error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category();
 }
 
+// What a streamed answer's BodyStream and its session share.
+struct StreamState {
+  std::atomic<bool> dead{false};          // the connection closed: nothing more is written
+  std::atomic<std::size_t> unwritten{0};  // bytes pushed, not yet written
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<Shared> shared, ConnectionTable::Id id)
@@ -203,14 +214,60 @@ class Session : public std::enable_shared_from_this<Session> {
   // From any thread: the answer to the request with generation gen.
   static void deliver(const std::shared_ptr<Shared>& shared, const std::weak_ptr<Session>& weak,
                       std::uint64_t gen, Response res) {
-    std::lock_guard lock(shared->mu);
-    if (!shared->alive) return;
-    auto self = weak.lock();
-    if (!self) return;
-    auto ex = self->stream_.get_executor();
-    asio::post(ex, [self = std::move(self), gen, res = std::move(res)]() mutable {
-      self->on_response(gen, std::move(res));
+    post(shared, weak, [gen, res = std::move(res)](Session& self) mutable {
+      self.on_response(gen, std::move(res));
     });
+  }
+
+  // From any thread: fn run on the session's strand; false when the session or the server is
+  // gone (fn is not run).
+  template <typename Fn>
+  static bool post(const std::shared_ptr<Shared>& shared, const std::weak_ptr<Session>& weak,
+                   Fn fn) {
+    std::lock_guard lock(shared->mu);
+    if (!shared->alive) return false;
+    auto self = weak.lock();
+    if (!self) return false;
+    auto ex = self->stream_.get_executor();
+    asio::post(ex, [self = std::move(self), fn = std::move(fn)]() mutable { fn(*self); });
+    return true;
+  }
+
+  // The streamed answer to the request with generation gen (Api's OpenStream): head now, then the
+  // pieces in the order pushed (posts to one strand run in order), then the end.
+  void on_stream_head(std::uint64_t gen, Response head, std::shared_ptr<StreamState> state) {
+    if (closed_ || !waiting_ || gen != gen_) {
+      state->dead = true;
+      return;
+    }
+    // waiting_ stays set: watch_peer keeps noticing a client that hangs up (that ends the stream).
+    streaming_ = std::move(state);
+    head.version(version_);
+    head.keep_alive(false);  // the connection ends with the stream
+    set_field(head, bhttp::field::server, "unifnd");
+    if (version_ >= 11) head.chunked(true);  // an HTTP/1.0 client reads to the close instead
+    auto sp = std::make_shared<Response>(std::move(head));
+    auto sr = std::make_shared<bhttp::response_serializer<bhttp::string_body>>(*sp);
+    writing_ = true;
+    stream_.expires_after(shared_->opts.read_timeout);
+    bhttp::async_write_header(
+        stream_, *sr, [self = shared_from_this(), sp, sr](beast::error_code ec, std::size_t) {
+          self->writing_ = false;
+          if (self->closed_) return;
+          if (ec) return self->close();
+          self->stream_.expires_never();
+          self->pump();
+        });
+  }
+  void on_stream_piece(std::uint64_t gen, std::string piece) {
+    if (closed_ || !streaming_ || gen != gen_ || piece.empty()) return;
+    pieces_.push_back(std::move(piece));
+    pump();
+  }
+  void on_stream_end(std::uint64_t gen) {
+    if (closed_ || !streaming_ || gen != gen_) return;
+    stream_ended_ = true;
+    pump();
   }
 
  private:
@@ -305,8 +362,18 @@ class Session : public std::enable_shared_from_this<Session> {
     auto reply = [shared = shared_, weak = weak_from_this(), gen](Response res) {
       deliver(shared, weak, gen, std::move(res));
     };
+    auto open_stream = [shared = shared_, weak = weak_from_this(),
+                        gen](Response head) -> std::shared_ptr<BodyStream> {
+      auto stream = std::make_shared<PostedStream>(shared, weak, gen);
+      if (!post(shared, weak,
+                [gen, head = std::move(head), state = stream->state()](Session& self) mutable {
+                  self.on_stream_head(gen, std::move(head), std::move(state));
+                }))
+        stream->state()->dead = true;
+      return stream;
+    };
     try {
-      shared_->api.handle(std::move(req), std::move(reply), cancelled_);
+      shared_->api.handle(std::move(req), std::move(reply), cancelled_, std::move(open_stream));
     } catch (const std::exception& e) {
       deliver(shared_, weak_from_this(), gen,
               json_error(500, fmt::format("internal error: {}", e.what()), version_));
@@ -369,6 +436,81 @@ class Session : public std::enable_shared_from_this<Session> {
                        });
   }
 
+  // Writes the next piece of a streamed answer (chunked for HTTP/1.1), or its end once ended.
+  void pump() {
+    if (writing_ || closed_ || !streaming_) return;
+    const bool chunked = version_ >= 11;
+    if (pieces_.empty()) {
+      if (!stream_ended_) return;
+      auto done = [self = shared_from_this()] {
+        self->waiting_ = false;
+        self->streaming_.reset();
+        self->in_flight_.reset();
+        self->linger();
+      };
+      if (!chunked) return done();
+      writing_ = true;
+      stream_.expires_after(shared_->opts.read_timeout);
+      asio::async_write(stream_, asio::buffer(kLastChunk),
+                        [self = shared_from_this(), done](beast::error_code ec, std::size_t) {
+                          self->writing_ = false;
+                          if (self->closed_) return;
+                          if (ec) return self->close();
+                          done();
+                        });
+      return;
+    }
+    const std::size_t size = pieces_.front().size();
+    auto sp = std::make_shared<std::string>(
+        chunked ? fmt::format("{:x}\r\n{}\r\n", size, pieces_.front()) : pieces_.front());
+    pieces_.pop_front();
+    writing_ = true;
+    stream_.expires_after(shared_->opts.read_timeout);
+    asio::async_write(stream_, asio::buffer(*sp),
+                      [self = shared_from_this(), sp, size](beast::error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        if (self->streaming_) self->streaming_->unwritten -= size;
+                        if (self->closed_) return;
+                        if (ec) return self->close();
+                        self->stream_.expires_never();
+                        self->pump();
+                      });
+  }
+
+ public:
+  // Api's BodyStream for a session: each call posted to the session's strand.
+  class PostedStream : public BodyStream {
+   public:
+    PostedStream(std::shared_ptr<Shared> shared, std::weak_ptr<Session> weak, std::uint64_t gen)
+        : shared_(std::move(shared)), weak_(std::move(weak)), gen_(gen) {}
+    const std::shared_ptr<StreamState>& state() const { return state_; }
+    bool push(std::string piece) override {
+      if (state_->dead) return false;
+      if (state_->unwritten.fetch_add(piece.size()) + piece.size() > kMaxStreamBacklog) {
+        state_->dead = true;  // a client that does not read: its connection closes
+        post(shared_, weak_, [](Session& self) { self.close(); });
+        return false;
+      }
+      const auto gen = gen_;
+      if (!post(shared_, weak_, [gen, piece = std::move(piece)](Session& self) mutable {
+            self.on_stream_piece(gen, std::move(piece));
+          }))
+        state_->dead = true;
+      return !state_->dead;
+    }
+    void end() override {
+      const auto gen = gen_;
+      post(shared_, weak_, [gen](Session& self) { self.on_stream_end(gen); });
+    }
+
+   private:
+    std::shared_ptr<Shared> shared_;
+    std::weak_ptr<Session> weak_;
+    const std::uint64_t gen_;
+    std::shared_ptr<StreamState> state_ = std::make_shared<StreamState>();
+  };
+
+ private:
   // Half-close, then drain what the client still sends (a body we refused, pipelined requests)
   // for a bounded time, so that it reads our answer instead of a connection reset.
   void linger() {
@@ -391,6 +533,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void close() {
     if (closed_) return;
     closed_ = true;
+    if (streaming_) streaming_->dead = true;
     if (waiting_ && cancelled_) cancelled_->cancel();
     waiting_ = false;
     in_flight_.reset();
@@ -425,6 +568,12 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   bool closed_ = false;
   std::array<char, 4096> drain_{};
+  // A streamed answer under way: its shared state, the pieces not yet written, whether a write
+  // is under way (its header's included) and whether the stream has ended.
+  std::shared_ptr<StreamState> streaming_;
+  std::deque<std::string> pieces_;
+  bool writing_ = false;
+  bool stream_ended_ = false;
 };
 
 class Listener : public std::enable_shared_from_this<Listener> {

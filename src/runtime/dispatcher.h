@@ -81,6 +81,9 @@ struct FunctionStatus {
   unsigned idle_instances = 0;  // ready to take a call now
   unsigned max_instances = 0;
   unsigned queued = 0;  // calls waiting for an instance
+  // The guest RAM its instances hold for themselves (vmm::GuestMemory::private_bytes), summed
+  // over the instances alive now and the cold-booted VM kept for a first call; 0 with none.
+  std::uint64_t private_memory_bytes = 0;
   std::vector<std::pair<std::string, std::string>> env;
 };
 

@@ -247,6 +247,16 @@ void InstancePool::worker() {
   bool counted_idle = false;  // already counted in idle_ (set before the last completion ran)
   bool starting = true;       // counted in starting_ until it first becomes idle
   auto tag = std::make_shared<std::string>();  // the call being served, for console lines
+  // Untracked before vm is destroyed, whichever way this worker ends.
+  struct Untrack {
+    InstancePool& pool;
+    const std::unique_ptr<vmm::FunctionVm>& vm;
+    ~Untrack() { pool.track(vm.get(), false); }
+  } untrack{*this, vm};
+  auto drop = [&] {
+    track(vm.get(), false);
+    vm.reset();
+  };
   for (;;) {
     if (!vm) {
       std::string why;
@@ -257,6 +267,7 @@ void InstancePool::worker() {
           was_cold = cold_ != nullptr;
         }
         vm = fresh_instance(tag);
+        track(vm.get(), true);
         start = was_cold ? StartKind::Cold : StartKind::Restored;
         fresh = true;
       } catch (
@@ -332,16 +343,16 @@ void InstancePool::worker() {
     ++invocations_;
     const bool healthy = r.answered() || r.outcome == CallOutcome::TooLarge;
     if (!healthy) {
-      vm.reset();  // crashed, aborted, timed out or threw: never reused
+      drop();  // crashed, aborted, timed out or threw: never reused
     } else if (settings.per_request && !vm->can_reset()) {
-      vm.reset();  // booted cold: nothing to reset to, so a restored instance takes its place
+      drop();  // booted cold: nothing to reset to, so a restored instance takes its place
     } else if (settings.per_request) {
       try {
         vm->reset();
       } catch (...) {
         note(cfg_, job.call.call_id, "reset failed, the instance is dropped: {}",
              describe(std::current_exception()));
-        vm.reset();
+        drop();
       }
     }
     if (vm) {  // ready again before the caller hears back, so its next call finds us idle
@@ -351,6 +362,15 @@ void InstancePool::worker() {
     }
     complete(job, std::move(r));
   }
+}
+
+void InstancePool::track(const vmm::FunctionVm* vm, bool alive) {
+  if (!vm) return;
+  std::lock_guard lock(live_mu_);
+  if (alive)
+    live_.push_back(vm);
+  else
+    std::erase(live_, vm);
 }
 
 void InstancePool::start_worker() {
@@ -424,7 +444,7 @@ void InstancePool::drain(std::chrono::milliseconds grace) {
 }
 
 FunctionStatus InstancePool::status() const {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   FunctionStatus s;
   s.name = cfg_.name;
   s.image = cfg_.image_path;
@@ -438,6 +458,11 @@ FunctionStatus InstancePool::status() const {
   s.max_instances = cfg_.settings.max_instances;
   s.queued = static_cast<unsigned>(queue_.size());
   s.env = cfg_.vm.env;
+  // Nobody runs the kept cold VM while it is in cold_ (it is taken out under mu_).
+  if (cold_) s.private_memory_bytes = cold_->private_memory_bytes();
+  lock.unlock();
+  std::lock_guard live(live_mu_);
+  for (const auto* vm : live_) s.private_memory_bytes += vm->private_memory_bytes();
   return s;
 }
 

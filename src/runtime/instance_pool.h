@@ -114,6 +114,9 @@ class InstancePool {
   void unqueued(const std::deque<Job>& jobs) noexcept;
   void instance_ended() noexcept;  // under mu_, with --instances_
   void start_worker();             // under mu_: one more instance, counted as starting
+  // An instance's VM comes alive in a worker (alive) or is about to be destroyed: status() sums
+  // the memory of those alive.
+  void track(const vmm::FunctionVm* vm, bool alive);
 
   PoolConfig cfg_;
   std::shared_ptr<const vmm::FunctionImage> image_;
@@ -132,6 +135,10 @@ class InstancePool {
   unsigned instances_ = 0, idle_ = 0, starting_ = 0;  // starting: being restored, soon idle
   bool stopping_ = false;
   std::atomic<std::uint64_t> invocations_{0};
+  // The workers' VMs, read by status() while their workers run them (a VM is untracked before it
+  // is destroyed). Its own lock: measuring reads /proc, which mu_ must not wait for.
+  mutable std::mutex live_mu_;
+  std::vector<const vmm::FunctionVm*> live_;
 };
 
 }  // namespace unifn::runtime

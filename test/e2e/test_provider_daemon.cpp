@@ -9,6 +9,8 @@
 #include <fstream>
 #include <future>
 
+#include <nlohmann/json.hpp>
+
 #include "test/e2e/daemon_fixture.h"
 
 using namespace unifn::test;
@@ -38,7 +40,54 @@ std::string upload(const Daemon& d, const std::string& image) {
               d.url("/system/images/" + image));
 }
 
+// A drop-in for hostile_respond, which prints one console line ("...cleared...forged") per call;
+// the daemon's arguments.
+std::string hostile(const TempDir& fns) {
+  std::ofstream(fns.str() + "/hostile.yaml")
+      << "name: hostile\nimage: " << UNIFN_BUILD_DIR << "/test/guests/hostile_respond.elf\n";
+  return "--functions-dir " + fns.str();
+}
+
+// The usage.totalMemoryBytes GET /system/function/{name} shows; fails the test when absent.
+double memory_usage(const Daemon& d, const std::string& name) {
+  const auto doc = nlohmann::json::parse(curl(d.url("/system/function/" + name)));
+  REQUIRE(doc.contains("usage"));
+  REQUIRE(doc["usage"].contains("cpu"));
+  return doc["usage"]["totalMemoryBytes"].get<double>();
+}
+
 }  // namespace
+
+TEST_CASE("usage: the private memory of a function's instances grows with what calls keep") {
+  TempDir fns;
+  // big_respond mallocs as many bytes as asked and never frees them; reuse keeps them.
+  std::ofstream(fns.str() + "/big.yaml")
+      << "name: big\nimage: " << UNIFN_BUILD_DIR
+      << "/test/guests/big_respond.elf\nmin_warm: 1\nisolation: reuse\nmemory_mb: 64\n";
+  const auto args = "--functions-dir " + fns.str();
+  Daemon d(args);
+  const double warm = memory_usage(d, "big");
+  CHECK(warm > 0);  // a warm instance holds its own copy of the snapshot's pages
+  for (int i = 0; i < 3; ++i)
+    CHECK(code("-X POST --data-binary 4000000 " + d.url("/function/big")) == "200");
+  const double grown = memory_usage(d, "big");
+  CHECK(grown >= warm + 3 * 4000000.0);
+  CHECK(grown <= 64.0 * 1024 * 1024);  // never more than the guest's RAM
+  UNSCOPED_INFO("warm " << warm << " bytes, after three 4 MB calls " << grown << " bytes");
+
+  // Scaled to zero: after the restart no instance runs, and none is counted.
+  CHECK(code("-X POST -d '{\"serviceName\":\"big\",\"replicas\":0}' " +
+             d.url("/system/scale-function/big")) == "202");
+  REQUIRE(d.wait_log("reloaded"));
+  REQUIRE(d.stop() == 0);
+  Daemon again(args);
+  const auto doc = curl(again.url("/system/function/big"));
+  CHECK_THAT(doc, Catch::Contains("\"replicas\":0,"));
+  CHECK_THAT(doc, Catch::Contains("\"usage\":{\"cpu\":0.0,\"totalMemoryBytes\":0.0}"));
+  CHECK(code("-X POST --data-binary 10 " + again.url("/function/big")) == "200");  // restored
+  CHECK(memory_usage(again, "big") > 0);
+  CHECK_THAT(curl(again.url("/system/functions")), Catch::Contains("\"totalMemoryBytes\":"));
+}
 
 TEST_CASE("deployed through the API: served, updated, scaled, kept across a restart, deleted") {
   TempDir fns;
@@ -153,10 +202,7 @@ TEST_CASE("a daemon on a non-loopback address without credentials refuses to sta
 
 TEST_CASE("GET /system/logs: a function's console lines, and follow answered by the next call") {
   TempDir fns;
-  // hostile_respond prints one console line ("...cleared...forged") per call.
-  std::ofstream(fns.str() + "/hostile.yaml")
-      << "name: hostile\nimage: " << UNIFN_BUILD_DIR << "/test/guests/hostile_respond.elf\n";
-  Daemon d("--functions-dir " + fns.str());
+  Daemon d(hostile(fns));
   const auto logs = d.url("/system/logs?name=hostile");
   auto follow = std::async(std::launch::async,
                            [&] { return curl("--max-time 20 '" + logs + "&tail=0&follow=true'"); });
@@ -174,4 +220,46 @@ TEST_CASE("GET /system/logs: a function's console lines, and follow answered by 
   const auto last = curl("'" + logs + "&tail=1'");
   CHECK(std::count(last.begin(), last.end(), '\n') == 1);
   CHECK(code("'" + d.url("/system/logs?name=nobody") + "'") == "404");
+}
+
+TEST_CASE(
+    "GET /system/logs?follow=true streams each call's line as it comes, until the daemon "
+    "stops") {
+  TempDir fns;
+  Daemon d(hostile(fns));
+  const auto out = fns.str() + "/followed.ndjson";
+  // One connection for the whole stream (num_connects), ended cleanly (curl's status 0, not 18).
+  auto follow = std::async(std::launch::async, [&] {
+    return sh("curl -sN --max-time 60 -o " + out + " -w '%{http_code} %{num_connects}' '" +
+              d.url("/system/logs?name=hostile&tail=0&follow=true") + "'; echo \" rc=$?\"")
+        .out;
+  });
+  auto lines = [&] {
+    std::vector<nlohmann::json> got;
+    std::ifstream in(out);
+    for (std::string line; std::getline(in, line);) got.push_back(nlohmann::json::parse(line));
+    return got;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (std::size_t i = 1; i <= 4; ++i) {
+    const auto id = "follow-" + std::to_string(i);
+    CHECK(curl("-X POST -H 'X-Call-Id: " + id + "' --data-binary tab " +
+               d.url("/function/hostile")) == "smuggled\n");
+    for (int t = 0; t < 200 && lines().size() < i; ++t)
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    const auto got = lines();
+    REQUIRE(got.size() == i);  // this call's line arrived on the open stream, and only it
+    CHECK(got.back()["instance"] == id);
+    CHECK(got.back()["name"] == "hostile");
+    CHECK_THAT(got.back()["text"].get<std::string>(), Catch::Contains("cleared"));
+  }
+  CHECK(follow.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);  // open
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(d.stop() == 0);
+  REQUIRE(follow.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  const auto stopped = std::chrono::steady_clock::now() - t0;
+  CHECK(follow.get() == "200 1 rc=0\n");
+  CHECK(stopped < std::chrono::seconds(3));  // the stream did not hold the drain
+  for (std::size_t i = 0; i < 4; ++i)
+    CHECK(lines()[i]["instance"] == "follow-" + std::to_string(i + 1));
 }

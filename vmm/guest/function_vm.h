@@ -88,6 +88,8 @@ class FunctionVm {
                  std::chrono::steady_clock::time_point deadline);
 
   bool parked() const { return parked_at_.has_value(); }
+  // Its RAM's own pages, beyond the snapshot it shares (GuestMemory::private_bytes).
+  std::uint64_t private_memory_bytes() const { return machine_->memory().private_bytes(); }
   Machine& machine() { return *machine_; }
   const std::vector<std::unique_ptr<MmioDevice>>& devices() const { return devices_; }
   const FunctionImage& image() const { return *image_; }

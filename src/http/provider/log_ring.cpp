@@ -35,7 +35,11 @@ void LogRing::add(std::string_view fn, std::string_view instance, std::string_vi
                              std::string(text.substr(0, kMaxText))});
       while (ring.size() > per_function_) ring.pop_front();
       for (auto f = followers_.begin(); f != followers_.end();) {
-        if (f->second.fn == fn) {
+        if (f->second.fn == fn && f->second.push) {
+          // A stream: its next line now, under the lock, so that lines arrive in order.
+          const bool more = f->second.push(std::vector<LogLine>{ring.back()});
+          f = more ? std::next(f) : followers_.erase(f);
+        } else if (f->second.fn == fn) {
           due.emplace_back(std::move(f->second.ready), after_seq(ring, f->second.after));
           f = followers_.erase(f);
         } else {
@@ -49,20 +53,39 @@ void LogRing::add(std::string_view fn, std::string_view instance, std::string_vi
   }
 }
 
-std::vector<LogLine> LogRing::lines(const std::string& fn,
-                                    std::optional<std::chrono::system_clock::time_point> since,
-                                    std::optional<std::size_t> tail, std::uint64_t after) const {
+std::vector<LogLine> LogRing::select(const std::string& fn,
+                                     std::optional<std::chrono::system_clock::time_point> since,
+                                     std::optional<std::size_t> tail, std::uint64_t after) const {
   std::vector<LogLine> out;
-  {
-    std::lock_guard lock(mu_);
-    auto it = rings_.find(fn);
-    if (it == rings_.end()) return out;
-    for (const auto& l : it->second)
-      if (l.seq > after && (!since || l.at >= *since)) out.push_back(l);
-  }
+  auto it = rings_.find(fn);
+  if (it == rings_.end()) return out;
+  for (const auto& l : it->second)
+    if (l.seq > after && (!since || l.at >= *since)) out.push_back(l);
   if (tail && out.size() > *tail)
     out.erase(out.begin(), out.end() - static_cast<std::ptrdiff_t>(*tail));
   return out;
+}
+
+std::vector<LogLine> LogRing::lines(const std::string& fn,
+                                    std::optional<std::chrono::system_clock::time_point> since,
+                                    std::optional<std::size_t> tail, std::uint64_t after) const {
+  std::lock_guard lock(mu_);
+  return select(fn, since, tail, after);
+}
+
+std::optional<std::uint64_t> LogRing::stream(
+    const std::string& fn, std::optional<std::chrono::system_clock::time_point> since,
+    std::optional<std::size_t> tail, Push push) {
+  std::lock_guard lock(mu_);
+  if (followers_.size() >= max_followers_) return std::nullopt;
+  if (!push(select(fn, since, tail, 0))) return 0;
+  if (released_) {
+    push(std::nullopt);
+    return 0;
+  }
+  const auto id = ++next_follower_;
+  followers_.emplace(id, Follower{fn, seq_, nullptr, std::move(push)});
+  return id;
 }
 
 std::uint64_t LogRing::last_seq() const {
@@ -76,10 +99,10 @@ std::optional<std::uint64_t> LogRing::follow(const std::string& fn, std::uint64_
   {
     std::lock_guard lock(mu_);
     if (auto it = rings_.find(fn); it != rings_.end()) now = after_seq(it->second, after);
-    if (now.empty()) {
+    if (now.empty() && !released_) {
       if (followers_.size() >= max_followers_) return std::nullopt;
       const auto id = ++next_follower_;
-      followers_.emplace(id, Follower{fn, after, std::move(ready)});
+      followers_.emplace(id, Follower{fn, after, std::move(ready), nullptr});
       return id;
     }
   }
@@ -96,9 +119,15 @@ void LogRing::release_all() {
   std::map<std::uint64_t, Follower> all;
   {
     std::lock_guard lock(mu_);
+    released_ = true;
     all.swap(followers_);
   }
-  for (auto& [id, f] : all) f.ready({});
+  for (auto& [id, f] : all) {
+    if (f.push)
+      f.push(std::nullopt);
+    else
+      f.ready({});
+  }
 }
 
 }  // namespace unifn::http::provider

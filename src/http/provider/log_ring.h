@@ -46,21 +46,37 @@ class LogRing {
   // there are already. Returns an id for forget(), or nullopt when too many follow already.
   using Ready = std::function<void(std::vector<LogLine>)>;
   std::optional<std::uint64_t> follow(const std::string& fn, std::uint64_t after, Ready ready);
+  // A follower that stays: push is called at once with fn's lines selected as lines() selects
+  // them, then with each later line of fn as it is added, in order, until it returns false or
+  // forget(); release_all() calls it with nullopt (the end). It is called under the ring's lock
+  // (that keeps the order): it must not block nor call the ring. Returns an id for forget(), or
+  // nullopt (push never called) when too many follow already.
+  using Push = std::function<bool(std::optional<std::vector<LogLine>>)>;
+  std::optional<std::uint64_t> stream(const std::string& fn,
+                                      std::optional<std::chrono::system_clock::time_point> since,
+                                      std::optional<std::size_t> tail, Push push);
   // The follower's client went away: it is not called.
   void forget(std::uint64_t id);
-  // Every follower answered now with no lines (the daemon is stopping: a held request must not
-  // keep its drain waiting).
+  // Every follower answered now with no lines and every stream ended (the daemon is stopping: a
+  // held request must not keep its drain waiting); a follower or stream that comes later is
+  // answered or ended at once.
   void release_all();
 
  private:
   struct Follower {
     std::string fn;
     std::uint64_t after;
-    Ready ready;
+    Ready ready;  // a one-time follower's
+    Push push;    // a stream's
   };
+  // fn's lines after `after`, at or after since, the last tail of them; under mu_.
+  std::vector<LogLine> select(const std::string& fn,
+                              std::optional<std::chrono::system_clock::time_point> since,
+                              std::optional<std::size_t> tail, std::uint64_t after) const;
   const std::size_t per_function_, max_followers_;
   mutable std::mutex mu_;
   std::uint64_t seq_ = 0, next_follower_ = 0;
+  bool released_ = false;  // release_all() was called
   std::map<std::string, std::deque<LogLine>, std::less<>> rings_;
   std::map<std::uint64_t, Follower> followers_;
 };

@@ -422,7 +422,8 @@ Response Provider::put_image(const Request& req, const std::string& name) {
 }
 
 void Provider::logs(const Request& req, std::string_view query, Reply reply,
-                    const std::shared_ptr<runtime::CancelToken>& cancelled, bool may_hold) {
+                    const std::shared_ptr<runtime::CancelToken>& cancelled, bool may_hold,
+                    OpenStream open_stream) {
   const unsigned version = req.version();
   if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
     auto r = json_error(
@@ -458,6 +459,29 @@ void Provider::logs(const Request& req, std::string_view query, Reply reply,
                                  [&](const config::FunctionConfig& f) { return f.name == name; });
   if (!logs_ || (!known && logs_->lines(name, std::nullopt, std::nullopt).empty()))
     return reply(json_error(404, fmt::format("no function named '{}'", name), version));
+  if (follow && open_stream && req.method() == bhttp::verb::get) {
+    // The head goes out with the first push (under the ring's lock, so no line falls between the
+    // lines selected and those that follow); each line is its own NDJSON piece.
+    std::shared_ptr<BodyStream> out;
+    auto push = [open = std::move(open_stream), out,
+                 version](std::optional<std::vector<LogLine>> lines) mutable {
+      if (!out) {
+        Response head{bhttp::status::ok, version};
+        set_field(head, bhttp::field::content_type, "application/x-ndjson");
+        out = open(std::move(head));
+      }
+      if (!lines) {
+        out->end();
+        return false;
+      }
+      return lines->empty() || out->push(ndjson(*lines));
+    };
+    auto id = logs_->stream(name, since, tail, std::move(push));
+    if (!id)
+      return reply(json_error(429, "too many clients follow logs now; try again later", version));
+    if (cancelled && *id) cancelled->on_cancel([logs = logs_, n = *id] { logs->forget(n); });
+    return;
+  }
   const auto mark = logs_->last_seq();
   auto lines = logs_->lines(name, since, tail);
   if (!follow || !lines.empty()) return reply(ndjson_response(lines, version));

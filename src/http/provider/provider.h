@@ -47,13 +47,16 @@ class Provider {
   // The drop-ins as the daemon would load them now.
   config::DropinSet current() const;
   // GET /system/logs?name=&since=&tail=&follow=: NDJSON log messages (name, namespace, instance,
-  // timestamp, text) from the ring. follow: held open until the function has lines after those
-  // selected (when none are), then answered; the client's going away forgets it.
-  // may_hold false (the daemon is stopping): follow answers at once.
+  // timestamp, text) from the ring. follow with open_stream: a stream of the lines selected, then
+  // of each new line as it comes, until the client goes away or stop_following() ends it.
+  // follow without open_stream: held open until the function has lines after those selected
+  // (when none are), then answered. The client's going away forgets it; past the ring's follower
+  // bound, 429. may_hold false (the daemon is stopping): follow answers at once.
   void logs(const Request& req, std::string_view query, Reply reply,
-            const std::shared_ptr<runtime::CancelToken>& cancelled, bool may_hold = true);
+            const std::shared_ptr<runtime::CancelToken>& cancelled, bool may_hold = true,
+            OpenStream open_stream = nullptr);
 
-  // Answers the held follow requests (with no lines): the daemon is stopping.
+  // Answers the held follow requests (with no lines) and ends the streams: the daemon is stopping.
   void stop_following() {
     if (logs_) logs_->release_all();
   }

@@ -81,6 +81,7 @@ class FakeDispatcher : public runtime::Dispatcher {
     f.idle_instances = 1;
     f.max_instances = 8;
     f.queued = 2;
+    f.private_memory_bytes = 5 * 4096;
     f.env = {{"MODEL", "fashion"}, {"QUOTE", "a \"b\""}};
     std::lock_guard lock(mu_);
     fns_.push_back(f);

@@ -197,7 +197,8 @@ TEST_CASE("/system/functions and /system/function/{name} have OpenFaaS's shape")
   CHECK(one.body() ==
         "{\"name\":\"slow\",\"image\":\"/usr/lib/unifn/functions/"
         "slow.elf\",\"invocationCount\":7,\"replicas\":3,"
-        "\"availableReplicas\":1,\"maxReplicas\":8,\"queued\":2,\"envVars\":{\"MODEL\":\"(hidden)"
+        "\"availableReplicas\":1,\"maxReplicas\":8,\"queued\":2,"
+        "\"usage\":{\"cpu\":0.0,\"totalMemoryBytes\":20480.0},\"envVars\":{\"MODEL\":\"(hidden)"
         "\",\"QUOTE\":\"(hidden)\""
         "},\"labels\":{\"unifn.isolation\":\"per-request\"},\"annotations\":{\"unifn.accel\":"
         "\"cuda,cpu\"}}\n");

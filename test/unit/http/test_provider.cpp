@@ -555,3 +555,87 @@ TEST_CASE("GET /system/logs with follow is held open until the function writes, 
   CHECK(r.body().empty());
   CHECK(f.call(verb::get, "/system/logs?name=hand&tail=0&follow=true").body().empty());
 }
+
+namespace {
+// What the server's stream would send: the head, each piece pushed, whether it ended.
+struct RecordedStream : http::BodyStream {
+  std::mutex mu;
+  std::vector<std::string> pieces;
+  bool ended = false;
+  bool push(std::string piece) override {
+    std::lock_guard lock(mu);
+    pieces.push_back(std::move(piece));
+    return true;
+  }
+  void end() override {
+    std::lock_guard lock(mu);
+    ended = true;
+  }
+};
+}  // namespace
+
+TEST_CASE("GET /system/logs with follow and a stream: the selected lines, then each new one") {
+  ProviderFixture f;
+  f.hand_written("10-hand.yaml", "hand");
+  for (const char* text : {"one", "two"}) f.ring.add("hand", "-", text);
+  auto stream = std::make_shared<RecordedStream>();
+  std::optional<http::Response> head;
+  bool replied = false;
+  auto cancelled = std::make_shared<runtime::CancelToken>();
+  auto follow = [&](const std::string& target, std::shared_ptr<RecordedStream> into,
+                    std::shared_ptr<runtime::CancelToken> token) {
+    f.api.handle(
+        http::Request{verb::get, target, 11}, [&](http::Response) { replied = true; },
+        std::move(token),
+        [&, into](http::Response h) -> std::shared_ptr<http::BodyStream> {
+          head = std::move(h);
+          return into;
+        });
+  };
+  follow("/system/logs?name=hand&tail=1&follow=true", stream, cancelled);
+  CHECK_FALSE(replied);
+  REQUIRE(head);
+  CHECK(head->result_int() == 200);
+  CHECK(header(*head, "Content-Type") == "application/x-ndjson");
+  REQUIRE(stream->pieces.size() == 1);
+  CHECK(ndjson_lines(stream->pieces[0])[0]["text"] == "two");  // tail=1 of what was there
+
+  f.ring.add("other", "-", "someone else's");
+  for (const char* text : {"three", "four", "five"}) f.ring.add("hand", "call-7", text);
+  REQUIRE(stream->pieces.size() == 4);  // each line its own piece, as it came, in order
+  CHECK(ndjson_lines(stream->pieces[1])[0]["text"] == "three");
+  CHECK(ndjson_lines(stream->pieces[3])[0]["text"] == "five");
+  CHECK(ndjson_lines(stream->pieces[3])[0]["instance"] == "call-7");
+  CHECK_FALSE(stream->ended);
+
+  // The client goes away: forgotten, nothing more pushed.
+  cancelled->cancel();
+  f.ring.add("hand", "-", "six");
+  CHECK(stream->pieces.size() == 4);
+
+  // Stopping ends a stream at once.
+  auto second = std::make_shared<RecordedStream>();
+  follow("/system/logs?name=hand&tail=0&follow=true", second,
+         std::make_shared<runtime::CancelToken>());
+  CHECK(second->pieces.empty());
+  CHECK_FALSE(second->ended);
+  f.api.set_shutting_down();
+  CHECK(second->ended);
+  CHECK_FALSE(replied);
+}
+
+TEST_CASE("LogRing streams are bounded with the followers: past the bound, none is opened") {
+  http::provider::LogRing ring{10, 1};
+  int pushes = 0;
+  auto push = [&](std::optional<std::vector<http::provider::LogLine>>) {
+    ++pushes;
+    return true;
+  };
+  auto first = ring.stream("fn", std::nullopt, std::nullopt, push);
+  REQUIRE(first);
+  CHECK(*first != 0);
+  CHECK_FALSE(ring.stream("fn", std::nullopt, std::nullopt, push));  // the 429
+  CHECK(pushes == 1);
+  ring.forget(*first);
+  CHECK(ring.stream("fn", std::nullopt, std::nullopt, push));
+}

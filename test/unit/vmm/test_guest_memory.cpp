@@ -237,3 +237,31 @@ TEST_CASE("GuestMemory tracks the pages the host writes through it") {
   CHECK(mem.take_host_dirty() == std::vector<std::uint64_t>{1, 2, 0x10});
   CHECK(mem.take_host_dirty().empty());
 }
+
+TEST_CASE("GuestMemory::private_bytes counts the pages written, not the snapshot's shared pages") {
+  constexpr std::uint64_t kPage = 4096;
+  SECTION("private RAM over a snapshot file (KVM's): reading shares, writing copies") {
+    std::string content(4 * kPage, 'S');
+    TempFile file(content);
+    GuestMemory mem(16 * kPage, file.fd, content.size());
+    CHECK(mem.private_bytes() == 0);
+    for (std::uint64_t p = 0; p < 4; ++p) CHECK(mem.read_obj<std::uint8_t>(GuestAddr(p * kPage)));
+    CHECK(mem.private_bytes() == 0);                        // the file's pages, shared
+    mem.write_obj(GuestAddr(kPage), std::uint8_t{1});       // a copy of a file page
+    mem.write_obj(GuestAddr(10 * kPage), std::uint8_t{2});  // an anonymous page past the file
+    CHECK(mem.private_bytes() == 2 * kPage);
+    mem.discard(GuestAddr(0), 16 * kPage);
+    CHECK(mem.private_bytes() == 0);
+  }
+  SECTION("shared RAM (the sandbox's memfd): the pages it holds, the snapshot's copy included") {
+    std::string content(3 * kPage, 'S');
+    TempFile file(content);
+    REQUIRE(::ftruncate(file.fd, 16 * kPage) == 0);  // a RAM file is as big as RAM, holes after
+    auto mem = GuestMemory::shared(16 * kPage, file.fd);
+    CHECK(mem->private_bytes() == 3 * kPage);
+    mem->fill(GuestAddr(8 * kPage), 7, 2 * kPage);
+    CHECK(mem->private_bytes() == 5 * kPage);
+    mem->discard(GuestAddr(8 * kPage), 2 * kPage);
+    CHECK(mem->private_bytes() == 3 * kPage);
+  }
+}
