@@ -66,7 +66,8 @@ class Api {
   // when that function exists.
   void record_refused(std::string_view target, unsigned status);
 
-  // From now on invocations answer 503 and /healthz 503 (Server::stop calls this).
+  // From now on /healthz answers 503, so that a load balancer sends the calls elsewhere; calls that
+  // still come are served (a balancer cannot safely retry a refused POST). Server::stop calls this.
   void set_shutting_down() { shutting_down_ = true; }
   bool shutting_down() const { return shutting_down_; }
 
