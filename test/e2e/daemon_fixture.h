@@ -32,12 +32,14 @@ inline std::string platform_flag(const std::string& args) {
 
 class Daemon {
  public:
-  explicit Daemon(const std::string& args = "", const std::string& env = "") {
-    // Several daemons in one test (a fleet) each have their own log and state.
+  // A daemon started again in the same test sees its predecessor's state directory, unless
+  // state_tag differs (the nodes of a fleet run at once, each with its own); each has its own log.
+  explicit Daemon(const std::string& args = "", const std::string& env = "",
+                  const std::string& state_tag = "") {
     static int started = 0;
-    const auto tag = std::to_string(getpid()) + (started++ ? "-" + std::to_string(started) : "");
-    log_ = "/tmp/unifn-e2e-" + tag + ".log";
-    state_ = "/tmp/unifn-e2e-state-" + tag;
+    log_ = "/tmp/unifn-e2e-" + std::to_string(getpid()) + "-" + std::to_string(started++) + ".log";
+    state_ = "/tmp/unifn-e2e-state-" + std::to_string(getpid()) +
+             (state_tag.empty() ? "" : "-" + state_tag);
     auto r =
         sh(env + " " + std::string(UNIFN_BUILD_DIR) + "/unifnd --listen 127.0.0.1:0 --state-dir " +
            state_ + " " + args + platform_flag(args) + " >" + log_ + " 2>&1 & echo $!");
