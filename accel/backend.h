@@ -2,10 +2,13 @@
 // the device first.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <unifn/accel_abi.h>
 
@@ -78,6 +81,36 @@ struct ImageArgs {
   Tenant tenant = 0;
 };
 
+}  // namespace unifn::accel
+
+namespace unifn::onnx_model {
+struct Graph;
+struct Tensor;
+}  // namespace unifn::onnx_model
+
+namespace unifn::accel {
+
+// The SHA-256 of a model's bytes: how a snapshot names the models its device had registered.
+using ModelDigest = std::array<std::uint8_t, 32>;
+std::string to_hex(const ModelDigest& d);
+
+// A model checked once (ONNX's parser, checker and shape inference, then every node against what
+// the executors run) and shared by every device that registered the same bytes.
+struct LoadedModel {
+  std::shared_ptr<const onnx_model::Graph> graph;
+  ModelDigest digest{};
+};
+
+// One run of a loaded model. The device has checked the inputs' count, types and sizes against
+// the model; the backend checks the rest (as the executor does) and fills `outputs` in the model's
+// order.
+struct ModelRunArgs {
+  const onnx_model::Graph* graph = nullptr;
+  std::span<const onnx_model::Tensor> inputs;
+  std::vector<onnx_model::Tensor>* outputs = nullptr;
+  Tenant tenant = 0;
+};
+
 // One way of running the operations: the CPU libraries, a GPU. Backends are shared by every VM
 // of the daemon and called from their vCPU threads at once, so each op must be thread-safe.
 // They read and write the guest's buffers in place; the spans stay valid only during the call.
@@ -95,6 +128,25 @@ class Backend {
   virtual Result sgemm(const SgemmArgs& args) = 0;
   virtual Result minmax(const MinmaxArgs& args) = 0;
   virtual Result image(const ImageArgs& args) = 0;
+
+  // Models. Parsing needs the ONNX library, which only the CPU module links: a backend that runs
+  // models without parsing them (CUDA) forwards load_model and find_model to one that does.
+  virtual bool runs_models() const { return false; }
+  // Checks `bytes` and loads them, or finds them already loaded (by their digest).
+  virtual Result load_model(std::span<const std::uint8_t> bytes, LoadedModel& out) {
+    (void)bytes;
+    (void)out;
+    return Result::fail(Status::NotSupported, "this backend does not load models");
+  }
+  // A model this process loaded before, by its digest (a restored snapshot names its models so).
+  virtual std::shared_ptr<const onnx_model::Graph> find_model(const ModelDigest& digest) {
+    (void)digest;
+    return nullptr;
+  }
+  virtual Result run_model(const ModelRunArgs& args) {
+    (void)args;
+    return Result::fail(Status::NotSupported, "this backend does not run models");
+  }
 };
 
 }  // namespace unifn::accel

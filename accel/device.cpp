@@ -30,6 +30,10 @@ std::string_view command_name(std::uint32_t c) {
       return "destroy-session";
     case UNIFN_ACCEL_CMD_DO_OP:
       return "do-op";
+    case UNIFN_ACCEL_CMD_MODEL_REGISTER:
+      return "model-register";
+    case UNIFN_ACCEL_CMD_MODEL_UNREGISTER:
+      return "model-unregister";
   }
   return "unknown command";
 }
@@ -45,14 +49,16 @@ Tenant next_tenant() {
 
 AccelDevice::AccelDevice(std::shared_ptr<Backend> backend, DeviceOptions opts)
     : MmioTransport({UNIFN_VIRTIO_ID_ACCEL, 0x666e6975, 0, 1, UNIFN_ACCEL_QUEUE_SIZE}),
-      backend_(std::move(backend)),
-      opts_(std::move(opts)) {
-  if (!backend_) throw std::invalid_argument("a virtio-accel device needs a backend");
+      backend_(backend ? std::move(backend)
+                       : throw std::invalid_argument("a virtio-accel device needs a backend")),
+      opts_(std::move(opts)),
+      models_(backend_) {
   if (!opts_.rates) opts_.rates = std::make_shared<WorkRates>(backend_);
   gate_ = [this](const Work& w) { return admit(w); };
   config_.abi_version = UNIFN_ACCEL_ABI_VERSION;
   config_.ops = served_ops_mask();
   config_.max_sessions = opts_.max_sessions;
+  config_.features = backend_->runs_models() ? UNIFN_ACCEL_FEATURE_MODELS : 0;
   const auto name = backend_->name();
   std::memcpy(config_.backend, name.data(), std::min(name.size(), sizeof config_.backend - 1));
 }
@@ -66,6 +72,7 @@ void AccelDevice::read_config(std::uint64_t offset, std::span<std::uint8_t> out)
 void AccelDevice::reset_device() {
   sessions_.clear();
   next_session_ = 1;
+  models_.clear();
 }
 
 void AccelState::write(vmm::ByteWriter& w) const {
@@ -76,6 +83,7 @@ void AccelState::write(vmm::ByteWriter& w) const {
     w.pod(id);
     w.pod(flags);
   }
+  models.write(w);
 }
 
 AccelState AccelState::read(vmm::ByteReader& r) {
@@ -90,11 +98,16 @@ AccelState AccelState::read(vmm::ByteReader& r) {
       throw std::runtime_error(
           fmt::format("virtio-accel state: session id {} is invalid or repeated", id));
   }
+  s.models = ModelsState::read(r);
+  for (const auto& [id, m] : s.models.models)
+    if (!s.sessions.contains(m.session))
+      throw std::runtime_error(fmt::format(
+          "virtio-accel state: model {} belongs to session {}, which is not open", id, m.session));
   return s;
 }
 
 std::vector<std::uint8_t> AccelDevice::save_device() const {
-  return vmm::encode(AccelState{next_session_, sessions_});
+  return vmm::encode(AccelState{next_session_, sessions_, models_.state()});
 }
 
 std::optional<std::string> AccelDevice::check_device(std::span<const std::uint8_t> state) const {
@@ -103,6 +116,11 @@ std::optional<std::string> AccelDevice::check_device(std::span<const std::uint8_
     if (s.sessions.size() > opts_.max_sessions)
       return fmt::format("virtio-accel state holds {} sessions, more than the {} allowed",
                          s.sessions.size(), opts_.max_sessions);
+    if (!s.models.models.empty() && !backend_->runs_models())
+      return fmt::format(
+          "virtio-accel state holds {} registered models, and the {} backend does "
+          "not run models",
+          s.models.models.size(), backend_->name());
     return std::nullopt;
   } catch (const std::runtime_error& e) {
     return e.what();
@@ -113,6 +131,7 @@ void AccelDevice::restore_device(std::span<const std::uint8_t> state) {
   auto s = vmm::decode<AccelState>(state, "virtio-accel state");  // checked by check_device
   sessions_ = std::move(s.sessions);
   next_session_ = s.next_session == 0 ? 1 : s.next_session;
+  models_.restore(s.models);
 }
 
 vmm::IoResult AccelDevice::access(vmm::Machine& machine, vmm::MmioAccess& a) {
@@ -221,7 +240,7 @@ Result AccelDevice::serve(GuestMemory& mem, const Chain& chain, std::uint32_t& w
       if (is_write)
         out[j] = {hdrs[i].type, mem.span(GuestAddr(a.addr), a.len, "accel write argument")};
       else
-        in[j] = {hdrs[i].type, ro.span(GuestAddr(a.addr), a.len, "accel read argument")};
+        in[j] = {hdrs[i].type, ro.span(GuestAddr(a.addr), a.len, "accel read argument"), a.addr};
     }
   }
   const std::span<const InArg> ins(in.data(), req.nr_read);
@@ -252,10 +271,28 @@ Result AccelDevice::serve(GuestMemory& mem, const Chain& chain, std::uint32_t& w
       if (nargs) return badmsg(fmt::format("{}: takes no arguments, {} given", who_of(), nargs));
       if (!sessions_.erase(req.session_id))
         return Result::fail(Status::InvalidSession, fmt::format("{}: no such session", who_of()));
+      models_.drop_session(req.session_id);
       return Result::success();
+    case UNIFN_ACCEL_CMD_MODEL_REGISTER:
+    case UNIFN_ACCEL_CMD_MODEL_UNREGISTER: {
+      if (!sessions_.contains(req.session_id))
+        return Result::fail(Status::InvalidSession, fmt::format("{}: no such session", who_of()));
+      auto r = req.command == UNIFN_ACCEL_CMD_MODEL_REGISTER
+                   ? models_.register_model(req.session_id, ins, outs, written)
+                   : models_.unregister_model(req.session_id, ins);
+      if (!r.ok()) written = 0;
+      return with_who(std::move(r));
+    }
     case UNIFN_ACCEL_CMD_DO_OP: {
       if (!sessions_.contains(req.session_id))
         return Result::fail(Status::InvalidSession, fmt::format("{}: no such session", who_of()));
+      if (req.op == UNIFN_ACCEL_OP_MODEL_RUN) {
+        auto r = with_who(
+            models_.run(ro, req.session_id, ins, outs, opts_.limits, opts_.tenant, gate_, written));
+        if (!r.ok()) written = 0;
+        if (r.ok() && opts_.on_op) opts_.on_op(backend_->name(), op_name(req.op));
+        return r;
+      }
       auto r = with_who(run_op(*backend_, req.op, ins, outs, opts_.limits, opts_.tenant, gate_));
       if (r.ok()) {
         for (const auto& o : outs) written += static_cast<std::uint32_t>(o.bytes.size());

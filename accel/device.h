@@ -14,6 +14,7 @@
 #include "accel/backend.h"
 #include "accel/budget.h"
 #include "vmm/devices/virtio/mmio_transport.h"
+#include "accel/models.h"
 #include "accel/ops.h"
 
 namespace unifn::accel {
@@ -34,14 +35,17 @@ struct DeviceOptions {
   std::function<void(std::string_view what)> on_error;
 };
 
-// The device's part of its snapshot state: the open sessions and the next id to hand out.
+// The device's part of its snapshot state: the open sessions and the next id to hand out, and the
+// registered models.
 struct AccelState {
-  static constexpr std::uint32_t kVersion = 1;
+  static constexpr std::uint32_t kVersion = 2;
   std::uint32_t next_session = 1;
   std::map<std::uint32_t, std::uint32_t> sessions;  // id -> flags
+  ModelsState models;
   bool operator==(const AccelState&) const = default;
   void write(vmm::ByteWriter& w) const;
-  static AccelState read(vmm::ByteReader& r);  // refuses a session id 0 or one listed twice
+  // Refuses a session id 0 or one listed twice, and a model in a session that is not open.
+  static AccelState read(vmm::ByteReader& r);
 };
 
 class AccelDevice final : public vmm::virtio::MmioTransport {
@@ -58,6 +62,7 @@ class AccelDevice final : public vmm::virtio::MmioTransport {
   Backend& backend() const { return *backend_; }
   // Open sessions: id -> the flags the guest opened it with.
   const std::map<std::uint32_t, std::uint32_t>& sessions() const { return sessions_; }
+  const ModelTable& models() const { return models_; }
   std::uint64_t served() const { return served_; }    // requests answered OK
   std::uint64_t refused() const { return refused_; }  // requests answered with an error (or len 0)
   const std::string& last_error() const { return last_error_; }
@@ -90,6 +95,7 @@ class AccelDevice final : public vmm::virtio::MmioTransport {
   unifn_accel_config config_{};
   std::map<std::uint32_t, std::uint32_t> sessions_;
   std::uint32_t next_session_ = 1;
+  ModelTable models_;
   std::uint64_t served_ = 0, refused_ = 0;
   std::string last_error_;
 };

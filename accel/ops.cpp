@@ -342,6 +342,7 @@ std::uint32_t served_ops_mask() {
 }
 
 std::string_view op_name(std::uint32_t op) {
+  if (op == UNIFN_ACCEL_OP_MODEL_RUN) return "model-run";
   return op < kOpNames.size() ? kOpNames[op] : "unknown";
 }
 

@@ -15,6 +15,7 @@ namespace unifn::accel {
 struct InArg {
   std::uint32_t type = UNIFN_ACCEL_ARG_RAW;
   std::span<const std::uint8_t> bytes;
+  std::uint64_t addr = 0;  // its guest address (a registered model is found there again)
 };
 struct OutArg {
   std::uint32_t type = UNIFN_ACCEL_ARG_RAW;

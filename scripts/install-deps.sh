@@ -3,9 +3,9 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git curl
       libboost-dev libyaml-cpp-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev catch2 libsystemd-dev prometheus-cpp-dev
-      musl-dev musl-tools libopenblas-dev libopencv-imgproc-dev libstb-dev
+      musl-dev musl-tools libssl-dev libopenblas-dev libopencv-imgproc-dev libstb-dev
       libonnx-dev libprotobuf-dev libonnx-testdata libdnnl-dev
-      python3-torch dataset-fashion-mnist nginx haproxy
+      python3-torch python3-onnx python3-pil dataset-fashion-mnist nginx haproxy
       clang clang-format libclang-rt-14-dev wrk lighttpd qemu-system-x86 hyperfine runsc)
 missing=()
 for p in "${pkgs[@]}"; do

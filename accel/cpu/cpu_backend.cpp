@@ -1,5 +1,5 @@
 // CPU backend: cblas_sgemm from OpenBLAS and OpenCV's imgproc, run on cv::Mat headers over guest
-// memory (no copies).
+// memory (no copies); ONNX models parsed once (ModelCache) and run on oneDNN.
 #include "accel/cpu/cpu_backend.h"
 
 #include <cblas.h>
@@ -8,6 +8,9 @@
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
+
+#include "accel/cpu/model_cache.h"
+#include "accel/onnx/run.h"
 
 namespace unifn::accel {
 
@@ -97,6 +100,23 @@ class CpuBackend final : public Backend {
                           "OpenCV " + std::string(to_string(a.op)) + " failed: " + e.what());
     }
   }
+
+  bool runs_models() const override { return true; }
+  Result load_model(std::span<const std::uint8_t> bytes, LoadedModel& out) override {
+    return models_.load(bytes, out);
+  }
+  std::shared_ptr<const onnx_model::Graph> find_model(const ModelDigest& digest) override {
+    return models_.find(digest);
+  }
+  Result run_model(const ModelRunArgs& a) override {
+    auto r = onnx_model::run(*a.graph, a.inputs);
+    if (!r) return Result::fail(Status::Error, "the model failed: " + r.error());
+    *a.outputs = std::move(r.value());
+    return Result::success();
+  }
+
+ private:
+  ModelCache models_;
 };
 
 }  // namespace

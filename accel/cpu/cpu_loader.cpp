@@ -33,6 +33,14 @@ class LazyCpuBackend final : public Backend {
   Result sgemm(const SgemmArgs& a) override { return real()->sgemm(a); }
   Result minmax(const MinmaxArgs& a) override { return real()->minmax(a); }
   Result image(const ImageArgs& a) override { return real()->image(a); }
+  bool runs_models() const override { return true; }  // what the module's backend says
+  Result load_model(std::span<const std::uint8_t> bytes, LoadedModel& out) override {
+    return real()->load_model(bytes, out);
+  }
+  std::shared_ptr<const onnx_model::Graph> find_model(const ModelDigest& digest) override {
+    return real()->find_model(digest);
+  }
+  Result run_model(const ModelRunArgs& a) override { return real()->run_model(a); }
 
  private:
   Backend* real() const {

@@ -2,9 +2,6 @@
 // and the host side of each op.
 #include "accel/cuda/cuda_backend.h"
 
-#include <dlfcn.h>
-
-#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -12,6 +9,8 @@
 #include <initializer_list>
 #include <string>
 
+#include "accel/cuda/cublas_lib.h"
+#include "accel/cuda/gpu_probe.h"
 #include "accel/cuda/kernels.h"
 #include "accel/fair_gate.h"
 #include "accel/reference/reference.h"
@@ -21,69 +20,21 @@ namespace unifn::accel {
 
 namespace {
 
-// The few cuBLAS entry points used, resolved from the shared library when a GPU is present.
-struct Cublas {
-  void* lib = nullptr;
-  decltype(&cublasCreate_v2) create = nullptr;
-  decltype(&cublasSetStream_v2) set_stream = nullptr;
-  decltype(&cublasSgemm_v2) sgemm = nullptr;
-  cublasHandle_t handle = nullptr;
-
-  // Returns "" on success, else why cuBLAS cannot be used.
-  std::string load(cudaStream_t stream) {
-    // The cuBLAS of the toolkit major version this was built with (it carries its own runtime).
-    const std::string name = "libcublas.so." + std::to_string(CUDART_VERSION / 1000);
-    // Safe: dlopen of a system library by name; the handle is kept for the process's life.
-    lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!lib) return name + " could not be loaded (" + dlerror() + ")";
-    // Safe (each of the three): the symbol is cast to the exact prototype cublas_api.h declares for
-    // it.
-    create = reinterpret_cast<decltype(create)>(dlsym(lib, "cublasCreate_v2"));  // Safe: see above.
-    set_stream = reinterpret_cast<decltype(set_stream)>(
-        dlsym(lib, "cublasSetStream_v2"));                                    // Safe: see above.
-    sgemm = reinterpret_cast<decltype(sgemm)>(dlsym(lib, "cublasSgemm_v2"));  // Safe: see above.
-    if (!create || !set_stream || !sgemm) return "cuBLAS lacks cublasSgemm_v2 or its companions";
-    if (create(&handle) != CUBLAS_STATUS_SUCCESS) return "cublasCreate failed";
-    if (set_stream(handle, stream) != CUBLAS_STATUS_SUCCESS) {
-      handle = nullptr;  // unusable off our stream; left to the driver's cleanup
-      return "cublasSetStream failed";
-    }
-    return {};
-  }
-};
-
-std::string cuda_error(const char* what, cudaError_t e) {
-  return std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
-}
+using cuda::cuda_error;
 
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(std::optional<ScratchPool::Limits> scratch) {
-    int n = 0;
-    if (cudaError_t e = cudaGetDeviceCount(&n); e != cudaSuccess) {
-      reason_ = cuda_error("no usable CUDA driver or device: cudaGetDeviceCount", e);
-      return;
-    }
-    if (n == 0) {
-      reason_ = "no CUDA device on this machine";
-      return;
-    }
-    cudaDeviceProp prop{};
-    if (cudaError_t e = cudaGetDeviceProperties(&prop, 0); e != cudaSuccess) {
-      reason_ = cuda_error("cudaGetDeviceProperties", e);
-      return;
-    }
-    device_name_ = prop.name;
-    if (cudaError_t e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
-        e != cudaSuccess) {
-      reason_ = cuda_error("cudaStreamCreate", e);
-      return;
-    }
+    cuda::Gpu gpu = cuda::open_gpu();
+    reason_ = gpu.reason;
+    stream_ = gpu.stream;  // destroyed below when made, even without the rest
+    if (!reason_.empty()) return;
+    device_name_ = gpu.name;
     cublas_note_ = cublas_.load(stream_);
     // By default one op may hold a quarter of the GPU's memory (at most 8 GiB: the largest op,
     // a Gaussian blur of a 1 GiB image, needs 6); 256 MiB stay held between ops.
     ScratchPool::Limits limits;
-    limits.max_bytes = std::min<std::size_t>(limits.max_bytes, prop.totalGlobalMem / 4);
+    limits.max_bytes = std::min<std::size_t>(limits.max_bytes, gpu.memory / 4);
     scratch_.emplace(kSlots, scratch.value_or(limits),
                      ScratchPool::Allocator{[](std::size_t n) -> void* {
                                               void* p = nullptr;

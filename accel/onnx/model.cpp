@@ -13,56 +13,13 @@
 #include <onnx/defs/schema.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include "accel/onnx/op_info.h"
 #include "accel/onnx/rank_check.h"
 #include "accel/onnx/tensor_proto.h"
 
 namespace unifn::onnx_model {
 
 namespace {
-
-struct OpInfo {
-  Op op;
-  const char* name;
-  int oldest;  // the oldest version of the operator with the semantics implemented here
-  const char* why_not_older;
-};
-
-constexpr std::array kOps{
-    OpInfo{Op::Conv, "Conv", 1, ""},
-    OpInfo{Op::MaxPool, "MaxPool", 1, ""},
-    OpInfo{Op::AveragePool, "AveragePool", 1, ""},
-    OpInfo{Op::GlobalAveragePool, "GlobalAveragePool", 1, ""},
-    OpInfo{Op::BatchNormalization, "BatchNormalization", 1, ""},
-    OpInfo{Op::Relu, "Relu", 1, ""},
-    OpInfo{Op::LeakyRelu, "LeakyRelu", 1, ""},
-    OpInfo{Op::Sigmoid, "Sigmoid", 1, ""},
-    OpInfo{Op::Tanh, "Tanh", 1, ""},
-    OpInfo{Op::Clip, "Clip", 1, ""},
-    OpInfo{Op::Add, "Add", 1, ""},
-    OpInfo{Op::Mul, "Mul", 1, ""},
-    OpInfo{Op::Sub, "Sub", 1, ""},
-    OpInfo{Op::Div, "Div", 1, ""},
-    OpInfo{Op::MatMul, "MatMul", 1, ""},
-    OpInfo{Op::Gemm, "Gemm", 1,
-           ""},  // its old 'broadcast' flag only allows what numpy's rules allow
-    OpInfo{Op::Softmax, "Softmax", 1, ""},
-    OpInfo{Op::LogSoftmax, "LogSoftmax", 1, ""},
-    OpInfo{Op::Concat, "Concat", 1, ""},
-    OpInfo{Op::Transpose, "Transpose", 1, ""},
-    OpInfo{Op::Flatten, "Flatten", 1, ""},
-    OpInfo{Op::Reshape, "Reshape", 5, "older versions take the shape as an attribute"},
-    OpInfo{Op::Squeeze, "Squeeze", 1, ""},
-    OpInfo{Op::Unsqueeze, "Unsqueeze", 1, ""},
-    OpInfo{Op::Dropout, "Dropout", 1, ""},
-    OpInfo{Op::Constant, "Constant", 1, ""},
-    OpInfo{Op::Identity, "Identity", 1, ""},
-};
-
-const OpInfo* op_named(const std::string& s) {
-  for (auto& info : kOps)
-    if (s == info.name) return &info;
-  return nullptr;
-}
 
 bool default_domain(const std::string& d) { return d.empty() || d == "ai.onnx"; }
 
@@ -429,20 +386,30 @@ std::int64_t default_opset(const onnx::ModelProto& m) {
   throw Refusal{"the model imports no opset of the default ONNX domain"};
 }
 
+// The metadata as "key=value" lines can carry it to a guest: no '=' in keys, no line breaks or
+// NULs anywhere, and a bounded size.
+std::vector<std::pair<std::string, std::string>> metadata_of(const onnx::ModelProto& m) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::size_t bytes = 0;
+  for (const auto& p : m.metadata_props()) {
+    const auto bad = [](const std::string& s, std::string_view chars) {
+      return s.find_first_of(chars) != std::string::npos;
+    };
+    using namespace std::string_view_literals;
+    if (p.key().empty() || bad(p.key(), "=\n\r\0"sv) || bad(p.value(), "\n\r\0"sv))
+      throw Refusal{fmt::format(
+          "metadata key '{}' is empty or holds '=', a line break or a NUL (in its value too)",
+          p.key().substr(0, 64))};
+    bytes += p.key().size() + p.value().size() + 2;
+    if (bytes > kMaxMetadataBytes)
+      throw Refusal{fmt::format("the model's metadata is more than the {} bytes accepted",
+                                kMaxMetadataBytes)};
+    out.emplace_back(p.key(), p.value());
+  }
+  return out;
+}
+
 }  // namespace
-
-std::string_view to_string(Op op) {
-  for (auto& info : kOps)
-    if (info.op == op) return info.name;
-  return "?";
-}
-
-std::string node_label(std::size_t index, std::string_view name, std::string_view op) {
-  return name.empty() ? fmt::format("node {} ({})", index, op)
-                      : fmt::format("node {} '{}' ({})", index, name, op);
-}
-
-std::string Node::label() const { return node_label(index, name, to_string(op)); }
 
 Expected<std::shared_ptr<const Graph>> load(std::span<const std::byte> bytes) {
   if (bytes.size() > kMaxModelBytes)
@@ -487,6 +454,7 @@ Expected<std::shared_ptr<const Graph>> load(std::span<const std::byte> bytes) {
       throw Refusal{fmt::format("ONNX shape inference refuses the model: {}", e.what())};
     }
     Builder(m, *g).build();
+    g->metadata = metadata_of(m);
   } catch (const Refusal& r) {
     return Error{r.message};
   }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -69,23 +70,29 @@ struct WindowAttrs {
   std::int64_t group = 1;          // Conv
   bool ceil_mode = false;          // pools
   bool count_include_pad = false;  // AveragePool
+  bool operator==(const WindowAttrs&) const = default;
 };
 struct GemmAttrs {
   float alpha = 1, beta = 1;
   bool trans_a = false, trans_b = false;
+  bool operator==(const GemmAttrs&) const = default;
 };
 struct ScalarAttrs {  // LeakyRelu's alpha, BatchNormalization's epsilon, Clip's bounds before opset
                       // 11
   float alpha = 0, beta = 0;
+  bool operator==(const ScalarAttrs&) const = default;
 };
 struct AxisAttrs {  // Softmax, LogSoftmax, Concat, Flatten
   std::int64_t axis = 0;
+  bool operator==(const AxisAttrs&) const = default;
 };
 struct PermAttrs {                 // Transpose
   std::vector<std::int64_t> perm;  // empty: reverse
+  bool operator==(const PermAttrs&) const = default;
 };
 struct AxesAttrs {  // Squeeze and Unsqueeze before opset 13; from 13 the axes are an input
   std::vector<std::int64_t> axes;
+  bool operator==(const AxesAttrs&) const = default;
 };
 // Add, Sub, Mul, Div before opset 7: no numpy broadcasting, but B fitted into A by a 'broadcast'
 // flag and an 'axis' where B's dims start (suffix matching without it).
@@ -93,12 +100,15 @@ struct BinaryAttrs {
   bool legacy = false;
   bool broadcast = false;
   std::optional<std::int64_t> axis;
+  bool operator==(const BinaryAttrs&) const = default;
 };
 struct ReshapeAttrs {
   bool allowzero = false;
+  bool operator==(const ReshapeAttrs&) const = default;
 };
 struct ConstantAttrs {
   Tensor value;
+  bool operator==(const ConstantAttrs&) const = default;
 };
 using Attrs = std::variant<std::monostate, WindowAttrs, GemmAttrs, ScalarAttrs, AxisAttrs,
                            PermAttrs, AxesAttrs, BinaryAttrs, ReshapeAttrs, ConstantAttrs>;
@@ -116,12 +126,14 @@ struct Node {
   std::vector<int> inputs, outputs;  // value ids; kNoValue for an omitted optional input
   Attrs attrs;
   std::string label() const;  // "node 3 'conv1' (Conv)"
+  bool operator==(const Node&) const = default;
 };
 
 // A declared dimension: a fixed size, a named size (same name, same size), or unknown.
 struct Dim {
   std::int64_t value = -1;
   std::string param;
+  bool operator==(const Dim&) const = default;
 };
 
 struct Value {
@@ -129,6 +141,7 @@ struct Value {
   DType type = DType::Float;
   bool shape_known = false;  // whether dims below were declared or inferred
   std::vector<Dim> dims;
+  bool operator==(const Value&) const = default;
 };
 
 struct Graph {
@@ -138,7 +151,13 @@ struct Graph {
   std::vector<int> outputs;  // the values run() returns, in the model's order
   std::vector<std::pair<int, Tensor>> initializers;
   std::vector<Node> nodes;  // in an order where each input is computed before its use
+  // The model's metadata_props in its order (unifn.labels, unifn.mean ...: read by the guest).
+  std::vector<std::pair<std::string, std::string>> metadata;
+  bool operator==(const Graph&) const = default;
 };
+
+// The most bytes of metadata_props (keys and values) a model may carry.
+inline constexpr std::size_t kMaxMetadataBytes = 64 * 1024;
 
 // Parses, checks (onnx::checker), infers shapes (onnx::shape_inference) and refuses what the
 // executor does not support, each refusal a sentence naming the node, its operator and the reason.

@@ -24,6 +24,7 @@ struct Tensor {
   std::size_t stored() const { return type == DType::Float ? f.size() : i.size(); }
   static Tensor floats(std::vector<std::int64_t> dims, std::vector<float> data);
   static Tensor ints(std::vector<std::int64_t> dims, std::vector<std::int64_t> data);
+  bool operator==(const Tensor&) const = default;
 };
 
 // The product of dims, or -1 when a dimension is negative or the product passes kMaxTensorElements.

@@ -1,34 +1,12 @@
-/* edges: body = a PNG or JPEG image (decoded here with stb_image); answers a PNG of its Sobel
- * edges, computed by the accelerator (grayscale, then Sobel). */
+/* edges: body = a PNG or JPEG image (decoded here, <unifn/image_prep.h>); answers a PNG of its
+ * Sobel edges, computed by the accelerator (grayscale, then Sobel). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <unifn/function.h>
+#include <unifn/image_prep.h>
 #include <unifn/vaccel.h>
-
-/* stb is third-party code built with our warnings off; PNG and JPEG only, no stdio. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wall"
-#pragma GCC diagnostic ignored "-Wextra"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
-#define STBI_NO_STDIO
-#define STBI_NO_LINEAR
-#define STBI_NO_HDR
-#include <stb_image.h>
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STBI_WRITE_NO_STDIO
-#include <stb_image_write.h>
-#pragma GCC diagnostic pop
-
-#define MAX_PIXELS (16u << 20)
 
 static struct vaccel_session sess;
 static int sess_rc = -1;
@@ -52,18 +30,16 @@ static int edges(const unifn_request* req, unifn_response* res) {
     return 503;
   }
   int w, h, n;
-  if (req->len > INT32_MAX || !stbi_info_from_memory(req->body, (int)req->len, &w, &h, &n)) {
-    unifn_printf(res, "the body is not a PNG or JPEG image: %s\n", stbi_failure_reason());
-    return 400;
-  }
-  if ((uint64_t)w * (uint64_t)h > MAX_PIXELS) {
-    unifn_printf(res, "the image is %dx%d; at most %u pixels are accepted\n", w, h, MAX_PIXELS);
-    return 413;
+  char why[200];
+  const int info = unifn_image_info(req->body, req->len, &w, &h, &n, why, sizeof why);
+  if (info != 0) {
+    unifn_printf(res, "%s\n", why);
+    return info == UNIFN_IMAGE_TOO_LARGE ? 413 : 400;
   }
   const int want = n <= 2 ? 1 : n; /* gray(+alpha) as gray; RGB and RGBA as they are */
-  uint8_t* px = stbi_load_from_memory(req->body, (int)req->len, &w, &h, &n, want);
+  uint8_t* px = unifn_image_decode(req->body, req->len, want, &w, &h, why, sizeof why);
   if (!px) {
-    unifn_printf(res, "the image could not be decoded: %s\n", stbi_failure_reason());
+    unifn_printf(res, "%s\n", why);
     return 400;
   }
   const size_t count = (size_t)w * (size_t)h;
@@ -85,7 +61,7 @@ static int edges(const unifn_request* req, unifn_response* res) {
     goto done;
   }
   struct sink s = {res, 0};
-  if (!stbi_write_png_to_func(write_png, &s, w, h, 1, out, w) || s.full) {
+  if (!unifn_image_write_png(write_png, &s, w, h, 1, out, w) || s.full) {
     res->len = 0;
     unifn_printf(res, "the PNG of a %dx%d image does not fit the response\n", w, h);
     status = 413;
@@ -95,7 +71,7 @@ static int edges(const unifn_request* req, unifn_response* res) {
 done:
   if (gray != px) free(gray);
   free(out);
-  stbi_image_free(px);
+  unifn_image_free(px);
   return status;
 }
 

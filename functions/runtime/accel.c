@@ -9,6 +9,8 @@
 #include <unifn/function.h>
 #include <unifn/vaccel.h>
 
+#include "accel_internal.h"
+
 /* virtio-mmio v2 registers and status bits (virtio 1.2, 4.2.2). */
 enum {
   REG_MAGIC = 0x000,
@@ -185,8 +187,9 @@ int vaccel_last_status(void) { return last_status; }
 
 const char* vaccel_backend(void) { return accel_init() == 0 ? dev_config.backend : NULL; }
 
-/* Maps a device answer to vAccel's return values. */
-static int to_vaccel(int status) {
+uint32_t unifn_accel_features(void) { return accel_init() == 0 ? dev_config.features : 0; }
+
+int unifn_accel_to_vaccel(int status) {
   switch (status) {
     case UNIFN_ACCEL_OK:
       return VACCEL_OK;
@@ -205,8 +208,8 @@ static int to_vaccel(int status) {
 static int do_op(struct vaccel_session* sess, uint32_t op, const struct vaccel_arg* read,
                  int nr_read, const struct vaccel_arg* write, int nr_write) {
   if (!sess) return VACCEL_EINVAL;
-  return to_vaccel(unifn_accel_request(UNIFN_ACCEL_CMD_DO_OP, sess->session_id, op, read, nr_read,
-                                       write, nr_write, NULL));
+  return unifn_accel_to_vaccel(unifn_accel_request(UNIFN_ACCEL_CMD_DO_OP, sess->session_id, op,
+                                                   read, nr_read, write, nr_write, NULL));
 }
 
 int vaccel_sess_init(struct vaccel_session* sess, uint32_t flags) {
@@ -214,8 +217,8 @@ int vaccel_sess_init(struct vaccel_session* sess, uint32_t flags) {
   uint32_t id = 0;
   struct vaccel_arg in = {sizeof flags, UNIFN_ACCEL_ARG_UINT32, &flags};
   struct vaccel_arg out = {sizeof id, UNIFN_ACCEL_ARG_UINT32, &id};
-  int rc =
-      to_vaccel(unifn_accel_request(UNIFN_ACCEL_CMD_CREATE_SESSION, 0, 0, &in, 1, &out, 1, NULL));
+  int rc = unifn_accel_to_vaccel(
+      unifn_accel_request(UNIFN_ACCEL_CMD_CREATE_SESSION, 0, 0, &in, 1, &out, 1, NULL));
   if (rc != VACCEL_OK) return rc;
   sess->session_id = id;
   sess->hint = flags;
@@ -225,8 +228,8 @@ int vaccel_sess_init(struct vaccel_session* sess, uint32_t flags) {
 
 int vaccel_sess_free(struct vaccel_session* sess) {
   if (!sess) return VACCEL_EINVAL;
-  int rc = to_vaccel(unifn_accel_request(UNIFN_ACCEL_CMD_DESTROY_SESSION, sess->session_id, 0, NULL,
-                                         0, NULL, 0, NULL));
+  int rc = unifn_accel_to_vaccel(unifn_accel_request(UNIFN_ACCEL_CMD_DESTROY_SESSION,
+                                                     sess->session_id, 0, NULL, 0, NULL, 0, NULL));
   if (rc == VACCEL_OK) sess->session_id = 0;
   return rc;
 }

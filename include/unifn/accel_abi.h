@@ -41,6 +41,9 @@ enum unifn_accel_command {
   UNIFN_ACCEL_CMD_CREATE_SESSION = 1, /* read: [u32 flags] (optional); write: [u32 session id] */
   UNIFN_ACCEL_CMD_DESTROY_SESSION = 2, /* no args; session_id names it */
   UNIFN_ACCEL_CMD_DO_OP = 3,           /* op, in session_id, with the op's args below */
+  /* unifn's own, numbered from 256 so that they never meet vAccel's (see MODEL_REGISTER below). */
+  UNIFN_ACCEL_CMD_MODEL_REGISTER = 256,   /* an ONNX model into session_id */
+  UNIFN_ACCEL_CMD_MODEL_UNREGISTER = 257, /* read: [u32 model id], in session_id */
 };
 
 /* Op codes: vAccel's operation numbering (enum vaccel_op_type, VACCEL_OP_* in vAccel up to v0.6:
@@ -74,7 +77,10 @@ enum unifn_accel_op {
   UNIFN_ACCEL_OP_TFLITE_SESSION_LOAD = 24,
   UNIFN_ACCEL_OP_TFLITE_SESSION_RUN = 25,
   UNIFN_ACCEL_OP_TFLITE_SESSION_DELETE = 26,
-  UNIFN_ACCEL_OP_COUNT
+  UNIFN_ACCEL_OP_COUNT,
+  /* unifn's own op codes, numbered from 256: vAccel has no ONNX op and its numbering stops far
+   * below. Served when the config space's features say so (they have no bit in `ops`). */
+  UNIFN_ACCEL_OP_MODEL_RUN = 256, /* see below */
 };
 
 /* Argument element types. RAW accepts any argument; any other type must be the one the op expects.
@@ -153,13 +159,59 @@ struct unifn_accel_image_params {
 /* Largest image side the device accepts. */
 #define UNIFN_ACCEL_IMAGE_MAX_SIDE 16384u
 
+/* Models (ONNX), unifn's extension. A model is registered once, in UNIFN_INIT, so that it is part
+ * of the function's snapshot; it belongs to the session it was registered in (destroying the
+ * session unregisters it).
+ *
+ * CMD_MODEL_REGISTER, in session_id:
+ *   read:  [raw: the model's ONNX bytes, at most UNIFN_ACCEL_MODEL_MAX_BYTES; no external data]
+ *   write: [struct unifn_accel_model_io]  the device fills model_id, nr_inputs, nr_outputs and the
+ *                                         declared inputs and outputs (dims -1 where open)
+ *          [raw: metadata] (optional)     the model's metadata_props as "key=value\n" lines, then
+ *                                         a NUL; refused when they do not fit
+ * The model is checked once (ONNX's checker and shape inference, then every node against what the
+ * backends run): a model they cannot run is refused here, with the node, operator and reason in
+ * the daemon's log. The guest must keep the bytes where it registered them from, unchanged, while
+ * the model is registered: a snapshot restored by a later daemon process loads the model again
+ * from them, checked against the SHA-256 the device's saved state records.
+ *
+ * OP_MODEL_RUN (CMD_DO_OP), in the model's session:
+ *   read:  [struct unifn_accel_model_io]  model_id, nr_inputs and inputs[] (type, rank, dims)
+ *          [input 0] ... [input nr_inputs - 1]   each exactly its dims' product of its type
+ *   write: [struct unifn_accel_model_io]  the device fills model_id, nr_outputs and outputs[]
+ *          [output 0] ... [output nr_outputs - 1] each at least its output's bytes; the output is
+ *                                         written from the buffer's start
+ * nr_inputs and nr_outputs are the model's counts. Inputs are checked against the model (type,
+ * rank, sizes) before anything runs; nothing is written unless the whole run succeeded. */
+#define UNIFN_ACCEL_MODEL_MAX_BYTES (64u << 20)
+#define UNIFN_ACCEL_MODEL_MAX_RANK 8u
+#define UNIFN_ACCEL_MODEL_MAX_IO 7u /* (UNIFN_ACCEL_MAX_ARGS - 2) / 2 */
+
+struct unifn_accel_tensor_desc {
+  uint32_t type; /* UNIFN_ACCEL_ARG_FLOAT32 or UNIFN_ACCEL_ARG_INT64 */
+  uint32_t rank; /* 0 .. UNIFN_ACCEL_MODEL_MAX_RANK */
+  int64_t dims[UNIFN_ACCEL_MODEL_MAX_RANK];
+};
+
+struct unifn_accel_model_io {
+  uint32_t model_id;
+  uint32_t nr_inputs;
+  uint32_t nr_outputs;
+  uint32_t _reserved; /* 0 */
+  struct unifn_accel_tensor_desc inputs[UNIFN_ACCEL_MODEL_MAX_IO];
+  struct unifn_accel_tensor_desc outputs[UNIFN_ACCEL_MODEL_MAX_IO];
+};
+
 /* Device config space (read-only, at offset 0x100 of the register window). */
 struct unifn_accel_config {
   uint32_t abi_version;  /* UNIFN_ACCEL_ABI_VERSION */
   uint32_t ops;          /* bit n set: op code n is served */
   uint32_t max_sessions; /* open sessions at most */
-  uint32_t _reserved;
-  char backend[16]; /* the backend serving this device ("cpu", "cuda"), NUL-padded */
+  uint32_t features;     /* UNIFN_ACCEL_FEATURE_* */
+  char backend[16];      /* the backend serving this device ("cpu", "cuda"), NUL-padded */
 };
+
+/* Feature bits of the config space. */
+#define UNIFN_ACCEL_FEATURE_MODELS (1u << 0) /* MODEL_REGISTER, MODEL_UNREGISTER and MODEL_RUN */
 
 #endif /* UNIFN_ACCEL_ABI_H */

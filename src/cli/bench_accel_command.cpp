@@ -1,5 +1,5 @@
 // `unifnd bench-accel`: finds the probe guest beside unifnd (build tree or installed) and runs
-// accel::bench.
+// accel::bench, then the classify benchmark.
 #include "src/cli/bench_accel_command.h"
 
 #include <exception>
@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 
 #include "accel/bench/accel_bench.h"
+#include "accel/registry.h"
+#include "src/cli/bench_classify.h"
 #include "src/cli/flags.h"
 
 namespace unifn::cli {
@@ -62,7 +64,25 @@ int bench_accel_command(const BenchAccelOptions& o) {
       fmt::print(stderr, "unifnd bench-accel: warning: {}\n", platform.warning);
     opts.platform = platform.platform;
     std::cout << "platform=" << platform.platform->name() << "\n";
-    return accel::bench::run(opts, std::cout, std::cerr);
+    if (int rc = accel::bench::run(opts, std::cout, std::cerr); rc != 0) return rc;
+    // The classify example against the same preparation and model called in the host.
+    ClassifyBenchOptions c;
+    c.backend = accel::BackendRegistry::global().get(opts.backend);
+    c.image = find_classify_image();
+    c.model = find_classify_model();
+    c.platform = platform.platform;
+    c.quick = o.quick;
+    if (!c.backend->runs_models()) {
+      fmt::print(stderr, "unifnd bench-accel: the {} backend runs no models: no classify figures\n",
+                 opts.backend);
+    } else if (c.image.empty() || c.model.empty()) {
+      fmt::print(stderr,
+                 "unifnd bench-accel: classify.elf or its model models/fashion_cnn.onnx is not "
+                 "beside unifnd: no classify figures\n");
+    } else {
+      bench_classify(c, std::cout);
+    }
+    return 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "unifnd bench-accel: {}\n", e.what());
     return 1;

@@ -25,6 +25,8 @@
 #include "src/config/config.h"
 #include "vmm/devices/console.h"
 #include "src/http/api.h"
+#include "src/http/provider/provider.h"
+#include "src/config/provider_state.h"
 #include "src/http/server.h"
 #include "src/log/log.h"
 #include "src/metrics/metrics.h"
@@ -50,6 +52,7 @@ log::Level log_level(const config::DaemonConfig& d) {
 void function_line(log::Level level, const std::string& fn, const std::string& call,
                    std::string_view line) noexcept {
   log::global().write(level, "{}[{}]: {}", fn, call.empty() ? "-" : call, line);
+  http::provider::LogRing::global().add(fn, call.empty() ? "-" : call, line);  // /system/logs
 }
 
 config::DaemonConfig daemon_config(const DaemonOptions& o) {
@@ -64,6 +67,8 @@ config::DaemonConfig daemon_config(const DaemonOptions& o) {
   if (o.state_dir) c.state_dir = *o.state_dir;
   if (!o.functions_dirs.empty()) c.functions_dirs = o.functions_dirs;
   if (o.platform) c.platform = *o.platform;
+  // The provider API's drop-ins are read last: they never replace a hand-written file (it refuses).
+  if (!c.state_dir.empty()) c.functions_dirs.push_back(config::provider_functions_dir(c));
   return c;
 }
 
@@ -174,7 +179,11 @@ std::vector<runtime::PoolConfig> pool_configs(const config::DropinSet& set,
                                               const config::DaemonConfig& d,
                                               vmm::Platform& platform, metrics::Metrics& m) {
   std::vector<runtime::PoolConfig> out;
-  for (const auto& f : set.functions) out.push_back(pool_config(f, d, platform, m));
+  const auto scales = config::load_scales(d);  // POST /system/scale-function's, over min_warm
+  for (auto f : set.functions) {
+    config::apply_scale(f, scales);
+    out.push_back(pool_config(f, d, platform, m));
+  }
   return out;
 }
 
@@ -283,6 +292,21 @@ int daemon_command(const DaemonOptions& overrides) {
   callback_options.resolve_timeout = std::chrono::milliseconds(cfg.callbacks.resolve_timeout_ms);
   http::Callbacks callbacks(callback_options);
   http::Api api(registry, metrics, calls, callbacks, platform_name);
+  std::optional<http::provider::Credentials> credentials;
+  try {
+    credentials = http::provider::load_credentials(cfg.provider);
+  } catch (const std::exception& e) {
+    log::error("unifnd: {}", e.what());
+    return 1;
+  }
+  if (auto bad = http::provider::exposure_problem(cfg, credentials.has_value())) {
+    log::error("unifnd: {}", *bad);
+    return 1;
+  }
+  // A change through the API reloads as SIGHUP does: the signal, taken by the loop below.
+  http::provider::Provider provider(
+      cfg, credentials, [] { ::kill(::getpid(), SIGHUP); }, &http::provider::LogRing::global());
+  api.set_provider(&provider);
   http::ServerOptions so;
   so.host = cfg.host;
   so.port = cfg.port;

@@ -85,6 +85,18 @@ std::string DaemonConfig::listen() const {
   return fmt::format("{}:{}", host, port);
 }
 
+std::string provider_functions_dir(const DaemonConfig& d) {
+  return (fs::path(d.state_dir) / "provider" / "functions.d").string();
+}
+
+std::string images_directory(const DaemonConfig& d) {
+  return d.images_dir.empty() ? (fs::path(d.state_dir) / "images").string() : d.images_dir;
+}
+
+std::string scales_file(const DaemonConfig& d) {
+  return (fs::path(d.state_dir) / "provider" / "scales.yaml").string();
+}
+
 DaemonConfig load_daemon_config(const fs::path& file) {
   const std::string name = file.string();
   const auto root = load_map_file(name);
@@ -113,6 +125,27 @@ DaemonConfig load_daemon_config(const fs::path& file) {
       r.error("state_dir", "must not be empty");
     else
       c.state_dir = beside(file, *v);
+  }
+  if (auto v = r.str("images_dir")) {
+    if (v->empty())
+      r.error("images_dir", "must not be empty");
+    else
+      c.images_dir = beside(file, *v);
+  }
+  if (auto p = r.sub("provider")) {
+    if (auto v = p->str("credentials_dir")) {
+      if (v->empty())
+        p->error("credentials_dir", "must not be empty");
+      else
+        c.provider.credentials_dir = beside(file, *v);
+    }
+    if (auto v = p->str("allow_unauthenticated")) {
+      if (*v != "true" && *v != "false")
+        p->error("allow_unauthenticated", fmt::format("'{}' is not true or false", *v));
+      else
+        c.provider.allow_unauthenticated = *v == "true";
+    }
+    p->finish();
   }
   std::vector<int> lines;
   if (auto v = r.list("functions_dirs", &lines)) {

@@ -81,11 +81,24 @@ struct CallbackSettings {
   bool operator==(const CallbackSettings&) const = default;
 };
 
+// The provider API (/system/* writes): who may call it, and what a daemon on a non-loopback
+// address without credentials does.
+struct ProviderSettings {
+  // Holds basic-auth-user and basic-auth-password (as OpenFaaS reads them); empty:
+  // $CREDENTIALS_DIRECTORY (systemd's LoadCredential=) when set.
+  std::string credentials_dir;
+  // Serve /system/* without credentials on a non-loopback address (refused at start otherwise).
+  bool allow_unauthenticated = false;
+  bool operator==(const ProviderSettings&) const = default;
+};
+
 struct DaemonConfig {
   std::string host = "127.0.0.1";  // an IP address literal, without brackets for IPv6
   std::uint16_t port = 8080;       // 0: any free port
   std::string state_dir;           // absolute; empty when no default could be found (then refused)
   std::vector<std::string> functions_dirs;  // absolute, in override order (later wins)
+  std::string images_dir;  // absolute; empty: images/ under state_dir (see images_directory)
+  ProviderSettings provider;
   Limits limits;
   CallbackSettings callbacks;
   std::vector<std::string> accel_backends = {"cuda", "cpu"};  // in order of preference
@@ -120,15 +133,32 @@ struct PoolSettings {
   bool operator==(const PoolSettings&) const = default;
 };
 
+// What a drop-in says about a function that changes neither its VM nor its pool: the provider
+// API's labels and annotations, kept to be shown back.
+struct FunctionMeta {
+  std::vector<std::pair<std::string, std::string>> labels;       // in file order, keys unique
+  std::vector<std::pair<std::string, std::string>> annotations;  // in file order, keys unique
+  bool operator==(const FunctionMeta&) const = default;
+};
+
 // A new setting goes in vm or in pool, never here beside them: test_function_config's
 // "every setting is in vm or pool" fails to compile when a member is added at this level.
 struct FunctionConfig {
   std::string name;
   VmSettings vm;
   PoolSettings pool;
+  FunctionMeta meta;                 // neither VM nor pool: shown back, changes nothing served
   std::string source;                // the drop-in file
   std::map<std::string, int> lines;  // the line of each key written in `source`, for messages
 };
+
+// Where the provider API writes its drop-ins (read after every functions_dirs entry), its scales
+// and, by default, its images: under the state directory, writable under ProtectSystem=strict.
+std::string provider_functions_dir(const DaemonConfig& d);
+std::string images_directory(const DaemonConfig& d);
+// The warm instances set by POST /system/scale-function, by function name: kept in the state
+// directory, over min_warm, for hand-written functions too.
+std::string scales_file(const DaemonConfig& d);
 
 struct ListenAddress {
   std::string host;

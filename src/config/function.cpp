@@ -83,6 +83,9 @@ FunctionConfig load_function(const fs::path& file) {
         f.vm.env = *v;
     }
   }
+  // Any names and strings: they are shown back, never used.
+  if (auto v = r.string_map("labels")) f.meta.labels = *v;
+  if (auto v = r.string_map("annotations")) f.meta.annotations = *v;
   if (auto v = r.str("cmdline")) {
     if (auto bad = checks::cmdline(*v))
       r.error("cmdline", *bad);

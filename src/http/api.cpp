@@ -12,6 +12,7 @@
 #include "src/http/header.h"
 #include "src/http/json.h"
 #include "src/http/outcome_status.h"
+#include "src/http/provider/provider.h"
 
 namespace unifn::http {
 
@@ -75,30 +76,6 @@ Target split(std::string_view target) {
   return {target.substr(0, q), target.substr(q + 1)};
 }
 
-// The value of key in an application/x-www-form-urlencoded query (no decoding: our keys and
-// values are plain words).
-std::optional<std::string_view> query_param(std::string_view query, std::string_view key) {
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    auto part = query.substr(0, amp);
-    auto eq = part.find('=');
-    if (part.substr(0, eq) == key)
-      return eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return std::nullopt;
-}
-
-// {name} of prefix{name} or prefix{name}/; nullopt when the rest is not one path segment.
-std::optional<std::string> segment(std::string_view path, std::string_view prefix) {
-  if (!path.starts_with(prefix)) return std::nullopt;
-  path.remove_prefix(prefix.size());
-  if (path.ends_with('/')) path.remove_suffix(1);
-  if (path.empty() || path.find('/') != std::string_view::npos) return std::nullopt;
-  return std::string(path);
-}
-
 double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
 
 // The function's own answer, or {"error": ...} with the outcome's status.
@@ -160,6 +137,31 @@ std::optional<std::string> call_id(const Request& req) {
 }
 
 }  // namespace
+
+std::optional<std::string_view> query_param(std::string_view query, std::string_view key) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto part = query.substr(0, amp);
+    auto eq = part.find('=');
+    if (part.substr(0, eq) == key)
+      return eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> segment(std::string_view path, std::string_view prefix) {
+  if (!path.starts_with(prefix)) return std::nullopt;
+  path.remove_prefix(prefix.size());
+  if (path.ends_with('/')) path.remove_suffix(1);
+  if (path.empty() || path.find('/') != std::string_view::npos) return std::nullopt;
+  return std::string(path);
+}
+
+Response json_response(unsigned status, const Json& doc, unsigned version) {
+  return json(status, json_text(doc), version);
+}
 
 Response json_error(unsigned status, std::string_view message, unsigned version) {
   return json(status, json_error_text(message), version);
@@ -235,6 +237,23 @@ void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken>
     if (auto id = segment(path, "/v1/calls/")) {
       if (allow(false)) get(call_status(req, *id, query_param(t.query, "result") == "raw"));
       return;
+    }
+    if (provider_ && path.starts_with("/system/")) {
+      if (!provider_->authorized(req)) {
+        handed = true;
+        reply(provider::Provider::unauthorized(version));
+        return;
+      }
+      if (path == "/system/logs") {
+        handed = true;
+        provider_->logs(req, t.query, std::move(reply), cancelled);
+        return;
+      }
+      if (auto r = provider_->route(req, path, t.query)) {
+        handed = true;
+        reply(std::move(*r));
+        return;
+      }
     }
     if (auto name = segment(path, "/system/function/")) {
       if (allow(false)) get(function(req, *name));
@@ -439,14 +458,20 @@ Response Api::metrics_text(const Request& req) {
 
 Response Api::functions(const Request& req) const {
   Json list = Json::array();
-  for (const auto& f : dispatcher_.functions()) list.push_back(status_document(f));
+  const auto set = provider_ ? provider_->current() : config::DropinSet{};
+  for (const auto& f : dispatcher_.functions()) {
+    list.push_back(status_document(f));
+    if (provider_) provider_->decorate(list.back(), set);
+  }
   return json(200, json_text(list), req.version());
 }
 
 Response Api::function(const Request& req, const std::string& name) const {
   auto f = dispatcher_.function(name);
   if (!f) return json_error(404, fmt::format("no function named '{}'", name), req.version());
-  return json(200, json_text(status_document(*f)), req.version());
+  auto doc = status_document(*f);
+  if (provider_) provider_->decorate(doc, provider_->current());
+  return json(200, json_text(doc), req.version());
 }
 
 Response Api::info(const Request& req) const {

@@ -7,16 +7,22 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "src/http/calls.h"
+#include "src/http/json.h"
 #include "src/metrics/metrics.h"
 #include "src/runtime/dispatcher.h"
 
 namespace unifn::http {
+
+namespace provider {
+class Provider;
+}
 
 namespace bhttp = boost::beast::http;
 using Request = bhttp::request<bhttp::string_body>;
@@ -26,6 +32,15 @@ using Reply = std::function<void(Response)>;
 
 // {"error": "..."} with the status and Content-Type: application/json; the text is escaped.
 Response json_error(unsigned status, std::string_view message, unsigned version = 11);
+
+// doc as an application/json answer.
+Response json_response(unsigned status, const Json& doc, unsigned version = 11);
+
+// The value of key in an application/x-www-form-urlencoded query (no decoding: our keys and
+// values are plain words); nullopt when the key is absent.
+std::optional<std::string_view> query_param(std::string_view query, std::string_view key);
+// {name} of prefix{name} or prefix{name}/; nullopt when the rest is not one path segment.
+std::optional<std::string> segment(std::string_view path, std::string_view prefix);
 
 // 32 lowercase hex digits from 128 random bits.
 std::string new_call_id();
@@ -41,6 +56,9 @@ bool valid_call_id(std::string_view id);
 //   GET  /system/functions, /system/function/{name}, /system/info (envVars: the names, each value
 //                                    shown as "(hidden)")
 //   GET  /healthz, /metrics
+//   with a Provider (http/provider/provider.h): POST/PUT/DELETE /system/functions,
+//   PUT /system/images/{name}, POST /system/scale-function/{name}, GET /system/namespaces, and
+//   basic auth over /system/* when it has credentials
 // Every header value is written through set_field (http/header.h); a function's content type that
 // is not a valid field value is answered 502 with the reason. GET routes answer HEAD too. A known
 // path with a wrong method is 405 with Allow, an unknown path 404; errors are {"error": "..."}.
@@ -66,6 +84,9 @@ class Api {
   // when that function exists.
   void record_refused(std::string_view target, unsigned status);
 
+  // The provider API's writes and basic auth over /system/* (the daemon sets it; tests may not).
+  void set_provider(provider::Provider* p) { provider_ = p; }
+
   // From now on /healthz answers 503, so that a load balancer sends the calls elsewhere; calls that
   // still come are served (a balancer cannot safely retry a refused POST). Server::stop calls this.
   void set_shutting_down() { shutting_down_ = true; }
@@ -87,6 +108,7 @@ class Api {
   CallStore& calls_;
   Callbacks& callbacks_;
   const std::string platform_;
+  provider::Provider* provider_ = nullptr;
   std::atomic<bool> shutting_down_{false};
   std::mutex gauges_mu_;
   std::set<std::string, std::less<>> gauged_;  // functions whose gauges /metrics last set

@@ -227,7 +227,8 @@ TEST_CASE(
   auto r = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd bench-accel --quick 2>&1");
   CHECK(r.status == 0);
   for (const char* key : {"backend=cpu\n", "noop_roundtrip_us_p50=", "sgemm_256_guest_over_host=",
-                          "sgemm_1024_guest_over_host="})
+                          "sgemm_1024_guest_over_host=", "classify_us_p50=",
+                          "classify_guest_over_host=", "classify_results_match=1\n"})
     CHECK_THAT(r.out, Catch::Contains(key));
   // Refused as the command line is read, by the rule a drop-in's accel is read with: exit 2.
   auto bad = sh(std::string(UNIFN_BUILD_DIR) + "/unifnd bench-accel --backend tpu 2>&1");

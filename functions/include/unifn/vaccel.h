@@ -5,9 +5,11 @@
 #define UNIFN_VACCEL_H
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <unifn/accel_abi.h>
+#include <unifn/image_prep.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -73,6 +75,64 @@ int vaccel_image_sobel(struct vaccel_session* sess, const void* gray, uint32_t w
 int vaccel_image_resize(struct vaccel_session* sess, const void* src, uint32_t width,
                         uint32_t height, uint32_t channels, void* dst, uint32_t out_width,
                         uint32_t out_height);
+
+/* Models (ONNX; unifn's extension, see "Models" in accel_abi.h). Register in UNIFN_INIT, from bytes
+ * that stay where they are (an embedded model): the registration is part of the snapshot. */
+#define UNIFN_MODEL_METADATA_BYTES 16384u
+
+struct unifn_model {
+  uint32_t session_id, model_id;
+  struct unifn_accel_model_io io; /* the model's declared inputs and outputs (dims -1 where open) */
+  char metadata[UNIFN_MODEL_METADATA_BYTES]; /* its metadata_props as "key=value\n" lines */
+  /* Image models: the preparation its metadata describes (see <unifn/image_prep.h>), when
+   * image_ok; else image_problem says why it is not an image model. */
+  int image_ok;
+  struct unifn_image_spec image;
+  char image_problem[160];
+};
+
+/* A tensor of unifn_model_run: data holds bytes bytes, exactly the dims' product for an input, at
+ * least the output's size for an output (the output's desc and bytes are filled in on return). */
+struct unifn_tensor {
+  struct unifn_accel_tensor_desc desc; /* type UNIFN_ACCEL_ARG_FLOAT32 or UNIFN_ACCEL_ARG_INT64 */
+  void* data;
+  uint32_t bytes;
+};
+
+/* Hands the ONNX model (len bytes, which must stay unchanged while it is registered) to the device
+ * in sess and fills model. The session's newest model is the one vaccel_image_classification runs.
+ * Returns VACCEL_OK; VACCEL_ENOTSUP when the device serves no models; VACCEL_EINVAL for a model
+ * the device refused (the daemon's log says why) or bad arguments. */
+int unifn_model_register(struct vaccel_session* sess, const void* onnx, size_t len,
+                         struct unifn_model* model);
+int unifn_model_unregister(struct unifn_model* model);
+/* The metadata value of key (copied into out), or -1; see unifn_metadata_get. */
+int unifn_model_metadata(const struct unifn_model* model, const char* key, char* out, size_t cap);
+/* Runs the model: nr_in inputs and nr_out outputs, the model's counts, in its order. Every size is
+ * checked here and again by the device before anything runs. */
+int unifn_model_run(const struct unifn_model* model, const struct unifn_tensor* in, int nr_in,
+                    struct unifn_tensor* out, int nr_out);
+
+/* The answer of an image classification. */
+struct unifn_classification {
+  int class_index;  /* the arg max of the model's first output */
+  float confidence; /* its probability (the output as it is when it sums to 1, else its softmax) */
+  char label[64];   /* entry class_index of unifn.labels, or the class number without labels */
+};
+/* Classifies a PNG or JPEG with the session's newest model: decoded and prepared here in the guest
+ * (<unifn/image_prep.h>), run on the device. Returns VACCEL_OK; VACCEL_EINVAL when the image does
+ * not decode or is too large (the client's fault: err says why); VACCEL_ENOENT when the session has
+ * no model; VACCEL_ENOTSUP when the model is not an image model (err says why); VACCEL_ENOMEM;
+ * VACCEL_EIO and the rest when the device failed. err may be NULL. */
+int unifn_image_classify(struct vaccel_session* sess, const void* img, size_t len,
+                         struct unifn_classification* out, char* err, size_t errlen);
+/* vAccel's image classification, its signature: img is an encoded PNG or JPEG of len_img bytes;
+ * out_text receives the top label (truncated to len_out_text - 1 bytes, NUL-terminated),
+ * out_imgname the class number in decimal ("6"), or "" when it does not fit. Returns as
+ * unifn_image_classify. */
+int vaccel_image_classification(struct vaccel_session* sess, const void* img,
+                                unsigned char* out_text, unsigned char* out_imgname, size_t len_img,
+                                size_t len_out_text, size_t len_out_imgname);
 
 /* unifn extensions. */
 /* The status byte of the last request (UNIFN_ACCEL_OK ...), or -1 when it never reached the device.

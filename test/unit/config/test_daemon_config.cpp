@@ -94,7 +94,9 @@ TEST_CASE("every key of the daemon file is read") {
               "accel: {backends: [cpu]}\n"
               "log_level: debug\n"
               "io_threads: 4\n"
-              "platform: sandbox\n"));
+              "platform: sandbox\n"
+              "images_dir: images\n"
+              "provider: {credentials_dir: /etc/unifn/creds, allow_unauthenticated: true}\n"));
   CHECK(c.host == "0.0.0.0");
   CHECK(c.port == 9000);
   CHECK(c.state_dir == "/srv/unifn");
@@ -108,6 +110,18 @@ TEST_CASE("every key of the daemon file is read") {
   CHECK(c.log_level == "debug");
   CHECK(c.io_threads == 4);
   CHECK(c.platform == "sandbox");
+  CHECK(c.images_dir == (d / "etc/images").string());
+  CHECK(c.provider.credentials_dir == "/etc/unifn/creds");
+  CHECK(c.provider.allow_unauthenticated);
+  // Left out, the provider API's directories are under the state directory.
+  CHECK(provider_functions_dir(c) == "/srv/unifn/provider/functions.d");
+  DaemonConfig plain;
+  plain.state_dir = "/srv/unifn";
+  CHECK(images_directory(plain) == "/srv/unifn/images");
+  CHECK(error_of([&] {
+          load_daemon_config(d.write("bad.yaml", "provider:\n  allow_unauthenticated: yes\n"));
+        }) == (d / "bad.yaml").string() +
+                  ":2: provider.allow_unauthenticated: 'yes' is not true or false");
 }
 
 TEST_CASE("platform is auto, kvm or sandbox") {

@@ -260,7 +260,8 @@ TEST_CASE("every error of a file is reported, in file order") {
 TEST_CASE(
     "every function setting is in vm or in pool, and each drop-in key changes exactly its half") {
   FunctionConfig f;
-  [[maybe_unused]] auto& [name, vm, pool, source, lines] = f;
+  [[maybe_unused]] auto& [name, vm, pool, meta, source, lines] = f;
+  [[maybe_unused]] auto& [labels, annotations] = f.meta;
   [[maybe_unused]] auto& [image, memory_mb, accel, env, cmdline] = f.vm;
   [[maybe_unused]] auto& [timeout_ms, min_warm, max_instances, isolation] = f.pool;
   struct Key {
@@ -282,5 +283,14 @@ TEST_CASE(
     const auto changed = load_function(d.write("fn.yaml", text));
     CHECK((changed.vm == base.vm) == !k.vm);
     CHECK((changed.pool == base.pool) == k.vm);
+  }
+  // labels and annotations (the provider API's) are shown back and change neither half.
+  for (const std::string line : {"labels:\n  team: edge", "annotations:\n  topic: x"}) {
+    INFO(line);
+    const auto changed =
+        load_function(d.write("fn.yaml", "name: a\nimage: /x.elf\n" + line + "\n"));
+    CHECK(changed.vm == base.vm);
+    CHECK(changed.pool == base.pool);
+    CHECK_FALSE(changed.meta == base.meta);
   }
 }

@@ -21,9 +21,11 @@ TEST_CASE("configs/unifn.yaml states exactly the built-in defaults") {
   CHECK(c.log_level == defaults.log_level);
   CHECK(c.io_threads == defaults.io_threads);
   CHECK(c.platform == defaults.platform);
+  CHECK(c.images_dir == defaults.images_dir);
+  CHECK(c.provider == defaults.provider);
 }
 
-TEST_CASE("configs/functions.d declares the seven example functions next to ../functions") {
+TEST_CASE("configs/functions.d declares the eight example functions next to ../functions") {
   const auto dir = std::filesystem::path(UNIFN_SOURCE_DIR) / "configs/functions.d";
   const auto set = load_dropins(std::vector<std::filesystem::path>{dir});
   CHECK(set.errors.empty());
@@ -35,11 +37,11 @@ TEST_CASE("configs/functions.d declares the seven example functions next to ../f
               .string());
   }
   CHECK(names == std::vector<std::string>{"hello", "echo", "wordfreq", "counter", "random", "sgemm",
-                                          "edges"});
+                                          "edges", "classify"});
   for (const auto& f : set.functions)
     if (f.name == "counter")
       CHECK(f.pool.isolation == "per-request");  // it shows that no state survives a request
   for (const auto& f : set.functions)
-    if (f.name == "sgemm" || f.name == "edges")
+    if (f.name == "sgemm" || f.name == "edges" || f.name == "classify")
       CHECK(f.vm.accel == std::vector<std::string>{"cuda", "cpu"});
 }

@@ -40,4 +40,17 @@ inline std::vector<Tensor> read_tensors(const std::filesystem::path& set,
   }
 }
 
+// The tests node_tests.txt lists as passing ("node/test_relu", ...), in its order.
+inline std::vector<std::string> passing_tests(const std::filesystem::path& list) {
+  std::ifstream f(list);
+  if (!f) throw std::runtime_error("cannot open " + list.string());
+  std::vector<std::string> out;
+  for (std::string line; std::getline(f, line);) {
+    auto space = line.find(' ');
+    if (line.empty() || line[0] == '#' || space == std::string::npos) continue;
+    if (line.substr(space + 1) == "pass") out.push_back(line.substr(0, space));
+  }
+  return out;
+}
+
 }  // namespace unifn::onnx_model::testing
