@@ -1,5 +1,6 @@
-// A fleet on one machine: three unifnd nodes behind nginx, configured from configs/fleet, under
-// wrk's load while one node is stopped with SIGTERM and another killed; and the shipped balancer
+// A fleet on one machine: three unifnd nodes behind nginx, configured from configs/fleet: a
+// function deployed to each through the provider API is reached on all three; then wrk's load
+// while one node is stopped with SIGTERM and another killed; and the shipped balancer
 // configurations pass their tools' checks.
 #include <catch2/catch.hpp>
 
@@ -11,6 +12,7 @@
 #include <future>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -111,12 +113,14 @@ struct Logged {
   int status = 0;        // nginx's answer
   std::string last;      // the node that answered (the last one tried)
   bool retried = false;  // more than one node tried
+  std::string target;    // the request's path
 };
 
 std::vector<Logged> parse_access_log(const std::string& text) {
   std::vector<Logged> out;
   std::istringstream in(text);
-  const std::regex line(R"(^([0-9.]+) ([0-9]+) upstream=([^ ]+(?:, [^ ]+)*) upstream_status=)");
+  const std::regex line(
+      R"(^([0-9.]+) ([0-9]+) upstream=([^ ]+(?:, [^ ]+)*) upstream_status=.* "[A-Z]+ ([^ ]+) )");
   for (std::string l; std::getline(in, l);) {
     std::smatch m;
     if (!std::regex_search(l, m, line)) continue;
@@ -126,6 +130,7 @@ std::vector<Logged> parse_access_log(const std::string& text) {
     const std::string tried = m[3];
     e.retried = tried.find(", ") != std::string::npos;
     e.last = tried.substr(tried.rfind(' ') == std::string::npos ? 0 : tried.rfind(' ') + 1);
+    e.target = m[4];
     out.push_back(e);
   }
   return out;
@@ -160,7 +165,8 @@ TEST_CASE("fleet: the shipped nginx and HAProxy configurations pass nginx -t and
 }
 
 TEST_CASE(
-    "fleet: three nodes behind nginx under wrk for 20 s, one stopped with SIGTERM and one killed "
+    "fleet: three nodes behind nginx reach a function deployed to each, then under wrk for 20 s "
+    "one is stopped with SIGTERM and one killed "
     "midway: no call fails from the SIGTERM, at most the load's connections from the SIGKILL") {
   need_tool("nginx");
   need_tool("wrk");
@@ -172,6 +178,33 @@ TEST_CASE(
   // Every node serves through the balancer (round robin).
   for (int i = 0; i < 6; ++i)
     CHECK(curl("-X POST --data-binary fleet " + lb.url("/function/hello")) == "Hello, fleet!\n");
+
+  // A deploy through the provider API to every node (image uploaded, then the function), then calls
+  // through nginx reach the new function on all three.
+  for (const Daemon* d : {&a, &b, &c}) {
+    CHECK(curl("-o /dev/null -w '%{http_code}' -X PUT --data-binary @" +
+               std::string(UNIFN_FUNCTIONS_DIR) + "/hello.elf " +
+               d->url("/system/images/hello.elf")) == "201");
+    CHECK(curl("-o /dev/null -w '%{http_code}' -X POST -d "
+               "'{\"service\":\"greeter\",\"image\":\"hello.elf\"}' " +
+               d->url("/system/functions")) == "202");
+  }
+  for (const Daemon* d : {&a, &b, &c}) {  // a reload follows each 202
+    bool ready = false;
+    for (int i = 0; i < 400 && !ready; ++i) {
+      ready = curl("-X POST --data-binary x " + d->url("/function/greeter")) == "Hello, x!\n";
+      if (!ready) std::this_thread::sleep_for(50ms);
+    }
+    REQUIRE(ready);
+  }
+  const auto deployed_from = now_s();
+  for (int i = 0; i < 30; ++i)
+    CHECK(curl("-X POST --data-binary fleet " + lb.url("/function/greeter")) == "Hello, fleet!\n");
+  std::set<std::string> reached;
+  for (const auto& e : parse_access_log(lb.access_log()))
+    if (e.at >= deployed_from && e.status == 200 && e.target == "/function/greeter")
+      reached.insert(e.last);
+  CHECK(reached == std::set<std::string>{live_node, term_node, kill_node});
 
   TempDir work("unifn-fleet");
   // Invocations are POSTs, which nginx never sends to a second node once sent to one.
