@@ -246,7 +246,7 @@ void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken>
       }
       if (path == "/system/logs") {
         handed = true;
-        provider_->logs(req, t.query, std::move(reply), cancelled);
+        provider_->logs(req, t.query, std::move(reply), cancelled, !shutting_down_);
         return;
       }
       if (auto r = provider_->route(req, path, t.query)) {
@@ -282,6 +282,11 @@ void Api::handle(Request req, Reply reply, std::shared_ptr<runtime::CancelToken>
   } catch (const std::exception& e) {
     if (!handed) reply(json_error(500, fmt::format("internal error: {}", e.what()), version));
   }
+}
+
+void Api::set_shutting_down() {
+  shutting_down_ = true;
+  if (provider_) provider_->stop_following();
 }
 
 void Api::record_refused(std::string_view target, unsigned status) {

@@ -88,8 +88,9 @@ class Api {
   void set_provider(provider::Provider* p) { provider_ = p; }
 
   // From now on /healthz answers 503, so that a load balancer sends the calls elsewhere; calls that
-  // still come are served (a balancer cannot safely retry a refused POST). Server::stop calls this.
-  void set_shutting_down() { shutting_down_ = true; }
+  // still come are served (a balancer cannot safely retry a refused POST). Held log followers are
+  // answered then. Server::stop calls this.
+  void set_shutting_down();
   bool shutting_down() const { return shutting_down_; }
 
  private:

@@ -92,4 +92,13 @@ void LogRing::forget(std::uint64_t id) {
   followers_.erase(id);
 }
 
+void LogRing::release_all() {
+  std::map<std::uint64_t, Follower> all;
+  {
+    std::lock_guard lock(mu_);
+    all.swap(followers_);
+  }
+  for (auto& [id, f] : all) f.ready({});
+}
+
 }  // namespace unifn::http::provider

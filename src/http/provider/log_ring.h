@@ -48,6 +48,9 @@ class LogRing {
   std::optional<std::uint64_t> follow(const std::string& fn, std::uint64_t after, Ready ready);
   // The follower's client went away: it is not called.
   void forget(std::uint64_t id);
+  // Every follower answered now with no lines (the daemon is stopping: a held request must not
+  // keep its drain waiting).
+  void release_all();
 
  private:
   struct Follower {

@@ -422,7 +422,7 @@ Response Provider::put_image(const Request& req, const std::string& name) {
 }
 
 void Provider::logs(const Request& req, std::string_view query, Reply reply,
-                    const std::shared_ptr<runtime::CancelToken>& cancelled) {
+                    const std::shared_ptr<runtime::CancelToken>& cancelled, bool may_hold) {
   const unsigned version = req.version();
   if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
     auto r = json_error(
@@ -452,7 +452,7 @@ void Provider::logs(const Request& req, std::string_view query, Reply reply,
     if (n >= 0) tail = static_cast<std::size_t>(n);  // negative: all, as faas-cli's -1
   }
   const auto follow_v = query_param(query, "follow").value_or("");
-  const bool follow = follow_v == "true" || follow_v == "1";
+  const bool follow = may_hold && (follow_v == "true" || follow_v == "1");
   const auto set = current();
   const bool known = std::any_of(set.functions.begin(), set.functions.end(),
                                  [&](const config::FunctionConfig& f) { return f.name == name; });

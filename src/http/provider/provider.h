@@ -49,8 +49,14 @@ class Provider {
   // GET /system/logs?name=&since=&tail=&follow=: NDJSON log messages (name, namespace, instance,
   // timestamp, text) from the ring. follow: held open until the function has lines after those
   // selected (when none are), then answered; the client's going away forgets it.
+  // may_hold false (the daemon is stopping): follow answers at once.
   void logs(const Request& req, std::string_view query, Reply reply,
-            const std::shared_ptr<runtime::CancelToken>& cancelled);
+            const std::shared_ptr<runtime::CancelToken>& cancelled, bool may_hold = true);
+
+  // Answers the held follow requests (with no lines): the daemon is stopping.
+  void stop_following() {
+    if (logs_) logs_->release_all();
+  }
 
   // What the drop-ins (set: current()) add to a FunctionStatus document: namespace, labels,
   // annotations, createdAt (the drop-in's time), limits, and the image as deployed.

@@ -541,4 +541,17 @@ TEST_CASE("GET /system/logs with follow is held open until the function writes, 
   gone->cancel();
   f.ring.add("hand", "-", "late");
   CHECK_FALSE(called);
+
+  // Stopping answers a held follower at once, with no lines, and holds no new one.
+  auto held = std::make_shared<std::promise<http::Response>>();
+  auto released = held->get_future();
+  f.api.handle(http::Request{verb::get, "/system/logs?name=hand&tail=0&follow=true", 11},
+               [held](http::Response r) { held->set_value(std::move(r)); });
+  CHECK(released.wait_for(100ms) == std::future_status::timeout);
+  f.api.set_shutting_down();
+  REQUIRE(released.wait_for(2s) == std::future_status::ready);
+  auto r = released.get();
+  CHECK(r.result_int() == 200);
+  CHECK(r.body().empty());
+  CHECK(f.call(verb::get, "/system/logs?name=hand&tail=0&follow=true").body().empty());
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -183,4 +184,30 @@ TEST_CASE("garbage, truncated and oversized images fail cleanly with a sentence"
   CHECK(unifn_image_prepare(good.data(), good.size(), &s, small.data(), small.size(), err,
                             sizeof err) == UNIFN_IMAGE_BADSPEC);
   CHECK(small[0] == 7.0f);
+}
+
+TEST_CASE(
+    "thousands of corrupted PNGs and JPEGs each decode or fail cleanly, never past a buffer") {
+  std::vector<std::uint8_t> px(40 * 30 * 3);
+  for (std::size_t i = 0; i < px.size(); ++i) px[i] = static_cast<std::uint8_t>(i * 13 + i / 7);
+  std::string jpg;
+  REQUIRE(stbi_write_jpg_to_func(append, &jpg, 40, 30, 3, px.data(), 80));
+  const std::string sources[] = {png(40, 30, 3, px), jpg};
+  auto s = fashion_spec();
+  std::mt19937 rng(12);
+  std::vector<float> out;
+  int decoded = 0, refused = 0;
+  for (const auto& good : sources)
+    for (int round = 0; round < 3000; ++round) {
+      auto bad = good;
+      const int flips = 1 + static_cast<int>(rng() % 8);
+      for (int f = 0; f < flips; ++f) bad[rng() % bad.size()] = static_cast<char>(rng() & 0xff);
+      if (rng() % 4 == 0) bad.resize(rng() % bad.size());
+      const int rc = prepare(bad, s, out);
+      REQUIRE((rc == 0 || rc == UNIFN_IMAGE_BAD || rc == UNIFN_IMAGE_TOO_LARGE));
+      (rc == 0 ? decoded : refused)++;
+    }
+  // Both outcomes happen: the corruption reaches the decoders, not only their signatures.
+  CHECK(decoded > 100);
+  CHECK(refused > 100);
 }
