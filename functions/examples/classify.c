@@ -11,7 +11,7 @@ extern const uint8_t classify_model[];
 extern const uint64_t classify_model_size;
 
 static struct vaccel_session sess;
-static struct unifn_model model;
+static struct vaccel_resource model_res; /* the model, as vAccel code holds it */
 static int init_rc = -1;
 static const char* init_step = "session";
 static int bad_metadata; /* registered, but its metadata describes no image input */
@@ -21,8 +21,10 @@ static void init(void) {
   init_rc = vaccel_sess_init(&sess, 0);
   if (init_rc != VACCEL_OK) return;
   init_step = "model registration";
-  init_rc = unifn_model_register(&sess, classify_model, classify_model_size, &model);
-  if (init_rc == VACCEL_OK && !model.image_ok) {
+  init_rc = vaccel_resource_init_from_buf(&model_res, classify_model, classify_model_size,
+                                          VACCEL_RESOURCE_MODEL, "fashion_cnn.onnx", 1);
+  if (init_rc == VACCEL_OK) init_rc = vaccel_resource_register(&model_res, &sess);
+  if (init_rc == VACCEL_OK && !model_res.model.image_ok) {
     init_step = "model metadata";
     init_rc = VACCEL_ENOTSUP;
     bad_metadata = 1;
@@ -46,7 +48,7 @@ static void json_text(unifn_response* res, const char* s) {
 static int classify(const unifn_request* req, unifn_response* res) {
   if (init_rc != VACCEL_OK) {
     unifn_printf(res, "the model is not available: %s failed (error %d)%s%s\n", init_step, init_rc,
-                 bad_metadata ? ": " : "", bad_metadata ? model.image_problem : "");
+                 bad_metadata ? ": " : "", bad_metadata ? model_res.model.image_problem : "");
     return 503;
   }
   struct unifn_classification c;

@@ -130,6 +130,38 @@ int unifn_model_run(const struct unifn_model* m, const struct unifn_tensor* in, 
   return VACCEL_OK;
 }
 
+int vaccel_resource_init_from_buf(struct vaccel_resource* res, const void* buf, size_t nr_bytes,
+                                  vaccel_resource_type_t type, const char* filename, int mem_only) {
+  if (!res || !buf || !nr_bytes || nr_bytes > UNIFN_ACCEL_MODEL_MAX_BYTES) return VACCEL_EINVAL;
+  if (type != VACCEL_RESOURCE_MODEL || !mem_only) return VACCEL_ENOTSUP;
+  memset(res, 0, sizeof *res);
+  res->type = type;
+  res->buf = buf;
+  res->size = nr_bytes;
+  snprintf(res->name, sizeof res->name, "%s", filename ? filename : "");
+  return VACCEL_OK;
+}
+
+int vaccel_resource_register(struct vaccel_resource* res, struct vaccel_session* sess) {
+  if (!res || !res->buf) return VACCEL_EINVAL;
+  return unifn_model_register(sess, res->buf, res->size, &res->model);
+}
+
+int vaccel_resource_unregister(struct vaccel_resource* res, struct vaccel_session* sess) {
+  if (!res || !sess || res->model.session_id != sess->session_id || !res->model.model_id)
+    return VACCEL_EINVAL;
+  const int rc = unifn_model_unregister(&res->model);
+  if (rc == VACCEL_OK) res->model.model_id = 0;
+  return rc;
+}
+
+int vaccel_resource_release(struct vaccel_resource* res) {
+  if (!res) return VACCEL_EINVAL;
+  if (res->model.model_id) return VACCEL_EINVAL; /* still registered */
+  memset(res, 0, sizeof *res);
+  return VACCEL_OK;
+}
+
 static void say(char* err, size_t errlen, const char* text) {
   if (err && errlen) snprintf(err, errlen, "%s", text);
 }

@@ -4,6 +4,7 @@
 // do (test/unit/onnx).
 #include <catch2/catch.hpp>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -102,15 +103,16 @@ GuestAnswer parse(const std::string& body) {
 
 struct Runner {
   std::unique_ptr<vmm::FunctionVm> vm;
-  Runner() {
+  explicit Runner(const std::string& guest = "model_runner") {
     auto image =
-        vmm::FunctionImage::load(std::string(UNIFN_BUILD_DIR) + "/test/guests/model_runner.elf");
+        vmm::FunctionImage::load(std::string(UNIFN_BUILD_DIR) + "/test/guests/" + guest + ".elf");
     vmm::FunctionVmConfig cfg;
     cfg.memory_bytes = 128ull << 20;
     cfg.devices = {accel::device_factory(accel::make_cpu_backend())};
     vm = vmm::FunctionVm::boot(image, cfg, [](std::string_view) {});
   }
-  GuestAnswer run(const std::string& body) {
+  GuestAnswer run(const std::string& body) { return parse(call(body)); }
+  std::string call(const std::string& body) {
     auto o = vm->invoke(std::span(reinterpret_cast<const std::uint8_t*>(body.data()),
                                   body.size()),  // Safe: chars as bytes.
                         "application/octet-stream",
@@ -118,7 +120,7 @@ struct Runner {
     INFO(o.stop.message << " " << o.body);
     REQUIRE(o.ok());
     REQUIRE(o.status == 200);
-    return parse(o.body);
+    return o.body;
   }
 };
 
@@ -179,4 +181,28 @@ TEST_CASE("a node test the backends cannot run is refused at registration, and t
   auto ok = r.run(body_for(kData / "node/test_relu"));
   CHECK(ok.rc == 0);
   CHECK(ok.outputs.size() == 1);
+}
+
+TEST_CASE("vaccel_image_classification, vAccel's signature, labels a PNG with a model resource") {
+  Runner r("vaccel_classifier");
+  const auto model = onnx_model::testing::read_bytes(fs::path(UNIFN_SOURCE_DIR) /
+                                                     "models/fashion-mnist/fashion_cnn.onnx");
+  auto body = [&](std::uint32_t text_len, std::uint32_t name_len, const std::string& image) {
+    std::string b;
+    const auto len = static_cast<std::uint32_t>(model.size());
+    append(b, &len, 4);
+    append(b, model.data(), model.size());
+    append(b, &text_len, 4);
+    append(b, &name_len, 4);
+    return b + image;
+  };
+  const auto shirt =
+      onnx_model::testing::read_bytes(fs::path(UNIFN_SOURCE_DIR) / "test/data/fashion/shirt_6.png");
+  const std::string png(reinterpret_cast<const char*>(shirt.data()),  // Safe: bytes as chars.
+                        shirt.size());
+  CHECK(r.call(body(64, 8, png)) == "rc=0 text=Shirt name=6");
+  // Truncated to what fits with its NUL; a class number that does not fit leaves "".
+  CHECK(r.call(body(3, 1, png)) == "rc=0 text=Sh name=");
+  // Not an image: EINVAL, and nothing written.
+  CHECK(r.call(body(64, 8, "not a PNG")) == "rc=" + std::to_string(EINVAL) + " text=- name=-");
 }

@@ -113,6 +113,29 @@ int unifn_model_metadata(const struct unifn_model* model, const char* key, char*
 int unifn_model_run(const struct unifn_model* model, const struct unifn_tensor* in, int nr_in,
                     struct unifn_tensor* out, int nr_out);
 
+/* vAccel's resource API (v0.6) over the model calls: a model resource from bytes in memory,
+ * registered with a session (unifn_model_register). Only models from memory: mem_only must be
+ * true and type VACCEL_RESOURCE_MODEL; filename is kept as the resource's name. */
+typedef enum {
+  VACCEL_RESOURCE_LIB = 0,
+  VACCEL_RESOURCE_DATA = 1,
+  VACCEL_RESOURCE_MODEL = 2,
+} vaccel_resource_type_t;
+
+struct vaccel_resource {
+  vaccel_resource_type_t type;
+  const void* buf; /* the bytes, which must stay unchanged while registered */
+  size_t size;
+  char name[64];
+  struct unifn_model model; /* filled by vaccel_resource_register */
+};
+
+int vaccel_resource_init_from_buf(struct vaccel_resource* res, const void* buf, size_t nr_bytes,
+                                  vaccel_resource_type_t type, const char* filename, int mem_only);
+int vaccel_resource_register(struct vaccel_resource* res, struct vaccel_session* sess);
+int vaccel_resource_unregister(struct vaccel_resource* res, struct vaccel_session* sess);
+int vaccel_resource_release(struct vaccel_resource* res);
+
 /* The answer of an image classification. */
 struct unifn_classification {
   int class_index;  /* the arg max of the model's first output */
