@@ -1,7 +1,7 @@
 // A fleet on one machine: three unifnd nodes behind nginx, configured from configs/fleet: a
 // function deployed to each through the provider API is reached on all three; then wrk's load
-// while one node is stopped with SIGTERM and another killed; and the shipped balancer
-// configurations pass their tools' checks.
+// while one node is stopped with SIGTERM and another killed; the same behind HAProxy with a
+// SIGTERM; and the shipped balancer configurations pass their tools' checks.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -27,10 +27,10 @@ using namespace std::chrono_literals;
 namespace {
 
 const std::string kConfigs = std::string(UNIFN_SOURCE_DIR) + "/configs/fleet";
-// The node addresses and the listening address the shipped nginx.conf names.
+// The node addresses and the balancer's own address the shipped configurations name.
 const std::vector<std::string> kShippedNodes = {"127.0.0.1:8081", "127.0.0.1:8082",
                                                 "127.0.0.1:8083"};
-const std::string kShippedListen = "listen 127.0.0.1:8080;";
+const std::string kShippedListen = "127.0.0.1:8080";
 
 void need_tool(const std::string& name) {
   if (sh("command -v " + name + " >/dev/null 2>&1").status != 0)
@@ -62,38 +62,67 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-// nginx as this test's own process, from the shipped nginx.conf with the nodes' and its own
-// ports put in; its pid, logs and temporary files under a directory of its own (no root needed).
-class Nginx {
+// A shipped configuration (configs/fleet/name) with the nodes' and the balancer's ports put in.
+std::string fleet_config(const std::string& name, int port, const std::vector<int>& node_ports) {
+  auto conf = read_file(kConfigs + "/" + name);
+  REQUIRE(conf.find(kShippedListen) != std::string::npos);
+  conf = replace_all(conf, kShippedListen, "127.0.0.1:" + std::to_string(port));
+  for (std::size_t i = 0; i < kShippedNodes.size(); ++i) {
+    REQUIRE(conf.find(kShippedNodes[i]) != std::string::npos);
+    conf = replace_all(conf, kShippedNodes[i], "127.0.0.1:" + std::to_string(node_ports.at(i)));
+  }
+  return conf;
+}
+
+std::uint64_t number_after(const std::string& text, const std::string& pattern) {
+  std::smatch m;
+  return std::regex_search(text, m, std::regex(pattern)) ? std::stoull(m[1]) : 0;
+}
+
+// A balancer as this test's own process, on a port of its own in front of the nodes: started by
+// a shell command line, ready once /healthz answers through it (a node's), ended with stop_signal.
+class Balancer {
  public:
-  explicit Nginx(const std::vector<int>& node_ports) : port_(free_port()) {
-    std::filesystem::create_directories(prefix_ / "logs");
-    std::filesystem::create_directories(prefix_ / "tmp");
-    auto conf = read_file(kConfigs + "/nginx.conf");
-    REQUIRE(conf.find(kShippedListen) != std::string::npos);
-    conf = replace_all(conf, kShippedListen, "listen 127.0.0.1:" + std::to_string(port_) + ";");
-    for (std::size_t i = 0; i < kShippedNodes.size(); ++i) {
-      REQUIRE(conf.find(kShippedNodes[i]) != std::string::npos);
-      conf = replace_all(conf, kShippedNodes[i], "127.0.0.1:" + std::to_string(node_ports.at(i)));
-    }
-    conf_ = prefix_.write("nginx.conf", conf).string();
-    const auto checked = sh(command("-t") + " 2>&1");
-    INFO(checked.out);
-    REQUIRE(checked.status == 0);
-    pid_ = std::stoi(
-        sh(command("-g 'daemon off;'") + " >" + prefix_.str() + "/logs/stdout.log 2>&1 & echo $!")
-            .out);
+  Balancer(const Balancer&) = delete;
+  Balancer& operator=(const Balancer&) = delete;
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+ protected:
+  Balancer(int stop_signal, const char* tag) : dir_(tag), stop_signal_(stop_signal) {}
+  ~Balancer() {
+    if (pid_ <= 0) return;
+    kill(pid_, stop_signal_);
+    for (int i = 0; i < 200 && kill(pid_, 0) == 0; ++i) std::this_thread::sleep_for(25ms);
+    kill(pid_, SIGKILL);
+  }
+  void start(const std::string& command, const std::string& output) {
+    pid_ = std::stoi(sh(command + " >" + output + " 2>&1 & echo $!").out);
     for (int i = 0; i < 200 && curl(url("/healthz")) != "OK\n"; ++i)
       std::this_thread::sleep_for(25ms);
     REQUIRE(curl(url("/healthz")) == "OK\n");
   }
-  ~Nginx() {
-    kill(pid_, SIGQUIT);
-    for (int i = 0; i < 200 && kill(pid_, 0) == 0; ++i) std::this_thread::sleep_for(25ms);
-    kill(pid_, SIGKILL);
-  }
-  std::string url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  const TempDir dir_;  // removed after the process ended
+  const int port_ = free_port();
+
+ private:
+  const int stop_signal_;
+  pid_t pid_ = 0;
+};
+
+// nginx from the shipped nginx.conf with the ports put in; its pid, logs and temporary files
+// under a directory of its own (no root needed).
+class Nginx : public Balancer {
+ public:
+  explicit Nginx(const std::vector<int>& node_ports) : Balancer(SIGQUIT, "unifn-nginx") {
+    std::filesystem::create_directories(prefix_ / "logs");
+    std::filesystem::create_directories(prefix_ / "tmp");
+    conf_ = prefix_.write("nginx.conf", fleet_config("nginx.conf", port_, node_ports)).string();
+    const auto checked = sh(command("-t") + " 2>&1");
+    INFO(checked.out);
+    REQUIRE(checked.status == 0);
+    start(command("-g 'daemon off;'"), prefix_.str() + "/logs/stdout.log");
   }
   std::string access_log() const { return read_file(prefix_ / "logs/access.log"); }
 
@@ -101,10 +130,51 @@ class Nginx {
   std::string command(const std::string& extra) const {
     return "nginx -p " + prefix_.str() + "/ -c " + conf_ + " " + extra;
   }
-  TempDir prefix_{"unifn-nginx"};
-  int port_;
+  const TempDir& prefix_ = dir_;
   std::string conf_;
-  pid_t pid_ = 0;
+};
+
+// HAProxy from the shipped haproxy.cfg with the ports put in.
+class Haproxy : public Balancer {
+ public:
+  explicit Haproxy(const std::vector<int>& node_ports) : Balancer(SIGTERM, "unifn-haproxy") {
+    const auto conf = dir_.write("haproxy.cfg", fleet_config("haproxy.cfg", port_, node_ports));
+    start("haproxy -f " + conf.string(), dir_.str() + "/haproxy.log");
+  }
+};
+
+// wrk POSTing from kConnections connections to url for a while, in the background.
+class PostLoad {
+ public:
+  static constexpr int kConnections = 16;
+  struct Outcome {
+    Result run;
+    std::uint64_t calls = 0, non2xx = 0, socket_errors = 0;
+  };
+  PostLoad(const std::string& url, int seconds) {
+    // Invocations are POSTs, which a balancer never sends to a second node once sent to one.
+    const auto script = dir_.write("post.lua", "wrk.method = \"POST\"\nwrk.body = \"fleet\"\n");
+    const auto cmd = "wrk -t2 -c" + std::to_string(kConnections) + " -d" + std::to_string(seconds) +
+                     "s --timeout 10s -s " + script.string() + " " + url + " 2>&1";
+    run_ = std::async(std::launch::async, [cmd] { return sh(cmd); });
+  }
+  Outcome finish() {
+    Outcome o;
+    o.run = run_.get();
+    const auto& out = o.run.out;
+    o.calls = number_after(out, R"(([0-9]+) requests in)");
+    o.non2xx = number_after(out, R"(Non-2xx or 3xx responses: ([0-9]+))");
+    std::smatch m;
+    if (std::regex_search(out, m,
+                          std::regex(R"(Socket errors: connect ([0-9]+), read ([0-9]+), write )"
+                                     R"(([0-9]+), timeout ([0-9]+))")))
+      for (int i = 1; i <= 4; ++i) o.socket_errors += std::stoull(m[i]);
+    return o;
+  }
+
+ private:
+  TempDir dir_{"unifn-fleet"};
+  std::future<Result> run_;
 };
 
 // One line of the access log that configs/fleet/nginx.conf writes.
@@ -134,11 +204,6 @@ std::vector<Logged> parse_access_log(const std::string& text) {
     out.push_back(e);
   }
   return out;
-}
-
-std::uint64_t number_after(const std::string& text, const std::string& pattern) {
-  std::smatch m;
-  return std::regex_search(text, m, std::regex(pattern)) ? std::stoull(m[1]) : 0;
 }
 
 double now_s() {
@@ -206,15 +271,8 @@ TEST_CASE(
       reached.insert(e.last);
   CHECK(reached == std::set<std::string>{live_node, term_node, kill_node});
 
-  TempDir work("unifn-fleet");
-  // Invocations are POSTs, which nginx never sends to a second node once sent to one.
-  const auto script = work.write("post.lua", "wrk.method = \"POST\"\nwrk.body = \"fleet\"\n");
-  constexpr int kConnections = 16;
   const auto started = now_s();
-  auto load = std::async(std::launch::async, [&] {
-    return sh("wrk -t2 -c" + std::to_string(kConnections) + " -d20s --timeout 10s -s " +
-              script.string() + " " + lb.url("/function/hello") + " 2>&1");
-  });
+  PostLoad load(lb.url("/function/hello"), 20);
   std::this_thread::sleep_for(10s);
   const auto events = now_s();
   c.signal(SIGKILL);  // its calls in flight fail; nginx moves the rest
@@ -224,19 +282,11 @@ TEST_CASE(
   std::this_thread::sleep_for(200ms);
   b.signal(SIGTERM);
   b.signal(SIGCONT);
-  const auto wrk = load.get();
-  INFO(wrk.out);
-  REQUIRE(wrk.status == 0);
+  const auto wrk = load.finish();
+  INFO(wrk.run.out);
+  REQUIRE(wrk.run.status == 0);
   CHECK(b.wait_log("unifnd: stopped"));
-
-  const auto total = number_after(wrk.out, R"(([0-9]+) requests in)");
-  const auto non2xx = number_after(wrk.out, R"(Non-2xx or 3xx responses: ([0-9]+))");
-  std::smatch se;
-  std::uint64_t socket_errors = 0;
-  if (std::regex_search(wrk.out, se,
-                        std::regex(R"(Socket errors: connect ([0-9]+), read ([0-9]+), write )"
-                                   R"(([0-9]+), timeout ([0-9]+))")))
-    for (int i = 1; i <= 4; ++i) socket_errors += std::stoull(se[i]);
+  const auto total = wrk.calls, non2xx = wrk.non2xx, socket_errors = wrk.socket_errors;
 
   // The access log says which node each failure came from. A 499 is a call wrk itself dropped
   // when its 20 s ended.
@@ -270,8 +320,27 @@ TEST_CASE(
   CHECK(total > 100);
   CHECK(socket_errors == 0);  // nginx answers every call, failed ones with 502
   CHECK(failed[term_node] == 0);
-  CHECK(failed[kill_node] <= kConnections);
+  CHECK(failed[kill_node] <= PostLoad::kConnections);
   CHECK(failed_elsewhere == 0);
   CHECK(non2xx == failed[term_node] + failed[kill_node] + failed_elsewhere);
   CHECK(served_after[live_node] > 0);  // the one node left carried the load
+}
+
+TEST_CASE("fleet: three nodes behind HAProxy under wrk, one stopped with SIGTERM: no failed call") {
+  need_tool("haproxy");
+  need_tool("wrk");
+  Daemon a("", "", "a"), b("", "", "b"), c("", "", "c");
+  Haproxy lb({a.port(), b.port(), c.port()});
+  PostLoad load(lb.url("/function/hello"), 8);
+  std::this_thread::sleep_for(4s);
+  b.signal(SIGTERM);
+  const auto wrk = load.finish();
+  INFO(wrk.run.out);
+  REQUIRE(wrk.run.status == 0);
+  CHECK(b.wait_log("unifnd: stopped"));
+  WARN("fleet behind HAProxy: wrk " << wrk.calls << " calls, " << wrk.non2xx << " non-2xx, "
+                                    << wrk.socket_errors << " socket errors");
+  CHECK(wrk.calls > 100);
+  CHECK(wrk.non2xx == 0);
+  CHECK(wrk.socket_errors == 0);
 }
