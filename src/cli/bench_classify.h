@@ -23,8 +23,9 @@ struct ClassifyBenchOptions {
 std::string find_classify_image();
 std::string find_classify_model();
 
-// Prints classify_us_p50, classify_host_us_p50, classify_guest_over_host (host time / guest time)
-// and classify_results_match to out. Throws std::runtime_error naming what failed.
+// Prints classify_us_p50 (of which classify_reset_us_p50 is the reset), classify_host_us_p50,
+// classify_guest_over_host (host time / guest time) and classify_results_match to out. Throws
+// std::runtime_error naming what failed.
 void bench_classify(const ClassifyBenchOptions& opts, std::ostream& out);
 
 }  // namespace unifn::cli

@@ -391,8 +391,9 @@ int daemon_command(const DaemonOptions& overrides) {
     }
     log::info("unifnd: {} received, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     notify.stopping();
-    // Synchronous calls in flight are answered first (new ones get 503), then async calls that
-    // are still queued or running get what is left of the grace.
+    // The connections accepted or queued are served first, the listener closing behind them so
+    // that a load balancer moves traffic without a failed call (Server::stop), then async calls
+    // that are still queued or running get what is left of the grace.
     const auto grace = std::chrono::milliseconds(cfg.limits.shutdown_grace_ms);
     const auto deadline = std::chrono::steady_clock::now() + grace;
     server.stop(grace);

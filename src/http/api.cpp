@@ -312,12 +312,6 @@ void Api::invoke(Request& req, std::string name, Reply reply,
   if (!given)
     return reply(json_error(400, "X-Call-Id must be 1 to 128 of A-Z a-z 0-9 - _ . ~ :", version));
   const std::string id = std::move(*given);
-  if (shutting_down_) {
-    if (known(name)) metrics_.record_rejection(name, 503);
-    auto r = json_error(503, "unifnd is shutting down", version);
-    set_field(r, "X-Call-Id", id);
-    return reply(std::move(r));
-  }
   runtime::Invocation call;
   call.function = name;
   call.body = std::move(req.body());
@@ -354,10 +348,6 @@ void Api::invoke_async(Request& req, std::string name, Reply reply) {
   if (!given)
     return reply(json_error(400, "X-Call-Id must be 1 to 128 of A-Z a-z 0-9 - _ . ~ :", version));
   const std::string id = std::move(*given);
-  if (shutting_down_) {
-    if (known(name)) metrics_.record_rejection(name, 503);
-    return reply(json_error(503, "unifnd is shutting down", version));
-  }
   if (!known(name))
     return reply(json_error(404, fmt::format("no function named '{}'", name), version));
   std::string callback(req["X-Callback-Url"]);

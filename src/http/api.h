@@ -104,8 +104,9 @@ class Api {
   // The provider API's writes and basic auth over /system/* (the daemon sets it; tests may not).
   void set_provider(provider::Provider* p) { provider_ = p; }
 
-  // From now on invocations answer 503 and /healthz 503 (Server::stop calls this).
-  // Held log followers are answered then.
+  // From now on /healthz answers 503, so that a load balancer sends the calls elsewhere; calls that
+  // still come are served (a balancer cannot safely retry a refused POST). Held log followers are
+  // answered then. Server::stop calls this.
   void set_shutting_down();
   bool shutting_down() const { return shutting_down_; }
 

@@ -12,9 +12,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <condition_variable>
 #include <deque>
 #include <fmt/format.h>
+#include <future>
+#include <linux/filter.h>
+#include <sys/socket.h>
 #include <mutex>
 #include <optional>
 #include <prometheus/counter.h>
@@ -50,6 +55,12 @@ constexpr std::size_t kCauses = 4;  // ConnectionTable::Cause values
 // What a streamed answer may have waiting unwritten for a client that does not read: past it the
 // connection closes (a log follower must not make the daemon hold its lines without bound).
 constexpr std::size_t kMaxStreamBacklog = 1 << 20;
+// How long a stopping listener turns new handshakes away before it closes: time for those under
+// way (a SYN answered, the client's ACK on its way) to join the accept queue, one round trip on
+// the networks a fleet sits on; well under the second after which a turned-away client retries.
+constexpr std::chrono::milliseconds kHandshakeSettle{100};
+// How often a stopping server looks for connections that became idle, to close them.
+constexpr std::chrono::milliseconds kIdleSweep{20};
 
 class Session;
 
@@ -211,6 +222,17 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::post(stream_.get_executor(), [self = shared_from_this()] { self->close(); });
   }
 
+  // From any thread, while the server stops: close if it waits for a request and none is arriving.
+  // A request whose bytes came is served (its answer closes the connection).
+  void close_if_idle_from_outside() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->closed_ || !self->awaiting_) return;
+      beast::error_code ec;
+      if (self->stream_.socket().available(ec) > 0 && !ec) return;
+      self->close();
+    });
+  }
+
   // From any thread: the answer to the request with generation gen.
   static void deliver(const std::shared_ptr<Shared>& shared, const std::weak_ptr<Session>& weak,
                       std::uint64_t gen, Response res) {
@@ -281,8 +303,10 @@ class Session : public std::enable_shared_from_this<Session> {
     // A fresh connection's whole first request must arrive within the read timeout (this deadline
     // stays for its header); a kept-alive connection may wait for the idle timeout.
     stream_.expires_after(first_ ? o.read_timeout : o.idle_timeout);
+    awaiting_ = true;
     stream_.async_read_some(buffer_.prepare(kFirstRead), [self = shared_from_this()](
                                                              beast::error_code ec, std::size_t n) {
+      self->awaiting_ = false;
       if (self->closed_) return;
       if (ec) return self->close();  // the client left, timed out, or the connection was shed
       self->buffer_.commit(n);
@@ -563,7 +587,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<runtime::CancelToken> cancelled_;
   std::uint64_t gen_ = 0;  // which request an answer belongs to
   bool first_ = true;
-  bool waiting_ = false;  // a call is under way; its answer is awaited
+  bool waiting_ = false;   // a call is under way; its answer is awaited
+  bool awaiting_ = false;  // idle: the first byte of the next request is awaited
   bool keep_alive_ = true;
   unsigned version_ = 11;
   bool closed_ = false;
@@ -592,32 +617,68 @@ class Listener : public std::enable_shared_from_this<Listener> {
   std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
 
   void accept() {
-    acceptor_.async_accept(
-        asio::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
-          if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-          if (ec) {
-            // Out of descriptors: the longest-idle connection makes room (its close is posted; the
-            // pause below lets it happen).
-            if (ec == asio::error::no_descriptors ||
-                ec == boost::system::errc::too_many_files_open_in_system)
-              self->shed_for_descriptors();
-            // Out of descriptors, most likely: say so, and pause rather than spin.
-            log::error("unifnd: accept failed: {}", ec.message());
-            self->retry_.expires_after(std::chrono::milliseconds(100));
-            self->retry_.async_wait([self](beast::error_code) { self->accept(); });
-            return;
-          }
-          self->admit(std::move(s));
-          self->accept();
-        });
+    acceptor_.async_accept(asio::make_strand(ioc_),
+                           [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+                             // A connection accepted as the listener was being closed is served all
+                             // the same.
+                             if (!ec) self->admit(std::move(s));
+                             if (self->closing_) return self->finish_closing();
+                             if (ec == asio::error::operation_aborted || !self->acceptor_.is_open())
+                               return;
+                             if (ec) {
+                               // Out of descriptors: the longest-idle connection makes room (its
+                               // close is posted; the pause below lets it happen).
+                               if (ec == asio::error::no_descriptors ||
+                                   ec == boost::system::errc::too_many_files_open_in_system)
+                                 self->shed_for_descriptors();
+                               // Out of descriptors, most likely: say so, and pause rather than
+                               // spin.
+                               log::error("unifnd: accept failed: {}", ec.message());
+                               self->retry_.expires_after(std::chrono::milliseconds(100));
+                               self->retry_.async_wait([self](beast::error_code) {
+                                 if (self->closing_) return self->finish_closing();
+                                 self->accept();
+                               });
+                               return;
+                             }
+                             self->accept();
+                           });
   }
 
-  void close() {
+  // From any thread: new handshakes are turned away from now on (their SYNs are dropped), while
+  // those already under way complete and join the accept queue. A client turned away sends its
+  // SYN again about a second later and, the listener being closed by then, is refused: a balancer
+  // then tries another node, which is safe because nothing was sent. False when the kernel
+  // refused the filter (the listener then closes with no such pause).
+  bool refuse_new_handshakes() {
+    // Classic BPF on the TCP header (where a socket filter starts on a TCP socket): a segment with
+    // SYN and not ACK (flags byte 13, SYN 0x02, ACK 0x10) is dropped (return 0), any other kept.
+    std::array<sock_filter, 5> code{{
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),
+        BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0),
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+    }};
+    sock_fprog prog{static_cast<unsigned short>(code.size()), code.data()};
+    // The kernel copies the program; the descriptor stays open until close() below.
+    return setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_ATTACH_FILTER, &prog,
+                      sizeof prog) == 0;
+  }
+
+  // From any thread: accepts what the queue holds, then closes the listener; the future is ready
+  // once every connection it accepted is admitted (or refused) and the listener is closed.
+  std::future<void> close() {
+    auto done = closed_.get_future();
     asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      self->closing_ = true;
       beast::error_code ec;
-      self->acceptor_.close(ec);
       self->retry_.cancel();
+      // The pending async_accept completes on this strand, with a connection or aborted, and
+      // its handler finishes closing: until then the reactor may accept on our behalf.
+      self->acceptor_.cancel(ec);
     });
+    return done;
   }
 
  private:
@@ -661,6 +722,22 @@ class Listener : public std::enable_shared_from_this<Listener> {
     session->start();
   }
 
+  // On the acceptor's strand, once no async_accept is pending: admits every connection still in
+  // the accept queue (each completed its handshake and may have sent its request: closing the
+  // listener would reset it), then closes the listener.
+  void finish_closing() {
+    if (!acceptor_.is_open()) return;
+    beast::error_code ec;
+    acceptor_.non_blocking(true, ec);
+    while (!ec) {
+      tcp::socket s(asio::make_strand(ioc_));
+      acceptor_.accept(s, ec);  // would_block once the queue is empty
+      if (!ec) admit(std::move(s));
+    }
+    acceptor_.close(ec);
+    closed_.set_value();
+  }
+
   void shed_for_descriptors() {
     auto& sh = *shared_;
     std::shared_ptr<Session> victim;
@@ -679,6 +756,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
   tcp::acceptor acceptor_;
   asio::steady_timer retry_;
   std::shared_ptr<Shared> shared_;
+  bool closing_ = false;  // on the strand
+  std::promise<void> closed_;
 };
 
 tcp::endpoint endpoint_for(const ServerOptions& o, asio::io_context& ioc) {
@@ -736,19 +815,44 @@ void Server::start() {
 void Server::stop(std::chrono::milliseconds grace) {
   if (!started_ || stopped_) return;
   stopped_ = true;
+  const auto deadline = std::chrono::steady_clock::now() + grace;
   auto& s = *impl_->shared;
-  s.draining = true;
-  api_.set_shutting_down();
-  if (impl_->listener) impl_->listener->close();
+  s.draining = true;         // every answer from now on closes its connection
+  api_.set_shutting_down();  // /healthz 503: a balancer sends new calls elsewhere
+  if (impl_->listener) {
+    if (grace > std::chrono::milliseconds(0)) {
+      if (impl_->listener->refuse_new_handshakes())
+        std::this_thread::sleep_for(std::min(kHandshakeSettle, grace));
+      else
+        log::warning("unifnd: cannot filter new connections while stopping: {}",
+                     std::strerror(errno));
+    }
+    // Bounded anyway: the I/O threads run the close unless they are all stuck.
+    impl_->listener->close().wait_for(std::chrono::seconds(1));
+  }
+  // Every connection accepted is served: one that waits for a request is closed once nothing is
+  // arriving on it, the others when their answer is written; until the grace runs out.
   std::vector<std::shared_ptr<Session>> open;
+  for (;;) {
+    {
+      std::lock_guard lock(s.mu);
+      if (s.sessions.empty() || std::chrono::steady_clock::now() >= deadline) break;
+      for (auto& [id, weak] : s.sessions)
+        if (auto session = weak.lock()) open.push_back(std::move(session));
+    }
+    // Outside the lock: the last reference to a session may be ours, and its destructor locks.
+    for (auto& session : open) session->close_if_idle_from_outside();
+    open.clear();
+    std::unique_lock lock(s.mu);
+    s.cv.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + kIdleSweep),
+                    [&] { return s.sessions.empty(); });
+  }
   {
     std::unique_lock lock(s.mu);
-    s.cv.wait_for(lock, grace, [&] { return s.in_flight == 0; });
     for (auto& [id, weak] : s.sessions)
       if (auto session = weak.lock()) open.push_back(std::move(session));
   }
-  // Outside the lock: the last reference to a session may be ours, and its destructor locks.
-  for (auto& session : open) session->close_from_outside();
+  for (auto& session : open) session->close_from_outside();  // past the grace: calls cancelled
   open.clear();
   {
     // Closed sockets complete their handlers with errors and the sessions go; bounded anyway.

@@ -60,10 +60,15 @@ class Server {
   void start();
   std::uint16_t port() const { return port_; }  // the bound port, after start()
 
-  // Stops accepting, and makes the Api answer 503 to new invocations and /healthz. Requests under
-  // way finish and are answered for up to grace (every answer now closes its connection); then
-  // every connection is closed (calls still running are cancelled) and the I/O threads are
-  // joined. Idempotent. Not to be called from an I/O thread (from an Api handler).
+  // Stops so that a load balancer in front loses no call: /healthz answers 503 at once; new
+  // handshakes are turned away (so the client retries, then finds the port closed: connection
+  // refused, which a balancer safely retries elsewhere) while those under way complete; every
+  // connection in the accept queue is accepted, then the listener closes. Then, for up to grace,
+  // every request that arrives on a connection held is served, and every answer closes its
+  // connection; a connection waiting for a request is closed once nothing arrives on it. Past the
+  // grace every connection is closed (calls still running are cancelled) and the I/O threads are
+  // joined. With no grace, the listener closes at once. Idempotent. Not to be called from an I/O
+  // thread (from an Api handler).
   void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(0));
 
   std::size_t connections() const;            // open now

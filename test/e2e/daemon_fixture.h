@@ -32,9 +32,14 @@ inline std::string platform_flag(const std::string& args) {
 
 class Daemon {
  public:
-  explicit Daemon(const std::string& args = "", const std::string& env = "") {
-    log_ = "/tmp/unifn-e2e-" + std::to_string(getpid()) + ".log";
-    state_ = "/tmp/unifn-e2e-state-" + std::to_string(getpid());
+  // A daemon started again in the same test sees its predecessor's state directory, unless
+  // state_tag differs (the nodes of a fleet run at once, each with its own); each has its own log.
+  explicit Daemon(const std::string& args = "", const std::string& env = "",
+                  const std::string& state_tag = "") {
+    static int started = 0;
+    log_ = "/tmp/unifn-e2e-" + std::to_string(getpid()) + "-" + std::to_string(started++) + ".log";
+    state_ = "/tmp/unifn-e2e-state-" + std::to_string(getpid()) +
+             (state_tag.empty() ? "" : "-" + state_tag);
     auto r =
         sh(env + " " + std::string(UNIFN_BUILD_DIR) + "/unifnd --listen 127.0.0.1:0 --state-dir " +
            state_ + " " + args + platform_flag(args) + " >" + log_ + " 2>&1 & echo $!");
@@ -55,6 +60,7 @@ class Daemon {
     sh("rm -rf " + state_);
   }
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + port_ + path; }
+  int port() const { return std::stoi(port_); }
   void signal(int sig) const { kill(pid_, sig); }
   pid_t pid() const { return pid_; }
   const std::string& state_dir() const { return state_; }

@@ -461,10 +461,11 @@ TEST_CASE("a callback to a dead receiver is tried twice, logged, and blocks noth
 }
 
 TEST_CASE(
-    "stop(grace): new invocations get 503 while the call under way finishes and is answered") {
+    "stop(grace): /healthz 503 at once, a request on a kept-alive connection and the call under "
+    "way are served, each answer closes its connection, then nobody listens") {
   ServerFixture f;
   f.dispatcher.slow_delay = 400ms;
-  Client busy(f.port()), other(f.port());
+  Client busy(f.port()), other(f.port()), health(f.port());
   REQUIRE(other.send(get("/healthz")));
   REQUIRE(other.read()->status == 200);
   REQUIRE(busy.send(post("/function/slow", "")));
@@ -472,12 +473,18 @@ TEST_CASE(
 
   auto stopped = std::async(std::launch::async, [&] { f.server.stop(5000ms); });
   REQUIRE(eventually([&] { return f.api.shutting_down(); }));
+  REQUIRE(health.send(get("/healthz")));
   REQUIRE(other.send(post("/function/echo", "late")));
-  auto refused = other.read();
-  REQUIRE(refused);
-  CHECK(refused->status == 503);
-  CHECK(refused->header("connection") == "close");
-  CHECK(refused->body == "{\"error\":\"unifnd is shutting down\"}\n");
+  auto h = health.read();
+  REQUIRE(h);
+  CHECK(h->status == 503);
+  CHECK(h->body == "shutting down\n");
+  CHECK(h->header("connection") == "close");
+  auto late = other.read();
+  REQUIRE(late);
+  CHECK(late->status == 200);
+  CHECK(late->body == "late");
+  CHECK(late->header("connection") == "close");
 
   auto done = busy.read();
   REQUIRE(done);
@@ -495,6 +502,70 @@ TEST_CASE(
   CHECK(connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) !=
         0);  // Safe: sockaddr_in as sockaddr.
   ::close(s);
+}
+
+TEST_CASE("stop(grace) closes a connection that waits for a request, well before the grace ends") {
+  ServerFixture f;
+  Client idle(f.port());
+  REQUIRE(idle.send(get("/healthz")));
+  REQUIRE(idle.read()->status == 200);
+  auto t0 = std::chrono::steady_clock::now();
+  f.server.stop(5000ms);
+  CHECK(std::chrono::steady_clock::now() - t0 < 2000ms);
+  CHECK(idle.closed_by_peer(100ms));
+}
+
+TEST_CASE(
+    "stop(grace) while clients keep opening connections: every connection that was established "
+    "is answered 200, later ones are refused") {
+  ServerFixture f;
+  const auto port = f.port();
+  std::atomic<bool> stopping{false};
+  std::atomic<int> answered{0}, failed{0}, refused{0}, after_stop{0};  // after: begun after stop
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t)
+    clients.emplace_back([&, t] {
+      for (int i = 0;; ++i) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        timeval tv{5, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) !=
+            0) {  // Safe: sockaddr_in as sockaddr.
+          ::close(fd);
+          ++refused;
+          return;
+        }
+        const bool late = stopping.load();
+        const std::string body = std::to_string(t) + "-" + std::to_string(i);
+        const auto req = post("/function/echo", body, "Connection: close\r\n");
+        std::string got;
+        bool ok =
+            ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+        char c[4096];
+        for (ssize_t n; ok && (n = recv(fd, c, sizeof c, 0)) > 0;)
+          got.append(c, static_cast<std::size_t>(n));
+        ::close(fd);
+        if (ok && got.starts_with("HTTP/1.1 200") && got.ends_with("\r\n\r\n" + body)) {
+          ++answered;
+          if (late) ++after_stop;
+        } else {
+          ++failed;
+        }
+      }
+    });
+  std::this_thread::sleep_for(300ms);
+  stopping = true;
+  f.server.stop(5000ms);
+  for (auto& c : clients) c.join();
+  INFO("answered " << answered << ", after stop began " << after_stop << ", refused " << refused);
+  CHECK(failed == 0);
+  CHECK(refused == 8);  // each client ends on a refused connection, none on a reset one
+  CHECK(answered > 8);
 }
 
 TEST_CASE("stop(grace) past its grace closes connections and cancels calls still running") {
