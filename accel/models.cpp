@@ -70,8 +70,8 @@ ModelsState ModelsState::read(vmm::ByteReader& r) {
   s.next_model = r.pod<std::uint32_t>();
   const auto count = r.pod<std::uint32_t>();
   if (count > kMaxModelsPerDevice)
-    throw std::runtime_error(fmt::format(
-        "virtio-accel state: {} models, more than the {} allowed", count, kMaxModelsPerDevice));
+    throw std::runtime_error(fmt::format("virtio-accel state: {} models, more than the {} allowed",
+                                         count, kMaxModelsPerDevice));
   for (std::uint32_t i = 0; i < count; ++i) {
     const auto id = r.pod<std::uint32_t>();
     ModelRecord m;
@@ -196,9 +196,10 @@ Result ModelTable::run(const vmm::GuestMemory& mem, std::uint32_t session,
                        std::uint32_t& written) {
   constexpr auto kIo = sizeof(unifn_accel_model_io);
   if (in.empty() || in[0].bytes.size() != kIo || out.empty() || out[0].bytes.size() != kIo)
-    return bad(fmt::format("model-run takes [unifn_accel_model_io ({} bytes)] first, to read and "
-                           "to write",
-                           kIo));
+    return bad(
+        fmt::format("model-run takes [unifn_accel_model_io ({} bytes)] first, to read and "
+                    "to write",
+                    kIo));
   for (const auto* a : {&in[0].type, &out[0].type})
     if (*a != UNIFN_ACCEL_ARG_RAW && *a != UNIFN_ACCEL_ARG_STRUCT)
       return bad("model-run's unifn_accel_model_io arguments must be declared raw or struct");
@@ -213,11 +214,12 @@ Result ModelTable::run(const vmm::GuestMemory& mem, std::uint32_t session,
   const auto& g = *e.graph;
   if (io.nr_inputs != g.inputs.size() || in.size() != 1 + g.inputs.size() ||
       out.size() != 1 + g.outputs.size())
-    return bad(fmt::format("model {} takes {} inputs and gives {} outputs; the request names {} "
-                           "inputs and carries {} read and {} write buffers after the "
-                           "unifn_accel_model_io",
-                           io.model_id, g.inputs.size(), g.outputs.size(), io.nr_inputs,
-                           in.size() - 1, out.size() - 1));
+    return bad(
+        fmt::format("model {} takes {} inputs and gives {} outputs; the request names {} "
+                    "inputs and carries {} read and {} write buffers after the "
+                    "unifn_accel_model_io",
+                    io.model_id, g.inputs.size(), g.outputs.size(), io.nr_inputs, in.size() - 1,
+                    out.size() - 1));
   std::vector<Tensor> inputs(g.inputs.size());
   for (std::size_t i = 0; i < g.inputs.size(); ++i) {
     const auto& d = io.inputs[i];
@@ -227,11 +229,11 @@ Result ModelTable::run(const vmm::GuestMemory& mem, std::uint32_t session,
       return bad(fmt::format("input {} ('{}') is declared {}, the model takes {}", i, v.name,
                              arg_type_name(d.type), arg_type_name(arg_type(v.type))));
     if (a.type != UNIFN_ACCEL_ARG_RAW && a.type != d.type)
-      return bad(fmt::format("input {}'s buffer is declared of another type than its description",
-                             i));
+      return bad(
+          fmt::format("input {}'s buffer is declared of another type than its description", i));
     if (d.rank > UNIFN_ACCEL_MODEL_MAX_RANK)
-      return bad(fmt::format("input {} has rank {}, more than {}", i, d.rank,
-                             UNIFN_ACCEL_MODEL_MAX_RANK));
+      return bad(
+          fmt::format("input {} has rank {}, more than {}", i, d.rank, UNIFN_ACCEL_MODEL_MAX_RANK));
     Tensor& t = inputs[i];
     t.type = v.type;
     t.dims.assign(d.dims, d.dims + d.rank);
@@ -271,16 +273,16 @@ Result ModelTable::run(const vmm::GuestMemory& mem, std::uint32_t session,
   answer.nr_outputs = static_cast<std::uint32_t>(outputs.size());
   for (std::size_t j = 0; j < outputs.size(); ++j) {
     const Tensor& t = outputs[j];
-    const std::size_t bytes = t.type == DType::Float ? t.f.size() * sizeof(float)
-                                                     : t.i.size() * sizeof(std::int64_t);
+    const std::size_t bytes =
+        t.type == DType::Float ? t.f.size() * sizeof(float) : t.i.size() * sizeof(std::int64_t);
     if (t.dims.size() > UNIFN_ACCEL_MODEL_MAX_RANK)
       return Result::fail(Status::Error, fmt::format("output {} has rank {}, more than {}", j,
                                                      t.dims.size(), UNIFN_ACCEL_MODEL_MAX_RANK));
     if (bytes > out[1 + j].bytes.size())
-      return Result::fail(Status::Error,
-                          fmt::format("output {} has shape {} ({} bytes); its buffer holds {}", j,
-                                      onnx_model::shape_string(t.dims), bytes,
-                                      out[1 + j].bytes.size()));
+      return Result::fail(
+          Status::Error,
+          fmt::format("output {} has shape {} ({} bytes); its buffer holds {}", j,
+                      onnx_model::shape_string(t.dims), bytes, out[1 + j].bytes.size()));
     auto& d = answer.outputs[j];
     d.type = arg_type(t.type);
     d.rank = static_cast<std::uint32_t>(t.dims.size());
@@ -293,8 +295,8 @@ Result ModelTable::run(const vmm::GuestMemory& mem, std::uint32_t session,
     const Tensor& t = outputs[j];
     const auto* src = t.type == DType::Float ? static_cast<const void*>(t.f.data())
                                              : static_cast<const void*>(t.i.data());
-    const std::size_t bytes = t.type == DType::Float ? t.f.size() * sizeof(float)
-                                                     : t.i.size() * sizeof(std::int64_t);
+    const std::size_t bytes =
+        t.type == DType::Float ? t.f.size() * sizeof(float) : t.i.size() * sizeof(std::int64_t);
     if (bytes) std::memcpy(out[1 + j].bytes.data(), src, bytes);
     written += static_cast<std::uint32_t>(bytes);
   }

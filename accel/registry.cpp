@@ -7,6 +7,7 @@
 #include "accel/cpu/cpu_loader.h"
 #ifdef UNIFN_HAVE_CUDA
 #include "accel/cuda/cuda_backend.h"
+#include "accel/cuda/onnx/model_run.h"
 #endif
 
 namespace unifn::accel {
@@ -20,10 +21,12 @@ bool cuda_compiled() {
 }
 
 BackendRegistry::BackendRegistry() {
+  std::shared_ptr<Backend> cpu = make_lazy_cpu_backend();
 #ifdef UNIFN_HAVE_CUDA
-  backends_.push_back(make_cuda_backend());
+  // The CPU module parses the models the GPU runs: it alone links the ONNX library.
+  backends_.push_back(make_cuda_backend({}, {cpu, run_model_on_cuda}));
 #endif
-  backends_.push_back(make_lazy_cpu_backend());
+  backends_.push_back(std::move(cpu));
 }
 
 BackendRegistry::BackendRegistry(std::vector<std::shared_ptr<Backend>> backends)

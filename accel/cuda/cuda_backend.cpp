@@ -24,7 +24,8 @@ using cuda::cuda_error;
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(std::optional<ScratchPool::Limits> scratch) {
+  CudaBackend(std::optional<ScratchPool::Limits> scratch, CudaModels models)
+      : models_(std::move(models)) {
     cuda::Gpu gpu = cuda::open_gpu();
     reason_ = gpu.reason;
     stream_ = gpu.stream;  // destroyed below when made, even without the rest
@@ -85,6 +86,20 @@ class CudaBackend final : public Backend {
       }
       return down(a.c.data(), dc, nc);
     });
+  }
+
+  bool runs_models() const override { return available_ && models_.parser && models_.run; }
+  Result load_model(std::span<const std::uint8_t> bytes, LoadedModel& out) override {
+    if (!runs_models()) return Backend::load_model(bytes, out);
+    return models_.parser->load_model(bytes, out);
+  }
+  std::shared_ptr<const onnx_model::Graph> find_model(const ModelDigest& digest) override {
+    return runs_models() ? models_.parser->find_model(digest) : nullptr;
+  }
+  Result run_model(const ModelRunArgs& a) override {
+    if (!runs_models()) return Backend::run_model(a);
+    const auto turn = gate_.enter(a.tenant);
+    return models_.run(a);
   }
 
   Result minmax(const MinmaxArgs& a) override {
@@ -181,14 +196,16 @@ class CudaBackend final : public Backend {
   std::string cublas_note_;
   cudaStream_t stream_ = nullptr;
   Cublas cublas_;
+  CudaModels models_;
   FairGate gate_;                       // one op on the GPU at a time, tenants in turn
   std::optional<ScratchPool> scratch_;  // used only during a turn
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(std::optional<ScratchPool::Limits> scratch) {
-  return std::make_unique<CudaBackend>(scratch);
+std::unique_ptr<Backend> make_cuda_backend(std::optional<ScratchPool::Limits> scratch,
+                                           CudaModels models) {
+  return std::make_unique<CudaBackend>(scratch, std::move(models));
 }
 
 }  // namespace unifn::accel

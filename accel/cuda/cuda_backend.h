@@ -1,6 +1,7 @@
 // The CUDA backend: cuBLAS SGEMM and unifn's own kernels; probes for a GPU when created.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -15,6 +16,14 @@ namespace unifn::accel {
 // Ops take turns at the GPU, tenant by tenant (FairGate); their device buffers come from a
 // ScratchPool, by default capped at a quarter of the GPU's memory and trimmed to 256 MiB after each
 // op.
-std::unique_ptr<Backend> make_cuda_backend(std::optional<ScratchPool::Limits> scratch = {});
+// Models on the GPU: parsed by `parser` (the CPU backend, which holds the ONNX library) and run by
+// `run` (the CUDA graph executor, accel/cuda/onnx), each run a turn at the GPU as the other ops
+// are. Without both, the backend runs no models.
+struct CudaModels {
+  std::shared_ptr<Backend> parser;
+  std::function<Result(const ModelRunArgs&)> run;
+};
+std::unique_ptr<Backend> make_cuda_backend(std::optional<ScratchPool::Limits> scratch = {},
+                                           CudaModels models = {});
 
 }  // namespace unifn::accel

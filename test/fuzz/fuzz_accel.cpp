@@ -130,8 +130,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (h.mode & fuzz::kModeRestore) {
     // The state survives a save/restore round trip exactly, and the copy keeps serving.
     const auto state = dev.save();
-    opts.rates = ref_rates;
-    accel::AccelDevice copy(ref, opts);
+    // On the same backend: a snapshot with models restores only where models run.
+    accel::AccelDevice copy(on_cpu ? cpu : ref, opts);
     copy.restore(state);
     if (copy.save() != state) __builtin_trap();
     copy.attach(machine, kWindow);

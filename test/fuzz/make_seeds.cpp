@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 
 #include "test/fuzz/fuzz_layout.h"
@@ -59,6 +60,36 @@ std::vector<D> sgemm(Harness& h, std::int64_t m, std::int64_t n, std::int64_t k)
       UNIFN_ACCEL_CMD_DO_OP, 1, UNIFN_ACCEL_OP_BLAS_SGEMM,
       {i64(m), i64(n), i64(k), f32(1), buf(m * k), i64(k), buf(k * n), i64(n), f32(0), i64(n)},
       {buf(m * n)});
+}
+
+// The node tests' Relu model, registered in session 1; then a run of it with x of `dims`.
+std::vector<char> seed_model() {
+  std::ifstream f(UNIFN_SEED_MODEL, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+std::vector<D> model_register(Harness& h) {
+  const auto bytes = seed_model();
+  const auto at = h.put_vec(bytes);
+  return h.chain_for(UNIFN_ACCEL_CMD_MODEL_REGISTER, 1, 0,
+                     {{at, static_cast<std::uint32_t>(bytes.size())}},
+                     {{h.alloc(sizeof(unifn_accel_model_io)), sizeof(unifn_accel_model_io),
+                       UNIFN_ACCEL_ARG_STRUCT},
+                      {h.alloc(64), 64}});
+}
+std::vector<D> model_run(Harness& h, std::vector<std::int64_t> dims) {
+  unifn_accel_model_io io{};
+  io.model_id = 1;
+  io.nr_inputs = 1;
+  io.inputs[0].type = UNIFN_ACCEL_ARG_FLOAT32;
+  io.inputs[0].rank = static_cast<std::uint32_t>(dims.size());
+  std::int64_t n = 1;
+  for (std::size_t i = 0; i < dims.size(); ++i) n *= (io.inputs[0].dims[i] = dims[i]);
+  const auto bytes = static_cast<std::uint32_t>(4 * n);
+  return h.chain_for(
+      UNIFN_ACCEL_CMD_DO_OP, 1, UNIFN_ACCEL_OP_MODEL_RUN,
+      {{h.put(io), sizeof io, UNIFN_ACCEL_ARG_STRUCT},
+       {h.alloc(bytes, 0x3f), bytes, UNIFN_ACCEL_ARG_FLOAT32}},
+      {{h.alloc(sizeof io), sizeof io, UNIFN_ACCEL_ARG_STRUCT}, {h.alloc(240), 240}});
 }
 
 std::vector<D> minmax(Harness& h, std::int32_t n) {
@@ -127,6 +158,12 @@ int main(int argc, char** argv) {
   });
   seed(dir, "sgemm-late", fuzz::kModeLate | fuzz::kModeCpu, [](Harness& h) {
     return Chains{sgemm(h, 8, 5, 3), minmax(h, 4)};
+  });
+  seed(dir, "model-cpu", fuzz::kModeCpu | fuzz::kModeRestore, [](Harness& h) {
+    return Chains{model_register(h), model_run(h, {3, 4, 5}), model_run(h, {3, 4, 6})};
+  });
+  seed(dir, "model-late", fuzz::kModeCpu | fuzz::kModeLate, [](Harness& h) {
+    return Chains{model_register(h), model_run(h, {3, 4, 5})};
   });
   seed(dir, "overlap", 0, [](Harness& h) {
     auto c = minmax(h, 4);

@@ -9,6 +9,9 @@
 #include <onnx/onnx_pb.h>
 
 #include "accel/cpu/cpu_backend.h"
+#ifdef UNIFN_HAVE_CUDA
+#include "accel/cuda/cuda_backend.h"
+#endif
 #include "test/support/ring_harness.h"
 
 using namespace unifn;
@@ -92,10 +95,9 @@ Registered register_model(Harness& h, std::uint32_t sess, const std::string& mod
   const auto meta = h.alloc(meta_len, 0xEE);
   std::vector<A> writes{{io, sizeof(unifn_accel_model_io), UNIFN_ACCEL_ARG_STRUCT}};
   if (meta_len) writes.push_back({meta, meta_len});
-  r.status =
-      h.request(UNIFN_ACCEL_CMD_MODEL_REGISTER, sess, 0,
-                {{r.bytes_at, static_cast<std::uint32_t>(bytes.size())}}, writes)
-          .status;
+  r.status = h.request(UNIFN_ACCEL_CMD_MODEL_REGISTER, sess, 0,
+                       {{r.bytes_at, static_cast<std::uint32_t>(bytes.size())}}, writes)
+                 .status;
   r.io = h.get<unifn_accel_model_io>(io);
   if (meta_len) {
     auto m = h.get_vec<char>(meta, meta_len);
@@ -177,8 +179,9 @@ TEST_CASE("a model registers once, says what it takes and gives, and runs to the
   CHECK(h.dev.models().size() == 1);
 }
 
-TEST_CASE("a run whose tensors disagree with the model is refused before it runs and writes "
-          "nothing") {
+TEST_CASE(
+    "a run whose tensors disagree with the model is refused before it runs and writes "
+    "nothing") {
   Harness h(accel::make_cpu_backend());
   h.init_driver();
   const auto sess = h.open_session();
@@ -271,8 +274,9 @@ std::unique_ptr<Harness> restored(Harness& from, std::shared_ptr<accel::Backend>
 
 }  // namespace
 
-TEST_CASE("a snapshot keeps its models: found again by digest, or loaded again from the guest's "
-          "copy after a restart") {
+TEST_CASE(
+    "a snapshot keeps its models: found again by digest, or loaded again from the guest's "
+    "copy after a restart") {
   std::shared_ptr<accel::Backend> cpu = accel::make_cpu_backend();
   Harness h(cpu);
   h.init_driver();
@@ -296,9 +300,9 @@ TEST_CASE("a snapshot keeps its models: found again by digest, or loaded again f
   }
   SECTION("after a restart, refused when the guest changed its copy") {
     auto r = restored(h, accel::make_cpu_backend());
-    r->mem.write_obj<std::uint8_t>(vmm::GuestAddr(reg.bytes_at + 20),
-                                   static_cast<std::uint8_t>(
-                                       r->get<std::uint8_t>(reg.bytes_at + 20) ^ 1));
+    r->mem.write_obj<std::uint8_t>(
+        vmm::GuestAddr(reg.bytes_at + 20),
+        static_cast<std::uint8_t>(r->get<std::uint8_t>(reg.bytes_at + 20) ^ 1));
     const auto ran = run_model(*r, sess, reg.io.model_id, x);
     CHECK(ran.status == UNIFN_ACCEL_ERR);
     CHECK(untouched(ran.y));
@@ -331,3 +335,21 @@ TEST_CASE("the models' state round-trips and refuses what cannot be") {
   CHECK_THROWS_WITH(vmm::decode<accel::AccelState>(vmm::encode(huge), "test"),
                     Catch::Contains("impossible size"));
 }
+
+#ifdef UNIFN_HAVE_CUDA
+TEST_CASE("the CUDA backend runs models only with a GPU, and its device's features say so") {
+  std::shared_ptr<accel::Backend> cpu = accel::make_cpu_backend();
+  auto cuda = std::shared_ptr<accel::Backend>(accel::make_cuda_backend(
+      {}, {cpu, [](const accel::ModelRunArgs&) { return accel::Result::success(); }}));
+  CHECK(cuda->runs_models() == cuda->available());
+  CHECK_FALSE(accel::make_cuda_backend()->runs_models());  // no parser, no runner: no models
+  if (cuda->available()) return;                           // test/gpu runs the models on it
+  INFO(cuda->unavailable_reason());
+  Harness h(cuda);
+  h.init_driver();
+  CHECK((h.rd(0x100 + offsetof(unifn_accel_config, features)) & UNIFN_ACCEL_FEATURE_MODELS) == 0);
+  const auto sess = h.open_session();
+  CHECK(register_model(h, sess, tiny_model()).status == UNIFN_ACCEL_NOTSUPP);
+  CHECK_THAT(h.dev.last_error(), Catch::Contains("does not run models"));
+}
+#endif
