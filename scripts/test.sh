@@ -11,6 +11,11 @@ logs=()
 status=0
 # Every C and C++ file in .clang-format's style (scripts/format.sh formats them).
 scripts/format.sh --check || status=1
+# ctest takes a ';' in a Catch2 test name as a list separator, and the test then never runs.
+if grep -rnE 'TEST_CASE\("[^"]*;' test; then
+  echo "test.sh: the test names above hold ';', which ctest cannot run: use ',' or 'and'" >&2
+  status=1
+fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j1 --timeout 600) 2>&1 | tee build/ctest.log || status=1

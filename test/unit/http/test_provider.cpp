@@ -224,7 +224,7 @@ TEST_CASE("a deployment is validated as a file is: the file's own sentences, nam
         fs::directory_iterator());
 }
 
-TEST_CASE("POST deploys once, PUT updates, DELETE removes; each reloads") {
+TEST_CASE("POST deploys once, PUT updates, DELETE removes, and each reloads") {
   ProviderFixture f;
   CHECK(f.send(verb::put, "/system/functions", echo_deployment()).result_int() == 404);
   REQUIRE(f.send(verb::post, "/system/functions", echo_deployment()).result_int() == 202);
@@ -286,7 +286,7 @@ TEST_CASE("a deployment that would break the set is refused, the set left as it 
   CHECK(f.reloads == 0);
 }
 
-TEST_CASE("racing deploys of one name: one wins, the other gets 409; files stay whole") {
+TEST_CASE("racing deploys of one name: one wins, the other gets 409, and files stay whole") {
   ProviderFixture f;
   std::vector<std::future<unsigned>> same, different;
   for (int i = 0; i < 8; ++i) {
@@ -406,7 +406,7 @@ TEST_CASE("status documents show the deployment back: namespace, labels, annotat
   CHECK(f.call(verb::patch, "/system/functions").result_int() == 405);
 }
 
-TEST_CASE("basic auth guards /system/* when credentials exist; /function/* stays open") {
+TEST_CASE("basic auth guards /system/* when credentials exist, and /function/* stays open") {
   SECTION("credentials") {
     ProviderFixture f(http::provider::Credentials{"admin", "s3cret"});
     auto r = f.call(verb::get, "/system/functions");
