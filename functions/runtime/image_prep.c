@@ -155,9 +155,39 @@ size_t unifn_image_spec_floats(const struct unifn_image_spec* spec) {
   return spec ? (size_t)spec->width * spec->height * spec->channels : 0;
 }
 
+/* Debian's stb_image (2022-09) builds a JPEG Huffman table from its 16 code counts without checking
+ * that they total at most 256, and writes past the table when they do (later stb checks it). So
+ * every place stb could take for a DHT segment (any 0xFF 0xC4: a superset of what its marker
+ * reader finds, however the bytes around are damaged) is checked first, each table as stb reads
+ * it, 0 past the end. Returns 0 when a table is impossible. */
+static int jpeg_tables_fit(const uint8_t* p, size_t len) {
+  if (len < 2 || p[0] != 0xFF || p[1] != 0xD8) return 1; /* not a JPEG: nothing to check */
+  for (size_t i = 2; i + 1 < len; ++i) {
+    if (p[i] != 0xFF || p[i + 1] != 0xC4) continue;
+    const size_t at = i + 2;
+    const size_t seg = at + 1 < len ? ((size_t)p[at] << 8) | p[at + 1] : 0;
+    long left = (long)seg - 2; /* stb's L */
+    size_t j = at + 2;
+    while (left > 0 && j < len) {
+      size_t n = 0;
+      for (size_t k = 1; k <= 16; ++k) n += j + k < len ? p[j + k] : 0;
+      if (n > 256) return 0;
+      left -= 17 + (long)n;
+      j += 17 + n;
+    }
+  }
+  return 1;
+}
+
 int unifn_image_info(const void* img, size_t len, int* width, int* height, int* channels, char* err,
                      size_t errlen) {
   int w = 0, h = 0, n = 0;
+  if (img && !jpeg_tables_fit((const uint8_t*)img, len)) {
+    say(err, errlen,
+        "the body is not a PNG or JPEG image (a JPEG Huffman table of more than 256 "
+        "codes)");
+    return UNIFN_IMAGE_BAD;
+  }
   if (!img || len == 0 || len > 0x7fffffff ||
       !stbi_info_from_memory((const stbi_uc*)img, (int)len, &w, &h, &n)) {
     say(err, errlen, "the body is not a PNG or JPEG image (%s)",
