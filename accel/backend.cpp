@@ -1,4 +1,4 @@
-// Names of statuses, image ops and model digests, for messages and metrics.
+// Names of statuses and image ops, for messages and metrics.
 #include "accel/backend.h"
 
 namespace unifn::accel {
@@ -31,17 +31,6 @@ std::string_view to_string(ImageOp op) {
       return "resize";
   }
   return "unknown-image-op";
-}
-
-std::string to_hex(const ModelDigest& d) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  s.reserve(d.size() * 2);
-  for (auto b : d) {
-    s += kHex[b >> 4];
-    s += kHex[b & 15];
-  }
-  return s;
 }
 
 }  // namespace unifn::accel

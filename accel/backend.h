@@ -92,7 +92,6 @@ namespace unifn::accel {
 
 // The SHA-256 of a model's bytes: how a snapshot names the models its device had registered.
 using ModelDigest = std::array<std::uint8_t, 32>;
-std::string to_hex(const ModelDigest& d);
 
 // A model checked once (ONNX's parser, checker and shape inference, then every node against what
 // the executors run) and shared by every device that registered the same bytes.

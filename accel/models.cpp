@@ -7,6 +7,7 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "accel/model_work.h"
 #include "accel/onnx/model.h"
@@ -28,12 +29,17 @@ std::string_view arg_type_name(std::uint32_t t) {
   return t == UNIFN_ACCEL_ARG_FLOAT32 ? "float32" : t == UNIFN_ACCEL_ARG_INT64 ? "int64" : "?";
 }
 
-unifn_accel_model_io read_io(const InArg& a, const char* what) {
+unifn_accel_model_io read_io(const InArg& a) {
   unifn_accel_model_io io;
   std::memcpy(&io, a.bytes.data(), sizeof io);  // the caller checked the size
-  (void)what;
   return io;
 }
+
+std::size_t tensor_bytes(const Tensor& t) {
+  return t.type == DType::Float ? t.f.size() * sizeof(float) : t.i.size() * sizeof(std::int64_t);
+}
+
+std::string to_hex(const ModelDigest& d) { return fmt::format("{:02x}", fmt::join(d, "")); }
 
 // A declared value as the ABI describes it (-1 for an open size); false past the ABI's rank.
 bool describe(const onnx_model::Value& v, unifn_accel_tensor_desc& d) {
@@ -203,7 +209,7 @@ Result ModelTable::run(const vmm::GuestMemory& mem, std::uint32_t session,
   for (const auto* a : {&in[0].type, &out[0].type})
     if (*a != UNIFN_ACCEL_ARG_RAW && *a != UNIFN_ACCEL_ARG_STRUCT)
       return bad("model-run's unifn_accel_model_io arguments must be declared raw or struct");
-  const auto io = read_io(in[0], "model-run");
+  const auto io = read_io(in[0]);
   if (io._reserved != 0) return bad("unifn_accel_model_io's reserved field is not 0");
   auto it = models_.find(io.model_id);
   if (it == models_.end() || it->second.record.session != session)
@@ -273,8 +279,7 @@ Result ModelTable::run(const vmm::GuestMemory& mem, std::uint32_t session,
   answer.nr_outputs = static_cast<std::uint32_t>(outputs.size());
   for (std::size_t j = 0; j < outputs.size(); ++j) {
     const Tensor& t = outputs[j];
-    const std::size_t bytes =
-        t.type == DType::Float ? t.f.size() * sizeof(float) : t.i.size() * sizeof(std::int64_t);
+    const std::size_t bytes = tensor_bytes(t);
     if (t.dims.size() > UNIFN_ACCEL_MODEL_MAX_RANK)
       return Result::fail(Status::Error, fmt::format("output {} has rank {}, more than {}", j,
                                                      t.dims.size(), UNIFN_ACCEL_MODEL_MAX_RANK));
@@ -295,8 +300,7 @@ Result ModelTable::run(const vmm::GuestMemory& mem, std::uint32_t session,
     const Tensor& t = outputs[j];
     const auto* src = t.type == DType::Float ? static_cast<const void*>(t.f.data())
                                              : static_cast<const void*>(t.i.data());
-    const std::size_t bytes =
-        t.type == DType::Float ? t.f.size() * sizeof(float) : t.i.size() * sizeof(std::int64_t);
+    const std::size_t bytes = tensor_bytes(t);
     if (bytes) std::memcpy(out[1 + j].bytes.data(), src, bytes);
     written += static_cast<std::uint32_t>(bytes);
   }
