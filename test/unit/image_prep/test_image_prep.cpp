@@ -211,3 +211,20 @@ TEST_CASE(
   CHECK(decoded > 100);
   CHECK(refused > 100);
 }
+
+TEST_CASE("a JPEG whose Huffman table counts more than 256 codes is refused before stb reads it") {
+  std::vector<std::uint8_t> px(28 * 28, 90);
+  std::string jpg;
+  REQUIRE(stbi_write_jpg_to_func(append, &jpg, 28, 28, 1, px.data(), 90));
+  const auto dht = jpg.find("\xFF\xC4");
+  REQUIRE(dht != std::string::npos);
+  auto s = fashion_spec();
+  std::vector<float> out;
+  std::string why;
+  REQUIRE(prepare(jpg, s, out, &why) == 0);  // the image as written decodes
+  // The first table's 16 counts (after the length and the class/id byte) made to total 16 * 255.
+  auto bad = jpg;
+  for (std::size_t k = 0; k < 16; ++k) bad[dht + 5 + k] = static_cast<char>(0xFF);
+  CHECK(prepare(bad, s, out, &why) == UNIFN_IMAGE_BAD);
+  CHECK_THAT(why, Catch::Contains("Huffman table of more than 256 codes"));
+}
